@@ -1,0 +1,87 @@
+/**
+ * Ledger numbering shared by every part of the daemon (services, streamer, reconciliation).
+ * TigerBeetle stores these as plain integers; this file is the one place that names them.
+ * Changing a value here re-labels money already on disk: append, never renumber.
+ */
+
+/** Ledgers (`Account.ledger` / `Transfer.ledger`). Accounts only transact within one ledger. */
+export const Ledger = {
+  /** US dollars in micro-units: 1 unit = 10^-6 USD = 1 USDC base unit. */
+  usd_micro: 1,
+  /** Usage meter: input tokens (1 unit = 1 token). Never money. */
+  usage_input_tokens: 2,
+  /** Usage meter: output tokens (1 unit = 1 token). Never money. */
+  usage_output_tokens: 3,
+  /** Usage meter: tool calls (1 unit = 1 call). Never money. */
+  usage_tool_calls: 4,
+} as const;
+export type Ledger = (typeof Ledger)[keyof typeof Ledger];
+
+/** `Account.code`: what kind of account this is. */
+export const AccountCode = {
+  /** An agent's prepaid wallet (`debits_must_not_exceed_credits`). */
+  agent_wallet_prepaid: 100,
+  /** An agent's postpaid wallet: may go negative down to a credit limit enforced in the ledger. */
+  agent_wallet_postpaid: 101,
+  /** Per-agent control account for the postpaid credit-limit (balance-bounds) recipe. */
+  agent_credit_line: 102,
+  /** What an agent owes after soft-mode overruns (debt is recorded, never hidden). */
+  agent_debt: 103,
+  /** A masque author's earnings. */
+  author_earnings: 200,
+  /** The platform's fee revenue. */
+  platform_revenue: 300,
+  /** Session escrow: holds posted session charges until they are split, zero after each Doff. */
+  session_escrow: 301,
+  /** Platform-operated source of postpaid credit lines. */
+  platform_credit_issuer: 302,
+  /** Platform-operated operator account for manual (admin) adjustments. */
+  platform_operator: 303,
+  /** A rail's inbound account: deposits arrive from here (debited when an agent is credited). */
+  rail_inbound: 400,
+  /** A rail's outbound account: payouts leave through here. */
+  rail_outbound: 410,
+  /** Usage meters: one per agent per usage ledger (debited by usage). */
+  usage_meter: 500,
+  /** Usage sink: one per usage ledger (credited by usage). */
+  usage_sink: 510,
+} as const;
+export type AccountCode = (typeof AccountCode)[keyof typeof AccountCode];
+
+/** `Transfer.code`: what kind of movement this is. */
+export const TransferCode = {
+  /** Rail inbound → agent wallet. */
+  deposit: 1,
+  /** Admin-minted credit (operator → agent wallet). */
+  manual_deposit: 2,
+  /** Postpaid credit line grant / adjustment. */
+  credit_line: 3,
+  /** Pending hold on Don: agent wallet → escrow. Post/void of it keep this code. */
+  session_hold: 10,
+  /** Escrow → author earnings on Doff. */
+  session_author_share: 11,
+  /** Escrow → platform revenue on Doff. */
+  session_platform_fee: 12,
+  /** Soft-mode overrun recorded as debt. */
+  session_overrun_debt: 13,
+  /** Usage: input tokens. */
+  usage_input_tokens: 20,
+  /** Usage: output tokens. */
+  usage_output_tokens: 21,
+  /** Usage: tool calls. */
+  usage_tool_calls: 22,
+  /** Author payout: earnings → rail outbound (pending until the rail confirms). */
+  payout: 30,
+  /** Balance-bounds recipe helper transfers (postpaid credit checks). */
+  bounds_check: 40,
+} as const;
+export type TransferCode = (typeof TransferCode)[keyof typeof TransferCode];
+
+/** `user_data_32` on rail transfers: which rail. */
+export const Rail = {
+  base: 1,
+  solana: 2,
+  lightning: 3,
+} as const;
+export type RailName = keyof typeof Rail;
+export const RAIL_NAMES = Object.keys(Rail) as RailName[];
