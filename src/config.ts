@@ -1,0 +1,177 @@
+/**
+ * Daemon configuration: ONE zod schema over the environment, validated at start-up.
+ *
+ * To add a variable: add one entry to `vars` below (schema with its default, a one-line doc and
+ * an example). It then appears in the parsed `Config`, in `masques-ledger serve --help` and must
+ * also be added to .env.example. Empty strings count as unset (convenient with .env files).
+ * Error messages always name the variable.
+ */
+import path from "node:path";
+import { z } from "zod";
+
+/** A `host:port` listen address (`[::1]:port` for IPv6). */
+export interface ListenAddr {
+  host: string;
+  port: number;
+  /** As given, e.g. "127.0.0.1:50051". */
+  text: string;
+}
+
+const listenAddr = z.string().transform((text, ctx): ListenAddr => {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port >= 0 && port <= 65535)) {
+    ctx.addIssue({ code: "custom", message: `expected host:port (e.g. 127.0.0.1:50051), got "${text}"` });
+    return z.NEVER;
+  }
+  return { host: (m[1] ?? m[2]) as string, port, text };
+});
+
+const boolFlag = z
+  .enum(["true", "false", "1", "0", "yes", "no"])
+  .transform((v) => v === "true" || v === "1" || v === "yes");
+
+const uint = (what: string) =>
+  z.string().regex(/^\d+$/, `expected a non-negative integer (${what})`).transform(Number);
+
+/** Documentation of one variable (for `serve --help`, the README and .env.example). */
+export interface VarDoc {
+  doc: string;
+  /** Default shown in help ("" = unset / derived, explained in `doc`). */
+  default: string;
+}
+
+function v<T extends z.ZodType>(schema: T, doc: string, def = ""): { schema: T; doc: VarDoc } {
+  return { schema, doc: { doc, default: def } };
+}
+
+const vars = {
+  // ---- daemon platform -------------------------------------------------------------------
+  MASQUES_GRPC_ADDR: v(
+    listenAddr.default({ host: "127.0.0.1", port: 50051, text: "127.0.0.1:50051" }),
+    "Native gRPC (HTTP/2) listen address: reflection v1/v1alpha and grpc.health.v1 live here. Port 0 = any free port.",
+    "127.0.0.1:50051",
+  ),
+  MASQUES_HTTP_ADDR: v(
+    listenAddr.default({ host: "127.0.0.1", port: 8080, text: "127.0.0.1:8080" }),
+    "Connect, gRPC-Web and JSON over HTTP/1.1 and HTTP/2 (h2c) listen address. Port 0 = any free port.",
+    "127.0.0.1:8080",
+  ),
+  MASQUES_DATA_DIR: v(
+    z.string().default("./data"),
+    "Directory holding all local state (embedded ledger, dev JWT keys, analytics).",
+    "./data",
+  ),
+  LEDGER: v(
+    z.enum(["embedded", "tigerbeetle"]).default("embedded"),
+    "Ledger backend: the in-process embedded engine, or a TigerBeetle cluster (TB_ADDRESSES).",
+    "embedded",
+  ),
+  LEDGER_DATA_DIR: v(
+    z.string().optional(),
+    "Embedded engine data directory (default: $MASQUES_DATA_DIR/ledger).",
+  ),
+  TB_ADDRESSES: v(
+    z.string().optional(),
+    "Comma-separated TigerBeetle replica addresses (host:port or port); required when LEDGER=tigerbeetle.",
+  ),
+  TB_CLUSTER_ID: v(
+    z.string().regex(/^\d+$/, "expected a decimal 128-bit cluster id").transform(BigInt).default(0n),
+    "TigerBeetle cluster id (decimal).",
+    "0",
+  ),
+  MASQUES_JWT_PUBLIC_KEYS: v(
+    z.string().optional(),
+    "Public keys verifying bearer JWTs (EdDSA/ES256): a JWKS JSON document ({\"keys\":[...]}) or one or more SPKI PEM blocks. Unset on a loopback address = dev key pair in $MASQUES_DATA_DIR/keys.",
+  ),
+  MASQUES_JWT_ISSUER: v(z.string().min(1).default("masques-ledger"), "Required `iss` claim of bearer JWTs.", "masques-ledger"),
+  MASQUES_JWT_AUDIENCE: v(z.string().min(1).default("masques-ledger"), "Required `aud` claim of bearer JWTs.", "masques-ledger"),
+  MASQUES_LOG_LEVEL: v(
+    z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+    "Log level (JSON lines on stdout).",
+    "info",
+  ),
+  MASQUES_SHUTDOWN_GRACE_S: v(
+    uint("seconds").default(10),
+    "On SIGINT/SIGTERM: seconds to let in-flight calls finish before they are cancelled.",
+    "10",
+  ),
+  MASQUES_COALESCE: v(
+    boolFlag.default(true),
+    "Merge concurrent ledger requests into batches of at most 8189 events (true/false).",
+    "true",
+  ),
+} as const;
+
+type Vars = typeof vars;
+
+export const configSchema = z.object(
+  Object.fromEntries(Object.entries(vars).map(([k, e]) => [k, e.schema])) as {
+    [K in keyof Vars]: Vars[K]["schema"];
+  },
+);
+
+export type Config = z.output<typeof configSchema> & {
+  /** Resolved absolute data directories. */
+  readonly dataDir: string;
+  readonly ledgerDataDir: string;
+};
+
+export const configDocs: Readonly<Record<string, VarDoc>> = Object.fromEntries(
+  Object.entries(vars).map(([k, e]) => [k, e.doc]),
+);
+
+export class ConfigError extends Error {
+  constructor(readonly issues: { variable: string; message: string }[]) {
+    super(
+      "invalid configuration:\n" + issues.map((i) => `  ${i.variable}: ${i.message}`).join("\n"),
+    );
+    this.name = "ConfigError";
+  }
+}
+
+/** Parse and validate the environment. Throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input: Record<string, string> = {};
+  for (const k of Object.keys(vars)) {
+    const value = env[k];
+    if (value !== undefined && value.trim() !== "") input[k] = value.trim();
+  }
+  const parsed = configSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => ({
+        variable: String(i.path[0] ?? "(environment)"),
+        message: i.message,
+      })),
+    );
+  }
+  const c = parsed.data;
+  const cross: { variable: string; message: string }[] = [];
+  if (c.LEDGER === "tigerbeetle" && !c.TB_ADDRESSES) {
+    cross.push({ variable: "TB_ADDRESSES", message: "required when LEDGER=tigerbeetle" });
+  }
+  if (cross.length > 0) throw new ConfigError(cross);
+  const dataDir = path.resolve(c.MASQUES_DATA_DIR);
+  return {
+    ...c,
+    dataDir,
+    ledgerDataDir: path.resolve(c.LEDGER_DATA_DIR ?? path.join(dataDir, "ledger")),
+  };
+}
+
+/** Is this listen host only reachable from this machine? */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === "::ffff:127.0.0.1";
+}
+
+/** The environment section of `serve --help`. */
+export function configHelp(): string {
+  const lines: string[] = ["Environment variables:"];
+  for (const [k, d] of Object.entries(configDocs)) {
+    lines.push(`  ${k}${d.default ? ` (default: ${d.default})` : ""}`);
+    lines.push(`      ${d.doc}`);
+  }
+  return lines.join("\n");
+}
