@@ -1,0 +1,673 @@
+/**
+ * The embedded ledger's durability layer and Client: a deterministic state machine (the core,
+ * see state-machine.contract.ts) behind a write-ahead log with group commit, snapshots, recovery
+ * and a data-directory lock. Design and measurements: docs/adr/0010-embedded-engine-durability.md.
+ *
+ * Write path (one "flush" at a time):
+ *   1. calls append their validated, copied events to a FIFO queue;
+ *   2. a flush takes every queued write (up to `flushMaxBytes`), and for each: pulses first if a
+ *      pending transfer is due, applies it to the state machine (getting its results) and seals
+ *      it as one log record;
+ *   3. one write + one fdatasync (libuv thread pool, off the event loop) for the whole flush;
+ *   4. only then are the results handed back. Calls that arrive meanwhile wait for the next flush.
+ * Reads are ordered after every write submitted before them and are never served while a flush is
+ * in flight, so a read never observes state that is not yet on disk.
+ *
+ * If the state machine throws or the disk fails in the middle of a flush, memory is ahead of the
+ * disk: the engine stops (every call rejects with the cause) and must be reopened, which replays
+ * exactly what is durable.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import {
+  ErrorCodes,
+  RequestError,
+  type Account,
+  type AccountBalance,
+  type AccountFilter,
+  type Client,
+  type CreateAccountResult,
+  type CreateTransferResult,
+  type QueryFilter,
+  type Transfer,
+} from "tigerbeetle-node";
+import type { Commit, StateMachine } from "./state-machine.contract.js";
+import {
+  EVENT_SIZE,
+  checkAccount,
+  checkAccountFilter,
+  checkId,
+  checkQueryFilter,
+  checkTransfer,
+  decodeAccounts,
+  decodeTransfers,
+  encodeAccounts,
+  encodeTransfers,
+} from "./codec.js";
+import { LedgerCorruptionError, fsyncDirSync, listDataDir, segmentName } from "./files.js";
+import { lockDataDir, type DirLock } from "./lock.js";
+import { readSnapshotChunks, readSnapshotSeq, writeSnapshot } from "./snapshot.js";
+import { RECORD_HEADER_SIZE, SegmentWriter, scanSegment, sealRecord, type LogRecord } from "./wal.js";
+
+/** Events per request, as tigerbeetle-node 0.17 enforces client-side (1 MiB message, 128-byte events). */
+export const BATCH_MAX = 8189;
+
+export interface StateMachineFactory {
+  create(): StateMachine;
+  restore(chunks: Iterable<Uint8Array>): StateMachine;
+}
+
+export interface EmbeddedClientOptions {
+  /** Data directory (created if missing). Only one process may open it at a time. */
+  dataDir: string;
+  /** Wall clock in nanoseconds; injectable so tests move time (expiry) without sleeping. */
+  clock?: () => bigint;
+  /** Take a snapshot once the log since the last one exceeds max(this, last snapshot size). Default 64 MiB. */
+  snapshotMinLogBytes?: number;
+  /** Upper bound on the bytes one group-commit flush writes (whole batches only). Default 4 MiB. */
+  flushMaxBytes?: number;
+  /** Longest time an idle engine waits before checking for due pending transfers. Default 1000 ms. */
+  pulseIntervalMs?: number;
+}
+
+export interface EmbeddedStats {
+  accounts: number;
+  transfers: number;
+  pending_open: number;
+  /** Commits (log records) applied since the data directory was created. */
+  commit_seq: bigint;
+  /** Seq covered by the newest snapshot (0n: none). */
+  snapshot_seq: bigint;
+  /** Group-commit flushes (write + fdatasync) since open, and the requests they carried. */
+  flushes: number;
+  flushed_requests: number;
+  log_bytes_since_snapshot: number;
+  /** Commits replayed from the log when this engine opened, and whether a torn tail was cut. */
+  recovered_commits: number;
+  torn_tail_truncated: boolean;
+  last_snapshot_error: string | null;
+}
+
+export type EmbeddedClient = Client & {
+  /** Finish queued work, make it durable, release the data directory. Idempotent. */
+  close(): Promise<void>;
+  /** Take a snapshot now (after everything queued before it is durable). */
+  snapshot(): Promise<void>;
+  stats(): EmbeddedStats;
+};
+
+const KIND_CREATE_ACCOUNTS = 1;
+const KIND_CREATE_TRANSFERS = 2;
+const KIND_PULSE = 3;
+
+type Settle<T> = { resolve: (v: T) => void; reject: (e: unknown) => void };
+
+type WriteReq =
+  | ({ kind: "create_accounts"; events: Account[]; ticket: number } & Settle<CreateAccountResult[]>)
+  | ({ kind: "create_transfers"; events: Transfer[]; ticket: number } & Settle<CreateTransferResult[]>)
+  | { kind: "pulse"; ticket: number };
+
+interface ReadReq {
+  ticket: number;
+  run: () => unknown;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+/** Real time in ns (µs resolution, monotonic within the process). */
+function defaultClock(): bigint {
+  return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)) * 1000n;
+}
+
+function commitOf(rec: LogRecord, file: string): Commit {
+  const { kind, now_ns, count, body } = rec;
+  switch (kind) {
+    case KIND_CREATE_ACCOUNTS:
+      return { kind: "create_accounts", now_ns, events: decodeAccounts(body, count) };
+    case KIND_CREATE_TRANSFERS:
+      return { kind: "create_transfers", now_ns, events: decodeTransfers(body, count) };
+    case KIND_PULSE:
+      return { kind: "pulse", now_ns };
+    default:
+      throw new LedgerCorruptionError(file, rec.offset, `record ${rec.seq} has unknown kind ${kind}`);
+  }
+}
+
+export function applyCommit(core: StateMachine, c: Commit): void {
+  switch (c.kind) {
+    case "create_accounts":
+      core.createAccounts(c.events, c.now_ns);
+      return;
+    case "create_transfers":
+      core.createTransfers(c.events, c.now_ns);
+      return;
+    case "pulse":
+      core.pulse(c.now_ns);
+      return;
+  }
+}
+
+class Engine {
+  private readonly dir: string;
+  private readonly clock: () => bigint;
+  private readonly snapshotMinLogBytes: number;
+  private readonly flushMaxBytes: number;
+  private readonly pulseIntervalMs: number;
+  private readonly factory: StateMachineFactory;
+  private readonly lock: DirLock;
+  private core: StateMachine;
+  private writer: SegmentWriter;
+  private seq = 0n;
+  private snapshotSeq = 0n;
+  private lastSnapshotBytes = 0;
+  private logBytesSinceSnapshot = 0;
+
+  private writes: WriteReq[] = [];
+  private writesHead = 0;
+  private reads: ReadReq[] = [];
+  private writeTicket = 0;
+  private durableTicket = 0;
+  private pulseQueued = false;
+  private flushing = false;
+  private scheduled = false;
+  private snapshotting: Promise<void> | null = null;
+  private closing = false;
+  private released = false;
+  private failure: Error | null = null;
+  private drained: (() => void)[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private timerDueMs = Infinity;
+
+  private flushes = 0;
+  private flushedRequests = 0;
+  private recoveredCommits = 0;
+  private tornTailTruncated = false;
+  private lastSnapshotError: string | null = null;
+
+  constructor(options: EmbeddedClientOptions, factory: StateMachineFactory) {
+    this.dir = path.resolve(options.dataDir);
+    this.clock = options.clock ?? defaultClock;
+    this.snapshotMinLogBytes = options.snapshotMinLogBytes ?? 64 * 1024 * 1024;
+    this.flushMaxBytes = options.flushMaxBytes ?? 4 * 1024 * 1024;
+    this.pulseIntervalMs = options.pulseIntervalMs ?? 1000;
+    this.factory = factory;
+    fs.mkdirSync(this.dir, { recursive: true });
+    this.lock = lockDataDir(this.dir);
+    try {
+      const { core, writer } = this.recover();
+      this.core = core;
+      this.writer = writer;
+    } catch (err) {
+      this.lock.release();
+      throw err;
+    }
+    this.armTimer();
+  }
+
+  // ---------------------------------------------------------------- recovery
+
+  private recover(): { core: StateMachine; writer: SegmentWriter } {
+    const listing = listDataDir(this.dir);
+    for (const t of listing.temps) fs.rmSync(t, { force: true });
+    let core: StateMachine;
+    const newest = listing.snapshots.at(-1);
+    if (newest) {
+      const seq = readSnapshotSeq(newest.file);
+      if (seq !== newest.seq) throw new LedgerCorruptionError(newest.file, 8, `snapshot header says seq ${seq}, file name says ${newest.seq}`);
+      try {
+        core = this.factory.restore(readSnapshotChunks(newest.file));
+      } catch (err) {
+        if (err instanceof LedgerCorruptionError) throw err;
+        throw new LedgerCorruptionError(newest.file, -1, `state machine could not restore it: ${(err as Error).message}`);
+      }
+      this.snapshotSeq = seq;
+      this.lastSnapshotBytes = fs.statSync(newest.file).size;
+    } else {
+      core = this.factory.create();
+    }
+    const S = this.snapshotSeq;
+    const segs = listing.segments;
+    // Segments entirely covered by the snapshot are obsolete: [first_i, first_{i+1}) <= S.
+    let firstRelevant = 0;
+    while (firstRelevant + 1 < segs.length && segs[firstRelevant + 1]!.seq <= S + 1n) firstRelevant++;
+    const relevant = segs.slice(firstRelevant);
+    if (relevant.length > 0 && relevant[0]!.seq > S + 1n) {
+      throw new LedgerCorruptionError(relevant[0]!.file, 0, `log starts at commit ${relevant[0]!.seq} but the ${S === 0n ? "data directory has no snapshot" : `newest snapshot ends at commit ${S}`}: commits ${S + 1n}..${relevant[0]!.seq - 1n} are missing`);
+    }
+    let seq = S;
+    let expectNext: bigint | null = null;
+    for (let i = 0; i < relevant.length; i++) {
+      const seg = relevant[i]!;
+      if (expectNext !== null && seg.seq !== expectNext) {
+        throw new LedgerCorruptionError(seg.file, 0, `segment starts at commit ${seg.seq}, expected ${expectNext}`);
+      }
+      const isLast = i === relevant.length - 1;
+      const scan = scanSegment(seg.file, { isLast, expectSeq: seg.seq, repair: true }, (rec) => {
+        if (rec.seq <= S) return;
+        if (rec.body.length !== rec.count * (rec.kind === KIND_PULSE ? 0 : EVENT_SIZE)) {
+          throw new LedgerCorruptionError(seg.file, rec.offset, `record ${rec.seq} has ${rec.body.length} body bytes for ${rec.count} events`);
+        }
+        applyCommit(core, commitOf(rec, seg.file));
+        seq = rec.seq;
+        this.recoveredCommits++;
+      });
+      if (scan.torn) this.tornTailTruncated = true;
+      expectNext = scan.lastSeq === null ? seg.seq : scan.lastSeq + 1n;
+      if (isLast) this.logBytesSinceSnapshot = scan.validEnd;
+    }
+    this.seq = seq;
+    // Everything obsolete can go now that the snapshot restored and the log replayed cleanly.
+    let removed = false;
+    for (const s of listing.snapshots.slice(0, -1)) {
+      fs.rmSync(s.file, { force: true });
+      removed = true;
+    }
+    for (const s of segs.slice(0, firstRelevant)) {
+      fs.rmSync(s.file, { force: true });
+      removed = true;
+    }
+    let writer: SegmentWriter;
+    const last = relevant.at(-1);
+    if (last) {
+      writer = SegmentWriter.openExisting(last.file, last.seq);
+    } else {
+      writer = SegmentWriter.create(path.join(this.dir, segmentName(seq + 1n)), seq + 1n);
+      removed = true;
+    }
+    if (removed) fsyncDirSync(this.dir);
+    return { core, writer };
+  }
+
+  // ---------------------------------------------------------------- write path
+
+  guard(): void {
+    if (this.failure) throw this.failure;
+    if (this.closing) throw new RequestError(ErrorCodes.ERR_CLIENT_CLOSED);
+  }
+
+  submitWrite<T>(kind: "create_accounts" | "create_transfers", events: Account[] | Transfer[]): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.guard();
+      this.writes.push({ kind, events, ticket: ++this.writeTicket, resolve, reject } as WriteReq);
+      this.schedule();
+    });
+  }
+
+  private pulseDue(): boolean {
+    const due = this.core.nextExpiryNs();
+    return due !== null && due <= this.clock();
+  }
+
+  private queuePulse(): void {
+    if (this.pulseQueued) return;
+    this.pulseQueued = true;
+    this.writes.push({ kind: "pulse", ticket: ++this.writeTicket });
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.flushing || this.snapshotting) return;
+    this.scheduled = true;
+    // setImmediate (not a microtask): lets every call made in this turn, and the continuations of
+    // the previous flush's callers, join the next flush.
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing || this.snapshotting || this.failure) return;
+    if (this.writesHead >= this.writes.length) {
+      this.serveReads();
+      this.maybeFinishDrain();
+      return;
+    }
+    this.flushing = true;
+    // Take whole requests, FIFO, up to flushMaxBytes (always at least one).
+    const start = this.writesHead;
+    let end = start;
+    let bytes = 0;
+    while (end < this.writes.length) {
+      const w = this.writes[end]!;
+      const size = 2 * RECORD_HEADER_SIZE + (w.kind === "pulse" ? 0 : w.events.length * EVENT_SIZE);
+      if (end > start && bytes + size > this.flushMaxBytes) break;
+      bytes += size;
+      end++;
+    }
+    const batch = this.writes.slice(start, end);
+    this.writesHead = end;
+    if (this.writesHead > 1024 && this.writesHead * 2 > this.writes.length) {
+      this.writes = this.writes.slice(this.writesHead);
+      this.writesHead = 0;
+    }
+    const buf = Buffer.allocUnsafeSlow(bytes);
+    let used = 0;
+    const results: unknown[] = new Array<unknown>(batch.length);
+    try {
+      for (let i = 0; i < batch.length; i++) {
+        const w = batch[i]!;
+        const now_ns = this.clock();
+        const due = this.core.nextExpiryNs();
+        if (due !== null && due <= now_ns) {
+          this.core.pulse(now_ns);
+          used = sealRecord(buf, used, { seq: ++this.seq, kind: KIND_PULSE, now_ns, count: 0 }, 0);
+        }
+        if (w.kind === "pulse") {
+          this.pulseQueued = false;
+          continue;
+        }
+        const n = w.events.length;
+        const bodyAt = used + RECORD_HEADER_SIZE;
+        if (w.kind === "create_accounts") {
+          encodeAccounts(w.events, buf, bodyAt);
+          results[i] = this.core.createAccounts(w.events, now_ns);
+          used = sealRecord(buf, used, { seq: ++this.seq, kind: KIND_CREATE_ACCOUNTS, now_ns, count: n }, n * EVENT_SIZE);
+        } else {
+          encodeTransfers(w.events, buf, bodyAt);
+          results[i] = this.core.createTransfers(w.events, now_ns);
+          used = sealRecord(buf, used, { seq: ++this.seq, kind: KIND_CREATE_TRANSFERS, now_ns, count: n }, n * EVENT_SIZE);
+        }
+      }
+      if (used > 0) await this.writer.append(buf.subarray(0, used));
+    } catch (err) {
+      this.fail(err, batch);
+      return;
+    }
+    this.flushes++;
+    this.flushedRequests += batch.length;
+    this.logBytesSinceSnapshot += used;
+    this.durableTicket = batch[batch.length - 1]!.ticket;
+    this.flushing = false;
+    for (let i = 0; i < batch.length; i++) {
+      const w = batch[i]!;
+      if (w.kind === "create_accounts") w.resolve(results[i] as CreateAccountResult[]);
+      else if (w.kind === "create_transfers") w.resolve(results[i] as CreateTransferResult[]);
+    }
+    this.serveReads();
+    this.armTimer();
+    if (this.logBytesSinceSnapshot >= Math.max(this.snapshotMinLogBytes, this.lastSnapshotBytes)) {
+      void this.takeSnapshot();
+      return;
+    }
+    if (this.writesHead < this.writes.length) this.schedule();
+    else this.maybeFinishDrain();
+  }
+
+  private fail(err: unknown, batch: WriteReq[]): void {
+    const cause = err instanceof Error ? err : new Error(String(err));
+    this.failure = new Error(`embedded ledger stopped: ${cause.message} (reopen the data directory to recover what is durable)`, { cause });
+    this.flushing = false;
+    for (const w of batch) if (w.kind !== "pulse") w.reject(this.failure);
+    this.rejectQueued(this.failure);
+    this.release();
+  }
+
+  private rejectQueued(err: unknown): void {
+    for (let i = this.writesHead; i < this.writes.length; i++) {
+      const w = this.writes[i]!;
+      if (w.kind !== "pulse") w.reject(err);
+    }
+    this.writes = [];
+    this.writesHead = 0;
+    const reads = this.reads;
+    this.reads = [];
+    for (const r of reads) r.reject(err);
+    this.maybeFinishDrain();
+  }
+
+  // ---------------------------------------------------------------- read path
+
+  submitRead<T>(run: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.guard();
+      if (!this.pulseQueued && this.pulseDue()) this.queuePulse();
+      const ticket = this.writeTicket;
+      if (!this.flushing && ticket <= this.durableTicket) {
+        resolve(run());
+        return;
+      }
+      this.reads.push({ ticket, run, resolve: resolve as (v: unknown) => void, reject });
+    });
+  }
+
+  private serveReads(): void {
+    if (this.flushing || this.reads.length === 0) return;
+    let i = 0;
+    for (; i < this.reads.length; i++) {
+      const r = this.reads[i]!;
+      if (r.ticket > this.durableTicket) break;
+      try {
+        r.resolve(r.run());
+      } catch (err) {
+        r.reject(err);
+      }
+    }
+    this.reads = i === this.reads.length ? [] : this.reads.slice(i);
+  }
+
+  // ---------------------------------------------------------------- expiry timer
+
+  private armTimer(): void {
+    if (this.released) return;
+    const due = this.core.nextExpiryNs();
+    let delayMs = this.pulseIntervalMs;
+    if (due !== null) {
+      const until = Number(due - this.clock()) / 1e6;
+      delayMs = Math.min(delayMs, Math.max(1, Math.ceil(until)));
+    }
+    const at = Date.now() + delayMs;
+    if (this.timer && at >= this.timerDueMs) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerDueMs = at;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.timerDueMs = Infinity;
+      if (this.released || this.failure) return;
+      if (!this.closing && !this.pulseQueued && this.pulseDue()) this.queuePulse();
+      this.armTimer();
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  // ---------------------------------------------------------------- snapshots
+
+  private takeSnapshot(): Promise<void> {
+    if (this.snapshotting) return this.snapshotting;
+    const run = async (): Promise<void> => {
+      const S = this.seq;
+      try {
+        // Rotate first: later commits go to a segment that starts at S + 1.
+        if (this.writer.size > 0 || this.writer.firstSeq !== S + 1n) {
+          const next = SegmentWriter.create(path.join(this.dir, segmentName(S + 1n)), S + 1n);
+          this.writer.closeSync();
+          this.writer = next;
+          fsyncDirSync(this.dir);
+        }
+        // The state machine does not change until this resolves: flushes wait for `snapshotting`.
+        const written = await writeSnapshot(this.dir, S, this.core.snapshotChunks());
+        this.snapshotSeq = S;
+        this.lastSnapshotBytes = written.bytes;
+        this.logBytesSinceSnapshot = 0;
+        this.lastSnapshotError = null;
+        const listing = listDataDir(this.dir);
+        for (const s of listing.snapshots) if (s.seq < S) fs.rmSync(s.file, { force: true });
+        for (const s of listing.segments) if (s.seq <= S) fs.rmSync(s.file, { force: true });
+        fsyncDirSync(this.dir);
+      } catch (err) {
+        // The log is intact, so a failed snapshot costs replay time only; retry after as much log again.
+        this.lastSnapshotError = (err as Error).message;
+        this.lastSnapshotBytes = Math.max(this.lastSnapshotBytes, this.logBytesSinceSnapshot * 2);
+      }
+    };
+    this.snapshotting = run().finally(() => {
+      this.snapshotting = null;
+      if (this.writesHead < this.writes.length) this.schedule();
+      else this.maybeFinishDrain();
+    });
+    return this.snapshotting;
+  }
+
+  async snapshotNow(): Promise<void> {
+    this.guard();
+    await this.idle();
+    this.guard();
+    await this.takeSnapshot();
+    if (this.lastSnapshotError) throw new Error(`snapshot failed: ${this.lastSnapshotError}`);
+  }
+
+  // ---------------------------------------------------------------- shutdown
+
+  private isIdle(): boolean {
+    return !this.flushing && !this.scheduled && !this.snapshotting && this.writesHead >= this.writes.length && this.reads.length === 0;
+  }
+
+  /** Resolves once everything queued so far is durable and answered. */
+  private idle(): Promise<void> {
+    if (this.isIdle() || this.failure) return Promise.resolve();
+    return new Promise<void>((resolve) => this.drained.push(resolve));
+  }
+
+  private maybeFinishDrain(): void {
+    if (!(this.isIdle() || this.failure)) return;
+    const waiters = this.drained;
+    this.drained = [];
+    for (const w of waiters) w();
+  }
+
+  async close(): Promise<void> {
+    if (this.released) return;
+    this.closing = true;
+    await this.idle();
+    this.release();
+  }
+
+  destroy(): void {
+    if (this.released) return;
+    this.closing = true;
+    this.rejectQueued(new RequestError(ErrorCodes.ERR_CLIENT_CLOSED));
+    if (this.isIdle()) this.release();
+    else void this.idle().then(() => this.release());
+  }
+
+  private release(): void {
+    if (this.released) return;
+    this.released = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    try {
+      this.writer.closeSync();
+    } finally {
+      this.lock.release();
+    }
+  }
+
+  // ---------------------------------------------------------------- reads on the core
+
+  get machine(): StateMachine {
+    return this.core;
+  }
+
+  stats(): EmbeddedStats {
+    const s = this.core.stats();
+    return {
+      accounts: s.accounts,
+      transfers: s.transfers,
+      pending_open: s.pending_open,
+      commit_seq: this.seq,
+      snapshot_seq: this.snapshotSeq,
+      flushes: this.flushes,
+      flushed_requests: this.flushedRequests,
+      log_bytes_since_snapshot: this.logBytesSinceSnapshot,
+      recovered_commits: this.recoveredCommits,
+      torn_tail_truncated: this.tornTailTruncated,
+      last_snapshot_error: this.lastSnapshotError,
+    };
+  }
+}
+
+function tooMuch(n: number): void {
+  if (n > BATCH_MAX) throw new RequestError(ErrorCodes.ERR_TOO_MUCH_DATA);
+}
+
+function checkBatch<T>(batch: unknown, what: string, check: (v: unknown, i: number) => T): T[] {
+  if (!Array.isArray(batch)) throw new TypeError(`${what} must be an array`);
+  tooMuch(batch.length);
+  const out = new Array<T>(batch.length);
+  for (let i = 0; i < batch.length; i++) out[i] = check(batch[i], i);
+  return out;
+}
+
+/** Filters ask for at most one message of results: TigerBeetle clamps larger limits to 8189. */
+function clampLimit<F extends { limit: number }>(f: F): F {
+  if (f.limit > BATCH_MAX) f.limit = BATCH_MAX;
+  return f;
+}
+
+/** Open (lock, recover) a data directory and return a Client over it. Synchronous. */
+export function openEmbeddedClient(options: EmbeddedClientOptions, factory: StateMachineFactory): EmbeddedClient {
+  const engine = new Engine(options, factory);
+  const core = (): StateMachine => engine.machine;
+  // Everything that can throw synchronously becomes a rejection, as in the real client.
+  const attempt = <T>(f: () => Promise<T>): Promise<T> => {
+    try {
+      return f();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  };
+  return {
+    createAccounts: (batch: Account[]) =>
+      attempt(() => {
+        engine.guard();
+        const events = checkBatch(batch, "accounts", checkAccount);
+        return engine.submitWrite<CreateAccountResult[]>("create_accounts", events);
+      }),
+    createTransfers: (batch: Transfer[]) =>
+      attempt(() => {
+        engine.guard();
+        const events = checkBatch(batch, "transfers", checkTransfer);
+        return engine.submitWrite<CreateTransferResult[]>("create_transfers", events);
+      }),
+    lookupAccounts: (batch: bigint[]) =>
+      attempt(() => {
+        engine.guard();
+        const ids = checkBatch(batch, "ids", checkId);
+        return engine.submitRead<Account[]>(() => core().lookupAccounts(ids));
+      }),
+    lookupTransfers: (batch: bigint[]) =>
+      attempt(() => {
+        engine.guard();
+        const ids = checkBatch(batch, "ids", checkId);
+        return engine.submitRead<Transfer[]>(() => core().lookupTransfers(ids));
+      }),
+    getAccountTransfers: (filter: AccountFilter) =>
+      attempt(() => {
+        engine.guard();
+        const f = clampLimit(checkAccountFilter(filter));
+        return engine.submitRead<Transfer[]>(() => core().getAccountTransfers(f));
+      }),
+    getAccountBalances: (filter: AccountFilter) =>
+      attempt(() => {
+        engine.guard();
+        const f = clampLimit(checkAccountFilter(filter));
+        return engine.submitRead<AccountBalance[]>(() => core().getAccountBalances(f));
+      }),
+    queryAccounts: (filter: QueryFilter) =>
+      attempt(() => {
+        engine.guard();
+        const f = clampLimit(checkQueryFilter(filter));
+        return engine.submitRead<Account[]>(() => core().queryAccounts(f));
+      }),
+    queryTransfers: (filter: QueryFilter) =>
+      attempt(() => {
+        engine.guard();
+        const f = clampLimit(checkQueryFilter(filter));
+        return engine.submitRead<Transfer[]>(() => core().queryTransfers(f));
+      }),
+    destroy: () => engine.destroy(),
+    close: () => engine.close(),
+    snapshot: () => engine.snapshotNow(),
+    stats: () => engine.stats(),
+  };
+}
