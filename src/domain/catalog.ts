@@ -1,0 +1,274 @@
+/**
+ * The masque catalog: masque YAML files (seed 001 schema) plus an `author` and a `pricing` block,
+ * loaded from MASQUES_DIR and validated with zod, and the durable price-book registry.
+ *
+ * A price-book version is content-addressed: a 30-bit hash of the canonical (masque index, author,
+ * exact pricing). It is stored in the session hold's user_data_32 (see sessions.ts), so a session
+ * is always priced and paid with what was in force at Don, even after the YAML changes. Every
+ * version ever loaded is appended to a JSON-lines file under the data directory and reloaded at
+ * start-up, so the registry survives restarts (ADR 0031).
+ */
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import path from "node:path";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { canonicalPriceBook, priceBookFromCanonical, priceBookFromText, type PriceBook } from "./pricing.js";
+import { parseUsdToMicro } from "./money.js";
+
+const usd = z
+  .string()
+  .regex(/^\d{1,18}(\.\d{1,6})?$/, "expected a decimal USD amount with at most 6 fractional digits, e.g. \"0.25\"");
+const rate = z
+  .string()
+  .regex(/^\d{1,18}(\.\d{1,12})?$/, "expected a decimal USD rate with at most 12 fractional digits, e.g. \"0.0015\"");
+/** YAML may give numbers; prices must stay exact, so only strings and integers are accepted. */
+const decimal = <T extends z.ZodString>(s: T) =>
+  z.preprocess((v) => (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? String(v) : v), s);
+
+export const pricingSchema = z
+  .object({
+    flat_per_session: decimal(usd).optional(),
+    per_minute: decimal(rate).optional(),
+    per_1k_input_tokens: decimal(rate).optional(),
+    per_1k_output_tokens: decimal(rate).optional(),
+    per_tool_call: decimal(rate).optional(),
+    cap_per_session: decimal(usd).optional(),
+    reserve: decimal(usd),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    const reserve = parseUsdToMicro(p.reserve);
+    if (p.flat_per_session !== undefined && parseUsdToMicro(p.flat_per_session) > reserve) {
+      ctx.addIssue({ code: "custom", path: ["reserve"], message: "reserve must cover flat_per_session" });
+    }
+    if (p.cap_per_session !== undefined && parseUsdToMicro(p.cap_per_session) < reserve) {
+      ctx.addIssue({ code: "custom", path: ["reserve"], message: "reserve must not exceed cap_per_session" });
+    }
+  });
+
+export const AUTHOR_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$/;
+export const MASQUE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 _.:-]{0,127}$/;
+
+export const masqueSchema = z
+  .object({
+    name: z.string().regex(MASQUE_NAME_RE, "1-128 letters, digits, spaces or _.:-"),
+    index: z.number().int().min(1).max(2 ** 48 - 1),
+    version: z.string().regex(/^\d+\.\d+\.\d+$/, "expected a semantic version x.y.z"),
+    ring: z.enum(["admin", "player", "guest", "outsider"]).default("player"),
+    author: z.string().regex(AUTHOR_ID_RE, "expected an author id (letters, digits, _.:@-)"),
+    attributes: z.record(z.string(), z.unknown()).optional(),
+    intent: z
+      .object({ allowed: z.array(z.string()).optional(), denied: z.array(z.string()).optional() })
+      .optional(),
+    context: z.string().optional(),
+    lens: z.string().optional(),
+    knowledge: z.array(z.string()).optional(),
+    access: z.record(z.string(), z.unknown()).optional(),
+    mcp: z.unknown().optional(),
+    spinnerVerbs: z.unknown().optional(),
+    pricing: pricingSchema,
+  })
+  .loose();
+
+export interface Masque {
+  name: string;
+  index: number;
+  version: string;
+  ring: string;
+  author: string;
+  pricing: PriceBook;
+  /** Price-book version (30 bits) of (index, author, pricing). */
+  price_version: number;
+  file: string;
+}
+
+export class CatalogError extends Error {}
+
+/** 30-bit content hash of what a session is priced and paid by. */
+export function priceBookVersion(masque_index: number, author: string, pb: PriceBook): number {
+  const canonical = canonicalPriceBookEntry(masque_index, author, pb);
+  const d = createHash("sha256").update("masques-ledger/pricebook/v1").update(canonical).digest();
+  return d.readUInt32BE(0) >>> 2;
+}
+
+export function canonicalPriceBookEntry(masque_index: number, author: string, pb: PriceBook): string {
+  return JSON.stringify([masque_index, author, canonicalPriceBook(pb)]);
+}
+
+/** Parse one masque YAML document (pure). Errors name the file and the field. */
+export function parseMasque(text: string, file: string): Masque {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    throw new CatalogError(`${file}: invalid YAML: ${(e as Error).message}`);
+  }
+  const r = masqueSchema.safeParse(doc);
+  if (!r.success) {
+    const msg = r.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
+    throw new CatalogError(`${file}: ${msg}`);
+  }
+  const m = r.data;
+  const pricing = priceBookFromText(m.pricing);
+  return {
+    name: m.name,
+    index: m.index,
+    version: m.version,
+    ring: m.ring,
+    author: m.author,
+    pricing,
+    price_version: priceBookVersion(m.index, m.author, pricing),
+    file,
+  };
+}
+
+export class Catalog {
+  readonly byName = new Map<string, Masque>();
+  readonly byIndex = new Map<number, Masque>();
+
+  constructor(masques: readonly Masque[]) {
+    for (const m of masques) {
+      const a = this.byName.get(m.name);
+      if (a) throw new CatalogError(`${m.file}: masque name "${m.name}" already defined in ${a.file}`);
+      const b = this.byIndex.get(m.index);
+      if (b) throw new CatalogError(`${m.file}: masque index ${m.index} already used by ${b.file}`);
+      this.byName.set(m.name, m);
+      this.byIndex.set(m.index, m);
+    }
+  }
+
+  list(): Masque[] {
+    return [...this.byIndex.values()].sort((x, y) => x.index - y.index);
+  }
+
+  /** Masque indexes (current catalog) authored by `author`. */
+  indexesOfAuthor(author: string): number[] {
+    return this.list().filter((m) => m.author === author).map((m) => m.index);
+  }
+}
+
+/** Load every *.yaml / *.yml file in `dir` (non-recursive, sorted). A missing dir = empty catalog. */
+export function loadCatalog(dir: string): Catalog {
+  if (!fs.existsSync(dir)) return new Catalog([]);
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => /\.ya?ml$/i.test(f))
+    .sort();
+  return new Catalog(files.map((f) => parseMasque(fs.readFileSync(path.join(dir, f), "utf8"), path.join(dir, f))));
+}
+
+export interface PriceBookEntry {
+  version: number;
+  masque_index: number;
+  masque_name: string;
+  author: string;
+  pricing: PriceBook;
+}
+
+interface PriceBookLine {
+  version: number;
+  masque_index: number;
+  masque_name: string;
+  author: string;
+  pricing: string;
+  first_seen: string;
+}
+
+/**
+ * Every price-book version ever loaded, durable in `<dir>/pricebooks.jsonl` (append-only; a torn
+ * last line from a crash is ignored because the same version is re-appended from the catalog).
+ */
+export class PriceBookRegistry {
+  private readonly versions = new Map<number, PriceBookEntry>();
+  private readonly file: string | null;
+
+  constructor(dir: string | null) {
+    this.file = dir === null ? null : path.join(dir, "pricebooks.jsonl");
+    if (this.file && fs.existsSync(this.file)) {
+      for (const line of fs.readFileSync(this.file, "utf8").split("\n")) {
+        if (!line.trim()) continue;
+        let l: PriceBookLine;
+        try {
+          l = JSON.parse(line) as PriceBookLine;
+        } catch {
+          continue; // torn tail
+        }
+        this.versions.set(l.version, {
+          version: l.version,
+          masque_index: l.masque_index,
+          masque_name: l.masque_name,
+          author: l.author,
+          pricing: priceBookFromCanonical(l.pricing),
+        });
+      }
+    }
+  }
+
+  get(version: number): PriceBookEntry | undefined {
+    return this.versions.get(version);
+  }
+
+  all(): PriceBookEntry[] {
+    return [...this.versions.values()];
+  }
+
+  /** Masque indexes (any version ever seen) authored by `author`. */
+  indexesOfAuthor(author: string): number[] {
+    const s = new Set<number>();
+    for (const e of this.versions.values()) if (e.author === author) s.add(e.masque_index);
+    return [...s].sort((a, b) => a - b);
+  }
+
+  /** Record the catalog's versions (durably, before any session can use them). */
+  registerCatalog(catalog: Catalog): void {
+    const fresh: PriceBookLine[] = [];
+    for (const m of catalog.list()) {
+      const have = this.versions.get(m.price_version);
+      const canonical = canonicalPriceBookEntry(m.index, m.author, m.pricing);
+      if (have) {
+        if (canonicalPriceBookEntry(have.masque_index, have.author, have.pricing) !== canonical) {
+          throw new CatalogError(
+            `${m.file}: price-book version ${m.price_version} collides with an earlier, different price book of masque ${have.masque_index}; change the pricing slightly`,
+          );
+        }
+        continue;
+      }
+      this.versions.set(m.price_version, {
+        version: m.price_version,
+        masque_index: m.index,
+        masque_name: m.name,
+        author: m.author,
+        pricing: m.pricing,
+      });
+      fresh.push({
+        version: m.price_version,
+        masque_index: m.index,
+        masque_name: m.name,
+        author: m.author,
+        pricing: canonicalPriceBook(m.pricing),
+        first_seen: new Date().toISOString(),
+      });
+    }
+    if (this.file && fresh.length > 0) {
+      fs.mkdirSync(path.dirname(this.file), { recursive: true });
+      // A torn last line (crash mid-append) is ended first so the new lines parse.
+      const size = fs.existsSync(this.file) ? fs.statSync(this.file).size : 0;
+      let lead = "";
+      if (size > 0) {
+        const last = Buffer.alloc(1);
+        const rfd = fs.openSync(this.file, "r");
+        fs.readSync(rfd, last, 0, 1, size - 1);
+        fs.closeSync(rfd);
+        if (last[0] !== 0x0a) lead = "\n";
+      }
+      const fd = fs.openSync(this.file, "a");
+      try {
+        fs.writeSync(fd, lead + fresh.map((l) => JSON.stringify(l)).join("\n") + "\n");
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+  }
+}

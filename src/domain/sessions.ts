@@ -1,0 +1,419 @@
+/**
+ * Masque sessions as plans of ledger events, and their reconstruction from the ledger alone.
+ * Pure: (state + request) -> transfers to submit; (transfers read back) -> session view.
+ * The on-ledger layout is documented in docs/adr/0032-session-ledger-layout.md and
+ * /work/notes/sessions.md (for CDC); change it only by appending.
+ */
+import { TransferFlags, type Transfer } from "tigerbeetle-node";
+import { Ledger, TransferCode } from "./codes.js";
+import { deterministicId, idFromHex, idToHex } from "./ids.js";
+import { accrue, type BillingMode, type PriceBook, type UsageTotals } from "./pricing.js";
+import { settle, type Settlement } from "./split.js";
+
+// ---- session ids -------------------------------------------------------------------------------
+
+/** A session id is 128 bits: 32 hex digits, or a UUID (dashes are dropped). */
+export function parseSessionId(text: string): bigint {
+  const t = text.trim().toLowerCase();
+  const hex = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(t) ? t.replace(/-/g, "") : t;
+  if (!/^[0-9a-f]{32}$/.test(hex)) throw new RangeError("session_id must be 32 hex digits or a UUID");
+  const id = idFromHex(hex);
+  if (id === 0n || id === (1n << 128n) - 1n) throw new RangeError("session_id must not be 0 or 2^128-1");
+  return id;
+}
+
+export const sessionHex = idToHex;
+
+/** Deterministic transfer ids of one session: every retry names the same ledger objects. */
+export interface SessionTransferIds {
+  hold: bigint;
+  post: bigint;
+  void: bigint;
+  author: bigint;
+  platform: bigint;
+  debt: bigint;
+}
+
+export function sessionTransferIds(session_id: bigint): SessionTransferIds {
+  const s = idToHex(session_id);
+  return {
+    hold: deterministicId("transfer", "don", s),
+    post: deterministicId("transfer", "doff", s),
+    void: deterministicId("transfer", "cancel", s),
+    author: deterministicId("transfer", "doff_author", s),
+    platform: deterministicId("transfer", "doff_platform", s),
+    debt: deterministicId("transfer", "doff_debt", s),
+  };
+}
+
+export type UsageKind = "input_tokens" | "output_tokens" | "tool_calls";
+export const USAGE_KINDS: readonly UsageKind[] = ["input_tokens", "output_tokens", "tool_calls"];
+export const USAGE_LEDGER: Record<UsageKind, number> = {
+  input_tokens: Ledger.usage_input_tokens,
+  output_tokens: Ledger.usage_output_tokens,
+  tool_calls: Ledger.usage_tool_calls,
+};
+export const USAGE_CODE: Record<UsageKind, number> = {
+  input_tokens: TransferCode.usage_input_tokens,
+  output_tokens: TransferCode.usage_output_tokens,
+  tool_calls: TransferCode.usage_tool_calls,
+};
+
+export function usageTransferId(session_id: bigint, seq: bigint, kind: UsageKind): bigint {
+  return deterministicId("usage", idToHex(session_id), seq, kind);
+}
+
+export function heartbeatTransferId(session_id: bigint, beat: bigint): bigint {
+  return deterministicId("heartbeat", idToHex(session_id), beat);
+}
+
+// ---- user_data encodings -------------------------------------------------------------------------
+
+const MODE_CODE: Record<BillingMode, number> = { shadow: 1, soft: 2, live: 3 };
+const MODE_BY_CODE: Record<number, BillingMode> = { 1: "shadow", 2: "soft", 3: "live" };
+
+/** Hold user_data_32 = price-book version (30 bits) << 2 | billing mode (1 shadow, 2 soft, 3 live). */
+export function encodeHoldTag(price_version: number, mode: BillingMode): number {
+  return ((price_version << 2) | MODE_CODE[mode]) >>> 0;
+}
+
+export function decodeHoldTag(tag: number): { price_version: number; mode: BillingMode } {
+  return { price_version: tag >>> 2, mode: MODE_BY_CODE[tag & 3] ?? "live" };
+}
+
+/** Why a session was finalized (author-share user_data_32). */
+export type CloseReason = "doff" | "idle" | "max_length";
+const REASON_CODE: Record<CloseReason, number> = { doff: 1, idle: 2, max_length: 3 };
+const REASON_BY_CODE: Record<number, CloseReason> = { 1: "doff", 2: "idle", 3: "max_length" };
+
+// ---- accounts the plans touch -------------------------------------------------------------------
+
+/** Account ids, resolved by the account layer (ids are deterministic hashes of kind + owner). */
+export interface SessionAccountIds {
+  agentWallet(agent_id: string): bigint;
+  agentDebt(agent_id: string): bigint;
+  authorEarnings(author_id: string): bigint;
+  escrow: bigint;
+  platformRevenue: bigint;
+  usageMeter(agent_id: string, ledger: number): bigint;
+  usageSink(ledger: number): bigint;
+}
+
+const blank = (): Transfer => ({
+  id: 0n,
+  debit_account_id: 0n,
+  credit_account_id: 0n,
+  amount: 0n,
+  pending_id: 0n,
+  user_data_128: 0n,
+  user_data_64: 0n,
+  user_data_32: 0,
+  timeout: 0,
+  ledger: 0,
+  code: 0,
+  flags: 0,
+  timestamp: 0n,
+});
+
+// ---- Don ----------------------------------------------------------------------------------------
+
+export interface DonInput {
+  session_id: bigint;
+  agent_id: string;
+  masque_index: number;
+  price_version: number;
+  mode: BillingMode;
+  /** Amount to hold (0 in shadow mode). */
+  hold_micro: bigint;
+  timeout_s: number;
+}
+
+/** Don = one pending transfer agent wallet -> escrow for the reservation, timeout = max session length. */
+export function planDon(ids: SessionAccountIds, d: DonInput): Transfer {
+  return {
+    ...blank(),
+    id: sessionTransferIds(d.session_id).hold,
+    debit_account_id: ids.agentWallet(d.agent_id),
+    credit_account_id: ids.escrow,
+    amount: d.mode === "shadow" ? 0n : d.hold_micro,
+    user_data_128: d.session_id,
+    user_data_64: BigInt(d.masque_index),
+    user_data_32: encodeHoldTag(d.price_version, d.mode),
+    timeout: d.timeout_s,
+    ledger: Ledger.usd_micro,
+    code: TransferCode.session_hold,
+    flags: TransferFlags.pending,
+  };
+}
+
+// ---- Doff ---------------------------------------------------------------------------------------
+
+export interface DoffInput {
+  session_id: bigint;
+  agent_id: string;
+  author_id: string;
+  masque_index: number;
+  settlement: Settlement;
+  billed_duration_ms: bigint;
+  fee_bps: number;
+  reason: CloseReason;
+}
+
+/**
+ * Doff = ONE linked chain, all or nothing and zero-sum on the escrow:
+ *   post pending (hold -> price; the rest returns to the agent)
+ *   [soft overrun: agent debt -> escrow]
+ *   escrow -> author earnings (author share)
+ *   escrow -> platform revenue (platform fee)
+ */
+export function planDoff(ids: SessionAccountIds, d: DoffInput): Transfer[] {
+  const t = sessionTransferIds(d.session_id);
+  const s = d.settlement;
+  const chain: Transfer[] = [
+    {
+      ...blank(),
+      id: t.post,
+      pending_id: t.hold,
+      amount: s.posted_micro,
+      flags: TransferFlags.post_pending_transfer,
+      // user_data_* zero: inherited from the hold (session id, masque index, version|mode).
+    },
+  ];
+  if (s.debt_micro > 0n) {
+    chain.push({
+      ...blank(),
+      id: t.debt,
+      debit_account_id: ids.agentDebt(d.agent_id),
+      credit_account_id: ids.escrow,
+      amount: s.debt_micro,
+      user_data_128: d.session_id,
+      user_data_64: BigInt(d.masque_index),
+      user_data_32: REASON_CODE[d.reason],
+      ledger: Ledger.usd_micro,
+      code: TransferCode.session_overrun_debt,
+    });
+  }
+  chain.push(
+    {
+      ...blank(),
+      id: t.author,
+      debit_account_id: ids.escrow,
+      credit_account_id: ids.authorEarnings(d.author_id),
+      amount: s.author_micro,
+      user_data_128: d.session_id,
+      user_data_64: d.billed_duration_ms,
+      user_data_32: REASON_CODE[d.reason],
+      ledger: Ledger.usd_micro,
+      code: TransferCode.session_author_share,
+    },
+    {
+      ...blank(),
+      id: t.platform,
+      debit_account_id: ids.escrow,
+      credit_account_id: ids.platformRevenue,
+      amount: s.platform_micro,
+      user_data_128: d.session_id,
+      user_data_64: BigInt(d.masque_index),
+      user_data_32: d.fee_bps,
+      ledger: Ledger.usd_micro,
+      code: TransferCode.session_platform_fee,
+    },
+  );
+  for (let i = 0; i < chain.length - 1; i++) chain[i]!.flags |= TransferFlags.linked;
+  return chain;
+}
+
+/** Cancel = void the hold (the whole reservation returns to the agent; nothing is charged). */
+export function planCancel(session_id: bigint): Transfer {
+  const t = sessionTransferIds(session_id);
+  return { ...blank(), id: t.void, pending_id: t.hold, flags: TransferFlags.void_pending_transfer };
+}
+
+// ---- usage and heartbeat -------------------------------------------------------------------------
+
+export interface UsageEventInput {
+  session_id: bigint;
+  agent_id: string;
+  /** Sequence number >= 1, unique per session: each (session, seq) applies exactly once. */
+  seq: bigint;
+  input_tokens: bigint;
+  output_tokens: bigint;
+  tool_calls: bigint;
+}
+
+/** 32-bit fingerprint of an event's content: a retry with the same seq but other numbers is caught. */
+export function usageFingerprint(e: UsageEventInput): number {
+  const h = deterministicId("usage-content", e.input_tokens, e.output_tokens, e.tool_calls);
+  return Number(h & 0xffffffffn) >>> 0 || 1;
+}
+
+/**
+ * One usage event -> a linked chain of usage transfers (usage meter of the agent -> usage sink),
+ * one per non-zero kind; an all-zero event is one zero-amount tool-call transfer. user_data_128 =
+ * session id, user_data_64 = seq, user_data_32 = content fingerprint.
+ */
+export function planUsage(ids: SessionAccountIds, e: UsageEventInput): Transfer[] {
+  const kinds = USAGE_KINDS.filter((k) => e[k] > 0n);
+  const used: UsageKind[] = kinds.length > 0 ? kinds : ["tool_calls"];
+  const fp = usageFingerprint(e);
+  const chain = used.map(
+    (k): Transfer => ({
+      ...blank(),
+      id: usageTransferId(e.session_id, e.seq, k),
+      debit_account_id: ids.usageMeter(e.agent_id, USAGE_LEDGER[k]),
+      credit_account_id: ids.usageSink(USAGE_LEDGER[k]),
+      amount: e[k],
+      user_data_128: e.session_id,
+      user_data_64: e.seq,
+      user_data_32: fp,
+      ledger: USAGE_LEDGER[k],
+      code: USAGE_CODE[k],
+    }),
+  );
+  for (let i = 0; i < chain.length - 1; i++) chain[i]!.flags |= TransferFlags.linked;
+  return chain;
+}
+
+/**
+ * A heartbeat is a zero-amount tool-call usage transfer with user_data_64 = 0 (seq 0 is reserved
+ * for heartbeats), so a session's liveness is in the ledger too.
+ */
+export function planHeartbeat(ids: SessionAccountIds, session_id: bigint, agent_id: string, beat: bigint): Transfer {
+  return {
+    ...blank(),
+    id: heartbeatTransferId(session_id, beat),
+    debit_account_id: ids.usageMeter(agent_id, Ledger.usage_tool_calls),
+    credit_account_id: ids.usageSink(Ledger.usage_tool_calls),
+    amount: 0n,
+    user_data_128: session_id,
+    user_data_64: 0n,
+    user_data_32: 0,
+    ledger: Ledger.usage_tool_calls,
+    code: TransferCode.usage_tool_calls,
+  };
+}
+
+// ---- reconstruction -----------------------------------------------------------------------------
+
+export type SessionStatus = "open" | "doffed" | "reaped" | "cancelled" | "expired";
+
+export interface SessionView {
+  session_id: bigint;
+  agent_wallet_id: bigint;
+  masque_index: number;
+  price_version: number;
+  mode: BillingMode;
+  status: SessionStatus;
+  close_reason: CloseReason | null;
+  hold_micro: bigint;
+  timeout_s: number;
+  don_ns: bigint;
+  /** Ledger time after which the hold is void (don + timeout). */
+  deadline_ns: bigint;
+  /** Post or void time; null while open or once expired. */
+  end_ns: bigint | null;
+  /** Latest usage / heartbeat / don timestamp. */
+  last_activity_ns: bigint;
+  usage: UsageTotals;
+  usage_events: number;
+  /** Duration billed (closed sessions: as recorded; open/expired: don -> last activity). */
+  billed_duration_ms: bigint;
+  /** For closed sessions: what moved. For open/expired ones: zeros. */
+  posted_micro: bigint;
+  debt_micro: bigint;
+  author_micro: bigint;
+  platform_micro: bigint;
+  fee_bps: number;
+}
+
+const hasFlag = (t: Transfer, f: TransferFlags): boolean => (t.flags & f) !== 0;
+
+/**
+ * Fold every transfer carrying the session id in user_data_128 into a view. Returns null when the
+ * hold is not among them (no such session). `now_ns` decides open vs expired.
+ */
+export function reconstructSession(session_id: bigint, transfers: readonly Transfer[], now_ns: bigint): SessionView | null {
+  const ids = sessionTransferIds(session_id);
+  let hold: Transfer | undefined;
+  let post: Transfer | undefined;
+  let voided: Transfer | undefined;
+  let author: Transfer | undefined;
+  let platform: Transfer | undefined;
+  let debt: Transfer | undefined;
+  const usage: UsageTotals = { input_tokens: 0n, output_tokens: 0n, tool_calls: 0n };
+  const seqs = new Set<bigint>();
+  let last_activity_ns = 0n;
+  for (const t of transfers) {
+    if (t.id === ids.hold) hold = t;
+    else if (t.id === ids.post) post = t;
+    else if (t.id === ids.void) voided = t;
+    else if (t.id === ids.author) author = t;
+    else if (t.id === ids.platform) platform = t;
+    else if (t.id === ids.debt) debt = t;
+    else if (t.user_data_128 === session_id && t.ledger !== Ledger.usd_micro) {
+      if (t.code === TransferCode.usage_input_tokens) usage.input_tokens += t.amount;
+      else if (t.code === TransferCode.usage_output_tokens) usage.output_tokens += t.amount;
+      else if (t.code === TransferCode.usage_tool_calls) usage.tool_calls += t.amount;
+      if (t.user_data_64 !== 0n) seqs.add(t.user_data_64);
+      if (t.timestamp > last_activity_ns) last_activity_ns = t.timestamp;
+    }
+  }
+  if (!hold || !hasFlag(hold, TransferFlags.pending)) return null;
+  const { price_version, mode } = decodeHoldTag(hold.user_data_32);
+  const deadline_ns = hold.timestamp + BigInt(hold.timeout) * 1_000_000_000n;
+  if (hold.timestamp > last_activity_ns) last_activity_ns = hold.timestamp;
+  let status: SessionStatus;
+  let close_reason: CloseReason | null = null;
+  let end_ns: bigint | null = null;
+  let billed_duration_ms = (last_activity_ns - hold.timestamp) / 1_000_000n;
+  if (post) {
+    close_reason = author ? (REASON_BY_CODE[author.user_data_32] ?? "doff") : "doff";
+    status = close_reason === "doff" ? "doffed" : "reaped";
+    end_ns = post.timestamp;
+    if (author) billed_duration_ms = author.user_data_64;
+  } else if (voided) {
+    status = "cancelled";
+    end_ns = voided.timestamp;
+  } else if (hold.timeout > 0 && now_ns >= deadline_ns) {
+    status = "expired";
+  } else {
+    status = "open";
+  }
+  return {
+    session_id,
+    agent_wallet_id: hold.debit_account_id,
+    masque_index: Number(hold.user_data_64),
+    price_version,
+    mode,
+    status,
+    close_reason,
+    hold_micro: hold.amount,
+    timeout_s: hold.timeout,
+    don_ns: hold.timestamp,
+    deadline_ns,
+    end_ns,
+    last_activity_ns,
+    usage,
+    usage_events: seqs.size,
+    billed_duration_ms,
+    posted_micro: post?.amount ?? 0n,
+    debt_micro: debt?.amount ?? 0n,
+    author_micro: author?.amount ?? 0n,
+    platform_micro: platform?.amount ?? 0n,
+    fee_bps: platform?.user_data_32 ?? 0,
+  };
+}
+
+/** Price a session view with its pinned price book (the doff computation, reproducible). */
+export function priceSession(pb: PriceBook, mode: BillingMode, hold_micro: bigint, usage: UsageTotals, billed_duration_ms: bigint, fee_bps: number): Settlement {
+  const a = accrue(pb, usage, billed_duration_ms);
+  return settle(mode, a.price_micro, hold_micro, BigInt(fee_bps));
+}
+
+/** Duration billed at Doff: don -> end, never negative, never past the max session length. */
+export function billedDurationMs(don_ns: bigint, end_ns: bigint, max_s: number): bigint {
+  let ms = (end_ns - don_ns) / 1_000_000n;
+  if (ms < 0n) ms = 0n;
+  const max_ms = BigInt(max_s) * 1000n;
+  return ms > max_ms ? max_ms : ms;
+}
