@@ -1,0 +1,216 @@
+/**
+ * Fixed-size records packed in chunked Uint32Array arenas (see ADR 0020).
+ *
+ * Record `r` lives in chunk `r >>> shift` at word offset `(r & mask) * stride`. Chunks are
+ * allocated on demand and never copied, so growth costs no transient 2x memory and the records
+ * of a 10M-transfer ledger are ~150 typed arrays rather than 10M JS objects.
+ */
+import { hash128 } from "./words.js";
+
+export class RecordArena {
+  readonly stride: number;
+  readonly shift: number;
+  readonly mask: number;
+  readonly chunks: Uint32Array[] = [];
+  count = 0;
+
+  constructor(strideWords: number, chunkShift: number) {
+    this.stride = strideWords;
+    this.shift = chunkShift;
+    this.mask = (1 << chunkShift) - 1;
+  }
+
+  get chunkRecords(): number {
+    return 1 << this.shift;
+  }
+
+  /** Appends a zeroed record and returns its index. */
+  append(): number {
+    const r = this.count;
+    const c = r >>> this.shift;
+    let chunk = this.chunks[c];
+    if (chunk === undefined) {
+      chunk = new Uint32Array(this.stride << this.shift);
+      this.chunks.push(chunk);
+    } else {
+      const o = (r & this.mask) * this.stride;
+      chunk.fill(0, o, o + this.stride);
+    }
+    this.count = r + 1;
+    return r;
+  }
+
+  /** Removes the last record (rollback of a linked chain). */
+  pop(): void {
+    this.count--;
+  }
+
+  chunk(r: number): Uint32Array {
+    return this.chunks[r >>> this.shift]!;
+  }
+
+  offset(r: number): number {
+    return (r & this.mask) * this.stride;
+  }
+
+  /** Views over the used bytes, in order (for snapshots). */
+  *views(): Generator<Uint8Array> {
+    let left = this.count;
+    for (const chunk of this.chunks) {
+      if (left <= 0) break;
+      const n = Math.min(left, 1 << this.shift);
+      yield new Uint8Array(chunk.buffer, chunk.byteOffset, n * this.stride * 4);
+      left -= n;
+    }
+  }
+
+  /** Allocates chunks for `count` records (restore); returns byte views to fill in order. */
+  allocateForRestore(count: number): Uint8Array[] {
+    this.chunks.length = 0;
+    this.count = count;
+    const out: Uint8Array[] = [];
+    let left = count;
+    while (left > 0) {
+      const chunk = new Uint32Array(this.stride << this.shift);
+      this.chunks.push(chunk);
+      const n = Math.min(left, 1 << this.shift);
+      out.push(new Uint8Array(chunk.buffer, 0, n * this.stride * 4));
+      left -= n;
+    }
+    return out;
+  }
+}
+
+/**
+ * Open-addressing (linear probing) hash index: 128-bit id -> record index, over an arena whose
+ * records start with the id in words 0..3. Each slot holds `record + 1` (0 = empty) and the
+ * 32-bit hash as a tag, so probes rarely touch the records themselves.
+ * Deletion (only used to roll back a linked chain) uses backward-shift deletion.
+ */
+export class IdIndex {
+  private slots: Uint32Array;
+  private tags: Uint32Array;
+  private mask: number;
+  size = 0;
+
+  constructor(
+    private readonly arena: RecordArena,
+    initialCapacityLog2 = 10,
+  ) {
+    this.slots = new Uint32Array(1 << initialCapacityLog2);
+    this.tags = new Uint32Array(1 << initialCapacityLog2);
+    this.mask = (1 << initialCapacityLog2) - 1;
+  }
+
+  /** Record index of the id given as words, or -1. */
+  find(a: number, b: number, c: number, d: number): number {
+    const h = hash128(a, b, c, d);
+    const slots = this.slots;
+    const tags = this.tags;
+    const mask = this.mask;
+    const arena = this.arena;
+    const shift = arena.shift;
+    const amask = arena.mask;
+    const stride = arena.stride;
+    let i = h & mask;
+    for (;;) {
+      const s = slots[i]!;
+      if (s === 0) return -1;
+      if (tags[i] === h) {
+        const r = s - 1;
+        const w = arena.chunks[r >>> shift]!;
+        const o = (r & amask) * stride;
+        if (w[o] === a && w[o + 1] === b && w[o + 2] === c && w[o + 3] === d) return r;
+      }
+      i = (i + 1) & mask;
+    }
+  }
+
+  /** Inserts record `r` (its id must not be present). */
+  insert(r: number): void {
+    if ((this.size + 1) * 10 > (this.mask + 1) * 7) this.grow();
+    const w = this.arena.chunk(r);
+    const o = this.arena.offset(r);
+    const h = hash128(w[o]!, w[o + 1]!, w[o + 2]!, w[o + 3]!);
+    this.place(r + 1, h);
+    this.size++;
+  }
+
+  private place(slotValue: number, h: number): void {
+    const mask = this.mask;
+    let i = h & mask;
+    while (this.slots[i] !== 0) i = (i + 1) & mask;
+    this.slots[i] = slotValue;
+    this.tags[i] = h;
+  }
+
+  /** Removes record `r` (which must be present). */
+  remove(r: number): void {
+    const mask = this.mask;
+    const w = this.arena.chunk(r);
+    const o = this.arena.offset(r);
+    const h = hash128(w[o]!, w[o + 1]!, w[o + 2]!, w[o + 3]!);
+    let i = h & mask;
+    while (this.slots[i] !== r + 1) {
+      if (this.slots[i] === 0) throw new Error("IdIndex.remove: record not indexed");
+      i = (i + 1) & mask;
+    }
+    // Backward-shift deletion keeps every remaining key reachable from its home slot.
+    let j = i;
+    for (;;) {
+      j = (j + 1) & mask;
+      const s = this.slots[j]!;
+      if (s === 0) break;
+      const home = this.tags[j]! & mask;
+      // Move j into the hole at i if its home is not within (i, j] cyclically.
+      const between = i <= j ? home > i && home <= j : home > i || home <= j;
+      if (!between) {
+        this.slots[i] = s;
+        this.tags[i] = this.tags[j]!;
+        i = j;
+      }
+    }
+    this.slots[i] = 0;
+    this.tags[i] = 0;
+    this.size--;
+  }
+
+  private grow(): void {
+    const oldSlots = this.slots;
+    const oldTags = this.tags;
+    const cap = (this.mask + 1) * 2;
+    this.slots = new Uint32Array(cap);
+    this.tags = new Uint32Array(cap);
+    this.mask = cap - 1;
+    for (let i = 0; i < oldSlots.length; i++) {
+      const s = oldSlots[i]!;
+      if (s !== 0) this.place(s, oldTags[i]!);
+    }
+  }
+
+  /** Pre-sizes the table for `n` entries (restore). */
+  reserve(n: number): void {
+    while (n * 10 > (this.mask + 1) * 7) this.grow();
+  }
+
+  memoryBytes(): number {
+    return this.slots.byteLength + this.tags.byteLength;
+  }
+}
+
+/** Growable Uint32 list. */
+export class U32List {
+  data: Uint32Array;
+  length = 0;
+  constructor(capacity = 4) {
+    this.data = new Uint32Array(capacity);
+  }
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const next = new Uint32Array(Math.max(8, Math.ceil(this.data.length * 1.5)));
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data[this.length++] = v;
+  }
+}
