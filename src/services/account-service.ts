@@ -1,0 +1,520 @@
+/**
+ * AccountService handlers. Each one is thin: validate the request (collecting every field
+ * violation), authorize the principal against the accounts the request names, ask
+ * src/domain/accounts.ts for the ledger events, submit them, and map the ledger's answer to an
+ * API response or a structured error. Money only moves inside the ledger's own checks
+ * (debits_must_not_exceed_credits & co.), never after a read-then-write decision here.
+ */
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  AccountFilterFlags,
+  CreateAccountStatus,
+  CreateTransferStatus,
+  type Account as LedgerAccount,
+  type Client,
+  type Transfer as LedgerTransfer,
+} from "tigerbeetle-node";
+import {
+  AccountService,
+  WalletMode,
+  type AdjustCreditLimitRequest,
+  type DepositRequest,
+  type GetAccountRequest,
+  type GetBalanceHistoryRequest,
+  type ListTransfersRequest,
+  type OpenAgentWalletRequest,
+  type OpenAuthorEarningsRequest,
+  type OpenPlatformAccountRequest,
+} from "../../clients/gen/masques/ledger/v1/account_service_pb.js";
+import {
+  AccountEntrySchema,
+  AccountKind,
+  BalanceSnapshotSchema,
+  Rail as ApiRail,
+  TransferDirection,
+  TransferKind,
+  type AccountRef,
+} from "../../clients/gen/masques/ledger/v1/common_pb.js";
+import { AccountCode, Rail, type RailName } from "../domain/codes.js";
+import {
+  AMOUNT_MAX_MICRO,
+  IDEMPOTENCY_KEY_RE,
+  OWNER_ID_RE,
+  OWNER_ID_RULE,
+  agentCreditLineId,
+  agentWalletAccounts,
+  agentWalletId,
+  authorEarningsAccount,
+  authorEarningsId,
+  availableMicro,
+  creditLimitChangeTransfer,
+  creditLimitMicro,
+  depositTransfer,
+  isAgentWalletCode,
+  openingCreditLineTransfer,
+  platformAccount,
+  railAccount,
+  type PlatformKind,
+  type RailAccountKind,
+} from "../domain/accounts.js";
+import { idToHex } from "../domain/ids.js";
+import {
+  authorizeDeposit,
+  authorizeOpenOwn,
+  authorizeRead,
+  principalOf,
+  requireAdmin,
+} from "./authz.js";
+import {
+  accountNotFound,
+  alreadyExists,
+  failedPrecondition,
+  idempotencyKeyReused,
+  insufficientFunds,
+  invalidArgument,
+  ledgerRejected,
+  type Violation,
+} from "./errors.js";
+import {
+  accountView,
+  balanceView,
+  decodePageToken,
+  encodePageToken,
+  parseHexId,
+  parsePageSize,
+  parseTimeRange,
+  timestampFromNs,
+  transferView,
+} from "./views.js";
+
+export interface AccountServiceDeps {
+  readonly ledger: Client;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation helpers
+
+function throwIfInvalid(violations: readonly Violation[]): void {
+  if (violations.length > 0) throw invalidArgument(violations);
+}
+
+function checkOwnerId(value: string, field: string, violations: Violation[]): void {
+  if (!OWNER_ID_RE.test(value)) violations.push({ field, description: OWNER_ID_RULE });
+}
+
+function checkIdempotencyKey(value: string, violations: Violation[]): void {
+  if (!IDEMPOTENCY_KEY_RE.test(value)) violations.push({ field: "idempotency_key", description: OWNER_ID_RULE });
+}
+
+function checkAmount(value: bigint, field: string, violations: Violation[], allowZero = false): void {
+  if (!allowZero && value <= 0n) violations.push({ field, description: "must be > 0" });
+  else if (value > AMOUNT_MAX_MICRO) violations.push({ field, description: "must be <= 9223372036854775807" });
+}
+
+/** AccountRef -> ledger id (null after pushing a violation). */
+function resolveAccountRef(ref: AccountRef | undefined, violations: Violation[]): bigint | null {
+  const r = ref?.ref;
+  switch (r?.case) {
+    case "accountId":
+      return parseHexId(r.value, "account.account_id", violations);
+    case "agentWallet":
+      checkOwnerId(r.value, "account.agent_wallet", violations);
+      return OWNER_ID_RE.test(r.value) ? agentWalletId(r.value) : null;
+    case "authorEarnings":
+      checkOwnerId(r.value, "account.author_earnings", violations);
+      return OWNER_ID_RE.test(r.value) ? authorEarningsId(r.value) : null;
+    default:
+      violations.push({ field: "account", description: "must set one of account_id, agent_wallet, author_earnings" });
+      return null;
+  }
+}
+
+const RAIL_BY_NUMBER = new Map<number, RailName>(
+  (Object.entries(Rail) as [RailName, number][]).map(([name, n]) => [n, name]),
+);
+
+/** API Rail -> rail name, null for RAIL_UNSPECIFIED, undefined (after a violation) when unknown. */
+function parseRail(rail: ApiRail, field: string, violations: Violation[]): RailName | null | undefined {
+  if (rail === ApiRail.UNSPECIFIED) return null;
+  const name = RAIL_BY_NUMBER.get(rail);
+  if (name === undefined) violations.push({ field, description: "must be a known rail" });
+  return name;
+}
+
+const KNOWN_TRANSFER_KINDS = new Set<number>(
+  Object.values(TransferKind).filter((v): v is number => typeof v === "number"),
+);
+
+// ---------------------------------------------------------------------------------------------
+// Ledger result helpers
+
+const OK_ACCOUNT = new Set<CreateAccountStatus>([CreateAccountStatus.created, CreateAccountStatus.exists]);
+const OK_TRANSFER = new Set<CreateTransferStatus>([CreateTransferStatus.created, CreateTransferStatus.exists]);
+
+function accountStatusName(s: CreateAccountStatus): string {
+  return CreateAccountStatus[s] ?? String(s);
+}
+function transferStatusName(s: CreateTransferStatus): string {
+  return CreateTransferStatus[s] ?? String(s);
+}
+function existsWithDifferent(name: string): boolean {
+  return name.startsWith("exists_with_different_");
+}
+
+/** One ledger result per event (tigerbeetle-node 0.17); a missing one is a port bug. */
+function single<T>(results: readonly T[], operation: string): T {
+  const r = results[0];
+  if (r === undefined || results.length !== 1) throw ledgerRejected(operation, `expected 1 result, got ${results.length}`);
+  return r;
+}
+
+const PLATFORM_KINDS = new Map<AccountKind, PlatformKind | RailAccountKind>([
+  [AccountKind.PLATFORM_REVENUE, "platform_revenue"],
+  [AccountKind.SESSION_ESCROW, "session_escrow"],
+  [AccountKind.PLATFORM_CREDIT_ISSUER, "platform_credit_issuer"],
+  [AccountKind.PLATFORM_OPERATOR, "platform_operator"],
+  [AccountKind.RAIL_INBOUND, "rail_inbound"],
+  [AccountKind.RAIL_OUTBOUND, "rail_outbound"],
+]);
+
+// ---------------------------------------------------------------------------------------------
+
+export function createAccountService(deps: AccountServiceDeps): ServiceImpl<typeof AccountService> {
+  const { ledger } = deps;
+
+  /** Look an account up with, for postpaid wallets, its credit limit (one ledger round trip). */
+  async function readAccount(id: bigint): Promise<{ account: LedgerAccount; creditLimit: bigint } | null> {
+    const found = await ledger.lookupAccounts([id, agentCreditLineId(id)]);
+    const account = found.find((a) => a.id === id);
+    if (account === undefined) return null;
+    let creditLimit = 0n;
+    if (account.code === AccountCode.agent_wallet_postpaid) {
+      const line = found.find((a) => a.id === agentCreditLineId(id));
+      if (line !== undefined) creditLimit = creditLimitMicro(line);
+    }
+    return { account, creditLimit };
+  }
+
+  async function mustReadAccount(id: bigint) {
+    const r = await readAccount(id);
+    if (r === null) throw accountNotFound(idToHex(id));
+    return r;
+  }
+
+  async function viewOf(id: bigint) {
+    const r = await mustReadAccount(id);
+    return accountView(r.account, r.creditLimit);
+  }
+
+  /** Create accounts; `exists` is success; a conflicting existing account is ALREADY_EXISTS. */
+  async function createAccounts(accounts: LedgerAccount[], what: string): Promise<void> {
+    const results = await ledger.createAccounts(accounts);
+    if (results.length !== accounts.length) {
+      throw ledgerRejected("create_accounts", `expected ${accounts.length} results, got ${results.length}`);
+    }
+    for (const [i, r] of results.entries()) {
+      if (OK_ACCOUNT.has(r.status)) continue;
+      const name = accountStatusName(r.status);
+      if (existsWithDifferent(name)) {
+        throw alreadyExists(
+          "ACCOUNT_EXISTS_WITH_DIFFERENT_TERMS",
+          `${what} already exists with different terms (${name})`,
+          { account_id: idToHex(accounts[i]!.id), ledger_status: name },
+        );
+      }
+      throw ledgerRejected("create_accounts", name);
+    }
+  }
+
+  /** Submit one transfer; on created/exists return the stored transfer (the original on a retry). */
+  async function submitTransfer(
+    t: LedgerTransfer,
+    onFailure: (status: CreateTransferStatus, name: string) => Promise<never> | never,
+  ): Promise<LedgerTransfer> {
+    const r = single(await ledger.createTransfers([t]), "create_transfers");
+    if (!OK_TRANSFER.has(r.status)) await onFailure(r.status, transferStatusName(r.status));
+    const stored = single(await ledger.lookupTransfers([t.id]), "lookup_transfers");
+    return stored;
+  }
+
+  return {
+    async openAgentWallet(req: OpenAgentWalletRequest, ctx: HandlerContext) {
+      const p = principalOf(ctx);
+      const v: Violation[] = [];
+      const agentId = req.agentId === "" && p.kind === "agent" ? p.id : req.agentId;
+      if (agentId === "") v.push({ field: "agent_id", description: "must be set" });
+      else checkOwnerId(agentId, "agent_id", v);
+      let mode: "prepaid" | "postpaid" | null = null;
+      if (req.mode === WalletMode.PREPAID) mode = "prepaid";
+      else if (req.mode === WalletMode.POSTPAID) mode = "postpaid";
+      else v.push({ field: "mode", description: "must be WALLET_MODE_PREPAID or WALLET_MODE_POSTPAID" });
+      if (mode === "prepaid" && req.creditLimitMicro !== 0n) {
+        v.push({ field: "credit_limit_micro", description: "must be 0 for a prepaid wallet" });
+      } else {
+        checkAmount(req.creditLimitMicro, "credit_limit_micro", v, true);
+      }
+      throwIfInvalid(v);
+      authorizeOpenOwn(p, "agent", agentId);
+      if (mode === "postpaid") requireAdmin(p, "open a postpaid wallet (it grants credit)");
+
+      const walletId = agentWalletId(agentId);
+      const wantCode = mode === "prepaid" ? AccountCode.agent_wallet_prepaid : AccountCode.agent_wallet_postpaid;
+      // Existence is monotonic (accounts are never deleted), so checking it first is safe; it
+      // keeps a conflicting re-open from creating a stray credit line account.
+      const existing = await readAccount(walletId);
+      if (existing !== null && existing.account.code !== wantCode) {
+        throw alreadyExists(
+          "ACCOUNT_EXISTS_WITH_DIFFERENT_TERMS",
+          `agent ${JSON.stringify(agentId)} already has a ${mode === "prepaid" ? "postpaid" : "prepaid"} wallet`,
+          { account_id: idToHex(walletId) },
+        );
+      }
+      await createAccounts(agentWalletAccounts(agentId, mode!), `the wallet of agent ${JSON.stringify(agentId)}`);
+      if (mode === "postpaid") {
+        await submitTransfer(openingCreditLineTransfer(walletId, req.creditLimitMicro), (_s, name) => {
+          if (existsWithDifferent(name)) {
+            throw alreadyExists(
+              "ACCOUNT_EXISTS_WITH_DIFFERENT_TERMS",
+              `the postpaid wallet of agent ${JSON.stringify(agentId)} was opened with a different credit limit`,
+              { account_id: idToHex(walletId), ledger_status: name },
+            );
+          }
+          throw ledgerRejected("open credit line", name);
+        });
+      }
+      return { account: await viewOf(walletId) };
+    },
+
+    async openAuthorEarnings(req: OpenAuthorEarningsRequest, ctx: HandlerContext) {
+      const p = principalOf(ctx);
+      const v: Violation[] = [];
+      const authorId = req.authorId === "" && p.kind === "author" ? p.id : req.authorId;
+      if (authorId === "") v.push({ field: "author_id", description: "must be set" });
+      else checkOwnerId(authorId, "author_id", v);
+      throwIfInvalid(v);
+      authorizeOpenOwn(p, "author", authorId);
+      const a = authorEarningsAccount(authorId);
+      await createAccounts([a], `the earnings account of author ${JSON.stringify(authorId)}`);
+      return { account: await viewOf(a.id) };
+    },
+
+    async openPlatformAccount(req: OpenPlatformAccountRequest, ctx: HandlerContext) {
+      const p = principalOf(ctx);
+      requireAdmin(p, "open platform accounts");
+      const v: Violation[] = [];
+      const kind = PLATFORM_KINDS.get(req.kind);
+      if (kind === undefined) {
+        v.push({
+          field: "kind",
+          description:
+            "must be a platform kind (PLATFORM_REVENUE, SESSION_ESCROW, PLATFORM_CREDIT_ISSUER, PLATFORM_OPERATOR, RAIL_INBOUND, RAIL_OUTBOUND)",
+        });
+      }
+      const rail = parseRail(req.rail, "rail", v);
+      const isRailKind = kind === "rail_inbound" || kind === "rail_outbound";
+      if (kind !== undefined && isRailKind && rail === null) v.push({ field: "rail", description: "must be set for rail accounts" });
+      if (kind !== undefined && !isRailKind && rail !== null && rail !== undefined) {
+        v.push({ field: "rail", description: "must be unset for non-rail accounts" });
+      }
+      throwIfInvalid(v);
+      const a = isRailKind ? railAccount(kind, rail!) : platformAccount(kind as PlatformKind);
+      await createAccounts([a], `platform account ${kind}`);
+      return { account: await viewOf(a.id) };
+    },
+
+    async getAccount(req: GetAccountRequest, ctx: HandlerContext) {
+      const p = principalOf(ctx);
+      const v: Violation[] = [];
+      const id = resolveAccountRef(req.account, v);
+      throwIfInvalid(v);
+      authorizeRead(p, id!);
+      return { account: await viewOf(id!) };
+    },
+
+    async deposit(req: DepositRequest, ctx: HandlerContext) {
+      const p = principalOf(ctx);
+      const v: Violation[] = [];
+      const walletId = resolveAccountRef(req.account, v);
+      checkAmount(req.amountMicro, "amount_micro", v);
+      const rail = parseRail(req.rail, "rail", v);
+      checkIdempotencyKey(req.idempotencyKey, v);
+      throwIfInvalid(v);
+      authorizeDeposit(p, rail!);
+
+      const { account: wallet } = await mustReadAccount(walletId!);
+      if (!isAgentWalletCode(wallet.code)) {
+        throw invalidArgument([{ field: "account", description: "must be an agent wallet" }]);
+      }
+      const t = depositTransfer({
+        walletId: walletId!,
+        amountMicro: req.amountMicro,
+        rail: rail!,
+        idempotencyKey: req.idempotencyKey,
+      });
+      const stored = await submitTransfer(t, (status, name) => {
+        if (existsWithDifferent(name)) throw idempotencyKeyReused(req.idempotencyKey, idToHex(t.id), "deposit");
+        if (status === CreateTransferStatus.credit_account_already_closed) {
+          throw failedPrecondition("ACCOUNT_CLOSED", `account ${idToHex(walletId!)} is closed`, {
+            account_id: idToHex(walletId!),
+          });
+        }
+        if (status === CreateTransferStatus.id_already_failed) {
+          throw failedPrecondition(
+            "IDEMPOTENCY_KEY_FAILED",
+            `a deposit with idempotency key ${JSON.stringify(req.idempotencyKey)} already failed; use a new key`,
+            { idempotency_key: req.idempotencyKey },
+          );
+        }
+        throw ledgerRejected("deposit", name);
+      });
+      return { transfer: transferView(stored) };
+    },
+
+    async adjustCreditLimit(req: AdjustCreditLimitRequest, ctx: HandlerContext) {
+      const p = principalOf(ctx);
+      requireAdmin(p, "change credit limits");
+      const v: Violation[] = [];
+      const walletId = resolveAccountRef(req.account, v);
+      let change: { direction: "increase" | "decrease"; amountMicro: bigint } | null = null;
+      if (req.change.case === "increaseMicro") {
+        checkAmount(req.change.value, "increase_micro", v);
+        change = { direction: "increase", amountMicro: req.change.value };
+      } else if (req.change.case === "decreaseMicro") {
+        checkAmount(req.change.value, "decrease_micro", v);
+        change = { direction: "decrease", amountMicro: req.change.value };
+      } else {
+        v.push({ field: "change", description: "must set one of increase_micro, decrease_micro" });
+      }
+      checkIdempotencyKey(req.idempotencyKey, v);
+      throwIfInvalid(v);
+
+      const { account: wallet } = await mustReadAccount(walletId!);
+      if (wallet.code !== AccountCode.agent_wallet_postpaid) {
+        throw invalidArgument([{ field: "account", description: "must be a postpaid agent wallet" }]);
+      }
+      const t = creditLimitChangeTransfer(walletId!, change!, req.idempotencyKey);
+      const stored = await submitTransfer(t, async (status, name) => {
+        if (existsWithDifferent(name)) throw idempotencyKeyReused(req.idempotencyKey, idToHex(t.id), "credit limit change");
+        if (status === CreateTransferStatus.exceeds_credits) {
+          // The wallet cannot give back that much credit: the agent already uses it. Report
+          // what it has available now (the refusal itself was atomic inside the ledger).
+          const now = await mustReadAccount(walletId!);
+          throw insufficientFunds(idToHex(walletId!), availableMicro(now.account), change!.amountMicro);
+        }
+        if (status === CreateTransferStatus.exceeds_debits) {
+          throw failedPrecondition(
+            "CREDIT_LIMIT_BELOW_ZERO",
+            `cannot lower the credit limit of ${idToHex(walletId!)} by more than its current limit`,
+            { account_id: idToHex(walletId!) },
+          );
+        }
+        if (status === CreateTransferStatus.id_already_failed) {
+          throw failedPrecondition(
+            "IDEMPOTENCY_KEY_FAILED",
+            `a credit limit change with idempotency key ${JSON.stringify(req.idempotencyKey)} already failed; use a new key`,
+            { idempotency_key: req.idempotencyKey },
+          );
+        }
+        throw ledgerRejected("credit limit change", name);
+      });
+      return { transfer: transferView(stored), account: await viewOf(walletId!) };
+    },
+
+    async listTransfers(req: ListTransfersRequest, ctx: HandlerContext) {
+      const p = principalOf(ctx);
+      const v: Violation[] = [];
+      const id = resolveAccountRef(req.account, v);
+      const pageSize = parsePageSize(req.pageSize, v);
+      if (req.kind !== TransferKind.UNSPECIFIED && !KNOWN_TRANSFER_KINDS.has(req.kind)) {
+        v.push({ field: "kind", description: "must be a known transfer kind" });
+      }
+      if (![TransferDirection.UNSPECIFIED, TransferDirection.DEBIT, TransferDirection.CREDIT].includes(req.direction)) {
+        v.push({ field: "direction", description: "must be TRANSFER_DIRECTION_DEBIT, _CREDIT or unset" });
+      }
+      const range = parseTimeRange(req.startTime, req.endTime, v);
+      const query = ["ListTransfers", id, req.kind, req.direction, range.start_ns, range.end_ns];
+      const before = decodePageToken(req.pageToken, query, v);
+      throwIfInvalid(v);
+      authorizeRead(p, id!);
+      await mustReadAccount(id!);
+
+      const directionFlags =
+        req.direction === TransferDirection.DEBIT
+          ? AccountFilterFlags.debits
+          : req.direction === TransferDirection.CREDIT
+            ? AccountFilterFlags.credits
+            : AccountFilterFlags.debits | AccountFilterFlags.credits;
+      const max = upperBound(range.end_ns, before);
+      const transfers = await ledger.getAccountTransfers({
+        account_id: id!,
+        user_data_128: 0n,
+        user_data_64: 0n,
+        user_data_32: 0,
+        code: req.kind,
+        timestamp_min: range.start_ns,
+        timestamp_max: max,
+        limit: pageSize + 1,
+        flags: directionFlags | AccountFilterFlags.reversed,
+      });
+      const page = transfers.slice(0, pageSize);
+      return {
+        entries: page.map((t) =>
+          create(AccountEntrySchema, {
+            transfer: transferView(t),
+            direction: t.debit_account_id === id ? TransferDirection.DEBIT : TransferDirection.CREDIT,
+          }),
+        ),
+        nextPageToken: transfers.length > pageSize ? encodePageToken(page[page.length - 1]!.timestamp, query) : "",
+      };
+    },
+
+    async getBalanceHistory(req: GetBalanceHistoryRequest, ctx: HandlerContext) {
+      const p = principalOf(ctx);
+      const v: Violation[] = [];
+      const id = resolveAccountRef(req.account, v);
+      const pageSize = parsePageSize(req.pageSize, v);
+      const range = parseTimeRange(req.startTime, req.endTime, v);
+      const query = ["GetBalanceHistory", id, range.start_ns, range.end_ns];
+      const before = decodePageToken(req.pageToken, query, v);
+      throwIfInvalid(v);
+      authorizeRead(p, id!);
+      const { account } = await mustReadAccount(id!);
+      if (!accountView(account).history) {
+        throw failedPrecondition("NO_HISTORY", `account ${idToHex(id!)} does not keep balance history`, {
+          account_id: idToHex(id!),
+        });
+      }
+      const balances = await ledger.getAccountBalances({
+        account_id: id!,
+        user_data_128: 0n,
+        user_data_64: 0n,
+        user_data_32: 0,
+        code: 0,
+        timestamp_min: range.start_ns,
+        timestamp_max: upperBound(range.end_ns, before),
+        limit: pageSize + 1,
+        flags: AccountFilterFlags.debits | AccountFilterFlags.credits | AccountFilterFlags.reversed,
+      });
+      const page = balances.slice(0, pageSize);
+      return {
+        snapshots: page.map((b) =>
+          create(BalanceSnapshotSchema, { balance: balanceView(b), time: timestampFromNs(b.timestamp) }),
+        ),
+        nextPageToken: balances.length > pageSize ? encodePageToken(page[page.length - 1]!.timestamp, query) : "",
+      };
+    },
+  };
+}
+
+/**
+ * The inclusive `timestamp_max` for a page: strictly before the cursor and before the exclusive
+ * end of the range; 0n means unbounded (the ledger's convention).
+ */
+function upperBound(endNs: bigint, beforeNs: bigint): bigint {
+  const bounds = [endNs, beforeNs].filter((b) => b !== 0n).map((b) => b - 1n);
+  if (bounds.length === 0) return 0n;
+  const m = bounds.reduce((a, b) => (a < b ? a : b));
+  // timestamp_max 0 would mean "unbounded"; a bound below every ledger timestamp is 1.
+  return m === 0n ? 1n : m;
+}
