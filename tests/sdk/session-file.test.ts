@@ -35,7 +35,14 @@ describe("session file (.claude/masque.session.yaml)", () => {
     await writeFile(path, PLUGIN_FILE);
     await withSessionFile(path, async (f) => {
       expect(f.view().active.name).toBe("codesmith");
-      f.setActiveLedger({ masque: "codesmith", don_key: "k1", status: "active", session_id: "abc", reserved_micro: 5_000_000n, usage_seq: 2 });
+      f.setActiveLedger({
+        masque: "codesmith",
+        status: "active",
+        session_id: "abc",
+        reserved_micro: 5_000_000n,
+        usage_seq: 2,
+        unsent_usage: [{ seq: 2, input_tokens: 1200n, output_tokens: 300n, tool_calls: 0n }],
+      });
       await f.save();
     });
     const text = await readFile(path, "utf8");
@@ -43,7 +50,14 @@ describe("session file (.claude/masque.session.yaml)", () => {
     expect(text).toContain("keep me # a comment that must survive");
     expect(text).toContain('reserved_usd: "5.000000"');
     const v = (await SessionFile.load(path)).view();
-    expect(v.active.ledger).toEqual({ masque: "codesmith", don_key: "k1", status: "active", session_id: "abc", reserved_micro: 5_000_000n, usage_seq: 2 });
+    expect(v.active.ledger).toEqual({
+      masque: "codesmith",
+      status: "active",
+      session_id: "abc",
+      reserved_micro: 5_000_000n,
+      usage_seq: 2,
+      unsent_usage: [{ seq: 2, input_tokens: 1200n, output_tokens: 300n, tool_calls: 0n }],
+    });
     expect(v.active.source).toBe("shared");
   });
 
@@ -51,7 +65,7 @@ describe("session file (.claude/masque.session.yaml)", () => {
     const dir = await tmp();
     const path = join(dir, "s.yaml");
     await withSessionFile(path, async (f) => {
-      f.setActive({ name: "codesmith", donned_at: "2026-01-26T12:00:00Z", ledger: { masque: "codesmith", don_key: "k", status: "active", session_id: "s1", usage_seq: 0 } });
+      f.setActive({ name: "codesmith", donned_at: "2026-01-26T12:00:00Z", ledger: { masque: "codesmith", status: "active", session_id: "s1", usage_seq: 0, unsent_usage: [] } });
       await f.save();
     });
     await withSessionFile(path, async (f) => {
@@ -85,7 +99,7 @@ describe("session file (.claude/masque.session.yaml)", () => {
     const dir = await tmp();
     const path = join(dir, "s.yaml");
     await withSessionFile(path, async (f) => {
-      f.setActive({ name: "m", donned_at: "t", ledger: { masque: "m", don_key: "k", status: "active", session_id: "s", usage_seq: 0 } });
+      f.setActive({ name: "m", donned_at: "t", ledger: { masque: "m", status: "active", session_id: "s", usage_seq: 0, unsent_usage: [] } });
       await f.save();
     });
     await Promise.all(

@@ -33,27 +33,36 @@ export function resolveSessionFilePath(explicit?: string, env: Record<string, st
   return resolve(cwd, DEFAULT_SESSION_FILE);
 }
 
+/** A usage report written to the file before it is sent, removed once the daemon acknowledged it. */
+export interface UnsentUsage {
+  seq: number;
+  input_tokens: bigint;
+  output_tokens: bigint;
+  tool_calls: bigint;
+}
+
 /** What the ledger knows about the active paid session. */
 export interface LedgerSessionState {
-  /** Session id on the ledger (set once the daemon answered the Don). */
-  session_id?: string;
-  /** Masque id/name as the daemon's catalog knows it. */
+  /**
+   * Session id (32 hex), chosen by the client *before* the Don and written here first: it is the
+   * Don's idempotency key, so re-running `don` after an outage can never hold twice.
+   */
+  session_id: string;
+  /** Masque name as the daemon's catalog knows it. */
   masque: string;
-  /** Idempotency key of the Don: reused if the Don is retried (even by a new process). */
-  don_key: string;
   /** `pending`: the Don was sent but not confirmed (outage); `active`: held on the ledger. */
   status: "pending" | "active";
   /** Reservation held on Don, micro-USD. */
   reserved_micro?: bigint;
-  /** Last usage sequence number reported for this session (0 = none yet). */
+  /** The agent's own spending cap asked for at Don, micro-USD. */
+  max_spend_micro?: bigint;
+  /** Last usage sequence number assigned for this session (0 = none yet). */
   usage_seq: number;
+  /** Usage events assigned a sequence number but not yet acknowledged by the daemon. */
+  unsent_usage: UnsentUsage[];
   /** Endpoint the session lives on, so later commands talk to the same daemon. */
   endpoint?: string;
   intent?: string;
-  /** Key of a Doff/Cancel in flight: reused if it is retried after an outage. */
-  end_key?: string;
-  /** Idempotency key of the `max_spend` chosen at Don. */
-  max_spend_micro?: bigint;
 }
 
 /** The outcome recorded under `previous.ledger` after doff/cancel. */
@@ -81,17 +90,19 @@ const usd = z.string().transform((s, ctx) => {
 });
 const optStr = z.string().nullish().transform((v) => v ?? undefined);
 
+const count = z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/)]).transform((v) => BigInt(v));
 const ledgerActiveSchema = z.object({
-  session_id: optStr,
-  masque: z.string(),
-  don_key: z.string(),
+  session_id: z.string().min(1),
+  masque: z.string().min(1),
   status: z.enum(["pending", "active"]),
   reserved_usd: usd.nullish(),
+  max_spend_usd: usd.nullish(),
   usage_seq: z.number().int().nonnegative().default(0),
+  unsent_usage: z
+    .array(z.object({ seq: z.number().int().positive(), input_tokens: count.default(0n), output_tokens: count.default(0n), tool_calls: count.default(0n) }))
+    .nullish(),
   endpoint: optStr,
   intent: optStr,
-  end_key: optStr,
-  max_spend_usd: usd.nullish(),
 });
 const ledgerPrevSchema = z.object({
   session_id: z.string(),
@@ -121,16 +132,15 @@ function viewOf(doc: Document, path: string): SessionFileView {
     }
     const l = r.data;
     ledger = {
+      session_id: l.session_id,
       masque: l.masque,
-      don_key: l.don_key,
       status: l.status,
       usage_seq: l.usage_seq,
-      ...(l.session_id ? { session_id: l.session_id } : {}),
+      unsent_usage: (l.unsent_usage ?? []).map((u) => ({ seq: u.seq, input_tokens: u.input_tokens, output_tokens: u.output_tokens, tool_calls: u.tool_calls })),
       ...(l.reserved_usd != null ? { reserved_micro: l.reserved_usd } : {}),
+      ...(l.max_spend_usd != null ? { max_spend_micro: l.max_spend_usd } : {}),
       ...(l.endpoint ? { endpoint: l.endpoint } : {}),
       ...(l.intent ? { intent: l.intent } : {}),
-      ...(l.end_key ? { end_key: l.end_key } : {}),
-      ...(l.max_spend_usd != null ? { max_spend_micro: l.max_spend_usd } : {}),
     };
   }
   let outcome: LedgerOutcome | null = null;
@@ -151,18 +161,31 @@ function viewOf(doc: Document, path: string): SessionFileView {
   };
 }
 
+/** Counts as YAML numbers while exact in JavaScript, else as decimal strings. */
+function yamlCount(v: bigint): number | string {
+  return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
+}
+
 function ledgerActiveToYaml(l: LedgerSessionState): Record<string, unknown> {
   return {
-    session_id: l.session_id ?? null,
+    session_id: l.session_id,
     masque: l.masque,
     status: l.status,
-    don_key: l.don_key,
     ...(l.reserved_micro !== undefined ? { reserved_usd: formatMicroAsUsd(l.reserved_micro) } : {}),
     ...(l.max_spend_micro !== undefined ? { max_spend_usd: formatMicroAsUsd(l.max_spend_micro) } : {}),
     usage_seq: l.usage_seq,
+    ...(l.unsent_usage.length > 0
+      ? {
+          unsent_usage: l.unsent_usage.map((u) => ({
+            seq: u.seq,
+            input_tokens: yamlCount(u.input_tokens),
+            output_tokens: yamlCount(u.output_tokens),
+            tool_calls: yamlCount(u.tool_calls),
+          })),
+        }
+      : {}),
     ...(l.endpoint ? { endpoint: l.endpoint } : {}),
     ...(l.intent ? { intent: l.intent } : {}),
-    ...(l.end_key ? { end_key: l.end_key } : {}),
   };
 }
 
