@@ -101,6 +101,68 @@ const vars = {
     "Merge concurrent ledger requests into batches of at most 8189 events (true/false).",
     "true",
   ),
+  // ---- analytics: CDC streamer ledger -> ClickHouse (issue 5, src/streamer) ----------------
+  STREAMER_ENABLED: v(
+    boolFlag.default(true),
+    "Run the CDC streamer (ledger -> ClickHouse) inside `serve` (true/false). `masques-ledger stream` runs it standalone.",
+    "true",
+  ),
+  CLICKHOUSE_URL: v(
+    z.string().url().optional(),
+    "ClickHouse server HTTP(S) URL (e.g. http://localhost:8123). Unset = embedded chDB on disk at CHDB_PATH.",
+  ),
+  CLICKHOUSE_USER: v(z.string().optional(), "ClickHouse user for CLICKHOUSE_URL (default: the server's `default`)."),
+  CLICKHOUSE_PASSWORD: v(z.string().optional(), "ClickHouse password for CLICKHOUSE_URL."),
+  CLICKHOUSE_DATABASE: v(
+    z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "expected a ClickHouse identifier").default("masques"),
+    "ClickHouse database holding the analytics tables (created by the migrations in sql/).",
+    "masques",
+  ),
+  CHDB_PATH: v(
+    z.string().optional(),
+    "Embedded chDB data directory (default: $MASQUES_DATA_DIR/chdb). One process at a time.",
+  ),
+  STREAM_BATCH: v(
+    uint("events").refine((n) => n >= 1 && n <= 8189, "expected 1..8189").default(8189),
+    "Events per ledger read by the streamer (1..8189).",
+    "8189",
+  ),
+  STREAM_POLL_MS: v(
+    uint("milliseconds").refine((n) => n >= 1, "expected >= 1").default(200),
+    "Streamer poll interval when caught up (ms).",
+    "200",
+  ),
+  // ---- sessions (SessionService, issue 4) ---------------------------------------------------
+  MASQUES_DIR: v(
+    z.string().default("./masques"),
+    "Directory of masque YAML files (the catalog with author and pricing); loaded at start-up.",
+    "./masques",
+  ),
+  PLATFORM_FEE_BPS: v(
+    uint("basis points").pipe(z.number().max(10_000, "must be <= 10000 basis points")).default(1500),
+    "Platform fee on every settled session, in basis points of the charge (1500 = 15%); rounds down, the remainder goes to the author.",
+    "1500",
+  ),
+  BILLING_MODE: v(
+    z.enum(["shadow", "soft", "live"]).default("live"),
+    "Session billing: shadow (compute and record, hold nothing), soft (overrun charged as agent debt), live (never above the hold).",
+    "live",
+  ),
+  SESSION_MAX_S: v(
+    uint("seconds").pipe(z.number().min(1).max(4_294_967_295)).default(86_400),
+    "Maximum session length: the timeout of the Don hold; the ledger voids an unsettled hold after it.",
+    "86400",
+  ),
+  SESSION_IDLE_S: v(
+    uint("seconds").pipe(z.number().min(1)).default(900),
+    "A session with no heartbeat or usage for this long is finalized by the reaper at its accrued price.",
+    "900",
+  ),
+  SESSION_REAPER_INTERVAL_MS: v(
+    uint("milliseconds").pipe(z.number().min(10)).default(5_000),
+    "How often the session reaper looks for idle sessions and sessions near their maximum length.",
+    "5000",
+  ),
 } as const;
 
 type Vars = typeof vars;

@@ -1,4 +1,9 @@
 import type { CliCommand } from "../command.js";
+import { serveCommand } from "./serve.js";
+import { tokenCommand } from "./token.js";
 
 /** Every subcommand of the `masques-ledger` binary. Add one line per command. */
-export const commands: CliCommand[] = [];
+export const commands: CliCommand[] = [
+  serveCommand,
+  tokenCommand,
+];

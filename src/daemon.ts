@@ -1,0 +1,129 @@
+/**
+ * The ledger daemon: configuration -> keys -> ledger -> services -> gRPC + HTTP listeners, and
+ * graceful shutdown (stop accepting, let in-flight calls finish within MASQUES_SHUTDOWN_GRACE_S,
+ * stop services, close the ledger).
+ */
+import { mkdir } from "node:fs/promises";
+import type { ServiceImplSpec } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { ConfigError, isLoopbackHost, type Config } from "./config.js";
+import { openLedger, type OpenedLedger } from "./ledger/index.js";
+import { createVerifier, loadOrCreateDevKeys, parsePublicKeys, type Verifier } from "./server/auth.js";
+import { setServing, startGrpcServer, type GrpcServer } from "./server/grpc.js";
+import { startHttpServer, type HttpServer } from "./server/http.js";
+import { wrapService } from "./server/pipeline.js";
+import type { DaemonContext, ServicesModule } from "./server/registry.js";
+import * as servicesModule from "./services/index.js";
+
+export interface RunningDaemon {
+  grpcAddr: string;
+  httpAddr: string;
+  /** Graceful stop; idempotent. */
+  stop(reason?: string): Promise<void>;
+  /** Resolves when the daemon has fully stopped. */
+  stopped: Promise<void>;
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Wall clock in ns since the epoch (µs resolution). */
+export function systemClock(): bigint {
+  return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)) * 1000n;
+}
+
+async function makeVerifier(config: Config, log: Logger): Promise<Verifier> {
+  const opts = { issuer: config.MASQUES_JWT_ISSUER, audience: config.MASQUES_JWT_AUDIENCE };
+  if (config.MASQUES_JWT_PUBLIC_KEYS) {
+    try {
+      return createVerifier(parsePublicKeys(config.MASQUES_JWT_PUBLIC_KEYS), "MASQUES_JWT_PUBLIC_KEYS", opts);
+    } catch (err) {
+      throw new ConfigError([{ variable: "MASQUES_JWT_PUBLIC_KEYS", message: (err as Error).message.replace(/^MASQUES_JWT_PUBLIC_KEYS: /, "") }]);
+    }
+  }
+  const exposed = [config.MASQUES_GRPC_ADDR, config.MASQUES_HTTP_ADDR].filter((a) => !isLoopbackHost(a.host));
+  if (exposed.length > 0) {
+    throw new ConfigError([
+      {
+        variable: "MASQUES_JWT_PUBLIC_KEYS",
+        message: `required when listening on a non-loopback address (${exposed.map((a) => a.text).join(", ")}); dev keys are only created for loopback-only daemons`,
+      },
+    ]);
+  }
+  const dev = await loadOrCreateDevKeys(config.dataDir);
+  log.warn({ key_dir: dev.dir }, "no MASQUES_JWT_PUBLIC_KEYS: using the local dev key pair (loopback only); mint tokens with `masques-ledger token`");
+  return createVerifier(parsePublicKeys(JSON.stringify(dev.publicJwks)), "dev key pair", opts);
+}
+
+export async function runDaemon(
+  config: Config,
+  log: Logger,
+  opts: { services?: ServicesModule; clock?: () => bigint } = {},
+): Promise<RunningDaemon> {
+  const services: ServicesModule = opts.services ?? servicesModule;
+  await mkdir(config.dataDir, { recursive: true });
+  const verifier = await makeVerifier(config, log);
+  const ledger: OpenedLedger = await openLedger(config);
+  log.info({ ledger: ledger.describe, coalesce: config.MASQUES_COALESCE }, "ledger open");
+
+  const ctx: DaemonContext = { ledger: ledger.client, config, log, clock: opts.clock ?? systemClock };
+  let grpcServer: GrpcServer | undefined;
+  let httpServer: HttpServer | undefined;
+  let specs: ServiceImplSpec[] = [];
+  try {
+    specs = services.createServices(ctx).map((r) => wrapService(r, { verifier, log }));
+    if (services.onStart) await services.onStart(ctx);
+    grpcServer = await startGrpcServer(specs, config.MASQUES_GRPC_ADDR.host, config.MASQUES_GRPC_ADDR.port, log);
+    httpServer = await startHttpServer(specs, config.MASQUES_HTTP_ADDR.host, config.MASQUES_HTTP_ADDR.port, log);
+  } catch (err) {
+    grpcServer?.server.forceShutdown();
+    await httpServer?.close(0);
+    await ledger.close();
+    throw err;
+  }
+  const g = grpcServer;
+  const h = httpServer;
+  setServing(g, specs, true);
+  h.setServing(true);
+  const grpcAddr = hostPort(config.MASQUES_GRPC_ADDR.host, g.port);
+  const httpAddr = hostPort(config.MASQUES_HTTP_ADDR.host, h.port);
+  log.info(
+    { grpc_addr: grpcAddr, http_addr: httpAddr, services: specs.map((s) => s.service.typeName), auth: verifier.source },
+    "listening",
+  );
+
+  let stopping: Promise<void> | undefined;
+  let resolveStopped: () => void = () => {};
+  const stopped = new Promise<void>((r) => (resolveStopped = r));
+  const stop = (reason = "stop requested"): Promise<void> => {
+    stopping ??= (async () => {
+      const graceMs = config.MASQUES_SHUTDOWN_GRACE_S * 1000;
+      log.info({ reason, grace_s: config.MASQUES_SHUTDOWN_GRACE_S }, "shutting down: draining in-flight calls");
+      setServing(g, specs, false);
+      h.setServing(false);
+      const grpcDone = new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          log.warn("grace period over: cancelling remaining gRPC calls");
+          g.server.forceShutdown();
+          resolve();
+        }, graceMs);
+        g.server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      await Promise.all([grpcDone, h.close(graceMs)]);
+      try {
+        if (services.onStop) await services.onStop(ctx);
+      } catch (err) {
+        log.error({ err }, "service shutdown hook failed");
+      }
+      await ledger.close();
+      log.info("stopped");
+      resolveStopped();
+    })();
+    return stopping;
+  };
+  return { grpcAddr, httpAddr, stop, stopped };
+}

@@ -1,0 +1,136 @@
+/**
+ * The per-RPC pipeline shared by every transport: request id, authentication, request logger,
+ * error normalisation and the access log line. Both the grpc-js adapter and connect-node serve
+ * the wrapped ServiceImplSpec this module produces, so behaviour is identical on both.
+ */
+import { randomUUID } from "node:crypto";
+import {
+  Code,
+  ConnectError,
+  createMethodImplSpec,
+  type HandlerContext,
+  type MethodImplSpec,
+  type ServiceImplSpec,
+} from "@connectrpc/connect";
+import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
+import type { Logger } from "pino";
+import type { Verifier } from "./auth.js";
+import { loggerKey } from "./context.js";
+import { principalKey, requestIdKey } from "./principal.js";
+import type { ServiceRegistration } from "./registry.js";
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._:\-]{1,128}$/;
+
+export interface PipelineDeps {
+  verifier: Verifier;
+  log: Logger;
+}
+
+/** Normalise anything thrown by a handler into the ConnectError sent to the caller. */
+export function toConnectError(err: unknown, log: Logger): ConnectError {
+  if (err instanceof ConnectError) return err;
+  if (err instanceof Error && err.name === "AbortError") {
+    return new ConnectError("request cancelled", Code.Canceled);
+  }
+  // Unknown failures: log the real error, send a generic message (no internals leak).
+  log.error({ err }, "unhandled error in handler");
+  return new ConnectError("internal error", Code.Internal);
+}
+
+async function begin(ctx: HandlerContext, deps: PipelineDeps): Promise<{ log: Logger; t0: number }> {
+  const t0 = performance.now();
+  const given = ctx.requestHeader.get("x-request-id");
+  const requestId = given && REQUEST_ID_RE.test(given) ? given : randomUUID();
+  ctx.values.set(requestIdKey, requestId);
+  ctx.responseHeader.set("x-request-id", requestId);
+  let log = deps.log.child({
+    request_id: requestId,
+    rpc: `${ctx.service.typeName}/${ctx.method.name}`,
+    protocol: ctx.protocolName,
+  });
+  ctx.values.set(loggerKey, log);
+  try {
+    const principal = await deps.verifier.authenticate(ctx.requestHeader.get("authorization"));
+    ctx.values.set(principalKey, principal);
+    log = log.child({ principal: `${principal.kind}:${principal.id}` });
+    ctx.values.set(loggerKey, log);
+  } catch (err) {
+    const ce = toConnectError(err, log);
+    log.info({ code: Code[ce.code], reason: ce.rawMessage, duration_ms: ms(t0) }, "rpc rejected");
+    throw ce;
+  }
+  return { log, t0 };
+}
+
+function ms(t0: number): number {
+  return Math.round((performance.now() - t0) * 1000) / 1000;
+}
+
+function finishError(err: unknown, log: Logger, t0: number): ConnectError {
+  const ce = toConnectError(err, log);
+  const level = ce.code === Code.Internal || ce.code === Code.Unknown || ce.code === Code.DataLoss ? "error" : "info";
+  log[level]({ code: Code[ce.code], reason: ce.rawMessage, duration_ms: ms(t0) }, "rpc failed");
+  return ce;
+}
+
+function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
+  switch (spec.kind) {
+    case "unary": {
+      const impl = spec.impl;
+      return createMethodImplSpec(spec.method, async (req: MessageShape<DescMessage>, ctx: HandlerContext) => {
+        const { log, t0 } = await begin(ctx, deps);
+        try {
+          const res = await impl(req, ctx);
+          log.info({ code: "OK", duration_ms: ms(t0) }, "rpc");
+          return res;
+        } catch (err) {
+          throw finishError(err, log, t0);
+        }
+      });
+    }
+    case "server_streaming": {
+      const impl = spec.impl;
+      return createMethodImplSpec(spec.method, async function* (req: MessageShape<DescMessage>, ctx: HandlerContext) {
+        const { log, t0 } = await begin(ctx, deps);
+        try {
+          yield* impl(req, ctx);
+          log.info({ code: "OK", duration_ms: ms(t0) }, "rpc");
+        } catch (err) {
+          throw finishError(err, log, t0);
+        }
+      });
+    }
+    case "client_streaming": {
+      const impl = spec.impl;
+      return createMethodImplSpec(spec.method, async (reqs: AsyncIterable<MessageShape<DescMessage>>, ctx: HandlerContext) => {
+        const { log, t0 } = await begin(ctx, deps);
+        try {
+          const res = await impl(reqs, ctx);
+          log.info({ code: "OK", duration_ms: ms(t0) }, "rpc");
+          return res;
+        } catch (err) {
+          throw finishError(err, log, t0);
+        }
+      });
+    }
+    case "bidi_streaming": {
+      const impl = spec.impl;
+      return createMethodImplSpec(spec.method, async function* (reqs: AsyncIterable<MessageShape<DescMessage>>, ctx: HandlerContext) {
+        const { log, t0 } = await begin(ctx, deps);
+        try {
+          yield* impl(reqs, ctx);
+          log.info({ code: "OK", duration_ms: ms(t0) }, "rpc");
+        } catch (err) {
+          throw finishError(err, log, t0);
+        }
+      });
+    }
+  }
+}
+
+/** Wrap every method of a registration with the pipeline. */
+export function wrapService(reg: ServiceRegistration, deps: PipelineDeps): ServiceImplSpec {
+  const methods: Record<string, MethodImplSpec> = {};
+  for (const [name, m] of Object.entries(reg.spec.methods)) methods[name] = wrapMethod(m, deps);
+  return { service: reg.spec.service, methods };
+}
