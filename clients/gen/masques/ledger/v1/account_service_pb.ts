@@ -578,7 +578,8 @@ export const AccountService: GenService<{
    * Opens an agent's wallet. Idempotent by owner: the wallet id is derived from the agent id, so
    * opening it again with the same terms returns the existing wallet; different terms (another
    * mode or credit limit) fail with ALREADY_EXISTS / ACCOUNT_EXISTS_WITH_DIFFERENT_TERMS.
-   * A postpaid wallet (admin only) is granted its credit line atomically in the ledger.
+   * A postpaid wallet (admin only) is funded by a per-wallet credit line account through a ledger
+   * transfer, so the limit is enforced inside the ledger on every spend (docs/adr/0051).
    *
    * @generated from rpc masques.ledger.v1.AccountService.OpenAgentWallet
    */
