@@ -422,7 +422,10 @@ class Core implements StateMachine {
           const ts = tsBig(IN[o + IT_TS + 1]!, IN[o + IT_TS]!);
           if (ts < 1n || ts > TIMESTAMP_MAX) status = CT.imported_event_timestamp_out_of_range;
           else if (ts >= batchTs) status = CT.imported_event_timestamp_must_not_advance;
-          else status = this.createTransfer(IN, o, IN[o + IT_TS + 1]!, IN[o + IT_TS]!, true);
+          else {
+            status = this.createTransfer(IN, o, IN[o + IT_TS + 1]!, IN[o + IT_TS]!, true);
+            if (status === CT.created) this.stamp = ts;
+          }
         } else if ((IN[o + IT_TS]! | IN[o + IT_TS + 1]!) !== 0) {
           status = CT.timestamp_must_be_zero;
         } else {

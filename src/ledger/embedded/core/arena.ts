@@ -13,6 +13,8 @@ export class RecordArena {
   readonly mask: number;
   readonly chunks: Uint32Array[] = [];
   count = 0;
+  /** Records below this index may hold stale words (after pop). */
+  private highWater = 0;
 
   constructor(strideWords: number, chunkShift: number) {
     this.stride = strideWords;
@@ -32,11 +34,13 @@ export class RecordArena {
     if (chunk === undefined) {
       chunk = new Uint32Array(this.stride << this.shift);
       this.chunks.push(chunk);
-    } else {
+    } else if (r < this.highWater) {
+      // Reusing a slot freed by a rollback: clear it.
       const o = (r & this.mask) * this.stride;
       chunk.fill(0, o, o + this.stride);
     }
     this.count = r + 1;
+    if (this.count > this.highWater) this.highWater = this.count;
     return r;
   }
 
@@ -68,6 +72,7 @@ export class RecordArena {
   allocateForRestore(count: number): Uint8Array[] {
     this.chunks.length = 0;
     this.count = count;
+    this.highWater = count;
     const out: Uint8Array[] = [];
     let left = count;
     while (left > 0) {

@@ -79,7 +79,7 @@ export function isZero128(w: Uint32Array, o: number): boolean {
 }
 
 export function isMax128(w: Uint32Array, o: number): boolean {
-  return (w[o]! & w[o + 1]! & w[o + 2]! & w[o + 3]!) === 0xffffffff;
+  return (w[o]! & w[o + 1]! & w[o + 2]! & w[o + 3]!) === -1;
 }
 
 export function eq128(a: Uint32Array, ao: number, b: Uint32Array, bo: number): boolean {

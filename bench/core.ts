@@ -1,0 +1,154 @@
+/**
+ * In-memory benchmark of the engine core (no durability): full 8189-event create_transfers
+ * batches, then lookups and a snapshot/restore. Prints transfers/s and RSS.
+ *
+ *   npx tsx bench/core.ts --transfers 10000000 [--accounts 10000] [--json]
+ *   (for 10M, add NODE_OPTIONS=--max-old-space-size=4096 only if you change the batch shape)
+ */
+import type { Account, Transfer } from "tigerbeetle-node";
+import { CreateTransferStatus } from "tigerbeetle-node";
+import { createStateMachine, restoreStateMachine } from "../src/ledger/embedded/state-machine.js";
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
+}
+const total = arg("transfers", 1_000_000);
+const accountCount = arg("accounts", 10_000);
+const json = process.argv.includes("--json");
+const BATCH = 8189;
+const mib = (b: number) => Math.round(b / 1024 / 1024);
+
+const sm = createStateMachine();
+let now = 1_700_000_000_000_000_000n;
+const accounts: Account[] = [];
+for (let i = 0; i < accountCount; i++) {
+  accounts.push({
+    id: BigInt(i + 1),
+    debits_pending: 0n,
+    debits_posted: 0n,
+    credits_pending: 0n,
+    credits_posted: 0n,
+    user_data_128: 0n,
+    user_data_64: 0n,
+    user_data_32: 0,
+    reserved: 0,
+    ledger: 1,
+    code: 1,
+    flags: 0,
+    timestamp: 0n,
+  });
+}
+for (let i = 0; i < accounts.length; i += BATCH) sm.createAccounts(accounts.slice(i, i + BATCH), now);
+
+// Deterministic pseudo-random account pairs (xorshift).
+let seed = 0x12345678;
+function rnd(): number {
+  seed ^= seed << 13;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  return (seed >>> 0) % accountCount;
+}
+
+let applyNs = 0n;
+let built = 0;
+let failures = 0;
+const wallStart = process.hrtime.bigint();
+while (built < total) {
+  const n = Math.min(BATCH, total - built);
+  const batch: Transfer[] = new Array(n);
+  for (let i = 0; i < n; i++) {
+    const dr = rnd();
+    let cr = rnd();
+    if (cr === dr) cr = (dr + 1) % accountCount;
+    batch[i] = {
+      // Random-looking 128-bit ids, like tigerbeetle-node's id() would produce.
+      id: (BigInt(built + i + 1) << 64n) | BigInt((Math.imul(built + i, 0x9e3779b1) >>> 0) + 1),
+      debit_account_id: BigInt(dr + 1),
+      credit_account_id: BigInt(cr + 1),
+      amount: BigInt((i % 1000) + 1),
+      pending_id: 0n,
+      user_data_128: 0n,
+      user_data_64: BigInt(i),
+      user_data_32: 0,
+      timeout: 0,
+      ledger: 1,
+      code: 1,
+      flags: 0,
+      timestamp: 0n,
+    };
+  }
+  now += 1_000_000n;
+  const t0 = process.hrtime.bigint();
+  const results = sm.createTransfers(batch, now);
+  applyNs += process.hrtime.bigint() - t0;
+  for (const r of results) if (r.status !== CreateTransferStatus.created) failures++;
+  built += n;
+  if (!json && built % (BATCH * 200) < BATCH) {
+    process.stdout.write(`  ${built} transfers, rss ${mib(process.memoryUsage().rss)} MiB\n`);
+  }
+}
+const wallNs = process.hrtime.bigint() - wallStart;
+global.gc?.();
+const rssAfterLoad = process.memoryUsage().rss;
+
+// Lookups of random existing transfers.
+const lookups = 100_000;
+const ids: bigint[] = [];
+for (let k = 0; k < lookups; k++) {
+  const i = Math.floor((k * 2654435761) % total);
+  ids.push((BigInt(i + 1) << 64n) | BigInt((Math.imul(i, 0x9e3779b1) >>> 0) + 1));
+}
+const l0 = process.hrtime.bigint();
+let found = 0;
+for (let k = 0; k < lookups; k += 100) found += sm.lookupTransfers(ids.slice(k, k + 100)).length;
+const lookupNs = process.hrtime.bigint() - l0;
+
+const g0 = process.hrtime.bigint();
+const history = sm.getAccountTransfers({
+  account_id: 1n,
+  user_data_128: 0n,
+  user_data_64: 0n,
+  user_data_32: 0,
+  code: 0,
+  timestamp_min: 0n,
+  timestamp_max: 0n,
+  limit: 8189,
+  flags: 3,
+});
+const getAccountTransfersNs = process.hrtime.bigint() - g0;
+
+let snapshotBytes = 0;
+const s0 = process.hrtime.bigint();
+const chunks: Uint8Array[] = [];
+for (const c of sm.snapshotChunks()) {
+  snapshotBytes += c.length;
+  chunks.push(c);
+}
+const r0 = process.hrtime.bigint();
+const restored = restoreStateMachine(chunks);
+const restoreNs = process.hrtime.bigint() - r0;
+const snapshotNs = r0 - s0;
+const restoredOk = restored.stats().transfers === sm.stats().transfers;
+
+const figures = {
+  transfers: total,
+  accounts: accountCount,
+  failures,
+  apply_transfers_per_s: Math.round((total / Number(applyNs)) * 1e9),
+  wall_transfers_per_s_incl_object_building: Math.round((total / Number(wallNs)) * 1e9),
+  rss_mib_after_load: mib(rssAfterLoad),
+  heap_used_mib: mib(process.memoryUsage().heapUsed),
+  array_buffers_mib: mib(process.memoryUsage().arrayBuffers),
+  lookup_transfers_us_per_id: Number(lookupNs) / 1000 / lookups,
+  lookup_found: found,
+  get_account_transfers_ms: Number(getAccountTransfersNs) / 1e6,
+  get_account_transfers_results: history.length,
+  snapshot_mib: mib(snapshotBytes),
+  restore_ms: Number(restoreNs) / 1e6,
+  snapshot_iterate_ms: Number(snapshotNs) / 1e6,
+  restored_ok: restoredOk,
+  rss_mib_with_restored_copy: mib(process.memoryUsage().rss),
+};
+if (json) console.log(JSON.stringify(figures));
+else console.log(figures);
