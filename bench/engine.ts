@@ -1,0 +1,251 @@
+/**
+ * Embedded engine benchmark (issue 2): durable throughput and latency through the Client.
+ *
+ *   npm run bench:engine                     # throughput (full batches), latency (64 in flight), RSS
+ *   npm run bench:engine -- --json           # the same as one JSON object
+ *   npm run bench:engine -- --transfers 10000000   # load 10M transfers, then RSS, lookup latency, reopen time
+ *
+ * Options: --batches N (full batches in the throughput phase, default 60), --requests N
+ * (single-event requests in the latency phase, default 20000), --accounts N (default 10000),
+ * --dir PATH (data directory; default a fresh temp dir, removed afterwards).
+ * Every figure is durable: a call resolves only after its batch is fsynced.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { AccountFlags, CreateAccountStatus, CreateTransferStatus, type Account, type Transfer } from "tigerbeetle-node";
+import { BATCH_MAX, createEmbeddedClient, type EmbeddedClient } from "../src/ledger/embedded/index.js";
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+const json = process.argv.includes("--json");
+const ACCOUNTS = Number(arg("accounts") ?? 10_000);
+const BATCHES = Number(arg("batches") ?? 60);
+const REQUESTS = Number(arg("requests") ?? 20_000);
+const IN_FLIGHT = 64;
+const LOAD = arg("transfers") ? Number(arg("transfers")) : 0;
+const userDir = arg("dir");
+const dataDir = userDir ?? fs.mkdtempSync(path.join(os.tmpdir(), "bench-engine-"));
+
+const log = (...a: unknown[]): void => {
+  if (!json) console.log(...a);
+};
+const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
+const mib = (b: number): number => Math.round((b / 1024 / 1024) * 10) / 10;
+function pct(sorted: number[], p: number): number {
+  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+}
+const round3 = (x: number): number => Math.round(x * 1000) / 1000;
+
+function account(id: bigint): Account {
+  return {
+    id,
+    debits_pending: 0n,
+    debits_posted: 0n,
+    credits_pending: 0n,
+    credits_posted: 0n,
+    user_data_128: 0n,
+    user_data_64: 0n,
+    user_data_32: 0,
+    reserved: 0,
+    ledger: 1,
+    code: 1,
+    flags: AccountFlags.history,
+    timestamp: 0n,
+  };
+}
+
+let nextTransferId = 1n;
+let rng = 0x9e3779b9;
+function rand(n: number): number {
+  rng ^= rng << 13;
+  rng ^= rng >>> 17;
+  rng ^= rng << 5;
+  return (rng >>> 0) % n;
+}
+function transfer(): Transfer {
+  const d = rand(ACCOUNTS);
+  let c = rand(ACCOUNTS - 1);
+  if (c >= d) c++;
+  return {
+    id: nextTransferId++,
+    debit_account_id: BigInt(d + 1),
+    credit_account_id: BigInt(c + 1),
+    amount: BigInt(1 + rand(1000)),
+    pending_id: 0n,
+    user_data_128: 0n,
+    user_data_64: 0n,
+    user_data_32: 0,
+    timeout: 0,
+    ledger: 1,
+    code: 1,
+    flags: 0,
+    timestamp: 0n,
+  };
+}
+function batch(n: number): Transfer[] {
+  const out = new Array<Transfer>(n);
+  for (let i = 0; i < n; i++) out[i] = transfer();
+  return out;
+}
+
+async function setup(client: EmbeddedClient): Promise<void> {
+  for (let first = 1; first <= ACCOUNTS; first += BATCH_MAX) {
+    const ids: Account[] = [];
+    for (let id = first; id < Math.min(first + BATCH_MAX, ACCOUNTS + 1); id++) ids.push(account(BigInt(id)));
+    const res = await client.createAccounts(ids);
+    const bad = res.find((r) => r.status !== CreateAccountStatus.created && r.status !== CreateAccountStatus.exists);
+    if (bad) throw new Error(`account setup failed: ${CreateAccountStatus[bad.status]}`);
+  }
+}
+
+async function checkCreated(p: Promise<{ status: CreateTransferStatus }[]>): Promise<void> {
+  const res = await p;
+  for (const r of res) if (r.status !== CreateTransferStatus.created) throw new Error(`transfer failed: ${CreateTransferStatus[r.status]}`);
+}
+
+/**
+ * Full batches, one in flight (each call waits for its own fsync), then 4 in flight (group commit
+ * merges them). Only the time inside createTransfers counts; building the caller's objects does not.
+ */
+async function throughput(client: EmbeddedClient): Promise<{ sequential: number; pipelined: number }> {
+  let inside = 0;
+  for (let i = 0; i < BATCHES; i++) {
+    const b = batch(BATCH_MAX);
+    const t0 = nowMs();
+    await checkCreated(client.createTransfers(b));
+    inside += nowMs() - t0;
+  }
+  const sequential = (BATCHES * BATCH_MAX) / (inside / 1000);
+  const ready = Array.from({ length: 8 }, () => batch(BATCH_MAX));
+  let issued = 0;
+  const t0 = nowMs();
+  let spentBuilding = 0;
+  const worker = async (): Promise<void> => {
+    while (issued < BATCHES) {
+      issued++;
+      const b = ready.pop() ?? batch(BATCH_MAX);
+      await checkCreated(client.createTransfers(b));
+      const s = nowMs();
+      if (ready.length < 4) ready.push(batch(BATCH_MAX));
+      spentBuilding += nowMs() - s;
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+  const pipelined = (BATCHES * BATCH_MAX) / ((nowMs() - t0 - spentBuilding) / 1000);
+  return { sequential, pipelined };
+}
+
+async function latency(client: EmbeddedClient): Promise<{ p50: number; p99: number; max: number; rps: number }> {
+  const lat: number[] = [];
+  let issued = 0;
+  const worker = async (): Promise<void> => {
+    while (issued < REQUESTS) {
+      issued++;
+      const t = transfer();
+      const s = nowMs();
+      await checkCreated(client.createTransfers([t]));
+      lat.push(nowMs() - s);
+    }
+  };
+  const t0 = nowMs();
+  await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  const rps = REQUESTS / ((nowMs() - t0) / 1000);
+  lat.sort((a, b) => a - b);
+  return { p50: pct(lat, 0.5), p99: pct(lat, 0.99), max: lat.at(-1) ?? 0, rps };
+}
+
+async function lookups(client: EmbeddedClient, maxId: bigint, n: number): Promise<{ p50: number; p99: number }> {
+  const lat: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = 1n + BigInt(rand(Number(maxId - 1n)));
+    const s = nowMs();
+    const got = await client.lookupTransfers([id]);
+    lat.push(nowMs() - s);
+    if (got.length !== 1) throw new Error(`transfer ${id} not found`);
+  }
+  lat.sort((a, b) => a - b);
+  return { p50: pct(lat, 0.5), p99: pct(lat, 0.99) };
+}
+
+async function main(): Promise<void> {
+  const result: Record<string, unknown> = { cpus: os.cpus().length, node: process.version };
+  let client = createEmbeddedClient({ dataDir });
+  try {
+    await setup(client);
+    if (LOAD > 0) {
+      log(`loading ${LOAD} transfers in full batches into ${dataDir} ...`);
+      const t0 = nowMs();
+      let done = 0;
+      let lastReport = t0;
+      const inflight: Promise<void>[] = [];
+      while (done < LOAD) {
+        const n = Math.min(BATCH_MAX, LOAD - done);
+        inflight.push(checkCreated(client.createTransfers(batch(n))));
+        done += n;
+        if (inflight.length >= 4) await inflight.shift();
+        if (nowMs() - lastReport > 10_000) {
+          lastReport = nowMs();
+          log(`  ${done} transfers, ${Math.round(done / ((lastReport - t0) / 1000))}/s, rss ${mib(process.memoryUsage().rss)} MiB`);
+        }
+      }
+      await Promise.all(inflight);
+      const loadS = (nowMs() - t0) / 1000;
+      global.gc?.();
+      const rss = process.memoryUsage().rss;
+      const lk = await lookups(client, nextTransferId, 20_000);
+      const stats = client.stats();
+      await client.close();
+      const r0 = nowMs();
+      client = createEmbeddedClient({ dataDir });
+      const reopenS = (nowMs() - r0) / 1000;
+      const lk2 = await lookups(client, nextTransferId, 2_000);
+      Object.assign(result, {
+        loaded_transfers: LOAD,
+        load_transfers_per_s: Math.round(LOAD / loadS),
+        rss_mib_after_load: mib(rss),
+        lookup_p50_ms: round3(lk.p50),
+        lookup_p99_ms: round3(lk.p99),
+        reopen_s: Math.round(reopenS * 100) / 100,
+        recovered_commits_on_reopen: client.stats().recovered_commits,
+        lookup_after_reopen_p99_ms: round3(lk2.p99),
+        rss_mib_after_reopen: mib(process.memoryUsage().rss),
+        snapshot_seq: Number(stats.snapshot_seq),
+      });
+      log(`loaded ${LOAD} transfers in ${loadS.toFixed(1)} s (${result.load_transfers_per_s}/s)`);
+      log(`RSS after load: ${result.rss_mib_after_load} MiB`);
+      log(`lookupTransfers (1 id) p50 ${result.lookup_p50_ms} ms, p99 ${result.lookup_p99_ms} ms`);
+      log(`reopen (snapshot + log replay of ${result.recovered_commits_on_reopen} commits): ${result.reopen_s} s, RSS ${result.rss_mib_after_reopen} MiB, lookup p99 ${result.lookup_after_reopen_p99_ms} ms`);
+    } else {
+      const tp = await throughput(client);
+      const lt = await latency(client);
+      const stats = client.stats();
+      global.gc?.();
+      Object.assign(result, {
+        batch_transfers_per_s: Math.round(tp.sequential),
+        batch_transfers_per_s_4_in_flight: Math.round(tp.pipelined),
+        single_p50_ms: round3(lt.p50),
+        single_p99_ms: round3(lt.p99),
+        single_max_ms: round3(lt.max),
+        single_requests_per_s: Math.round(lt.rps),
+        in_flight: IN_FLIGHT,
+        avg_requests_per_flush: Math.round((stats.flushed_requests / Math.max(1, stats.flushes)) * 10) / 10,
+        rss_mib: mib(process.memoryUsage().rss),
+        transfers: stats.transfers,
+        snapshots_taken: Number(stats.snapshot_seq > 0n),
+      });
+      log(`full batches (${BATCH_MAX} events, durable), 1 in flight: ${result.batch_transfers_per_s} transfers/s`);
+      log(`full batches, 4 in flight (group commit):          ${result.batch_transfers_per_s_4_in_flight} transfers/s`);
+      log(`single-event createTransfers, ${IN_FLIGHT} in flight: p50 ${result.single_p50_ms} ms, p99 ${result.single_p99_ms} ms, max ${result.single_max_ms} ms (${result.single_requests_per_s} req/s)`);
+      log(`RSS: ${result.rss_mib} MiB (${stats.transfers} transfers, ${stats.accounts} accounts)`);
+    }
+  } finally {
+    await client.close();
+    if (!userDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+  if (json) console.log(JSON.stringify(result));
+}
+
+await main();
