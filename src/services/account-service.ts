@@ -36,7 +36,7 @@ import {
   TransferKind,
   type AccountRef,
 } from "../../clients/gen/masques/ledger/v1/common_pb.js";
-import { AccountCode, Rail, type RailName } from "../domain/codes.js";
+import { AccountCode, Ledger, Rail, type RailName } from "../domain/codes.js";
 import {
   AMOUNT_MAX_MICRO,
   IDEMPOTENCY_KEY_RE,
@@ -196,9 +196,15 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
     return { account, creditLimit };
   }
 
+  /** Read an account that must exist and hold money (usage meters are not AccountService's). */
   async function mustReadAccount(id: bigint) {
     const r = await readAccount(id);
     if (r === null) throw accountNotFound(idToHex(id));
+    if (r.account.ledger !== Ledger.usd_micro) {
+      throw failedPrecondition("NOT_A_MONEY_ACCOUNT", `account ${idToHex(id)} is a usage meter, not a USD account`, {
+        account_id: idToHex(id),
+      });
+    }
     return r;
   }
 

@@ -12,7 +12,7 @@ import {
   TransferKind,
   TransferPhase,
 } from "../../clients/gen/masques/ledger/v1/common_pb.js";
-import { agentWalletId } from "../../src/domain/accounts.js";
+import { agentWalletId, usageSinkId } from "../../src/domain/accounts.js";
 import { idToHex } from "../../src/domain/ids.js";
 import { expectInvalid, expectStatus, insufficientFundsOf, keyReusedOf } from "./errors.js";
 import { newKey, startHarness, type AccountClient, type Harness, type TransportKind } from "./harness.js";
@@ -324,6 +324,12 @@ describe.each<TransportKind>(["grpc", "connect-json"])("AccountService over %s",
     await expectStatus(admin.listTransfers({ account: byId(unknown) }), Code.NotFound, "ACCOUNT_NOT_FOUND");
     const { agent } = await openPrepaid(fresh("lee"));
     await expectStatus(agent.getAccount({ account: wallet("never-opened") }), Code.PermissionDenied, "PERMISSION_DENIED");
+    // Usage sinks live on usage ledgers (tokens, not money): not readable as money accounts.
+    await expectStatus(
+      admin.getAccount({ account: byId(idToHex(usageSinkId(2))) }),
+      Code.FailedPrecondition,
+      "NOT_A_MONEY_ACCOUNT",
+    );
   });
 });
 
