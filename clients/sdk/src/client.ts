@@ -24,6 +24,7 @@ import { errorFrom } from "./details.js";
 import { MasquesError, UnauthenticatedError, InvalidArgumentError } from "./errors.js";
 import { newIdempotencyKey } from "./idempotency.js";
 import { withRetry } from "./retry.js";
+import { SessionsApi } from "./sessions.js";
 
 /** Per-call options. */
 export interface CallOptions {
@@ -56,6 +57,8 @@ export class MasquesClient {
   readonly transport: Transport;
   /** The raw generated AccountService client (no retries, raw ConnectErrors). */
   readonly accountService: Client<typeof AccountService>;
+  /** SessionService: don, usage, heartbeat, doff, cancel, reads. */
+  readonly sessions: SessionsApi;
   private readonly clients = new Map<DescService, unknown>();
 
   constructor(options: ClientOptions = {}) {
@@ -71,6 +74,7 @@ export class MasquesClient {
         ? createGrpcTransport({ ...base })
         : createConnectTransport({ ...base, httpVersion: "1.1" });
     this.accountService = this.service(AccountService);
+    this.sessions = new SessionsApi(this);
   }
 
   /** A raw generated client for any service of the daemon, over this client's transport. */

@@ -141,6 +141,10 @@ export class IdempotencyKeyReusedError extends MasquesError {}
 export class FailedPreconditionError extends MasquesError {}
 /** Something already exists with different parameters. */
 export class AlreadyExistsError extends MasquesError {}
+/** No paid masque session is active in the session file (nothing to doff / report usage for). */
+export class NoActiveSessionError extends MasquesError {}
+/** Another masque is still donned (or its Don did not finish); doff or cancel it first. */
+export class AlreadyDonnedError extends MasquesError {}
 /** The daemon could not be reached or is shedding load; safe to retry later. */
 export class UnavailableError extends MasquesError {}
 /** The call did not finish within its deadline. It may or may not have been applied: retry with the same key. */

@@ -68,7 +68,7 @@ export interface LedgerSessionState {
 /** The outcome recorded under `previous.ledger` after doff/cancel. */
 export interface LedgerOutcome {
   session_id: string;
-  status: "doffed" | "cancelled";
+  status: "doffed" | "cancelled" | "reaped" | "expired" | "never_held";
   charged_micro?: bigint;
   refunded_micro?: bigint;
 }
@@ -106,7 +106,7 @@ const ledgerActiveSchema = z.object({
 });
 const ledgerPrevSchema = z.object({
   session_id: z.string(),
-  status: z.enum(["doffed", "cancelled"]),
+  status: z.enum(["doffed", "cancelled", "reaped", "expired", "never_held"]),
   charged_usd: usd.nullish(),
   refunded_usd: usd.nullish(),
 });
@@ -255,11 +255,16 @@ export class SessionFile {
   }
 
   /** Record a Doff/Cancel: active -> previous (with the outcome), active cleared like the plugin's /doff. */
-  moveActiveToPrevious(at: string, outcome: LedgerOutcome): void {
+  moveActiveToPrevious(at: string, outcome?: LedgerOutcome): void {
     const v = this.view();
     this.doc.setIn(
       ["previous"],
-      this.doc.createNode({ name: v.active.name, source: v.active.source, doffed_at: at, ledger: outcomeToYaml(outcome) }),
+      this.doc.createNode({
+        name: v.active.name ?? v.active.ledger?.masque ?? null,
+        source: v.active.source,
+        doffed_at: at,
+        ...(outcome ? { ledger: outcomeToYaml(outcome) } : {}),
+      }),
     );
     this.doc.setIn(["active"], this.doc.createNode({ name: null, source: null, donned_at: null }));
   }

@@ -1,0 +1,349 @@
+/**
+ * The plugin flow: don / usage / heartbeat / doff / cancel driven by the plugin's session file
+ * (`.claude/masque.session.yaml`). The CLI commands are thin wrappers over these functions, and a
+ * plugin written in JavaScript can call them directly.
+ *
+ * Crash and outage safety comes from writing intent to the file *before* each call:
+ * - the session id (= the Don's idempotency key) is recorded as `status: pending` before the Don,
+ *   so re-running `don` (or the next heartbeat/doff) finishes that same Don instead of holding
+ *   twice;
+ * - each usage report gets its sequence number and is queued in `unsent_usage` before it is sent,
+ *   and is removed only once the daemon acknowledged it (a duplicate is an acknowledgement), so a
+ *   dropped connection neither loses nor double-counts usage;
+ * - Doff/Cancel are idempotent by session id; the file is updated only after the daemon answered.
+ * The file lock is never held across a network call.
+ */
+import { Code } from "@connectrpc/connect";
+import type { MasquesClient } from "./client.js";
+import { AlreadyDonnedError, MasquesError, NoActiveSessionError } from "./errors.js";
+import { formatUsd } from "./money.js";
+import { newSessionId, SessionStatus, type Session } from "./sessions.js";
+import { UsageOutcome } from "../../gen/masques/ledger/v1/session_service_pb.js";
+import { withSessionFile, type LedgerOutcome, type LedgerSessionState, type UnsentUsage } from "./session-file.js";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+
+export interface DonOptions {
+  masque: string;
+  intent?: string;
+  max_spend_micro?: bigint;
+  agent_id?: string;
+  billing_mode?: "shadow" | "soft" | "live";
+  /** The plugin's `source` (private | shared). Default: keep the file's, else "shared". */
+  source?: string;
+}
+
+export type DonResult =
+  | { kind: "donned"; session: Session; resumed: boolean }
+  | { kind: "already_donned"; session: Session };
+
+export type DoffResult =
+  | { kind: "settled"; session: Session }
+  | { kind: "already_settled"; outcome: LedgerOutcome; name: string | null }
+  | { kind: "unpaid"; name: string | null }
+  | { kind: "never_held"; masque: string; reason: MasquesError };
+
+export interface UsageReport {
+  input_tokens?: bigint;
+  output_tokens?: bigint;
+  tool_calls?: bigint;
+}
+
+export interface FlushResult {
+  /** Events acknowledged by the daemon now (applied or duplicates of earlier attempts). */
+  acknowledged: number;
+  /** Events the daemon refused (removed from the queue), with reasons. */
+  rejected: Array<{ seq: number; reason: string }>;
+  /** Events still queued (only when the session is not confirmed yet). */
+  queued: number;
+}
+
+const now = () => new Date().toISOString();
+const iso = (s: Session, f: "donTime" | "endTime") => (s[f] ? timestampDate(s[f]!).toISOString() : now());
+
+function outcomeOf(s: Session): LedgerOutcome {
+  const status: LedgerOutcome["status"] =
+    s.status === SessionStatus.CANCELLED ? "cancelled" : s.status === SessionStatus.REAPED ? "reaped" : s.status === SessionStatus.EXPIRED ? "expired" : "doffed";
+  return { session_id: s.sessionId, status, charged_micro: s.chargedMicro, refunded_micro: s.refundMicro };
+}
+
+function noActive(message: string, hint = "Use `masques-ledger don <masque>` (or /don) to start a paid session."): NoActiveSessionError {
+  return new NoActiveSessionError({ message, hint, kind: "user", grpc_code: Code.FailedPrecondition });
+}
+
+/**
+ * Don a masque and record it in the session file. Idempotent: donning the masque that is already
+ * active returns it; an unfinished Don of the same masque (outage) is finished with its original
+ * session id.
+ */
+export async function donMasque(client: MasquesClient, path: string, o: DonOptions): Promise<DonResult> {
+  const plan = await withSessionFile(path, async (f) => {
+    const v = f.view();
+    const l = v.active.ledger;
+    if (l) {
+      if (l.masque === o.masque && l.status === "active") return { mode: "existing", ledger: l, resumed: false } as const;
+      if (l.masque !== o.masque) {
+        throw new AlreadyDonnedError({
+          message:
+            l.status === "active"
+              ? `"${l.masque}" is still donned (session ${l.session_id}).`
+              : `An earlier don of "${l.masque}" did not finish (session ${l.session_id}, the daemon did not answer).`,
+          hint:
+            l.status === "active"
+              ? "Doff it first: `masques-ledger doff` (or /doff), then don the new masque."
+              : `Finish it with \`masques-ledger don ${l.masque}\`, or drop it with \`masques-ledger cancel\`, then don the new masque.`,
+          kind: "user",
+          grpc_code: Code.FailedPrecondition,
+        });
+      }
+      return { mode: "call", ledger: l, resumed: true } as const; // same masque, pending: finish that Don
+    }
+    const ledger: LedgerSessionState = {
+      session_id: newSessionId(),
+      masque: o.masque,
+      status: "pending",
+      usage_seq: 0,
+      unsent_usage: [],
+      endpoint: client.config.endpoint,
+      ...(o.max_spend_micro !== undefined ? { max_spend_micro: o.max_spend_micro } : {}),
+      ...(o.intent ? { intent: o.intent } : {}),
+    };
+    f.setActiveLedger(ledger);
+    await f.save();
+    return { mode: "call", ledger, resumed: false } as const;
+  });
+
+  if (plan.mode === "existing") {
+    return { kind: "already_donned", session: await client.sessions.get(plan.ledger.session_id) };
+  }
+  const { ledger, resumed } = plan;
+  let session: Session;
+  try {
+    ({ session } = await client.sessions.don({
+      masque: o.masque,
+      session_id: ledger.session_id,
+      ...(o.agent_id ? { agent_id: o.agent_id } : {}),
+      ...(ledger.max_spend_micro !== undefined ? { max_spend_micro: ledger.max_spend_micro } : {}),
+      ...(o.billing_mode ? { billing_mode: o.billing_mode } : {}),
+    }));
+  } catch (e) {
+    if (e instanceof MasquesError && e.kind === "user") {
+      // Refused (no funds, unknown masque, denied...): nothing is held, forget the attempt.
+      await withSessionFile(path, async (f) => {
+        if (f.view().active.ledger?.session_id === ledger.session_id) {
+          f.clearActiveLedger();
+          await f.save();
+        }
+      });
+      throw e;
+    }
+    if (e instanceof MasquesError) {
+      throw new MasquesError({
+        message: e.message,
+        hint: `Nothing is lost: re-run \`masques-ledger don ${o.masque}\` (or /don) when the daemon is back. It reuses session ${ledger.session_id}, so it can never hold twice.`,
+        kind: e.kind,
+        grpc_code: e.grpc_code,
+        ...(e.request_id ? { request_id: e.request_id } : {}),
+        cause: e,
+      });
+    }
+    throw e;
+  }
+  await withSessionFile(path, async (f) => {
+    const cur = f.view().active.ledger;
+    const base = cur?.session_id === ledger.session_id ? cur : ledger;
+    f.setActive({
+      name: session.masqueName || o.masque,
+      source: o.source ?? null,
+      donned_at: iso(session, "donTime"),
+      ledger: { ...base, status: "active", reserved_micro: session.holdMicro },
+    });
+    await f.save();
+  });
+  return { kind: "donned", session, resumed };
+}
+
+/** Send every queued usage event of the active session; acknowledged ones leave the queue. */
+export async function flushUsage(client: MasquesClient, path: string): Promise<FlushResult> {
+  const snap = await withSessionFile(path, (f) => f.view().active.ledger);
+  if (!snap || snap.unsent_usage.length === 0) return { acknowledged: 0, rejected: [], queued: snap?.unsent_usage.length ?? 0 };
+  if (snap.status !== "active") return { acknowledged: 0, rejected: [], queued: snap.unsent_usage.length };
+  const events = snap.unsent_usage;
+  const res = await client.sessions.recordUsage(events.map((u) => ({ session_id: snap.session_id, ...u })));
+  const done = new Set<number>();
+  const rejected: FlushResult["rejected"] = [];
+  res.results.forEach((r, i) => {
+    const ev = events[i];
+    if (!ev) return;
+    done.add(ev.seq);
+    if (r.outcome === UsageOutcome.REJECTED) rejected.push({ seq: ev.seq, reason: r.reason || "REJECTED" });
+  });
+  const queued = await withSessionFile(path, async (f) => {
+    const cur = f.view().active.ledger;
+    if (!cur || cur.session_id !== snap.session_id) return 0;
+    const left = cur.unsent_usage.filter((u) => !done.has(u.seq));
+    f.setActiveLedger({ ...cur, unsent_usage: left });
+    await f.save();
+    return left.length;
+  });
+  return { acknowledged: done.size - rejected.length, rejected, queued };
+}
+
+/**
+ * Report usage for the active session: the event gets the next sequence number and is queued in
+ * the file, then everything queued is sent.
+ */
+export async function reportUsage(client: MasquesClient, path: string, u: UsageReport): Promise<{ seq: number; session_id: string; flush: FlushResult }> {
+  const { seq, session_id } = await withSessionFile(path, async (f) => {
+    const l = f.view().active.ledger;
+    if (!l) throw noActive("No paid masque session is active, so there is nothing to report usage for.");
+    const seq = l.usage_seq + 1;
+    const ev: UnsentUsage = { seq, input_tokens: u.input_tokens ?? 0n, output_tokens: u.output_tokens ?? 0n, tool_calls: u.tool_calls ?? 0n };
+    f.setActiveLedger({ ...l, usage_seq: seq, unsent_usage: [...l.unsent_usage, ev] });
+    await f.save();
+    return { seq, session_id: l.session_id };
+  });
+  try {
+    return { seq, session_id, flush: await flushUsage(client, path) };
+  } catch (e) {
+    if (e instanceof MasquesError && e.kind === "outage") {
+      throw new MasquesError({
+        message: e.message,
+        hint: "The usage is kept in the session file and sent with the next usage, heartbeat or doff; it is counted exactly once.",
+        kind: "outage",
+        grpc_code: e.grpc_code,
+        cause: e,
+      });
+    }
+    throw e;
+  }
+}
+
+/** Finish a pending Don (same session id). Returns the error if the daemon refused it for good. */
+async function settlePending(client: MasquesClient, path: string, l: LedgerSessionState): Promise<MasquesError | undefined> {
+  try {
+    await donMasque(client, path, { masque: l.masque, ...(l.intent ? { intent: l.intent } : {}), ...(l.max_spend_micro !== undefined ? { max_spend_micro: l.max_spend_micro } : {}) });
+    return undefined;
+  } catch (e) {
+    if (e instanceof MasquesError && e.kind === "user") return e;
+    throw e;
+  }
+}
+
+/**
+ * Keep the active session alive (for a hook). No paid session: `none`. Finishes a pending Don and
+ * flushes queued usage first. If the daemon already settled the session (reaped for idleness,
+ * expired), the file is updated to say so.
+ */
+export async function heartbeatSession(
+  client: MasquesClient,
+  path: string,
+): Promise<{ kind: "none" } | { kind: "alive"; session_id: string; idle_deadline: string | null; flush: FlushResult } | { kind: "ended"; session: Session }> {
+  let l = await withSessionFile(path, (f) => f.view().active.ledger);
+  if (!l) return { kind: "none" };
+  if (l.status === "pending") {
+    const refused = await settlePending(client, path, l);
+    if (refused) throw refused;
+    l = await withSessionFile(path, (f) => f.view().active.ledger);
+    if (!l) return { kind: "none" };
+  }
+  const flush = await flushUsage(client, path);
+  const hb = await client.sessions.heartbeat(l.session_id);
+  if (hb.status !== SessionStatus.OPEN) {
+    const session = await client.sessions.get(l.session_id);
+    await recordEnd(path, session);
+    return { kind: "ended", session };
+  }
+  return { kind: "alive", session_id: l.session_id, idle_deadline: hb.idleDeadlineTime ? timestampDate(hb.idleDeadlineTime).toISOString() : null, flush };
+}
+
+async function recordEnd(path: string, session: Session): Promise<void> {
+  await withSessionFile(path, async (f) => {
+    if (f.view().active.ledger?.session_id !== session.sessionId) return;
+    f.moveActiveToPrevious(iso(session, "endTime"), outcomeOf(session));
+    await f.save();
+  });
+}
+
+/**
+ * Doff (or cancel) the active masque: finishes a pending Don, flushes queued usage, settles the
+ * session and moves it to `previous` with the outcome. Idempotent: after a doff, doffing again
+ * returns the recorded outcome.
+ */
+export async function endSession(client: MasquesClient, path: string, how: "doff" | "cancel", explicitSessionId?: string): Promise<DoffResult> {
+  if (explicitSessionId) {
+    const session = how === "doff" ? await client.sessions.doff(explicitSessionId) : await client.sessions.cancel(explicitSessionId);
+    await recordEnd(path, session);
+    return { kind: "settled", session };
+  }
+  const v = await withSessionFile(path, (f) => f.view());
+  let l = v.active.ledger;
+  if (!l) {
+    if (v.active.name) {
+      // Donned by the plugin without the ledger (a free masque): just doff it locally.
+      await withSessionFile(path, async (f) => {
+        f.moveActiveToPrevious(now());
+        await f.save();
+      });
+      return { kind: "unpaid", name: v.active.name };
+    }
+    if (v.previous.ledger) return { kind: "already_settled", outcome: v.previous.ledger, name: v.previous.name };
+    throw noActive("No masque is currently active.", "Nothing to do. `masques-ledger sessions` lists your sessions on the ledger.");
+  }
+  if (l.status === "pending") {
+    const refused = await settlePending(client, path, l);
+    if (refused) {
+      await withSessionFile(path, async (f) => {
+        if (f.view().active.ledger?.session_id !== l!.session_id) return;
+        f.moveActiveToPrevious(now(), { session_id: l!.session_id, status: "never_held" });
+        await f.save();
+      });
+      return { kind: "never_held", masque: l.masque, reason: refused };
+    }
+    l = (await withSessionFile(path, (f) => f.view().active.ledger)) ?? l;
+  }
+  if (how === "doff") {
+    try {
+      await flushUsage(client, path);
+    } catch (e) {
+      if (e instanceof MasquesError && e.kind === "outage") {
+        throw new MasquesError({
+          message: e.message,
+          hint: "The masque is still donned and its usage is kept. Re-run `masques-ledger doff` (or /doff) when the daemon is back; nothing is charged twice.",
+          kind: "outage",
+          grpc_code: e.grpc_code,
+          cause: e,
+        });
+      }
+      throw e;
+    }
+  }
+  let session: Session;
+  try {
+    session = how === "doff" ? await client.sessions.doff(l.session_id) : await client.sessions.cancel(l.session_id);
+  } catch (e) {
+    if (e instanceof MasquesError && e.kind === "outage") {
+      throw new MasquesError({
+        message: e.message,
+        hint: `The masque is still donned. Re-run \`masques-ledger ${how}\` (or /doff) when the daemon is back; it settles session ${l.session_id} exactly once.`,
+        kind: "outage",
+        grpc_code: e.grpc_code,
+        cause: e,
+      });
+    }
+    if (e instanceof MasquesError && e.grpc_code === Code.FailedPrecondition && how === "cancel") {
+      // Already settled (doffed or reaped): record what the ledger says and report it.
+      const s = await client.sessions.get(l.session_id);
+      await recordEnd(path, s);
+      throw new MasquesError({
+        message: `Session ${l.session_id} can no longer be cancelled: it was already ${SessionStatus[s.status].toLowerCase()} (charged ${formatUsd(s.chargedMicro)}).`,
+        hint: "Nothing else to do; the session file now records the outcome.",
+        kind: "user",
+        grpc_code: Code.FailedPrecondition,
+        cause: e,
+      });
+    }
+    throw e;
+  }
+  await recordEnd(path, session);
+  return { kind: "settled", session };
+}

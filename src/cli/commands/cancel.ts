@@ -1,0 +1,18 @@
+import { defineClientCommand } from "../client-common.js";
+import { runEnd } from "./doff.js";
+
+/** `masques-ledger cancel`: void the active session's hold; nothing is charged. */
+export const cancelCommand = defineClientCommand({
+  name: "cancel",
+  summary: "Cancel the active masque session: release the hold, charge nothing",
+  usage: "cancel [--session ID] [options]",
+  description: `Voids the hold of the active session (or --session): nothing is charged and the whole hold
+returns to your wallet. Use it when a don was a mistake. A session that was already doffed or
+finalized cannot be cancelled (exit 1, and the file records its outcome).`,
+  options: { session: { type: "string" } },
+  optionHelp: `  --session ID            cancel this session instead of the session file's`,
+  sessionFile: true,
+  positionals: { min: 0, max: 0, names: "" },
+  examples: ["masques-ledger cancel"],
+  run: (ctx) => runEnd(ctx, "cancel"),
+});

@@ -1,0 +1,71 @@
+import { defineClientCommand, formatUsd, sessionJson, UsageError } from "../client-common.js";
+import { donMasque } from "../../../clients/sdk/src/plugin-session.js";
+
+const MODES = ["shadow", "soft", "live"] as const;
+
+/** `masques-ledger don <masque> [intent]`: hold the reservation and record the session in the plugin's file. */
+export const donCommand = defineClientCommand({
+  name: "don",
+  summary: "Don a masque: hold its reservation and record the session for /don",
+  usage: "don <masque> [intent...] [options]",
+  description: `Starts a paid session of <masque>: the daemon holds the masque's reservation (capped by
+--max-spend) from your wallet, and the session is written to the plugin's session file
+(active.ledger) so /doff, /id and the heartbeat hook find it. [intent] is kept with the session.
+
+Safe to re-run: donning the masque that is already active returns the same session, and after an
+outage (exit 3) re-running finishes the same Don (same session id) — it never holds twice.`,
+  options: {
+    "max-spend": { type: "string" },
+    agent: { type: "string" },
+    "billing-mode": { type: "string" },
+    source: { type: "string" },
+    "no-session-file": { type: "boolean" },
+  },
+  optionHelp: `  --max-spend USD         your cap for this session; the hold is min(masque reserve, cap)
+  --agent ID              don for this agent (admin tokens only)
+  --billing-mode MODE     shadow | soft | live (admin tokens only; default: the daemon's)
+  --source private|shared recorded as active.source, like the plugin does (default shared)
+  --no-session-file       do not read or write the session file (scripts); prints the session id`,
+  sessionFile: true,
+  positionals: { min: 1, max: Number.MAX_SAFE_INTEGER, names: "<masque> [intent...]" },
+  examples: ["masques-ledger don codesmith \"refactor the parser\"", "masques-ledger don chartwright --max-spend 2.50 --json"],
+  async run(ctx) {
+    const [masque, ...intentWords] = ctx.positionals as [string, ...string[]];
+    if (!/^[A-Za-z0-9._-]{1,128}$/.test(masque)) throw new UsageError(`<masque>: ${JSON.stringify(masque)} is not a masque name (letters, digits, . _ -)`);
+    const intent = intentWords.join(" ").trim();
+    const max_spend_micro = ctx.usd("max-spend");
+    if (max_spend_micro === 0n) throw new UsageError("--max-spend: must be greater than 0 (omit it to use the masque's reserve)");
+    const mode = ctx.str("billing-mode")?.toLowerCase();
+    if (mode !== undefined && !(MODES as readonly string[]).includes(mode)) throw new UsageError(`--billing-mode: expected shadow, soft or live, got ${JSON.stringify(mode)}`);
+    const source = ctx.str("source");
+    if (source !== undefined && source !== "private" && source !== "shared") throw new UsageError(`--source: expected private or shared, got ${JSON.stringify(source)}`);
+    const agent = ctx.str("agent");
+    const client = ctx.client();
+    const input = {
+      masque,
+      ...(intent ? { intent } : {}),
+      ...(max_spend_micro !== undefined ? { max_spend_micro } : {}),
+      ...(agent ? { agent_id: agent } : {}),
+      ...(mode ? { billing_mode: mode as (typeof MODES)[number] } : {}),
+    };
+    if (ctx.bool("no-session-file")) {
+      const r = await client.sessions.don(input);
+      return {
+        human: [`✓ Donned ${r.session.masqueName} (session ${r.session.sessionId}); held ${formatUsd(r.session.holdMicro)}.`],
+        json: { result: r.created ? "donned" : "already_donned", session: sessionJson(r.session) },
+      };
+    }
+    const path = ctx.sessionFilePath();
+    const r = await donMasque(client, path, { ...input, ...(source ? { source } : {}) });
+    const s = r.session;
+    const human =
+      r.kind === "already_donned"
+        ? [`✓ ${s.masqueName} is already donned (session ${s.sessionId}); ${formatUsd(s.holdMicro)} held.`]
+        : [
+            `✓ Donned ${s.masqueName}${r.resumed ? " (finished the earlier don)" : ""}`,
+            `  held ${formatUsd(s.holdMicro)} from your wallet; at doff you pay for actual use and the rest comes back`,
+            `  session ${s.sessionId} · recorded in ${path}`,
+          ];
+    return { human, json: { result: r.kind, resumed: r.kind === "donned" ? r.resumed : false, session_file: path, session: sessionJson(s) } };
+  },
+});
