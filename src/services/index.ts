@@ -9,10 +9,12 @@ import { startupPlatformAccounts } from "../domain/accounts.js";
 import { idToHex } from "../domain/ids.js";
 import { defineService, type DaemonContext, type ServiceRegistration } from "../server/registry.js";
 import { createAccountService } from "./account-service.js";
+import { sessionServiceRegistration } from "./session-service.js";
 
 export function createServices(ctx: DaemonContext): ServiceRegistration[] {
   return [
     defineService(AccountService, createAccountService({ ledger: ctx.ledger })),
+    sessionServiceRegistration(ctx),
   ];
 }
 
