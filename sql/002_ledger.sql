@@ -1,0 +1,136 @@
+-- 002: the ledger mirror. TigerBeetle is the ledger of record; these tables are copies that the
+-- streamer fills in ledger timestamp order. Every table is idempotent under re-insertion
+-- (ReplacingMergeTree keyed by ledger id / timestamp): read them with FINAL (or the v_* views).
+-- Ids are UInt128 and amounts exact UInt128; sum amounts as UInt256 (sum(UInt128) wraps).
+
+-- Every transfer with all its fields, plus its decoded kind (src/domain/codes.ts) and phase.
+CREATE TABLE IF NOT EXISTS {{db}}.transfers
+(
+    id                UInt128,
+    debit_account_id  UInt128,
+    credit_account_id UInt128,
+    amount            UInt128,
+    pending_id        UInt128,
+    user_data_128     UInt128,
+    user_data_64      UInt64,
+    user_data_32      UInt32,
+    timeout           UInt32 COMMENT 'seconds (pending transfers only)',
+    ledger            UInt32,
+    code              UInt16,
+    flags             UInt16,
+    timestamp         UInt64 COMMENT 'ledger timestamp, ns since the epoch, unique and increasing',
+    kind              LowCardinality(String) COMMENT 'TransferCode name, or code_<n> if unknown',
+    phase             LowCardinality(String) COMMENT 'single | pending | post | void',
+    time              DateTime64(9, 'UTC') ALIAS fromUnixTimestamp64Nano(toInt64(timestamp)),
+    is_linked         Bool ALIAS bitTest(flags, 0),
+    is_balancing      Bool ALIAS bitTest(flags, 4) OR bitTest(flags, 5),
+    is_closing        Bool ALIAS bitTest(flags, 6) OR bitTest(flags, 7),
+    is_imported       Bool ALIAS bitTest(flags, 8)
+)
+ENGINE = ReplacingMergeTree
+ORDER BY (timestamp, id)
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+-- Accounts, current mirror: the latest balance snapshot of every account wins (version snapshot_ns).
+CREATE TABLE IF NOT EXISTS {{db}}.accounts
+(
+    id              UInt128,
+    debits_pending  UInt128,
+    debits_posted   UInt128,
+    credits_pending UInt128,
+    credits_posted  UInt128,
+    user_data_128   UInt128,
+    user_data_64    UInt64,
+    user_data_32    UInt32,
+    reserved        UInt32,
+    ledger          UInt32,
+    code            UInt16,
+    flags           UInt16,
+    timestamp       UInt64 COMMENT 'ledger timestamp of the account creation',
+    kind            LowCardinality(String) COMMENT 'AccountCode name, or code_<n> if unknown',
+    snapshot_ns     UInt64 COMMENT 'when the balances were read from the ledger (streamer clock, ns)'
+)
+ENGINE = ReplacingMergeTree(snapshot_ns)
+ORDER BY id
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+-- Balance snapshots over time: one row per account each time the streamer saw it move.
+-- as_of_ts is the ledger timestamp the streamer had reached (the balances include at least every
+-- transfer up to it).
+CREATE TABLE IF NOT EXISTS {{db}}.account_balances
+(
+    account_id      UInt128,
+    as_of_ts        UInt64,
+    snapshot_ns     UInt64,
+    debits_pending  UInt128,
+    debits_posted   UInt128,
+    credits_pending UInt128,
+    credits_posted  UInt128,
+    ledger          UInt32,
+    code            UInt16
+)
+ENGINE = ReplacingMergeTree(snapshot_ns)
+ORDER BY (account_id, as_of_ts)
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+-- Pending transfers (two-phase holds) and how each ended. Both filled in-engine from `transfers`;
+-- the streamer adds `expired` resolutions when a hold's deadline passed with no post/void.
+CREATE TABLE IF NOT EXISTS {{db}}.pending_transfers
+(
+    id                UInt128,
+    debit_account_id  UInt128,
+    credit_account_id UInt128,
+    amount            UInt128,
+    user_data_128     UInt128,
+    ledger            UInt32,
+    code              UInt16,
+    timestamp         UInt64,
+    timeout_s         UInt32,
+    deadline_ns       UInt64 COMMENT '0 when the hold has no timeout'
+)
+ENGINE = ReplacingMergeTree
+ORDER BY id
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.pending_transfers_mv TO {{db}}.pending_transfers AS
+SELECT id, debit_account_id, credit_account_id, amount, user_data_128, ledger, code, timestamp,
+       timeout AS timeout_s,
+       if(timeout = 0, toUInt64(0), timestamp + toUInt64(timeout) * 1000000000) AS deadline_ns
+FROM {{db}}.transfers
+WHERE phase = 'pending';
+
+CREATE TABLE IF NOT EXISTS {{db}}.pending_resolutions
+(
+    pending_id     UInt128,
+    state          Enum8('posted' = 1, 'voided' = 2, 'expired' = 3),
+    resolved_by    UInt128 COMMENT 'the post/void transfer id (0 for expiry)',
+    resolved_ns    UInt64 COMMENT 'post/void timestamp, or the deadline for expiry',
+    amount         UInt128 COMMENT 'posted amount (0 for void and expiry)',
+    session_id     UInt128 COMMENT 'user_data_128 of the resolving transfer or of the hold'
+)
+ENGINE = ReplacingMergeTree(resolved_ns)
+ORDER BY pending_id
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.pending_resolutions_mv TO {{db}}.pending_resolutions AS
+SELECT pending_id,
+       if(phase = 'post', 'posted', 'voided') AS state,
+       id AS resolved_by,
+       timestamp AS resolved_ns,
+       if(phase = 'post', amount, toUInt128(0)) AS amount,
+       user_data_128 AS session_id
+FROM {{db}}.transfers
+WHERE phase IN ('post', 'void');
+
+-- Streamer cursors (one row per stream: 'transfers', 'accounts'), written AFTER the data they
+-- cover. The version is the cursor itself, so a stale write can never move a cursor back.
+CREATE TABLE IF NOT EXISTS {{db}}.stream_cursor
+(
+    stream        LowCardinality(String),
+    cursor_ts     UInt64 COMMENT 'last ledger timestamp fully written (data + derived tables)',
+    events_total  UInt64 COMMENT 'events this streamer instance wrote (informational)',
+    updated_ns    UInt64
+)
+ENGINE = ReplacingMergeTree(cursor_ts)
+ORDER BY stream
+SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;

@@ -1,0 +1,128 @@
+/**
+ * CDC streamer entry points: ledger -> ClickHouse (embedded chDB by default, a ClickHouse server
+ * when CLICKHOUSE_URL is set). See docs/adr/0040-cdc-streamer.md.
+ *
+ *   const s = await startStreamer({ ledger: ctx.ledger, config, log, clock });  // in `serve`
+ *   s.lag();            // how far behind ClickHouse is
+ *   await s.stop();     // before closing the ledger
+ */
+import path from "node:path";
+import type { Client } from "tigerbeetle-node";
+import type { Config } from "../config.js";
+import { ChdbSink } from "./chdb-sink.js";
+import { ClickHouseSink } from "./clickhouse-sink.js";
+import { migrate, type MigrationReport } from "./migrations.js";
+import type { Sink } from "./sink.js";
+import { lagForLog, Streamer, type StreamerLag, type StreamerLogger } from "./streamer.js";
+export { lagForLog } from "./streamer.js";
+
+export { ChdbSink } from "./chdb-sink.js";
+export { ClickHouseSink } from "./clickhouse-sink.js";
+export { migrate, MigrationError, loadMigrations, type MigrationReport } from "./migrations.js";
+export { reconcile, formatReconcileReport, type ReconcileReport } from "./reconcile.js";
+export type { Sink } from "./sink.js";
+export { Streamer, readCursors, type StreamerLag, type StreamerLogger, type SyncResult } from "./streamer.js";
+
+/** The streamer's part of the daemon configuration. */
+export interface StreamerSettings {
+  enabled: boolean;
+  /** Set: a ClickHouse server; unset: embedded chDB at chdbPath. */
+  clickhouseUrl?: string;
+  clickhouseUser?: string;
+  clickhousePassword?: string;
+  database: string;
+  chdbPath: string;
+  batch: number;
+  pollMs: number;
+}
+
+export function streamerSettings(config: Config): StreamerSettings {
+  return {
+    enabled: config.STREAMER_ENABLED,
+    clickhouseUrl: config.CLICKHOUSE_URL,
+    clickhouseUser: config.CLICKHOUSE_USER,
+    clickhousePassword: config.CLICKHOUSE_PASSWORD,
+    database: config.CLICKHOUSE_DATABASE,
+    chdbPath: path.resolve(config.CHDB_PATH ?? path.join(config.dataDir, "chdb")),
+    batch: config.STREAM_BATCH,
+    pollMs: config.STREAM_POLL_MS,
+  };
+}
+
+/** Open the configured sink and bring its schema up to date. */
+export async function openSink(s: StreamerSettings): Promise<{ sink: Sink; migrations: MigrationReport; describe: string }> {
+  let sink: Sink;
+  let describe: string;
+  if (s.clickhouseUrl) {
+    sink = new ClickHouseSink({
+      url: s.clickhouseUrl,
+      database: s.database,
+      username: s.clickhouseUser,
+      password: s.clickhousePassword,
+    });
+    const u = new URL(s.clickhouseUrl);
+    describe = `ClickHouse server ${u.protocol}//${u.host} database ${s.database}`;
+  } else {
+    sink = await ChdbSink.open({ path: s.chdbPath, database: s.database });
+    describe = `embedded chDB at ${s.chdbPath} database ${s.database}`;
+  }
+  try {
+    return { sink, migrations: await migrate(sink), describe };
+  } catch (err) {
+    await sink.close();
+    throw err;
+  }
+}
+
+export interface RunningStreamer {
+  streamer: Streamer;
+  sink: Sink;
+  describe: string;
+  lag(): StreamerLag;
+  /** Stop copying (after the chunk in flight) and close the sink. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Open the sink, migrate, resume from the stored cursor and copy continuously in the background.
+ * Resolves once running (typically well under 2 s); rejects if the sink cannot be opened or
+ * migrated. The daemon's request handling never waits on it: chDB runs in a worker thread.
+ */
+export async function startStreamer(opts: {
+  ledger: Client;
+  config: Config;
+  log?: StreamerLogger;
+  /** The ledger's clock (ns since epoch), to decide when holds have expired. */
+  clock?: () => bigint;
+  /** Overrides of the configured settings (tests, the `stream` command). */
+  settings?: Partial<StreamerSettings>;
+}): Promise<RunningStreamer> {
+  const settings = { ...streamerSettings(opts.config), ...opts.settings };
+  const { sink, migrations, describe } = await openSink(settings);
+  const streamer = await Streamer.create({
+    client: opts.ledger,
+    sink,
+    batch: settings.batch,
+    poll_ms: settings.pollMs,
+    now_ns: opts.clock,
+    logger: opts.log,
+  });
+  opts.log?.info(
+    { sink: describe, migrations_applied: migrations.applied, cursor_ts: String(streamer.cursor.transfers) },
+    "streamer started",
+  );
+  streamer.start();
+  let stopped: Promise<void> | null = null;
+  return {
+    streamer,
+    sink,
+    describe,
+    lag: () => streamer.lag(),
+    stop: () =>
+      (stopped ??= (async () => {
+        await streamer.stop();
+        opts.log?.info({ lag: lagForLog(streamer.lag()) }, "streamer stopped");
+        await sink.close();
+      })()),
+  };
+}

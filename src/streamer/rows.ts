@@ -1,0 +1,99 @@
+/**
+ * Ledger objects -> ClickHouse rows (positional, in the column order below). Pure functions.
+ * Kinds are decoded from src/domain/codes.ts, the one place that names ledger numbers.
+ */
+import { TransferFlags, type Account, type Transfer } from "tigerbeetle-node";
+import { AccountCode, TransferCode } from "../domain/codes.js";
+import type { Row } from "./sink.js";
+
+const TRANSFER_KIND = new Map<number, string>(Object.entries(TransferCode).map(([k, v]) => [v, k]));
+const ACCOUNT_KIND = new Map<number, string>(Object.entries(AccountCode).map(([k, v]) => [v, k]));
+
+export function transferKind(code: number): string {
+  return TRANSFER_KIND.get(code) ?? `code_${code}`;
+}
+export function accountKind(code: number): string {
+  return ACCOUNT_KIND.get(code) ?? `code_${code}`;
+}
+
+export type Phase = "single" | "pending" | "post" | "void";
+export function transferPhase(flags: number): Phase {
+  if (flags & TransferFlags.pending) return "pending";
+  if (flags & TransferFlags.post_pending_transfer) return "post";
+  if (flags & TransferFlags.void_pending_transfer) return "void";
+  return "single";
+}
+
+export const TRANSFER_COLUMNS = [
+  "id", "debit_account_id", "credit_account_id", "amount", "pending_id", "user_data_128",
+  "user_data_64", "user_data_32", "timeout", "ledger", "code", "flags", "timestamp", "kind", "phase",
+] as const;
+
+export function transferRow(t: Transfer): Row {
+  return [
+    t.id, t.debit_account_id, t.credit_account_id, t.amount, t.pending_id, t.user_data_128,
+    t.user_data_64, t.user_data_32, t.timeout, t.ledger, t.code, t.flags, t.timestamp,
+    transferKind(t.code), transferPhase(t.flags),
+  ];
+}
+
+export const ACCOUNT_COLUMNS = [
+  "id", "debits_pending", "debits_posted", "credits_pending", "credits_posted", "user_data_128",
+  "user_data_64", "user_data_32", "reserved", "ledger", "code", "flags", "timestamp", "kind", "snapshot_ns",
+] as const;
+
+export function accountRow(a: Account, snapshot_ns: bigint): Row {
+  return [
+    a.id, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted, a.user_data_128,
+    a.user_data_64, a.user_data_32, a.reserved, a.ledger, a.code, a.flags, a.timestamp,
+    accountKind(a.code), snapshot_ns,
+  ];
+}
+
+export const BALANCE_COLUMNS = [
+  "account_id", "as_of_ts", "snapshot_ns", "debits_pending", "debits_posted", "credits_pending",
+  "credits_posted", "ledger", "code",
+] as const;
+
+export function balanceRow(a: Account, as_of_ts: bigint, snapshot_ns: bigint): Row {
+  return [
+    a.id, as_of_ts, snapshot_ns, a.debits_pending, a.debits_posted, a.credits_pending,
+    a.credits_posted, a.ledger, a.code,
+  ];
+}
+
+/** Which identity an account belongs to, by its code. */
+export function identityKind(code: number): string {
+  switch (code) {
+    case AccountCode.agent_wallet_prepaid:
+    case AccountCode.agent_wallet_postpaid:
+    case AccountCode.agent_credit_line:
+    case AccountCode.agent_debt:
+    case AccountCode.usage_meter:
+      return "agent";
+    case AccountCode.author_earnings:
+      return "author";
+    case AccountCode.platform_revenue:
+    case AccountCode.session_escrow:
+    case AccountCode.platform_credit_issuer:
+    case AccountCode.platform_operator:
+    case AccountCode.usage_sink:
+      return "platform";
+    case AccountCode.rail_inbound:
+    case AccountCode.rail_outbound:
+      return "rail";
+    default:
+      return "other";
+  }
+}
+
+export const IDENTITY_COLUMNS = ["kind", "identity_id", "account_id", "account_code", "ledger", "first_seen_ns"] as const;
+
+/** The owner id is the account's user_data_128 (the account id itself when that is 0). */
+export function identityRow(a: Account): Row {
+  return [identityKind(a.code), a.user_data_128 !== 0n ? a.user_data_128 : a.id, a.id, a.code, a.ledger, a.timestamp];
+}
+
+export const RESOLUTION_COLUMNS = ["pending_id", "state", "resolved_by", "resolved_ns", "amount", "session_id"] as const;
+
+export const CURSOR_COLUMNS = ["stream", "cursor_ts", "events_total", "updated_ns"] as const;
