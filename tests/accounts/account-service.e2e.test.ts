@@ -2,6 +2,8 @@
  * AccountService end to end: the real daemon, called with the generated client over native gRPC
  * and over Connect/JSON (every scenario runs on both), plus plain HTTP JSON.
  */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WalletMode } from "../../clients/gen/masques/ledger/v1/account_service_pb.js";
@@ -16,6 +18,8 @@ import { agentWalletId, usageSinkId } from "../../src/domain/accounts.js";
 import { idToHex } from "../../src/domain/ids.js";
 import { expectInvalid, expectStatus, insufficientFundsOf, keyReusedOf } from "./errors.js";
 import { newKey, startHarness, type AccountClient, type Harness, type TransportKind } from "./harness.js";
+
+const execFileP = promisify(execFile);
 
 let h: Harness;
 beforeAll(async () => {
@@ -360,5 +364,41 @@ describe("plain HTTP JSON", () => {
     expect(bad.status).toBe(403);
     const err = (await bad.json()) as { code: string; message: string };
     expect(err.code).toBe("permission_denied");
+  });
+});
+
+describe("buf curl via server reflection (no proto files)", () => {
+  it("opens a wallet and reads it; errors carry their details", async () => {
+    const token = await h.daemon.token("admin", "ops-curl");
+    const curl = async (method: string, body: unknown) => {
+      try {
+        const { stdout } = await execFileP(
+          "node_modules/.bin/buf",
+          [
+            "curl",
+            "--protocol",
+            "grpc",
+            "--http2-prior-knowledge",
+            "-H",
+            `authorization: Bearer ${token}`,
+            "-d",
+            JSON.stringify(body),
+            `http://${h.daemon.grpcAddr}/masques.ledger.v1.AccountService/${method}`,
+          ],
+          { timeout: 60_000 },
+        );
+        return JSON.parse(stdout) as Record<string, unknown>;
+      } catch (err) {
+        return JSON.parse((err as { stderr: string }).stderr) as Record<string, unknown>;
+      }
+    };
+    const opened = await curl("OpenAgentWallet", { agentId: "curl-agent", mode: "WALLET_MODE_PREPAID" });
+    expect(opened).toMatchObject({ account: { kind: "ACCOUNT_KIND_AGENT_WALLET_PREPAID", history: true } });
+    const bad = await curl("GetAccount", { account: { accountId: "nope" } });
+    expect(bad).toMatchObject({ code: "invalid_argument", message: "account.account_id: must be 32 lowercase hex digits" });
+    expect((bad.details as { type: string }[]).map((d) => d.type)).toEqual([
+      "masques.ledger.v1.ErrorInfo",
+      "masques.ledger.v1.BadRequest",
+    ]);
   });
 });
