@@ -1382,7 +1382,7 @@ function lowerBoundU32(data: Uint32Array, len: number, v: number): number {
 // ------------------------------------------------------------------ snapshots
 
 const SNAPSHOT_MAGIC = "masques-ledger/core-snapshot";
-const SNAPSHOT_VERSION = 1;
+const SNAPSHOT_VERSION = 2;
 
 interface SnapshotHeader {
   magic: string;
@@ -1394,12 +1394,15 @@ interface SnapshotHeader {
   pending_open: number;
   /** Words of history per account (0 for accounts without flags.history). */
   history_words: number;
+  /** log2 slot counts of the id indexes (accounts, transfers, failed ids). */
+  index_log2: [number, number, number];
 }
 
 /**
  * Snapshot layout: u32 header length, JSON header, then raw little-endian words: accounts
- * arena, transfers arena, failed ids arena, history lengths (u32 per account), history rows.
- * Hash indexes, per-account transfer lists and the expiry heap are rebuilt on restore.
+ * arena, transfers arena, failed ids arena, the three id hash tables (slots, tags), history
+ * lengths (u32 per account), history rows. Per-account transfer lists and the expiry heap are
+ * rebuilt on restore (one sequential pass over the transfers).
  * The yielded chunks are views of live memory: write them before applying the next batch.
  */
 function* snapshot(core: Core): Generator<Uint8Array> {
@@ -1414,6 +1417,7 @@ function* snapshot(core: Core): Generator<Uint8Array> {
     failed: core.failed.count,
     pending_open: core.pendingOpen,
     history_words: historyWords,
+    index_log2: [core.accountIndex.capacityLog2, core.transferIndex.capacityLog2, core.failedIndex.capacityLog2],
   };
   const json = new TextEncoder().encode(JSON.stringify(header));
   const head = new Uint8Array(4 + json.length);
@@ -1423,6 +1427,9 @@ function* snapshot(core: Core): Generator<Uint8Array> {
   yield* core.accounts.views();
   yield* core.transfers.views();
   yield* core.failed.views();
+  yield* core.accountIndex.views();
+  yield* core.transferIndex.views();
+  yield* core.failedIndex.views();
   const lens = new Uint32Array(core.accounts.count);
   core.accountHistory.forEach((h, i) => {
     lens[i] = h === undefined ? 0 : h.length;
@@ -1485,12 +1492,25 @@ export function restoreStateMachine(chunks: Iterable<Uint8Array>): StateMachine 
   if (header.magic !== SNAPSHOT_MAGIC || header.version !== SNAPSHOT_VERSION) {
     throw new Error(`unsupported snapshot (${String(header.magic)} v${String(header.version)})`);
   }
+  const counts32 = [header.accounts, header.transfers, header.failed, header.pending_open, header.history_words];
+  const log2s = Array.isArray(header.index_log2) ? header.index_log2 : [];
+  if (
+    !counts32.every((n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32) ||
+    log2s.length !== 3 ||
+    !log2s.every((n) => Number.isInteger(n) && n >= 0 && n <= 31)
+  ) {
+    throw new Error("snapshot header is corrupt");
+  }
   const core = new Core();
   core.lastTs = BigInt(header.last_ts);
   core.pendingOpen = header.pending_open;
   for (const v of core.accounts.allocateForRestore(header.accounts)) reader.readInto(v);
   for (const v of core.transfers.allocateForRestore(header.transfers)) reader.readInto(v);
   for (const v of core.failed.allocateForRestore(header.failed)) reader.readInto(v);
+  const [accountLog2, transferLog2, failedLog2] = header.index_log2;
+  for (const v of core.accountIndex.allocateForRestore(accountLog2, header.accounts)) reader.readInto(v);
+  for (const v of core.transferIndex.allocateForRestore(transferLog2, header.transfers)) reader.readInto(v);
+  for (const v of core.failedIndex.allocateForRestore(failedLog2, header.failed)) reader.readInto(v);
   const lens = new Uint32Array(header.accounts);
   reader.readInto(new Uint8Array(lens.buffer));
   for (let a = 0; a < header.accounts; a++) {
@@ -1506,11 +1526,7 @@ export function restoreStateMachine(chunks: Iterable<Uint8Array>): StateMachine 
     }
   }
   reader.assertEnd();
-  // Rebuild derived structures.
-  core.accountIndex.reserve(header.accounts);
-  for (let a = 0; a < header.accounts; a++) core.accountIndex.insert(a);
-  core.failedIndex.reserve(header.failed);
-  for (let f = 0; f < header.failed; f++) core.failedIndex.insert(f);
+  // Rebuild derived structures (per-account transfer lists, expiry heap).
   const counts = new Uint32Array(header.accounts);
   const t = core.transfers;
   for (let r = 0; r < header.transfers; r++) {
@@ -1520,11 +1536,9 @@ export function restoreStateMachine(chunks: Iterable<Uint8Array>): StateMachine 
     counts[w[o + T_CR]!]!++;
   }
   for (let a = 0; a < header.accounts; a++) core.accountTransfers.push(new U32List(Math.max(4, counts[a]!)));
-  core.transferIndex.reserve(header.transfers);
   for (let r = 0; r < header.transfers; r++) {
     const w = t.chunks[r >>> t.shift]!;
     const o = (r & t.mask) * T_STRIDE;
-    core.transferIndex.insert(r);
     core.accountTransfers[w[o + T_DR]!]!.push(r);
     core.accountTransfers[w[o + T_CR]!]!.push(r);
     if (w[o + T_STATUS] === PS_PENDING && w[o + T_TIMEOUT] !== 0) {

@@ -198,6 +198,26 @@ export class IdIndex {
     while (n * 10 > (this.mask + 1) * 7) this.grow();
   }
 
+  /** log2 of the slot count (snapshot header). */
+  get capacityLog2(): number {
+    return Math.log2(this.mask + 1);
+  }
+
+  /** Byte views of the table (for snapshots). */
+  *views(): Generator<Uint8Array> {
+    yield new Uint8Array(this.slots.buffer, this.slots.byteOffset, this.slots.byteLength);
+    yield new Uint8Array(this.tags.buffer, this.tags.byteOffset, this.tags.byteLength);
+  }
+
+  /** Allocates a table of 2^log2 slots holding `size` entries; returns views to fill in order. */
+  allocateForRestore(log2: number, size: number): Uint8Array[] {
+    this.slots = new Uint32Array(1 << log2);
+    this.tags = new Uint32Array(1 << log2);
+    this.mask = (1 << log2) - 1;
+    this.size = size;
+    return [new Uint8Array(this.slots.buffer), new Uint8Array(this.tags.buffer)];
+  }
+
   memoryBytes(): number {
     return this.slots.byteLength + this.tags.byteLength;
   }
