@@ -84,6 +84,10 @@ const vars = {
     z.string().optional(),
     "Public keys verifying bearer JWTs (EdDSA/ES256): a JWKS JSON document ({\"keys\":[...]}) or one or more SPKI PEM blocks. Unset on a loopback address = dev key pair in $MASQUES_DATA_DIR/keys.",
   ),
+  MASQUES_JWT_PUBLIC_KEYS_FILE: v(
+    z.string().optional(),
+    "Path of a file with the same content as MASQUES_JWT_PUBLIC_KEYS (JWKS or PEM), e.g. a mounted secret. Used when MASQUES_JWT_PUBLIC_KEYS is unset.",
+  ),
   MASQUES_JWT_ISSUER: v(z.string().min(1).default("masques-ledger"), "Required `iss` claim of bearer JWTs.", "masques-ledger"),
   MASQUES_JWT_AUDIENCE: v(z.string().min(1).default("masques-ledger"), "Required `aud` claim of bearer JWTs.", "masques-ledger"),
   MASQUES_LOG_LEVEL: v(

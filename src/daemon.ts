@@ -3,7 +3,7 @@
  * graceful shutdown (stop accepting, let in-flight calls finish within MASQUES_SHUTDOWN_GRACE_S,
  * stop services, close the ledger).
  */
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import type { ServiceImplSpec } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { ConfigError, isLoopbackHost, type Config } from "./config.js";
@@ -42,12 +42,23 @@ async function makeVerifier(config: Config, log: Logger): Promise<Verifier> {
       throw new ConfigError([{ variable: "MASQUES_JWT_PUBLIC_KEYS", message: (err as Error).message.replace(/^MASQUES_JWT_PUBLIC_KEYS: /, "") }]);
     }
   }
+  if (config.MASQUES_JWT_PUBLIC_KEYS_FILE) {
+    const file = config.MASQUES_JWT_PUBLIC_KEYS_FILE;
+    try {
+      const text = await readFile(file, "utf8");
+      return createVerifier(parsePublicKeys(text), `MASQUES_JWT_PUBLIC_KEYS_FILE (${file})`, opts);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      const message = e.code ? `cannot read ${file}: ${e.code}` : e.message.replace(/^MASQUES_JWT_PUBLIC_KEYS: /, "");
+      throw new ConfigError([{ variable: "MASQUES_JWT_PUBLIC_KEYS_FILE", message }]);
+    }
+  }
   const exposed = [config.MASQUES_GRPC_ADDR, config.MASQUES_HTTP_ADDR].filter((a) => !isLoopbackHost(a.host));
   if (exposed.length > 0) {
     throw new ConfigError([
       {
         variable: "MASQUES_JWT_PUBLIC_KEYS",
-        message: `required when listening on a non-loopback address (${exposed.map((a) => a.text).join(", ")}); dev keys are only created for loopback-only daemons`,
+        message: `(or MASQUES_JWT_PUBLIC_KEYS_FILE) required when listening on a non-loopback address (${exposed.map((a) => a.text).join(", ")}); dev keys are only created for loopback-only daemons`,
       },
     ]);
   }
