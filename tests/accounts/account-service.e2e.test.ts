@@ -402,3 +402,20 @@ describe("buf curl via server reflection (no proto files)", () => {
     ]);
   });
 });
+
+describe("crash safety", () => {
+  it("after a SIGKILL and restart, balances are intact and a retried deposit returns the original", async () => {
+    const admin = await h.client("admin", "ops-crash");
+    const agentId = "crash-agent";
+    await admin.openAgentWallet({ agentId, mode: WalletMode.POSTPAID, creditLimitMicro: 300n });
+    const req = { account: wallet(agentId), amountMicro: 1_234n, rail: Rail.UNSPECIFIED, idempotencyKey: "crash-1" };
+    const original = await admin.deposit(req);
+    await h.daemon.kill();
+    await h.daemon.start();
+    const after = await h.client("admin", "ops-crash");
+    const retried = await after.deposit(req);
+    expect(retried.transfer).toEqual(original.transfer);
+    const { account } = await after.getAccount({ account: wallet(agentId) });
+    expect(account).toMatchObject({ creditLimitMicro: 300n, balance: { availableMicro: 1_534n } });
+  });
+});

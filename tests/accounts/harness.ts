@@ -7,7 +7,7 @@ import { createClient, type Client, type Interceptor } from "@connectrpc/connect
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { AccountService } from "../../clients/gen/masques/ledger/v1/account_service_pb.js";
 import type { Scope } from "../../src/server/principal.js";
-import { startDaemon, type Daemon } from "./local-daemon.js";
+import { startDaemon, type Daemon } from "../support/daemon.js";
 
 export type AccountClient = Client<typeof AccountService>;
 export type TransportKind = "grpc" | "connect-json";
