@@ -241,15 +241,22 @@ export function toMasquesError(err: unknown, facts: ErrorFacts = {}, context: { 
         message: `Not authenticated: ${raw}`,
         hint: serverHint ?? "Set MASQUES_TOKEN (or pass --token) to a valid bearer token; `masques-ledger token --help` shows how to mint one for local use.",
       });
-    case Code.NotFound:
+    case Code.NotFound: {
+      const isMasque = reason === "MASQUE_NOT_FOUND" || (!reason && /masque/i.test(raw));
+      const isAccount = reason === "ACCOUNT_NOT_FOUND" || (!reason && /account/i.test(raw));
       return new NotFoundError({
         ...base,
         kind: "user",
-        message: /masque/i.test(raw) ? `Unknown masque: ${raw}` : `Not found: ${raw}`,
-        hint: serverHint ?? (/masque/i.test(raw)
-          ? "Check the masque name (the daemon's catalog is its MASQUES_DIR); /list shows what is installed."
-          : "Check the id; `masques-ledger sessions` lists your sessions."),
+        message: isMasque ? `Unknown masque: ${raw}` : isAccount ? `No such account: ${raw}` : `Not found: ${raw}`,
+        hint:
+          serverHint ??
+          (isMasque
+            ? "Check the masque name: the daemon's catalog is the YAML files in its MASQUES_DIR (ListMasques / /list show what is installed)."
+            : isAccount
+              ? "The wallet does not exist yet: it is opened by the first deposit (`masques-ledger deposit <agent> <usd>` with an admin token) or by OpenAgentWallet."
+              : "Check the id; `masques-ledger sessions` lists your sessions."),
       });
+    }
     case Code.AlreadyExists:
       return new AlreadyExistsError({ ...base, kind: "user", message: `Already exists: ${raw}`, hint: serverHint ?? "Use a new id, or retry with exactly the same parameters." });
     case Code.FailedPrecondition:

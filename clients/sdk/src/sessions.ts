@@ -124,12 +124,15 @@ export class SessionsApi {
     req: { agent_id?: string; masque?: string; author?: string; statuses?: SessionStatus[]; page_size?: number; page_token?: string } = {},
     opts: CallOptions = {},
   ): Promise<ListSessionsResponse> {
-    const owner =
-      req.masque !== undefined
-        ? { case: "masque" as const, value: req.masque }
-        : req.author !== undefined
-          ? { case: "author" as const, value: req.author }
-          : { case: "agentId" as const, value: req.agent_id ?? "" };
+    let owner: { case: "masque" | "author" | "agentId"; value: string };
+    if (req.masque !== undefined) owner = { case: "masque", value: req.masque };
+    else if (req.author !== undefined) owner = { case: "author", value: req.author };
+    else if (req.agent_id !== undefined) owner = { case: "agentId", value: req.agent_id };
+    else {
+      // Default: the caller's own sessions (an agent's, or an author's masques').
+      const me = this.c.whoami();
+      owner = me.kind === "author" ? { case: "author", value: me.id } : { case: "agentId", value: me.id };
+    }
     return this.c.invoke(
       (o) => this.svc.listSessions({ owner, statuses: req.statuses ?? [], pageSize: req.page_size ?? 0, pageToken: req.page_token ?? "" }, o),
       { ...opts, idempotent: true },

@@ -1,0 +1,64 @@
+/** Run the real `masques-ledger` binary as a child process (what the plugin does). */
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+export const BIN = path.join(ROOT, "bin/masques-ledger.js");
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** Parsed stdout when the command ran with --json. */
+  json: Record<string, unknown> | undefined;
+}
+
+/** Only what the CLI needs from the environment (nothing of the developer's own setup leaks in). */
+export function cliEnv(extra: Record<string, string | undefined>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const k of ["PATH", "HOME", "TMPDIR", "LANG"]) {
+    const v = process.env[k];
+    if (v !== undefined) env[k] = v;
+  }
+  for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
+  return env;
+}
+
+export function runCli(args: string[], env: Record<string, string | undefined>): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: cliEnv(env), stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      let json: Record<string, unknown> | undefined;
+      if (args.includes("--json")) {
+        try {
+          json = JSON.parse(stdout) as Record<string, unknown>;
+        } catch {
+          json = undefined;
+        }
+      }
+      resolve({ code, stdout, stderr, json });
+    });
+  });
+}
+
+/** Dig into parsed JSON output: at(j, "session", "charged", "micro"). */
+export function at(v: unknown, ...keys: string[]): unknown {
+  let cur = v;
+  for (const k of keys) {
+    if (cur === null || typeof cur !== "object") return undefined;
+    cur = (cur as Record<string, unknown>)[k];
+  }
+  return cur;
+}
+
+export function micro(v: unknown, ...keys: string[]): bigint {
+  const x = at(v, ...keys);
+  if (typeof x !== "string") throw new Error(`expected a micro string at ${keys.join(".")}, got ${JSON.stringify(x)}`);
+  return BigInt(x);
+}
