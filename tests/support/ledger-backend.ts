@@ -35,6 +35,8 @@ export interface Backend {
   readonly client: Client;
   /** Move cluster time forward: the embedded clock jumps, a real cluster is waited for. */
   advanceTime(seconds: number): Promise<void>;
+  /** The cluster clock as the backend sees it (embedded: exact; real cluster: local wall clock). */
+  nowNs(): bigint;
   /** Give background work (expiry pulses) a chance to run; does not move the embedded clock. */
   settle(): Promise<void>;
   /** A fresh, never used 128-bit id (never 0 or 2^128-1). */
@@ -99,6 +101,7 @@ export async function openBackend(): Promise<Backend> {
       },
       // A real cluster assigns timestamps from its own clock: wait, plus a margin for the pulse.
       advanceTime: (seconds) => sleep(Math.ceil(seconds * 1000) + 50),
+      nowNs: () => BigInt(Date.now()) * 1_000_000n,
       settle: () => sleep(100),
       uniqueId: ids.uniqueId,
       uniqueLedger: ids.uniqueLedger,
@@ -124,6 +127,7 @@ export async function openBackend(): Promise<Backend> {
       now_ns += BigInt(Math.round(seconds * 1e9));
       await sleep(0);
     },
+    nowNs: () => now_ns,
     settle: () => sleep(5),
     uniqueId: ids.uniqueId,
     uniqueLedger: ids.uniqueLedger,
