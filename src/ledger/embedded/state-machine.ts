@@ -216,8 +216,8 @@ class Core implements StateMachine {
   readonly accountIndex = new IdIndex(this.accounts);
   readonly transferIndex = new IdIndex(this.transfers, 12);
   readonly failedIndex = new IdIndex(this.failed);
-  /** Per account: record indexes of its transfers (debit or credit side), ascending. */
-  accountTransfers: U32List[] = [];
+  /** Per account: record indexes of its transfers (debit or credit side), ascending; created lazily. */
+  accountTransfers: (U32List | undefined)[] = [];
   /** Per history account: rows of H_STRIDE words (balances after the transfer + its index). */
   accountHistory: (U32List | undefined)[] = [];
   /** Min-heap of open pending transfers with a timeout: deadline (hi, lo) and record index. */
@@ -373,7 +373,7 @@ class Core implements StateMachine {
     w[ro + A_TS + 1] = tsHi;
     w[ro + A_RESERVED] = 0;
     this.accountIndex.insert(r);
-    this.accountTransfers.push(new U32List(4));
+    this.accountTransfers.push(undefined);
     this.accountHistory.push((flags & AF_HISTORY) !== 0 ? new U32List(H_STRIDE * 4) : undefined);
     if (this.inChain) this.undoOps.push(U_ACCOUNT_APPEND, r, 0);
     return { status: CA.created, stamp: tsBig(tsHi, tsLo) };
@@ -748,8 +748,8 @@ class Core implements StateMachine {
 
   /** Appends transfer `r` to its accounts' lists and history. */
   private indexTransfer(r: number, dr: number, cr: number, drFlags: number, crFlags: number): void {
-    this.accountTransfers[dr]!.push(r);
-    this.accountTransfers[cr]!.push(r);
+    (this.accountTransfers[dr] ??= new U32List(4)).push(r);
+    (this.accountTransfers[cr] ??= new U32List(4)).push(r);
     if ((drFlags & AF_HISTORY) !== 0) this.pushHistory(dr, r);
     if ((crFlags & AF_HISTORY) !== 0) this.pushHistory(cr, r);
   }
@@ -1210,7 +1210,8 @@ class Core implements StateMachine {
     if (q === null) return [];
     const ud128Set = filter.user_data_128 !== 0n;
     if (ud128Set) put128(filter.user_data_128, R, R_TMP + 4, "user_data_128");
-    const list = this.accountTransfers[q.account]!;
+    const list = this.accountTransfers[q.account];
+    if (list === undefined) return [];
     const [rLo, rHi] = this.transferRecordRange(q.tMin, q.tMax);
     const a = lowerBoundU32(list.data, list.length, rLo);
     const b = lowerBoundU32(list.data, list.length, rHi);
@@ -1535,7 +1536,9 @@ export function restoreStateMachine(chunks: Iterable<Uint8Array>): StateMachine 
     counts[w[o + T_DR]!]!++;
     counts[w[o + T_CR]!]!++;
   }
-  for (let a = 0; a < header.accounts; a++) core.accountTransfers.push(new U32List(Math.max(4, counts[a]!)));
+  for (let a = 0; a < header.accounts; a++) {
+    core.accountTransfers.push(counts[a] === 0 ? undefined : new U32List(counts[a]!));
+  }
   for (let r = 0; r < header.transfers; r++) {
     const w = t.chunks[r >>> t.shift]!;
     const o = (r & t.mask) * T_STRIDE;

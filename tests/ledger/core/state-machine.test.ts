@@ -784,3 +784,88 @@ describe("snapshots and determinism", () => {
     expect(sm.stats().transfers).toBe(0);
   });
 });
+
+describe("linked chain rollback restores the exact state (randomized)", () => {
+  // xorshift32, deterministic per seed
+  function rng(seed: number): () => number {
+    let x = seed || 1;
+    return () => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return (x >>> 0) / 2 ** 32;
+    };
+  }
+  const body = (sm: StateMachine) => {
+    const all = Buffer.concat([...sm.snapshotChunks()].map((c) => Buffer.from(c)));
+    const headerLen = all.readUInt32LE(0);
+    return all.subarray(4 + headerLen);
+  };
+
+  it("a chain broken by its last event leaves every record, index and history byte unchanged", () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const rand = rng(seed);
+      const pick = (n: number) => Math.floor(rand() * n);
+      const sm = createStateMachine();
+      let now = T0;
+      const accounts = Array.from({ length: 6 }, (_, i) =>
+        acc(BigInt(i + 1), { flags: i % 2 === 0 ? AccountFlags.history : 0 }),
+      );
+      sm.createAccounts(accounts, now);
+      let nextId = 1000n;
+      const pendings: bigint[] = [];
+      for (let round = 0; round < 15; round++) {
+        // Some committed traffic first (pending, posts, voids, plain).
+        const committed: Transfer[] = [];
+        for (let k = 0; k < 5; k++) {
+          const dr = BigInt(pick(6) + 1);
+          const cr = ((dr + BigInt(pick(5))) % 6n) + 1n;
+          if (pendings.length > 0 && rand() < 0.3) {
+            const p = pendings.splice(pick(pendings.length), 1)[0]!;
+            committed.push(rand() < 0.5 ? post(nextId++, p, BigInt(pick(3))) : voidT(nextId++, p));
+          } else if (rand() < 0.4) {
+            const id = nextId++;
+            pendings.push(id);
+            committed.push(tr(id, dr, cr, BigInt(pick(50)), { flags: TransferFlags.pending, timeout: pick(3) }));
+          } else {
+            committed.push(tr(nextId++, dr, cr, BigInt(pick(50))));
+          }
+        }
+        now += S;
+        sm.createTransfers(committed, now);
+        const before = Buffer.from(body(sm));
+        const beforeStats = sm.stats();
+        // A chain of valid events (incl. posts/voids of open pendings and new accounts' transfers)
+        // closed by an event that fails validation.
+        const chain: Transfer[] = [];
+        const used = new Set<bigint>();
+        for (let k = 0; k < 1 + pick(6); k++) {
+          const dr = BigInt(pick(6) + 1);
+          const cr = ((dr + BigInt(pick(5))) % 6n) + 1n;
+          const open = pendings.filter((p) => !used.has(p));
+          if (open.length > 0 && rand() < 0.3) {
+            const p = open[pick(open.length)]!;
+            used.add(p);
+            chain.push(rand() < 0.5 ? post(nextId++, p, amount_max) : voidT(nextId++, p));
+          } else {
+            chain.push(
+              tr(nextId++, dr, cr, BigInt(pick(50)), rand() < 0.3 ? { flags: TransferFlags.pending, timeout: 1 + pick(5) } : {}),
+            );
+          }
+        }
+        chain.push(tr(nextId++, 1n, 2n, 1n, { code: 0 }));
+        for (let k = 0; k < chain.length - 1; k++) chain[k]!.flags |= TransferFlags.linked;
+        now += S;
+        const results = sm.createTransfers(chain, now);
+        // (an earlier event may break the chain first, e.g. posting an expired pending transfer)
+        expect([CreateTransferStatus.code_must_not_be_zero, CreateTransferStatus.linked_event_failed]).toContain(
+          results.at(-1)!.status,
+        );
+        expect(results.every((r) => r.status !== CreateTransferStatus.created)).toBe(true);
+        expect(body(sm).equals(before)).toBe(true);
+        expect(sm.stats()).toEqual(beforeStats);
+        if (rand() < 0.3) sm.pulse(now + BigInt(pick(4)) * S);
+      }
+    }
+  });
+});

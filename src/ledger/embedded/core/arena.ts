@@ -88,13 +88,13 @@ export class RecordArena {
 
 /**
  * Open-addressing (linear probing) hash index: 128-bit id -> record index, over an arena whose
- * records start with the id in words 0..3. Each slot holds `record + 1` (0 = empty) and the
- * 32-bit hash as a tag, so probes rarely touch the records themselves.
+ * records start with the id in words 0..3. Slot i is two adjacent words: `record + 1` (0 = empty)
+ * and the 32-bit hash as a tag, so a probe is one cache line and rarely touches the records.
  * Deletion (only used to roll back a linked chain) uses backward-shift deletion.
  */
 export class IdIndex {
-  private slots: Uint32Array;
-  private tags: Uint32Array;
+  /** table[2i] = record + 1 (0 = empty), table[2i + 1] = hash tag. */
+  private table: Uint32Array;
   private mask: number;
   size = 0;
 
@@ -102,16 +102,14 @@ export class IdIndex {
     private readonly arena: RecordArena,
     initialCapacityLog2 = 10,
   ) {
-    this.slots = new Uint32Array(1 << initialCapacityLog2);
-    this.tags = new Uint32Array(1 << initialCapacityLog2);
+    this.table = new Uint32Array(2 << initialCapacityLog2);
     this.mask = (1 << initialCapacityLog2) - 1;
   }
 
   /** Record index of the id given as words, or -1. */
   find(a: number, b: number, c: number, d: number): number {
     const h = hash128(a, b, c, d);
-    const slots = this.slots;
-    const tags = this.tags;
+    const table = this.table;
     const mask = this.mask;
     const arena = this.arena;
     const shift = arena.shift;
@@ -119,9 +117,9 @@ export class IdIndex {
     const stride = arena.stride;
     let i = h & mask;
     for (;;) {
-      const s = slots[i]!;
+      const s = table[2 * i]!;
       if (s === 0) return -1;
-      if (tags[i] === h) {
+      if (table[2 * i + 1] === h) {
         const r = s - 1;
         const w = arena.chunks[r >>> shift]!;
         const o = (r & amask) * stride;
@@ -143,57 +141,57 @@ export class IdIndex {
 
   private place(slotValue: number, h: number): void {
     const mask = this.mask;
+    const table = this.table;
     let i = h & mask;
-    while (this.slots[i] !== 0) i = (i + 1) & mask;
-    this.slots[i] = slotValue;
-    this.tags[i] = h;
+    while (table[2 * i] !== 0) i = (i + 1) & mask;
+    table[2 * i] = slotValue;
+    table[2 * i + 1] = h;
   }
 
   /** Removes record `r` (which must be present). */
   remove(r: number): void {
     const mask = this.mask;
+    const table = this.table;
     const w = this.arena.chunk(r);
     const o = this.arena.offset(r);
     const h = hash128(w[o]!, w[o + 1]!, w[o + 2]!, w[o + 3]!);
     let i = h & mask;
-    while (this.slots[i] !== r + 1) {
-      if (this.slots[i] === 0) throw new Error("IdIndex.remove: record not indexed");
+    while (table[2 * i] !== r + 1) {
+      if (table[2 * i] === 0) throw new Error("IdIndex.remove: record not indexed");
       i = (i + 1) & mask;
     }
     // Backward-shift deletion keeps every remaining key reachable from its home slot.
     let j = i;
     for (;;) {
       j = (j + 1) & mask;
-      const s = this.slots[j]!;
+      const s = table[2 * j]!;
       if (s === 0) break;
-      const home = this.tags[j]! & mask;
-      // Move j into the hole at i if its home is not within (i, j] cyclically.
+      const home = table[2 * j + 1]! & mask;
+      // Move j into the hole at i unless its home lies cyclically in (i, j].
       const between = i <= j ? home > i && home <= j : home > i || home <= j;
       if (!between) {
-        this.slots[i] = s;
-        this.tags[i] = this.tags[j]!;
+        table[2 * i] = s;
+        table[2 * i + 1] = table[2 * j + 1]!;
         i = j;
       }
     }
-    this.slots[i] = 0;
-    this.tags[i] = 0;
+    table[2 * i] = 0;
+    table[2 * i + 1] = 0;
     this.size--;
   }
 
   private grow(): void {
-    const oldSlots = this.slots;
-    const oldTags = this.tags;
+    const old = this.table;
     const cap = (this.mask + 1) * 2;
-    this.slots = new Uint32Array(cap);
-    this.tags = new Uint32Array(cap);
+    this.table = new Uint32Array(2 * cap);
     this.mask = cap - 1;
-    for (let i = 0; i < oldSlots.length; i++) {
-      const s = oldSlots[i]!;
-      if (s !== 0) this.place(s, oldTags[i]!);
+    for (let i = 0; i < old.length; i += 2) {
+      const s = old[i]!;
+      if (s !== 0) this.place(s, old[i + 1]!);
     }
   }
 
-  /** Pre-sizes the table for `n` entries (restore). */
+  /** Pre-sizes the table for `n` entries. */
   reserve(n: number): void {
     while (n * 10 > (this.mask + 1) * 7) this.grow();
   }
@@ -203,23 +201,21 @@ export class IdIndex {
     return Math.log2(this.mask + 1);
   }
 
-  /** Byte views of the table (for snapshots). */
+  /** Byte view of the table (for snapshots). */
   *views(): Generator<Uint8Array> {
-    yield new Uint8Array(this.slots.buffer, this.slots.byteOffset, this.slots.byteLength);
-    yield new Uint8Array(this.tags.buffer, this.tags.byteOffset, this.tags.byteLength);
+    yield new Uint8Array(this.table.buffer, this.table.byteOffset, this.table.byteLength);
   }
 
   /** Allocates a table of 2^log2 slots holding `size` entries; returns views to fill in order. */
   allocateForRestore(log2: number, size: number): Uint8Array[] {
-    this.slots = new Uint32Array(1 << log2);
-    this.tags = new Uint32Array(1 << log2);
+    this.table = new Uint32Array(2 << log2);
     this.mask = (1 << log2) - 1;
     this.size = size;
-    return [new Uint8Array(this.slots.buffer), new Uint8Array(this.tags.buffer)];
+    return [new Uint8Array(this.table.buffer)];
   }
 
   memoryBytes(): number {
-    return this.slots.byteLength + this.tags.byteLength;
+    return this.table.byteLength;
   }
 }
 
