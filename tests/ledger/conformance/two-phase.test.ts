@@ -344,6 +344,19 @@ describe("two-phase transfers: timeouts and expiry (docs/reference/transfer.md#t
     expect(await w.submit(resolve(w, a.p, VOID, 0n))).toEqual(["pending_transfer_already_posted"]);
   });
 
+  it("an expired closing transfer re-opens the account, like a void", async () => {
+    const w = new World(backend());
+    const [a, b] = await w.plain(2);
+    const close = w.t({ debit_account_id: a, credit_account_id: b, amount: 3n, flags: P | TransferFlags.closing_debit, timeout: 1 });
+    expect(await w.submit(close)).toEqual(["created"]);
+    expect(await w.isClosed(a)).toBe(true);
+    await w.b.advanceTime(1.5);
+    expect(await eventually(w.b, async () => !(await w.isClosed(a)))).toBe(true);
+    await w.expectBalances(a, bal(0n, 0n, 0n, 0n));
+    expect(await w.submit(w.t({ debit_account_id: a, credit_account_id: b, amount: 1n }))).toEqual(["created"]);
+    expect(await w.submit(resolve(w, close, VOID, 0n))).toEqual(["pending_transfer_expired"]);
+  });
+
   it("timeout is only for pending transfers", async () => {
     const w = new World(backend());
     const [a, b] = await w.plain(2);
