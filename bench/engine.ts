@@ -52,7 +52,7 @@ function account(id: bigint): Account {
     reserved: 0,
     ledger: 1,
     code: 1,
-    flags: AccountFlags.history,
+    flags: process.argv.includes("--history") ? AccountFlags.history : AccountFlags.none,
     timestamp: 0n,
   };
 }
@@ -213,10 +213,14 @@ async function main(): Promise<void> {
         lookup_after_reopen_p99_ms: round3(lk2.p99),
         rss_mib_after_reopen: mib(process.memoryUsage().rss),
         snapshot_seq: Number(stats.snapshot_seq),
+        snapshots_taken: stats.snapshots_taken,
+        last_snapshot_mib: mib(stats.last_snapshot_bytes),
+        last_snapshot_ms: stats.last_snapshot_ms,
       });
       log(`loaded ${LOAD} transfers in ${loadS.toFixed(1)} s (${result.load_transfers_per_s}/s)`);
       log(`RSS after load: ${result.rss_mib_after_load} MiB`);
       log(`lookupTransfers (1 id) p50 ${result.lookup_p50_ms} ms, p99 ${result.lookup_p99_ms} ms`);
+      log(`snapshots during load: ${stats.snapshots_taken}, last ${result.last_snapshot_mib} MiB written in ${stats.last_snapshot_ms} ms (writes wait meanwhile)`);
       log(`reopen (snapshot + log replay of ${result.recovered_commits_on_reopen} commits): ${result.reopen_s} s, RSS ${result.rss_mib_after_reopen} MiB, lookup p99 ${result.lookup_after_reopen_p99_ms} ms`);
     } else {
       const tp = await throughput(client);
@@ -234,7 +238,8 @@ async function main(): Promise<void> {
         avg_requests_per_flush: Math.round((stats.flushed_requests / Math.max(1, stats.flushes)) * 10) / 10,
         rss_mib: mib(process.memoryUsage().rss),
         transfers: stats.transfers,
-        snapshots_taken: Number(stats.snapshot_seq > 0n),
+        snapshots_taken: stats.snapshots_taken,
+        last_snapshot_ms: stats.last_snapshot_ms,
       });
       log(`full batches (${BATCH_MAX} events, durable), 1 in flight: ${result.batch_transfers_per_s} transfers/s`);
       log(`full batches, 4 in flight (group commit):          ${result.batch_transfers_per_s_4_in_flight} transfers/s`);

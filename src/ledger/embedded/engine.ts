@@ -86,6 +86,10 @@ export interface EmbeddedStats {
   recovered_commits: number;
   torn_tail_truncated: boolean;
   last_snapshot_error: string | null;
+  /** Snapshots written since open; size and duration of the last one (writes wait meanwhile). */
+  snapshots_taken: number;
+  last_snapshot_bytes: number;
+  last_snapshot_ms: number;
 }
 
 export type EmbeddedClient = Client & {
@@ -183,6 +187,8 @@ class Engine {
   private recoveredCommits = 0;
   private tornTailTruncated = false;
   private lastSnapshotError: string | null = null;
+  private snapshotsTaken = 0;
+  private lastSnapshotMs = 0;
 
   constructor(options: EmbeddedClientOptions, factory: StateMachineFactory) {
     this.dir = path.resolve(options.dataDir);
@@ -337,7 +343,12 @@ class Engine {
     }
     const batch = this.writes.slice(start, end);
     this.writesHead = end;
-    if (this.writesHead > 1024 && this.writesHead * 2 > this.writes.length) {
+    // Drop taken requests from the queue (they hold the callers' events) once they are all taken,
+    // or in bulk when the queue never empties.
+    if (this.writesHead === this.writes.length) {
+      this.writes = [];
+      this.writesHead = 0;
+    } else if (this.writesHead > 1024) {
       this.writes = this.writes.slice(this.writesHead);
       this.writesHead = 0;
     }
@@ -476,6 +487,7 @@ class Engine {
     if (this.snapshotting) return this.snapshotting;
     const run = async (): Promise<void> => {
       const S = this.seq;
+      const t0 = performance.now();
       try {
         // Rotate first: later commits go to a segment that starts at S + 1.
         if (this.writer.size > 0 || this.writer.firstSeq !== S + 1n) {
@@ -490,6 +502,8 @@ class Engine {
         this.lastSnapshotBytes = written.bytes;
         this.logBytesSinceSnapshot = 0;
         this.lastSnapshotError = null;
+        this.snapshotsTaken++;
+        this.lastSnapshotMs = performance.now() - t0;
         const listing = listDataDir(this.dir);
         for (const s of listing.snapshots) if (s.seq < S) fs.rmSync(s.file, { force: true });
         for (const s of listing.segments) if (s.seq <= S) fs.rmSync(s.file, { force: true });
@@ -582,6 +596,9 @@ class Engine {
       recovered_commits: this.recoveredCommits,
       torn_tail_truncated: this.tornTailTruncated,
       last_snapshot_error: this.lastSnapshotError,
+      snapshots_taken: this.snapshotsTaken,
+      last_snapshot_bytes: this.lastSnapshotBytes,
+      last_snapshot_ms: Math.round(this.lastSnapshotMs),
     };
   }
 }
