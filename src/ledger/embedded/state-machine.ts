@@ -29,6 +29,7 @@ import type {
 } from "tigerbeetle-node";
 import type { StateMachine } from "./state-machine.contract.js";
 import { IdIndex, RecordArena, U32List } from "./core/arena.js";
+import { HistoryRows } from "./core/history.js";
 import {
   A_CHUNK_SHIFT,
   A_CODE_FLAGS,
@@ -47,7 +48,6 @@ import {
   BATCH_MAX,
   F_CHUNK_SHIFT,
   F_STRIDE,
-  H_STRIDE,
   I_STRIDE,
   IT_AMOUNT,
   IT_CODE_FLAGS,
@@ -218,8 +218,8 @@ class Core implements StateMachine {
   readonly failedIndex = new IdIndex(this.failed);
   /** Per account: record indexes of its transfers (debit or credit side), ascending; created lazily. */
   accountTransfers: (U32List | undefined)[] = [];
-  /** Per history account: rows of H_STRIDE words (balances after the transfer + its index). */
-  accountHistory: (U32List | undefined)[] = [];
+  /** Per history account: balances after each of its transfers (row k = k-th transfer in its list). */
+  accountHistory: (HistoryRows | undefined)[] = [];
   /** Min-heap of open pending transfers with a timeout: deadline (hi, lo) and record index. */
   heapHi = new Uint32Array(64);
   heapLo = new Uint32Array(64);
@@ -374,7 +374,7 @@ class Core implements StateMachine {
     w[ro + A_RESERVED] = 0;
     this.accountIndex.insert(r);
     this.accountTransfers.push(undefined);
-    this.accountHistory.push((flags & AF_HISTORY) !== 0 ? new U32List(H_STRIDE * 4) : undefined);
+    this.accountHistory.push((flags & AF_HISTORY) !== 0 ? new HistoryRows() : undefined);
     if (this.inChain) this.undoOps.push(U_ACCOUNT_APPEND, r, 0);
     return { status: CA.created, stamp: tsBig(tsHi, tsLo) };
   }
@@ -750,16 +750,12 @@ class Core implements StateMachine {
   private indexTransfer(r: number, dr: number, cr: number, drFlags: number, crFlags: number): void {
     (this.accountTransfers[dr] ??= new U32List(4)).push(r);
     (this.accountTransfers[cr] ??= new U32List(4)).push(r);
-    if ((drFlags & AF_HISTORY) !== 0) this.pushHistory(dr, r);
-    if ((crFlags & AF_HISTORY) !== 0) this.pushHistory(cr, r);
+    if ((drFlags & AF_HISTORY) !== 0) this.pushHistory(dr);
+    if ((crFlags & AF_HISTORY) !== 0) this.pushHistory(cr);
   }
 
-  private pushHistory(account: number, r: number): void {
-    const h = this.accountHistory[account]!;
-    const w = this.accounts.chunk(account);
-    const o = this.accounts.offset(account);
-    for (let k = 0; k < 16; k++) h.push(w[o + A_DEBITS_PENDING + k]!);
-    h.push(r);
+  private pushHistory(account: number): void {
+    this.accountHistory[account]!.push(this.accounts.chunk(account), this.accounts.offset(account) + A_DEBITS_PENDING);
   }
 
   private transferExistsStatus(IN: Uint32Array, o: number, w: Uint32Array, eo: number): CreateTransferStatus {
@@ -968,9 +964,9 @@ class Core implements StateMachine {
     this.accountTransfers[dr]!.length--;
     this.accountTransfers[cr]!.length--;
     const dh = this.accountHistory[dr];
-    if (dh !== undefined) dh.length -= H_STRIDE;
+    if (dh !== undefined) dh.pop();
     const ch = this.accountHistory[cr];
-    if (ch !== undefined) ch.length -= H_STRIDE;
+    if (ch !== undefined) ch.pop();
     this.transferIndex.remove(r);
     this.transfers.pop();
   }
@@ -1231,37 +1227,28 @@ class Core implements StateMachine {
     const q = this.resolveAccountFilter(filter);
     if (q === null) return [];
     const h = this.accountHistory[q.account];
-    if (h === undefined) return [];
+    const list = this.accountTransfers[q.account];
+    if (h === undefined || list === undefined) return [];
     const ud128Set = filter.user_data_128 !== 0n;
     if (ud128Set) put128(filter.user_data_128, R, R_TMP + 4, "user_data_128");
     const [rLo, rHi] = this.transferRecordRange(q.tMin, q.tMax);
-    const rows = h.length / H_STRIDE;
-    // Rows are in transfer order: binary search on the transfer index stored in each row.
-    const rowLowerBound = (r: number): number => {
-      let x = 0;
-      let y = rows;
-      while (x < y) {
-        const m = (x + y) >>> 1;
-        if (h.data[m * H_STRIDE + 16]! < r) x = m + 1;
-        else y = m;
-      }
-      return x;
-    };
-    const a = rowLowerBound(rLo);
-    const b = rowLowerBound(rHi);
+    // Row k holds the balances after the account's k-th transfer (list.data[k]).
+    const a = lowerBoundU32(list.data, list.length, rLo);
+    const b = lowerBoundU32(list.data, list.length, rHi);
     const out: AccountBalance[] = [];
     const reversed = (filter.flags & AFF_REVERSED) !== 0;
+    const row = new Uint32Array(16);
     for (let k = reversed ? b - 1 : a; reversed ? k >= a : k < b; k += reversed ? -1 : 1) {
-      const base = k * H_STRIDE;
-      const r = h.data[base + 16]!;
+      const r = list.data[k]!;
       if (!this.transferMatchesAccountFilter(r, q.account, filter, ud128Set)) continue;
+      h.read(k, row, 0);
       const tw = this.transfers.chunk(r);
       const to = this.transfers.offset(r);
       out.push({
-        debits_pending: get128(h.data, base),
-        debits_posted: get128(h.data, base + 4),
-        credits_pending: get128(h.data, base + 8),
-        credits_posted: get128(h.data, base + 12),
+        debits_pending: get128(row, 0),
+        debits_posted: get128(row, 4),
+        credits_pending: get128(row, 8),
+        credits_posted: get128(row, 12),
         timestamp: get64(tw, to + T_TS),
       });
       if (out.length >= q.limit) break;
@@ -1383,7 +1370,7 @@ function lowerBoundU32(data: Uint32Array, len: number, v: number): number {
 // ------------------------------------------------------------------ snapshots
 
 const SNAPSHOT_MAGIC = "masques-ledger/core-snapshot";
-const SNAPSHOT_VERSION = 2;
+const SNAPSHOT_VERSION = 3;
 
 interface SnapshotHeader {
   magic: string;
@@ -1401,14 +1388,14 @@ interface SnapshotHeader {
 
 /**
  * Snapshot layout: u32 header length, JSON header, then raw little-endian words: accounts
- * arena, transfers arena, failed ids arena, the three id hash tables (slots, tags), history
- * lengths (u32 per account), history rows. Per-account transfer lists and the expiry heap are
+ * arena, transfers arena, failed ids arena, the three id hash tables, history row counts (u32
+ * per account), history row widths (u8 per account), history rows. Per-account transfer lists and the expiry heap are
  * rebuilt on restore (one sequential pass over the transfers).
  * The yielded chunks are views of live memory: write them before applying the next batch.
  */
 function* snapshot(core: Core): Generator<Uint8Array> {
   let historyWords = 0;
-  for (const h of core.accountHistory) if (h !== undefined) historyWords += h.length;
+  for (const h of core.accountHistory) if (h !== undefined) historyWords += h.rows * h.stride;
   const header: SnapshotHeader = {
     magic: SNAPSHOT_MAGIC,
     version: SNAPSHOT_VERSION,
@@ -1431,13 +1418,18 @@ function* snapshot(core: Core): Generator<Uint8Array> {
   yield* core.accountIndex.views();
   yield* core.transferIndex.views();
   yield* core.failedIndex.views();
-  const lens = new Uint32Array(core.accounts.count);
+  // History: rows per account (u32), row width per account (u8: 0 none, 8 or 16 words), rows.
+  const rows = new Uint32Array(core.accounts.count);
+  const widths = new Uint8Array(core.accounts.count);
   core.accountHistory.forEach((h, i) => {
-    lens[i] = h === undefined ? 0 : h.length;
+    if (h === undefined) return;
+    rows[i] = h.rows;
+    widths[i] = h.stride;
   });
-  yield new Uint8Array(lens.buffer);
+  yield new Uint8Array(rows.buffer);
+  yield widths;
   for (const h of core.accountHistory) {
-    if (h !== undefined && h.length > 0) yield new Uint8Array(h.data.buffer, h.data.byteOffset, h.length * 4);
+    if (h !== undefined && h.rows > 0) yield h.usedBytes();
   }
 }
 
@@ -1512,19 +1504,22 @@ export function restoreStateMachine(chunks: Iterable<Uint8Array>): StateMachine 
   for (const v of core.accountIndex.allocateForRestore(accountLog2, header.accounts)) reader.readInto(v);
   for (const v of core.transferIndex.allocateForRestore(transferLog2, header.transfers)) reader.readInto(v);
   for (const v of core.failedIndex.allocateForRestore(failedLog2, header.failed)) reader.readInto(v);
-  const lens = new Uint32Array(header.accounts);
-  reader.readInto(new Uint8Array(lens.buffer));
+  const rows = new Uint32Array(header.accounts);
+  reader.readInto(new Uint8Array(rows.buffer));
+  const widths = reader.read(header.accounts);
   for (let a = 0; a < header.accounts; a++) {
-    const w = core.accounts.chunk(a);
-    const flags = w[core.accounts.offset(a) + A_CODE_FLAGS]! >>> 16;
-    if ((flags & AF_HISTORY) !== 0) {
-      const h = new U32List(Math.max(H_STRIDE * 4, lens[a]!));
-      reader.readInto(new Uint8Array(h.data.buffer, 0, lens[a]! * 4));
-      h.length = lens[a]!;
-      core.accountHistory.push(h);
-    } else {
+    const flags = core.accounts.chunk(a)[core.accounts.offset(a) + A_CODE_FLAGS]! >>> 16;
+    const width = widths[a]!;
+    if ((flags & AF_HISTORY) === 0) {
+      if (width !== 0 || rows[a] !== 0) throw new Error("snapshot history section is corrupt");
       core.accountHistory.push(undefined);
+      continue;
     }
+    if (width !== 8 && width !== 16) throw new Error("snapshot history section is corrupt");
+    const h = new HistoryRows(Math.max(4, rows[a]!), width === 16);
+    reader.readInto(new Uint8Array(h.data.buffer, 0, rows[a]! * width * 4));
+    h.rows = rows[a]!;
+    core.accountHistory.push(h);
   }
   reader.assertEnd();
   // Rebuild derived structures (per-account transfer lists, expiry heap).

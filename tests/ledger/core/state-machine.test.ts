@@ -695,6 +695,20 @@ describe("queries", () => {
     expect(h.sm.getAccountBalances(filter(2n))).toEqual([]);
   });
 
+  it("getAccountBalances keeps exact balances beyond 2^64 and across a snapshot", () => {
+    const h = new Harness();
+    h.accounts([acc(1n, { flags: AccountFlags.history }), acc(2n)]);
+    const big = (1n << 70n) + 3n;
+    h.transfers([tr(10n, 2n, 1n, 5n), tr(11n, 2n, 1n, big), tr(12n, 1n, 2n, 1n)]);
+    // a chain that moves more and rolls back leaves the history as it was
+    h.transfers([tr(13n, 2n, 1n, big, { flags: TransferFlags.linked }), tr(14n, 1n, 2n, 1n, { code: 0 })]);
+    const expected = [5n, 5n + big, 5n + big];
+    expect(h.sm.getAccountBalances(filter(1n)).map((b) => b.credits_posted)).toEqual(expected);
+    expect(h.sm.getAccountBalances(filter(1n)).map((b) => b.debits_posted)).toEqual([0n, 0n, 1n]);
+    const restored = restoreStateMachine([...h.sm.snapshotChunks()].map((c) => c.slice()));
+    expect(restored.getAccountBalances(filter(1n))).toEqual(h.sm.getAccountBalances(filter(1n)));
+  });
+
   it("queryAccounts and queryTransfers match every field", () => {
     const h = setup();
     const a = (f: Partial<QueryFilter>) => h.sm.queryAccounts(qfilter(f)).map((x) => x.id);

@@ -65,9 +65,6 @@ export const IT_LEDGER = 30;
 export const IT_CODE_FLAGS = 31;
 // Account input words use the account record layout (A_*).
 
-/** History row: account balances after a transfer (16 words) + transfer record index. */
-export const H_STRIDE = 17;
-
 /** Failed (orphaned) transfer id: 4 words. */
 export const F_STRIDE = 4;
 export const F_CHUNK_SHIFT = 14;

@@ -1,0 +1,84 @@
+/**
+ * Balance history of one `flags.history` account: one row per transfer of the account, in the
+ * same order as the account's transfer list (row k belongs to the account's k-th transfer, so
+ * rows need not store the transfer). A row holds debits_pending, debits_posted, credits_pending,
+ * credits_posted after the transfer. While every balance fits in 64 bits a row is 8 words
+ * (32 bytes); the first balance above 2^64 converts the account's rows to 16 words once.
+ */
+export class HistoryRows {
+  data: Uint32Array;
+  rows = 0;
+  wide: boolean;
+
+  constructor(capacityRows = 4, wide = false) {
+    this.wide = wide;
+    this.data = new Uint32Array(capacityRows * (wide ? 16 : 8));
+  }
+
+  get stride(): number {
+    return this.wide ? 16 : 8;
+  }
+
+  /** Appends the 16 balance words at w[o..o+15] (4 little-endian u128). */
+  push(w: Uint32Array, o: number): void {
+    if (!this.wide && (w[o + 2]! | w[o + 3]! | w[o + 6]! | w[o + 7]! | w[o + 10]! | w[o + 11]! | w[o + 14]! | w[o + 15]!) !== 0) {
+      this.widen();
+    }
+    const stride = this.stride;
+    let at = this.rows * stride;
+    if (at + stride > this.data.length) {
+      const next = new Uint32Array(Math.max(this.data.length + stride * 4, Math.ceil(this.data.length * 1.5)));
+      next.set(this.data.subarray(0, at));
+      this.data = next;
+    }
+    const d = this.data;
+    if (stride === 16) {
+      for (let k = 0; k < 16; k++) d[at + k] = w[o + k]!;
+    } else {
+      for (let k = 0; k < 16; k += 4) {
+        d[at++] = w[o + k]!;
+        d[at++] = w[o + k + 1]!;
+      }
+    }
+    this.rows++;
+  }
+
+  pop(): void {
+    this.rows--;
+  }
+
+  /** Copies row k's 16 balance words into out[p..p+15]. */
+  read(k: number, out: Uint32Array, p: number): void {
+    const d = this.data;
+    if (this.wide) {
+      const at = k * 16;
+      for (let j = 0; j < 16; j++) out[p + j] = d[at + j]!;
+    } else {
+      let at = k * 8;
+      for (let j = 0; j < 16; j += 4) {
+        out[p + j] = d[at++]!;
+        out[p + j + 1] = d[at++]!;
+        out[p + j + 2] = 0;
+        out[p + j + 3] = 0;
+      }
+    }
+  }
+
+  private widen(): void {
+    const next = new Uint32Array(Math.max(16 * 4, this.rows * 16 * 2));
+    const d = this.data;
+    for (let k = 0; k < this.rows; k++) {
+      for (let j = 0; j < 4; j++) {
+        next[k * 16 + j * 4] = d[k * 8 + j * 2]!;
+        next[k * 16 + j * 4 + 1] = d[k * 8 + j * 2 + 1]!;
+      }
+    }
+    this.data = next;
+    this.wide = true;
+  }
+
+  /** Used words, for snapshots. */
+  usedBytes(): Uint8Array {
+    return new Uint8Array(this.data.buffer, this.data.byteOffset, this.rows * this.stride * 4);
+  }
+}
