@@ -305,6 +305,8 @@ class Run {
       if (qa.length !== ma.length || qa.some((a, i) => a.id !== ma[i].id || !sameAccount(a, ma[i]))) this.fail(`queryAccounts(ledger ${ledger}) differs from the model`);
     }
 
+    await this.randomQueries(m);
+
     // Each account's balances are the fold of its transfers.
     const accounts = await this.b.client.lookupAccounts(this.accountIds());
     for (const a of accounts) {
@@ -341,6 +343,78 @@ class Run {
       } else if ((await this.b.client.getAccountBalances(accountFilter({ account_id: a.id }))).length !== 0) {
         this.fail(`getAccountBalances(${a.id}) returned entries for an account without history`);
       }
+    }
+  }
+
+  /** Random filters (every field, ranges, limits, reversed) against the model's answer. */
+  async randomQueries(m: Model): Promise<void> {
+    const r = this.r;
+    const byTs = <T extends { timestamp: bigint }>(xs: T[]) => xs.sort((a, b) => (a.timestamp < b.timestamp ? -1 : 1));
+    const transfers = byTs([...m.transfers.values()]);
+    const stamps = transfers.map((t) => t.timestamp);
+    const range = (): [bigint, bigint] => {
+      if (stamps.length === 0 || r.chance(0.4)) return [0n, 0n];
+      const lo = r.chance(0.5) ? r.pick(stamps) + BigInt(r.int(-1, 1)) : 0n;
+      const hi = r.chance(0.5) ? r.pick(stamps) + BigInt(r.int(-1, 1)) : 0n;
+      return lo > hi && hi !== 0n ? [hi, lo] : [lo, hi];
+    };
+    const inRange = (ts: bigint, lo: bigint, hi: bigint) => ts >= lo && (hi === 0n || ts <= hi);
+    const finish = <T>(xs: T[], reversed: boolean, limit: number) => (reversed ? [...xs].reverse() : xs).slice(0, limit);
+
+    for (let i = 0; i < 4; i++) {
+      const [lo, hi] = range();
+      const f = queryFilter({
+        ledger: r.pick(this.ledgers),
+        user_data_128: r.chance(0.3) ? BigInt(r.int(1, 3)) : 0n,
+        user_data_64: r.chance(0.3) ? BigInt(r.int(1, 3)) : 0n,
+        user_data_32: r.chance(0.3) ? r.int(1, 3) : 0,
+        code: r.chance(0.3) ? r.int(1, 3) : 0,
+        timestamp_min: lo,
+        timestamp_max: hi,
+        limit: r.chance(0.5) ? r.int(1, 10) : 8189,
+        flags: r.chance(0.5) ? 1 : 0,
+      });
+      type Indexed = { ledger: number; user_data_128: bigint; user_data_64: bigint; user_data_32: number; code: number; timestamp: bigint };
+      const fieldsMatch = (x: Indexed) =>
+        (f.user_data_128 === 0n || x.user_data_128 === f.user_data_128) &&
+        (f.user_data_64 === 0n || x.user_data_64 === f.user_data_64) &&
+        (f.user_data_32 === 0 || x.user_data_32 === f.user_data_32) &&
+        (f.code === 0 || x.code === f.code);
+      const match = (x: Indexed) => x.ledger === f.ledger && fieldsMatch(x) && inRange(x.timestamp, f.timestamp_min, f.timestamp_max);
+      const wantT = finish(transfers.filter(match), f.flags === 1, f.limit).map((x) => x.id);
+      const gotT = (await this.b.client.queryTransfers(f)).map((x) => x.id);
+      if (stringify(gotT) !== stringify(wantT)) this.fail(`queryTransfers(${stringify(f)}): got ${gotT.length} ids, model ${wantT.length}`);
+      const wantA = finish(byTs([...m.accounts.values()]).filter(match), f.flags === 1, f.limit).map((x) => x.id);
+      const gotA = (await this.b.client.queryAccounts(f)).map((x) => x.id);
+      if (stringify(gotA) !== stringify(wantA)) this.fail(`queryAccounts(${stringify(f)}): got ${gotA.length} ids, model ${wantA.length}`);
+
+      const ids = this.accountIds();
+      if (ids.length === 0) continue;
+      const [alo, ahi] = range();
+      const af = accountFilter({
+        account_id: r.pick(ids),
+        user_data_128: f.user_data_128,
+        user_data_64: f.user_data_64,
+        user_data_32: f.user_data_32,
+        code: f.code,
+        timestamp_min: alo,
+        timestamp_max: ahi,
+        limit: f.limit,
+        flags: r.pick([1, 2, 3, 3]) | (r.chance(0.5) ? AccountFilterFlags.reversed : 0),
+      });
+      const wantG = finish(
+        transfers.filter(
+          (x) =>
+            (((af.flags & AccountFilterFlags.debits) !== 0 && x.debit_account_id === af.account_id) ||
+              ((af.flags & AccountFilterFlags.credits) !== 0 && x.credit_account_id === af.account_id)) &&
+            fieldsMatch(x) &&
+            inRange(x.timestamp, alo, ahi),
+        ),
+        (af.flags & AccountFilterFlags.reversed) !== 0,
+        af.limit,
+      ).map((x) => x.id);
+      const gotG = (await this.b.client.getAccountTransfers(af)).map((x) => x.id);
+      if (stringify(gotG) !== stringify(wantG)) this.fail(`getAccountTransfers(${stringify(af)}): got ${gotG.length} ids, model ${wantG.length}`);
     }
   }
 
