@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS {{db}}.sessions
     timeout_s           UInt32,
     opened_ns           UInt64,
     closed_ns           UInt64 COMMENT 'post/void timestamp or expiry deadline; 0 while open',
-    last_activity_ns    UInt64 COMMENT 'latest transfer of the session (usage, heartbeat, ...)',
+    last_activity_ns    UInt64 COMMENT 'latest Don, usage or heartbeat timestamp',
     version             UInt64 COMMENT 'latest ledger timestamp folded into this row'
 )
 ENGINE = ReplacingMergeTree(version)

@@ -1,7 +1,7 @@
 /**
  * ClickHouse server sink (@clickhouse/client over HTTP), used when CLICKHOUSE_URL is set. It runs
  * exactly the SQL the embedded chDB sink runs; only the transport differs. Inserts send the same
- * TabSeparated payload the chDB worker builds.
+ * TabSeparated payload the chDB sink builds.
  */
 import { Readable } from "node:stream";
 import { createClient, type ClickHouseClient } from "@clickhouse/client";

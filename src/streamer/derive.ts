@@ -47,7 +47,7 @@ SELECT
                    s.voided_ns > 0, 4, e.resolved_ns > 0, 5, 0)) AS close_reason,
     s.timeout_s, s.opened_ns,
     multiIf(s.posted_ns > 0, s.posted_ns, s.voided_ns > 0, s.voided_ns, e.resolved_ns) AS closed_ns,
-    s.last_ns AS last_activity_ns,
+    greatest(s.last_usage_ns, s.opened_ns) AS last_activity_ns,
     greatest(s.last_ns, e.resolved_ns) AS version
 FROM
 (
@@ -75,6 +75,7 @@ FROM
         sumIf(amount, code = ${C.usage_output_tokens}) AS usage_output_tokens,
         sumIf(amount, code = ${C.usage_tool_calls}) AS usage_tool_calls,
         minIf(timestamp, ${hold}) AS opened_ns,
+        maxIf(timestamp, code IN (${C.usage_input_tokens}, ${C.usage_output_tokens}, ${C.usage_tool_calls})) AS last_usage_ns,
         max(timestamp) AS last_ns
     FROM {{db}}.tagged_transfers FINAL
     WHERE has(${ids}, tag_id) AND code IN (${[...SESSION_CODES].join(", ")})

@@ -9,6 +9,8 @@
 import path from "node:path";
 import type { Client } from "tigerbeetle-node";
 import type { Config } from "../config.js";
+import { openLedger } from "../ledger/index.js";
+import { reconcile, type ReconcileReport } from "./reconcile.js";
 import { ChdbSink } from "./chdb-sink.js";
 import { ClickHouseSink } from "./clickhouse-sink.js";
 import { migrate, type MigrationReport } from "./migrations.js";
@@ -86,7 +88,8 @@ export interface RunningStreamer {
 /**
  * Open the sink, migrate, resume from the stored cursor and copy continuously in the background.
  * Resolves once running (typically well under 2 s); rejects if the sink cannot be opened or
- * migrated. The daemon's request handling never waits on it: chDB runs in a worker thread.
+ * migrated. The daemon's request handling never waits on it: chDB runs its queries on libuv's
+ * thread pool (async API), never on the event loop.
  */
 export async function startStreamer(opts: {
   ledger: Client;
@@ -125,4 +128,32 @@ export async function startStreamer(opts: {
         await sink.close();
       })()),
   };
+}
+
+/**
+ * Reconcile the ledger and ClickHouse named by a configuration (what `masques-ledger reconcile`
+ * runs; e2e suites call it on a stopped daemon's data directory). With `sync` (default) the copy
+ * first catches up with the ledger, exactly as the streamer would next.
+ */
+export async function reconcileFromConfig(
+  config: Config,
+  opts: { sync?: boolean } = {},
+): Promise<{ report: ReconcileReport; synced_transfers: number; describe: string }> {
+  const settings = streamerSettings(config);
+  const ledger = await openLedger(config);
+  try {
+    const { sink, describe } = await openSink(settings);
+    try {
+      let synced_transfers = 0;
+      if (opts.sync ?? true) {
+        const streamer = await Streamer.create({ client: ledger.client, sink, batch: settings.batch });
+        synced_transfers = (await streamer.syncOnce()).transfers;
+      }
+      return { report: await reconcile({ client: ledger.client, sink }), synced_transfers, describe };
+    } finally {
+      await sink.close();
+    }
+  } finally {
+    await ledger.close();
+  }
 }

@@ -28,10 +28,7 @@ export class MigrationError extends Error {
 
 /** Split a migration file into statements: `;` at the end of a line ends one; `--` comments go. */
 export function splitStatements(text: string): string[] {
-  const lines = text.split("\n").map((l) => {
-    const i = l.indexOf("--");
-    return i >= 0 && !inQuotes(l, i) ? l.slice(0, i) : l;
-  });
+  const lines = text.split("\n").map(stripComment);
   const out: string[] = [];
   let cur: string[] = [];
   for (const line of lines) {
@@ -47,10 +44,16 @@ export function splitStatements(text: string): string[] {
   return out;
 }
 
-function inQuotes(line: string, pos: number): boolean {
-  let q = false;
-  for (let i = 0; i < pos; i++) if (line[i] === "'" && line[i - 1] !== "\\") q = !q;
-  return q;
+/** Cut a `--` comment (outside single-quoted strings) off a line. */
+function stripComment(line: string): string {
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i];
+    if (ch === "\\" && quoted) i++;
+    else if (ch === "'") quoted = !quoted;
+    else if (!quoted && ch === "-" && line[i + 1] === "-") return line.slice(0, i);
+  }
+  return line;
 }
 
 export function loadMigrations(dir: string = SQL_DIR): Migration[] {

@@ -1,6 +1,6 @@
 /**
  * A ClickHouse sink: the one seam between the streamer and ClickHouse. Two implementations run
- * the same SQL text: embedded chDB in a worker thread (chdb-sink.ts, the default) and a ClickHouse
+ * the same SQL text: embedded chDB (chdb-sink.ts, the default, async API off the event loop) and a ClickHouse
  * server over HTTP (clickhouse-sink.ts, when CLICKHOUSE_URL is set).
  *
  * Results come back as JSONEachRow objects with every integer of 64 bits or more quoted

@@ -58,6 +58,11 @@ export interface StreamerOptions {
   /** How often (at most) to look for expired pending transfers while caught up. Default 1000 ms. */
   expiry_check_ms?: number;
   logger?: StreamerLogger;
+  /**
+   * Start from this transfer timestamp instead of the stored cursor (e.g. 0n to re-copy
+   * everything: harmless, every table is idempotent). The stored cursor never moves back.
+   */
+  resume_from?: bigint;
 }
 
 export interface StreamerLag {
@@ -167,9 +172,9 @@ export class Streamer {
   static async create(opts: StreamerOptions): Promise<Streamer> {
     const s = new Streamer(opts);
     const cursors = await readCursors(opts.sink);
-    s.transferCursor = cursors.transfers;
-    s.accountCursor = cursors.accounts;
-    s.headTs = cursors.transfers;
+    s.transferCursor = opts.resume_from ?? cursors.transfers;
+    s.accountCursor = opts.resume_from ?? cursors.accounts;
+    s.headTs = s.transferCursor;
     return s;
   }
 
@@ -200,7 +205,7 @@ export class Streamer {
   async syncOnce(): Promise<SyncResult> {
     const result: SyncResult = { accounts: 0, transfers: 0, expired: 0, chunks: 0 };
     result.accounts = await this.syncAccounts();
-    // Pipeline: while the sink writes chunk k (worker thread / server), read chunk k+1.
+    // Pipeline: while the sink writes chunk k (chDB thread pool / server), read chunk k+1.
     let next: Promise<Chunk> | null = this.readChunk(this.transferCursor);
     while (next) {
       const chunk: Chunk = await next;
@@ -332,12 +337,17 @@ export class Streamer {
       }
     }
     const last = transfers[transfers.length - 1]!.timestamp;
-    const work: Promise<void>[] = [this.sink.insert("transfers", TRANSFER_COLUMNS, rows)];
+    const inserted = this.sink.insert("transfers", TRANSFER_COLUMNS, rows);
     // 2. Balance snapshots of every account the chunk moved (read while the insert runs).
-    work.push(...(await this.snapshotAccounts(accounts, last)));
-    // 3. Derived rows, recomputed from everything ClickHouse now has for them.
-    work.push(...this.recomputeDerived(sessions, payouts));
-    await Promise.all(work);
+    let snapshots: Promise<void>[] = [];
+    try {
+      snapshots = await this.snapshotAccounts(accounts, last);
+    } finally {
+      await inserted; // never leave a rejected insert unobserved
+    }
+    // 3. Derived rows, recomputed from everything ClickHouse now has for them (so only after the
+    //    transfers are in: a server sink may run concurrent requests in any order).
+    await Promise.all([...snapshots, ...this.recomputeDerived(sessions, payouts)]);
     // 4. Only now the cursor.
     await this.writeCursor("transfers", last, BigInt(transfers.length));
     this.transferCursor = last;

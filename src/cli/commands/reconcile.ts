@@ -3,8 +3,7 @@ import { parseArgs } from "node:util";
 import type { CliCommand } from "../command.js";
 import { ExitCode } from "../command.js";
 import { ConfigError, loadConfig, type Config } from "../../config.js";
-import { openLedger, type OpenedLedger } from "../../ledger/index.js";
-import { formatReconcileReport, openSink, reconcile, Streamer, streamerSettings } from "../../streamer/index.js";
+import { formatReconcileReport, reconcileFromConfig } from "../../streamer/index.js";
 
 const help = `Usage: masques-ledger reconcile [--no-sync] [--json]
 
@@ -49,40 +48,18 @@ export const reconcileCommand: CliCommand = {
       }
       throw err;
     }
-    const settings = streamerSettings(config);
-    let ledger: OpenedLedger | undefined;
-    let opened: Awaited<ReturnType<typeof openSink>> | undefined;
     try {
-      ledger = await openLedger(config);
-      opened = await openSink(settings);
-    } catch (err) {
-      await ledger?.close();
-      process.stderr.write(`masques-ledger reconcile: ${(err as Error).message}\n`);
-      return ExitCode.outage;
-    }
-    const { sink } = opened;
-    try {
-      let synced = 0;
-      if (!flags["no-sync"]) {
-        const streamer = await Streamer.create({ client: ledger.client, sink, batch: settings.batch });
-        synced = (await streamer.syncOnce()).transfers;
-      }
-      const report = await reconcile({ client: ledger.client, sink });
+      const { report, synced_transfers } = await reconcileFromConfig(config, { sync: !flags["no-sync"] });
       if (flags.json) {
-        process.stdout.write(
-          JSON.stringify({ ...report, cursor_ts: String(report.cursor_ts), synced_transfers: synced }) + "\n",
-        );
+        process.stdout.write(JSON.stringify({ ...report, cursor_ts: String(report.cursor_ts), synced_transfers }) + "\n");
       } else {
-        if (!flags["no-sync"]) process.stdout.write(`caught up ${synced} transfers before comparing\n`);
+        if (!flags["no-sync"]) process.stdout.write(`caught up ${synced_transfers} transfers before comparing\n`);
         process.stdout.write(formatReconcileReport(report) + "\n");
       }
       return report.ok ? ExitCode.ok : ExitCode.user_error;
     } catch (err) {
       process.stderr.write(`masques-ledger reconcile: ${(err as Error).message}\n`);
       return ExitCode.outage;
-    } finally {
-      await sink.close();
-      await ledger.close();
     }
   },
 };
