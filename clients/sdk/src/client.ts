@@ -158,7 +158,7 @@ export class MasquesClient {
     if (me.kind === "agent") return this.ref({ agent_id: me.id });
     if (me.kind === "author") return this.ref({ author_id: me.id });
     throw new InvalidArgumentError({
-      message: `A ${me.kind} token has no account of its own to default to.`,
+      message: `${/^[aeiou]/.test(me.kind) ? "An" : "A"} ${me.kind} token has no account of its own to default to.`,
       hint: "Name the account: --agent <id>, --author <id> or --account <32-hex id>.",
       grpc_code: Code.InvalidArgument,
       field: "account",

@@ -1,8 +1,7 @@
-import { defineClientCommand, settledLines, sessionJson } from "../client-common.js";
+import { defineClientCommand, formatUsd, UserError } from "../client-common.js";
 import { heartbeatSession } from "../../../clients/sdk/src/plugin-session.js";
-import { ExitCode } from "../command.js";
 import { shortEnum } from "../client-common.js";
-import { SessionStatusSchema } from "../../../clients/gen/masques/ledger/v1/session_service_pb.js";
+import { SessionStatus, SessionStatusSchema } from "../../../clients/gen/masques/ledger/v1/session_service_pb.js";
 
 /** `masques-ledger heartbeat`: keep the active session alive (for a hook). */
 export const heartbeatCommand = defineClientCommand({
@@ -12,7 +11,8 @@ export const heartbeatCommand = defineClientCommand({
   description: `Tells the daemon the active session is still in use, so it is not finalized as abandoned
 after SESSION_IDLE_S. Also finishes a don that hit an outage and sends queued usage.
 No paid session active: prints nothing with --quiet and exits 0, so a hook can call it always.
-If the daemon already finalized the session (idle) the session file is updated and it exits 1.`,
+If the daemon already finalized the session (idle) the session file is updated and it exits 1
+with the outcome on stderr.`,
   options: { quiet: { type: "boolean", short: "q" }, session: { type: "string" } },
   optionHelp: `  -q, --quiet             print nothing on success (hooks)
   --session ID            heartbeat this session (no session file)`,
@@ -33,11 +33,14 @@ If the daemon already finalized the session (idle) the session file is updated a
       return { human: quiet ? [] : ["No paid masque session is active; nothing to keep alive."], json: { result: "none" } };
     }
     if (r.kind === "ended") {
-      return {
-        human: [`! Your session of ${r.session.masqueName} had already ended on the ledger; the session file now records it.`, ...settledLines(r.session), "  Don the masque again (/don) to start a new paid session."],
-        json: { result: "ended", session: sessionJson(r.session) },
-        exit: ExitCode.user_error,
-      };
+      // stderr + exit 1: in a Claude Code hook this surfaces as a non-blocking error the user sees.
+      const st = r.session;
+      const how = st.status === SessionStatus.REAPED ? "finalized by the daemon after no heartbeat or usage for a while" : `${shortEnum(SessionStatusSchema, st.status, "SESSION_STATUS_")}`;
+      throw new UserError(
+        `Your session of ${st.masqueName} had already ended on the ledger (${how}): charged ${formatUsd(st.chargedMicro)}, ${formatUsd(st.refundMicro)} of the ${formatUsd(st.holdMicro)} hold returned. The session file now records it.`,
+        `Don the masque again (/don ${st.masqueName}) to start a new paid session.`,
+        "session_ended",
+      );
     }
     return {
       human: quiet ? [] : [`♥ session ${r.session_id} alive${r.idle_deadline ? ` (idle deadline ${r.idle_deadline})` : ""}${r.flush.acknowledged ? `; sent ${r.flush.acknowledged} queued usage report(s)` : ""}`],

@@ -19,11 +19,13 @@ With --session and --seq the session file is not used (scripts that track their 
     "tool-calls": { type: "string" },
     session: { type: "string" },
     seq: { type: "string" },
+    quiet: { type: "boolean", short: "q" },
   },
   optionHelp: `  --input-tokens N        input tokens since the last report
   --output-tokens N       output tokens since the last report
   --tool-calls N          tool calls since the last report
-  --session ID --seq N    report for this session with this sequence number (no session file)`,
+  --session ID --seq N    report for this session with this sequence number (no session file)
+  -q, --quiet             print nothing on success (hooks)`,
   sessionFile: true,
   positionals: { min: 0, max: 0, names: "" },
   examples: ["masques-ledger usage --tool-calls 1", "masques-ledger usage --input-tokens 1200 --output-tokens 350"],
@@ -55,7 +57,7 @@ With --session and --seq the session file is not used (scripts that track their 
     const r = await reportUsage(client, ctx.sessionFilePath(), { input_tokens, output_tokens, tool_calls });
     const bad = r.flush.rejected.find((x) => x.seq === r.seq);
     if (bad) throw new UserError(`The daemon refused usage #${bad.seq}: ${bad.reason}.`, rejectHint(bad.reason), bad.reason.toLowerCase());
-    const human = [`✓ Recorded usage #${r.seq}: ${what}`];
+    const human = ctx.bool("quiet") ? [] : [`✓ Recorded usage #${r.seq}: ${what}`];
     if (r.flush.queued > 0) human.push(`  ${r.flush.queued} report(s) queued until the don is confirmed`);
     for (const x of r.flush.rejected) human.push(`  ! earlier report #${x.seq} was refused: ${x.reason}`);
     return {
