@@ -66,6 +66,11 @@ export interface EmbeddedClientOptions {
   snapshotMinLogBytes?: number;
   /** Upper bound on the bytes one group-commit flush writes (whole batches only). Default 4 MiB. */
   flushMaxBytes?: number;
+  /**
+   * States up to this size are copied for a snapshot (a short pause) and written while writes
+   * continue; larger ones are written in place while writes wait. Default 256 MiB.
+   */
+  snapshotCopyMaxBytes?: number;
   /** Longest time an idle engine waits before checking for due pending transfers. Default 1000 ms. */
   pulseIntervalMs?: number;
 }
@@ -157,6 +162,7 @@ class Engine {
   private readonly snapshotMinLogBytes: number;
   private readonly flushMaxBytes: number;
   private readonly pulseIntervalMs: number;
+  private readonly snapshotCopyMaxBytes: number;
   private readonly factory: StateMachineFactory;
   private readonly lock: DirLock;
   private core: StateMachine;
@@ -175,6 +181,8 @@ class Engine {
   private flushing = false;
   private scheduled = false;
   private snapshotting: Promise<void> | null = null;
+  /** True while the core must not change (a snapshot is reading its live memory). */
+  private writesFrozen = false;
   private closing = false;
   private released = false;
   private failure: Error | null = null;
@@ -196,6 +204,7 @@ class Engine {
     this.snapshotMinLogBytes = options.snapshotMinLogBytes ?? 64 * 1024 * 1024;
     this.flushMaxBytes = options.flushMaxBytes ?? 4 * 1024 * 1024;
     this.pulseIntervalMs = options.pulseIntervalMs ?? 1000;
+    this.snapshotCopyMaxBytes = options.snapshotCopyMaxBytes ?? 256 * 1024 * 1024;
     this.factory = factory;
     fs.mkdirSync(this.dir, { recursive: true });
     this.lock = lockDataDir(this.dir);
@@ -312,7 +321,7 @@ class Engine {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.flushing || this.snapshotting) return;
+    if (this.scheduled || this.flushing || this.writesFrozen) return;
     this.scheduled = true;
     // setImmediate (not a microtask): lets every call made in this turn, and the continuations of
     // the previous flush's callers, join the next flush.
@@ -323,7 +332,7 @@ class Engine {
   }
 
   private async flush(): Promise<void> {
-    if (this.flushing || this.snapshotting || this.failure) return;
+    if (this.flushing || this.writesFrozen || this.failure) return;
     if (this.writesHead >= this.writes.length) {
       this.serveReads();
       this.maybeFinishDrain();
@@ -397,7 +406,7 @@ class Engine {
     }
     this.serveReads();
     this.armTimer();
-    if (this.logBytesSinceSnapshot >= Math.max(this.snapshotMinLogBytes, this.lastSnapshotBytes)) {
+    if (!this.snapshotting && this.logBytesSinceSnapshot >= Math.max(this.snapshotMinLogBytes, this.lastSnapshotBytes)) {
       void this.takeSnapshot();
       return;
     }
@@ -485,8 +494,10 @@ class Engine {
 
   private takeSnapshot(): Promise<void> {
     if (this.snapshotting) return this.snapshotting;
+    this.writesFrozen = true;
     const run = async (): Promise<void> => {
       const S = this.seq;
+      const logBytesAtS = this.logBytesSinceSnapshot;
       const t0 = performance.now();
       try {
         // Rotate first: later commits go to a segment that starts at S + 1.
@@ -496,11 +507,34 @@ class Engine {
           this.writer = next;
           fsyncDirSync(this.dir);
         }
-        // The state machine does not change until this resolves: flushes wait for `snapshotting`.
-        const written = await writeSnapshot(this.dir, S, this.core.snapshotChunks());
+        // The core's chunks are views of live memory. Small states are copied (a short pause) and
+        // written while writes continue; large ones are written in place while writes wait.
+        let source: Iterable<Uint8Array> | null = null;
+        if (this.lastSnapshotBytes <= this.snapshotCopyMaxBytes) {
+          const copies: Uint8Array[] = [];
+          let copied = 0;
+          for (const chunk of this.core.snapshotChunks()) {
+            copied += chunk.length;
+            if (copied > this.snapshotCopyMaxBytes) break;
+            const c = Buffer.allocUnsafeSlow(chunk.length);
+            c.set(chunk);
+            copies.push(c);
+          }
+          if (copied <= this.snapshotCopyMaxBytes) source = copies;
+        }
+        let written: { bytes: number };
+        if (source) {
+          this.writesFrozen = false;
+          if (this.writesHead < this.writes.length) this.schedule();
+          written = await writeSnapshot(this.dir, S, source);
+        } else {
+          written = await writeSnapshot(this.dir, S, this.core.snapshotChunks());
+          this.writesFrozen = false;
+        }
         this.snapshotSeq = S;
         this.lastSnapshotBytes = written.bytes;
-        this.logBytesSinceSnapshot = 0;
+        // Commits after S (written while a copied snapshot was being saved) stay counted.
+        this.logBytesSinceSnapshot -= logBytesAtS;
         this.lastSnapshotError = null;
         this.snapshotsTaken++;
         this.lastSnapshotMs = performance.now() - t0;
@@ -516,6 +550,7 @@ class Engine {
     };
     this.snapshotting = run().finally(() => {
       this.snapshotting = null;
+      this.writesFrozen = false;
       if (this.writesHead < this.writes.length) this.schedule();
       else this.maybeFinishDrain();
     });

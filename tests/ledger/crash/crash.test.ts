@@ -2,7 +2,8 @@
  * Crash test: the embedded engine in a child process under load (8 concurrent writers, single
  * transfers, linked chains that succeed, linked chains that must fail, pending transfers with
  * timeouts, posts and voids), SIGKILLed at random moments — sometimes during recovery or a
- * snapshot — and restarted on the same data directory, many times. Afterwards:
+ * snapshot (copied while writes go on, or written in place while writes wait: alternate runs) —
+ * and restarted on the same data directory, many times. Afterwards:
  *   - every batch the child saw acknowledged is present with the acknowledged outcome;
  *   - every batch is all-or-nothing (a batch is one log record), so no linked chain is ever half
  *     applied, and events of failing chains never appear;
@@ -38,7 +39,7 @@ function rand(n: number): number {
 /** Run the child once; SIGKILL it `killAfterMs` after it is ready (or after spawn when `early`). */
 function runChild(run: number, batches: Map<string, Submitted>, killAfterMs: number, early: boolean): Promise<{ ready: boolean; acks: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", CHILD, dataDir, String(BigInt(run + 1) * 1_000_000_000n), "262144"], {
+    const child = spawn(process.execPath, ["--import", "tsx", CHILD, dataDir, String(BigInt(run + 1) * 1_000_000_000n), "262144", run % 2 === 0 ? "268435456" : "0"], {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let ready = false;

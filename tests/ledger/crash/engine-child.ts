@@ -7,7 +7,7 @@
  *                                  tag: s must succeed, f must fail, x either (post/void), with an
  *                                  "L" suffix when the event is linked to the next one
  *   ack <first id> <status,...>    createTransfers resolved: the batch is durable
- * argv: dataDir, idBase (unique per run), snapshotMinLogBytes.
+ * argv: dataDir, idBase (unique per run), snapshotMinLogBytes, snapshotCopyMaxBytes.
  */
 import { AccountFlags, CreateAccountStatus, CreateTransferStatus, TransferFlags, amount_max, type Account, type Transfer } from "tigerbeetle-node";
 import { createEmbeddedClient } from "../../../src/ledger/embedded/index.js";
@@ -16,9 +16,9 @@ const ACCOUNTS = 10; // ids 1..10, plain
 const LIMITED = 11n; // debits_must_not_exceed_credits with no credits: every debit fails
 const LEDGER = 7;
 
-const [dataDir, idBaseArg, snapArg] = process.argv.slice(2);
+const [dataDir, idBaseArg, snapArg, copyArg] = process.argv.slice(2);
 let nextId = BigInt(idBaseArg!);
-const client = createEmbeddedClient({ dataDir: dataDir!, snapshotMinLogBytes: Number(snapArg ?? 262144), flushMaxBytes: 256 * 1024 });
+const client = createEmbeddedClient({ dataDir: dataDir!, snapshotMinLogBytes: Number(snapArg ?? 262144), snapshotCopyMaxBytes: Number(copyArg ?? 1 << 28), flushMaxBytes: 256 * 1024 });
 
 function account(id: bigint, flags: number): Account {
   return { id, debits_pending: 0n, debits_posted: 0n, credits_pending: 0n, credits_posted: 0n, user_data_128: 0n, user_data_64: 0n, user_data_32: 0, reserved: 0, ledger: LEDGER, code: 1, flags, timestamp: 0n };

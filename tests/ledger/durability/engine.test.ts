@@ -136,8 +136,11 @@ describe("restart", () => {
     await b.close();
   });
 
-  it("takes snapshots on its own as the log grows, and restarts from them", async () => {
-    const c = open({ snapshotMinLogBytes: 4096 });
+  it.each([
+    ["copied, while writes continue", 1 << 28],
+    ["in place, while writes wait", 0],
+  ])("takes snapshots on its own as the log grows (%s), and restarts from them", async (_mode, snapshotCopyMaxBytes) => {
+    const c = createEmbeddedClient({ dataDir: dir, clock, snapshotMinLogBytes: 4096, snapshotCopyMaxBytes });
     await workload(c);
     const before = await observe(c, [1n, 2n, 3n]);
     expect(c.stats().snapshot_seq).toBeGreaterThan(0n);
