@@ -379,7 +379,8 @@ export function sessionJson(s: Session): Record<string, unknown> {
 
 export function usageLine(s: Session): string {
   const u = s.usage;
-  return `${u?.inputTokens ?? 0n} input + ${u?.outputTokens ?? 0n} output tokens, ${u?.toolCalls ?? 0n} tool calls, ${formatDuration(s.billedDurationMs)}`;
+  const tools = u?.toolCalls ?? 0n;
+  return `${u?.inputTokens ?? 0n} input + ${u?.outputTokens ?? 0n} output tokens, ${tools} tool call${tools === 1n ? "" : "s"}, ${formatDuration(s.billedDurationMs)}`;
 }
 
 export function formatDuration(ms: bigint): string {

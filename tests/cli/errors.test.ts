@@ -98,9 +98,19 @@ describe("user errors exit 1 with an actionable message", () => {
 
   it("doff with nothing donned and donning a second masque say what to do", async () => {
     const env = await agent("agent-twice", "5");
-    const none = await runCli(["doff"], env);
+    const [none, hb, hookUsage, usage] = await Promise.all([
+      runCli(["doff"], env),
+      runCli(["heartbeat", "--quiet"], env),
+      runCli(["usage", "--tool-calls", "1", "--quiet", "--if-active"], env),
+      runCli(["usage", "--tool-calls", "1"], env),
+    ]);
     expect(none.code).toBe(1);
     expect(none.stderr).toContain("No masque is currently active");
+    // Hooks run on every prompt / tool call: with nothing donned they are silent no-ops.
+    expect([hb.code, hb.stdout, hb.stderr]).toEqual([0, "", ""]);
+    expect([hookUsage.code, hookUsage.stdout, hookUsage.stderr]).toEqual([0, "", ""]);
+    expect(usage.code).toBe(1);
+    expect(usage.stderr).toContain("No paid masque session is active");
     expect((await runCli(["don", "code-reviewer"], env)).code).toBe(0);
     const second = await runCli(["don", "pair-programmer"], env);
     expect(second.code).toBe(1);

@@ -2,6 +2,7 @@ import { defineClientCommand, UsageError } from "../client-common.js";
 import { reportUsage } from "../../../clients/sdk/src/plugin-session.js";
 import { UsageOutcome } from "../../../clients/gen/masques/ledger/v1/session_service_pb.js";
 import { UserError } from "../client-common.js";
+import { NoActiveSessionError } from "../../../clients/sdk/src/errors.js";
 
 /** `masques-ledger usage`: report tokens and tool calls for the active session. */
 export const usageCommand = defineClientCommand({
@@ -20,12 +21,14 @@ With --session and --seq the session file is not used (scripts that track their 
     session: { type: "string" },
     seq: { type: "string" },
     quiet: { type: "boolean", short: "q" },
+    "if-active": { type: "boolean" },
   },
   optionHelp: `  --input-tokens N        input tokens since the last report
   --output-tokens N       output tokens since the last report
   --tool-calls N          tool calls since the last report
   --session ID --seq N    report for this session with this sequence number (no session file)
-  -q, --quiet             print nothing on success (hooks)`,
+  -q, --quiet             print nothing on success (hooks)
+  --if-active             no paid masque active: do nothing and exit 0 (hooks that run always)`,
   sessionFile: true,
   positionals: { min: 0, max: 0, names: "" },
   examples: ["masques-ledger usage --tool-calls 1", "masques-ledger usage --input-tokens 1200 --output-tokens 350"],
@@ -36,7 +39,7 @@ With --session and --seq the session file is not used (scripts that track their 
     if (input_tokens + output_tokens + tool_calls === 0n) {
       throw new UsageError("nothing to report: give --input-tokens, --output-tokens and/or --tool-calls");
     }
-    const what = `${input_tokens} input + ${output_tokens} output tokens, ${tool_calls} tool calls`;
+    const what = `${input_tokens} input + ${output_tokens} output tokens, ${tool_calls} tool call${tool_calls === 1n ? "" : "s"}`;
     const session = ctx.str("session");
     const seq = ctx.uint("seq");
     if ((session === undefined) !== (seq === undefined)) throw new UsageError("--session and --seq go together");
@@ -54,7 +57,15 @@ With --session and --seq the session file is not used (scripts that track their 
         json: { session_id: session, seq: seq.toString(), outcome: dup ? "duplicate" : "applied" },
       };
     }
-    const r = await reportUsage(client, ctx.sessionFilePath(), { input_tokens, output_tokens, tool_calls });
+    let r;
+    try {
+      r = await reportUsage(client, ctx.sessionFilePath(), { input_tokens, output_tokens, tool_calls });
+    } catch (e) {
+      if (e instanceof NoActiveSessionError && ctx.bool("if-active")) {
+        return { human: ctx.bool("quiet") ? [] : ["No paid masque session is active; nothing reported."], json: { result: "none" } };
+      }
+      throw e;
+    }
     const bad = r.flush.rejected.find((x) => x.seq === r.seq);
     if (bad) throw new UserError(`The daemon refused usage #${bad.seq}: ${bad.reason}.`, rejectHint(bad.reason), bad.reason.toLowerCase());
     const human = ctx.bool("quiet") ? [] : [`✓ Recorded usage #${r.seq}: ${what}`];
