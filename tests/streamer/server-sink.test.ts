@@ -9,6 +9,7 @@ import { createChdbConnection } from "chdb/connection";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEmbeddedClient, type EmbeddedClient } from "../../src/ledger/embedded/index.js";
 import { ClickHouseSink, migrate, readCursors, reconcile, Streamer } from "../../src/streamer/index.js";
+import type { ClickHouseConnection } from "../../src/streamer/clickhouse-sink.js";
 import { createSessionAccounts, runSession } from "./sessions-fixture.js";
 import { clickhouseAggregates, createFixtureAccounts, ledgerAggregates, scalar, tempDir, writeTransfers } from "./support.js";
 
@@ -22,7 +23,9 @@ describe("ClickHouse server sink (@clickhouse/client)", () => {
     sink = new ClickHouseSink({
       url: "http://localhost:8123",
       database: "masques_server",
-      connection: createChdbConnection({ path: path.join(tmp.dir, "clickhouse") }),
+      // chdb types its connection against its own copy of @clickhouse/client-common's declarations,
+      // structurally the same interface but a nominally different settings type: bridge the two.
+      connection: createChdbConnection({ path: path.join(tmp.dir, "clickhouse") }) as unknown as ClickHouseConnection,
     });
   });
   afterAll(async () => {
