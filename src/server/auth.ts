@@ -33,6 +33,7 @@ import type { Principal, PrincipalKind, Scope } from "./principal.js";
 export const SCOPES: readonly Scope[] = ["ledger:read", "ledger:write", "rail:settle", "admin"];
 export const PRINCIPAL_KINDS: readonly PrincipalKind[] = ["agent", "author", "rail", "admin"];
 const ALGS = ["EdDSA", "ES256"];
+const VERIFIED_CACHE_MAX = 10_000;
 
 /** Scopes a token gets when `token` is run without --scopes. */
 export const DEFAULT_SCOPES: Record<PrincipalKind, Scope[]> = {
@@ -160,6 +161,11 @@ export function createVerifier(getKey: JWTVerifyGetKey, source: string, opts: Ve
     }
     return (await jwtVerify(jwt, getKey, verifyOpts)).payload;
   }
+  // Verified tokens are cached by their exact text until they expire: a token's signature and
+  // claims cannot change, and signature verification dominated the per-RPC cost (measured in
+  // bench/transport.ts). Bounded; the oldest entry is evicted first.
+  const cache = new Map<string, { principal: Principal; expMs: number }>();
+  const toleranceMs = (opts.clockToleranceS ?? 5) * 1000;
   return {
     source,
     async authenticate(authorization) {
@@ -168,9 +174,15 @@ export function createVerifier(getKey: JWTVerifyGetKey, source: string, opts: Ve
       }
       const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
       if (!m) throw unauthenticated("malformed authorization header: expected `Bearer <JWT>`");
+      const jwt = m[1] as string;
+      const hit = cache.get(jwt);
+      if (hit) {
+        if (Date.now() < hit.expMs + toleranceMs) return hit.principal;
+        cache.delete(jwt);
+      }
       let payload: JWTPayload;
       try {
-        payload = await verify(m[1] as string);
+        payload = await verify(jwt);
       } catch (err) {
         throw unauthenticated(describeJwtError(err));
       }
@@ -178,6 +190,14 @@ export function createVerifier(getKey: JWTVerifyGetKey, source: string, opts: Ve
       if (!parsed.success) {
         const i = parsed.error.issues[0];
         throw unauthenticated(`invalid token claims: ${i ? `${i.path.join(".") || "claims"}: ${i.message}` : "rejected"}`);
+      }
+      const nbfMs = (payload.nbf ?? 0) * 1000;
+      if (typeof payload.exp === "number" && nbfMs <= Date.now()) {
+        if (cache.size >= VERIFIED_CACHE_MAX) {
+          const oldest = cache.keys().next();
+          if (!oldest.done) cache.delete(oldest.value);
+        }
+        cache.set(jwt, { principal: parsed.data, expMs: payload.exp * 1000 });
       }
       return parsed.data;
     },

@@ -9,7 +9,7 @@
  * trailers carry its metadata and `grpc-status-details-bin` (google.rpc.Status with the error
  * details, encoded by Connect's own gRPC protocol code), so structured details reach grpc-js,
  * Connect, grpcurl and buf curl clients alike. grpc-js was chosen over connect-node's gRPC
- * handler for this port by measurement (docs/adr/0002-grpc-transport.md).
+ * handler for this port by measurement (docs/adr/0001-transport-stack.md).
  */
 import path from "node:path";
 import { createRequire } from "node:module";
@@ -24,6 +24,7 @@ import {
   type DescFile,
   type DescMessage,
   type DescMethod,
+  type DescService,
   type MessageShape,
 } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema, type DescriptorProto, type FileDescriptorProto } from "@bufbuild/protobuf/wkt";
@@ -31,7 +32,6 @@ import {
   Code,
   ConnectError,
   createContextValues,
-  createHandlerContext,
   type HandlerContext,
   type MethodImplSpec,
   type ServiceImplSpec,
@@ -52,21 +52,23 @@ function deserializer(desc: DescMessage): (b: Buffer) => Msg {
   return (b) => fromBinary(desc, b);
 }
 
-/** grpc-js metadata -> fetch Headers (binary `-bin` values base64-encoded, as on the wire). */
-export function metadataToHeaders(md: grpc.Metadata): Headers {
-  const h = new Headers();
-  for (const [key, values] of Object.entries(md.getMap())) {
-    if (key.startsWith(":")) continue;
-    const all = md.get(key);
-    for (const v of all.length > 0 ? all : [values]) {
-      try {
-        h.append(key, typeof v === "string" ? v : Buffer.from(v).toString("base64"));
-      } catch {
-        // Not representable as an HTTP header value: drop it (never fail the call over metadata).
-      }
+/**
+ * grpc-js metadata -> header entries for the Connect HandlerContext (binary `-bin` values
+ * base64-encoded, as on the wire). Entries rather than a Headers object: createHandlerContext
+ * builds its own Headers, and building one twice is measurable per call.
+ */
+export function metadataToHeaders(md: grpc.Metadata): [string, string][] {
+  const out: [string, string][] = [];
+  const map = md.getMap();
+  for (const key in map) {
+    if (key.charCodeAt(0) === 58 /* ":" */) continue;
+    for (const v of md.get(key)) {
+      const value = typeof v === "string" ? v : Buffer.from(v).toString("base64");
+      // Only values representable as HTTP header values (never fail a call over metadata).
+      if (!/[\r\n\0]/.test(value)) out.push([key, value]);
     }
   }
-  return h;
+  return out;
 }
 
 function headersToMetadata(h: Headers, into = new grpc.Metadata()): grpc.Metadata {
@@ -92,35 +94,92 @@ export function toGrpcError(err: ConnectError): grpc.ServerErrorResponse {
   });
 }
 
-function timeoutOf(deadline: grpc.Deadline): number | undefined {
+function deadlineOf(deadline: grpc.Deadline): number | undefined {
   const t = deadline instanceof Date ? deadline.getTime() : deadline;
-  if (!Number.isFinite(t)) return undefined;
-  return Math.max(0, t - Date.now());
+  return Number.isFinite(t) ? t : undefined;
 }
 
 interface CallLike {
   metadata: grpc.Metadata;
+  cancelled: boolean;
   getDeadline(): grpc.Deadline;
   getPath(): string;
   sendMetadata(md: grpc.Metadata): void;
   on(event: "cancelled", cb: () => void): unknown;
 }
 
-function contextFor(call: CallLike, spec: ServiceImplSpec, method: DescMethod): { ctx: HandlerContext & { abort(reason?: unknown): void } } {
-  const cancel = new AbortController();
-  call.on("cancelled", () => cancel.abort(new ConnectError("cancelled by client", Code.Canceled)));
-  const ctx = createHandlerContext({
-    service: spec.service,
-    method,
-    protocolName: "grpc",
-    requestMethod: "POST",
-    url: call.getPath(),
-    timeoutMs: timeoutOf(call.getDeadline()),
-    requestSignal: cancel.signal,
-    requestHeader: metadataToHeaders(call.metadata),
-    contextValues: createContextValues(),
-  });
-  return { ctx };
+/**
+ * A Connect HandlerContext over a grpc-js call. Written by hand instead of Connect's
+ * createHandlerContext because that one eagerly builds three Headers objects, a linked abort
+ * controller and a deadline timer per call, and aborts with a fresh error at the end of every
+ * call; here all of it is created only when a handler touches it (measured: it was most of the
+ * adapter's per-call CPU, see bench/transport.ts).
+ */
+class GrpcHandlerContext implements HandlerContext {
+  readonly protocolName = "grpc";
+  readonly requestMethod = "POST";
+  readonly values = createContextValues();
+  private reqHeader: Headers | undefined;
+  private resHeader: Headers | undefined;
+  private resTrailer: Headers | undefined;
+  private controller: AbortController | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly deadline: number | undefined;
+
+  constructor(
+    readonly service: DescService,
+    readonly method: DescMethod,
+    private readonly call: CallLike,
+  ) {
+    this.deadline = deadlineOf(call.getDeadline());
+  }
+
+  get url(): string {
+    return this.call.getPath();
+  }
+  get requestHeader(): Headers {
+    return (this.reqHeader ??= new Headers(metadataToHeaders(this.call.metadata)));
+  }
+  get responseHeader(): Headers {
+    return (this.resHeader ??= new Headers());
+  }
+  get responseTrailer(): Headers {
+    return (this.resTrailer ??= new Headers());
+  }
+  readonly timeoutMs = (): number | undefined =>
+    this.deadline === undefined ? undefined : this.deadline - Date.now();
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      const c = new AbortController();
+      this.controller = c;
+      if (this.call.cancelled) c.abort(new ConnectError("cancelled by client", Code.Canceled));
+      else this.call.on("cancelled", () => c.abort(new ConnectError("cancelled by client", Code.Canceled)));
+      if (this.deadline !== undefined && !c.signal.aborted) {
+        this.timer = setTimeout(
+          () => c.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)),
+          Math.max(0, this.deadline - Date.now()),
+        );
+      }
+    }
+    return this.controller.signal;
+  }
+
+  /** Response headers as metadata (undefined if none were set). */
+  headerMetadata(): grpc.Metadata {
+    return this.resHeader ? headersToMetadata(this.resHeader) : new grpc.Metadata();
+  }
+  trailerMetadata(): grpc.Metadata | undefined {
+    return this.resTrailer ? headersToMetadata(this.resTrailer) : undefined;
+  }
+
+  /** The call is over: release the timer and tell anyone listening on the signal. */
+  done(): void {
+    if (this.timer) clearTimeout(this.timer);
+    if (this.controller && !this.controller.signal.aborted) {
+      this.controller.abort(new ConnectError("call completed", Code.Canceled));
+    }
+  }
 }
 
 function asConnectError(err: unknown, log: Logger): ConnectError {
@@ -131,31 +190,35 @@ function asConnectError(err: unknown, log: Logger): ConnectError {
 
 function unaryHandler(spec: ServiceImplSpec, m: Extract<MethodImplSpec, { kind: "unary" }>, log: Logger): grpc.handleUnaryCall<Msg, Msg> {
   return (call, callback) => {
-    const { ctx } = contextFor(call, spec, m.method);
-    Promise.resolve()
-      .then(() => m.impl(call.request, ctx))
+    const ctx = new GrpcHandlerContext(spec.service, m.method, call);
+    let out: ReturnType<typeof m.impl>;
+    try {
+      out = m.impl(call.request, ctx);
+    } catch (err) {
+      out = Promise.reject(err);
+    }
+    Promise.resolve(out)
       .then(
-        (out) => {
-          const res = create(m.method.output, out);
-          call.sendMetadata(headersToMetadata(ctx.responseHeader));
-          callback(null, res, headersToMetadata(ctx.responseTrailer));
+        (init) => {
+          const res = create(m.method.output, init);
+          call.sendMetadata(ctx.headerMetadata());
+          callback(null, res, ctx.trailerMetadata());
         },
         (err: unknown) => {
-          const ce = asConnectError(err, log);
-          call.sendMetadata(headersToMetadata(ctx.responseHeader));
-          callback(toGrpcError(ce));
+          call.sendMetadata(ctx.headerMetadata());
+          callback(toGrpcError(asConnectError(err, log)));
         },
       )
-      .finally(() => ctx.abort());
+      .finally(() => ctx.done());
   };
 }
 
 function serverStreamHandler(spec: ServiceImplSpec, m: Extract<MethodImplSpec, { kind: "server_streaming" }>, log: Logger): grpc.handleServerStreamingCall<Msg, Msg> {
   return (call) => {
-    const { ctx } = contextFor(call, spec, m.method);
+    const ctx = new GrpcHandlerContext(spec.service, m.method, call);
     let headersSent = false;
     const sendHeaders = () => {
-      if (!headersSent) call.sendMetadata(headersToMetadata(ctx.responseHeader));
+      if (!headersSent) call.sendMetadata(ctx.headerMetadata());
       headersSent = true;
     };
     (async () => {
@@ -166,13 +229,13 @@ function serverStreamHandler(spec: ServiceImplSpec, m: Extract<MethodImplSpec, {
         }
       }
       sendHeaders();
-      call.end(headersToMetadata(ctx.responseTrailer));
+      call.end(ctx.trailerMetadata());
     })()
       .catch((err: unknown) => {
         sendHeaders();
         call.emit("error", toGrpcError(asConnectError(err, log)));
       })
-      .finally(() => ctx.abort());
+      .finally(() => ctx.done());
   };
 }
 
