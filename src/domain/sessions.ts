@@ -34,16 +34,56 @@ export interface SessionTransferIds {
   debt: bigint;
 }
 
+/**
+ * A session's transfer ids, each derived on first use (each costs a SHA-256) and memoized for
+ * recent sessions (Don, usage, Doff and reads of one session all need them).
+ */
+class LazySessionIds implements SessionTransferIds {
+  readonly hex: string;
+  #hold?: bigint;
+  #post?: bigint;
+  #void?: bigint;
+  #author?: bigint;
+  #platform?: bigint;
+  #debt?: bigint;
+  constructor(session_id: bigint) {
+    this.hex = idToHex(session_id);
+  }
+  get hold(): bigint {
+    return (this.#hold ??= deterministicId("transfer", "don", this.hex));
+  }
+  get post(): bigint {
+    return (this.#post ??= deterministicId("transfer", "doff", this.hex));
+  }
+  get void(): bigint {
+    return (this.#void ??= deterministicId("transfer", "cancel", this.hex));
+  }
+  get author(): bigint {
+    return (this.#author ??= deterministicId("transfer", "doff_author", this.hex));
+  }
+  get platform(): bigint {
+    return (this.#platform ??= deterministicId("transfer", "doff_platform", this.hex));
+  }
+  get debt(): bigint {
+    return (this.#debt ??= deterministicId("transfer", "doff_debt", this.hex));
+  }
+}
+
+const idMemo = new Map<bigint, LazySessionIds>();
+const ID_MEMO_MAX = 100_000;
+
+function lazyIds(session_id: bigint): LazySessionIds {
+  let ids = idMemo.get(session_id);
+  if (ids === undefined) {
+    ids = new LazySessionIds(session_id);
+    if (idMemo.size >= ID_MEMO_MAX) idMemo.clear();
+    idMemo.set(session_id, ids);
+  }
+  return ids;
+}
+
 export function sessionTransferIds(session_id: bigint): SessionTransferIds {
-  const s = idToHex(session_id);
-  return {
-    hold: deterministicId("transfer", "don", s),
-    post: deterministicId("transfer", "doff", s),
-    void: deterministicId("transfer", "cancel", s),
-    author: deterministicId("transfer", "doff_author", s),
-    platform: deterministicId("transfer", "doff_platform", s),
-    debt: deterministicId("transfer", "doff_debt", s),
-  };
+  return lazyIds(session_id);
 }
 
 export type UsageKind = "input_tokens" | "output_tokens" | "tool_calls";
@@ -59,12 +99,34 @@ export const USAGE_CODE: Record<UsageKind, number> = {
   tool_calls: TransferCode.usage_tool_calls,
 };
 
+/** Per-kind tags XORed into an event's id (one SHA-256 per event, distinct ids per kind). */
+const KIND_TAG: Record<UsageKind, bigint> = {
+  input_tokens: 0x01n << 120n,
+  output_tokens: 0x02n << 120n,
+  tool_calls: 0x03n << 120n,
+};
+
+/** The id of one usage event's event id base: deterministicId("usage", sid_hex, seq). */
+export function usageEventId(session_id: bigint, seq: bigint): bigint {
+  return deterministicId("usage", lazyIds(session_id).hex, seq);
+}
+
+/**
+ * Usage transfer id of (session, seq, kind) = deterministicId("usage", sid_hex, seq) XOR a
+ * per-kind tag in the top byte (never 0 or 2^128-1: the tag flips bits of the top byte only and
+ * the result is rehashed in the astronomically unlikely case it hits either).
+ */
 export function usageTransferId(session_id: bigint, seq: bigint, kind: UsageKind): bigint {
-  return deterministicId("usage", idToHex(session_id), seq, kind);
+  return usageTransferIdFrom(usageEventId(session_id, seq), kind);
+}
+
+function usageTransferIdFrom(base: bigint, kind: UsageKind): bigint {
+  const id = base ^ KIND_TAG[kind];
+  return id === 0n || id === (1n << 128n) - 1n ? deterministicId("usage-fallback", base, kind) : id;
 }
 
 export function heartbeatTransferId(session_id: bigint, beat: bigint): bigint {
-  return deterministicId("heartbeat", idToHex(session_id), beat);
+  return deterministicId("heartbeat", lazyIds(session_id).hex, beat);
 }
 
 // ---- user_data encodings -------------------------------------------------------------------------
@@ -241,10 +303,19 @@ export interface UsageEventInput {
   tool_calls: bigint;
 }
 
-/** 32-bit fingerprint of an event's content: a retry with the same seq but other numbers is caught. */
-export function usageFingerprint(e: UsageEventInput): number {
-  const h = deterministicId("usage-content", e.input_tokens, e.output_tokens, e.tool_calls);
-  return Number(h & 0xffffffffn) >>> 0 || 1;
+/**
+ * 32-bit fingerprint of an event's content (FNV-1a over the three decimal numbers): a retry with
+ * the same seq but other numbers is caught as exists_with_different_user_data_32. Not a security
+ * boundary (the agent can only conflict with its own events), so a cheap hash is enough.
+ */
+export function usageFingerprint(e: Pick<UsageEventInput, "input_tokens" | "output_tokens" | "tool_calls">): number {
+  const text = `${e.input_tokens}/${e.output_tokens}/${e.tool_calls}`;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h || 1;
 }
 
 /**
@@ -256,10 +327,11 @@ export function planUsage(ids: SessionAccountIds, e: UsageEventInput): Transfer[
   const kinds = USAGE_KINDS.filter((k) => e[k] > 0n);
   const used: UsageKind[] = kinds.length > 0 ? kinds : ["tool_calls"];
   const fp = usageFingerprint(e);
+  const base = usageEventId(e.session_id, e.seq);
   const chain = used.map(
     (k): Transfer => ({
       ...blank(),
-      id: usageTransferId(e.session_id, e.seq, k),
+      id: usageTransferIdFrom(base, k),
       debit_account_id: ids.usageMeter(e.agent_id, USAGE_LEDGER[k]),
       credit_account_id: ids.usageSink(USAGE_LEDGER[k]),
       amount: e[k],

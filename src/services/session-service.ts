@@ -108,14 +108,35 @@ export function usageMeterId(agent_id: string, ledger: number): bigint {
   return deterministicId("account", "usage_meter", agent_id, ledger);
 }
 
+/** Memoize an id derivation (each is a SHA-256; hot paths derive the same few ids over and over). */
+function memo<K>(f: (k: K) => bigint, max = 100_000): (k: K) => bigint {
+  const m = new Map<K, bigint>();
+  return (k: K) => {
+    let v = m.get(k);
+    if (v === undefined) {
+      v = f(k);
+      if (m.size >= max) m.clear();
+      m.set(k, v);
+    }
+    return v;
+  };
+}
+
+const walletOf = memo(agentWalletId);
+const meterOf = memo((key: string) => {
+  const i = key.lastIndexOf("|");
+  return usageMeterId(key.slice(0, i), Number(key.slice(i + 1)));
+});
+const SINKS = new Map<number, bigint>(Object.values(USAGE_LEDGER).map((l) => [l, usageSinkId(l)]));
+
 export const sessionAccountIds: SessionAccountIds = {
-  agentWallet: agentWalletId,
+  agentWallet: walletOf,
   agentDebt: agentDebtId,
-  authorEarnings: authorEarningsId,
+  authorEarnings: memo(authorEarningsId),
   escrow: platformAccountId("session_escrow"),
   platformRevenue: platformAccountId("platform_revenue"),
-  usageMeter: usageMeterId,
-  usageSink: usageSinkId,
+  usageMeter: (agent_id, ledger) => meterOf(`${agent_id}|${ledger}`),
+  usageSink: (ledger) => SINKS.get(ledger) ?? usageSinkId(ledger),
 };
 
 function blankAccount(id: bigint, ledger: number, code: number, flags: number, user_data_128 = 0n): Account {
@@ -441,7 +462,7 @@ export class SessionEngine {
   authorizeAct(p: Principal, v: SessionView, action: string): void {
     if (isAdmin(p)) return;
     requireScope(p, ["ledger:write"], action);
-    if (p.kind !== "agent" || agentWalletId(p.id) !== v.agent_wallet_id) {
+    if (p.kind !== "agent" || walletOf(p.id) !== v.agent_wallet_id) {
       throw permissionDenied(`${who(p)} may not ${action} session ${idToHex(v.session_id)}: not its own`, {
         principal_kind: p.kind,
         session_id: idToHex(v.session_id),
@@ -454,7 +475,7 @@ export class SessionEngine {
     if (isAdmin(p)) return;
     requireScope(p, ["ledger:read", "ledger:write"], "read sessions");
     const ok =
-      (p.kind === "agent" && agentWalletId(p.id) === v.agent_wallet_id) ||
+      (p.kind === "agent" && walletOf(p.id) === v.agent_wallet_id) ||
       (p.kind === "author" && this.registry.get(v.price_version)?.author === p.id);
     if (!ok) {
       throw permissionDenied(`${who(p)} may not read session ${idToHex(v.session_id)}`, {
@@ -738,7 +759,7 @@ export class SessionEngine {
       }
       const wallet = "wallet_id" in s ? s.wallet_id : s.agent_wallet_id;
       const agent_id = p.kind === "agent" ? p.id : null;
-      if (agent_id === null || agentWalletId(agent_id) !== wallet) {
+      if (agent_id === null || walletOf(agent_id) !== wallet) {
         // Admins cannot know the agent id behind a wallet, and nobody records usage for another agent.
         results[i] = { outcome: UsageOutcome.REJECTED, reason: "PERMISSION_DENIED" };
         continue;
@@ -807,7 +828,7 @@ export class SessionEngine {
     const wallet = "wallet_id" in s ? s.wallet_id : s.agent_wallet_id;
     if (!isAdmin(p)) {
       requireScope(p, ["ledger:write"], "heartbeat");
-      if (p.kind !== "agent" || agentWalletId(p.id) !== wallet) {
+      if (p.kind !== "agent" || walletOf(p.id) !== wallet) {
         throw permissionDenied(`${who(p)} may not heartbeat session ${idToHex(sid)}: not its own`, { principal_kind: p.kind });
       }
     }

@@ -1,0 +1,437 @@
+/**
+ * SessionService benchmark (issue 4): the real daemon driven over native gRPC by a SEPARATE
+ * load-generator process, all figures from one run.
+ *
+ *   npm run bench                       # start a daemon (temp data dir), print a table
+ *   npm run bench -- --json             # one JSON object with the same figures
+ *   npm run bench -- --grpc-addr 127.0.0.1:50051 --data-dir ./data   # use a running daemon
+ *                                       # (tokens are minted from its dev key pair in --data-dir)
+ * Options: --n N (requests per phase, default 20000), --concurrency C (in flight, default 256),
+ * --usage-events N (default 200000), --usage-batch B (events per RecordUsage, default 500).
+ *
+ * Phases: grpc.health.v1 Check (the transport's ceiling on this machine), Don, Doff (of those
+ * sessions), full sessions (Don then Doff, C at a time), usage events through batched
+ * RecordUsage. Each prints rate and p50/p99 latency. Don and Doff are the same RPC stack as Check
+ * plus the service's work, so their ratio to Check is the figure that matters here.
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import { fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape, create } from "@bufbuild/protobuf";
+import { AccountService } from "../clients/gen/masques/ledger/v1/account_service_pb.js";
+import {
+  DoffRequestSchema,
+  DonRequestSchema,
+  RecordUsageRequestSchema,
+  RecordUsageResponseSchema,
+} from "../clients/gen/masques/ledger/v1/session_service_pb.js";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { WalletMode } from "../clients/gen/masques/ledger/v1/account_service_pb.js";
+import { DEFAULT_SCOPES, loadOrCreateDevKeys, mintToken } from "../src/server/auth.js";
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+const json = process.argv.includes("--json");
+
+interface WorkerConfig {
+  grpcAddr: string;
+  /** The daemon's pid when it runs on this machine (for its CPU time per op). */
+  daemonPid: number | null;
+  agentTokens: string[];
+  n: number;
+  concurrency: number;
+  usageEvents: number;
+  usageBatch: number;
+  masque: string;
+}
+
+interface PhaseResult {
+  /** Daemon CPU time (user + system) per operation, µs (Linux /proc; 0 when unknown). */
+  daemon_cpu_us_per_op: number;
+  /** Load generator CPU time per operation, µs. */
+  client_cpu_us_per_op: number;
+  ops: number;
+  seconds: number;
+  rate: number;
+  p50_ms: number;
+  p99_ms: number;
+  errors: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load generator (child process)
+
+/** utime + stime of a process in µs, from /proc (0 if unavailable). */
+function daemonCpuUs(pid: number | null): number {
+  if (pid === null) return 0;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ticks = Number(f[11]) + Number(f[12]);
+    return (ticks * 1_000_000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return 0;
+  }
+}
+
+function pct(sorted: number[], p: number): number {
+  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+}
+const r2 = (x: number) => Math.round(x * 100) / 100;
+
+async function worker(cfg: WorkerConfig): Promise<Record<string, PhaseResult | number>> {
+  // Several HTTP/2 connections so the client side is not the bottleneck of one socket.
+  const CHANNELS = 4;
+  const clients = Array.from(
+    { length: CHANNELS },
+    (_, i) =>
+      new grpc.Client(cfg.grpcAddr, grpc.credentials.createInsecure(), {
+        "grpc.use_local_subchannel_pool": 1,
+        "grpc.primary_user_agent": `bench-${i}`,
+      }),
+  );
+  let rr = 0;
+  const metas = cfg.agentTokens.map((t) => {
+    const m = new grpc.Metadata();
+    m.set("authorization", `Bearer ${t}`);
+    return m;
+  });
+
+  function unary<I extends DescMessage, O extends DescMessage>(
+    method: string,
+    inSchema: I,
+    outSchema: O,
+    msg: MessageInitShape<I>,
+    meta: grpc.Metadata,
+  ): Promise<MessageShape<O>> {
+    const c = clients[rr++ % CHANNELS]!;
+    const req = create(inSchema, msg);
+    return new Promise((resolve, reject) => {
+      c.makeUnaryRequest(
+        method,
+        (m: MessageShape<I>) => Buffer.from(toBinary(inSchema, m)),
+        (b: Buffer) => fromBinary(outSchema, b),
+        req,
+        meta,
+        (err, res) => (err || !res ? reject(err ?? new Error("empty response")) : resolve(res)),
+      );
+    });
+  }
+  function check(): Promise<void> {
+    const c = clients[rr++ % CHANNELS]!;
+    return new Promise((resolve, reject) => {
+      c.makeUnaryRequest(
+        "/grpc.health.v1.Health/Check",
+        () => Buffer.alloc(0),
+        (b: Buffer) => b,
+        {},
+        new grpc.Metadata(),
+        (err) => (err ? reject(err) : resolve()),
+      );
+    });
+  }
+
+  async function phase(total: number, concurrency: number, op: (i: number) => Promise<number | void>): Promise<PhaseResult> {
+    const lat: number[] = [];
+    const cpu0 = daemonCpuUs(cfg.daemonPid);
+    const own0 = process.cpuUsage();
+    let next = 0;
+    let errors = 0;
+    let ops = 0;
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: Math.min(concurrency, total) }, async () => {
+        for (;;) {
+          const i = next++;
+          if (i >= total) return;
+          const s = performance.now();
+          try {
+            const k = await op(i);
+            ops += typeof k === "number" ? k : 1;
+          } catch {
+            errors++;
+          }
+          lat.push(performance.now() - s);
+        }
+      }),
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = daemonCpuUs(cfg.daemonPid) - cpu0;
+    const own = process.cpuUsage(own0);
+    lat.sort((a, b) => a - b);
+    return {
+      daemon_cpu_us_per_op: Math.round(cpu / Math.max(ops, 1)),
+      client_cpu_us_per_op: Math.round((own.user + own.system) / Math.max(ops, 1)),
+      ops, seconds: r2(seconds), rate: Math.round(ops / seconds), p50_ms: r2(pct(lat, 0.5)), p99_ms: r2(pct(lat, 0.99)), errors };
+  }
+
+  const A = metas.length;
+  const sid = () => randomBytes(16).toString("hex");
+  // Don/Doff replies are checked by gRPC status only (not decoded): the load generator shares the
+  // 2 cores with the daemon, and decoding a Session it never reads would only slow the client.
+  function raw<I extends DescMessage>(method: string, inSchema: I, msg: MessageInitShape<I>, meta: grpc.Metadata): Promise<void> {
+    const c = clients[rr++ % CHANNELS]!;
+    const bytes = Buffer.from(toBinary(inSchema, create(inSchema, msg)));
+    return new Promise((resolve, reject) => {
+      c.makeUnaryRequest(method, (b: Buffer) => b, (b: Buffer) => b, bytes, meta, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+  const don = (s: string, i: number) =>
+    raw("/masques.ledger.v1.SessionService/Don", DonRequestSchema, { sessionId: s, masque: cfg.masque }, metas[i % A]!);
+  const doff = (s: string, i: number) =>
+    raw("/masques.ledger.v1.SessionService/Doff", DoffRequestSchema, { sessionId: s }, metas[i % A]!);
+
+  // warm-up: connections, JIT, caches (meters of every agent)
+  await phase(2000, cfg.concurrency, () => check());
+  const warm = Array.from({ length: A * 4 }, sid);
+  await phase(warm.length, 64, (i) => don(warm[i]!, i).then(() => undefined));
+  await phase(warm.length, 64, (i) => doff(warm[i]!, i).then(() => undefined));
+
+  const checkRes = await phase(cfg.n, cfg.concurrency, () => check());
+  const ids = Array.from({ length: cfg.n }, sid);
+  const donRes = await phase(cfg.n, cfg.concurrency, (i) => don(ids[i]!, i).then(() => undefined));
+  const doffRes = await phase(cfg.n, cfg.concurrency, (i) => doff(ids[i]!, i).then(() => undefined));
+  const sessionsRes = await phase(cfg.n / 2, cfg.concurrency, async (i) => {
+    const s = sid();
+    await don(s, i);
+    await doff(s, i);
+  });
+
+  // usage: a pool of open sessions, events spread over them, sequence numbers per session
+  const POOL = Math.max(A, 200);
+  const pool = Array.from({ length: POOL }, sid);
+  await Promise.all(pool.map((s, i) => don(s, i)));
+  const seq = new Array<bigint>(POOL).fill(0n);
+  const batches = Math.ceil(cfg.usageEvents / cfg.usageBatch);
+  // each batch is sent by ONE agent for its own sessions (agent k owns sessions k, k+A, ...)
+  const usageRes = await phase(batches, Math.min(32, cfg.concurrency), async (b) => {
+    const agent = b % A;
+    const mine: number[] = [];
+    for (let j = agent; j < POOL; j += A) mine.push(j);
+    const events = Array.from({ length: cfg.usageBatch }, (_, e) => {
+      const j = mine[e % mine.length]!;
+      seq[j]! += 1n;
+      return { sessionId: pool[j]!, seq: seq[j]!, inputTokens: 100n, outputTokens: 50n, toolCalls: e % 5 === 0 ? 1n : 0n };
+    });
+    const r = await unary(
+      "/masques.ledger.v1.SessionService/RecordUsage",
+      RecordUsageRequestSchema,
+      RecordUsageResponseSchema,
+      { events },
+      metas[agent]!,
+    );
+    if (r.applied !== events.length) throw new Error(`usage: ${r.applied}/${events.length} applied`);
+    return events.length;
+  });
+  await Promise.all(pool.map((s, i) => doff(s, i)));
+  for (const c of clients) c.close();
+  return {
+    check: checkRes,
+    don: donRes,
+    doff: doffRes,
+    sessions: sessionsRes,
+    usage_events: usageRes,
+    don_vs_check: r2(donRes.rate / checkRes.rate),
+    doff_vs_check: r2(doffRes.rate / checkRes.rate),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orchestrator (parent process)
+
+/** Free loopback port (bound then released). */
+async function freePort(): Promise<number> {
+  const net = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const a = srv.address();
+      const port = typeof a === "object" && a ? a.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * The daemon as users run it (`masques-ledger serve`), with per-RPC logging off (warn level) so
+ * the figures measure the service, not log I/O. Ready = grpc.health.v1 answers SERVING.
+ */
+async function startBenchDaemon(): Promise<{ grpcAddr: string; dataDir: string; pid: number | null; stop: () => Promise<void> }> {
+  const fs = await import("node:fs");
+  const os = await import("node:os");
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-sessions-"));
+  const grpcAddr = `127.0.0.1:${await freePort()}`;
+  const httpAddr = `127.0.0.1:${await freePort()}`;
+  const root = path.resolve(HERE, "..");
+  // BENCH_DAEMON_CPU_PROF=<dir>: write a V8 CPU profile of the daemon there (on graceful stop).
+  const prof = process.env.BENCH_DAEMON_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_DAEMON_CPU_PROF}`] : [];
+  const child = spawn(process.execPath, [...prof, path.join(root, "bin/masques-ledger.js"), "serve"], {
+    cwd: root,
+    env: {
+      ...process.env,
+      MASQUES_GRPC_ADDR: grpcAddr,
+      MASQUES_HTTP_ADDR: httpAddr,
+      MASQUES_DATA_DIR: dataDir,
+      MASQUES_LOG_LEVEL: "warn",
+      SESSION_REAPER_INTERVAL_MS: "60000",
+    },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const exited = new Promise<void>((r) => child.once("exit", () => r()));
+  const client = new grpc.Client(grpcAddr, grpc.credentials.createInsecure());
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error("daemon exited during start-up");
+    const ok = await new Promise<boolean>((resolve) =>
+      client.makeUnaryRequest(
+        "/grpc.health.v1.Health/Check",
+        () => Buffer.alloc(0),
+        (b: Buffer) => b,
+        {},
+        new grpc.Metadata(),
+        { deadline: Date.now() + 1000 },
+        (err, res) => resolve(!err && res !== undefined && res.length >= 2 && res[1] === 1),
+      ),
+    );
+    if (ok) break;
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error("daemon did not become SERVING within 60 s");
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  client.close();
+  return {
+    grpcAddr,
+    dataDir,
+    pid: child.pid ?? null,
+    async stop() {
+      child.kill("SIGTERM");
+      await exited;
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  if (process.argv.includes("--worker")) {
+    const cfg = JSON.parse(process.env.BENCH_WORKER_CONFIG ?? "{}") as WorkerConfig;
+    const out = await worker(cfg);
+    process.stdout.write(JSON.stringify(out) + "\n");
+    return;
+  }
+  const n = Number(arg("n") ?? 20_000);
+  const concurrency = Number(arg("concurrency") ?? 256);
+  const usageEvents = Number(arg("usage-events") ?? 200_000);
+  const usageBatch = Number(arg("usage-batch") ?? 500);
+  const say = (...a: unknown[]) => {
+    if (!json) console.error(...a);
+  };
+
+  let grpcAddr = arg("grpc-addr");
+  let dataDir = arg("data-dir");
+  let stop: (() => Promise<void>) | null = null;
+  let daemonPid: number | null = arg("daemon-pid") ? Number(arg("daemon-pid")) : null;
+  if (!grpcAddr) {
+    say("starting daemon (embedded ledger, temp data dir, MASQUES_LOG_LEVEL=warn)...");
+    const d = await startBenchDaemon();
+    grpcAddr = d.grpcAddr;
+    dataDir = d.dataDir;
+    daemonPid = d.pid;
+    stop = d.stop;
+  }
+  if (!dataDir) throw new Error("--data-dir is required with --grpc-addr (to mint tokens from the dev key pair)");
+  try {
+    const keys = await loadOrCreateDevKeys(dataDir);
+    const tok = (kind: "agent" | "admin", id: string) =>
+      mintToken(keys.privateJwk, { kind, id, scopes: DEFAULT_SCOPES[kind], issuer: "masques-ledger", audience: "masques-ledger", ttlS: 3600 });
+    const AGENTS = 64;
+    const run = randomBytes(4).toString("hex");
+    const agents = Array.from({ length: AGENTS }, (_, i) => `bench-${run}-${i}`);
+    const adminTransport = createGrpcTransport({
+      baseUrl: `http://${grpcAddr}`,
+      interceptors: [
+        (next) => async (req) => {
+          req.header.set("authorization", `Bearer ${await adminToken}`);
+          return next(req);
+        },
+      ],
+    });
+    const adminToken = tok("admin", "bench-admin");
+    const admin = createClient(AccountService, adminTransport);
+    const agentTokens: string[] = [];
+    say(`funding ${AGENTS} agent wallets...`);
+    for (const a of agents) {
+      const t = await tok("agent", a);
+      agentTokens.push(t);
+      const at = createGrpcTransport({
+        baseUrl: `http://${grpcAddr}`,
+        interceptors: [
+          (next) => async (req) => {
+            req.header.set("authorization", `Bearer ${t}`);
+            return next(req);
+          },
+        ],
+      });
+      await createClient(AccountService, at).openAgentWallet({ mode: WalletMode.PREPAID });
+      await admin.deposit({ account: { ref: { case: "agentWallet", value: a } }, amountMicro: 1_000_000_000_000n, idempotencyKey: `bench-${a}` });
+    }
+    const cfg: WorkerConfig = { grpcAddr, daemonPid, agentTokens, n, concurrency, usageEvents, usageBatch, masque: "researcher" };
+    say(`load generator (separate process): ${n} requests per phase, ${concurrency} in flight...`);
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, ["--import", "tsx", path.join(HERE, "sessions.ts"), "--worker"], {
+        env: { ...process.env, BENCH_WORKER_CONFIG: JSON.stringify(cfg) },
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      let buf = "";
+      child.stdout.on("data", (d: Buffer) => (buf += d.toString()));
+      child.on("exit", (code) => (code === 0 ? resolve(buf) : reject(new Error(`load generator exited with ${code}`))));
+    });
+    const res = JSON.parse(out.trim().split("\n").pop()!) as Record<string, PhaseResult | number>;
+    const result = {
+      machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
+      concurrency,
+      ...res,
+    };
+    if (json) {
+      console.log(JSON.stringify(result));
+    } else {
+      const rows: [string, PhaseResult][] = [
+        ["grpc.health.v1 Check", res.check as PhaseResult],
+        ["Don", res.don as PhaseResult],
+        ["Doff", res.doff as PhaseResult],
+        ["full session (Don+Doff)", res.sessions as PhaseResult],
+        [`usage events (RecordUsage x${usageBatch})`, res.usage_events as PhaseResult],
+      ];
+      console.log(`\nSessionService bench — ${concurrency} in flight, load generator in a separate process`);
+      console.log(
+        "phase".padEnd(34) + "rate/s".padStart(10) + "p50 ms".padStart(10) + "p99 ms".padStart(10) + "errors".padStart(8) +
+          "daemon CPU µs/op".padStart(18) + "client CPU µs/op".padStart(18),
+      );
+      for (const [name, r] of rows) {
+        console.log(
+          name.padEnd(34) + String(r.rate).padStart(10) + String(r.p50_ms).padStart(10) + String(r.p99_ms).padStart(10) +
+            String(r.errors).padStart(8) + String(r.daemon_cpu_us_per_op).padStart(18) + String(r.client_cpu_us_per_op).padStart(18),
+        );
+      }
+      console.log(`\nDon / Check = ${res.don_vs_check}   Doff / Check = ${res.doff_vs_check}   (target >= 0.70)`);
+      console.log(`sessions/s = ${(res.sessions as PhaseResult).rate} (target >= 2000)   usage events/s = ${(res.usage_events as PhaseResult).rate} (target >= 50000)`);
+    }
+  } finally {
+    if (stop) await stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
