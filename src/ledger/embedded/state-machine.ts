@@ -29,7 +29,7 @@ import type {
 } from "tigerbeetle-node";
 import type { StateMachine } from "./state-machine.contract.js";
 import { IdIndex, RecordArena, U32List } from "./core/arena.js";
-import { HistoryRows } from "./core/history.js";
+import { BalanceHistory, HistoryRows } from "./core/history.js";
 import {
   A_CHUNK_SHIFT,
   A_CODE_FLAGS,
@@ -168,6 +168,7 @@ const U_ACCOUNT_APPEND = 1;
 const U_ACCOUNT_SAVE = 2;
 const U_TRANSFER_APPEND = 3;
 const U_PENDING_STATUS = 4;
+const U_HISTORY_DIRTY = 5;
 
 const B64 = new BigUint64Array(1);
 const BW = new Uint32Array(B64.buffer);
@@ -218,8 +219,8 @@ class Core implements StateMachine {
   readonly failedIndex = new IdIndex(this.failed);
   /** Per account: record indexes of its transfers (debit or credit side), ascending; created lazily. */
   accountTransfers: (U32List | undefined)[] = [];
-  /** Per history account: balances after each of its transfers (row k = k-th transfer in its list). */
-  accountHistory: (HistoryRows | undefined)[] = [];
+  /** Per history account: balance checkpoints along its transfer list (see BalanceHistory). */
+  accountHistory: (BalanceHistory | undefined)[] = [];
   /** Min-heap of open pending transfers with a timeout: deadline (hi, lo) and record index. */
   heapHi = new Uint32Array(64);
   heapLo = new Uint32Array(64);
@@ -374,7 +375,7 @@ class Core implements StateMachine {
     w[ro + A_RESERVED] = 0;
     this.accountIndex.insert(r);
     this.accountTransfers.push(undefined);
-    this.accountHistory.push((flags & AF_HISTORY) !== 0 ? new HistoryRows() : undefined);
+    this.accountHistory.push((flags & AF_HISTORY) !== 0 ? new BalanceHistory() : undefined);
     if (this.inChain) this.undoOps.push(U_ACCOUNT_APPEND, r, 0);
     return { status: CA.created, stamp: tsBig(tsHi, tsLo) };
   }
@@ -582,6 +583,8 @@ class Core implements StateMachine {
       this.saveAccount(dr);
       this.saveAccount(cr);
     }
+    if ((drFlags & AF_HISTORY) !== 0) this.checkpointHistory(dr);
+    if ((crFlags & AF_HISTORY) !== 0) this.checkpointHistory(cr);
     const r = this.transfers.append();
     const w = this.transfers.chunk(r);
     const x = this.transfers.offset(r);
@@ -611,7 +614,7 @@ class Core implements StateMachine {
     }
     if ((flags & TF_CLOSING_DEBIT) !== 0) dw[d + A_CODE_FLAGS] = dw[d + A_CODE_FLAGS]! | (AF_CLOSED << 16);
     if ((flags & TF_CLOSING_CREDIT) !== 0) cw[c + A_CODE_FLAGS] = cw[c + A_CODE_FLAGS]! | (AF_CLOSED << 16);
-    this.indexTransfer(r, dr, cr, drFlags, crFlags);
+    this.indexTransfer(r, dr, cr);
     if (this.inChain) this.undoOps.push(U_TRANSFER_APPEND, r, 0);
     return CT.created;
   }
@@ -704,6 +707,8 @@ class Core implements StateMachine {
       this.saveAccount(cr);
       this.undoOps.push(U_PENDING_STATUS, p, PS_PENDING);
     }
+    if ((drFlags & AF_HISTORY) !== 0) this.checkpointHistory(dr);
+    if ((crFlags & AF_HISTORY) !== 0) this.checkpointHistory(cr);
     const r = this.transfers.append();
     const w = this.transfers.chunk(r);
     const x = this.transfers.offset(r);
@@ -741,21 +746,44 @@ class Core implements StateMachine {
       if ((pFlags & TF_CLOSING_DEBIT) !== 0) dw[d + A_CODE_FLAGS] = dw[d + A_CODE_FLAGS]! & ~(AF_CLOSED << 16);
       if ((pFlags & TF_CLOSING_CREDIT) !== 0) cw[c + A_CODE_FLAGS] = cw[c + A_CODE_FLAGS]! & ~(AF_CLOSED << 16);
     }
-    this.indexTransfer(r, dr, cr, drFlags, crFlags);
+    this.indexTransfer(r, dr, cr);
     if (this.inChain) this.undoOps.push(U_TRANSFER_APPEND, r, 0);
     return CT.created;
   }
 
-  /** Appends transfer `r` to its accounts' lists and history. */
-  private indexTransfer(r: number, dr: number, cr: number, drFlags: number, crFlags: number): void {
+  /** Appends transfer `r` to its accounts' lists. */
+  private indexTransfer(r: number, dr: number, cr: number): void {
     (this.accountTransfers[dr] ??= new U32List(4)).push(r);
     (this.accountTransfers[cr] ??= new U32List(4)).push(r);
-    if ((drFlags & AF_HISTORY) !== 0) this.pushHistory(dr);
-    if ((crFlags & AF_HISTORY) !== 0) this.pushHistory(cr);
   }
 
-  private pushHistory(account: number): void {
-    this.accountHistory[account]!.push(this.accounts.chunk(account), this.accounts.offset(account) + A_DEBITS_PENDING);
+  /** Before a history account's balances change with its next list entry: checkpoint if due. */
+  private checkpointHistory(account: number): void {
+    const h = this.accountHistory[account]!;
+    if (this.inChain && h.dirty) this.undoOps.push(U_HISTORY_DIRTY, account, 1);
+    h.beforePush(
+      this.accountTransfers[account]?.length ?? 0,
+      this.accounts.chunk(account),
+      this.accounts.offset(account) + A_DEBITS_PENDING,
+    );
+  }
+
+  /** Folds the effect of transfer `r` on `account` into the balances B[0..15]. */
+  private applyToBalances(r: number, account: number, B: Uint32Array): void {
+    const w = this.transfers.chunk(r);
+    const o = this.transfers.offset(r);
+    const flags = w[o + T_CODE_FLAGS]! >>> 16;
+    // B layout: debits_pending 0, debits_posted 4, credits_pending 8, credits_posted 12
+    const side = w[o + T_DR] === account ? 0 : 8;
+    if ((flags & (TF_POST | TF_VOID)) !== 0) {
+      const p = w[o + T_PENDING]! - 1;
+      subInPlace128(B, side, this.transfers.chunk(p), this.transfers.offset(p) + T_AMOUNT);
+      if ((flags & TF_POST) !== 0) addInPlace128(B, side + 4, w, o + T_AMOUNT);
+    } else if ((flags & TF_PENDING) !== 0) {
+      addInPlace128(B, side, w, o + T_AMOUNT);
+    } else {
+      addInPlace128(B, side + 4, w, o + T_AMOUNT);
+    }
   }
 
   private transferExistsStatus(IN: Uint32Array, o: number, w: Uint32Array, eo: number): CreateTransferStatus {
@@ -944,6 +972,8 @@ class Core implements StateMachine {
         for (let k = 0; k < A_STRIDE; k++) w[o + k] = src[b + k]!;
       } else if (kind === U_PENDING_STATUS) {
         this.transfers.chunk(a)[this.transfers.offset(a) + T_STATUS] = b;
+      } else if (kind === U_HISTORY_DIRTY) {
+        this.accountHistory[a]!.dirty = true;
       } else if (kind === U_TRANSFER_APPEND) {
         this.popTransfer(a);
       } else {
@@ -961,12 +991,12 @@ class Core implements StateMachine {
     const o = this.transfers.offset(r);
     const dr = w[o + T_DR]!;
     const cr = w[o + T_CR]!;
-    this.accountTransfers[dr]!.length--;
-    this.accountTransfers[cr]!.length--;
-    const dh = this.accountHistory[dr];
-    if (dh !== undefined) dh.pop();
-    const ch = this.accountHistory[cr];
-    if (ch !== undefined) ch.pop();
+    const dl = this.accountTransfers[dr]!;
+    const cl = this.accountTransfers[cr]!;
+    dl.length--;
+    cl.length--;
+    this.accountHistory[dr]?.truncate(dl.length);
+    this.accountHistory[cr]?.truncate(cl.length);
     this.transferIndex.remove(r);
     this.transfers.pop();
   }
@@ -1090,6 +1120,10 @@ class Core implements StateMachine {
     if ((pFlags & TF_CLOSING_CREDIT) !== 0) cw[c + A_CODE_FLAGS] = cw[c + A_CODE_FLAGS]! & ~(AF_CLOSED << 16);
     pw[po + T_STATUS] = PS_EXPIRED;
     this.pendingOpen--;
+    const dh = this.accountHistory[dr];
+    if (dh !== undefined) dh.dirty = true;
+    const ch = this.accountHistory[cr];
+    if (ch !== undefined) ch.dirty = true;
   }
 
   // ---------------------------------------------------------------- lookups
@@ -1232,26 +1266,48 @@ class Core implements StateMachine {
     const ud128Set = filter.user_data_128 !== 0n;
     if (ud128Set) put128(filter.user_data_128, R, R_TMP + 4, "user_data_128");
     const [rLo, rHi] = this.transferRecordRange(q.tMin, q.tMax);
-    // Row k holds the balances after the account's k-th transfer (list.data[k]).
     const a = lowerBoundU32(list.data, list.length, rLo);
     const b = lowerBoundU32(list.data, list.length, rHi);
     const out: AccountBalance[] = [];
-    const reversed = (filter.flags & AFF_REVERSED) !== 0;
-    const row = new Uint32Array(16);
-    for (let k = reversed ? b - 1 : a; reversed ? k >= a : k < b; k += reversed ? -1 : 1) {
+    const account = q.account;
+    const emit = (k: number, B: Uint32Array, o: number): boolean => {
       const r = list.data[k]!;
-      if (!this.transferMatchesAccountFilter(r, q.account, filter, ud128Set)) continue;
-      h.read(k, row, 0);
-      const tw = this.transfers.chunk(r);
-      const to = this.transfers.offset(r);
+      if (!this.transferMatchesAccountFilter(r, account, filter, ud128Set)) return false;
       out.push({
-        debits_pending: get128(row, 0),
-        debits_posted: get128(row, 4),
-        credits_pending: get128(row, 8),
-        credits_posted: get128(row, 12),
-        timestamp: get64(tw, to + T_TS),
+        debits_pending: get128(B, o),
+        debits_posted: get128(B, o + 4),
+        credits_pending: get128(B, o + 8),
+        credits_posted: get128(B, o + 12),
+        timestamp: get64(this.transfers.chunk(r), this.transfers.offset(r) + T_TS),
       });
-      if (out.length >= q.limit) break;
+      return out.length >= q.limit;
+    };
+    if ((filter.flags & AFF_REVERSED) === 0) {
+      const B = new Uint32Array(16);
+      let ci = h.checkpointAtOrBefore(a);
+      for (let j = h.positions[ci]!; j < b; j++) {
+        if (ci < h.count && h.positions[ci] === j) h.rows.read(ci++, B, 0);
+        this.applyToBalances(list.data[j]!, account, B);
+        if (j >= a && emit(j, B, 0)) break;
+      }
+      return out;
+    }
+    // Reversed: walk segments between checkpoints from the end; fold each segment forward.
+    let end = b;
+    while (end > a) {
+      const ci = h.checkpointAtOrBefore(end - 1);
+      const start = h.positions[ci]!;
+      const seg = new Uint32Array(16 * (end - start));
+      h.rows.read(ci, seg, 0);
+      for (let j = start; j < end; j++) {
+        const o = 16 * (j - start);
+        if (j > start) seg.copyWithin(o, o - 16, o);
+        this.applyToBalances(list.data[j]!, account, seg.subarray(o, o + 16));
+      }
+      for (let j = end - 1; j >= Math.max(start, a); j--) {
+        if (emit(j, seg, 16 * (j - start))) return out;
+      }
+      end = start;
     }
     return out;
   }
@@ -1370,7 +1426,7 @@ function lowerBoundU32(data: Uint32Array, len: number, v: number): number {
 // ------------------------------------------------------------------ snapshots
 
 const SNAPSHOT_MAGIC = "masques-ledger/core-snapshot";
-const SNAPSHOT_VERSION = 3;
+const SNAPSHOT_VERSION = 4;
 
 interface SnapshotHeader {
   magic: string;
@@ -1388,14 +1444,14 @@ interface SnapshotHeader {
 
 /**
  * Snapshot layout: u32 header length, JSON header, then raw little-endian words: accounts
- * arena, transfers arena, failed ids arena, the three id hash tables, history row counts (u32
- * per account), history row widths (u8 per account), history rows. Per-account transfer lists and the expiry heap are
+ * arena, transfers arena, failed ids arena, the three id hash tables, history checkpoint counts
+ * (u32 per account), history kinds (u8 per account), checkpoint positions and balances. Per-account transfer lists and the expiry heap are
  * rebuilt on restore (one sequential pass over the transfers).
  * The yielded chunks are views of live memory: write them before applying the next batch.
  */
 function* snapshot(core: Core): Generator<Uint8Array> {
   let historyWords = 0;
-  for (const h of core.accountHistory) if (h !== undefined) historyWords += h.rows * h.stride;
+  for (const h of core.accountHistory) if (h !== undefined) historyWords += h.count * (1 + h.rows.stride);
   const header: SnapshotHeader = {
     magic: SNAPSHOT_MAGIC,
     version: SNAPSHOT_VERSION,
@@ -1418,18 +1474,21 @@ function* snapshot(core: Core): Generator<Uint8Array> {
   yield* core.accountIndex.views();
   yield* core.transferIndex.views();
   yield* core.failedIndex.views();
-  // History: rows per account (u32), row width per account (u8: 0 none, 8 or 16 words), rows.
-  const rows = new Uint32Array(core.accounts.count);
-  const widths = new Uint8Array(core.accounts.count);
+  // History: per account checkpoint count (u32), then per account a byte: 0 = no history,
+  // 8/16 = row width (+128 when dirty); then per history account positions and rows.
+  const counts = new Uint32Array(core.accounts.count);
+  const kinds = new Uint8Array(core.accounts.count);
   core.accountHistory.forEach((h, i) => {
     if (h === undefined) return;
-    rows[i] = h.rows;
-    widths[i] = h.stride;
+    counts[i] = h.count;
+    kinds[i] = h.rows.stride | (h.dirty ? 128 : 0);
   });
-  yield new Uint8Array(rows.buffer);
-  yield widths;
+  yield new Uint8Array(counts.buffer);
+  yield kinds;
   for (const h of core.accountHistory) {
-    if (h !== undefined && h.rows > 0) yield h.usedBytes();
+    if (h === undefined || h.count === 0) continue;
+    yield new Uint8Array(h.positions.buffer, 0, h.count * 4);
+    yield h.rows.usedBytes();
   }
 }
 
@@ -1504,21 +1563,28 @@ export function restoreStateMachine(chunks: Iterable<Uint8Array>): StateMachine 
   for (const v of core.accountIndex.allocateForRestore(accountLog2, header.accounts)) reader.readInto(v);
   for (const v of core.transferIndex.allocateForRestore(transferLog2, header.transfers)) reader.readInto(v);
   for (const v of core.failedIndex.allocateForRestore(failedLog2, header.failed)) reader.readInto(v);
-  const rows = new Uint32Array(header.accounts);
-  reader.readInto(new Uint8Array(rows.buffer));
-  const widths = reader.read(header.accounts);
+  const checkpoints = new Uint32Array(header.accounts);
+  reader.readInto(new Uint8Array(checkpoints.buffer));
+  const kinds = reader.read(header.accounts);
   for (let a = 0; a < header.accounts; a++) {
     const flags = core.accounts.chunk(a)[core.accounts.offset(a) + A_CODE_FLAGS]! >>> 16;
-    const width = widths[a]!;
+    const kind = kinds[a]!;
+    const n = checkpoints[a]!;
     if ((flags & AF_HISTORY) === 0) {
-      if (width !== 0 || rows[a] !== 0) throw new Error("snapshot history section is corrupt");
+      if (kind !== 0 || n !== 0) throw new Error("snapshot history section is corrupt");
       core.accountHistory.push(undefined);
       continue;
     }
+    const width = kind & 127;
     if (width !== 8 && width !== 16) throw new Error("snapshot history section is corrupt");
-    const h = new HistoryRows(Math.max(4, rows[a]!), width === 16);
-    reader.readInto(new Uint8Array(h.data.buffer, 0, rows[a]! * width * 4));
-    h.rows = rows[a]!;
+    const h = new BalanceHistory();
+    h.positions = new Uint32Array(Math.max(4, n));
+    reader.readInto(new Uint8Array(h.positions.buffer, 0, n * 4));
+    h.count = n;
+    h.rows = new HistoryRows(Math.max(4, n), width === 16);
+    reader.readInto(new Uint8Array(h.rows.data.buffer, 0, n * width * 4));
+    h.rows.rows = n;
+    h.dirty = (kind & 128) !== 0;
     core.accountHistory.push(h);
   }
   reader.assertEnd();

@@ -883,3 +883,90 @@ describe("linked chain rollback restores the exact state (randomized)", () => {
     }
   });
 });
+
+describe("balance history against observed balances (randomized)", () => {
+  it("getAccountBalances equals the balances seen after each transfer, in every direction and range", () => {
+    for (let seed = 1; seed <= 6; seed++) {
+      let x = seed * 7919;
+      const rand = () => {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        return (x >>> 0) / 2 ** 32;
+      };
+      const pick = (n: number) => Math.floor(rand() * n);
+      const sm = createStateMachine();
+      let now = T0;
+      sm.createAccounts(
+        [acc(1n, { flags: AccountFlags.history }), acc(2n, { flags: AccountFlags.history }), acc(3n), acc(4n)],
+        now,
+      );
+      const seen = new Map<bigint, { timestamp: bigint; debit: boolean; bal: bigint[] }[]>([
+        [1n, []],
+        [2n, []],
+      ]);
+      const open: bigint[] = [];
+      let id = 100n;
+      for (let step = 0; step < 250; step++) {
+        now += BigInt(pick(3)) * S + 1n;
+        if (rand() < 0.1) {
+          sm.pulse(now);
+          continue;
+        }
+        if (rand() < 0.08) {
+          // a chain that fails at its end changes nothing
+          sm.createTransfers([tr(id++, 1n, 3n, 5n, { flags: TransferFlags.linked }), tr(id++, 1n, 3n, 5n, { code: 0 })], now);
+          continue;
+        }
+        let t: Transfer;
+        const dr = BigInt(1 + pick(4));
+        const cr = ((dr + BigInt(pick(3))) % 4n) + 1n;
+        if (open.length > 0 && rand() < 0.35) {
+          const p = open.splice(pick(open.length), 1)[0]!;
+          t = rand() < 0.6 ? post(id++, p, BigInt(pick(20))) : voidT(id++, p);
+        } else if (rand() < 0.4) {
+          t = tr(id++, dr, cr, BigInt(pick(30)), { flags: TransferFlags.pending, timeout: pick(4) });
+          open.push(t.id);
+        } else {
+          t = tr(id++, dr, cr, BigInt(pick(30)));
+        }
+        const [r] = sm.createTransfers([t], now);
+        if (r!.status !== CreateTransferStatus.created) continue;
+        const [stored] = sm.lookupTransfers([t.id]);
+        for (const a of [1n, 2n]) {
+          if (stored!.debit_account_id !== a && stored!.credit_account_id !== a) continue;
+          const [acct] = sm.lookupAccounts([a]);
+          seen.get(a)!.push({
+            timestamp: r!.timestamp,
+            debit: stored!.debit_account_id === a,
+            bal: [acct!.debits_pending, acct!.debits_posted, acct!.credits_pending, acct!.credits_posted],
+          });
+        }
+      }
+      const restored = restoreStateMachine([...sm.snapshotChunks()].map((c) => c.slice()));
+      for (const machine of [sm, restored]) {
+        for (const [a, rows] of seen) {
+          const view = (f: Partial<AccountFilter>) =>
+            machine.getAccountBalances(filter(a, { limit: 8189, ...f })).map((b) => ({
+              timestamp: b.timestamp,
+              bal: [b.debits_pending, b.debits_posted, b.credits_pending, b.credits_posted],
+            }));
+          const want = rows.map(({ timestamp, bal }) => ({ timestamp, bal }));
+          expect(view({})).toEqual(want);
+          expect(view({ flags: 7 })).toEqual([...want].reverse());
+          expect(view({ flags: 1 })).toEqual(rows.filter((r) => r.debit).map(({ timestamp, bal }) => ({ timestamp, bal })));
+          if (want.length > 10) {
+            const lo = want[3]!.timestamp;
+            const hi = want[want.length - 4]!.timestamp;
+            const inRange = want.filter((w) => w.timestamp >= lo && w.timestamp <= hi);
+            expect(view({ timestamp_min: lo, timestamp_max: hi })).toEqual(inRange);
+            expect(view({ timestamp_min: lo, timestamp_max: hi, flags: 7, limit: 5 })).toEqual(
+              [...inRange].reverse().slice(0, 5),
+            );
+            expect(view({ timestamp_min: lo, limit: 7 })).toEqual(inRange.slice(0, 7));
+          }
+        }
+      }
+    }
+  });
+});

@@ -201,9 +201,10 @@ export class IdIndex {
     return Math.log2(this.mask + 1);
   }
 
-  /** Byte view of the table (for snapshots). */
+  /** Byte views of the table (for snapshots), in pieces of at most 16 MiB. */
   *views(): Generator<Uint8Array> {
-    yield new Uint8Array(this.table.buffer, this.table.byteOffset, this.table.byteLength);
+    const bytes = new Uint8Array(this.table.buffer, this.table.byteOffset, this.table.byteLength);
+    for (let i = 0; i < bytes.length; i += 1 << 24) yield bytes.subarray(i, Math.min(bytes.length, i + (1 << 24)));
   }
 
   /** Allocates a table of 2^log2 slots holding `size` entries; returns views to fill in order. */
