@@ -104,8 +104,16 @@ export interface OpenSession {
   last_beat_written_ns: bigint;
 }
 
+/**
+ * An agent's usage meter on one usage ledger, keyed by the agent's WALLET id, so a session's
+ * meters are known from its hold alone (the hold carries the wallet, not the agent id).
+ */
+export function usageMeterOfWallet(wallet_id: bigint, ledger: number): bigint {
+  return deterministicId("account", "usage_meter", idToHex(wallet_id), ledger);
+}
+
 export function usageMeterId(agent_id: string, ledger: number): bigint {
-  return deterministicId("account", "usage_meter", agent_id, ledger);
+  return usageMeterOfWallet(agentWalletId(agent_id), ledger);
 }
 
 /** Memoize an id derivation (each is a SHA-256; hot paths derive the same few ids over and over). */
@@ -377,21 +385,38 @@ export class SessionEngine {
 
   // ---- reads ------------------------------------------------------------------------------------
 
-  /** Every transfer of a session, oldest first. */
+  /**
+   * Every transfer of a session: its money transfers by their deterministic ids (one lookup),
+   * and its usage / heartbeats from the agent's three usage meters, between the hold and the
+   * settlement (account-indexed reads bounded in time; no scan of the whole ledger).
+   */
   async sessionTransfers(sid: bigint): Promise<Transfer[]> {
+    const ids = sessionTransferIds(sid);
+    const money = await this.ledger.lookupTransfers([ids.hold, ids.post, ids.void, ids.author, ids.platform, ids.debt]);
+    const hold = money.find((t) => t.id === ids.hold);
+    if (!hold) return money;
+    let end = 0n;
+    for (const t of money) if ((t.id === ids.post || t.id === ids.void) && t.timestamp > end) end = t.timestamp;
+    const usage = await Promise.all(
+      Object.values(USAGE_LEDGER).map((l) => this.meterTransfers(usageMeterOfWallet(hold.debit_account_id, l), sid, hold.timestamp, end)),
+    );
+    return [...money, ...usage.flat()];
+  }
+
+  private async meterTransfers(meter: bigint, sid: bigint, from_ns: bigint, to_ns: bigint): Promise<Transfer[]> {
     const out: Transfer[] = [];
-    let cursor = 0n;
+    let cursor = from_ns;
     for (;;) {
-      const page = await this.ledger.queryTransfers({
+      const page = await this.ledger.getAccountTransfers({
+        account_id: meter,
         user_data_128: sid,
         user_data_64: 0n,
         user_data_32: 0,
-        ledger: 0,
         code: 0,
         timestamp_min: cursor,
-        timestamp_max: 0n,
+        timestamp_max: to_ns,
         limit: LEDGER_LIMIT,
-        flags: QueryFilterFlags.none,
+        flags: AccountFilterFlags.debits,
       });
       out.push(...page);
       if (page.length < LEDGER_LIMIT) return out;
