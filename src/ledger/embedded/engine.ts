@@ -90,11 +90,16 @@ export interface EmbeddedStats {
   /** Commits replayed from the log when this engine opened, and whether a torn tail was cut. */
   recovered_commits: number;
   torn_tail_truncated: boolean;
+  /** Time to open: restoring the snapshot, then replaying the log after it (ms). */
+  open_restore_ms: number;
+  open_replay_ms: number;
   last_snapshot_error: string | null;
   /** Snapshots written since open; size and duration of the last one (writes wait meanwhile). */
   snapshots_taken: number;
   last_snapshot_bytes: number;
   last_snapshot_ms: number;
+  /** How long writes waited for the last snapshot (the copy, or the whole write when in place). */
+  last_snapshot_pause_ms: number;
 }
 
 export type EmbeddedClient = Client & {
@@ -193,10 +198,13 @@ class Engine {
   private flushes = 0;
   private flushedRequests = 0;
   private recoveredCommits = 0;
+  private openRestoreMs = 0;
+  private openReplayMs = 0;
   private tornTailTruncated = false;
   private lastSnapshotError: string | null = null;
   private snapshotsTaken = 0;
   private lastSnapshotMs = 0;
+  private lastSnapshotPauseMs = 0;
 
   constructor(options: EmbeddedClientOptions, factory: StateMachineFactory) {
     this.dir = path.resolve(options.dataDir);
@@ -225,6 +233,7 @@ class Engine {
     const listing = listDataDir(this.dir);
     for (const t of listing.temps) fs.rmSync(t, { force: true });
     let core: StateMachine;
+    const t0 = performance.now();
     const newest = listing.snapshots.at(-1);
     if (newest) {
       const seq = readSnapshotSeq(newest.file);
@@ -241,6 +250,8 @@ class Engine {
       core = this.factory.create();
     }
     const S = this.snapshotSeq;
+    const t1 = performance.now();
+    this.openRestoreMs = t1 - t0;
     const segs = listing.segments;
     // Segments entirely covered by the snapshot are obsolete: [first_i, first_{i+1}) <= S.
     let firstRelevant = 0;
@@ -271,6 +282,7 @@ class Engine {
       if (isLast) this.logBytesSinceSnapshot = scan.validEnd;
     }
     this.seq = seq;
+    this.openReplayMs = performance.now() - t1;
     // Everything obsolete can go now that the snapshot restored and the log replayed cleanly.
     let removed = false;
     for (const s of listing.snapshots.slice(0, -1)) {
@@ -524,11 +536,13 @@ class Engine {
         }
         let written: { bytes: number };
         if (source) {
+          this.lastSnapshotPauseMs = performance.now() - t0;
           this.writesFrozen = false;
           if (this.writesHead < this.writes.length) this.schedule();
           written = await writeSnapshot(this.dir, S, source);
         } else {
           written = await writeSnapshot(this.dir, S, this.core.snapshotChunks());
+          this.lastSnapshotPauseMs = performance.now() - t0;
           this.writesFrozen = false;
         }
         this.snapshotSeq = S;
@@ -630,10 +644,13 @@ class Engine {
       log_bytes_since_snapshot: this.logBytesSinceSnapshot,
       recovered_commits: this.recoveredCommits,
       torn_tail_truncated: this.tornTailTruncated,
+      open_restore_ms: Math.round(this.openRestoreMs),
+      open_replay_ms: Math.round(this.openReplayMs),
       last_snapshot_error: this.lastSnapshotError,
       snapshots_taken: this.snapshotsTaken,
       last_snapshot_bytes: this.lastSnapshotBytes,
       last_snapshot_ms: Math.round(this.lastSnapshotMs),
+      last_snapshot_pause_ms: Math.round(this.lastSnapshotPauseMs),
     };
   }
 }
