@@ -63,13 +63,15 @@ describe("configuration", () => {
     expect(priv.stderr).toMatch(/MASQUES_JWT_PUBLIC_KEYS: contains a PRIVATE key/);
   });
 
-  test("every variable is documented in `serve --help` and in .env.example", async () => {
+  test("every variable is documented in `serve --help`, in .env.example and in the README table", async () => {
     const help = await runCli(["serve", "--help"]);
     expect(help.code).toBe(0);
     const example = await readFile(path.resolve(".env.example"), "utf8");
+    const readme = await readFile(path.resolve("README.md"), "utf8");
     for (const name of Object.keys(configDocs)) {
       expect(help.stdout, name).toContain(name);
       expect(example, name).toMatch(new RegExp(`^#?\\s*${name}=`, "m"));
+      expect(readme, name).toContain(`| \`${name}\` |`);
     }
   });
 });
