@@ -249,8 +249,7 @@ class Core implements StateMachine {
     const batchTs = base + BigInt(n - 1);
     const importedBatch = ((IN[A_CODE_FLAGS]! >>> 16) & AF_IMPORTED) !== 0;
 
-    const statuses = new Array<CreateAccountStatus>(n);
-    const stamps = new Array<bigint>(n);
+    const results = new Array<CreateAccountResult>(n);
     let chainStart = -1;
     let chainBroken = false;
     for (let i = 0; i < n; i++) {
@@ -292,12 +291,11 @@ class Core implements StateMachine {
           stamp = r.stamp;
         }
       }
-      statuses[i] = status;
-      stamps[i] = stamp >= 0n ? stamp : tsBig(slotHi, slotLo);
+      results[i] = { timestamp: stamp >= 0n ? stamp : tsBig(slotHi, slotLo), status };
       if (status !== CA.created && chainStart >= 0 && !chainBroken) {
         chainBroken = true;
         this.rollbackChain();
-        for (let j = chainStart; j < i; j++) statuses[j] = CA.linked_event_failed;
+        for (let j = chainStart; j < i; j++) results[j]!.status = CA.linked_event_failed;
       }
       if (chainStart >= 0 && ((flags & AF_LINKED) === 0 || status === CA.linked_event_chain_open)) {
         if (!chainBroken) this.commitChain();
@@ -305,8 +303,6 @@ class Core implements StateMachine {
         chainBroken = false;
       }
     }
-    const results = new Array<CreateAccountResult>(n);
-    for (let i = 0; i < n; i++) results[i] = { timestamp: stamps[i]!, status: statuses[i]! };
     return results;
   }
 
@@ -393,8 +389,7 @@ class Core implements StateMachine {
     const batchTs = base + BigInt(n - 1);
     const importedBatch = ((IN[IT_CODE_FLAGS]! >>> 16) & TF_IMPORTED) !== 0;
 
-    const statuses = new Array<CreateTransferStatus>(n);
-    const stamps = new Array<bigint>(n);
+    const results = new Array<CreateTransferResult>(n);
     let chainStart = -1;
     let chainBroken = false;
     for (let i = 0; i < n; i++) {
@@ -433,13 +428,12 @@ class Core implements StateMachine {
           status = this.createTransfer(IN, o, slotHi, slotLo, false);
         }
       }
-      statuses[i] = status;
-      stamps[i] = this.stamp >= 0n ? this.stamp : tsBig(slotHi, slotLo);
+      results[i] = { timestamp: this.stamp >= 0n ? this.stamp : tsBig(slotHi, slotLo), status };
       if (status !== CT.created) {
         if (chainStart >= 0 && !chainBroken) {
           chainBroken = true;
           this.rollbackChain();
-          for (let j = chainStart; j < i; j++) statuses[j] = CT.linked_event_failed;
+          for (let j = chainStart; j < i; j++) results[j]!.status = CT.linked_event_failed;
         }
         if (transferStatusTransient(status)) this.insertFailedId(IN, o);
       }
@@ -449,8 +443,6 @@ class Core implements StateMachine {
         chainBroken = false;
       }
     }
-    const results = new Array<CreateTransferResult>(n);
-    for (let i = 0; i < n; i++) results[i] = { timestamp: stamps[i]!, status: statuses[i]! };
     return results;
   }
 
