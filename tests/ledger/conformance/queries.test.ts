@@ -126,6 +126,7 @@ describe("get_account_transfers / get_account_balances", () => {
     expect(ids(await get({ timestamp_min: ts[1], timestamp_max: ts[3] }))).toEqual(ids([t1, t2, t3]));
     expect(ids(await get({ timestamp_min: ts[1], timestamp_max: ts[3], flags: D | C | R }))).toEqual(ids([t3, t2, t1]));
     expect(ids(await get({ timestamp_min: ts[4], timestamp_max: ts[4] }))).toEqual([]);
+    expect(ids(await get({ timestamp_min: ts[2], timestamp_max: ts[2] }))).toEqual(ids([t2]));
     expect(ids(await get({ timestamp_min: ts[6] + 1n }))).toEqual([]);
     const pages: bigint[] = [];
     let cursor = 0n;
