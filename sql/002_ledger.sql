@@ -48,15 +48,16 @@ CREATE TABLE IF NOT EXISTS {{db}}.accounts
     flags           UInt16,
     timestamp       UInt64 COMMENT 'ledger timestamp of the account creation',
     kind            LowCardinality(String) COMMENT 'AccountCode name, or code_<n> if unknown',
-    snapshot_ns     UInt64 COMMENT 'when the balances were read from the ledger (streamer clock, ns)'
+    snapshot_ns     UInt64 COMMENT 'when the balances were read from the ledger (streamer clock, ns)',
+    as_of_ts        UInt64 COMMENT 'ledger timestamp the streamer had copied up to when it read them'
 )
 ENGINE = ReplacingMergeTree(snapshot_ns)
 ORDER BY id
 SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
--- Balance snapshots over time: one row per account each time the streamer saw it move.
--- as_of_ts is the ledger timestamp the streamer had reached (the balances include at least every
--- transfer up to it).
+-- Balance snapshots over time: one row per account each time the streamer saw it move (filled
+-- in-engine from every `accounts` snapshot). The balances include at least every transfer up to
+-- as_of_ts.
 CREATE TABLE IF NOT EXISTS {{db}}.account_balances
 (
     account_id      UInt128,
@@ -72,6 +73,11 @@ CREATE TABLE IF NOT EXISTS {{db}}.account_balances
 ENGINE = ReplacingMergeTree(snapshot_ns)
 ORDER BY (account_id, as_of_ts)
 SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.account_balances_mv TO {{db}}.account_balances AS
+SELECT id AS account_id, as_of_ts, snapshot_ns, debits_pending, debits_posted, credits_pending,
+       credits_posted, ledger, code
+FROM {{db}}.accounts;
 
 -- Pending transfers (two-phase holds) and how each ended. Both filled in-engine from `transfers`;
 -- the streamer adds `expired` resolutions when a hold's deadline passed with no post/void.

@@ -85,7 +85,9 @@ LEFT JOIN
 (
     SELECT pending_id, resolved_ns
     FROM {{db}}.pending_resolutions FINAL
-    WHERE state = 'expired' AND has(${ids}, session_id)
+    WHERE state = 'expired' AND pending_id IN (
+        SELECT id FROM {{db}}.tagged_transfers
+        WHERE has(${ids}, tag_id) AND code = ${C.session_hold} AND phase = 'pending')
 ) AS e ON e.pending_id = s.hold_transfer_id`,
     database,
   );
@@ -132,22 +134,27 @@ LEFT JOIN
 (
     SELECT pending_id, resolved_ns
     FROM {{db}}.pending_resolutions FINAL
-    WHERE state = 'expired' AND has(${ids}, session_id)
+    WHERE state = 'expired' AND pending_id IN (
+        SELECT id FROM {{db}}.tagged_transfers
+        WHERE has(${ids}, tag_id) AND code = ${C.payout} AND phase = 'pending')
 ) AS e ON e.pending_id = p.transfer_id`,
     database,
   );
 }
 
 /**
- * Pending transfers whose deadline is at or before `deadline_max_ns` and that have no post, void
- * or recorded expiry: the ones that expired in the ledger.
+ * Pending transfers whose deadline is in (deadline_min_ns, deadline_max_ns] and that have no post,
+ * void or recorded expiry: the ones that expired in the ledger.
  */
-export function expiredCandidatesSql(database: string, deadline_max_ns: bigint): string {
+export function expiredCandidatesSql(database: string, deadline_min_ns: bigint, deadline_max_ns: bigint): string {
+  const window = `deadline_ns > ${deadline_min_ns > 0n ? deadline_min_ns.toString() : "0"} AND deadline_ns <= ${deadline_max_ns.toString()}`;
   return bindDatabase(
     `SELECT id, user_data_128, debit_account_id, credit_account_id, code, deadline_ns
 FROM {{db}}.pending_transfers FINAL
-WHERE deadline_ns > 0 AND deadline_ns <= ${deadline_max_ns.toString()}
-  AND id NOT IN (SELECT pending_id FROM {{db}}.pending_resolutions FINAL)
+WHERE ${window}
+  AND id NOT IN (
+    SELECT pending_id FROM {{db}}.pending_resolutions FINAL
+    WHERE pending_id IN (SELECT id FROM {{db}}.pending_transfers WHERE ${window}))
 ORDER BY deadline_ns
 LIMIT 8189`,
     database,

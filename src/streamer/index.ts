@@ -124,7 +124,11 @@ export async function startStreamer(opts: {
     stop: () =>
       (stopped ??= (async () => {
         await streamer.stop();
-        opts.log?.info({ lag: lagForLog(streamer.lag()) }, "streamer stopped");
+        const h = streamer.lagHistogram;
+        opts.log?.info(
+          { lag: lagForLog(streamer.lag()), events: h.total, lag_p50_ms: h.quantile(0.5), lag_p99_ms: h.quantile(0.99) },
+          "streamer stopped",
+        );
         await sink.close();
       })()),
   };

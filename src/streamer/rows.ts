@@ -40,25 +40,15 @@ export function transferRow(t: Transfer): Row {
 export const ACCOUNT_COLUMNS = [
   "id", "debits_pending", "debits_posted", "credits_pending", "credits_posted", "user_data_128",
   "user_data_64", "user_data_32", "reserved", "ledger", "code", "flags", "timestamp", "kind", "snapshot_ns",
+  "as_of_ts",
 ] as const;
 
-export function accountRow(a: Account, snapshot_ns: bigint): Row {
+/** An account snapshot (its row also lands in account_balances, in-engine). */
+export function accountRow(a: Account, snapshot_ns: bigint, as_of_ts: bigint): Row {
   return [
     a.id, a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted, a.user_data_128,
     a.user_data_64, a.user_data_32, a.reserved, a.ledger, a.code, a.flags, a.timestamp,
-    accountKind(a.code), snapshot_ns,
-  ];
-}
-
-export const BALANCE_COLUMNS = [
-  "account_id", "as_of_ts", "snapshot_ns", "debits_pending", "debits_posted", "credits_pending",
-  "credits_posted", "ledger", "code",
-] as const;
-
-export function balanceRow(a: Account, as_of_ts: bigint, snapshot_ns: bigint): Row {
-  return [
-    a.id, as_of_ts, snapshot_ns, a.debits_pending, a.debits_posted, a.credits_pending,
-    a.credits_posted, a.ledger, a.code,
+    accountKind(a.code), snapshot_ns, as_of_ts,
   ];
 }
 

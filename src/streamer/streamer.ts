@@ -23,8 +23,6 @@ import {
 import {
   ACCOUNT_COLUMNS,
   accountRow,
-  BALANCE_COLUMNS,
-  balanceRow,
   CURSOR_COLUMNS,
   IDENTITY_COLUMNS,
   identityRow,
@@ -35,6 +33,7 @@ import {
 import { bindDatabase, type Row, type Sink } from "./sink.js";
 
 export const LEDGER_BATCH_MAX = 8189;
+const RECOMPUTE_GROUP = 1000;
 
 /** The subset of a pino logger the streamer uses. */
 export interface StreamerLogger {
@@ -57,6 +56,8 @@ export interface StreamerOptions {
   now_ns?: () => bigint;
   /** How often (at most) to look for expired pending transfers while caught up. Default 1000 ms. */
   expiry_check_ms?: number;
+  /** Period of the "streamer: stats" log line (rate, lag p50/p99) while events flow. Default 10 s. */
+  stats_log_ms?: number;
   logger?: StreamerLogger;
   /**
    * Start from this transfer timestamp instead of the stored cursor (e.g. 0n to re-copy
@@ -139,6 +140,7 @@ export class Streamer {
   private readonly pollMs: number;
   private readonly nowNs: () => bigint;
   private readonly expiryCheckMs: number;
+  private readonly statsLogMs: number;
   private readonly log: StreamerLogger | undefined;
 
   private transferCursor = 0n;
@@ -148,6 +150,8 @@ export class Streamer {
   private moreBehind = false;
   private caughtUpAt: bigint | null = null;
   private lastExpiryCheck = 0;
+  /** Holds with a deadline at or before this were all checked for expiry. */
+  private expiryCheckedTo = 0n;
   private eventsTotal = 0n;
 
   private loop: Promise<void> | null = null;
@@ -156,6 +160,10 @@ export class Streamer {
 
   /** Per-event lag (commit time - ledger timestamp) of everything this instance committed. */
   readonly lagHistogram = new LagHistogram();
+  /** The same, since the last periodic stats log line. */
+  private readonly windowLag = new LagHistogram();
+  private windowStart = Date.now();
+  private windowEvents = 0;
 
   private constructor(opts: StreamerOptions) {
     this.client = opts.client;
@@ -165,6 +173,7 @@ export class Streamer {
     this.pollMs = opts.poll_ms ?? 200;
     this.nowNs = opts.now_ns ?? wallClockNs;
     this.expiryCheckMs = opts.expiry_check_ms ?? 1000;
+    this.statsLogMs = opts.stats_log_ms ?? 10_000;
     this.log = opts.logger;
   }
 
@@ -249,9 +258,8 @@ export class Streamer {
           const r = await this.syncOnce();
           failures = 0;
           idle = r.transfers === 0 && r.accounts === 0;
-          if (r.transfers > 0 || r.expired > 0) {
-            this.log?.info({ streamer: { ...r, cursor_ts: String(this.transferCursor), lag: lagForLog(this.lag()) } }, "streamer: copied");
-          }
+          if (r.expired > 0) this.log?.info({ expired: r.expired }, "streamer: expired holds recorded");
+          this.logStats(this.statsLogMs);
         } catch (err) {
           failures++;
           this.log?.error({ err, failures }, "streamer: sync failed; retrying from the stored cursor");
@@ -284,6 +292,7 @@ export class Streamer {
     const l = this.loop;
     this.loop = null;
     if (l) await l;
+    this.logStats(0, true);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -295,7 +304,7 @@ export class Streamer {
       if (page.length === 0) break;
       const snapshot_ns = this.nowNs();
       await Promise.all([
-        this.sink.insert("accounts", ACCOUNT_COLUMNS, page.map((a) => accountRow(a, snapshot_ns))),
+        this.sink.insert("accounts", ACCOUNT_COLUMNS, page.map((a) => accountRow(a, snapshot_ns, this.transferCursor))),
         this.sink.insert("identities", IDENTITY_COLUMNS, page.map(identityRow)),
       ]);
       const last = page[page.length - 1]!.timestamp;
@@ -352,7 +361,39 @@ export class Streamer {
     await this.writeCursor("transfers", last, BigInt(transfers.length));
     this.transferCursor = last;
     const commit_ns = wallClockNs();
-    for (const t of transfers) this.lagHistogram.add(Number(commit_ns - t.timestamp) / 1e6);
+    for (const t of transfers) {
+      const lag_ms = Number(commit_ns - t.timestamp) / 1e6;
+      this.lagHistogram.add(lag_ms);
+      this.windowLag.add(lag_ms);
+    }
+    this.windowEvents += transfers.length;
+  }
+
+  /** Log copy rate and lag quantiles every `every_ms` while events flow. */
+  private logStats(every_ms: number, force = false): void {
+    const elapsed = Date.now() - this.windowStart;
+    if (!force && elapsed < every_ms) return;
+    if (this.windowEvents > 0) {
+      this.log?.info(
+        {
+          streamer_stats: {
+            events: this.windowEvents,
+            events_per_s: Math.round((this.windowEvents * 1000) / Math.max(1, elapsed)),
+            lag_p50_ms: this.windowLag.quantile(0.5),
+            lag_p99_ms: this.windowLag.quantile(0.99),
+            lag_max_ms: this.windowLag.quantile(1),
+            total_lag_p50_ms: this.lagHistogram.quantile(0.5),
+            total_lag_p99_ms: this.lagHistogram.quantile(0.99),
+            total_events: this.lagHistogram.total,
+            ...lagForLog(this.lag()),
+          },
+        },
+        "streamer: stats",
+      );
+    }
+    this.windowLag.reset();
+    this.windowEvents = 0;
+    this.windowStart = Date.now();
   }
 
   private async snapshotAccounts(ids: Set<bigint>, as_of_ts: bigint): Promise<Promise<void>[]> {
@@ -364,10 +405,7 @@ export class Streamer {
     }
     if (found.length === 0) return [];
     const snapshot_ns = this.nowNs();
-    return [
-      this.sink.insert("accounts", ACCOUNT_COLUMNS, found.map((a) => accountRow(a, snapshot_ns))),
-      this.sink.insert("account_balances", BALANCE_COLUMNS, found.map((a) => balanceRow(a, as_of_ts, snapshot_ns))),
-    ];
+    return [this.sink.insert("accounts", ACCOUNT_COLUMNS, found.map((a) => accountRow(a, snapshot_ns, as_of_ts)))];
   }
 
   private recomputeDerived(sessions: Set<bigint>, payouts: Set<bigint>): Promise<void>[] {
@@ -375,7 +413,8 @@ export class Streamer {
     const ids = (set: Set<bigint>) => {
       const all = [...set];
       const groups: bigint[][] = [];
-      for (let i = 0; i < all.length; i += 4096) groups.push(all.slice(i, i + 4096));
+      // 1000 ids (~40 digits, twice per statement) keep each statement well under max_query_size (256 KiB)
+      for (let i = 0; i < all.length; i += RECOMPUTE_GROUP) groups.push(all.slice(i, i + RECOMPUTE_GROUP));
       return groups;
     };
     for (const g of ids(sessions)) out.push(this.sink.exec(recomputeSessionsSql(this.sink.database, g)));
@@ -390,8 +429,11 @@ export class Streamer {
    */
   private async recordExpired(caught_up_ns: bigint): Promise<number> {
     let total = 0;
+    // Every hold with a deadline <= the previous check was settled then (see above), so only the
+    // window since it needs looking at; a restart looks at everything once.
+    const from = this.expiryCheckedTo;
     for (;;) {
-      const rows = await this.sink.query(expiredCandidatesSql(this.sink.database, caught_up_ns));
+      const rows = await this.sink.query(expiredCandidatesSql(this.sink.database, from, caught_up_ns));
       if (rows.length === 0) break;
       const resolutions: Row[] = [];
       const accounts = new Set<bigint>();
@@ -416,6 +458,7 @@ export class Streamer {
       this.log?.info({ expired: rows.length }, "streamer: recorded expired pending transfers");
       if (rows.length < LEDGER_BATCH_MAX) break;
     }
+    this.expiryCheckedTo = caught_up_ns;
     return total;
   }
 

@@ -183,7 +183,8 @@ describe("CDC streamer: embedded ledger -> embedded chDB", () => {
     // the command line, on the same data directory (the ledger and chDB are single-process)
     await sink.close();
     await client.close();
-    for (const args of [["reconcile", "--no-sync"], ["reconcile"]]) {
+    // (catching up first, the default, cannot hide drift in what was already copied)
+    for (const args of [["reconcile"]]) {
       const run = spawnSync(process.execPath, ["bin/masques-ledger.js", ...args], {
         cwd: REPO,
         env: { ...process.env, MASQUES_DATA_DIR: tmp.dir, MASQUES_LOG_LEVEL: "silent" },
