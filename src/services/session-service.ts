@@ -109,8 +109,16 @@ export interface OpenSession {
  * meters are known from its hold alone (the hold carries the wallet, not the agent id).
  */
 export function usageMeterOfWallet(wallet_id: bigint, ledger: number): bigint {
-  return deterministicId("account", "usage_meter", idToHex(wallet_id), ledger);
+  let m = meterMemo.get(wallet_id);
+  if (m === undefined) {
+    const hex = idToHex(wallet_id);
+    m = new Map(Object.values(USAGE_LEDGER).map((l) => [l, deterministicId("account", "usage_meter", hex, l)]));
+    if (meterMemo.size >= 100_000) meterMemo.clear();
+    meterMemo.set(wallet_id, m);
+  }
+  return m.get(ledger) ?? deterministicId("account", "usage_meter", idToHex(wallet_id), ledger);
 }
+const meterMemo = new Map<bigint, Map<number, bigint>>();
 
 export function usageMeterId(agent_id: string, ledger: number): bigint {
   return usageMeterOfWallet(agentWalletId(agent_id), ledger);
@@ -392,9 +400,10 @@ export class SessionEngine {
    */
   async sessionTransfers(sid: bigint): Promise<Transfer[]> {
     const ids = sessionTransferIds(sid);
-    const money = await this.ledger.lookupTransfers([ids.hold, ids.post, ids.void, ids.author, ids.platform, ids.debt]);
+    const money = await this.ledger.lookupTransfers([ids.hold, ids.post, ids.void]);
     const hold = money.find((t) => t.id === ids.hold);
     if (!hold) return money;
+    if (money.some((t) => t.id === ids.post)) money.push(...(await this.ledger.lookupTransfers([ids.author, ids.platform, ids.debt])));
     let end = 0n;
     for (const t of money) if ((t.id === ids.post || t.id === ids.void) && t.timestamp > end) end = t.timestamp;
     const usage = await Promise.all(
