@@ -150,14 +150,27 @@ const processIo: CliIo = {
   env: process.env,
 };
 
+let ioOverride: CliIo | undefined;
+
+/**
+ * Run client commands against another stdout/stderr/environment (tests drive commands in-process
+ * with it; the binary always uses the real process). Returns a function that restores the default.
+ */
+export function setCliIo(io: CliIo): () => void {
+  ioOverride = io;
+  return () => {
+    ioOverride = undefined;
+  };
+}
+
 /** Build a CliCommand from a spec. */
-export function defineClientCommand(spec: ClientCommandSpec, io: CliIo = processIo): CliCommand {
+export function defineClientCommand(spec: ClientCommandSpec, io?: CliIo): CliCommand {
   const help = helpText(spec);
   return {
     name: spec.name,
     summary: spec.summary,
     help,
-    run: (argv) => runClientCommand(spec, help, argv, io),
+    run: (argv) => runClientCommand(spec, help, argv, io ?? ioOverride ?? processIo),
   };
 }
 

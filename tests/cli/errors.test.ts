@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { parse } from "yaml";
 import { startDaemon, type Daemon } from "../support/daemon.js";
-import { at, micro, runCli } from "./helpers.js";
+import { at, micro, runCli, runInProcess } from "./helpers.js";
 import { commands } from "../../src/cli/commands/index.js";
 
 const MASQUES_DIR = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../masques");
@@ -31,7 +31,7 @@ async function closedPort(): Promise<number> {
 
 async function agent(id: string, fund?: string): Promise<Record<string, string>> {
   if (fund) {
-    const r = await runCli(["deposit", id, fund], { MASQUES_ENDPOINT: live, MASQUES_TOKEN: adminToken });
+    const r = await runInProcess(["deposit", id, fund], { MASQUES_ENDPOINT: live, MASQUES_TOKEN: adminToken });
     expect(r.code, r.stderr).toBe(0);
   }
   return { MASQUES_ENDPOINT: live, MASQUES_TOKEN: await d.token("agent", id), MASQUES_SESSION_FILE: path.join(dir, `${id}.session.yaml`) };
@@ -68,14 +68,14 @@ describe("user errors exit 1 with an actionable message", () => {
 
   it("unknown masque, no wallet, someone else's wallet, agent depositing, no token", async () => {
     const env = await agent("agent-errs", "5");
-    const [unknown, nowallet, denied, deposit, notoken, badtoken] = await Promise.all([
-      runCli(["don", "no-such-masque"], env),
-      runCli(["don", "code-reviewer"], { ...env, MASQUES_TOKEN: await d.token("agent", "agent-nowallet"), MASQUES_SESSION_FILE: path.join(dir, "nw.yaml") }),
-      runCli(["balance", "--agent", "agent-poor"], env),
-      runCli(["deposit", "agent-errs", "100"], env),
-      runCli(["balance"], { MASQUES_ENDPOINT: live }),
-      runCli(["balance"], { MASQUES_ENDPOINT: live, MASQUES_TOKEN: "not-a-jwt" }),
-    ]);
+    // The first through the binary; the rest in-process (same code path minus process start-up).
+    const unknownP = runCli(["don", "no-such-masque"], env);
+    const nowallet = await runInProcess(["don", "code-reviewer"], { ...env, MASQUES_TOKEN: await d.token("agent", "agent-nowallet"), MASQUES_SESSION_FILE: path.join(dir, "nw.yaml") });
+    const denied = await runInProcess(["balance", "--agent", "agent-poor"], env);
+    const deposit = await runInProcess(["deposit", "agent-errs", "100"], env);
+    const notoken = await runInProcess(["balance"], { MASQUES_ENDPOINT: live });
+    const badtoken = await runInProcess(["balance"], { MASQUES_ENDPOINT: live, MASQUES_TOKEN: "not-a-jwt" });
+    const unknown = await unknownP;
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/Unknown masque: .*no-such-masque/);
     expect(unknown.stderr).toContain("MASQUES_DIR");
@@ -92,18 +92,17 @@ describe("user errors exit 1 with an actionable message", () => {
     expect(badtoken.code).toBe(1);
     expect(badtoken.stderr).toMatch(/not a JWT/);
     // Nothing moved for the agent whose calls were refused.
-    const bal = await runCli(["balance", "--json"], env);
+    const bal = await runInProcess(["balance", "--json"], env);
     expect(micro(bal.json, "account", "available", "micro")).toBe(5_000_000n);
   });
 
   it("doff with nothing donned and donning a second masque say what to do", async () => {
     const env = await agent("agent-twice", "5");
-    const [none, hb, hookUsage, usage] = await Promise.all([
-      runCli(["doff"], env),
-      runCli(["heartbeat", "--quiet"], env),
-      runCli(["usage", "--tool-calls", "1", "--quiet", "--if-active"], env),
-      runCli(["usage", "--tool-calls", "1"], env),
-    ]);
+    const hbP = runCli(["heartbeat", "--quiet"], env);
+    const none = await runInProcess(["doff"], env);
+    const hookUsage = await runInProcess(["usage", "--tool-calls", "1", "--quiet", "--if-active"], env);
+    const usage = await runInProcess(["usage", "--tool-calls", "1"], env);
+    const hb = await hbP;
     expect(none.code).toBe(1);
     expect(none.stderr).toContain("No masque is currently active");
     // Hooks run on every prompt / tool call: with nothing donned they are silent no-ops.
@@ -111,12 +110,12 @@ describe("user errors exit 1 with an actionable message", () => {
     expect([hookUsage.code, hookUsage.stdout, hookUsage.stderr]).toEqual([0, "", ""]);
     expect(usage.code).toBe(1);
     expect(usage.stderr).toContain("No paid masque session is active");
-    expect((await runCli(["don", "code-reviewer"], env)).code).toBe(0);
-    const second = await runCli(["don", "pair-programmer"], env);
+    expect((await runInProcess(["don", "code-reviewer"], env)).code).toBe(0);
+    const second = await runInProcess(["don", "pair-programmer"], env);
     expect(second.code).toBe(1);
     expect(second.stderr).toContain('"code-reviewer" is still donned');
     expect(second.stderr).toContain("masques-ledger doff");
-    expect((await runCli(["cancel"], env)).code).toBe(0);
+    expect((await runInProcess(["cancel"], env)).code).toBe(0);
   });
 });
 
@@ -133,7 +132,13 @@ describe("usage errors exit 2 and point to --help", () => {
       [["balance", "--transport", "carrier-pigeon"], env, /--transport: expected grpc or connect/],
       [["balance"], { MASQUES_ENDPOINT: "localhost:50051", MASQUES_TOKEN: "x" }, /MASQUES_ENDPOINT: must be an http/],
     ];
-    const results = await Promise.all(cases.map(([args, e]) => runCli(args, e)));
+    // Through the binary for two of them (what a person types), in-process for the rest.
+    const results: Awaited<ReturnType<typeof runCli>>[] = [];
+    const viaBinary = Promise.all([runCli(cases[0]![0], cases[0]![1]), runCli(cases[7]![0], cases[7]![1])]);
+    for (const [args, e] of cases.slice(1, 7)) results.push(await runInProcess(args, e));
+    const [first, last] = await viaBinary;
+    results.unshift(first!);
+    results.push(last!);
     results.forEach((r, i) => {
       const [args, , msg] = cases[i]!;
       expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(2);
@@ -200,7 +205,7 @@ describe("outages exit 3, and re-running finishes the same operation", () => {
 
   it("heartbeat and balance against a dead daemon exit 3 with how to fix it", async () => {
     const env = { MASQUES_ENDPOINT: dead, MASQUES_TOKEN: await d.token("agent", "agent-x"), MASQUES_TIMEOUT_MS: "2000" };
-    const [bal, json] = await Promise.all([runCli(["balance"], env), runCli(["balance", "--json"], env)]);
+    const [bal, json] = await Promise.all([runCli(["balance"], env), runInProcess(["balance", "--json"], env)]);
     expect(bal.code).toBe(3);
     expect(bal.stderr).toContain(dead);
     expect(bal.stderr).toContain("masques-ledger serve");

@@ -47,6 +47,42 @@ export function runCli(args: string[], env: Record<string, string | undefined>):
   });
 }
 
+/**
+ * Run a client command in this process (same parsing, SDK, output and exit code as the binary,
+ * minus process start-up): for the many error cases that do not need a separate process.
+ * Calls are serialised because the captured stdout/stderr are process-wide.
+ */
+let inProcessQueue: Promise<unknown> = Promise.resolve();
+export function runInProcess(args: string[], env: Record<string, string | undefined>): Promise<CliResult> {
+  const go = async (): Promise<CliResult> => {
+    const { commands } = await import("../../src/cli/commands/index.js");
+    const { setCliIo } = await import("../../src/cli/client-common.js");
+    const [name, ...rest] = args;
+    const cmd = commands.find((c) => c.name === name);
+    if (!cmd) throw new Error(`no command ${name}`);
+    let stdout = "";
+    let stderr = "";
+    const restore = setCliIo({ stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s), env: { ...env } });
+    try {
+      const code = await cmd.run(rest);
+      let json: Record<string, unknown> | undefined;
+      if (args.includes("--json")) {
+        try {
+          json = JSON.parse(stdout) as Record<string, unknown>;
+        } catch {
+          json = undefined;
+        }
+      }
+      return { code, stdout, stderr, json };
+    } finally {
+      restore();
+    }
+  };
+  const p = inProcessQueue.then(go, go);
+  inProcessQueue = p.catch(() => undefined);
+  return p;
+}
+
 /** Dig into parsed JSON output: at(j, "session", "charged", "micro"). */
 export function at(v: unknown, ...keys: string[]): unknown {
   let cur = v;
