@@ -31,11 +31,22 @@ export interface ModelAccount {
   timestamp: bigint;
 }
 
+export interface BalanceEntry {
+  transfer_id: bigint;
+  timestamp: bigint;
+  debits_pending: bigint;
+  debits_posted: bigint;
+  credits_pending: bigint;
+  credits_posted: bigint;
+}
+
 interface State {
   accounts: Map<bigint, ModelAccount>;
   transfers: Map<bigint, Transfer>;
   pending: Map<bigint, PendingStatus>;
   failed: Set<bigint>;
+  /** Per account, its balances right after each of its transfers (what get_account_balances shows). */
+  history: Map<bigint, BalanceEntry[]>;
 }
 
 function cloneState(s: State): State {
@@ -44,6 +55,7 @@ function cloneState(s: State): State {
     transfers: new Map(s.transfers),
     pending: new Map(s.pending),
     failed: new Set(s.failed),
+    history: new Map([...s.history].map(([k, v]) => [k, [...v]])),
   };
 }
 
@@ -52,7 +64,7 @@ const satSub = (a: bigint, b: bigint) => (a > b ? a - b : 0n);
 const min = (a: bigint, b: bigint) => (a < b ? a : b);
 
 export class Model {
-  private s: State = { accounts: new Map(), transfers: new Map(), pending: new Map(), failed: new Set() };
+  private s: State = { accounts: new Map(), transfers: new Map(), pending: new Map(), failed: new Set(), history: new Map() };
 
   get accounts(): ReadonlyMap<bigint, ModelAccount> {
     return this.s.accounts;
@@ -65,6 +77,24 @@ export class Model {
   }
   isFailed(id: bigint): boolean {
     return this.s.failed.has(id);
+  }
+  history(account: bigint): readonly BalanceEntry[] {
+    return this.s.history.get(account) ?? [];
+  }
+
+  private record(t: Transfer, dr: ModelAccount, cr: ModelAccount): void {
+    for (const a of [dr, cr]) {
+      const list = this.s.history.get(a.id) ?? [];
+      list.push({
+        transfer_id: t.id,
+        timestamp: t.timestamp,
+        debits_pending: a.debits_pending,
+        debits_posted: a.debits_posted,
+        credits_pending: a.credits_pending,
+        credits_posted: a.credits_posted,
+      });
+      this.s.history.set(a.id, list);
+    }
   }
 
   /** Open pending transfers whose deadline (timestamp + timeout) is <= now_ns. */
@@ -261,6 +291,7 @@ export class Model {
     }
     if (has(t.flags, TransferFlags.closing_debit)) dr.flags |= AccountFlags.closed;
     if (has(t.flags, TransferFlags.closing_credit)) cr.flags |= AccountFlags.closed;
+    this.record(this.s.transfers.get(t.id)!, dr, cr);
     return "created";
   }
 
@@ -320,6 +351,7 @@ export class Model {
       if (has(p.flags, TransferFlags.closing_debit)) dr.flags &= ~AccountFlags.closed;
       if (has(p.flags, TransferFlags.closing_credit)) cr.flags &= ~AccountFlags.closed;
     }
+    this.record(this.s.transfers.get(t.id)!, dr, cr);
     return "created";
   }
 
