@@ -25,6 +25,7 @@ let daemon: RunningDaemon;
 let grpcClient: Client<typeof AccountService>;
 let connectClient: Client<typeof AccountService>;
 const logLines: Record<string, unknown>[] = [];
+let slowCallEntered = false;
 const observed: { signalReason?: unknown; timeoutMs?: number | undefined } = {};
 
 beforeAll(async () => {
@@ -62,6 +63,11 @@ beforeAll(async () => {
             observed.timeoutMs = ctx.timeoutMs();
             await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => resolve(), { once: true }));
             observed.signalReason = ctx.signal.reason;
+            return {};
+          },
+          async getBalanceHistory() {
+            slowCallEntered = true;
+            await new Promise((r) => setTimeout(r, 400));
             return {};
           },
           openAuthorEarnings() {
@@ -141,4 +147,15 @@ test("error code, message, metadata and typed details cross both transports unch
 test("methods a service leaves out answer UNIMPLEMENTED (after authentication)", async () => {
   const err = (await grpcClient.listTransfers({}).catch((e: unknown) => e)) as ConnectError;
   expect(err.code).toBe(Code.Unimplemented);
+});
+
+test("shutdown drains: an in-flight call completes, then the daemon stops and refuses new calls", async () => {
+  const inFlight = grpcClient.getBalanceHistory({});
+  await expect.poll(() => slowCallEntered).toBe(true);
+  const stopping = daemon.stop("drain test");
+  await expect(inFlight).resolves.toBeDefined();
+  await stopping;
+  const err = (await grpcClient.getAccount({}).catch((e: unknown) => e)) as ConnectError;
+  expect(err.code).toBe(Code.Unavailable);
+  expect(logLines.map((l) => l.msg)).toContain("stopped");
 });
