@@ -128,7 +128,7 @@ export async function openBackend(): Promise<Backend> {
       await sleep(0);
     },
     nowNs: () => now_ns,
-    settle: () => sleep(5),
+    settle: () => sleep(20),
     uniqueId: ids.uniqueId,
     uniqueLedger: ids.uniqueLedger,
     restart: async () => {
