@@ -13,29 +13,45 @@ export const EVENT_SIZE = 128;
 const U128_MAX = (1n << 128n) - 1n;
 const U64_MAX = (1n << 64n) - 1n;
 
-function fail(what: string, field: string, expected: string, value: unknown): never {
-  const shown = typeof value === "bigint" ? `${value}n` : typeof value === "string" ? JSON.stringify(value) : String(value);
-  throw new TypeError(`${what}.${field} must be ${expected}, got ${typeof value} ${shown}`);
+/*
+ * Error messages are tigerbeetle-node 0.17's own (strings of its native binding), so code that
+ * matches on them behaves the same on both backends: "<field> must be defined", "<field> must be a
+ * BigInt", "<field> must be positive", "<field> must fit in 128 bits", "<field> must be an unsigned
+ * 64-bit BigInt", "<field> must be a number", "<field> must be a u16.". One deliberate
+ * difference: the native binding silently wraps u32 numbers out of range (ledger: -1 becomes
+ * 4294967295); we refuse them with "<field> must be a u32." rather than log a value the caller
+ * did not mean. We throw TypeError (an Error, as the binding's are).
+ */
+function fieldError(field: string, v: unknown, kind: "u128" | "u64" | "u32" | "u16"): TypeError {
+  if (v === undefined) return new TypeError(`${field} must be defined`);
+  if (kind === "u128") {
+    if (typeof v !== "bigint") return new TypeError(`${field} must be a BigInt`);
+    if (v < 0n) return new TypeError(`${field} must be positive`);
+    return new TypeError(`${field} must fit in 128 bits`);
+  }
+  if (kind === "u64") return new TypeError(`${field} must be an unsigned 64-bit BigInt`);
+  if (typeof v !== "number") return new TypeError(`${field} must be a number`);
+  return new TypeError(`${field} must be a ${kind}.`);
 }
 
-function u128(what: string, o: Record<string, unknown>, field: string): bigint {
+function u128(o: Record<string, unknown>, field: string): bigint {
   const v = o[field];
-  if (typeof v !== "bigint" || v < 0n || v > U128_MAX) fail(what, field, "a bigint in [0, 2^128-1]", v);
+  if (typeof v !== "bigint" || v < 0n || v > U128_MAX) throw fieldError(field, v, "u128");
   return v;
 }
-function u64(what: string, o: Record<string, unknown>, field: string): bigint {
+function u64(o: Record<string, unknown>, field: string): bigint {
   const v = o[field];
-  if (typeof v !== "bigint" || v < 0n || v > U64_MAX) fail(what, field, "a bigint in [0, 2^64-1]", v);
+  if (typeof v !== "bigint" || v < 0n || v > U64_MAX) throw fieldError(field, v, "u64");
   return v;
 }
-function uint(what: string, o: Record<string, unknown>, field: string, max: number): number {
+function uint(o: Record<string, unknown>, field: string, kind: "u32" | "u16"): number {
   const v = o[field];
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > max) fail(what, field, `an integer in [0, ${max}]`, v);
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > (kind === "u32" ? U32 : U16)) throw fieldError(field, v, kind);
   return v;
 }
 function record(what: string, v: unknown): Record<string, unknown> {
   if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    throw new TypeError(`${what} must be an object, got ${v === null ? "null" : Array.isArray(v) ? "array" : typeof v}`);
+    throw new TypeError(`${what} must be an object, got ${v === null ? "null" : Array.isArray(v) ? "an array" : typeof v}`);
   }
   return v as Record<string, unknown>;
 }
@@ -43,9 +59,8 @@ function record(what: string, v: unknown): Record<string, unknown> {
 const U32 = 0xffff_ffff;
 const U16 = 0xffff;
 
-function bad(what: string, field: string, v: unknown, kind: "u128" | "u64" | "u32" | "u16"): never {
-  const expected = kind === "u128" ? "a bigint in [0, 2^128-1]" : kind === "u64" ? "a bigint in [0, 2^64-1]" : `an integer in [0, ${kind === "u32" ? U32 : U16}]`;
-  fail(what, field, expected, v);
+function bad(field: string, v: unknown, kind: "u128" | "u64" | "u32" | "u16"): never {
+  throw fieldError(field, v, kind);
 }
 // Direct property reads (not o[field]) keep these monomorphic: they run for every event.
 const isU128 = (v: unknown): v is bigint => typeof v === "bigint" && v >= 0n && v <= U128_MAX;
@@ -64,11 +79,10 @@ export function checkAccount(v: unknown, index: number): Account {
   const u128 = o.user_data_128, u64 = o.user_data_64, u32 = o.user_data_32, reserved = o.reserved;
   const ledger = o.ledger, code = o.code, flags = o.flags, timestamp = o.timestamp;
   if (!(isU128(id) && isU128(dp) && isU128(dpo) && isU128(cp) && isU128(cpo) && isU128(u128) && isU64(u64) && isU32(u32) && isU32(reserved) && isU32(ledger) && isU16(code) && isU16(flags) && isU64(timestamp))) {
-    const what = `accounts[${index}]`;
-    for (const f of ["id", "debits_pending", "debits_posted", "credits_pending", "credits_posted", "user_data_128"]) if (!isU128(o[f])) bad(what, f, o[f], "u128");
-    for (const f of ["user_data_64", "timestamp"]) if (!isU64(o[f])) bad(what, f, o[f], "u64");
-    for (const f of ["user_data_32", "reserved", "ledger"]) if (!isU32(o[f])) bad(what, f, o[f], "u32");
-    for (const f of ["code", "flags"]) if (!isU16(o[f])) bad(what, f, o[f], "u16");
+    for (const f of ["id", "debits_pending", "debits_posted", "credits_pending", "credits_posted", "user_data_128"]) if (!isU128(o[f])) bad(f, o[f], "u128");
+    for (const f of ["user_data_64", "timestamp"]) if (!isU64(o[f])) bad(f, o[f], "u64");
+    for (const f of ["user_data_32", "reserved", "ledger"]) if (!isU32(o[f])) bad(f, o[f], "u32");
+    for (const f of ["code", "flags"]) if (!isU16(o[f])) bad(f, o[f], "u16");
   }
   return {
     id: id as bigint,
@@ -94,11 +108,10 @@ export function checkTransfer(v: unknown, index: number): Transfer {
   const u128 = o.user_data_128, u64 = o.user_data_64, u32 = o.user_data_32, timeout = o.timeout;
   const ledger = o.ledger, code = o.code, flags = o.flags, timestamp = o.timestamp;
   if (!(isU128(id) && isU128(dr) && isU128(cr) && isU128(amount) && isU128(pid) && isU128(u128) && isU64(u64) && isU32(u32) && isU32(timeout) && isU32(ledger) && isU16(code) && isU16(flags) && isU64(timestamp))) {
-    const what = `transfers[${index}]`;
-    for (const f of ["id", "debit_account_id", "credit_account_id", "amount", "pending_id", "user_data_128"]) if (!isU128(o[f])) bad(what, f, o[f], "u128");
-    for (const f of ["user_data_64", "timestamp"]) if (!isU64(o[f])) bad(what, f, o[f], "u64");
-    for (const f of ["user_data_32", "timeout", "ledger"]) if (!isU32(o[f])) bad(what, f, o[f], "u32");
-    for (const f of ["code", "flags"]) if (!isU16(o[f])) bad(what, f, o[f], "u16");
+    for (const f of ["id", "debit_account_id", "credit_account_id", "amount", "pending_id", "user_data_128"]) if (!isU128(o[f])) bad(f, o[f], "u128");
+    for (const f of ["user_data_64", "timestamp"]) if (!isU64(o[f])) bad(f, o[f], "u64");
+    for (const f of ["user_data_32", "timeout", "ledger"]) if (!isU32(o[f])) bad(f, o[f], "u32");
+    for (const f of ["code", "flags"]) if (!isU16(o[f])) bad(f, o[f], "u16");
   }
   return {
     id: id as bigint,
@@ -117,40 +130,38 @@ export function checkTransfer(v: unknown, index: number): Transfer {
   };
 }
 
-export function checkId(v: unknown, index: number): bigint {
-  if (typeof v !== "bigint" || v < 0n || v > U128_MAX) fail("ids", String(index), "a bigint in [0, 2^128-1]", v);
+export function checkId(v: unknown): bigint {
+  if (typeof v !== "bigint" || v < 0n || v > U128_MAX) throw fieldError("lookup", v, "u128");
   return v;
 }
 
 export function checkAccountFilter(v: unknown): AccountFilter {
-  const what = "filter";
-  const o = record(what, v);
+  const o = record("filter", v);
   return {
-    account_id: u128(what, o, "account_id"),
-    user_data_128: u128(what, o, "user_data_128"),
-    user_data_64: u64(what, o, "user_data_64"),
-    user_data_32: uint(what, o, "user_data_32", U32),
-    code: uint(what, o, "code", U16),
-    timestamp_min: u64(what, o, "timestamp_min"),
-    timestamp_max: u64(what, o, "timestamp_max"),
-    limit: uint(what, o, "limit", U32),
-    flags: uint(what, o, "flags", U32),
+    account_id: u128(o, "account_id"),
+    user_data_128: u128(o, "user_data_128"),
+    user_data_64: u64(o, "user_data_64"),
+    user_data_32: uint(o, "user_data_32", "u32"),
+    code: uint(o, "code", "u16"),
+    timestamp_min: u64(o, "timestamp_min"),
+    timestamp_max: u64(o, "timestamp_max"),
+    limit: uint(o, "limit", "u32"),
+    flags: uint(o, "flags", "u32"),
   };
 }
 
 export function checkQueryFilter(v: unknown): QueryFilter {
-  const what = "filter";
-  const o = record(what, v);
+  const o = record("filter", v);
   return {
-    user_data_128: u128(what, o, "user_data_128"),
-    user_data_64: u64(what, o, "user_data_64"),
-    user_data_32: uint(what, o, "user_data_32", U32),
-    ledger: uint(what, o, "ledger", U32),
-    code: uint(what, o, "code", U16),
-    timestamp_min: u64(what, o, "timestamp_min"),
-    timestamp_max: u64(what, o, "timestamp_max"),
-    limit: uint(what, o, "limit", U32),
-    flags: uint(what, o, "flags", U32),
+    user_data_128: u128(o, "user_data_128"),
+    user_data_64: u64(o, "user_data_64"),
+    user_data_32: uint(o, "user_data_32", "u32"),
+    ledger: uint(o, "ledger", "u32"),
+    code: uint(o, "code", "u16"),
+    timestamp_min: u64(o, "timestamp_min"),
+    timestamp_max: u64(o, "timestamp_max"),
+    limit: uint(o, "limit", "u32"),
+    flags: uint(o, "flags", "u32"),
   };
 }
 

@@ -659,17 +659,20 @@ function tooMuch(n: number): void {
   if (n > BATCH_MAX) throw new RequestError(ErrorCodes.ERR_TOO_MUCH_DATA);
 }
 
-function checkBatch<T>(batch: unknown, what: string, check: (v: unknown, i: number) => T): T[] {
-  if (!Array.isArray(batch)) throw new TypeError(`${what} must be an array`);
+function checkBatch<T>(batch: unknown, check: (v: unknown, i: number) => T): T[] {
+  if (!Array.isArray(batch)) throw new TypeError("Batch must be an Array.");
   tooMuch(batch.length);
   const out = new Array<T>(batch.length);
   for (let i = 0; i < batch.length; i++) out[i] = check(batch[i], i);
   return out;
 }
 
-/** Filters ask for at most one message of results: TigerBeetle clamps larger limits to 8189. */
-function clampLimit<F extends { limit: number }>(f: F): F {
-  if (f.limit > BATCH_MAX) f.limit = BATCH_MAX;
+/**
+ * A filter's limit is how many results it asks for; tigerbeetle-node refuses, before sending, a
+ * request whose results cannot fit one reply (more than 8189) with ERR_TOO_MUCH_DATA.
+ */
+function checkLimit<F extends { limit: number }>(f: F): F {
+  if (f.limit > BATCH_MAX) throw new RequestError(ErrorCodes.ERR_TOO_MUCH_DATA);
   return f;
 }
 
@@ -689,49 +692,49 @@ export function openEmbeddedClient(options: EmbeddedClientOptions, factory: Stat
     createAccounts: (batch: Account[]) =>
       attempt(() => {
         engine.guard();
-        const events = checkBatch(batch, "accounts", checkAccount);
+        const events = checkBatch(batch, checkAccount);
         return engine.submitWrite<CreateAccountResult[]>("create_accounts", events);
       }),
     createTransfers: (batch: Transfer[]) =>
       attempt(() => {
         engine.guard();
-        const events = checkBatch(batch, "transfers", checkTransfer);
+        const events = checkBatch(batch, checkTransfer);
         return engine.submitWrite<CreateTransferResult[]>("create_transfers", events);
       }),
     lookupAccounts: (batch: bigint[]) =>
       attempt(() => {
         engine.guard();
-        const ids = checkBatch(batch, "ids", checkId);
+        const ids = checkBatch(batch, checkId);
         return engine.submitRead<Account[]>(() => core().lookupAccounts(ids));
       }),
     lookupTransfers: (batch: bigint[]) =>
       attempt(() => {
         engine.guard();
-        const ids = checkBatch(batch, "ids", checkId);
+        const ids = checkBatch(batch, checkId);
         return engine.submitRead<Transfer[]>(() => core().lookupTransfers(ids));
       }),
     getAccountTransfers: (filter: AccountFilter) =>
       attempt(() => {
         engine.guard();
-        const f = clampLimit(checkAccountFilter(filter));
+        const f = checkLimit(checkAccountFilter(filter));
         return engine.submitRead<Transfer[]>(() => core().getAccountTransfers(f));
       }),
     getAccountBalances: (filter: AccountFilter) =>
       attempt(() => {
         engine.guard();
-        const f = clampLimit(checkAccountFilter(filter));
+        const f = checkLimit(checkAccountFilter(filter));
         return engine.submitRead<AccountBalance[]>(() => core().getAccountBalances(f));
       }),
     queryAccounts: (filter: QueryFilter) =>
       attempt(() => {
         engine.guard();
-        const f = clampLimit(checkQueryFilter(filter));
+        const f = checkLimit(checkQueryFilter(filter));
         return engine.submitRead<Account[]>(() => core().queryAccounts(f));
       }),
     queryTransfers: (filter: QueryFilter) =>
       attempt(() => {
         engine.guard();
-        const f = clampLimit(checkQueryFilter(filter));
+        const f = checkLimit(checkQueryFilter(filter));
         return engine.submitRead<Transfer[]>(() => core().queryTransfers(f));
       }),
     destroy: () => engine.destroy(),
