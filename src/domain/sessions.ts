@@ -330,16 +330,19 @@ export function planUsage(ids: SessionAccountIds, e: UsageEventInput): Transfer[
   const base = usageEventId(e.session_id, e.seq);
   const chain = used.map(
     (k): Transfer => ({
-      ...blank(),
       id: usageTransferIdFrom(base, k),
       debit_account_id: ids.usageMeter(e.agent_id, USAGE_LEDGER[k]),
       credit_account_id: ids.usageSink(USAGE_LEDGER[k]),
       amount: e[k],
+      pending_id: 0n,
       user_data_128: e.session_id,
       user_data_64: e.seq,
       user_data_32: fp,
+      timeout: 0,
       ledger: USAGE_LEDGER[k],
       code: USAGE_CODE[k],
+      flags: 0,
+      timestamp: 0n,
     }),
   );
   for (let i = 0; i < chain.length - 1; i++) chain[i]!.flags |= TransferFlags.linked;

@@ -86,6 +86,9 @@ import { decodePageToken, encodePageToken, timestampFromNs } from "./views.js";
 import { startReaper, type Reaper } from "./reaper.js";
 
 export const MAX_USAGE_EVENTS = 2_000;
+/** Shared (never mutated) result messages: most events of a batch share one of these. */
+const APPLIED_RESULT = create(UsageResultSchema, { outcome: UsageOutcome.APPLIED, reason: "" });
+const DUPLICATE_RESULT = create(UsageResultSchema, { outcome: UsageOutcome.DUPLICATE, reason: "" });
 const LIST_DEFAULT = 50;
 const LIST_MAX = 500;
 const LEDGER_LIMIT = 8189;
@@ -766,14 +769,18 @@ export class SessionEngine {
       throw invalidArgument([{ field: "events", description: `must hold 1 to ${MAX_USAGE_EVENTS} events` }]);
     }
     const results: { outcome: UsageOutcome; reason: string }[] = events.map(() => ({ outcome: UsageOutcome.UNSPECIFIED, reason: "" }));
+    const sidCache = new Map<string, bigint | null>();
     const parsed: (bigint | null)[] = events.map((e, i) => {
-      const v: Violation[] = [];
-      const sid = parseSid(e.sessionId, `events[${i}].session_id`, v);
-      if (e.seq < 1n) v.push({ field: `events[${i}].seq`, description: "must be >= 1" });
-      for (const [k, val] of [["input_tokens", e.inputTokens], ["output_tokens", e.outputTokens], ["tool_calls", e.toolCalls]] as const) {
-        if (val > AMOUNT_MAX_MICRO) v.push({ field: `events[${i}].${k}`, description: "must be <= 2^63-1" });
+      let sid = sidCache.get(e.sessionId);
+      if (sid === undefined) {
+        try {
+          sid = parseSessionId(e.sessionId);
+        } catch {
+          sid = null;
+        }
+        sidCache.set(e.sessionId, sid);
       }
-      if (v.length > 0) {
+      if (sid === null || e.seq < 1n || e.inputTokens > AMOUNT_MAX_MICRO || e.outputTokens > AMOUNT_MAX_MICRO || e.toolCalls > AMOUNT_MAX_MICRO) {
         results[i] = { outcome: UsageOutcome.REJECTED, reason: "INVALID_ARGUMENT" };
         return null;
       }
@@ -845,7 +852,9 @@ export class SessionEngine {
     }
     const count = (o: UsageOutcome) => results.filter((r) => r.outcome === o).length;
     return {
-      results: results.map((r) => create(UsageResultSchema, r)),
+      results: results.map((r) =>
+        r.outcome === UsageOutcome.APPLIED ? APPLIED_RESULT : r.outcome === UsageOutcome.DUPLICATE ? DUPLICATE_RESULT : create(UsageResultSchema, r),
+      ),
       applied: count(UsageOutcome.APPLIED),
       duplicates: count(UsageOutcome.DUPLICATE),
       rejected: count(UsageOutcome.REJECTED),
