@@ -219,7 +219,7 @@ class Core implements StateMachine {
   readonly failedIndex = new IdIndex(this.failed);
   /** Per account: record indexes of its transfers (debit or credit side), ascending; created lazily. */
   accountTransfers: (U32List | undefined)[] = [];
-  /** Per history account: balance checkpoints along its transfer list (see BalanceHistory). */
+  /** Per history account with transfers: balance checkpoints along its transfer list (BalanceHistory). */
   accountHistory: (BalanceHistory | undefined)[] = [];
   /** Min-heap of open pending transfers with a timeout: deadline (hi, lo) and record index. */
   heapHi = new Uint32Array(64);
@@ -371,7 +371,7 @@ class Core implements StateMachine {
     w[ro + A_RESERVED] = 0;
     this.accountIndex.insert(r);
     this.accountTransfers.push(undefined);
-    this.accountHistory.push((flags & AF_HISTORY) !== 0 ? new BalanceHistory() : undefined);
+    this.accountHistory.push(undefined); // created on the account's first transfer if flags.history
     if (this.inChain) this.undoOps.push(U_ACCOUNT_APPEND, r, 0);
     return { status: CA.created, stamp: tsBig(tsHi, tsLo) };
   }
@@ -751,7 +751,7 @@ class Core implements StateMachine {
 
   /** Before a history account's balances change with its next list entry: checkpoint if due. */
   private checkpointHistory(account: number): void {
-    const h = this.accountHistory[account]!;
+    const h = (this.accountHistory[account] ??= new BalanceHistory());
     if (this.inChain && h.dirty) this.undoOps.push(U_HISTORY_DIRTY, account, 1);
     h.beforePush(
       this.accountTransfers[account]?.length ?? 0,
@@ -1471,14 +1471,14 @@ function* snapshot(core: Core): Generator<Uint8Array> {
   const counts = new Uint32Array(core.accounts.count);
   const kinds = new Uint8Array(core.accounts.count);
   core.accountHistory.forEach((h, i) => {
-    if (h === undefined) return;
+    if (h === undefined || (h.count === 0 && !h.dirty)) return;
     counts[i] = h.count;
     kinds[i] = h.rows.stride | (h.dirty ? 128 : 0);
   });
   yield new Uint8Array(counts.buffer);
   yield kinds;
   for (const h of core.accountHistory) {
-    if (h === undefined || h.count === 0) continue;
+    if (h === undefined || (h.count === 0 && !h.dirty)) continue;
     yield new Uint8Array(h.positions.buffer, 0, h.count * 4);
     yield h.rows.usedBytes();
   }
@@ -1562,11 +1562,12 @@ export function restoreStateMachine(chunks: Iterable<Uint8Array>): StateMachine 
     const flags = core.accounts.chunk(a)[core.accounts.offset(a) + A_CODE_FLAGS]! >>> 16;
     const kind = kinds[a]!;
     const n = checkpoints[a]!;
-    if ((flags & AF_HISTORY) === 0) {
-      if (kind !== 0 || n !== 0) throw new Error("snapshot history section is corrupt");
+    if (kind === 0) {
+      if (n !== 0) throw new Error("snapshot history section is corrupt");
       core.accountHistory.push(undefined);
       continue;
     }
+    if ((flags & AF_HISTORY) === 0) throw new Error("snapshot history section is corrupt");
     const width = kind & 127;
     if (width !== 8 && width !== 16) throw new Error("snapshot history section is corrupt");
     const h = new BalanceHistory();
