@@ -223,11 +223,18 @@ export function scanSegment(
 }
 
 /**
- * Appends pre-sealed records to the current segment: one write and one fdatasync per call (the
- * group commit in index.ts decides how much goes into a call). Only one append may be in flight.
- * Works on a raw fd with libuv's thread pool, so the fsync never blocks the event loop, while the
- * segment can still be opened synchronously when the engine opens.
+ * Appends pre-sealed records to the current segment: one durable write per call (the group commit
+ * in engine.ts decides how much goes into a call). Only one append may be in flight.
+ *
+ * The segment is opened with O_DSYNC where the platform has it, so a write returns only once its
+ * data (and the size change needed to read it back) is on stable storage: the same guarantee as
+ * write + fdatasync, with one thread-pool round trip instead of two (measured here: p50 0.17 ms vs
+ * 0.27 ms for 8 KiB; ADR 0010). Without O_DSYNC it falls back to write + fdatasync. Works on a raw
+ * fd through libuv's thread pool, so the disk wait never blocks the event loop, while the segment
+ * can still be opened synchronously when the engine opens.
  */
+const O_DSYNC = fs.constants.O_DSYNC ?? 0;
+
 export class SegmentWriter {
   private fd: number;
   private position: number;
@@ -243,12 +250,13 @@ export class SegmentWriter {
 
   /** Open an existing (already scanned/repaired) segment for append at its end. */
   static openExisting(file: string, firstSeq: bigint): SegmentWriter {
-    return new SegmentWriter(file, firstSeq, fs.openSync(file, "r+"));
+    return new SegmentWriter(file, firstSeq, fs.openSync(file, fs.constants.O_RDWR | O_DSYNC));
   }
 
   /** Create a new, empty segment (the caller fsyncs the directory). */
   static create(file: string, firstSeq: bigint): SegmentWriter {
-    return new SegmentWriter(file, firstSeq, fs.openSync(file, "wx"));
+    const { O_RDWR, O_CREAT, O_EXCL } = fs.constants;
+    return new SegmentWriter(file, firstSeq, fs.openSync(file, O_RDWR | O_CREAT | O_EXCL | O_DSYNC, 0o644));
   }
 
   get size(): number {
@@ -263,7 +271,7 @@ export class SegmentWriter {
       );
     }
     this.position += data.length;
-    await new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));
+    if (O_DSYNC === 0) await new Promise<void>((resolve, reject) => fs.fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));
   }
 
   closeSync(): void {
