@@ -14,6 +14,7 @@ import { startHttpServer, type HttpServer } from "./server/http.js";
 import { wrapService } from "./server/pipeline.js";
 import type { DaemonContext, ServicesModule } from "./server/registry.js";
 import * as servicesModule from "./services/index.js";
+import { startStreamer, type RunningStreamer } from "./streamer/index.js";
 
 export interface RunningDaemon {
   grpcAddr: string;
@@ -95,12 +96,28 @@ export async function runDaemon(
   }
   const g = grpcServer;
   const h = httpServer;
+  // CDC to ClickHouse: not on the money path, so a streamer that cannot start is logged and the
+  // daemon serves without analytics (`masques-ledger reconcile` reports the gap later).
+  let streamer: RunningStreamer | undefined;
+  if (config.STREAMER_ENABLED) {
+    try {
+      streamer = await startStreamer({ ledger: ledger.client, config, log: log.child({ component: "streamer" }), clock: ctx.clock });
+    } catch (err) {
+      log.error({ err }, "streamer failed to start; serving without analytics");
+    }
+  }
   setServing(g, specs, true);
   h.setServing(true);
   const grpcAddr = hostPort(config.MASQUES_GRPC_ADDR.host, g.port);
   const httpAddr = hostPort(config.MASQUES_HTTP_ADDR.host, h.port);
   log.info(
-    { grpc_addr: grpcAddr, http_addr: httpAddr, services: specs.map((s) => s.service.typeName), auth: verifier.source },
+    {
+      grpc_addr: grpcAddr,
+      http_addr: httpAddr,
+      services: specs.map((s) => s.service.typeName),
+      auth: verifier.source,
+      streamer: streamer ? streamer.describe : "off",
+    },
     "listening",
   );
 
@@ -129,6 +146,11 @@ export async function runDaemon(
         if (services.onStop) await services.onStop(ctx);
       } catch (err) {
         log.error({ err }, "service shutdown hook failed");
+      }
+      try {
+        await streamer?.stop();
+      } catch (err) {
+        log.error({ err }, "streamer shutdown failed");
       }
       await ledger.close();
       log.info("stopped");
