@@ -168,6 +168,25 @@ describe("session lifecycle", () => {
     expect(listed.sessions.length).toBe(10);
   });
 
+  it("racing Doffs and Cancels of one session settle it exactly once", async () => {
+    const agent = fresh("racer");
+    const c = await h.fundedAgent(agent, 5_000_000n);
+    const sid = newSessionId();
+    await c.sessions.don({ sessionId: sid, masque: "code-reviewer" });
+    await c.sessions.recordUsage({ events: [{ sessionId: sid, seq: 1n, inputTokens: 1_000n, outputTokens: 1_000n, toolCalls: 1n }] });
+    const calls = Array.from({ length: 12 }, (_, i) =>
+      i % 3 === 2 ? c.sessions.cancel({ sessionId: sid }).then((r) => r.session!) : c.sessions.doff({ sessionId: sid }).then((r) => r.session!),
+    );
+    const settled = await Promise.allSettled(calls);
+    const ok = settled.filter((r): r is PromiseFulfilledResult<Session> => r.status === "fulfilled").map((r) => r.value);
+    expect(ok.length).toBeGreaterThan(0);
+    const final = (await c.sessions.getSession({ sessionId: sid })).session!;
+    // every successful answer is the one recorded outcome; the losers got FAILED_PRECONDITION
+    for (const s of ok) expect(s).toEqual(final);
+    for (const r of settled) if (r.status === "rejected") expect(String(r.reason)).toMatch(/SESSION_(SETTLED|CANCELLED)|already settled|was cancelled/);
+    expect(await h.available(agent)).toBe(5_000_000n - final.chargedMicro);
+  });
+
   it("soft mode charges the overrun as debt; shadow mode holds and moves nothing but prices the session", async () => {
     const admin = await h.as("admin", "ops");
     const agent = fresh("soft");
