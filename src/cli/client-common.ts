@@ -199,7 +199,7 @@ async function runClientCommand(spec: ClientCommandSpec, help: string, argv: str
       strict: true,
     });
   } catch (e) {
-    return usage((e as Error).message.replace(/\. To specify a positional argument.*$/s, "."));
+    return usage((e as Error).message);
   }
   const values = parsed.values as Record<string, string | boolean | (string | boolean)[] | undefined>;
   if (values["help"]) {

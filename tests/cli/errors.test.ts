@@ -78,7 +78,7 @@ describe("user errors exit 1 with an actionable message", () => {
     const unknown = await unknownP;
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/Unknown masque: .*no-such-masque/);
-    expect(unknown.stderr).toContain("MASQUES_DIR");
+    expect(unknown.stderr).toContain("The daemon knows: code-reviewer (reserve $2.00)");
     expect(nowallet.code).toBe(1);
     expect(nowallet.stderr).toContain("No such account");
     expect(nowallet.stderr).toContain("masques-ledger deposit");
@@ -124,6 +124,7 @@ describe("usage errors exit 2 and point to --help", () => {
     const env = { MASQUES_ENDPOINT: live, MASQUES_TOKEN: "x" };
     const cases: Array<[string[], Record<string, string>, RegExp]> = [
       [["don"], env, /missing <masque>/],
+      [["don", "code-reviewer", "--fix", "it"], env, /Unknown option '--fix'/],
       [["usage", "--tool-calls", "abc"], env, /--tool-calls: expected a non-negative whole number/],
       [["usage"], env, /nothing to report/],
       [["don", "code-reviewer", "--max-spend", "1.0000001"], env, /--max-spend: .*at most 6 fractional digits/],
@@ -134,8 +135,8 @@ describe("usage errors exit 2 and point to --help", () => {
     ];
     // Through the binary for two of them (what a person types), in-process for the rest.
     const results: Awaited<ReturnType<typeof runCli>>[] = [];
-    const viaBinary = Promise.all([runCli(cases[0]![0], cases[0]![1]), runCli(cases[7]![0], cases[7]![1])]);
-    for (const [args, e] of cases.slice(1, 7)) results.push(await runInProcess(args, e));
+    const viaBinary = Promise.all([runCli(cases[0]![0], cases[0]![1]), runCli(cases[8]![0], cases[8]![1])]);
+    for (const [args, e] of cases.slice(1, 8)) results.push(await runInProcess(args, e));
     const [first, last] = await viaBinary;
     results.unshift(first!);
     results.push(last!);
@@ -159,7 +160,7 @@ describe("usage errors exit 2 and point to --help", () => {
     // And through the binary, as a person would type it.
     const r = await runCli(["don", "--help"], {});
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain("Usage: masques-ledger don <masque> [intent...]");
+    expect(r.stdout).toContain("Usage: masques-ledger don <masque> [options] [--] [intent...]");
     expect(r.stdout).toContain("--session-file");
   });
 });

@@ -48,13 +48,13 @@ describe("plugin flow: don -> usage -> heartbeat -> doff", () => {
       "# Auto-managed by masques plugin\nactive:\n  name: null\n  source: null\n  donned_at: null\nprevious:\n  name: researcher\n  source: private\n  doffed_at: 2026-01-26T12:00:00Z\nplugin_setting: kept # must survive\n",
     );
 
-    const don = await runCli(["don", "pair-programmer", "write", "the", "tests", "--source", "private", "--json"], agentEnv);
+    const don = await runCli(["don", "pair-programmer", "--source", "private", "--json", "--", "write", "the", "--tests"], agentEnv);
     expect(don.code, don.stderr).toBe(0);
     const sid = at(don.json, "session", "session_id") as string;
     expect(sid).toMatch(/^[0-9a-f]{32}$/);
     expect(micro(don.json, "session", "hold", "micro")).toBe(1_000_000n); // pair-programmer reserves $1
     let file = parse(await readFile(sessionFile, "utf8"));
-    expect(file.active).toMatchObject({ name: "pair-programmer", source: "private", ledger: { session_id: sid, status: "active", reserved_usd: "1.000000", intent: "write the tests", usage_seq: 0 } });
+    expect(file.active).toMatchObject({ name: "pair-programmer", source: "private", ledger: { session_id: sid, status: "active", reserved_usd: "1.000000", intent: "write the --tests", usage_seq: 0 } });
     expect(file.previous.name).toBe("researcher");
     expect(file.plugin_setting).toBe("kept");
 

@@ -1,9 +1,9 @@
 /**
  * Client configuration: explicit options win, then the environment, then local defaults.
  *
- *   MASQUES_ENDPOINT    daemon URL (default http://127.0.0.1:50051, the daemon's gRPC port)
- *   MASQUES_TRANSPORT   grpc | connect (default grpc; use connect with the daemon's HTTP port,
- *                       e.g. MASQUES_ENDPOINT=http://127.0.0.1:8080)
+ *   MASQUES_ENDPOINT    daemon URL (default http://127.0.0.1:50051, the daemon's gRPC port; with
+ *                       MASQUES_TRANSPORT=connect, http://127.0.0.1:8080, its HTTP port)
+ *   MASQUES_TRANSPORT   grpc | connect (default grpc)
  *   MASQUES_TOKEN       bearer JWT for the calling agent / author / admin
  *   MASQUES_TIMEOUT_MS  default total deadline per call, retries included (default 15000)
  */
@@ -35,6 +35,8 @@ export interface ResolvedClientConfig {
 }
 
 export const DEFAULT_ENDPOINT = "http://127.0.0.1:50051";
+/** The daemon's default HTTP (Connect / gRPC-Web / JSON) port, used when transport is connect. */
+export const DEFAULT_CONNECT_ENDPOINT = "http://127.0.0.1:8080";
 export const DEFAULT_TIMEOUT_MS = 15_000;
 
 export class ConfigError extends Error {}
@@ -57,12 +59,16 @@ function pick<T>(name: string, value: unknown, schema: z.ZodType<T>): T {
 export function resolveClientConfig(opts: ClientOptions = {}): ResolvedClientConfig {
   const env = opts.env ?? process.env;
   const blank = (s: string | undefined) => (s === undefined || s.trim() === "" ? undefined : s.trim());
-  const endpoint = pick(opts.endpoint ? "endpoint" : "MASQUES_ENDPOINT", opts.endpoint ?? blank(env["MASQUES_ENDPOINT"]) ?? DEFAULT_ENDPOINT, endpointSchema).replace(/\/+$/, "");
   const transport = pick(
     opts.transport ? "transport" : "MASQUES_TRANSPORT",
     opts.transport ?? blank(env["MASQUES_TRANSPORT"])?.toLowerCase() ?? "grpc",
     z.enum(["grpc", "connect"], { message: 'must be "grpc" or "connect"' }),
   );
+  const endpoint = pick(
+    opts.endpoint ? "endpoint" : "MASQUES_ENDPOINT",
+    opts.endpoint ?? blank(env["MASQUES_ENDPOINT"]) ?? (transport === "connect" ? DEFAULT_CONNECT_ENDPOINT : DEFAULT_ENDPOINT),
+    endpointSchema,
+  ).replace(/\/+$/, "");
   const timeout_ms = pick(
     opts.timeout_ms !== undefined ? "timeout_ms" : "MASQUES_TIMEOUT_MS",
     opts.timeout_ms ?? (blank(env["MASQUES_TIMEOUT_MS"]) !== undefined ? Number(env["MASQUES_TIMEOUT_MS"]) : DEFAULT_TIMEOUT_MS),

@@ -1,5 +1,7 @@
 import { defineClientCommand, formatUsd, sessionJson, UsageError } from "../client-common.js";
 import { donMasque } from "../../../clients/sdk/src/plugin-session.js";
+import { MasquesError, NotFoundError } from "../../../clients/sdk/src/errors.js";
+import type { MasquesClient } from "../../../clients/sdk/src/client.js";
 
 const MODES = ["shadow", "soft", "live"] as const;
 
@@ -7,10 +9,11 @@ const MODES = ["shadow", "soft", "live"] as const;
 export const donCommand = defineClientCommand({
   name: "don",
   summary: "Don a masque: hold its reservation and record the session for /don",
-  usage: "don <masque> [intent...] [options]",
+  usage: "don <masque> [options] [--] [intent...]",
   description: `Starts a paid session of <masque>: the daemon holds the masque's reservation (capped by
 --max-spend) from your wallet, and the session is written to the plugin's session file
-(active.ledger) so /doff, /id and the heartbeat hook find it. [intent] is kept with the session.
+(active.ledger) so /doff, /id and the heartbeat hook find it. [intent] is kept with the session;
+put it after \`--\` if it may start with a dash.
 
 Safe to re-run: donning the masque that is already active returns the same session, and after an
 outage (exit 3) re-running finishes the same Don (same session id) — it never holds twice.`,
@@ -28,7 +31,7 @@ outage (exit 3) re-running finishes the same Don (same session id) — it never 
   --no-session-file       do not read or write the session file (scripts); prints the session id`,
   sessionFile: true,
   positionals: { min: 1, max: Number.MAX_SAFE_INTEGER, names: "<masque> [intent...]" },
-  examples: ["masques-ledger don codesmith \"refactor the parser\"", "masques-ledger don chartwright --max-spend 2.50 --json"],
+  examples: ["masques-ledger don code-reviewer -- review the parser", "masques-ledger don pair-programmer --max-spend 2.50 --json"],
   async run(ctx) {
     const [masque, ...intentWords] = ctx.positionals as [string, ...string[]];
     if (!/^[A-Za-z0-9._-]{1,128}$/.test(masque)) throw new UsageError(`<masque>: ${JSON.stringify(masque)} is not a masque name (letters, digits, . _ -)`);
@@ -48,24 +51,49 @@ outage (exit 3) re-running finishes the same Don (same session id) — it never 
       ...(agent ? { agent_id: agent } : {}),
       ...(mode ? { billing_mode: mode as (typeof MODES)[number] } : {}),
     };
-    if (ctx.bool("no-session-file")) {
-      const r = await client.sessions.don(input);
-      return {
-        human: [`✓ Donned ${r.session.masqueName} (session ${r.session.sessionId}); held ${formatUsd(r.session.holdMicro)}.`],
-        json: { result: r.created ? "donned" : "already_donned", session: sessionJson(r.session) },
-      };
+    try {
+      if (ctx.bool("no-session-file")) {
+        const r = await client.sessions.don(input);
+        return {
+          human: [`✓ Donned ${r.session.masqueName} (session ${r.session.sessionId}); held ${formatUsd(r.session.holdMicro)}.`],
+          json: { result: r.created ? "donned" : "already_donned", session: sessionJson(r.session) },
+        };
+      }
+      const path = ctx.sessionFilePath();
+      const r = await donMasque(client, path, { ...input, ...(source ? { source } : {}) });
+      const s = r.session;
+      const human =
+        r.kind === "already_donned"
+          ? [`✓ ${s.masqueName} is already donned (session ${s.sessionId}); ${formatUsd(s.holdMicro)} held.`]
+          : [
+              `✓ Donned ${s.masqueName}${r.resumed ? " (finished the earlier don)" : ""}`,
+              `  held ${formatUsd(s.holdMicro)} from your wallet; at doff you pay for actual use and the rest comes back`,
+              `  session ${s.sessionId} · recorded in ${path}`,
+            ];
+      return { human, json: { result: r.kind, resumed: r.kind === "donned" ? r.resumed : false, session_file: path, session: sessionJson(s) } };
+    } catch (e) {
+      if (e instanceof NotFoundError && e.reason === "MASQUE_NOT_FOUND") throw await withCatalog(client, e, masque);
+      throw e;
     }
-    const path = ctx.sessionFilePath();
-    const r = await donMasque(client, path, { ...input, ...(source ? { source } : {}) });
-    const s = r.session;
-    const human =
-      r.kind === "already_donned"
-        ? [`✓ ${s.masqueName} is already donned (session ${s.sessionId}); ${formatUsd(s.holdMicro)} held.`]
-        : [
-            `✓ Donned ${s.masqueName}${r.resumed ? " (finished the earlier don)" : ""}`,
-            `  held ${formatUsd(s.holdMicro)} from your wallet; at doff you pay for actual use and the rest comes back`,
-            `  session ${s.sessionId} · recorded in ${path}`,
-          ];
-    return { human, json: { result: r.kind, resumed: r.kind === "donned" ? r.resumed : false, session_file: path, session: sessionJson(s) } };
   },
 });
+
+/** An unknown masque: say which ones the daemon does know (best effort). */
+async function withCatalog(client: MasquesClient, e: NotFoundError, asked: string): Promise<MasquesError> {
+  try {
+    const page = await client.sessions.masques({ page_size: 50 }, { timeout_ms: 3_000 });
+    const names = page.masques.map((m) => `${m.name} (reserve ${formatUsd(m.pricing?.reserveMicro ?? 0n)})`);
+    if (names.length === 0) return e;
+    const close = page.masques.map((m) => m.name).find((n) => n.toLowerCase().startsWith(asked.toLowerCase().slice(0, 3)));
+    return new NotFoundError({
+      message: e.message,
+      hint: `${close ? `Did you mean ${close}? ` : ""}The daemon knows: ${names.join(", ")}.`,
+      kind: "user",
+      grpc_code: e.grpc_code,
+      ...(e.reason ? { reason: e.reason } : {}),
+      ...(e.request_id ? { request_id: e.request_id } : {}),
+    });
+  } catch {
+    return e;
+  }
+}
