@@ -15,7 +15,14 @@ session of your masques pays your share into this account; payouts to a rail lea
   examples: ["masques-ledger earnings", "masques-ledger earnings --recent 20 --json"],
   async run(ctx) {
     const client = ctx.client();
-    const author = ctx.str("author") ?? client.whoami().id;
+    let author = ctx.str("author");
+    if (author === undefined) {
+      const me = client.whoami();
+      if (me.kind !== "author") {
+        throw new UsageError(`earnings belong to authors: pass --author <id>${me.kind === "admin" ? "" : ", or use an author's token"} (this token is ${me.kind} "${me.id}")`);
+      }
+      author = me.id;
+    }
     const recent = Number(ctx.uint("recent") ?? 5n);
     if (recent > 1000) throw new UsageError("--recent: at most 1000");
     const a = await client.getAccount({ author_id: author });
