@@ -113,15 +113,21 @@ async function checkCreated(p: Promise<{ status: CreateTransferStatus }[]>): Pro
  * Full batches, one in flight (each call waits for its own fsync), then 4 in flight (group commit
  * merges them). Only the time inside createTransfers counts; building the caller's objects does not.
  */
-async function throughput(client: EmbeddedClient): Promise<{ sequential: number; pipelined: number }> {
+async function throughput(client: EmbeddedClient): Promise<{ sequential: number; pipelined: number; perCpuSecond: number }> {
   let inside = 0;
+  let cpuUs = 0;
   for (let i = 0; i < BATCHES; i++) {
     const b = batch(BATCH_MAX);
     const t0 = nowMs();
+    const c0 = process.cpuUsage();
     await checkCreated(client.createTransfers(b));
+    const c1 = process.cpuUsage(c0);
+    cpuUs += c1.user + c1.system;
     inside += nowMs() - t0;
   }
   const sequential = (BATCHES * BATCH_MAX) / (inside / 1000);
+  // Transfers per second of this process's CPU time (threads included): robust to a busy machine.
+  const perCpuSecond = (BATCHES * BATCH_MAX) / (cpuUs / 1e6);
   const ready = Array.from({ length: 8 }, () => batch(BATCH_MAX));
   let issued = 0;
   const t0 = nowMs();
@@ -138,10 +144,10 @@ async function throughput(client: EmbeddedClient): Promise<{ sequential: number;
   };
   await Promise.all([worker(), worker(), worker(), worker()]);
   const pipelined = (BATCHES * BATCH_MAX) / ((nowMs() - t0 - spentBuilding) / 1000);
-  return { sequential, pipelined };
+  return { sequential, pipelined, perCpuSecond };
 }
 
-async function latency(client: EmbeddedClient): Promise<{ p50: number; p99: number; max: number; rps: number }> {
+async function latency(client: EmbeddedClient): Promise<{ p50: number; p99: number; max: number; rps: number; cpuUsPerRequest: number }> {
   const lat: number[] = [];
   let issued = 0;
   const worker = async (): Promise<void> => {
@@ -154,10 +160,12 @@ async function latency(client: EmbeddedClient): Promise<{ p50: number; p99: numb
     }
   };
   const t0 = nowMs();
+  const c0 = process.cpuUsage();
   await Promise.all(Array.from({ length: IN_FLIGHT }, worker));
+  const c1 = process.cpuUsage(c0);
   const rps = REQUESTS / ((nowMs() - t0) / 1000);
   lat.sort((a, b) => a - b);
-  return { p50: pct(lat, 0.5), p99: pct(lat, 0.99), max: lat.at(-1) ?? 0, rps };
+  return { p50: pct(lat, 0.5), p99: pct(lat, 0.99), max: lat.at(-1) ?? 0, rps, cpuUsPerRequest: (c1.user + c1.system) / REQUESTS };
 }
 
 async function lookups(client: EmbeddedClient, maxId: bigint, n: number): Promise<{ p50: number; p99: number }> {
@@ -257,10 +265,13 @@ async function main(): Promise<void> {
       Object.assign(result, {
         batch_transfers_per_s: Math.round(tp.sequential),
         batch_transfers_per_s_4_in_flight: Math.round(tp.pipelined),
+        batch_transfers_per_cpu_s: Math.round(tp.perCpuSecond),
         single_p50_ms: round3(lt.p50),
         single_p99_ms: round3(lt.p99),
         single_max_ms: round3(lt.max),
         single_requests_per_s: Math.round(lt.rps),
+        single_cpu_us_per_request: Math.round(lt.cpuUsPerRequest),
+        load_average_1m: Math.round(os.loadavg()[0]! * 10) / 10,
         in_flight: IN_FLIGHT,
         avg_requests_per_flush: Math.round((stats.flushed_requests / Math.max(1, stats.flushes)) * 10) / 10,
         rss_mib: mib(process.memoryUsage().rss),
@@ -271,8 +282,10 @@ async function main(): Promise<void> {
       });
       log(`full batches (${BATCH_MAX} events, durable), 1 in flight: ${result.batch_transfers_per_s} transfers/s`);
       log(`full batches, 4 in flight (group commit):          ${result.batch_transfers_per_s_4_in_flight} transfers/s`);
+      log(`full batches per second of this process's CPU:     ${result.batch_transfers_per_cpu_s} transfers/cpu-s`);
       log(`single-event createTransfers, ${IN_FLIGHT} in flight: p50 ${result.single_p50_ms} ms, p99 ${result.single_p99_ms} ms, max ${result.single_max_ms} ms (${result.single_requests_per_s} req/s)`);
-      log(`RSS: ${result.rss_mib} MiB (${stats.transfers} transfers, ${stats.accounts} accounts)`);
+      log(`  CPU per single-event request: ${result.single_cpu_us_per_request} µs; ${result.avg_requests_per_flush} requests per flush (group commit)`);
+      log(`RSS: ${result.rss_mib} MiB (${stats.transfers} transfers, ${stats.accounts} accounts); machine load average ${result.load_average_1m} on ${result.cpus} cores`);
     }
   } finally {
     await client.close();
