@@ -29,7 +29,7 @@ import type {
 } from "tigerbeetle-node";
 import type { StateMachine } from "./state-machine.contract.js";
 import { IdIndex, RecordArena, U32List } from "./core/arena.js";
-import { BalanceHistory, HistoryRows } from "./core/history.js";
+import { BalanceHistory, CHECKPOINT_EVERY, HistoryRows } from "./core/history.js";
 import {
   A_CHUNK_SHIFT,
   A_CODE_FLAGS,
@@ -751,10 +751,14 @@ class Core implements StateMachine {
 
   /** Before a history account's balances change with its next list entry: checkpoint if due. */
   private checkpointHistory(account: number): void {
-    const h = (this.accountHistory[account] ??= new BalanceHistory());
-    if (this.inChain && h.dirty) this.undoOps.push(U_HISTORY_DIRTY, account, 1);
-    h.beforePush(
-      this.accountTransfers[account]?.length ?? 0,
+    const j = this.accountTransfers[account]?.length ?? 0;
+    const h = this.accountHistory[account];
+    const dirty = h !== undefined && h.dirty;
+    if (!dirty && j % CHECKPOINT_EVERY !== 0) return;
+    if (!dirty && j === 0) return; // implicit: balances are zero before the first transfer
+    if (this.inChain && dirty) this.undoOps.push(U_HISTORY_DIRTY, account, 1);
+    (this.accountHistory[account] ??= new BalanceHistory()).add(
+      j,
       this.accounts.chunk(account),
       this.accounts.offset(account) + A_DEBITS_PENDING,
     );
@@ -965,7 +969,7 @@ class Core implements StateMachine {
       } else if (kind === U_PENDING_STATUS) {
         this.transfers.chunk(a)[this.transfers.offset(a) + T_STATUS] = b;
       } else if (kind === U_HISTORY_DIRTY) {
-        this.accountHistory[a]!.dirty = true;
+        (this.accountHistory[a] ??= new BalanceHistory()).dirty = true;
       } else if (kind === U_TRANSFER_APPEND) {
         this.popTransfer(a);
       } else {
@@ -1112,10 +1116,8 @@ class Core implements StateMachine {
     if ((pFlags & TF_CLOSING_CREDIT) !== 0) cw[c + A_CODE_FLAGS] = cw[c + A_CODE_FLAGS]! & ~(AF_CLOSED << 16);
     pw[po + T_STATUS] = PS_EXPIRED;
     this.pendingOpen--;
-    const dh = this.accountHistory[dr];
-    if (dh !== undefined) dh.dirty = true;
-    const ch = this.accountHistory[cr];
-    if (ch !== undefined) ch.dirty = true;
+    if (((dw[d + A_CODE_FLAGS]! >>> 16) & AF_HISTORY) !== 0) (this.accountHistory[dr] ??= new BalanceHistory()).dirty = true;
+    if (((cw[c + A_CODE_FLAGS]! >>> 16) & AF_HISTORY) !== 0) (this.accountHistory[cr] ??= new BalanceHistory()).dirty = true;
   }
 
   // ---------------------------------------------------------------- lookups
@@ -1252,9 +1254,11 @@ class Core implements StateMachine {
   getAccountBalances(filter: AccountFilter): AccountBalance[] {
     const q = this.resolveAccountFilter(filter);
     if (q === null) return [];
-    const h = this.accountHistory[q.account];
+    const aw = this.accounts.chunk(q.account);
+    if (((aw[this.accounts.offset(q.account) + A_CODE_FLAGS]! >>> 16) & AF_HISTORY) === 0) return [];
     const list = this.accountTransfers[q.account];
-    if (h === undefined || list === undefined) return [];
+    if (list === undefined) return [];
+    const h = this.accountHistory[q.account] ?? NO_CHECKPOINTS;
     const ud128Set = filter.user_data_128 !== 0n;
     if (ud128Set) put128(filter.user_data_128, R, R_TMP + 4, "user_data_128");
     const [rLo, rHi] = this.transferRecordRange(q.tMin, q.tMax);
@@ -1277,8 +1281,11 @@ class Core implements StateMachine {
     if ((filter.flags & AFF_REVERSED) === 0) {
       const B = new Uint32Array(16);
       let ci = h.checkpointAtOrBefore(a);
-      for (let j = h.positions[ci]!; j < b; j++) {
-        if (ci < h.count && h.positions[ci] === j) h.rows.read(ci++, B, 0);
+      const from = h.position(ci);
+      h.load(ci, B, 0);
+      ci++;
+      for (let j = from; j < b; j++) {
+        if (ci < h.count && h.positions[ci] === j) h.load(ci++, B, 0);
         this.applyToBalances(list.data[j]!, account, B);
         if (j >= a && emit(j, B, 0)) break;
       }
@@ -1288,9 +1295,9 @@ class Core implements StateMachine {
     let end = b;
     while (end > a) {
       const ci = h.checkpointAtOrBefore(end - 1);
-      const start = h.positions[ci]!;
+      const start = h.position(ci);
       const seg = new Uint32Array(16 * (end - start));
-      h.rows.read(ci, seg, 0);
+      h.load(ci, seg, 0);
       for (let j = start; j < end; j++) {
         const o = 16 * (j - start);
         if (j > start) seg.copyWithin(o, o - 16, o);
@@ -1416,6 +1423,9 @@ function lowerBoundU32(data: Uint32Array, len: number, v: number): number {
 }
 
 // ------------------------------------------------------------------ snapshots
+
+/** History of an account that has only the implicit zero checkpoint. */
+const NO_CHECKPOINTS = new BalanceHistory();
 
 const SNAPSHOT_MAGIC = "masques-ledger/core-snapshot";
 const SNAPSHOT_VERSION = 4;

@@ -5,6 +5,8 @@
  * credits_posted after the transfer. While every balance fits in 64 bits a row is 8 words
  * (32 bytes); the first balance above 2^64 converts the account's rows to 16 words once.
  */
+const EMPTY_ROWS = new Uint32Array(0);
+
 export class HistoryRows {
   data: Uint32Array;
   rows = 0;
@@ -12,7 +14,7 @@ export class HistoryRows {
 
   constructor(capacityRows = 4, wide = false) {
     this.wide = wide;
-    this.data = new Uint32Array(capacityRows * (wide ? 16 : 8));
+    this.data = capacityRows === 0 ? EMPTY_ROWS : new Uint32Array(capacityRows * (wide ? 16 : 8));
   }
 
   get stride(): number {
@@ -88,25 +90,26 @@ export const CHECKPOINT_EVERY = 32;
 
 /**
  * Balance history of a `flags.history` account without a row per transfer: the account's
- * balances are checkpointed right before its list entries 0, 32, 64, ... and right before the
- * first entry after an expiry touched the account (`dirty`), so the balances after any entry are
- * a checkpoint plus at most 31 transfers folded forward (expiries are never inside a fold).
- * Costs ~1.1 bytes per transfer instead of 32-64 for stored rows (ADR 0020).
+ * balances are checkpointed right before its list entries 32, 64, ... and right before the first
+ * entry after an expiry touched the account (`dirty`), so the balances after any entry are a
+ * checkpoint plus at most 31 transfers folded forward (expiries are never inside a fold). The
+ * checkpoint before entry 0 is implicit: an account's balances are zero before its first
+ * transfer. Costs ~1.1 bytes per transfer instead of 32-64 for stored rows (ADR 0020), and
+ * nothing for accounts with fewer than 32 transfers and no expiry.
  */
 export class BalanceHistory {
-  /** List positions of the checkpoints, ascending. */
-  positions: Uint32Array = new Uint32Array(4);
+  /** List positions of the explicit checkpoints, ascending. */
+  positions: Uint32Array = EMPTY;
   count = 0;
   /** Balances (16 words) before the entry at the matching position. */
-  rows = new HistoryRows(4);
+  rows: HistoryRows = new HistoryRows(0);
   /** An expiry changed the balances since the last entry. */
   dirty = false;
 
-  /** Called before the account's list entry `j` is appended; w[o..o+15] = current balances. */
-  beforePush(j: number, w: Uint32Array, o: number): void {
-    if (j % CHECKPOINT_EVERY !== 0 && !this.dirty) return;
+  /** Records a checkpoint before list entry `j`; w[o..o+15] = current balances. */
+  add(j: number, w: Uint32Array, o: number): void {
     if (this.count === this.positions.length) {
-      const next = new Uint32Array(this.count * 2);
+      const next = new Uint32Array(Math.max(4, this.count * 2));
       next.set(this.positions);
       this.positions = next;
     }
@@ -123,7 +126,7 @@ export class BalanceHistory {
     }
   }
 
-  /** Index of the last checkpoint at or before list position k (there is always one at 0). */
+  /** Index of the last explicit checkpoint at or before list position k, or -1 (implicit zero at 0). */
   checkpointAtOrBefore(k: number): number {
     let a = 0;
     let b = this.count;
@@ -134,4 +137,17 @@ export class BalanceHistory {
     }
     return a - 1;
   }
+
+  /** Position of checkpoint `ci` (-1 = the implicit one at 0). */
+  position(ci: number): number {
+    return ci < 0 ? 0 : this.positions[ci]!;
+  }
+
+  /** Loads checkpoint `ci`'s balances into out[p..p+15]. */
+  load(ci: number, out: Uint32Array, p: number): void {
+    if (ci < 0) out.fill(0, p, p + 16);
+    else this.rows.read(ci, out, p);
+  }
 }
+
+const EMPTY = new Uint32Array(0);
