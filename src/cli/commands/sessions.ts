@@ -47,6 +47,10 @@ export const sessionsCommand = defineClientCommand({
     }
     const owners = ["agent", "masque", "author"].filter((k) => ctx.str(k) !== undefined);
     if (owners.length > 1) throw new UsageError("give at most one of --agent, --masque, --author");
+    if (owners.length === 0) {
+      const me = client.whoami();
+      if (me.kind !== "agent" && me.kind !== "author") throw new UsageError(`whose sessions? An ${me.kind} token needs --agent, --masque or --author`);
+    }
     const statuses = (ctx.str("status") ?? "")
       .split(",")
       .map((x) => x.trim().toLowerCase())
