@@ -279,7 +279,7 @@ class Engine {
       });
       if (scan.torn) this.tornTailTruncated = true;
       expectNext = scan.lastSeq === null ? seg.seq : scan.lastSeq + 1n;
-      if (isLast) this.logBytesSinceSnapshot = scan.validEnd;
+      this.logBytesSinceSnapshot += scan.validEnd;
     }
     this.seq = seq;
     this.openReplayMs = performance.now() - t1;
