@@ -34,38 +34,46 @@ export interface SessionTransferIds {
   debt: bigint;
 }
 
+/** Top-byte tags XORed into the hold id to name the session's other transfers (ADR 0032). */
+export const SESSION_ID_TAG = {
+  post: 0x10n << 120n,
+  void: 0x20n << 120n,
+  author: 0x30n << 120n,
+  platform: 0x40n << 120n,
+  debt: 0x50n << 120n,
+} as const;
+
+function derived(hold: bigint, tag: bigint, name: string): bigint {
+  const id = hold ^ tag;
+  return id === 0n || id === (1n << 128n) - 1n ? deterministicId("transfer", name, hold) : id;
+}
+
 /**
- * A session's transfer ids, each derived on first use (each costs a SHA-256) and memoized for
- * recent sessions (Don, usage, Doff and reads of one session all need them).
+ * A session's transfer ids: hold = deterministicId("transfer", "don", sid_hex) (one SHA-256), the
+ * others = hold XOR a per-kind tag in the top byte, so deriving all six costs one hash.
+ * Memoized for recent sessions (Don, usage, Doff and reads of one session all need them).
  */
 class LazySessionIds implements SessionTransferIds {
   readonly hex: string;
-  #hold?: bigint;
-  #post?: bigint;
-  #void?: bigint;
-  #author?: bigint;
-  #platform?: bigint;
-  #debt?: bigint;
+  readonly hold: bigint;
   constructor(session_id: bigint) {
     this.hex = idToHex(session_id);
-  }
-  get hold(): bigint {
-    return (this.#hold ??= deterministicId("transfer", "don", this.hex));
+    this.hold = deterministicId("transfer", "don", this.hex);
   }
   get post(): bigint {
-    return (this.#post ??= deterministicId("transfer", "doff", this.hex));
+    return derived(this.hold, SESSION_ID_TAG.post, "doff");
   }
   get void(): bigint {
-    return (this.#void ??= deterministicId("transfer", "cancel", this.hex));
+    return derived(this.hold, SESSION_ID_TAG.void, "cancel");
   }
   get author(): bigint {
-    return (this.#author ??= deterministicId("transfer", "doff_author", this.hex));
+    return derived(this.hold, SESSION_ID_TAG.author, "doff_author");
   }
   get platform(): bigint {
-    return (this.#platform ??= deterministicId("transfer", "doff_platform", this.hex));
+    return derived(this.hold, SESSION_ID_TAG.platform, "doff_platform");
   }
   get debt(): bigint {
-    return (this.#debt ??= deterministicId("transfer", "doff_debt", this.hex));
+    return derived(this.hold, SESSION_ID_TAG.debt, "doff_debt");
   }
 }
 
