@@ -21,6 +21,8 @@ export function cliEnv(extra: Record<string, string | undefined>): Record<string
     const v = process.env[k];
     if (v !== undefined) env[k] = v;
   }
+  // A generous budget: the test machine is shared and loaded; outage tests set their own.
+  env["MASQUES_TIMEOUT_MS"] = "60000";
   for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
   return env;
 }
@@ -62,7 +64,7 @@ export function runInProcess(args: string[], env: Record<string, string | undefi
     if (!cmd) throw new Error(`no command ${name}`);
     let stdout = "";
     let stderr = "";
-    const restore = setCliIo({ stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s), env: { ...env } });
+    const restore = setCliIo({ stdout: (s) => void (stdout += s), stderr: (s) => void (stderr += s), env: { MASQUES_TIMEOUT_MS: "60000", ...env } });
     try {
       const code = await cmd.run(rest);
       let json: Record<string, unknown> | undefined;

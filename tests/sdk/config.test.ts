@@ -14,7 +14,7 @@ describe("client configuration", () => {
       endpoint: "https://x:1",
       token: "opt",
       timeout_ms: 60_000,
-      attempt_timeout_ms: 5_000,
+      attempt_timeout_ms: 30_000,
     });
   });
 

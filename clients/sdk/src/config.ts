@@ -18,7 +18,7 @@ export interface ClientOptions {
   token?: string;
   /** Default total deadline per call (all attempts and backoffs). */
   timeout_ms?: number;
-  /** Deadline of a single attempt (default: min(timeout_ms, 5000)). */
+  /** Deadline of a single attempt (default: max(min(timeout_ms, 5000), timeout_ms / 2)). */
   attempt_timeout_ms?: number;
   retry?: Partial<RetryPolicy>;
   /** Read defaults from here instead of process.env (tests, embedding). */
@@ -74,7 +74,9 @@ export function resolveClientConfig(opts: ClientOptions = {}): ResolvedClientCon
     opts.timeout_ms ?? (blank(env["MASQUES_TIMEOUT_MS"]) !== undefined ? Number(env["MASQUES_TIMEOUT_MS"]) : DEFAULT_TIMEOUT_MS),
     z.number({ message: "must be a number of milliseconds" }).int("must be a whole number of milliseconds").positive("must be > 0"),
   );
-  const attempt_timeout_ms = opts.attempt_timeout_ms ?? Math.min(timeout_ms, 5_000);
+  // One attempt may use half the budget (at least 5 s when the budget allows): long enough for a
+  // slow but healthy daemon, short enough to leave room for a retry after a black-holed connection.
+  const attempt_timeout_ms = opts.attempt_timeout_ms ?? Math.max(Math.min(timeout_ms, 5_000), Math.floor(timeout_ms / 2));
   return {
     endpoint,
     transport,
