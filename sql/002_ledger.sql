@@ -79,54 +79,41 @@ SELECT id AS account_id, as_of_ts, snapshot_ns, debits_pending, debits_posted, c
        credits_posted, ledger, code
 FROM {{db}}.accounts;
 
--- Pending transfers (two-phase holds) and how each ended. Both filled in-engine from `transfers`;
--- the streamer adds `expired` resolutions when a hold's deadline passed with no post/void.
-CREATE TABLE IF NOT EXISTS {{db}}.pending_transfers
+-- Two-phase holds (pending transfers) and how each ended: one logical row per hold, the newest
+-- event wins (open -> posted | voided | expired). Filled in-engine from `transfers`; the streamer
+-- adds `expired` rows when a hold's deadline passed with no post/void (the ledger voided it
+-- silently). Read with FINAL.
+CREATE TABLE IF NOT EXISTS {{db}}.holds
 (
-    id                UInt128,
+    id                UInt128 COMMENT 'the pending transfer id',
+    state             Enum8('open' = 1, 'posted' = 2, 'voided' = 3, 'expired' = 4),
     debit_account_id  UInt128,
     credit_account_id UInt128,
-    amount            UInt128,
+    amount            UInt128 COMMENT 'held (open), posted (posted), 0 (voided, expired)',
     user_data_128     UInt128,
     ledger            UInt32,
     code              UInt16,
-    timestamp         UInt64,
     timeout_s         UInt32,
-    deadline_ns       UInt64 COMMENT '0 when the hold has no timeout'
+    deadline_ns       UInt64 COMMENT 'hold timestamp + timeout; 0 without timeout (and on post/void rows)',
+    resolved_by       UInt128 COMMENT 'the post/void transfer id (0 while open and for expiry)',
+    event_ts          UInt64 COMMENT 'ledger timestamp of the event (the deadline for expiry): the version'
 )
-ENGINE = ReplacingMergeTree
+ENGINE = ReplacingMergeTree(event_ts)
 ORDER BY id
 SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.pending_transfers_mv TO {{db}}.pending_transfers AS
-SELECT id, debit_account_id, credit_account_id, amount, user_data_128, ledger, code, timestamp,
+CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.holds_mv TO {{db}}.holds AS
+SELECT if(phase = 'pending', id, pending_id) AS id,
+       multiIf(phase = 'pending', 'open', phase = 'post', 'posted', 'voided') AS state,
+       debit_account_id, credit_account_id,
+       if(phase = 'void', toUInt128(0), amount) AS amount,
+       user_data_128, ledger, code,
        timeout AS timeout_s,
-       if(timeout = 0, toUInt64(0), timestamp + toUInt64(timeout) * 1000000000) AS deadline_ns
+       if(phase = 'pending' AND timeout > 0, timestamp + toUInt64(timeout) * 1000000000, toUInt64(0)) AS deadline_ns,
+       if(phase = 'pending', toUInt128(0), id) AS resolved_by,
+       timestamp AS event_ts
 FROM {{db}}.transfers
-WHERE phase = 'pending';
-
-CREATE TABLE IF NOT EXISTS {{db}}.pending_resolutions
-(
-    pending_id     UInt128,
-    state          Enum8('posted' = 1, 'voided' = 2, 'expired' = 3),
-    resolved_by    UInt128 COMMENT 'the post/void transfer id (0 for expiry)',
-    resolved_ns    UInt64 COMMENT 'post/void timestamp, or the deadline for expiry',
-    amount         UInt128 COMMENT 'posted amount (0 for void and expiry)',
-    session_id     UInt128 COMMENT 'user_data_128 of the resolving transfer or of the hold'
-)
-ENGINE = ReplacingMergeTree(resolved_ns)
-ORDER BY pending_id
-SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.pending_resolutions_mv TO {{db}}.pending_resolutions AS
-SELECT pending_id,
-       if(phase = 'post', 'posted', 'voided') AS state,
-       id AS resolved_by,
-       timestamp AS resolved_ns,
-       if(phase = 'post', amount, toUInt128(0)) AS amount,
-       user_data_128 AS session_id
-FROM {{db}}.transfers
-WHERE phase IN ('post', 'void');
+WHERE phase IN ('pending', 'post', 'void');
 
 -- Streamer cursors (one row per stream: 'transfers', 'accounts'), written AFTER the data they
 -- cover. The version is the cursor itself, so a stale write can never move a cursor back.

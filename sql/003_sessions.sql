@@ -6,6 +6,8 @@
 -- by that id (filled in-engine from `transfers`), so one session's or payout's transfers are read
 -- without scanning the whole ledger. Session codes: 10 hold (pending / post / void), 11 author
 -- share, 12 platform fee, 13 overrun debt, 20-22 usage; payouts: 30 (src/domain/codes.ts).
+-- A hold the ledger expired also gets a row here (phase 'expired', id = the hold, timestamp = its
+-- deadline, amount 0), written by the streamer: expiry is a ledger event without a transfer.
 CREATE TABLE IF NOT EXISTS {{db}}.tagged_transfers
 (
     tag_id            UInt128 COMMENT 'user_data_128: session / payout / deposit id',
@@ -20,7 +22,7 @@ CREATE TABLE IF NOT EXISTS {{db}}.tagged_transfers
     timeout           UInt32,
     ledger            UInt32,
     code              UInt16,
-    phase             LowCardinality(String)
+    phase             LowCardinality(String) COMMENT 'single | pending | post | void | expired'
 )
 ENGINE = ReplacingMergeTree
 ORDER BY (tag_id, timestamp, id)
@@ -69,31 +71,23 @@ ORDER BY session_id
 SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
 
 -- Usage meters (ledgers 2-4): one row per usage transfer (and heartbeats: zero tool calls, seq 0).
-CREATE TABLE IF NOT EXISTS {{db}}.usage
-(
-    session_id       UInt128,
-    timestamp        UInt64,
-    id               UInt128,
-    meter_account_id UInt128,
-    kind             LowCardinality(String) COMMENT 'input_tokens | output_tokens | tool_calls | heartbeat',
-    quantity         UInt128,
-    sequence         UInt64 COMMENT 'usage event sequence (user_data_64); 0 = heartbeat'
-)
-ENGINE = ReplacingMergeTree
-ORDER BY (session_id, timestamp, id)
-SETTINGS fsync_after_insert = 1, fsync_part_directory = 1;
-
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.usage_mv TO {{db}}.usage AS
-SELECT user_data_128 AS session_id, timestamp, id, debit_account_id AS meter_account_id,
+-- A view over tagged_transfers (ordered by session), so it costs nothing to keep in step.
+CREATE VIEW IF NOT EXISTS {{db}}.usage AS
+SELECT tag_id AS session_id, timestamp, id, debit_account_id AS meter_account_id,
        multiIf(ledger = 2, 'input_tokens', ledger = 3, 'output_tokens',
                user_data_64 = 0, 'heartbeat', 'tool_calls') AS kind,
        amount AS quantity, user_data_64 AS sequence
-FROM {{db}}.transfers
+FROM {{db}}.tagged_transfers FINAL
 WHERE ledger IN (2, 3, 4);
 
--- Masques are identities too: first seen through the sessions that used them.
-CREATE MATERIALIZED VIEW IF NOT EXISTS {{db}}.identities_masques_mv TO {{db}}.identities AS
+-- Masques are identities too: the ones sessions used (identity = masque index, account = the
+-- author's earnings account). v_identities is every identity: accounts' owners and masques.
+CREATE VIEW IF NOT EXISTS {{db}}.v_identities AS
+SELECT kind, identity_id, account_id, account_code, ledger, name, first_seen_ns
+FROM {{db}}.identities FINAL
+UNION ALL
 SELECT 'masque' AS kind, toUInt128(masque_index) AS identity_id, author_account_id AS account_id,
-       toUInt16(200) AS account_code, toUInt32(1) AS ledger, '' AS name, opened_ns AS first_seen_ns
-FROM {{db}}.sessions
-WHERE author_account_id != 0;
+       toUInt16(200) AS account_code, toUInt32(1) AS ledger, '' AS name, min(opened_ns) AS first_seen_ns
+FROM {{db}}.sessions FINAL
+WHERE author_account_id != 0
+GROUP BY masque_index, author_account_id;

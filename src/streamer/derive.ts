@@ -2,6 +2,8 @@
  * SQL that derives business tables (sessions, settlements) from the ledger mirror, run in-engine
  * (INSERT ... SELECT) by whichever sink is in use. A row is always recomputed from every transfer
  * of its session/payout, so replays and out-of-order batch boundaries converge to the same state.
+ * A hold's expiry (an event of the ledger that is not a transfer) is in tagged_transfers as a row
+ * with phase 'expired' at the deadline, written by the streamer.
  */
 import { TransferCode } from "../domain/codes.js";
 import { bindDatabase, u128Array } from "./sink.js";
@@ -16,6 +18,9 @@ export const SESSION_CODES: ReadonlySet<number> = new Set([
 /** Codes whose user_data_128 is a payout id. */
 export const PAYOUT_CODES: ReadonlySet<number> = new Set([C.payout]);
 
+// Ids are matched with `tag_id IN (SELECT arrayJoin([...]))`: it uses the primary key under FINAL
+// (has([...], tag_id) does too, but is ~8x slower with FINAL in chDB 26.7).
+
 /** Recompute the `sessions` rows of these session ids. */
 export function recomputeSessionsSql(database: string, sessionIds: Iterable<bigint>): string {
   const ids = u128Array(sessionIds);
@@ -29,7 +34,7 @@ export function recomputeSessionsSql(database: string, sessionIds: Iterable<bigi
      closed_ns, last_activity_ns, version)
 SELECT
     s.tag_id AS session_id,
-    multiIf(s.posted_ns > 0, 'closed', s.voided_ns > 0, 'cancelled', e.resolved_ns > 0, 'expired', 'open') AS status,
+    multiIf(s.posted_ns > 0, 'closed', s.voided_ns > 0, 'cancelled', s.expired_ns > 0, 'expired', 'open') AS status,
     s.agent_account_id, s.escrow_account_id, s.masque_index, s.author_account_id, s.platform_account_id,
     bitShiftRight(s.hold_ud32, 2) AS price_book_version,
     toInt8(bitAnd(s.hold_ud32, 3)) AS billing_mode,
@@ -39,16 +44,16 @@ SELECT
     toUInt128(s.author_micro) AS author_micro,
     toUInt128(s.platform_micro) AS platform_micro,
     toUInt128(multiIf(s.posted_ns > 0, s.hold_micro - s.price_micro,
-                      s.voided_ns > 0 OR e.resolved_ns > 0, s.hold_micro, 0)) AS refund_micro,
+                      s.voided_ns > 0 OR s.expired_ns > 0, s.hold_micro, 0)) AS refund_micro,
     toUInt128(s.debt_micro) AS debt_micro,
     toUInt64(s.usage_input_tokens), toUInt64(s.usage_output_tokens), toUInt64(s.usage_tool_calls),
     s.platform_fee_bps, s.billed_duration_ms,
     toInt8(multiIf(s.posted_ns > 0, if(s.author_reason BETWEEN 1 AND 3, s.author_reason, 1),
-                   s.voided_ns > 0, 4, e.resolved_ns > 0, 5, 0)) AS close_reason,
+                   s.voided_ns > 0, 4, s.expired_ns > 0, 5, 0)) AS close_reason,
     s.timeout_s, s.opened_ns,
-    multiIf(s.posted_ns > 0, s.posted_ns, s.voided_ns > 0, s.voided_ns, e.resolved_ns) AS closed_ns,
+    multiIf(s.posted_ns > 0, s.posted_ns, s.voided_ns > 0, s.voided_ns, s.expired_ns) AS closed_ns,
     greatest(s.last_usage_ns, s.opened_ns) AS last_activity_ns,
-    greatest(s.last_ns, e.resolved_ns) AS version
+    greatest(s.last_ns, s.expired_ns) AS version
 FROM
 (
     SELECT
@@ -68,6 +73,7 @@ FROM
         sumIf(toUInt256(amount), code = ${C.session_hold} AND phase = 'post') AS price_micro,
         maxIf(timestamp, code = ${C.session_hold} AND phase = 'post') AS posted_ns,
         maxIf(timestamp, code = ${C.session_hold} AND phase = 'void') AS voided_ns,
+        maxIf(timestamp, code = ${C.session_hold} AND phase = 'expired') AS expired_ns,
         sumIf(toUInt256(amount), code = ${C.session_author_share}) AS author_micro,
         sumIf(toUInt256(amount), code = ${C.session_platform_fee}) AS platform_micro,
         sumIf(toUInt256(amount), code = ${C.session_overrun_debt}) AS debt_micro,
@@ -78,17 +84,9 @@ FROM
         maxIf(timestamp, code IN (${C.usage_input_tokens}, ${C.usage_output_tokens}, ${C.usage_tool_calls})) AS last_usage_ns,
         max(timestamp) AS last_ns
     FROM {{db}}.tagged_transfers FINAL
-    WHERE has(${ids}, tag_id) AND code IN (${[...SESSION_CODES].join(", ")})
+    WHERE tag_id IN (SELECT arrayJoin(${ids})) AND code IN (${[...SESSION_CODES].join(", ")})
     GROUP BY tag_id
-) AS s
-LEFT JOIN
-(
-    SELECT pending_id, resolved_ns
-    FROM {{db}}.pending_resolutions FINAL
-    WHERE state = 'expired' AND pending_id IN (
-        SELECT id FROM {{db}}.tagged_transfers
-        WHERE has(${ids}, tag_id) AND code = ${C.session_hold} AND phase = 'pending')
-) AS e ON e.pending_id = s.hold_transfer_id`,
+) AS s`,
     database,
   );
 }
@@ -106,11 +104,11 @@ SELECT
     transform(p.rail, [1, 2, 3], ['base', 'solana', 'lightning'], concat('rail_', toString(p.rail))),
     p.rail_account_id,
     toUInt128(if(p.posted_ns > 0, p.posted_micro, p.held_micro)),
-    multiIf(p.posted_ns > 0, 'paid', p.voided_ns > 0, 'failed', e.resolved_ns > 0, 'expired', 'pending'),
+    multiIf(p.posted_ns > 0, 'paid', p.voided_ns > 0, 'failed', p.expired_ns > 0, 'expired', 'pending'),
     p.transfer_id,
     p.requested_ns,
-    multiIf(p.posted_ns > 0, p.posted_ns, p.voided_ns > 0, p.voided_ns, e.resolved_ns),
-    greatest(p.last_ns, e.resolved_ns)
+    multiIf(p.posted_ns > 0, p.posted_ns, p.voided_ns > 0, p.voided_ns, p.expired_ns),
+    greatest(p.last_ns, p.expired_ns)
 FROM
 (
     SELECT
@@ -123,38 +121,28 @@ FROM
         sumIf(toUInt256(amount), code = ${C.payout} AND phase = 'post') AS posted_micro,
         maxIf(timestamp, code = ${C.payout} AND phase = 'post') AS posted_ns,
         maxIf(timestamp, code = ${C.payout} AND phase = 'void') AS voided_ns,
+        maxIf(timestamp, code = ${C.payout} AND phase = 'expired') AS expired_ns,
         minIf(timestamp, ${pend}) AS requested_ns,
         max(timestamp) AS last_ns
     FROM {{db}}.tagged_transfers FINAL
-    WHERE has(${ids}, tag_id) AND code = ${C.payout}
+    WHERE tag_id IN (SELECT arrayJoin(${ids})) AND code = ${C.payout}
     GROUP BY tag_id
     HAVING transfer_id != 0
-) AS p
-LEFT JOIN
-(
-    SELECT pending_id, resolved_ns
-    FROM {{db}}.pending_resolutions FINAL
-    WHERE state = 'expired' AND pending_id IN (
-        SELECT id FROM {{db}}.tagged_transfers
-        WHERE has(${ids}, tag_id) AND code = ${C.payout} AND phase = 'pending')
-) AS e ON e.pending_id = p.transfer_id`,
+) AS p`,
     database,
   );
 }
 
 /**
- * Pending transfers whose deadline is in (deadline_min_ns, deadline_max_ns] and that have no post,
- * void or recorded expiry: the ones that expired in the ledger.
+ * Holds still open whose deadline is in (deadline_min_ns, deadline_max_ns]: the ones the ledger
+ * expired (when deadline_max_ns is a moment at which the whole ledger had been copied).
  */
 export function expiredCandidatesSql(database: string, deadline_min_ns: bigint, deadline_max_ns: bigint): string {
-  const window = `deadline_ns > ${deadline_min_ns > 0n ? deadline_min_ns.toString() : "0"} AND deadline_ns <= ${deadline_max_ns.toString()}`;
   return bindDatabase(
-    `SELECT id, user_data_128, debit_account_id, credit_account_id, code, deadline_ns
-FROM {{db}}.pending_transfers FINAL
-WHERE ${window}
-  AND id NOT IN (
-    SELECT pending_id FROM {{db}}.pending_resolutions FINAL
-    WHERE pending_id IN (SELECT id FROM {{db}}.pending_transfers WHERE ${window}))
+    `SELECT id, debit_account_id, credit_account_id, user_data_128, ledger, code, timeout_s, deadline_ns
+FROM {{db}}.holds FINAL
+WHERE state = 'open' AND deadline_ns > ${deadline_min_ns > 0n ? deadline_min_ns.toString() : "0"}
+  AND deadline_ns <= ${deadline_max_ns.toString()}
 ORDER BY deadline_ns
 LIMIT 8189`,
     database,

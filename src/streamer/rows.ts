@@ -84,6 +84,15 @@ export function identityRow(a: Account): Row {
   return [identityKind(a.code), a.user_data_128 !== 0n ? a.user_data_128 : a.id, a.id, a.code, a.ledger, a.timestamp];
 }
 
-export const RESOLUTION_COLUMNS = ["pending_id", "state", "resolved_by", "resolved_ns", "amount", "session_id"] as const;
+export const HOLD_COLUMNS = [
+  "id", "state", "debit_account_id", "credit_account_id", "amount", "user_data_128", "ledger", "code",
+  "timeout_s", "deadline_ns", "resolved_by", "event_ts",
+] as const;
+
+/** tagged_transfers; the streamer writes only the synthetic `expired` rows (the rest is a view). */
+export const TAGGED_COLUMNS = [
+  "tag_id", "timestamp", "id", "debit_account_id", "credit_account_id", "amount", "pending_id",
+  "user_data_64", "user_data_32", "timeout", "ledger", "code", "phase",
+] as const;
 
 export const CURSOR_COLUMNS = ["stream", "cursor_ts", "events_total", "updated_ns"] as const;

@@ -26,7 +26,8 @@ import {
   CURSOR_COLUMNS,
   IDENTITY_COLUMNS,
   identityRow,
-  RESOLUTION_COLUMNS,
+  HOLD_COLUMNS,
+  TAGGED_COLUMNS,
   TRANSFER_COLUMNS,
   transferRow,
 } from "./rows.js";
@@ -435,21 +436,29 @@ export class Streamer {
     for (;;) {
       const rows = await this.sink.query(expiredCandidatesSql(this.sink.database, from, caught_up_ns));
       if (rows.length === 0) break;
-      const resolutions: Row[] = [];
+      const expired: Row[] = [];
+      const tagged: Row[] = [];
       const accounts = new Set<bigint>();
       const sessions = new Set<bigint>();
       const payouts = new Set<bigint>();
       for (const r of rows) {
-        const id = BigInt(String(r.id));
         const tag = BigInt(String(r.user_data_128));
         const code = Number(r.code);
-        resolutions.push([id, "expired", 0n, BigInt(String(r.deadline_ns)), 0n, tag]);
-        accounts.add(BigInt(String(r.debit_account_id)));
-        accounts.add(BigInt(String(r.credit_account_id)));
+        const debit = BigInt(String(r.debit_account_id));
+        const credit = BigInt(String(r.credit_account_id));
+        const deadline = BigInt(String(r.deadline_ns));
+        const id = BigInt(String(r.id));
+        expired.push([id, "expired", debit, credit, 0n, tag, Number(r.ledger), code, Number(r.timeout_s), deadline, 0n, deadline]);
+        if (tag !== 0n) tagged.push([tag, deadline, id, debit, credit, 0n, 0n, 0n, 0, Number(r.timeout_s), Number(r.ledger), code, "expired"]);
+        accounts.add(debit);
+        accounts.add(credit);
         if (tag !== 0n && SESSION_CODES.has(code)) sessions.add(tag);
         if (tag !== 0n && PAYOUT_CODES.has(code)) payouts.add(tag);
       }
-      await this.sink.insert("pending_resolutions", RESOLUTION_COLUMNS, resolutions);
+      await Promise.all([
+        this.sink.insert("holds", HOLD_COLUMNS, expired),
+        this.sink.insert("tagged_transfers", TAGGED_COLUMNS, tagged),
+      ]);
       await Promise.all([
         ...(await this.snapshotAccounts(accounts, this.transferCursor)),
         ...this.recomputeDerived(sessions, payouts),

@@ -137,7 +137,7 @@ describe("CDC streamer: embedded ledger -> embedded chDB", () => {
     expect(await scalar(sink, `SELECT countIf(kind = 'heartbeat') FROM {{db}}.usage FINAL`)).toBe(String(scripts.length));
     const rep = await sink.query(`SELECT masque_index, sessions, completed, cancelled, open FROM masques.reputation_masques WHERE masque_index = 7`);
     expect(rep).toEqual([{ masque_index: "7", sessions: "2", completed: "1", cancelled: "1", open: "0" }]);
-    expect(await scalar(sink, `SELECT count() FROM {{db}}.identities FINAL WHERE kind = 'masque'`)).toBe("2");
+    expect(await scalar(sink, `SELECT count() FROM {{db}}.v_identities WHERE kind = 'masque'`)).toBe("2");
     const report = await reconcile({ client, sink });
     expect(report.drift).toEqual([]);
     expect(report.sessions).toBe(scripts.length);
@@ -158,7 +158,8 @@ describe("CDC streamer: embedded ledger -> embedded chDB", () => {
     const view = reconstructSession(sid, await sessionTransfers(client, sid), clock())!;
     expect(view.status).toBe("expired");
     expect((await sink.query(q))[0]).toEqual({ status: "expired", refund_micro: "700000", closed_ns: String(view.deadline_ns), close_reason: "expired" });
-    expect(await scalar(sink, `SELECT state FROM {{db}}.pending_resolutions FINAL WHERE pending_id = toUInt128('${view.session_id && (await sessionTransfers(client, sid))[0]!.id}')`)).toBe("expired");
+    const hold = (await sessionTransfers(client, sid)).find((t) => t.timeout > 0)!;
+    expect(await scalar(sink, `SELECT state FROM {{db}}.holds FINAL WHERE id = toUInt128('${hold.id}')`)).toBe("expired");
     // balances (the released pending amount) match the ledger again
     const report = await reconcile({ client, sink });
     expect(report.drift).toEqual([]);
