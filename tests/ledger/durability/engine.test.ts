@@ -314,12 +314,27 @@ describe("durability and ordering of calls", () => {
     await c.close();
   });
 
-  it("orders a read after the writes submitted before it", async () => {
+  it("orders a read after the writes submitted before it, and answers it only once they are durable", async () => {
     const c = open();
-    const created = c.createAccounts([account(1n), account(2n)]);
-    const seen = c.lookupAccounts([1n, 2n]);
+    const order: string[] = [];
+    const created = c.createAccounts([account(1n), account(2n)]).then((r) => {
+      order.push("write");
+      return r;
+    });
+    const seen = c.lookupAccounts([1n, 2n]).then((r) => {
+      order.push("read");
+      return r;
+    });
+    // A read issued while that write's flush is on its way to disk waits for it too.
+    await new Promise((r) => setImmediate(r));
+    const during = c.lookupAccounts([2n]).then((r) => {
+      order.push("read during flush");
+      return r;
+    });
     expect((await seen).length).toBe(2);
+    expect((await during).length).toBe(1);
     await created;
+    expect(order).toEqual(["write", "read", "read during flush"]);
     await c.close();
   });
 });
