@@ -16,7 +16,7 @@ import {
   type AccountFilter,
   type Transfer,
 } from "tigerbeetle-node";
-import { account, accountFilter, bal, BATCH_MAX, queryFilter, U128_MAX, U64_MAX, type Balances } from "../../support/ledger-backend.js";
+import { account, accountFilter, bal, BATCH_MAX, eventually, queryFilter, U128_MAX, U64_MAX, type Balances } from "../../support/ledger-backend.js";
 import { useBackend, World } from "./fixture.js";
 
 const backend = useBackend();
@@ -300,3 +300,64 @@ describe("query_accounts / query_transfers", () => {
     }
   });
 });
+
+describe("get_account_balances over a long history", () => {
+  it("every entry equals the running balance, through pending, post, void and expiry", async () => {
+    const w = new World(backend());
+    const [h] = await w.accounts({ flags: AccountFlags.history });
+    const [x] = await w.plain(1);
+    type Bal = { debits_pending: bigint; debits_posted: bigint; credits_pending: bigint; credits_posted: bigint };
+    const run: Bal = { debits_pending: 0n, debits_posted: 0n, credits_pending: 0n, credits_posted: 0n };
+    const expected: Array<Bal & { timestamp: bigint }> = [];
+    const open: Array<{ id: bigint; amount: bigint; debit: boolean }> = [];
+    const P = TransferFlags.pending;
+    for (let i = 0; i < 120; i++) {
+      const amount = BigInt((i * 7919) % 97);
+      const debit = i % 3 === 0;
+      let t: Transfer;
+      if (i % 5 === 1) {
+        t = w.t({ debit_account_id: debit ? h : x, credit_account_id: debit ? x : h, amount, flags: P });
+      } else if (i % 5 === 3 && open.length > 0) {
+        const p = open.shift()!;
+        const post = i % 2 === 1;
+        t = w.t({ pending_id: p.id, amount: post ? amount_max : 0n, ledger: 0, code: 0, flags: post ? TransferFlags.post_pending_transfer : TransferFlags.void_pending_transfer });
+        if (p.debit) run.debits_pending -= p.amount;
+        else run.credits_pending -= p.amount;
+        if (post && p.debit) run.debits_posted += p.amount;
+        if (post && !p.debit) run.credits_posted += p.amount;
+      } else {
+        t = w.t({ debit_account_id: debit ? h : x, credit_account_id: debit ? x : h, amount });
+      }
+      const [r] = await w.createTransfers([t]);
+      expect(r.status).toBe(0xffffffff);
+      if (t.flags === P) {
+        open.push({ id: t.id, amount, debit });
+        if (debit) run.debits_pending += amount;
+        else run.credits_pending += amount;
+      } else if (t.pending_id === 0n) {
+        if (debit) run.debits_posted += amount;
+        else run.credits_posted += amount;
+      }
+      expected.push({ ...run, timestamp: r.timestamp });
+    }
+    // One more pending that expires: the balance changes without a transfer, so no entry for it,
+    // but the next transfer's entry shows the released balance.
+    const exp = w.t({ debit_account_id: h, credit_account_id: x, amount: 5n, flags: P, timeout: 1 });
+    const [re] = await w.createTransfers([exp]);
+    expected.push({ ...run, debits_pending: run.debits_pending + 5n, timestamp: re.timestamp });
+    await w.b.advanceTime(1.5);
+    expect(await eventually(w.b, async () => (await w.balances(h)).debits_pending === run.debits_pending)).toBe(true);
+    const last = w.t({ debit_account_id: x, credit_account_id: h, amount: 1n });
+    const [rl] = await w.createTransfers([last]);
+    run.credits_posted += 1n;
+    expected.push({ ...run, timestamp: rl.timestamp });
+
+    const all = await w.b.client.getAccountBalances(accountFilter({ account_id: h }));
+    expect(all).toEqual(expected);
+    expect(await w.balances(h)).toEqual({ debits_pending: run.debits_pending, debits_posted: run.debits_posted, credits_pending: run.credits_pending, credits_posted: run.credits_posted });
+    const some = await w.b.client.getAccountBalances(accountFilter({ account_id: h, flags: AccountFilterFlags.credits | AccountFilterFlags.reversed, limit: 7, timestamp_max: expected[100].timestamp }));
+    const creditTs = new Set((await w.b.client.getAccountTransfers(accountFilter({ account_id: h, flags: AccountFilterFlags.credits }))).map((t) => t.timestamp));
+    expect(some).toEqual(expected.filter((e) => creditTs.has(e.timestamp) && e.timestamp <= expected[100].timestamp).reverse().slice(0, 7));
+  });
+});
+
