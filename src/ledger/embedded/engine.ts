@@ -214,7 +214,7 @@ class Engine {
     this.pulseIntervalMs = options.pulseIntervalMs ?? 1000;
     this.snapshotCopyMaxBytes = options.snapshotCopyMaxBytes ?? 256 * 1024 * 1024;
     this.factory = factory;
-    fs.mkdirSync(this.dir, { recursive: true });
+    if (fs.mkdirSync(this.dir, { recursive: true }) !== undefined) fsyncDirSync(path.dirname(this.dir)); // a new directory's entry is durable too
     this.lock = lockDataDir(this.dir);
     try {
       const { core, writer } = this.recover();

@@ -142,5 +142,5 @@ describe("crash safety under SIGKILL", () => {
     } finally {
       await client.close();
     }
-  });
+  }, 300_000); // ~25-35 s alone; generous so a fully loaded machine cannot time it out
 });
