@@ -212,5 +212,9 @@ describe("outages exit 3, and re-running finishes the same operation", () => {
     expect(bal.stderr).toContain("masques-ledger serve");
     expect(json.code).toBe(3);
     expect(at(json.json, "error", "kind")).toBe("outage");
+    // An admin deposit that hit an outage says how to finish it without crediting twice.
+    const dep = await runInProcess(["deposit", "agent-x", "5"], { ...env, MASQUES_TOKEN: adminToken });
+    expect(dep.code).toBe(3);
+    expect(dep.stderr).toMatch(/Re-run with --key [0-9a-f-]{36} to finish it without crediting twice/);
   });
 });

@@ -2,6 +2,7 @@ import { defineClientCommand, formatUsd, sessionJson, UsageError } from "../clie
 import { donMasque } from "../../../clients/sdk/src/plugin-session.js";
 import { MasquesError, NotFoundError } from "../../../clients/sdk/src/errors.js";
 import type { MasquesClient } from "../../../clients/sdk/src/client.js";
+import { BillingMode } from "../../../clients/gen/masques/ledger/v1/session_service_pb.js";
 
 const MODES = ["shadow", "soft", "live"] as const;
 
@@ -67,7 +68,9 @@ outage (exit 3) re-running finishes the same Don (same session id) — it never 
           ? [`✓ ${s.masqueName} is already donned (session ${s.sessionId}); ${formatUsd(s.holdMicro)} held.`]
           : [
               `✓ Donned ${s.masqueName}${r.resumed ? " (finished the earlier don)" : ""}`,
-              `  held ${formatUsd(s.holdMicro)} from your wallet; at doff you pay for actual use and the rest comes back`,
+              s.billingMode === BillingMode.SHADOW
+                ? "  shadow billing: usage is metered and priced, nothing is held or charged"
+                : `  held ${formatUsd(s.holdMicro)} from your wallet; at doff you pay for actual use and the rest comes back`,
               `  session ${s.sessionId} · recorded in ${path}`,
             ];
       return { human, json: { result: r.kind, resumed: r.kind === "donned" ? r.resumed : false, session_file: path, session: sessionJson(s) } };
