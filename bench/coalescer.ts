@@ -59,7 +59,8 @@ async function run(mode: "direct" | "coalesced"): Promise<{ rate: number; cpu_us
 const results: Record<string, { rate: number[]; cpu: number[] }> = { direct: { rate: [], cpu: [] }, coalesced: { rate: [], cpu: [] } };
 console.log(`coalescer bench: ${callers} concurrent callers, 1 transfer per request, ${seconds}s per mode, ${rounds} rounds`);
 for (let r = 0; r < rounds; r++) {
-  for (const mode of (r % 2 === 0 ? ["direct", "coalesced"] : ["coalesced", "direct"]) as const) {
+  const order: ("direct" | "coalesced")[] = r % 2 === 0 ? ["direct", "coalesced"] : ["coalesced", "direct"];
+  for (const mode of order) {
     const x = await run(mode);
     results[mode]!.rate.push(x.rate);
     results[mode]!.cpu.push(x.cpu_us);

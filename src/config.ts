@@ -90,6 +90,14 @@ const vars = {
   ),
   MASQUES_JWT_ISSUER: v(z.string().min(1).default("masques-ledger"), "Required `iss` claim of bearer JWTs.", "masques-ledger"),
   MASQUES_JWT_AUDIENCE: v(z.string().min(1).default("masques-ledger"), "Required `aud` claim of bearer JWTs.", "masques-ledger"),
+  MASQUES_CORS_ORIGINS: v(
+    z
+      .string()
+      .transform((text) => text.split(",").map((o) => o.trim()).filter(Boolean))
+      .pipe(z.array(z.string().regex(/^https?:\/\/[^/\s]+$/, "expected origins like https://app.example.com (scheme://host[:port], comma-separated)")))
+      .default([]),
+    "Browser origins allowed to call the HTTP port (Connect / gRPC-Web) cross-origin, comma-separated. Unset = no CORS headers (same-origin and non-browser clients only).",
+  ),
   MASQUES_LOG_LEVEL: v(
     z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
     "Log level (JSON lines on stdout).",

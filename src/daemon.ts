@@ -87,7 +87,9 @@ export async function runDaemon(
     specs = services.createServices(ctx).map((r) => wrapService(r, { verifier, log }));
     if (services.onStart) await services.onStart(ctx);
     grpcServer = await startGrpcServer(specs, config.MASQUES_GRPC_ADDR.host, config.MASQUES_GRPC_ADDR.port, log);
-    httpServer = await startHttpServer(specs, config.MASQUES_HTTP_ADDR.host, config.MASQUES_HTTP_ADDR.port, log);
+    httpServer = await startHttpServer(specs, config.MASQUES_HTTP_ADDR.host, config.MASQUES_HTTP_ADDR.port, log, {
+      corsOrigins: config.MASQUES_CORS_ORIGINS,
+    });
   } catch (err) {
     grpcServer?.server.forceShutdown();
     await httpServer?.close(0);

@@ -11,7 +11,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import type { ConnectRouter, ServiceImplSpec } from "@connectrpc/connect";
+import { cors as connectCors, type ConnectRouter, type ServiceImplSpec } from "@connectrpc/connect";
 import type { Logger } from "pino";
 
 export interface HttpServer {
@@ -40,11 +40,45 @@ function register(router: ConnectRouter, spec: ServiceImplSpec): void {
   }
 }
 
+type NodeHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
+
+const CORS_ALLOW_METHODS = connectCors.allowedMethods.join(", ");
+const CORS_ALLOW_HEADERS = [...connectCors.allowedHeaders, "Authorization", "X-Request-Id"].join(", ");
+const CORS_EXPOSE_HEADERS = [...connectCors.exposedHeaders, "X-Request-Id"].join(", ");
+
+/**
+ * CORS for browser clients (Connect / gRPC-Web) from an explicit origin allowlist
+ * (MASQUES_CORS_ORIGINS); nothing is added for other origins. Preflights are answered here.
+ * Credentials are bearer tokens in a header, never cookies, so no Allow-Credentials.
+ */
+function withCors(origins: readonly string[], next: NodeHandler): NodeHandler {
+  if (origins.length === 0) return next;
+  const allowed = new Set(origins);
+  return (req, res) => {
+    const origin = req.headers.origin;
+    if (typeof origin === "string" && allowed.has(origin)) {
+      res.setHeader("access-control-allow-origin", origin);
+      res.setHeader("vary", "Origin");
+      if (req.method === "OPTIONS" && req.headers["access-control-request-method"]) {
+        res.setHeader("access-control-allow-methods", CORS_ALLOW_METHODS);
+        res.setHeader("access-control-allow-headers", CORS_ALLOW_HEADERS);
+        res.setHeader("access-control-max-age", "7200");
+        res.statusCode = 204;
+        res.end();
+        return;
+      }
+      res.setHeader("access-control-expose-headers", CORS_EXPOSE_HEADERS);
+    }
+    next(req, res);
+  };
+}
+
 export async function startHttpServer(
   services: ServiceImplSpec[],
   host: string,
   port: number,
   log: Logger,
+  opts: { corsOrigins?: readonly string[] } = {},
 ): Promise<HttpServer> {
   let serving = false;
   const handler = connectNodeAdapter({
@@ -63,8 +97,9 @@ export async function startHttpServer(
       res.end(JSON.stringify({ code: "not_found", message: `no route for ${req.method ?? "?"} ${req.url ?? ""}` }));
     },
   });
-  const h1 = http.createServer(handler);
-  const h2 = http2.createServer({}, handler);
+  const handle = withCors(opts.corsOrigins ?? [], handler as NodeHandler);
+  const h1 = http.createServer(handle);
+  const h2 = http2.createServer({}, handle);
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (s) => {

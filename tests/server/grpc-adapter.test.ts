@@ -30,7 +30,7 @@ const observed: { signalReason?: unknown; timeoutMs?: number | undefined } = {};
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), "grpc-adapter-"));
-  const config = loadConfig({ MASQUES_GRPC_ADDR: "127.0.0.1:0", MASQUES_HTTP_ADDR: "127.0.0.1:0", MASQUES_DATA_DIR: dir, STREAMER_ENABLED: "false" });
+  const config = loadConfig({ MASQUES_GRPC_ADDR: "127.0.0.1:0", MASQUES_HTTP_ADDR: "127.0.0.1:0", MASQUES_DATA_DIR: dir, STREAMER_ENABLED: "false", MASQUES_CORS_ORIGINS: "https://app.example.com" });
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
       for (const line of chunk.toString().split("\n")) if (line.trim()) logLines.push(JSON.parse(line) as Record<string, unknown>);
@@ -147,6 +147,23 @@ test("error code, message, metadata and typed details cross both transports unch
 test("methods a service leaves out answer UNIMPLEMENTED (after authentication)", async () => {
   const err = (await grpcClient.listTransfers({}).catch((e: unknown) => e)) as ConnectError;
   expect(err.code).toBe(Code.Unimplemented);
+});
+
+test("CORS: allowlisted browser origins get preflight answers and exposed headers; others get nothing", async () => {
+  const url = `http://${daemon.httpAddr}/masques.ledger.v1.AccountService/GetAccount`;
+  const preflight = await fetch(url, {
+    method: "OPTIONS",
+    headers: { origin: "https://app.example.com", "access-control-request-method": "POST", "access-control-request-headers": "authorization,content-type" },
+  });
+  expect(preflight.status).toBe(204);
+  expect(preflight.headers.get("access-control-allow-origin")).toBe("https://app.example.com");
+  expect(preflight.headers.get("access-control-allow-headers")?.toLowerCase()).toContain("authorization");
+  const other = await fetch(url, { method: "OPTIONS", headers: { origin: "https://evil.example", "access-control-request-method": "POST" } });
+  expect(other.headers.get("access-control-allow-origin")).toBeNull();
+  const call = await fetch(url, { method: "POST", headers: { origin: "https://app.example.com", "content-type": "application/json" }, body: "{}" });
+  expect(call.status).toBe(401);
+  expect(call.headers.get("access-control-allow-origin")).toBe("https://app.example.com");
+  expect(call.headers.get("access-control-expose-headers")?.toLowerCase()).toContain("x-request-id");
 });
 
 test("shutdown drains: an in-flight call completes, then the daemon stops and refuses new calls", async () => {
