@@ -179,6 +179,19 @@ describe("damaged data directory", () => {
     await again.close();
   });
 
+  it("recovers from a crash in the middle of a snapshot (unfinished .tmp, lock of a dead process)", async () => {
+    const c = open();
+    await workload(c);
+    const before = await observe(c, [1n, 2n, 3n]);
+    await c.close();
+    fs.writeFileSync(path.join(dir, "snapshot-00000000000000000099.snap.tmp"), Buffer.alloc(1000, 7));
+    fs.writeFileSync(path.join(dir, "LOCK"), "pid 999999999 start 1\n");
+    const r = open();
+    expect(await observe(r, [1n, 2n, 3n])).toEqual(before);
+    expect(fs.readdirSync(dir).filter((f) => f.endsWith(".tmp"))).toEqual([]);
+    await r.close();
+  });
+
   it("refuses to start when the log is damaged before its tail, naming the file and offset", async () => {
     const c = open();
     await c.createAccounts([account(1n), account(2n)]);
