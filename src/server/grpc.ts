@@ -38,6 +38,7 @@ import {
 } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Logger } from "pino";
+import { MAX_MESSAGE_BYTES } from "./http.js";
 
 type Msg = MessageShape<DescMessage>;
 
@@ -341,7 +342,7 @@ export async function startGrpcServer(
   log: Logger,
 ): Promise<GrpcServer> {
   const server = new grpc.Server({
-    "grpc.max_receive_message_length": 4 * 1024 * 1024,
+    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
     "grpc.keepalive_permit_without_calls": 1,
   });
   for (const s of services) {

@@ -40,6 +40,9 @@ function register(router: ConnectRouter, spec: ServiceImplSpec): void {
   }
 }
 
+/** Largest request message accepted on either port. */
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
 type NodeHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
 const CORS_ALLOW_METHODS = connectCors.allowedMethods.join(", ");
@@ -87,6 +90,8 @@ export async function startHttpServer(
     },
     // Plain `curl -d '{...}'` JSON calls without the Connect-Protocol-Version header are fine.
     requireConnectProtocolHeader: false,
+    // Same request size limit as the gRPC port (connect-node's default is 4 GiB).
+    readMaxBytes: MAX_MESSAGE_BYTES,
     fallback: (req, res) => {
       if (req.method === "GET" && (req.url === "/healthz" || req.url === "/readyz")) {
         res.writeHead(serving ? 200 : 503, { "content-type": "application/json" });
