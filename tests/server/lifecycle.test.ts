@@ -76,6 +76,21 @@ describe("configuration", () => {
   });
 });
 
+describe("command line", () => {
+  test("`masques-ledger --help` lists the commands; an unknown command is a usage error (exit 2)", async () => {
+    const help = await runCli(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^\s+serve\s+Run the ledger daemon/m);
+    expect(help.stdout).toMatch(/^\s+token\s+Mint a dev bearer token/m);
+    const unknown = await runCli(["serv"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown command "serv"/);
+    const extra = await runCli(["serve", "--port", "1"]);
+    expect(extra.code).toBe(2);
+    expect(extra.stderr).toMatch(/configuration comes from the environment/);
+  });
+});
+
 describe("lifecycle", () => {
   test("SIGTERM drains and exits 0; wallets survive a graceful restart and a crash; state lives in MASQUES_DATA_DIR", async () => {
     const d = await startDaemon();
