@@ -3,7 +3,8 @@
  * variable, a non-loopback daemon refuses to run without keys, every variable is documented,
  * SIGTERM drains and exits cleanly, and state survives a restart and a crash.
  */
-import { readFile, stat } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, test } from "vitest";
 import { createClient, type Interceptor } from "@connectrpc/connect";
@@ -49,18 +50,22 @@ describe("configuration", () => {
   });
 
   test("serve refuses a non-loopback address without MASQUES_JWT_PUBLIC_KEYS, and private keys in it", async () => {
-    const open = await runCli(["serve"], { MASQUES_GRPC_ADDR: "0.0.0.0:0", MASQUES_HTTP_ADDR: "127.0.0.1:0", MASQUES_DATA_DIR: "/tmp/masques-refuse-test" });
+    const dataDir = await mkdtemp(path.join(tmpdir(), "masques-refuse-"));
+    const open = await runCli(["serve"], { MASQUES_GRPC_ADDR: "0.0.0.0:0", MASQUES_HTTP_ADDR: "127.0.0.1:0", MASQUES_DATA_DIR: dataDir });
     expect(open.code).toBe(2);
     expect(open.stderr).toMatch(/MASQUES_JWT_PUBLIC_KEYS: \(or MASQUES_JWT_PUBLIC_KEYS_FILE\) required when listening on a non-loopback address \(0\.0\.0\.0:0\)/);
     expect(open.stdout).not.toMatch(/"msg":"listening"/);
     const priv = await runCli(["serve"], {
       MASQUES_GRPC_ADDR: "127.0.0.1:0",
       MASQUES_HTTP_ADDR: "127.0.0.1:0",
-      MASQUES_DATA_DIR: "/tmp/masques-refuse-test",
+      MASQUES_DATA_DIR: dataDir,
       MASQUES_JWT_PUBLIC_KEYS: JSON.stringify({ keys: [{ kty: "OKP", crv: "Ed25519", x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", d: "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A" }] }),
     });
     expect(priv.code).toBe(2);
     expect(priv.stderr).toMatch(/MASQUES_JWT_PUBLIC_KEYS: contains a PRIVATE key/);
+    // Refusing to start never created keys or a ledger.
+    expect(await readdir(dataDir)).toEqual([]);
+    await rm(dataDir, { recursive: true, force: true });
   });
 
   test("every variable is documented in `serve --help`, in .env.example and in the README table", async () => {
