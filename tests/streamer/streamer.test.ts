@@ -1,11 +1,15 @@
 import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { TransferFlags } from "tigerbeetle-node";
+import { authorEarningsId, railAccount } from "../../src/domain/accounts.js";
+import { Rail, TransferCode } from "../../src/domain/codes.js";
+import { deterministicId } from "../../src/domain/ids.js";
 import { reconstructSession } from "../../src/domain/sessions.js";
 import { createEmbeddedClient, type EmbeddedClient } from "../../src/ledger/embedded/index.js";
 import { ChdbSink, migrate, readCursors, reconcile, Streamer } from "../../src/streamer/index.js";
 import { runSession, createSessionAccounts, sessionTransfers, type SessionScript } from "./sessions-fixture.js";
-import { clickhouseAggregates, createFixtureAccounts, ledgerAggregates, scalar, tempDir, writeTransfers } from "./support.js";
+import { clickhouseAggregates, CREATED, createFixtureAccounts, ledgerAggregates, scalar, tempDir, transfer, writeTransfers } from "./support.js";
 
 const REPO = path.resolve(import.meta.dirname, "../..");
 const N = 100_000;
@@ -164,6 +168,38 @@ describe("CDC streamer: embedded ledger -> embedded chDB", () => {
     const report = await reconcile({ client, sink });
     expect(report.drift).toEqual([]);
     expect((await s.syncOnce()).expired).toBe(0); // recorded once
+  });
+
+  it("payouts show up as settlements: paid, failed and expired", async () => {
+    const outbound = railAccount("rail_outbound", "base");
+    await client.createAccounts([outbound]);
+    const earnings = authorEarningsId("author-x");
+    const payout = (n: number, amount: bigint, timeout: number) =>
+      transfer(deterministicId("test-payout", n), {
+        debit_account_id: earnings, credit_account_id: outbound.id, amount, code: TransferCode.payout,
+        flags: TransferFlags.pending, timeout, user_data_128: BigInt(9000 + n), user_data_32: Rail.base,
+      });
+    const p1 = payout(1, 10_000n, 3600);
+    const p2 = payout(2, 20_000n, 3600);
+    const p3 = payout(3, 30_000n, 30);
+    expect((await client.createTransfers([p1, p2, p3])).map((r) => r.status)).toEqual([CREATED, CREATED, CREATED]);
+    const finish = await client.createTransfers([
+      transfer(deterministicId("test-payout-post", 1), { pending_id: p1.id, amount: 10_000n, flags: TransferFlags.post_pending_transfer, ledger: 0, code: 0 }),
+      transfer(deterministicId("test-payout-void", 2), { pending_id: p2.id, flags: TransferFlags.void_pending_transfer, ledger: 0, code: 0 }),
+    ]);
+    expect(finish.map((r) => r.status)).toEqual([CREATED, CREATED]);
+    const s = await streamer();
+    await s.syncOnce();
+    offset_ns += 60n * 1_000_000_000n; // p3 passes its deadline
+    await writeTransfers(client, 1, 64, nextId++);
+    expect((await s.syncOnce()).expired).toBe(1);
+    const rows = await sink.query("SELECT payout_id, rail, amount_micro, status FROM masques.settlements FINAL ORDER BY payout_id");
+    expect(rows).toEqual([
+      { payout_id: "9001", rail: "base", amount_micro: "10000", status: "paid" },
+      { payout_id: "9002", rail: "base", amount_micro: "20000", status: "failed" },
+      { payout_id: "9003", rail: "base", amount_micro: "30000", status: "expired" },
+    ]);
+    expect((await reconcile({ client, sink })).drift).toEqual([]);
   });
 
   it("reconcile finds drift (a lost row, a broken split) and the CLI exits non-zero", async () => {
