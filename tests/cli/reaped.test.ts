@@ -11,7 +11,7 @@ import { parse } from "yaml";
 import { startDaemon, type Daemon } from "../support/daemon.js";
 import { MasquesClient } from "../../clients/sdk/src/client.js";
 import { SessionStatus } from "../../clients/sdk/src/sessions.js";
-import { at, micro, runCli } from "./helpers.js";
+import { at, micro, runCli, runInProcess } from "./helpers.js";
 
 const MASQUES_DIR = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../masques");
 let d: Daemon;
@@ -58,5 +58,24 @@ describe("a session reaped for idleness", () => {
     const bal = await runCli(["balance", "--json"], env);
     expect(micro(bal.json, "account", "available", "micro")).toBe(3_000_000n - reaped.chargedMicro);
     expect(micro(bal.json, "account", "pending_debits", "micro")).toBe(0n);
+
+    // /don of the same masque after it was reaped (no heartbeat in between) starts a new session
+    // instead of claiming the settled one is still donned.
+    const first = await runInProcess(["don", "pair-programmer", "--json"], env);
+    expect(first.code, first.stderr).toBe(0);
+    const sid2 = at(first.json, "session", "session_id") as string;
+    for (let i = 0; i < 300; i++) {
+      if ((await sdk.sessions.get(sid2)).status === SessionStatus.REAPED) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const again = await runInProcess(["don", "pair-programmer", "--json"], env);
+    expect(again.code, again.stderr).toBe(0);
+    expect(at(again.json, "result")).toBe("donned");
+    const sid3 = at(again.json, "session", "session_id") as string;
+    expect(sid3).not.toBe(sid2);
+    const f2 = parse(await readFile(env.MASQUES_SESSION_FILE, "utf8"));
+    expect(f2.previous.ledger).toMatchObject({ session_id: sid2, status: "reaped" });
+    expect(f2.active.ledger).toMatchObject({ session_id: sid3, status: "active" });
+    expect((await runInProcess(["cancel"], env)).code).toBe(0);
   });
 });

@@ -113,7 +113,11 @@ export async function donMasque(client: MasquesClient, path: string, o: DonOptio
   });
 
   if (plan.mode === "existing") {
-    return { kind: "already_donned", session: await client.sessions.get(plan.ledger.session_id) };
+    const session = await client.sessions.get(plan.ledger.session_id);
+    if (session.status === SessionStatus.OPEN) return { kind: "already_donned", session };
+    // The ledger already settled it (reaped while idle, expired): record that, start a new one.
+    await recordEnd(path, session);
+    return donMasque(client, path, o);
   }
   const { ledger, resumed } = plan;
   let session: Session;
