@@ -29,7 +29,8 @@ import type {
 } from "tigerbeetle-node";
 import type { StateMachine } from "./state-machine.contract.js";
 import { IdIndex, RecordArena, U32List } from "./core/arena.js";
-import { BalanceHistory, CHECKPOINT_EVERY, HistoryRows } from "./core/history.js";
+import { CHECKPOINT_EVERY, HistoryStore } from "./core/history.js";
+import { PooledLists } from "./core/pooled-lists.js";
 import {
   A_CHUNK_SHIFT,
   A_CODE_FLAGS,
@@ -218,9 +219,9 @@ class Core implements StateMachine {
   readonly transferIndex = new IdIndex(this.transfers, 12);
   readonly failedIndex = new IdIndex(this.failed);
   /** Per account: record indexes of its transfers (debit or credit side), ascending; created lazily. */
-  accountTransfers: (U32List | undefined)[] = [];
-  /** Per history account with transfers: balance checkpoints along its transfer list (BalanceHistory). */
-  accountHistory: (BalanceHistory | undefined)[] = [];
+  accountTransfers = new PooledLists(1);
+  /** Balance checkpoints of history accounts along their transfer lists. */
+  history = new HistoryStore();
   /** Min-heap of open pending transfers with a timeout: deadline (hi, lo) and record index. */
   heapHi = new Uint32Array(64);
   heapLo = new Uint32Array(64);
@@ -370,8 +371,6 @@ class Core implements StateMachine {
     w[ro + A_TS + 1] = tsHi;
     w[ro + A_RESERVED] = 0;
     this.accountIndex.insert(r);
-    this.accountTransfers.push(undefined);
-    this.accountHistory.push(undefined); // created on the account's first transfer if flags.history
     if (this.inChain) this.undoOps.push(U_ACCOUNT_APPEND, r, 0);
     return { status: CA.created, stamp: tsBig(tsHi, tsLo) };
   }
@@ -745,23 +744,17 @@ class Core implements StateMachine {
 
   /** Appends transfer `r` to its accounts' lists. */
   private indexTransfer(r: number, dr: number, cr: number): void {
-    (this.accountTransfers[dr] ??= new U32List(4)).push(r);
-    (this.accountTransfers[cr] ??= new U32List(4)).push(r);
+    this.accountTransfers.push1(dr, r);
+    this.accountTransfers.push1(cr, r);
   }
 
   /** Before a history account's balances change with its next list entry: checkpoint if due. */
   private checkpointHistory(account: number): void {
-    const j = this.accountTransfers[account]?.length ?? 0;
-    const h = this.accountHistory[account];
-    const dirty = h !== undefined && h.dirty;
-    if (!dirty && j % CHECKPOINT_EVERY !== 0) return;
-    if (!dirty && j === 0) return; // implicit: balances are zero before the first transfer
+    const j = this.accountTransfers.length(account);
+    const dirty = this.history.isDirty(account);
+    if (!dirty && (j % CHECKPOINT_EVERY !== 0 || j === 0)) return; // j = 0: implicit zero balances
     if (this.inChain && dirty) this.undoOps.push(U_HISTORY_DIRTY, account, 1);
-    (this.accountHistory[account] ??= new BalanceHistory()).add(
-      j,
-      this.accounts.chunk(account),
-      this.accounts.offset(account) + A_DEBITS_PENDING,
-    );
+    this.history.add(account, j, this.accounts.chunk(account), this.accounts.offset(account) + A_DEBITS_PENDING);
   }
 
   /** Folds the effect of transfer `r` on `account` into the balances B[0..15]. */
@@ -969,7 +962,7 @@ class Core implements StateMachine {
       } else if (kind === U_PENDING_STATUS) {
         this.transfers.chunk(a)[this.transfers.offset(a) + T_STATUS] = b;
       } else if (kind === U_HISTORY_DIRTY) {
-        (this.accountHistory[a] ??= new BalanceHistory()).dirty = true;
+        this.history.setDirty(a, true);
       } else if (kind === U_TRANSFER_APPEND) {
         this.popTransfer(a);
       } else {
@@ -987,12 +980,11 @@ class Core implements StateMachine {
     const o = this.transfers.offset(r);
     const dr = w[o + T_DR]!;
     const cr = w[o + T_CR]!;
-    const dl = this.accountTransfers[dr]!;
-    const cl = this.accountTransfers[cr]!;
-    dl.length--;
-    cl.length--;
-    this.accountHistory[dr]?.truncate(dl.length);
-    this.accountHistory[cr]?.truncate(cl.length);
+    const lists = this.accountTransfers;
+    lists.pop(dr);
+    lists.pop(cr);
+    if (this.history.count(dr) > 0) this.history.truncate(dr, lists.length(dr));
+    if (this.history.count(cr) > 0) this.history.truncate(cr, lists.length(cr));
     this.transferIndex.remove(r);
     this.transfers.pop();
   }
@@ -1000,8 +992,6 @@ class Core implements StateMachine {
   private popAccount(a: number): void {
     this.accountIndex.remove(a);
     this.accounts.pop();
-    this.accountTransfers.pop();
-    this.accountHistory.pop();
   }
 
   // ---------------------------------------------------------------- expiry
@@ -1116,8 +1106,8 @@ class Core implements StateMachine {
     if ((pFlags & TF_CLOSING_CREDIT) !== 0) cw[c + A_CODE_FLAGS] = cw[c + A_CODE_FLAGS]! & ~(AF_CLOSED << 16);
     pw[po + T_STATUS] = PS_EXPIRED;
     this.pendingOpen--;
-    if (((dw[d + A_CODE_FLAGS]! >>> 16) & AF_HISTORY) !== 0) (this.accountHistory[dr] ??= new BalanceHistory()).dirty = true;
-    if (((cw[c + A_CODE_FLAGS]! >>> 16) & AF_HISTORY) !== 0) (this.accountHistory[cr] ??= new BalanceHistory()).dirty = true;
+    if (((dw[d + A_CODE_FLAGS]! >>> 16) & AF_HISTORY) !== 0) this.history.setDirty(dr, true);
+    if (((cw[c + A_CODE_FLAGS]! >>> 16) & AF_HISTORY) !== 0) this.history.setDirty(cr, true);
   }
 
   // ---------------------------------------------------------------- lookups
@@ -1234,15 +1224,16 @@ class Core implements StateMachine {
     if (q === null) return [];
     const ud128Set = filter.user_data_128 !== 0n;
     if (ud128Set) put128(filter.user_data_128, R, R_TMP + 4, "user_data_128");
-    const list = this.accountTransfers[q.account];
-    if (list === undefined) return [];
+    const list = this.accountTransfers;
+    const account = q.account;
+    if (list.length(account) === 0) return [];
     const [rLo, rHi] = this.transferRecordRange(q.tMin, q.tMax);
-    const a = lowerBoundU32(list.data, list.length, rLo);
-    const b = lowerBoundU32(list.data, list.length, rHi);
+    const a = list.lowerBound(account, rLo);
+    const b = list.lowerBound(account, rHi);
     const out: Transfer[] = [];
     const reversed = (filter.flags & AFF_REVERSED) !== 0;
     for (let k = reversed ? b - 1 : a; reversed ? k >= a : k < b; k += reversed ? -1 : 1) {
-      const r = list.data[k]!;
+      const r = list.get(account, k);
       if (this.transferMatchesAccountFilter(r, q.account, filter, ud128Set)) {
         out.push(this.transferObject(r));
         if (out.length >= q.limit) break;
@@ -1256,18 +1247,18 @@ class Core implements StateMachine {
     if (q === null) return [];
     const aw = this.accounts.chunk(q.account);
     if (((aw[this.accounts.offset(q.account) + A_CODE_FLAGS]! >>> 16) & AF_HISTORY) === 0) return [];
-    const list = this.accountTransfers[q.account];
-    if (list === undefined) return [];
-    const h = this.accountHistory[q.account] ?? NO_CHECKPOINTS;
+    const list = this.accountTransfers;
+    const account = q.account;
+    if (list.length(account) === 0) return [];
+    const h = this.history;
     const ud128Set = filter.user_data_128 !== 0n;
     if (ud128Set) put128(filter.user_data_128, R, R_TMP + 4, "user_data_128");
     const [rLo, rHi] = this.transferRecordRange(q.tMin, q.tMax);
-    const a = lowerBoundU32(list.data, list.length, rLo);
-    const b = lowerBoundU32(list.data, list.length, rHi);
+    const a = list.lowerBound(account, rLo);
+    const b = list.lowerBound(account, rHi);
     const out: AccountBalance[] = [];
-    const account = q.account;
     const emit = (k: number, B: Uint32Array, o: number): boolean => {
-      const r = list.data[k]!;
+      const r = list.get(account, k);
       if (!this.transferMatchesAccountFilter(r, account, filter, ud128Set)) return false;
       out.push({
         debits_pending: get128(B, o),
@@ -1280,13 +1271,18 @@ class Core implements StateMachine {
     };
     if ((filter.flags & AFF_REVERSED) === 0) {
       const B = new Uint32Array(16);
-      let ci = h.checkpointAtOrBefore(a);
-      const from = h.position(ci);
-      h.load(ci, B, 0);
+      let ci = h.checkpointAtOrBefore(account, a);
+      const from = h.position(account, ci);
+      h.load(account, ci, B, 0);
       ci++;
+      const count = h.count(account);
+      let nextPos = ci < count ? h.position(account, ci) : -1;
       for (let j = from; j < b; j++) {
-        if (ci < h.count && h.positions[ci] === j) h.load(ci++, B, 0);
-        this.applyToBalances(list.data[j]!, account, B);
+        if (j === nextPos) {
+          h.load(account, ci++, B, 0);
+          nextPos = ci < count ? h.position(account, ci) : -1;
+        }
+        this.applyToBalances(list.get(account, j), account, B);
         if (j >= a && emit(j, B, 0)) break;
       }
       return out;
@@ -1294,14 +1290,14 @@ class Core implements StateMachine {
     // Reversed: walk segments between checkpoints from the end; fold each segment forward.
     let end = b;
     while (end > a) {
-      const ci = h.checkpointAtOrBefore(end - 1);
-      const start = h.position(ci);
+      const ci = h.checkpointAtOrBefore(account, end - 1);
+      const start = h.position(account, ci);
       const seg = new Uint32Array(16 * (end - start));
-      h.load(ci, seg, 0);
+      h.load(account, ci, seg, 0);
       for (let j = start; j < end; j++) {
         const o = 16 * (j - start);
         if (j > start) seg.copyWithin(o, o - 16, o);
-        this.applyToBalances(list.data[j]!, account, seg.subarray(o, o + 16));
+        this.applyToBalances(list.get(account, j), account, seg.subarray(o, o + 16));
       }
       for (let j = end - 1; j >= Math.max(start, a); j--) {
         if (emit(j, seg, 16 * (j - start))) return out;
@@ -1411,24 +1407,10 @@ function accountExistsStatus(IN: Uint32Array, o: number, w: Uint32Array, eo: num
   return CA.exists;
 }
 
-function lowerBoundU32(data: Uint32Array, len: number, v: number): number {
-  let a = 0;
-  let b = len;
-  while (a < b) {
-    const m = (a + b) >>> 1;
-    if (data[m]! < v) a = m + 1;
-    else b = m;
-  }
-  return a;
-}
-
 // ------------------------------------------------------------------ snapshots
 
-/** History of an account that has only the implicit zero checkpoint. */
-const NO_CHECKPOINTS = new BalanceHistory();
-
 const SNAPSHOT_MAGIC = "masques-ledger/core-snapshot";
-const SNAPSHOT_VERSION = 4;
+const SNAPSHOT_VERSION = 5;
 
 interface SnapshotHeader {
   magic: string;
@@ -1453,7 +1435,7 @@ interface SnapshotHeader {
  */
 function* snapshot(core: Core): Generator<Uint8Array> {
   let historyWords = 0;
-  for (const h of core.accountHistory) if (h !== undefined) historyWords += h.count * (1 + h.rows.stride);
+  for (let a = 0; a < core.accounts.count; a++) historyWords += core.history.count(a) * 17;
   const header: SnapshotHeader = {
     magic: SNAPSHOT_MAGIC,
     version: SNAPSHOT_VERSION,
@@ -1476,21 +1458,21 @@ function* snapshot(core: Core): Generator<Uint8Array> {
   yield* core.accountIndex.views();
   yield* core.transferIndex.views();
   yield* core.failedIndex.views();
-  // History: per account checkpoint count (u32), then per account a byte: 0 = no history,
-  // 8/16 = row width (+128 when dirty); then per history account positions and rows.
-  const counts = new Uint32Array(core.accounts.count);
-  const kinds = new Uint8Array(core.accounts.count);
-  core.accountHistory.forEach((h, i) => {
-    if (h === undefined || (h.count === 0 && !h.dirty)) return;
-    counts[i] = h.count;
-    kinds[i] = h.rows.stride | (h.dirty ? 128 : 0);
-  });
+  // History: per account checkpoint count (u32) and dirty flag (u8); then per account with
+  // checkpoints, their positions (u32 each) and balances (16 words each).
+  const n = core.accounts.count;
+  const counts = new Uint32Array(n);
+  const dirty = new Uint8Array(n);
+  for (let a = 0; a < n; a++) {
+    counts[a] = core.history.count(a);
+    dirty[a] = core.history.isDirty(a) ? 1 : 0;
+  }
   yield new Uint8Array(counts.buffer);
-  yield kinds;
-  for (const h of core.accountHistory) {
-    if (h === undefined || (h.count === 0 && !h.dirty)) continue;
-    yield new Uint8Array(h.positions.buffer, 0, h.count * 4);
-    yield h.rows.usedBytes();
+  yield dirty;
+  for (let a = 0; a < n; a++) {
+    if (counts[a] === 0) continue;
+    yield* core.history.positions.views(a);
+    yield* core.history.rows.views(a);
   }
 }
 
@@ -1567,47 +1549,29 @@ export function restoreStateMachine(chunks: Iterable<Uint8Array>): StateMachine 
   for (const v of core.failedIndex.allocateForRestore(failedLog2, header.failed)) reader.readInto(v);
   const checkpoints = new Uint32Array(header.accounts);
   reader.readInto(new Uint8Array(checkpoints.buffer));
-  const kinds = reader.read(header.accounts);
+  const dirty = reader.read(header.accounts);
   for (let a = 0; a < header.accounts; a++) {
-    const flags = core.accounts.chunk(a)[core.accounts.offset(a) + A_CODE_FLAGS]! >>> 16;
-    const kind = kinds[a]!;
     const n = checkpoints[a]!;
-    if (kind === 0) {
-      if (n !== 0) throw new Error("snapshot history section is corrupt");
-      core.accountHistory.push(undefined);
-      continue;
-    }
+    if (dirty[a] === 1) core.history.setDirty(a, true);
+    else if (dirty[a] !== 0) throw new Error("snapshot history section is corrupt");
+    if (n === 0) continue;
+    const flags = core.accounts.chunk(a)[core.accounts.offset(a) + A_CODE_FLAGS]! >>> 16;
     if ((flags & AF_HISTORY) === 0) throw new Error("snapshot history section is corrupt");
-    const width = kind & 127;
-    if (width !== 8 && width !== 16) throw new Error("snapshot history section is corrupt");
-    const h = new BalanceHistory();
-    h.positions = new Uint32Array(Math.max(4, n));
-    reader.readInto(new Uint8Array(h.positions.buffer, 0, n * 4));
-    h.count = n;
-    h.rows = new HistoryRows(Math.max(4, n), width === 16);
-    reader.readInto(new Uint8Array(h.rows.data.buffer, 0, n * width * 4));
-    h.rows.rows = n;
-    h.dirty = (kind & 128) !== 0;
-    core.accountHistory.push(h);
+    const positions = new Uint32Array(reader.read(n * 4).buffer);
+    const rows = new Uint32Array(reader.read(n * 64).buffer);
+    const wasDirty = core.history.isDirty(a);
+    for (let k = 0; k < n; k++) core.history.add(a, positions[k]!, rows, k * 16);
+    if (wasDirty) core.history.setDirty(a, true);
   }
   reader.assertEnd();
   // Rebuild derived structures (per-account transfer lists, expiry heap).
-  const counts = new Uint32Array(header.accounts);
   const t = core.transfers;
+
   for (let r = 0; r < header.transfers; r++) {
     const w = t.chunks[r >>> t.shift]!;
     const o = (r & t.mask) * T_STRIDE;
-    counts[w[o + T_DR]!]!++;
-    counts[w[o + T_CR]!]!++;
-  }
-  for (let a = 0; a < header.accounts; a++) {
-    core.accountTransfers.push(counts[a] === 0 ? undefined : new U32List(counts[a]!));
-  }
-  for (let r = 0; r < header.transfers; r++) {
-    const w = t.chunks[r >>> t.shift]!;
-    const o = (r & t.mask) * T_STRIDE;
-    core.accountTransfers[w[o + T_DR]!]!.push(r);
-    core.accountTransfers[w[o + T_CR]!]!.push(r);
+    core.accountTransfers.push1(w[o + T_DR]!, r);
+    core.accountTransfers.push1(w[o + T_CR]!, r);
     if (w[o + T_STATUS] === PS_PENDING && w[o + T_TIMEOUT] !== 0) {
       const deadline = tsBig(w[o + T_TS + 1]!, w[o + T_TS]!) + BigInt(w[o + T_TIMEOUT]!) * NS_PER_S;
       core.heapPush(deadline, r);
