@@ -107,34 +107,31 @@ export const USAGE_CODE: Record<UsageKind, number> = {
   tool_calls: TransferCode.usage_tool_calls,
 };
 
-/** Per-kind tags XORed into an event's id (one SHA-256 per event, distinct ids per kind). */
+/** Top-byte tags of usage and heartbeat ids (distinct from SESSION_ID_TAG). */
 const KIND_TAG: Record<UsageKind, bigint> = {
-  input_tokens: 0x01n << 120n,
-  output_tokens: 0x02n << 120n,
-  tool_calls: 0x03n << 120n,
+  input_tokens: 0x61n << 120n,
+  output_tokens: 0x62n << 120n,
+  tool_calls: 0x63n << 120n,
 };
-
-/** The id of one usage event's event id base: deterministicId("usage", sid_hex, seq). */
-export function usageEventId(session_id: bigint, seq: bigint): bigint {
-  return deterministicId("usage", lazyIds(session_id).hex, seq);
-}
+const HEARTBEAT_TAG = 0x70n << 120n;
+const U64_MASK = (1n << 64n) - 1n;
 
 /**
- * Usage transfer id of (session, seq, kind) = deterministicId("usage", sid_hex, seq) XOR a
- * per-kind tag in the top byte (never 0 or 2^128-1: the tag flips bits of the top byte only and
- * the result is rehashed in the astronomically unlikely case it hits either).
+ * Usage transfer id of (session, seq, kind) = hold id XOR (kind tag << 120) XOR seq (seq < 2^64):
+ * deterministic, distinct per (seq, kind) within the session and from the session's money ids
+ * (other top-byte tags), and no hash at all on the hot usage path. 0 / 2^128-1 fall back to a hash.
  */
 export function usageTransferId(session_id: bigint, seq: bigint, kind: UsageKind): bigint {
-  return usageTransferIdFrom(usageEventId(session_id, seq), kind);
+  return tagged(lazyIds(session_id).hold, KIND_TAG[kind], seq, kind);
 }
 
-function usageTransferIdFrom(base: bigint, kind: UsageKind): bigint {
-  const id = base ^ KIND_TAG[kind];
-  return id === 0n || id === (1n << 128n) - 1n ? deterministicId("usage-fallback", base, kind) : id;
+function tagged(hold: bigint, tag: bigint, n: bigint, name: string): bigint {
+  const id = hold ^ tag ^ (n & U64_MASK);
+  return id === 0n || id === (1n << 128n) - 1n ? deterministicId("usage-fallback", hold, name, n) : id;
 }
 
 export function heartbeatTransferId(session_id: bigint, beat: bigint): bigint {
-  return deterministicId("heartbeat", lazyIds(session_id).hex, beat);
+  return tagged(lazyIds(session_id).hold, HEARTBEAT_TAG, beat, "heartbeat");
 }
 
 // ---- user_data encodings -------------------------------------------------------------------------
@@ -335,10 +332,10 @@ export function planUsage(ids: SessionAccountIds, e: UsageEventInput): Transfer[
   const kinds = USAGE_KINDS.filter((k) => e[k] > 0n);
   const used: UsageKind[] = kinds.length > 0 ? kinds : ["tool_calls"];
   const fp = usageFingerprint(e);
-  const base = usageEventId(e.session_id, e.seq);
+  const hold = lazyIds(e.session_id).hold;
   const chain = used.map(
     (k): Transfer => ({
-      id: usageTransferIdFrom(base, k),
+      id: tagged(hold, KIND_TAG[k], e.seq, k),
       debit_account_id: ids.usageMeter(e.agent_id, USAGE_LEDGER[k]),
       credit_account_id: ids.usageSink(USAGE_LEDGER[k]),
       amount: e[k],
