@@ -53,8 +53,9 @@ export const COMMON_OPTIONS = {
 export const SESSION_FILE_OPTION = { "session-file": { type: "string" } } as const satisfies OptionSpecs;
 
 export const COMMON_HELP = `Connection (flags override the environment):
-  --endpoint URL          daemon URL                      [MASQUES_ENDPOINT, default http://127.0.0.1:50051]
-  --transport grpc|connect  gRPC (the daemon's gRPC port) or Connect (its HTTP port, e.g. :8080)
+  --endpoint URL          daemon URL                      [MASQUES_ENDPOINT, default http://127.0.0.1:50051,
+                                                           or http://127.0.0.1:8080 with --transport connect]
+  --transport grpc|connect  gRPC (the daemon's gRPC port) or Connect over HTTP/1.1 (its HTTP port)
                                                           [MASQUES_TRANSPORT, default grpc]
   --token JWT             bearer token                    [MASQUES_TOKEN]
   --timeout-ms N          total deadline of each call, retries included
@@ -125,16 +126,14 @@ export function toJsonText(v: unknown): string {
 function helpText(spec: ClientCommandSpec): string {
   return [
     `Usage: masques-ledger ${spec.usage}`,
-    "",
     spec.description.trim(),
-    "",
     spec.optionHelp.trim() ? `Options:\n${spec.optionHelp.replace(/\s+$/, "")}` : "",
     spec.sessionFile ? SESSION_FILE_HELP : "",
     COMMON_HELP,
-    spec.examples?.length ? `\nExamples:\n${spec.examples.map((e) => `  ${e}`).join("\n")}` : "",
+    spec.examples?.length ? `Examples:\n${spec.examples.map((e) => `  ${e}`).join("\n")}` : "",
   ]
     .filter((s) => s !== "")
-    .join("\n")
+    .join("\n\n")
     .concat("\n");
 }
 
