@@ -286,13 +286,26 @@ export class Streamer {
     });
   }
 
-  /** Stop the background loop after the chunk in flight is committed. Does not close the sink. */
-  async stop(): Promise<void> {
+  /**
+   * Stop the background loop after the chunk in flight is committed, then (with `flush`, the
+   * default) copy what the ledger has now once more, so a graceful shutdown leaves the copy caught
+   * up. Call it before closing the ledger. Does not close the sink.
+   */
+  async stop(opts: { flush?: boolean } = {}): Promise<void> {
     this.stopping = true;
     this.wake?.();
     const l = this.loop;
     this.loop = null;
-    if (l) await l;
+    if (l) {
+      await l;
+      if (opts.flush ?? true) {
+        try {
+          await this.syncOnce();
+        } catch (err) {
+          this.log?.error({ err }, "streamer: final copy at stop failed (the next start resumes from the cursor)");
+        }
+      }
+    }
     this.logStats(0, true);
   }
 
