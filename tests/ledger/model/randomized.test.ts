@@ -148,7 +148,7 @@ class Run {
       if (r.chance(0.07)) flags |= TransferFlags.balancing_credit;
       return transfer({
         id: this.b.uniqueId(),
-        debit_account_id: dr,
+        debit_account_id: r.chance(0.02) ? this.b.uniqueId() : dr,
         credit_account_id: r.chance(0.02) ? dr : cr,
         amount: flags !== 0 && r.chance(0.3) ? amount_max : amount(),
         ledger: r.chance(0.02) ? 0 : ledger,
@@ -183,9 +183,9 @@ class Run {
         pending_id: p?.id ?? (r.chance(0.5) ? this.b.uniqueId() : r.pick([...this.model.transfers.keys(), this.b.uniqueId()])),
         flags: isPost ? TransferFlags.post_pending_transfer : TransferFlags.void_pending_transfer,
         amount: amt,
-        debit_account_id: matching ? p.debit_account_id : 0n,
+        debit_account_id: matching ? p.debit_account_id : r.chance(0.04) ? anyAccount() : 0n,
         credit_account_id: matching ? p.credit_account_id : 0n,
-        ledger: matching ? p.ledger : 0,
+        ledger: matching ? p.ledger : r.chance(0.03) ? r.pick(this.ledgers) : 0,
         code: matching ? p.code : r.chance(0.05) ? 9 : 0,
         user_data_32: r.chance(0.3) ? r.int(1, 5) : 0,
       });
