@@ -41,6 +41,32 @@ describe("client behaviour", () => {
     await w.expectBalances(bank, bal(0n, 0n, 0n, 0n));
   });
 
+  it("concurrent requests never merge: an open chain fails alone, imported and plain requests stay apart", async () => {
+    const w = new World(backend());
+    const [a, b] = await w.plain(2);
+    await w.b.advanceTime(1);
+    const [lastA] = await w.b.client.lookupAccounts([b]);
+    const requests: Array<() => Promise<string[]>> = [];
+    for (let i = 0; i < 40; i++) {
+      if (i % 4 === 0) {
+        // ends with `linked`: must fail on its own
+        requests.push(async () => w.submit(w.t({ debit_account_id: a, credit_account_id: b, amount: 1n, flags: TransferFlags.linked })));
+      } else if (i === 2) {
+        // one imported request among plain ones
+        const acc = account({ id: w.id(), ledger: w.ledger, flags: AccountFlags.imported, timestamp: lastA.timestamp + 1n });
+        requests.push(async () => w.submitAccounts(acc));
+      } else {
+        requests.push(async () => w.submit(w.t({ debit_account_id: a, credit_account_id: b, amount: 2n })));
+      }
+    }
+    const results = await Promise.all(requests.map((f) => f()));
+    results.forEach((r, i) => {
+      if (i % 4 === 0) expect(r).toEqual(["linked_event_chain_open"]);
+      else expect(r).toEqual(["created"]);
+    });
+    await w.expectBalances(a, bal(0n, 2n * 29n, 0n, 0n));
+  });
+
   it("a destroyed client refuses requests with ERR_CLIENT_CLOSED; destroy is idempotent", async () => {
     const b = await openBackend();
     const client = b.client;
