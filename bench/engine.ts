@@ -163,6 +163,30 @@ async function latency(client: EmbeddedClient): Promise<{ p50: number; p99: numb
   return { p50: pct(lat, 0.5), p99: pct(lat, 0.99), max: lat.at(-1) ?? 0, rps, cpuUsPerRequest: (c1.user + c1.system) / REQUESTS };
 }
 
+/**
+ * The disk's own floor, measured in the same run: 8 KiB O_DSYNC appends (what one group-commit
+ * flush of ~64 single-event requests costs the disk), 500 of them, one at a time.
+ */
+async function diskBaseline(): Promise<{ p50: number; p99: number }> {
+  const file = path.join(dataDir, "disk-baseline.tmp");
+  const { O_RDWR, O_CREAT, O_TRUNC, O_DSYNC } = fs.constants;
+  const fd = fs.openSync(file, O_RDWR | O_CREAT | O_TRUNC | (O_DSYNC ?? 0));
+  const buf = Buffer.alloc(8192, 1);
+  const lat: number[] = [];
+  try {
+    for (let i = 0; i < 500; i++) {
+      const s = nowMs();
+      await new Promise<void>((resolve, reject) => fs.write(fd, buf, 0, buf.length, i * buf.length, (err) => (err ? reject(err) : resolve())));
+      lat.push(nowMs() - s);
+    }
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(file, { force: true });
+  }
+  lat.sort((a, b) => a - b);
+  return { p50: pct(lat, 0.5), p99: pct(lat, 0.99) };
+}
+
 async function lookups(client: EmbeddedClient, maxId: bigint, n: number): Promise<{ p50: number; p99: number }> {
   const lat: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -254,7 +278,11 @@ async function main(): Promise<void> {
       log(`reopen in a new process: ${result.reopen_s} s (snapshot restore ${result.reopen_restore_s} s, replay of ${result.recovered_commits_on_reopen} commits ${result.reopen_replay_s} s), RSS ${result.rss_mib_after_reopen} MiB, lookup p99 ${result.lookup_after_reopen_p99_ms} ms`);
     } else {
       const tp = await throughput(client);
+      // Let a snapshot triggered by the throughput phase finish: its disk writes would otherwise
+      // sit in front of the latency phase's fsyncs (measured: p99 ~55 ms instead of a few ms).
+      await client.drain();
       const lt = await latency(client);
+      const disk = await diskBaseline();
       const stats = client.stats();
       global.gc?.();
       Object.assign(result, {
@@ -266,6 +294,8 @@ async function main(): Promise<void> {
         single_max_ms: round3(lt.max),
         single_requests_per_s: Math.round(lt.rps),
         single_cpu_us_per_request: Math.round(lt.cpuUsPerRequest),
+        disk_dsync_8k_p50_ms: round3(disk.p50),
+        disk_dsync_8k_p99_ms: round3(disk.p99),
         load_average_1m: Math.round(os.loadavg()[0]! * 10) / 10,
         in_flight: IN_FLIGHT,
         avg_requests_per_flush: Math.round((stats.flushed_requests / Math.max(1, stats.flushes)) * 10) / 10,
@@ -280,6 +310,7 @@ async function main(): Promise<void> {
       log(`full batches per second of this process's CPU:     ${result.batch_transfers_per_cpu_s} transfers/cpu-s`);
       log(`single-event createTransfers, ${IN_FLIGHT} in flight: p50 ${result.single_p50_ms} ms, p99 ${result.single_p99_ms} ms, max ${result.single_max_ms} ms (${result.single_requests_per_s} req/s)`);
       log(`  CPU per single-event request: ${result.single_cpu_us_per_request} µs; ${result.avg_requests_per_flush} requests per flush (group commit)`);
+      log(`  disk floor in this run, 8 KiB O_DSYNC append: p50 ${result.disk_dsync_8k_p50_ms} ms, p99 ${result.disk_dsync_8k_p99_ms} ms`);
       log(`RSS: ${result.rss_mib} MiB (${stats.transfers} transfers, ${stats.accounts} accounts); machine load average ${result.load_average_1m} on ${result.cpus} cores`);
     }
   } finally {

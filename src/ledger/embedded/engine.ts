@@ -107,6 +107,8 @@ export type EmbeddedClient = Client & {
   close(): Promise<void>;
   /** Take a snapshot now (after everything queued before it is durable). */
   snapshot(): Promise<void>;
+  /** Resolves once everything submitted so far is durable and answered, and no snapshot is being written. */
+  drain(): Promise<void>;
   stats(): EmbeddedStats;
 };
 
@@ -586,7 +588,7 @@ class Engine {
   }
 
   /** Resolves once everything queued so far is durable and answered. */
-  private idle(): Promise<void> {
+  idle(): Promise<void> {
     if (this.isIdle() || this.failure) return Promise.resolve();
     return new Promise<void>((resolve) => this.drained.push(resolve));
   }
@@ -740,6 +742,7 @@ export function openEmbeddedClient(options: EmbeddedClientOptions, factory: Stat
     destroy: () => engine.destroy(),
     close: () => engine.close(),
     snapshot: () => engine.snapshotNow(),
+    drain: () => engine.idle(),
     stats: () => engine.stats(),
   };
 }
