@@ -96,3 +96,8 @@ export const TAGGED_COLUMNS = [
 ] as const;
 
 export const CURSOR_COLUMNS = ["stream", "cursor_ts", "events_total", "updated_ns"] as const;
+
+export const STATS_COLUMNS = [
+  "time", "scope", "window_s", "events", "events_per_s", "lag_p50_ms", "lag_p99_ms", "lag_max_ms",
+  "cursor_ts", "head_ts", "events_behind",
+] as const;

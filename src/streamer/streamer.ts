@@ -24,6 +24,7 @@ import {
   ACCOUNT_COLUMNS,
   accountRow,
   CURSOR_COLUMNS,
+  STATS_COLUMNS,
   IDENTITY_COLUMNS,
   identityRow,
   HOLD_COLUMNS,
@@ -156,6 +157,7 @@ export class Streamer {
   private eventsTotal = 0n;
 
   private loop: Promise<void> | null = null;
+  private readonly startedAt = Date.now();
   private stopping = false;
   private wake: (() => void) | null = null;
 
@@ -307,6 +309,13 @@ export class Streamer {
       }
     }
     this.logStats(0, true);
+    if (this.lagHistogram.total > 0) {
+      try {
+        await this.recordStats("total", (Date.now() - this.startedAt) / 1000, this.lagHistogram.total, this.lagHistogram);
+      } catch (err) {
+        this.log?.warn({ err }, "streamer: could not record stats");
+      }
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -383,11 +392,17 @@ export class Streamer {
     this.windowEvents += transfers.length;
   }
 
-  /** Log copy rate and lag quantiles every `every_ms` while events flow. */
+  /**
+   * Every `every_ms` while events flow: log the copy rate and lag quantiles and record them in
+   * ClickHouse (`streamer_stats`, scope 'window').
+   */
   private logStats(every_ms: number, force = false): void {
     const elapsed = Date.now() - this.windowStart;
     if (!force && elapsed < every_ms) return;
     if (this.windowEvents > 0) {
+      this.recordStats("window", elapsed / 1000, this.windowEvents, this.windowLag).catch((err: unknown) =>
+        this.log?.warn({ err }, "streamer: could not record stats"),
+      );
       this.log?.info(
         {
           streamer_stats: {
@@ -408,6 +423,17 @@ export class Streamer {
     this.windowLag.reset();
     this.windowEvents = 0;
     this.windowStart = Date.now();
+  }
+
+  private recordStats(scope: "window" | "total", window_s: number, events: number, h: LagHistogram): Promise<void> {
+    const l = this.lag();
+    return this.sink.insert("streamer_stats", STATS_COLUMNS, [
+      [
+        new Date().toISOString().replace("T", " ").replace("Z", ""), scope, window_s, BigInt(events),
+        BigInt(Math.round(events / Math.max(window_s, 0.001))), h.quantile(0.5), h.quantile(0.99), h.quantile(1),
+        l.cursor_ts, l.head_ts, l.events_behind,
+      ],
+    ]);
   }
 
   private async snapshotAccounts(ids: Set<bigint>, as_of_ts: bigint): Promise<Promise<void>[]> {

@@ -61,6 +61,10 @@ describe("streamer in the daemon", () => {
     const sink = await ChdbSink.open({ path: `${h.daemon.dataDir}/chdb`, database: "masques" });
     try {
       expect(await scalar(sink, "SELECT sum(quantity) FROM {{db}}.usage WHERE kind = 'input_tokens'")).toBe(String(3 * EVENTS + 12_345));
+      // the streamer's lag metric: a 'total' row for the run, covering every event it copied
+      const [total] = await sink.query("SELECT events, lag_p99_ms >= lag_p50_ms AS ordered FROM masques.streamer_stats WHERE scope = 'total'");
+      expect(total).toMatchObject({ ordered: 1 });
+      expect(Number(total!.events)).toBeGreaterThanOrEqual(3 * EVENTS);
       for (const s of sessions) {
         const [row] = await sink.query(
           `SELECT status, hold_micro, price_micro, author_micro, platform_micro, refund_micro, usage_input_tokens, platform_fee_bps

@@ -19,7 +19,7 @@ describe("ClickHouse migrations (sql/)", () => {
 
   it("applies every numbered migration once, then nothing on every later run", async () => {
     const files = loadMigrations();
-    expect(files.map((m) => m.version)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(files.map((m) => m.version)).toEqual([1, 2, 3, 4, 5, 6, 7]);
     const first = await migrate(sink);
     expect(first.applied).toEqual(files.map((m) => m.name));
     const tables = await sink.query("SELECT name, create_table_query FROM system.tables WHERE database = 'masques' ORDER BY name");
@@ -29,7 +29,7 @@ describe("ClickHouse migrations (sql/)", () => {
       expect(again.already).toEqual(files.map((m) => m.name));
     }
     expect(await sink.query("SELECT name, create_table_query FROM system.tables WHERE database = 'masques' ORDER BY name")).toEqual(tables);
-    expect(await scalar(sink, "SELECT count() FROM {{db}}.schema_migrations FINAL")).toBe("6");
+    expect(await scalar(sink, "SELECT count() FROM {{db}}.schema_migrations FINAL")).toBe("7");
     const names = tables.map((t) => String(t.name));
     for (const t of ["identities", "accounts", "account_balances", "transfers", "sessions", "usage", "settlements", "api_requests", "reputation_masques", "reputation_authors", "stream_cursor"]) {
       expect(names).toContain(t);
@@ -64,11 +64,11 @@ describe("ClickHouse migrations (sql/)", () => {
     cpSync(SQL_DIR, dir, { recursive: true });
     const other = await ChdbSink.open({ path: path.join(tmp.dir, "chdb"), database: "masques_newer" });
     try {
-      writeFileSync(path.join(dir, "007_future.sql"), "CREATE TABLE IF NOT EXISTS {{db}}.future (x UInt8) ENGINE = MergeTree ORDER BY x;\n");
-      expect((await migrate(other, dir)).applied).toContain("007_future");
+      writeFileSync(path.join(dir, "099_future.sql"), "CREATE TABLE IF NOT EXISTS {{db}}.future (x UInt8) ENGINE = MergeTree ORDER BY x;\n");
+      expect((await migrate(other, dir)).applied).toContain("099_future");
       const older = path.join(tmp.dir, "sql-older");
       cpSync(SQL_DIR, older, { recursive: true });
-      await expect(migrate(other, older)).rejects.toThrow(/has migration 007_future that is not in/);
+      await expect(migrate(other, older)).rejects.toThrow(/has migration 099_future that is not in/);
     } finally {
       await other.close();
     }

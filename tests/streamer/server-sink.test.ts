@@ -35,7 +35,7 @@ describe("ClickHouse server sink (@clickhouse/client)", () => {
   });
 
   it("migrates idempotently through the client", async () => {
-    expect((await migrate(sink)).applied).toHaveLength(6);
+    expect((await migrate(sink)).applied).toHaveLength(7);
     expect((await migrate(sink)).applied).toEqual([]);
   });
 
