@@ -98,15 +98,26 @@ export class PooledLists {
     this.ensureOwner(o);
     const k = this.len[o]!;
     const level = levelOf(k);
-    const h = this.head[o]!;
+    let h = this.head[o]!;
     if (h === 0) {
-      this.head[o] = this.allocate(level, 0) + 1;
+      h = this.allocate(level, 0) + 1;
+      this.head[o] = h;
     } else {
       const top = this.pool[Math.floor((h - 1) / CHUNK_WORDS)]![((h - 1) % CHUNK_WORDS) + 1]!;
-      if (top < level) this.head[o] = this.allocate(level, h) + 1;
+      if (top < level) {
+        h = this.allocate(level, h) + 1;
+        this.head[o] = h;
+      } else if (top > level) {
+        // After a rollback: the block of this level exists further down the chain.
+        this.len[o] = k + 1;
+        this.locate(o, k);
+        return;
+      }
     }
+    // Common case: appending into the largest block.
     this.len[o] = k + 1;
-    this.locate(o, k);
+    this.chunk = this.pool[Math.floor((h - 1) / CHUNK_WORDS)]!;
+    this.offset = ((h - 1) % CHUNK_WORDS) + HEADER + this.stride * (k - baseOf(level));
   }
 
   push1(o: number, v: number): void {
