@@ -6,7 +6,8 @@
  * sleeping). With `TB_ADDRESSES` set: a real TigerBeetle cluster through tigerbeetle-node
  * (`TB_CLUSTER_ID`, default 0). The cluster is not reset between runs, so every id, ledger and
  * user_data value a test uses comes from `uniqueId()` / `uniqueLedger()`, and `advanceTime` really
- * sleeps.
+ * sleeps. With `LEDGER_CONFORMANCE_COALESCE=1` every client is wrapped in the daemon's request
+ * coalescer (src/ledger/coalescer.ts), to check that coalescing never changes an answer.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -26,6 +27,9 @@ import {
   type Transfer,
 } from "tigerbeetle-node";
 import { createEmbeddedClient } from "../../src/ledger/embedded/index.js";
+import { createCoalescedClient } from "../../src/ledger/coalescer.js";
+
+const wrap = (c: Client): Client => (process.env.LEDGER_CONFORMANCE_COALESCE === "1" ? createCoalescedClient(c) : c);
 
 export type BackendKind = "embedded" | "tigerbeetle";
 
@@ -94,10 +98,11 @@ export async function openBackend(): Promise<Backend> {
       replica_addresses: addresses.split(",").map((a) => a.trim()),
     };
     let client = createClient(args);
+    let outer = wrap(client);
     return {
       kind: "tigerbeetle",
       get client() {
-        return client;
+        return outer;
       },
       // A real cluster assigns timestamps from its own clock: wait, plus a margin for the pulse.
       advanceTime: (seconds) => sleep(Math.ceil(seconds * 1000) + 50),
@@ -108,6 +113,7 @@ export async function openBackend(): Promise<Backend> {
       restart: async () => {
         client.destroy();
         client = createClient(args);
+        outer = wrap(client);
       },
       close: async () => client.destroy(),
     };
@@ -118,10 +124,11 @@ export async function openBackend(): Promise<Backend> {
   let now_ns = BigInt(Date.now()) * 1_000_000n;
   const clock = () => now_ns;
   let client: Client = await createEmbeddedClient({ dataDir, clock });
+  let outer = wrap(client);
   return {
     kind: "embedded",
     get client() {
-      return client;
+      return outer;
     },
     advanceTime: async (seconds) => {
       now_ns += BigInt(Math.round(seconds * 1e9));
@@ -134,6 +141,7 @@ export async function openBackend(): Promise<Backend> {
     restart: async () => {
       await disposeClient(client);
       client = await createEmbeddedClient({ dataDir, clock });
+      outer = wrap(client);
     },
     close: async () => {
       await disposeClient(client);
