@@ -222,6 +222,45 @@ class Run {
     this.checkStatuses("createTransfers", events, expected, actual, stamps);
   }
 
+  /**
+   * Several createTransfers requests in flight at once. The order the backend applied them in is
+   * read from the results' timestamps (each event gets a slot timestamp in application order;
+   * `exists` carries the existing transfer's, so requests answered only with exists go last — they
+   * change nothing), and the model applies them in that order.
+   */
+  async concurrentTransfers(): Promise<void> {
+    const r = this.r;
+    const requests: Transfer[][] = [];
+    for (let k = r.int(2, 4); k > 0; k--) {
+      const events: Transfer[] = [];
+      for (let i = r.int(1, 3); i > 0; i--) events.push(this.genTransfer());
+      for (let i = 0; i < events.length - 1; i++) if (r.chance(0.3)) events[i] = { ...events[i], flags: events[i].flags | TransferFlags.linked };
+      requests.push(events);
+    }
+    for (const events of requests) this.submitted.push(...events);
+    const expired = this.model.expire(this.b.nowNs());
+    const all = await Promise.all(requests.map((events) => this.b.client.createTransfers(events)));
+    const key = (i: number) => {
+      let k = -1n;
+      all[i].forEach((res) => {
+        if (!statusName(res.status, "t").startsWith("exists") && res.timestamp > k) k = res.timestamp;
+      });
+      return k < 0n ? 1n << 64n : k;
+    };
+    const order = requests.map((_, i) => i).sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a - b));
+    this.log.push(`concurrentTransfers (expired ${expired}) order ${JSON.stringify(order)}`);
+    for (const i of order) {
+      const events = requests[i];
+      const results = all[i];
+      if (results.length !== events.length) this.fail(`createTransfers returned ${results.length} results for ${events.length} events`);
+      const stamps = results.map((x) => x.timestamp);
+      const expected = this.model.createTransfers(events, stamps);
+      const actual = results.map((x) => statusName(x.status, "t"));
+      this.log.push(`  request ${i}: ${JSON.stringify(actual)}`);
+      this.checkStatuses("concurrent createTransfers", events, expected, actual, stamps);
+    }
+  }
+
   checkStatuses(op: string, events: readonly object[], expected: string[], actual: string[], stamps: bigint[]): void {
     for (const a of actual) seen.set(`${op}:${a}`, (seen.get(`${op}:${a}`) ?? 0) + 1);
     for (let i = 0; i < events.length; i++) {
@@ -477,7 +516,8 @@ async function runSeed(seed: number): Promise<void> {
     for (let step = 0; step < STEPS; step++) {
       const x = run.r.next();
       if (x < accountRate) await run.createAccounts();
-      else if (x < 0.82) await run.createTransfers();
+      else if (x < 0.74) await run.createTransfers();
+      else if (x < 0.82) await run.concurrentTransfers();
       else if (x < 0.9) await run.advanceTime();
       else if (x < 0.93) await run.restart();
       else await run.fullCheck();
