@@ -7,6 +7,7 @@
  *   npm run bench -- --grpc-addr 127.0.0.1:50051 --data-dir ./data   # use a running daemon
  *                                       # (tokens are minted from its dev key pair in --data-dir)
  * Options: --n N (requests per phase, default 20000), --concurrency C (in flight, default 256),
+ * --with-streamer (keep the in-process CDC streamer on; off by default, it is not on the request path),
  * --usage-events N (default 200000), --usage-batch B (events per RecordUsage, default 500).
  *
  * Phases: grpc.health.v1 Check (the transport's ceiling on this machine), Don, Doff (of those
@@ -283,6 +284,9 @@ async function startBenchDaemon(): Promise<{ grpcAddr: string; dataDir: string; 
       MASQUES_DATA_DIR: dataDir,
       MASQUES_LOG_LEVEL: "warn",
       SESSION_REAPER_INTERVAL_MS: "60000",
+      // The CDC streamer (ledger -> ClickHouse) runs inside `serve` by default; it is not on the
+      // request path and has its own bench, so it is off here unless --with-streamer.
+      STREAMER_ENABLED: process.argv.includes("--with-streamer") ? "true" : "false",
     },
     stdio: ["ignore", "ignore", "inherit"],
   });

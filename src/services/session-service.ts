@@ -105,7 +105,11 @@ export interface OpenSession {
   last_activity_ns: bigint;
   /** Last heartbeat written to the ledger (heartbeats are throttled). */
   last_beat_written_ns: bigint;
+  /** Bit (1 << ledger) per usage ledger this session has transfers on (see sessionTransfers). */
+  meters: number;
 }
+
+const ALL_METERS = Object.values(USAGE_LEDGER).reduce((m, l) => m | (1 << l), 0);
 
 /**
  * An agent's usage meter on one usage ledger, keyed by the agent's WALLET id, so a session's
@@ -242,12 +246,15 @@ export class SessionEngine {
   readonly ready: Promise<void>;
   private reaper: Reaper | null = null;
   private readonly ids = sessionAccountIds;
+  /** The embedded engine admits one process per data dir: this daemon sees every write. */
+  private readonly singleWriter: boolean;
 
   constructor(ctx: DaemonContext, opts: SessionServiceOptions = {}) {
     this.ledger = ctx.ledger;
     this.config = ctx.config;
     this.log = ctx.log.child({ component: "sessions" });
     this.clock = ctx.clock;
+    this.singleWriter = ctx.config.LEDGER === "embedded";
     // Catalog errors fail the daemon's start-up (thrown from createServices).
     this.catalog = loadCatalog(path.resolve(ctx.config.MASQUES_DIR));
     this.registry = new PriceBookRegistry(path.join(ctx.config.dataDir, "sessions"));
@@ -331,6 +338,7 @@ export class SessionEngine {
           deadline_ns: v.deadline_ns,
           last_activity_ns: v.last_activity_ns,
           last_beat_written_ns: v.last_activity_ns,
+          meters: txs.reduce((m, t) => (t.ledger !== Ledger.usd_micro ? m | (1 << t.ledger) : m), 0),
         });
       }
     }
@@ -409,8 +417,16 @@ export class SessionEngine {
     if (money.some((t) => t.id === ids.post)) money.push(...(await this.ledger.lookupTransfers([ids.author, ids.platform, ids.debt])));
     let end = 0n;
     for (const t of money) if ((t.id === ids.post || t.id === ids.void) && t.timestamp > end) end = t.timestamp;
+    // With the embedded ledger this daemon is the only writer, so for a session it indexes as open
+    // it knows which usage meters carry the session's transfers and skips reading the others
+    // (a Doff without usage reads no meter at all). With a TigerBeetle cluster several daemons
+    // may write, so every meter is read.
+    const o = this.singleWriter && end === 0n ? this.open.get(sid) : undefined;
+    const meters = o ? o.meters : ALL_METERS;
     const usage = await Promise.all(
-      Object.values(USAGE_LEDGER).map((l) => this.meterTransfers(usageMeterOfWallet(hold.debit_account_id, l), sid, hold.timestamp, end)),
+      Object.values(USAGE_LEDGER)
+        .filter((l) => (meters & (1 << l)) !== 0)
+        .map((l) => this.meterTransfers(usageMeterOfWallet(hold.debit_account_id, l), sid, hold.timestamp, end)),
     );
     return [...money, ...usage.flat()];
   }
@@ -582,6 +598,7 @@ export class SessionEngine {
         deadline_ns: now + BigInt(t.timeout) * 1_000_000_000n,
         last_activity_ns: now,
         last_beat_written_ns: now,
+        meters: 0,
       });
       const view = reconstructSession(sid, [{ ...t, timestamp: now }], now);
       return { session: this.toProto(view!), created: true };
@@ -840,7 +857,10 @@ export class SessionEngine {
           results[c.i] = { outcome: UsageOutcome.APPLIED, reason: "" };
           const s = this.open.get(c.chain[0]!.user_data_128);
           const ts = rs[rs.length - 1]?.timestamp ?? now;
-          if (s && ts > s.last_activity_ns) s.last_activity_ns = ts;
+          if (s) {
+            if (ts > s.last_activity_ns) s.last_activity_ns = ts;
+            for (const t of c.chain) s.meters |= 1 << t.ledger;
+          }
         } else if (first.status === CT.exists) {
           results[c.i] = { outcome: UsageOutcome.DUPLICATE, reason: "" };
         } else if ((CT[first.status] ?? "").startsWith("exists_with_different")) {
@@ -888,6 +908,7 @@ export class SessionEngine {
         deadline_ns: s.deadline_ns,
         last_activity_ns: s.last_activity_ns,
         last_beat_written_ns: s.last_activity_ns,
+        meters: ALL_METERS,
       });
     }
     const o = this.open.get(sid)!;
@@ -900,7 +921,10 @@ export class SessionEngine {
     if (p.kind === "agent" && now - o.last_beat_written_ns >= this.idle_ns / 10n) {
       await this.ensureMeters(p.id);
       const [r] = await this.ledger.createTransfers([planHeartbeat(this.ids, sid, p.id, now)]);
-      if (r && (r.status === CT.created || r.status === CT.exists)) o.last_beat_written_ns = now;
+      if (r && (r.status === CT.created || r.status === CT.exists)) {
+        o.last_beat_written_ns = now;
+        o.meters |= 1 << Ledger.usage_tool_calls;
+      }
     }
     return { status: ApiSessionStatus.OPEN, idleDeadlineTime: timestampFromNs(now + this.idle_ns) };
   }
