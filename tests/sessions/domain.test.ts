@@ -5,6 +5,7 @@ import fc from "fast-check";
 import { TransferFlags, type Transfer } from "tigerbeetle-node";
 import { describe, expect, it } from "vitest";
 import { CatalogError, loadCatalog, parseMasque, PriceBookRegistry } from "../../src/domain/catalog.js";
+import { reapMarginNs } from "../../src/services/reaper.js";
 import { deterministicId } from "../../src/domain/ids.js";
 import {
   decodeHoldTag,
@@ -18,6 +19,7 @@ import {
   priceSession,
   reconstructSession,
   sessionTransferIds,
+  usageTransferId,
   type SessionAccountIds,
 } from "../../src/domain/sessions.js";
 
@@ -166,5 +168,30 @@ describe("session plans", () => {
     expect(new Set(a.map((t) => t.id)).size).toBe(3);
     const c = planUsage(ids, { session_id: sid, agent_id: "ag", seq: 5n, input_tokens: 2n, output_tokens: 1n, tool_calls: 1n });
     expect(c[0]!.user_data_32).not.toBe(a[0]!.user_data_32);
+  });
+});
+
+describe("reaper margin", () => {
+  it("settles sessions at least 60 s (or 3 intervals) before the hold's timeout, never more than a tenth of it", () => {
+    expect(reapMarginNs(5_000, 86_400)).toBe(60_000_000_000n);
+    expect(reapMarginNs(60_000, 86_400)).toBe(180_000_000_000n);
+    expect(reapMarginNs(100, 2)).toBe(200_000_000n);
+  });
+});
+
+describe("usage ids", () => {
+  it("are distinct per (seq, kind), from the session's money ids and across sessions", () => {
+    const a = parseSessionId("0123456789abcdef0123456789abcdef");
+    const b = parseSessionId("fedcba9876543210fedcba9876543210");
+    const seen = new Set<bigint>();
+    for (const sid of [a, b]) {
+      const t = sessionTransferIds(sid);
+      for (const id of [t.hold, t.post, t.void, t.author, t.platform, t.debt]) seen.add(id);
+      for (let seq = 1n; seq <= 200n; seq++) {
+        for (const k of ["input_tokens", "output_tokens", "tool_calls"] as const) seen.add(usageTransferId(sid, seq, k));
+      }
+    }
+    expect(seen.size).toBe(2 * (6 + 600));
+    expect(usageTransferId(a, 7n, "tool_calls")).toBe(usageTransferId(a, 7n, "tool_calls"));
   });
 });

@@ -240,6 +240,12 @@ describe("session lifecycle", () => {
     const mine = await grace.sessions.listSessions({ owner: { case: "masque", value: "researcher" }, pageSize: 500 });
     expect(mine.sessions.some((s) => s.sessionId === sid)).toBe(true);
     await expectDenied(ada.sessions.listSessions({ owner: { case: "masque", value: "researcher" } }));
+    await expectDenied(ada.sessions.listSessions({ owner: { case: "author", value: "author-grace" } }));
+    // An author's default listing: every session of every masque of theirs, newest first.
+    const byAuthor = await grace.sessions.listSessions({ pageSize: 500 });
+    expect(byAuthor.sessions.length).toBeGreaterThan(0);
+    expect(byAuthor.sessions.every((s) => s.author === "author-grace")).toBe(true);
+    expect(byAuthor.sessions.some((s) => s.sessionId === sid)).toBe(true);
     await expectDenied(a.sessions.doff({ sessionId: sid }).then(() => b.sessions.getSession({ sessionId: sid })));
   });
 
