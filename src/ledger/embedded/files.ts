@@ -12,9 +12,11 @@ import path from "node:path";
 /** Raised when on-disk state is damaged somewhere a crash cannot explain: the engine refuses to start. */
 export class LedgerCorruptionError extends Error {
   readonly file: string;
+  /** Byte offset of the damage, or -1 when the file as a whole is unusable. */
   readonly offset: number;
   constructor(file: string, offset: number, reason: string) {
-    super(`embedded ledger: ${file} is corrupt at byte offset ${offset}: ${reason}; refusing to start (restore the data directory from a backup, or move the damaged file aside knowingly)`);
+    const where = offset >= 0 ? `is corrupt at byte offset ${offset}` : "is unusable";
+    super(`embedded ledger: ${file} ${where}: ${reason}; refusing to start (restore the data directory from a backup, or move the damaged file aside knowingly)`);
     this.name = "LedgerCorruptionError";
     this.file = file;
     this.offset = offset;
