@@ -323,24 +323,28 @@ export class SessionEngine {
         }),
       );
       const closed = new Set(ends.map((t) => t.pending_id));
-      for (const h of chunk) {
-        if (closed.has(h.id)) continue;
+      const candidates = chunk.filter((h) => {
+        if (closed.has(h.id)) return false;
         const deadline = h.timestamp + BigInt(h.timeout) * 1_000_000_000n;
-        if (h.timeout > 0 && deadline <= now) continue; // expired while we were down
-        const txs = await this.sessionTransfers(h.user_data_128);
-        const v = reconstructSession(h.user_data_128, txs, now);
-        if (!v || v.status !== "open") continue;
-        this.open.set(v.session_id, {
-          session_id: v.session_id,
-          wallet_id: v.agent_wallet_id,
-          masque_index: v.masque_index,
-          don_ns: v.don_ns,
-          deadline_ns: v.deadline_ns,
-          last_activity_ns: v.last_activity_ns,
-          last_beat_written_ns: v.last_activity_ns,
-          meters: txs.reduce((m, t) => (t.ledger !== Ledger.usd_micro ? m | (1 << t.ledger) : m), 0),
-        });
-      }
+        return !(h.timeout > 0 && deadline <= now); // expired while we were down
+      });
+      await Promise.all(
+        candidates.map(async (h) => {
+          const txs = await this.sessionTransfers(h.user_data_128);
+          const v = reconstructSession(h.user_data_128, txs, now);
+          if (!v || v.status !== "open") return;
+          this.open.set(v.session_id, {
+            session_id: v.session_id,
+            wallet_id: v.agent_wallet_id,
+            masque_index: v.masque_index,
+            don_ns: v.don_ns,
+            deadline_ns: v.deadline_ns,
+            last_activity_ns: v.last_activity_ns,
+            last_beat_written_ns: v.last_activity_ns,
+            meters: txs.reduce((m, t) => (t.ledger !== Ledger.usd_micro ? m | (1 << t.ledger) : m), 0),
+          });
+        }),
+      );
     }
   }
 
