@@ -151,6 +151,17 @@ describe("JSON over HTTP/1.1 with plain fetch", () => {
     expect(line.code).toBe("OK");
   });
 
+  test("a request without a usable x-request-id gets a generated one", async () => {
+    const res = await fetch(`http://${d.httpAddr}/masques.ledger.v1.AccountService/GetAccount`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${alice}`, "x-request-id": "bad id with spaces" },
+      body: JSON.stringify({ account: { agentWallet: "alice" } }),
+    });
+    const id = res.headers.get("x-request-id");
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    await d.waitForLog((l) => l.request_id === id && typeof l.rpc === "string");
+  });
+
   test("JSON errors carry the code, message and decoded details", async () => {
     const token = await d.token("agent", "json-nobody");
     const res = await fetch(`http://${d.httpAddr}/masques.ledger.v1.AccountService/GetAccount`, {
