@@ -31,6 +31,7 @@ import type { StateMachine } from "./state-machine.contract.js";
 import { IdIndex, RecordArena, U32List } from "./core/arena.js";
 import { CHECKPOINT_EVERY, HistoryStore } from "./core/history.js";
 import { PooledLists } from "./core/pooled-lists.js";
+import type { PooledListsMeta } from "./core/pooled-lists.js";
 import {
   A_CHUNK_SHIFT,
   A_CODE_FLAGS,
@@ -1410,7 +1411,7 @@ function accountExistsStatus(IN: Uint32Array, o: number, w: Uint32Array, eo: num
 // ------------------------------------------------------------------ snapshots
 
 const SNAPSHOT_MAGIC = "masques-ledger/core-snapshot";
-const SNAPSHOT_VERSION = 5;
+const SNAPSHOT_VERSION = 6;
 
 interface SnapshotHeader {
   magic: string;
@@ -1420,32 +1421,42 @@ interface SnapshotHeader {
   transfers: number;
   failed: number;
   pending_open: number;
-  /** Words of history per account (0 for accounts without flags.history). */
-  history_words: number;
   /** log2 slot counts of the id indexes (accounts, transfers, failed ids). */
   index_log2: [number, number, number];
+  /** Pools of the per-account lists: transfer lists, history checkpoint positions and balances. */
+  lists: [PooledListsMeta, PooledListsMeta, PooledListsMeta];
+  /**
+   * Bytes at the end of the snapshot holding those pools and the history dirty flags: derived
+   * data whose raw bytes may differ between equal states (a rolled-back chain leaves its blocks
+   * allocated), unlike everything before it.
+   */
+  tail_bytes: number;
 }
 
 /**
  * Snapshot layout: u32 header length, JSON header, then raw little-endian words: accounts
- * arena, transfers arena, failed ids arena, the three id hash tables, history checkpoint counts
- * (u32 per account), history kinds (u8 per account), checkpoint positions and balances. Per-account transfer lists and the expiry heap are
- * rebuilt on restore (one sequential pass over the transfers).
+ * arena, transfers arena, failed ids arena, the three id hash tables, then the tail: the three
+ * list pools (owner heads and lengths, chunks) and one history dirty byte per account.
+ * Restore is a copy of these sections; only the expiry heap is rebuilt (one pass).
  * The yielded chunks are views of live memory: write them before applying the next batch.
  */
 function* snapshot(core: Core): Generator<Uint8Array> {
-  let historyWords = 0;
-  for (let a = 0; a < core.accounts.count; a++) historyWords += core.history.count(a) * 17;
+  const n = core.accounts.count;
+  const pools = [core.accountTransfers, core.history.positions, core.history.rows] as const;
+  const lists = pools.map((p) => p.snapshotMeta(n)) as [PooledListsMeta, PooledListsMeta, PooledListsMeta];
+  let tailBytes = n;
+  for (const m of lists) tailBytes += 8 * m.owners + 4 * m.chunk_words.reduce((x, y) => x + y, 0);
   const header: SnapshotHeader = {
     magic: SNAPSHOT_MAGIC,
     version: SNAPSHOT_VERSION,
     last_ts: core.lastTs.toString(),
-    accounts: core.accounts.count,
+    accounts: n,
     transfers: core.transfers.count,
     failed: core.failed.count,
     pending_open: core.pendingOpen,
-    history_words: historyWords,
     index_log2: [core.accountIndex.capacityLog2, core.transferIndex.capacityLog2, core.failedIndex.capacityLog2],
+    lists,
+    tail_bytes: tailBytes,
   };
   const json = new TextEncoder().encode(JSON.stringify(header));
   const head = new Uint8Array(4 + json.length);
@@ -1458,22 +1469,10 @@ function* snapshot(core: Core): Generator<Uint8Array> {
   yield* core.accountIndex.views();
   yield* core.transferIndex.views();
   yield* core.failedIndex.views();
-  // History: per account checkpoint count (u32) and dirty flag (u8); then per account with
-  // checkpoints, their positions (u32 each) and balances (16 words each).
-  const n = core.accounts.count;
-  const counts = new Uint32Array(n);
+  for (const p of pools) yield* p.snapshotViews(n);
   const dirty = new Uint8Array(n);
-  for (let a = 0; a < n; a++) {
-    counts[a] = core.history.count(a);
-    dirty[a] = core.history.isDirty(a) ? 1 : 0;
-  }
-  yield new Uint8Array(counts.buffer);
+  for (let a = 0; a < n; a++) dirty[a] = core.history.isDirty(a) ? 1 : 0;
   yield dirty;
-  for (let a = 0; a < n; a++) {
-    if (counts[a] === 0) continue;
-    yield* core.history.positions.views(a);
-    yield* core.history.rows.views(a);
-  }
 }
 
 /** Pulls exact byte counts out of an iterator of arbitrarily sized chunks. */
@@ -1528,7 +1527,7 @@ export function restoreStateMachine(chunks: Iterable<Uint8Array>): StateMachine 
   if (header.magic !== SNAPSHOT_MAGIC || header.version !== SNAPSHOT_VERSION) {
     throw new Error(`unsupported snapshot (${String(header.magic)} v${String(header.version)})`);
   }
-  const counts32 = [header.accounts, header.transfers, header.failed, header.pending_open, header.history_words];
+  const counts32 = [header.accounts, header.transfers, header.failed, header.pending_open];
   const log2s = Array.isArray(header.index_log2) ? header.index_log2 : [];
   if (
     !counts32.every((n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32) ||
@@ -1547,21 +1546,17 @@ export function restoreStateMachine(chunks: Iterable<Uint8Array>): StateMachine 
   for (const v of core.accountIndex.allocateForRestore(accountLog2, header.accounts)) reader.readInto(v);
   for (const v of core.transferIndex.allocateForRestore(transferLog2, header.transfers)) reader.readInto(v);
   for (const v of core.failedIndex.allocateForRestore(failedLog2, header.failed)) reader.readInto(v);
-  const checkpoints = new Uint32Array(header.accounts);
-  reader.readInto(new Uint8Array(checkpoints.buffer));
+  if (!Array.isArray(header.lists) || header.lists.length !== 3 || header.lists.some((m) => m.owners !== header.accounts)) {
+    throw new Error("snapshot header is corrupt");
+  }
+  const pools = [core.accountTransfers, core.history.positions, core.history.rows];
+  pools.forEach((p, k) => {
+    for (const v of p.restoreAllocate(header.lists[k]!)) reader.readInto(v);
+  });
   const dirty = reader.read(header.accounts);
   for (let a = 0; a < header.accounts; a++) {
-    const n = checkpoints[a]!;
     if (dirty[a] === 1) core.history.setDirty(a, true);
     else if (dirty[a] !== 0) throw new Error("snapshot history section is corrupt");
-    if (n === 0) continue;
-    const flags = core.accounts.chunk(a)[core.accounts.offset(a) + A_CODE_FLAGS]! >>> 16;
-    if ((flags & AF_HISTORY) === 0) throw new Error("snapshot history section is corrupt");
-    const positions = new Uint32Array(reader.read(n * 4).buffer);
-    const rows = new Uint32Array(reader.read(n * 64).buffer);
-    const wasDirty = core.history.isDirty(a);
-    for (let k = 0; k < n; k++) core.history.add(a, positions[k]!, rows, k * 16);
-    if (wasDirty) core.history.setDirty(a, true);
   }
   reader.assertEnd();
   // Rebuild derived structures (per-account transfer lists, expiry heap).
@@ -1570,8 +1565,6 @@ export function restoreStateMachine(chunks: Iterable<Uint8Array>): StateMachine 
   for (let r = 0; r < header.transfers; r++) {
     const w = t.chunks[r >>> t.shift]!;
     const o = (r & t.mask) * T_STRIDE;
-    core.accountTransfers.push1(w[o + T_DR]!, r);
-    core.accountTransfers.push1(w[o + T_CR]!, r);
     if (w[o + T_STATUS] === PS_PENDING && w[o + T_TIMEOUT] !== 0) {
       const deadline = tsBig(w[o + T_TS + 1]!, w[o + T_TS]!) + BigInt(w[o + T_TIMEOUT]!) * NS_PER_S;
       core.heapPush(deadline, r);

@@ -810,10 +810,18 @@ describe("linked chain rollback restores the exact state (randomized)", () => {
       return (x >>> 0) / 2 ** 32;
     };
   }
+  // Records, ids and hash tables must be byte-identical; the per-account list pools (the
+  // snapshot's tail) may keep blocks a rolled-back chain allocated, so compare them by content.
   const body = (sm: StateMachine) => {
     const all = Buffer.concat([...sm.snapshotChunks()].map((c) => Buffer.from(c)));
     const headerLen = all.readUInt32LE(0);
-    return all.subarray(4 + headerLen);
+    const header = JSON.parse(all.subarray(4, 4 + headerLen).toString()) as { tail_bytes: number };
+    const records = all.subarray(4 + headerLen, all.length - header.tail_bytes);
+    const lists = [1n, 2n, 3n, 4n, 5n, 6n].map((a) => [
+      sm.getAccountTransfers(filter(a, { limit: 8189 })).map((t) => t.id),
+      sm.getAccountBalances(filter(a, { limit: 8189 })),
+    ]);
+    return Buffer.concat([records, Buffer.from(JSON.stringify(lists, (_k, v) => (typeof v === "bigint" ? v.toString() : v)))]);
   };
 
   it("a chain broken by its last event leaves every record, index and history byte unchanged", () => {

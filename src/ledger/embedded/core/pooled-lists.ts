@@ -20,6 +20,13 @@ function baseOf(level: number): number {
   return 8 * ((1 << level) - 1);
 }
 
+export interface PooledListsMeta {
+  owners: number;
+  chunk_words: number[];
+  bump_chunk: number;
+  bump_off: number;
+}
+
 export class PooledLists {
   readonly stride: number;
   private pool: Uint32Array[] = [];
@@ -169,6 +176,54 @@ export class PooledLists {
       const start = c.byteOffset + (off + HEADER) * 4;
       yield new Uint8Array(c.buffer, start, count * this.stride * 4);
     }
+  }
+
+  /** Snapshot description of the pool for `owners` owners (goes in the snapshot header). */
+  snapshotMeta(owners: number): PooledListsMeta {
+    return {
+      owners,
+      chunk_words: this.pool.map((c) => c.length),
+      bump_chunk: this.bumpChunk,
+      bump_off: this.bumpOff,
+    };
+  }
+
+  /** Raw bytes of the pool: head and length of each owner, then every chunk. */
+  *snapshotViews(owners: number): Generator<Uint8Array> {
+    this.ensureOwner(Math.max(0, owners - 1));
+    yield new Uint8Array(this.head.buffer, 0, owners * 4);
+    yield new Uint8Array(this.len.buffer, 0, owners * 4);
+    for (const c of this.pool) {
+      const bytes = new Uint8Array(c.buffer, c.byteOffset, c.byteLength);
+      for (let i = 0; i < bytes.length; i += 1 << 24) yield bytes.subarray(i, Math.min(bytes.length, i + (1 << 24)));
+    }
+  }
+
+  /** Allocates a pool described by `meta`; returns byte views to fill in snapshotViews order. */
+  restoreAllocate(meta: PooledListsMeta): Uint8Array[] {
+    const ok =
+      Number.isInteger(meta.owners) &&
+      meta.owners >= 0 &&
+      Array.isArray(meta.chunk_words) &&
+      meta.chunk_words.length <= 4000 &&
+      meta.chunk_words.every((n) => Number.isInteger(n) && n > 0 && n <= 2 ** 31) &&
+      Number.isInteger(meta.bump_chunk) &&
+      meta.bump_chunk >= -1 &&
+      meta.bump_chunk < meta.chunk_words.length &&
+      Number.isInteger(meta.bump_off) &&
+      meta.bump_off >= 0 &&
+      meta.bump_off <= CHUNK_WORDS;
+    if (!ok) throw new Error("snapshot list pool description is corrupt");
+    this.head = new Uint32Array(Math.max(1024, meta.owners));
+    this.len = new Uint32Array(Math.max(1024, meta.owners));
+    this.pool = meta.chunk_words.map((n) => new Uint32Array(n));
+    this.bumpChunk = meta.bump_chunk;
+    this.bumpOff = meta.bump_off;
+    return [
+      new Uint8Array(this.head.buffer, 0, meta.owners * 4),
+      new Uint8Array(this.len.buffer, 0, meta.owners * 4),
+      ...this.pool.map((c) => new Uint8Array(c.buffer)),
+    ];
   }
 
   memoryBytes(): number {
