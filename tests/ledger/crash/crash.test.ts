@@ -95,7 +95,7 @@ describe("crash safety under SIGKILL", () => {
     for (let run = 0; run < KILLS; run++) {
       // Every 5th run is killed early: while starting up, recovering, or just after.
       const early = run % 5 === 4;
-      const r = await runChild(run, batches, early ? 300 + rand(700) : 150 + rand(900), early);
+      const r = await runChild(run, batches, early ? 200 + rand(600) : 100 + rand(700), early);
       if (r.ready) readies++;
       acks += r.acks;
     }
