@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { AccountFlags, amount_max, TransferFlags } from "tigerbeetle-node";
-import { bal } from "../../support/ledger-backend.js";
+import { account, bal } from "../../support/ledger-backend.js";
 import { useBackend, World } from "./fixture.js";
 
 const backend = useBackend();
@@ -203,6 +203,22 @@ describe("closing transfers and closed accounts", () => {
       ),
     ).toEqual(["credit_account_already_closed", "debit_account_already_closed", "credit_account_already_closed", "debit_account_already_closed"]);
     await w.expectBalances(a, bal(0n, 0n, 0n, 0n));
+  });
+
+  it("an account's flags include `closed` once closed: resubmitting the original account is exists_with_different_flags", async () => {
+    // create_account_exists compares the stored account's flags (src/state_machine.zig), and a
+    // closing transfer sets flags.closed on the stored account.
+    const w = new World(backend());
+    const original = account({ id: w.id(), ledger: w.ledger, flags: AccountFlags.history });
+    const [other] = await w.plain(1);
+    expect(await w.submitAccounts(original)).toEqual(["created"]);
+    const close = w.t({ debit_account_id: original.id, credit_account_id: other, amount: 0n, flags: P | CD });
+    expect(await w.submit(close)).toEqual(["created"]);
+    expect(
+      await w.submitAccounts(original, { ...original, flags: AccountFlags.history | AccountFlags.closed }),
+    ).toEqual(["exists_with_different_flags", "exists"]);
+    expect(await w.submit(w.t({ pending_id: close.id, flags: VOID, ledger: 0, code: 0 }))).toEqual(["created"]);
+    expect(await w.submitAccounts(original)).toEqual(["exists"]);
   });
 
   it("closing transfers must be pending", async () => {

@@ -115,6 +115,9 @@ class Run {
     if (r.chance(0.05)) events[events.length - 1] = { ...events[events.length - 1], flags: events[events.length - 1].flags | AccountFlags.linked };
     this.submittedAccounts.push(...events);
 
+    // Like every write, this one is preceded by a pulse if pending transfers are due (expiry can
+    // re-open accounts closed by a closing transfer, which changes what `exists` compares).
+    this.model.expire(this.b.nowNs());
     const results = await this.b.client.createAccounts(events);
     if (results.length !== events.length) this.fail(`createAccounts returned ${results.length} results for ${events.length} events`);
     const stamps = results.map((x) => x.timestamp);
