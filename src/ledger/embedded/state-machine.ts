@@ -1,6 +1,6 @@
 /**
  * The embedded engine's deterministic core: TigerBeetle 0.17's state machine over packed
- * in-memory records. See state-machine.contract.ts for the contract, and docs/adr/0020-0022 for
+ * in-memory records. See state-machine.contract.ts for the contract, and docs/adr/0020-0021 for
  * the storage layout, the semantics sources and the known deviations.
  *
  * Structure of a create batch (mirrors TigerBeetle's execute_create):
@@ -208,9 +208,6 @@ const R_AMOUNT = 0;
 const R_SUM = 4;
 const R_TMP = 8;
 const R_P_AMOUNT = 12;
-const R_ZERO = 16; // stays zero
-const R_MAX = 20; // 2^128 - 1
-R.fill(0xffffffff, R_MAX, R_MAX + 4);
 
 class Core implements StateMachine {
   readonly accounts = new RecordArena(A_STRIDE, A_CHUNK_SHIFT);
@@ -219,7 +216,7 @@ class Core implements StateMachine {
   readonly accountIndex = new IdIndex(this.accounts);
   readonly transferIndex = new IdIndex(this.transfers, 12);
   readonly failedIndex = new IdIndex(this.failed);
-  /** Per account: record indexes of its transfers (debit or credit side), ascending; created lazily. */
+  /** Per account: record indexes of its transfers (debit or credit side), ascending. */
   accountTransfers = new PooledLists(1);
   /** Balance checkpoints of history accounts along their transfer lists. */
   history = new HistoryStore();
