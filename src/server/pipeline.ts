@@ -15,7 +15,7 @@ import {
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
 import type { Verifier } from "./auth.js";
-import { loggerKey } from "./context.js";
+import { RequestLog, requestLogKey } from "./context.js";
 import { principalKey, requestIdKey } from "./principal.js";
 import type { ServiceRegistration } from "./registry.js";
 
@@ -27,36 +27,37 @@ export interface PipelineDeps {
 }
 
 /** Normalise anything thrown by a handler into the ConnectError sent to the caller. */
-export function toConnectError(err: unknown, log: Logger): ConnectError {
+export function toConnectError(err: unknown, log: RequestLog): ConnectError {
   if (err instanceof ConnectError) return err;
   if (err instanceof Error && err.name === "AbortError") {
     return new ConnectError("request cancelled", Code.Canceled);
   }
   // Unknown failures: log the real error, send a generic message (no internals leak).
-  log.error({ err }, "unhandled error in handler");
+  log.logger.error({ err }, "unhandled error in handler");
   return new ConnectError("internal error", Code.Internal);
 }
 
-async function begin(ctx: HandlerContext, deps: PipelineDeps): Promise<{ log: Logger; t0: number }> {
+async function begin(ctx: HandlerContext, deps: PipelineDeps): Promise<{ log: RequestLog; t0: number }> {
   const t0 = performance.now();
   const given = ctx.requestHeader.get("x-request-id");
   const requestId = given && REQUEST_ID_RE.test(given) ? given : randomUUID();
   ctx.values.set(requestIdKey, requestId);
   ctx.responseHeader.set("x-request-id", requestId);
-  let log = deps.log.child({
+  const log = new RequestLog(deps.log, {
     request_id: requestId,
     rpc: `${ctx.service.typeName}/${ctx.method.name}`,
     protocol: ctx.protocolName,
   });
-  ctx.values.set(loggerKey, log);
+  ctx.values.set(requestLogKey, log);
   try {
     const principal = await deps.verifier.authenticate(ctx.requestHeader.get("authorization"));
     ctx.values.set(principalKey, principal);
-    log = log.child({ principal: `${principal.kind}:${principal.id}` });
-    ctx.values.set(loggerKey, log);
+    log.bind("principal", `${principal.kind}:${principal.id}`);
   } catch (err) {
     const ce = toConnectError(err, log);
-    log.info({ code: Code[ce.code], reason: ce.rawMessage, duration_ms: ms(t0) }, "rpc rejected");
+    if (log.isLevelEnabled("info")) {
+      log.logger.info({ code: Code[ce.code], reason: ce.rawMessage, duration_ms: ms(t0) }, "rpc rejected");
+    }
     throw ce;
   }
   return { log, t0 };
@@ -66,10 +67,16 @@ function ms(t0: number): number {
   return Math.round((performance.now() - t0) * 1000) / 1000;
 }
 
-function finishError(err: unknown, log: Logger, t0: number): ConnectError {
+function finishOk(log: RequestLog, t0: number): void {
+  if (log.isLevelEnabled("info")) log.logger.info({ code: "OK", duration_ms: ms(t0) }, "rpc");
+}
+
+function finishError(err: unknown, log: RequestLog, t0: number): ConnectError {
   const ce = toConnectError(err, log);
-  const level = ce.code === Code.Internal || ce.code === Code.Unknown || ce.code === Code.DataLoss ? "error" : "info";
-  log[level]({ code: Code[ce.code], reason: ce.rawMessage, duration_ms: ms(t0) }, "rpc failed");
+  const serverSide = ce.code === Code.Internal || ce.code === Code.Unknown || ce.code === Code.DataLoss;
+  if (serverSide || log.isLevelEnabled("info")) {
+    log.logger[serverSide ? "error" : "info"]({ code: Code[ce.code], reason: ce.rawMessage, duration_ms: ms(t0) }, "rpc failed");
+  }
   return ce;
 }
 
@@ -81,7 +88,7 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
         const { log, t0 } = await begin(ctx, deps);
         try {
           const res = await impl(req, ctx);
-          log.info({ code: "OK", duration_ms: ms(t0) }, "rpc");
+          finishOk(log, t0);
           return res;
         } catch (err) {
           throw finishError(err, log, t0);
@@ -94,7 +101,7 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
         const { log, t0 } = await begin(ctx, deps);
         try {
           yield* impl(req, ctx);
-          log.info({ code: "OK", duration_ms: ms(t0) }, "rpc");
+          finishOk(log, t0);
         } catch (err) {
           throw finishError(err, log, t0);
         }
@@ -106,7 +113,7 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
         const { log, t0 } = await begin(ctx, deps);
         try {
           const res = await impl(reqs, ctx);
-          log.info({ code: "OK", duration_ms: ms(t0) }, "rpc");
+          finishOk(log, t0);
           return res;
         } catch (err) {
           throw finishError(err, log, t0);
@@ -119,7 +126,7 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
         const { log, t0 } = await begin(ctx, deps);
         try {
           yield* impl(reqs, ctx);
-          log.info({ code: "OK", duration_ms: ms(t0) }, "rpc");
+          finishOk(log, t0);
         } catch (err) {
           throw finishError(err, log, t0);
         }
