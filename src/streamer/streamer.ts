@@ -56,7 +56,7 @@ export interface StreamerOptions {
   poll_ms?: number;
   /** Clock (ns since epoch) used to decide that a hold's deadline has passed. Default: wall clock. */
   now_ns?: () => bigint;
-  /** How often (at most) to look for expired pending transfers while caught up. Default 1000 ms. */
+  /** How often (at most) to look for expired pending transfers while caught up. Default 5000 ms. */
   expiry_check_ms?: number;
   /** Period of the "streamer: stats" log line (rate, lag p50/p99) while events flow. Default 10 s. */
   stats_log_ms?: number;
@@ -175,7 +175,7 @@ export class Streamer {
     this.chunkMax = Math.max(this.batch, opts.chunk_max ?? this.batch * 4);
     this.pollMs = opts.poll_ms ?? 200;
     this.nowNs = opts.now_ns ?? wallClockNs;
-    this.expiryCheckMs = opts.expiry_check_ms ?? 1000;
+    this.expiryCheckMs = opts.expiry_check_ms ?? 5000;
     this.statsLogMs = opts.stats_log_ms ?? 10_000;
     this.log = opts.logger;
   }
