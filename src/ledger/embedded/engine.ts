@@ -543,7 +543,8 @@ class Engine {
           if (this.writesHead < this.writes.length) this.schedule();
           written = await writeSnapshot(this.dir, S, source);
         } else {
-          written = await writeSnapshot(this.dir, S, this.core.snapshotChunks());
+          // Nothing else writes meanwhile, so one sync at the end is enough (and fastest).
+          written = await writeSnapshot(this.dir, S, this.core.snapshotChunks(), { syncEveryBytes: 0 });
           this.lastSnapshotPauseMs = performance.now() - t0;
           this.writesFrozen = false;
         }

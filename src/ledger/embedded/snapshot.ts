@@ -25,9 +25,10 @@ const TRAILER_MARK = 0xffff_ffff;
 /** Small chunks are coalesced into writes of about this size. */
 const WRITE_BUFFER = 4 * 1024 * 1024;
 /**
- * fdatasync the snapshot every 16 MiB (like RocksDB's bytes_per_sync): on ext4 a log commit can
- * have to wait for other dirty data to reach the disk, so a snapshot must not pile up hundreds of
- * MiB of it while the log keeps fsyncing.
+ * By default fdatasync the snapshot every 16 MiB (like RocksDB's bytes_per_sync): on ext4 a log
+ * commit can have to wait for other dirty data to reach the disk, so a snapshot written while the
+ * log keeps fsyncing must not pile up hundreds of MiB of it. (0: sync once at the end, for when
+ * nothing else is writing.)
  */
 const SYNC_EVERY = 16 * 1024 * 1024;
 
@@ -52,7 +53,8 @@ function writeAll(fd: number, data: Uint8Array, position: number): Promise<void>
  * written before the next one is pulled, so the producer may reuse its buffers. The caller must
  * keep the state machine unchanged until this resolves.
  */
-export async function writeSnapshot(dir: string, seq: bigint, chunks: Iterable<Uint8Array>): Promise<SnapshotWritten> {
+export async function writeSnapshot(dir: string, seq: bigint, chunks: Iterable<Uint8Array>, opts: { syncEveryBytes?: number } = {}): Promise<SnapshotWritten> {
+  const syncEvery = opts.syncEveryBytes ?? SYNC_EVERY;
   const final = path.join(dir, snapshotName(seq));
   const tmp = `${final}.tmp`;
   const fd = fs.openSync(tmp, "w");
@@ -67,7 +69,7 @@ export async function writeSnapshot(dir: string, seq: bigint, chunks: Iterable<U
     const written = async (n: number): Promise<void> => {
       position += n;
       unsynced += n;
-      if (unsynced >= SYNC_EVERY) {
+      if (syncEvery > 0 && unsynced >= syncEvery) {
         unsynced = 0;
         await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
       }
