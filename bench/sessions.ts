@@ -8,6 +8,8 @@
  *                                       # (tokens are minted from its dev key pair in --data-dir)
  * Options: --n N (requests per phase, default 20000), --concurrency C (in flight, default 256),
  * --with-streamer (keep the in-process CDC streamer on; off by default, it is not on the request path),
+ * --in-process (instead: drive the SessionService engine directly on an embedded ledger, no
+ * transport and no auth, to show what the service + ledger themselves cost per operation),
  * --usage-events N (default 200000), --usage-batch B (events per RecordUsage, default 500).
  *
  * Phases: grpc.health.v1 Check (the transport's ceiling on this machine), Don, Doff (of those
@@ -25,7 +27,9 @@ import { fromBinary, toBinary, type DescMessage, type MessageInitShape, type Mes
 import { AccountService } from "../clients/gen/masques/ledger/v1/account_service_pb.js";
 import {
   DoffRequestSchema,
+  DoffResponseSchema,
   DonRequestSchema,
+  DonResponseSchema,
   RecordUsageRequestSchema,
   RecordUsageResponseSchema,
 } from "../clients/gen/masques/ledger/v1/session_service_pb.js";
@@ -326,6 +330,81 @@ async function startBenchDaemon(): Promise<{ grpcAddr: string; dataDir: string; 
   };
 }
 
+/** The service without transport: SessionEngine on an embedded ledger in this process. */
+async function inProcess(n: number, concurrency: number, usageEvents: number, usageBatch: number): Promise<Record<string, unknown>> {
+  const fs = await import("node:fs");
+  const os = await import("node:os");
+  const { pino } = await import("pino");
+  const { createEmbeddedClient } = await import("../src/ledger/embedded/index.js");
+  const { createCoalescedClient } = await import("../src/ledger/coalescer.js");
+  const { loadConfig } = await import("../src/config.js");
+  const { SessionEngine, sessionAccountIds } = await import("../src/services/session-service.js");
+  const { onStart } = await import("../src/services/index.js");
+  const { agentWalletAccounts, depositTransfer } = await import("../src/domain/accounts.js");
+  const { BillingMode, RecordUsageRequestSchema } = await import("../clients/gen/masques/ledger/v1/session_service_pb.js");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-sessions-inproc-"));
+  const inner = createEmbeddedClient({ dataDir: path.join(dir, "ledger") });
+  try {
+    const ledger = createCoalescedClient(inner);
+    const config = loadConfig({ MASQUES_DATA_DIR: dir, MASQUES_DIR: path.resolve(HERE, "../masques"), SESSION_REAPER_INTERVAL_MS: "600000" });
+    const ctx = { ledger, config, log: pino({ level: "silent" }), clock: () => BigInt(Date.now()) * 1_000_000n };
+    await onStart(ctx);
+    const eng = new SessionEngine(ctx, { reaper: false });
+    await eng.ready;
+    const agents = Array.from({ length: 64 }, (_, i) => `inproc-${i}`);
+    await ledger.createAccounts(agents.flatMap((a) => agentWalletAccounts(a, "prepaid")));
+    await ledger.createTransfers(
+      agents.map((a, i) => depositTransfer({ walletId: sessionAccountIds.agentWallet(a), amountMicro: 10n ** 12n, rail: null, idempotencyKey: `inproc-${i}` })),
+    );
+    const P = (a: string) => ({ kind: "agent" as const, id: a, scopes: ["ledger:read", "ledger:write"] as const });
+    const run = async (total: number, c: number, op: (i: number) => Promise<number | void>) => {
+      let next = 0;
+      let ops = 0;
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      await Promise.all(
+        Array.from({ length: c }, async () => {
+          for (;;) {
+            const i = next++;
+            if (i >= total) return;
+            const k = await op(i);
+            ops += typeof k === "number" ? k : 1;
+          }
+        }),
+      );
+      const cpu = process.cpuUsage(c0);
+      return { rate: Math.round(ops / ((performance.now() - t0) / 1000)), cpu_us_per_op: Math.round(((cpu.user + cpu.system) / ops) * 10) / 10 };
+    };
+    const sids = Array.from({ length: n }, () => randomBytes(16).toString("hex"));
+    const don = await run(n, concurrency, async (i) => {
+      toBinary(DonResponseSchema, create(DonResponseSchema, await eng.don(P(agents[i % 64]!), { session_id: sids[i]!, masque: "researcher", agent_id: "", max_spend_micro: 0n, billing_mode: BillingMode.UNSPECIFIED })));
+    });
+    const doff = await run(n, concurrency, async (i) => {
+      toBinary(DoffResponseSchema, create(DoffResponseSchema, { session: await eng.doff(P(agents[i % 64]!), sids[i]!) }));
+    });
+    const pool = Array.from({ length: 256 }, () => randomBytes(16).toString("hex"));
+    await Promise.all(pool.map((sid, i) => eng.don(P(agents[i % 64]!), { session_id: sid, masque: "researcher", agent_id: "", max_spend_micro: 0n, billing_mode: BillingMode.UNSPECIFIED })));
+    const seq = new Array<bigint>(256).fill(0n);
+    const batches = Math.ceil(usageEvents / usageBatch);
+    const usage = await run(batches, 16, async (b) => {
+      const agent = b % 64;
+      const events = Array.from({ length: usageBatch }, (_, e) => {
+        const j = agent + 64 * (e % 4);
+        seq[j]! += 1n;
+        return { sessionId: pool[j]!, seq: seq[j]!, inputTokens: 100n, outputTokens: 50n, toolCalls: e % 5 === 0 ? 1n : 0n };
+      });
+      const msg = fromBinary(RecordUsageRequestSchema, toBinary(RecordUsageRequestSchema, create(RecordUsageRequestSchema, { events })));
+      const r = await eng.recordUsage(P(agents[agent]!), msg.events);
+      if (r.applied !== usageBatch) throw new Error(`usage: ${r.applied}/${usageBatch} applied`);
+      return usageBatch;
+    });
+    return { in_process: { don, doff, usage_events: usage } };
+  } finally {
+    await inner.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(): Promise<void> {
   if (process.argv.includes("--worker")) {
     const cfg = JSON.parse(process.env.BENCH_WORKER_CONFIG ?? "{}") as WorkerConfig;
@@ -340,6 +419,11 @@ async function main(): Promise<void> {
   const say = (...a: unknown[]) => {
     if (!json) console.error(...a);
   };
+  if (process.argv.includes("--in-process")) {
+    const r = await inProcess(n, concurrency, usageEvents, usageBatch);
+    console.log(json ? JSON.stringify(r) : r);
+    return;
+  }
 
   let grpcAddr = arg("grpc-addr");
   let dataDir = arg("data-dir");
