@@ -785,7 +785,8 @@ export class SessionEngine {
       if (o) out.set(sid, o);
       else unknown.push(sid);
     }
-    for (const sid of unknown) out.set(sid, await this.view(sid));
+    const views = await Promise.all(unknown.map((sid) => this.view(sid)));
+    unknown.forEach((sid, i) => out.set(sid, views[i] ?? null));
     return out;
   }
 
