@@ -216,11 +216,19 @@ export class Streamer {
   /** Copy everything the ledger has now (accounts, transfers, expiries); resolves when caught up. */
   async syncOnce(): Promise<SyncResult> {
     const result: SyncResult = { accounts: 0, transfers: 0, expired: 0, chunks: 0 };
-    result.accounts = await this.syncAccounts();
+    // New accounts are copied alongside the transfers (independent tables and cursors).
+    const accounts = this.syncAccounts();
+    accounts.catch(() => undefined); // observed below
     // Pipeline: while the sink writes chunk k (chDB thread pool / server), read chunk k+1.
     let next: Promise<Chunk> | null = this.readChunk(this.transferCursor);
     while (next) {
-      const chunk: Chunk = await next;
+      let chunk: Chunk;
+      try {
+        chunk = await next;
+      } catch (err) {
+        await accounts.catch(() => undefined);
+        throw err;
+      }
       this.moreBehind = chunk.more;
       if (chunk.transfers.length === 0) {
         this.caughtUpAt = chunk.read_started_ns;
@@ -235,6 +243,7 @@ export class Streamer {
         await writing;
       } catch (err) {
         if (next) next.catch(() => undefined);
+        await accounts.catch(() => undefined);
         throw err;
       }
       this.uncommitted = null;
@@ -242,6 +251,7 @@ export class Streamer {
       result.chunks++;
       if (!chunk.more) this.caughtUpAt = chunk.read_started_ns;
     }
+    result.accounts = await accounts;
     if (this.caughtUpAt !== null && Date.now() - this.lastExpiryCheck >= this.expiryCheckMs) {
       this.lastExpiryCheck = Date.now();
       result.expired = await this.recordExpired(this.caughtUpAt);
