@@ -306,19 +306,23 @@ class Core implements StateMachine {
   }
 
   private decodeAccount(a: Account, IN: Uint32Array, o: number, i: number): void {
-    const what = `accounts[${i}]`;
-    put128(a.id, IN, o + A_ID, `${what}.id`);
-    put128(a.debits_pending, IN, o + A_DEBITS_PENDING, `${what}.debits_pending`);
-    put128(a.debits_posted, IN, o + A_DEBITS_POSTED, `${what}.debits_posted`);
-    put128(a.credits_pending, IN, o + A_CREDITS_PENDING, `${what}.credits_pending`);
-    put128(a.credits_posted, IN, o + A_CREDITS_POSTED, `${what}.credits_posted`);
-    put128(a.user_data_128, IN, o + A_UD128, `${what}.user_data_128`);
-    put64(a.user_data_64, IN, o + A_UD64, `${what}.user_data_64`);
-    put64(a.timestamp, IN, o + A_TS, `${what}.timestamp`);
-    IN[o + A_UD32] = u32(a.user_data_32, `${what}.user_data_32`);
-    IN[o + A_LEDGER] = u32(a.ledger, `${what}.ledger`);
-    IN[o + A_CODE_FLAGS] = u16(a.code, `${what}.code`) | (u16(a.flags, `${what}.flags`) << 16);
-    IN[o + A_RESERVED] = u32(a.reserved, `${what}.reserved`);
+    try {
+      put128(a.id, IN, o + A_ID, "id");
+      put128(a.debits_pending, IN, o + A_DEBITS_PENDING, "debits_pending");
+      put128(a.debits_posted, IN, o + A_DEBITS_POSTED, "debits_posted");
+      put128(a.credits_pending, IN, o + A_CREDITS_PENDING, "credits_pending");
+      put128(a.credits_posted, IN, o + A_CREDITS_POSTED, "credits_posted");
+      put128(a.user_data_128, IN, o + A_UD128, "user_data_128");
+      put64(a.user_data_64, IN, o + A_UD64, "user_data_64");
+      put64(a.timestamp, IN, o + A_TS, "timestamp");
+      IN[o + A_UD32] = u32(a.user_data_32, "user_data_32");
+      IN[o + A_LEDGER] = u32(a.ledger, "ledger");
+      IN[o + A_CODE_FLAGS] = u16(a.code, "code") | (u16(a.flags, "flags") << 16);
+      IN[o + A_RESERVED] = u32(a.reserved, "reserved");
+    } catch (err) {
+      // Field names are constants on the hot path; the event index is added only on error.
+      throw new RangeError(`accounts[${i}].${(err as Error).message}`);
+    }
   }
 
   private createAccount(
@@ -447,19 +451,23 @@ class Core implements StateMachine {
   private stamp = -1n;
 
   private decodeTransfer(t: Transfer, IN: Uint32Array, o: number, i: number): void {
-    const what = `transfers[${i}]`;
-    put128(t.id, IN, o + IT_ID, `${what}.id`);
-    put128(t.debit_account_id, IN, o + IT_DR, `${what}.debit_account_id`);
-    put128(t.credit_account_id, IN, o + IT_CR, `${what}.credit_account_id`);
-    put128(t.amount, IN, o + IT_AMOUNT, `${what}.amount`);
-    put128(t.pending_id, IN, o + IT_PENDING, `${what}.pending_id`);
-    put128(t.user_data_128, IN, o + IT_UD128, `${what}.user_data_128`);
-    put64(t.user_data_64, IN, o + IT_UD64, `${what}.user_data_64`);
-    put64(t.timestamp, IN, o + IT_TS, `${what}.timestamp`);
-    IN[o + IT_UD32] = u32(t.user_data_32, `${what}.user_data_32`);
-    IN[o + IT_TIMEOUT] = u32(t.timeout, `${what}.timeout`);
-    IN[o + IT_LEDGER] = u32(t.ledger, `${what}.ledger`);
-    IN[o + IT_CODE_FLAGS] = u16(t.code, `${what}.code`) | (u16(t.flags, `${what}.flags`) << 16);
+    try {
+      put128(t.id, IN, o + IT_ID, "id");
+      put128(t.debit_account_id, IN, o + IT_DR, "debit_account_id");
+      put128(t.credit_account_id, IN, o + IT_CR, "credit_account_id");
+      put128(t.amount, IN, o + IT_AMOUNT, "amount");
+      put128(t.pending_id, IN, o + IT_PENDING, "pending_id");
+      put128(t.user_data_128, IN, o + IT_UD128, "user_data_128");
+      put64(t.user_data_64, IN, o + IT_UD64, "user_data_64");
+      put64(t.timestamp, IN, o + IT_TS, "timestamp");
+      IN[o + IT_UD32] = u32(t.user_data_32, "user_data_32");
+      IN[o + IT_TIMEOUT] = u32(t.timeout, "timeout");
+      IN[o + IT_LEDGER] = u32(t.ledger, "ledger");
+      IN[o + IT_CODE_FLAGS] = u16(t.code, "code") | (u16(t.flags, "flags") << 16);
+    } catch (err) {
+      // Field names are constants on the hot path; the event index is added only on error.
+      throw new RangeError(`transfers[${i}].${(err as Error).message}`);
+    }
   }
 
   private createTransfer(
