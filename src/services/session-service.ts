@@ -1000,6 +1000,7 @@ export class SessionEngine {
       v.push({ field: "agent_id", description: OWNER_ID_RULE });
     }
     throwIfInvalid(v);
+    const payee = ownerCase === "author" ? ownerValue : !isAdmin(p) && p.kind === "author" ? p.id : null;
 
     const fetchHolds = async (beforeNs: bigint, limit: number): Promise<Transfer[]> => {
       const tmax = beforeNs === 0n ? 0n : beforeNs - 1n;
@@ -1054,6 +1055,9 @@ export class SessionEngine {
         const s = reconstructSession(t.user_data_128, await this.sessionTransfers(t.user_data_128), this.now());
         if (!s) continue;
         if (statuses.size > 0 && !statuses.has(STATUS_TO_API[s.status])) continue;
+        // A masque index may change authors between price books: an author sees only the
+        // sessions whose pinned price book pays them.
+        if (payee !== null && this.registry.get(s.price_version)?.author !== payee) continue;
         out.push(this.toProto(s));
         if (out.length === size) {
           full = true;
