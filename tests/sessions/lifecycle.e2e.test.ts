@@ -12,6 +12,7 @@ import {
   UsageOutcome,
   type Session,
 } from "../../clients/gen/masques/ledger/v1/session_service_pb.js";
+import { WalletMode } from "../../clients/gen/masques/ledger/v1/account_service_pb.js";
 import { agentWalletId } from "../../src/domain/accounts.js";
 import { loadCatalog } from "../../src/domain/catalog.js";
 import { idToHex } from "../../src/domain/ids.js";
@@ -128,6 +129,21 @@ describe("session lifecycle", () => {
     const ok = await c.sessions.don({ sessionId: newSessionId(), masque: "code-reviewer", maxSpendMicro: 1_000_000n });
     expect(ok.session!.holdMicro).toBe(1_000_000n);
     expect(await h.available(agent)).toBe(500_000n);
+  });
+
+  it("a postpaid wallet dons against its credit line, never beyond it", async () => {
+    const admin = await h.as("admin", "ops");
+    const agent = fresh("postpaid");
+    await admin.accounts.openAgentWallet({ agentId: agent, mode: WalletMode.POSTPAID, creditLimitMicro: 1_000_000n });
+    const c = await h.as("agent", agent);
+    await c.sessions.don({ sessionId: newSessionId(), masque: "researcher" });
+    const sid = newSessionId();
+    await c.sessions.don({ sessionId: sid, masque: "researcher" });
+    await expectStatus(c.sessions.don({ sessionId: newSessionId(), masque: "researcher" }), Code.FailedPrecondition, "INSUFFICIENT_FUNDS");
+    await c.sessions.recordUsage({ events: [{ sessionId: sid, seq: 1n, inputTokens: 0n, outputTokens: 10_000n, toolCalls: 0n }] });
+    const s = (await c.sessions.doff({ sessionId: sid })).session!;
+    expect(s.chargedMicro).toBe(8_000n);
+    expect(await h.available(agent)).toBe(1_000_000n - 500_000n - 8_000n);
   });
 
   it("unknown masque, bad ids and a session id reused for another masque are refused", async () => {
