@@ -50,7 +50,7 @@ export interface StreamerOptions {
   sink: Sink;
   /** Events per ledger read (1..8189). Default 8189. */
   batch?: number;
-  /** Transfers gathered into one ClickHouse insert (several ledger reads). Default 4 x batch. */
+  /** Transfers gathered into one ClickHouse insert (several ledger reads). Default 8 x batch. */
   chunk_max?: number;
   /** Idle poll interval. Default 200 ms. */
   poll_ms?: number;
@@ -172,7 +172,7 @@ export class Streamer {
     this.client = opts.client;
     this.sink = opts.sink;
     this.batch = Math.min(LEDGER_BATCH_MAX, Math.max(1, opts.batch ?? LEDGER_BATCH_MAX));
-    this.chunkMax = Math.max(this.batch, opts.chunk_max ?? this.batch * 4);
+    this.chunkMax = Math.max(this.batch, opts.chunk_max ?? this.batch * 8);
     this.pollMs = opts.poll_ms ?? 200;
     this.nowNs = opts.now_ns ?? wallClockNs;
     this.expiryCheckMs = opts.expiry_check_ms ?? 5000;
