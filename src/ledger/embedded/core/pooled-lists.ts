@@ -77,8 +77,8 @@ export class PooledLists {
       addr = this.bumpChunk * CHUNK_WORDS + this.bumpOff;
       this.bumpOff += words;
     }
-    const c = this.pool[Math.floor(addr / CHUNK_WORDS)]!;
-    const off = addr % CHUNK_WORDS;
+    const c = this.pool[addr >>> 20]!;
+    const off = addr & 0xfffff;
     c[off] = prev;
     c[off + 1] = level;
     return addr;
@@ -89,8 +89,8 @@ export class PooledLists {
     const level = levelOf(k);
     let addr = this.head[o]! - 1;
     for (;;) {
-      const c = this.pool[Math.floor(addr / CHUNK_WORDS)]!;
-      const off = addr % CHUNK_WORDS;
+      const c = this.pool[addr >>> 20]!;
+      const off = addr & 0xfffff;
       if (c[off + 1] === level) {
         this.chunk = c;
         this.offset = off + HEADER + this.stride * (k - baseOf(level));
@@ -110,7 +110,7 @@ export class PooledLists {
       h = this.allocate(level, 0) + 1;
       this.head[o] = h;
     } else {
-      const top = this.pool[Math.floor((h - 1) / CHUNK_WORDS)]![((h - 1) % CHUNK_WORDS) + 1]!;
+      const top = this.pool[(h - 1) >>> 20]![((h - 1) & 0xfffff) + 1]!;
       if (top < level) {
         h = this.allocate(level, h) + 1;
         this.head[o] = h;
@@ -123,8 +123,8 @@ export class PooledLists {
     }
     // Common case: appending into the largest block.
     this.len[o] = k + 1;
-    this.chunk = this.pool[Math.floor((h - 1) / CHUNK_WORDS)]!;
-    this.offset = ((h - 1) % CHUNK_WORDS) + HEADER + this.stride * (k - baseOf(level));
+    this.chunk = this.pool[(h - 1) >>> 20]!;
+    this.offset = ((h - 1) & 0xfffff) + HEADER + this.stride * (k - baseOf(level));
   }
 
   push1(o: number, v: number): void {
@@ -160,15 +160,15 @@ export class PooledLists {
     if (n === 0) return;
     const blocks: number[] = [];
     for (let addr = this.head[o]! - 1; addr >= 0; ) {
-      const c = this.pool[Math.floor(addr / CHUNK_WORDS)]!;
-      const off = addr % CHUNK_WORDS;
+      const c = this.pool[addr >>> 20]!;
+      const off = addr & 0xfffff;
       blocks.push(addr);
       addr = c[off]! - 1;
     }
     blocks.reverse();
     for (const addr of blocks) {
-      const c = this.pool[Math.floor(addr / CHUNK_WORDS)]!;
-      const off = addr % CHUNK_WORDS;
+      const c = this.pool[addr >>> 20]!;
+      const off = addr & 0xfffff;
       const level = c[off + 1]!;
       const base = baseOf(level);
       if (base >= n) break;
