@@ -204,7 +204,9 @@ async function worker(cfg: WorkerConfig): Promise<Record<string, PhaseResult | n
   const ids = Array.from({ length: cfg.n }, sid);
   const donRes = await phase(cfg.n, cfg.concurrency, (i) => don(ids[i]!, i).then(() => undefined));
   const doffRes = await phase(cfg.n, cfg.concurrency, (i) => doff(ids[i]!, i).then(() => undefined));
-  const sessionsRes = await phase(cfg.n / 2, cfg.concurrency, async (i) => {
+  // Each session has ONE call in flight at a time (Don, then Doff), so twice the sessions keep
+  // the same number of calls in flight as the Don and Doff phases.
+  const sessionsRes = await phase(cfg.n / 2, cfg.concurrency * 2, async (i) => {
     const s = sid();
     await don(s, i);
     await doff(s, i);
@@ -497,7 +499,7 @@ async function main(): Promise<void> {
         ["grpc.health.v1 Check", res.check as PhaseResult],
         ["Don", res.don as PhaseResult],
         ["Doff", res.doff as PhaseResult],
-        ["full session (Don+Doff)", res.sessions as PhaseResult],
+        [`full session (Don+Doff, ${concurrency * 2} open)`, res.sessions as PhaseResult],
         [`usage events (RecordUsage x${usageBatch})`, res.usage_events as PhaseResult],
       ];
       console.log(`\nSessionService bench — ${concurrency} in flight, load generator in a separate process`);
