@@ -12,7 +12,7 @@ import { clickhouseAggregates, createFixtureAccounts, ledgerAggregates, scalar, 
 
 const REPO = path.resolve(import.meta.dirname, "../..");
 const ROUNDS = 5;
-const PER_ROUND = 6_000;
+const PER_ROUND = 15_000;
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -74,7 +74,7 @@ describe("streamer crash safety (SIGKILL at random points)", () => {
         const t0 = Date.now();
         await s.running();
         timings.push(Date.now() - t0);
-        await new Promise((r) => setTimeout(r, Math.floor(random() * 500)));
+        await new Promise((r) => setTimeout(r, Math.floor(random() * 300)));
         s.child.kill("SIGKILL");
         const { signal } = await s.exited;
         expect(signal, `seed ${seed} round ${round}: ${s.output()}`).toBe("SIGKILL");
