@@ -106,6 +106,8 @@ export interface OpenSession {
   last_beat_written_ns: bigint;
   /** Bit (1 << ledger) per usage ledger this session has transfers on (see sessionTransfers). */
   meters: number;
+  /** The hold as the ledger stored it (when known), so a single-writer read needs no lookup. */
+  hold?: Transfer;
 }
 
 const ALL_METERS = Object.values(USAGE_LEDGER).reduce((m, l) => m | (1 << l), 0);
@@ -346,6 +348,7 @@ export class SessionEngine {
             last_activity_ns: v.last_activity_ns,
             last_beat_written_ns: v.last_activity_ns,
             meters: txs.reduce((m, t) => (t.ledger !== Ledger.usd_micro ? m | (1 << t.ledger) : m), 0),
+            hold: h,
           });
         }),
       );
@@ -418,6 +421,22 @@ export class SessionEngine {
    * settlement (account-indexed reads bounded in time; no scan of the whole ledger).
    */
   async sessionTransfers(sid: bigint): Promise<Transfer[]> {
+    // Single writer (embedded ledger) and a session this daemon indexes as open: its hold is
+    // known and it has no post/void (this daemon would have removed it from the index), so only
+    // the usage meters it touched are read. A settlement racing this read is caught by the
+    // ledger (the chain's ids already exist) and answered from a fresh read.
+    if (this.singleWriter) {
+      const o = this.open.get(sid);
+      if (o?.hold) {
+        const hold = o.hold;
+        const usage = await Promise.all(
+          Object.values(USAGE_LEDGER)
+            .filter((l) => (o.meters & (1 << l)) !== 0)
+            .map((l) => this.meterTransfers(usageMeterOfWallet(hold.debit_account_id, l), sid, hold.timestamp, 0n)),
+        );
+        return [hold, ...usage.flat()];
+      }
+    }
     const ids = sessionTransferIds(sid);
     const money = await this.ledger.lookupTransfers([ids.hold, ids.post, ids.void]);
     const hold = money.find((t) => t.id === ids.hold);
@@ -612,6 +631,7 @@ export class SessionEngine {
         last_activity_ns: now,
         last_beat_written_ns: now,
         meters: 0,
+        hold: { ...t, timestamp: now },
       });
       const view = reconstructSession(sid, [{ ...t, timestamp: now }], now);
       return { session: this.toProto(view!), created: true };
