@@ -26,7 +26,7 @@ import {
   type QueryFilter,
   type Transfer,
 } from "tigerbeetle-node";
-import { createEmbeddedClient } from "../../src/ledger/embedded/index.js";
+import { createEmbeddedClient, type EmbeddedClient } from "../../src/ledger/embedded/index.js";
 import { createCoalescedClient } from "../../src/ledger/coalescer.js";
 
 const wrap = (c: Client): Client => (process.env.LEDGER_CONFORMANCE_COALESCE === "1" ? createCoalescedClient(c) : c);
@@ -47,6 +47,8 @@ export interface Backend {
   uniqueId(): bigint;
   /** A fresh ledger number (u32, nonzero), so queries by ledger only see this test's objects. */
   uniqueLedger(): number;
+  /** Embedded: write a snapshot now (later restarts restore it, then replay the log). Real cluster: nothing. */
+  checkpoint(): Promise<void>;
   /** Embedded: destroy the client and reopen the same data directory. Real cluster: reconnect. */
   restart(): Promise<void>;
   close(): Promise<void>;
@@ -89,7 +91,12 @@ async function disposeClient(client: Client): Promise<void> {
   else client.destroy();
 }
 
-export async function openBackend(): Promise<Backend> {
+export interface BackendOptions {
+  /** Embedded only: snapshot once this much log accumulated (small values exercise snapshots). */
+  snapshotMinLogBytes?: number;
+}
+
+export async function openBackend(options: BackendOptions = {}): Promise<Backend> {
   const ids = idSource();
   const addresses = process.env.TB_ADDRESSES;
   if (addresses !== undefined && addresses.trim() !== "") {
@@ -108,6 +115,7 @@ export async function openBackend(): Promise<Backend> {
       advanceTime: (seconds) => sleep(Math.ceil(seconds * 1000) + 50),
       nowNs: () => BigInt(Date.now()) * 1_000_000n,
       settle: () => sleep(100),
+      checkpoint: async () => undefined,
       uniqueId: ids.uniqueId,
       uniqueLedger: ids.uniqueLedger,
       restart: async () => {
@@ -123,7 +131,8 @@ export async function openBackend(): Promise<Backend> {
   // Start at the real wall clock (nanoseconds) so timestamps look like TigerBeetle's.
   let now_ns = BigInt(Date.now()) * 1_000_000n;
   const clock = () => now_ns;
-  let client: Client = await createEmbeddedClient({ dataDir, clock });
+  const open = (): EmbeddedClient => createEmbeddedClient({ dataDir, clock, snapshotMinLogBytes: options.snapshotMinLogBytes });
+  let client: EmbeddedClient = open();
   let outer = wrap(client);
   return {
     kind: "embedded",
@@ -136,11 +145,12 @@ export async function openBackend(): Promise<Backend> {
     },
     nowNs: () => now_ns,
     settle: () => sleep(20),
+    checkpoint: () => client.snapshot(),
     uniqueId: ids.uniqueId,
     uniqueLedger: ids.uniqueLedger,
     restart: async () => {
       await disposeClient(client);
-      client = await createEmbeddedClient({ dataDir, clock });
+      client = open();
       outer = wrap(client);
     },
     close: async () => {

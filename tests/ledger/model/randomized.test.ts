@@ -469,6 +469,7 @@ class Run {
   }
 
   async restart(): Promise<void> {
+    if (this.r.chance(0.5)) await this.b.checkpoint();
     const ids = this.accountIds();
     const tids = [...new Set(this.submitted.map((t) => t.id))];
     const before = stringify([await this.b.client.lookupAccounts(ids), await this.b.client.lookupTransfers(tids)]);
@@ -509,7 +510,8 @@ function stringify(x: unknown): string {
 }
 
 async function runSeed(seed: number): Promise<void> {
-  const b = await openBackend();
+  // Every third seed snapshots after every few KiB of log, so restarts restore snapshots too.
+  const b = await openBackend(seed % 3 === 0 ? { snapshotMinLogBytes: 4096 } : {});
   try {
     const run = new Run(b, rng(seed), seed);
     // a few accounts to start with
