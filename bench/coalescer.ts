@@ -11,25 +11,20 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { TransferFlags, type Account, type Client, type Transfer } from "tigerbeetle-node";
+import type { Account, Client, Transfer } from "tigerbeetle-node";
 import { createEmbeddedClient } from "../src/ledger/embedded/index.js";
 import { createCoalescedClient } from "../src/ledger/coalescer.js";
+import { newAccount, newTransfer } from "../src/domain/records.js";
 
 const callers = Number(process.argv[2] ?? 64);
 const seconds = Number(process.argv[3] ?? 3);
 const rounds = Number(process.argv[4] ?? 3);
 
-const account = (id: bigint): Account => ({
-  id, debits_pending: 0n, debits_posted: 0n, credits_pending: 0n, credits_posted: 0n,
-  user_data_128: 0n, user_data_64: 0n, user_data_32: 0, reserved: 0, ledger: 1, code: 1, flags: 0, timestamp: 0n,
-});
+const account = (id: bigint): Account => newAccount({ id, ledger: 1, code: 1 });
 
 let nextId = 1_000_000n;
-const transfer = (): Transfer => ({
-  id: nextId++, debit_account_id: 1n, credit_account_id: 2n, amount: 1n, pending_id: 0n,
-  user_data_128: 0n, user_data_64: 0n, user_data_32: 0, timeout: 0, ledger: 1, code: 1,
-  flags: TransferFlags.none, timestamp: 0n,
-});
+const transfer = (): Transfer =>
+  newTransfer({ id: nextId++, debit_account_id: 1n, credit_account_id: 2n, amount: 1n, ledger: 1, code: 1 });
 
 async function run(mode: "direct" | "coalesced"): Promise<{ rate: number; cpu_us: number; batches?: number }> {
   const dir = await mkdtemp(path.join(tmpdir(), "bench-coalescer-"));

@@ -7,6 +7,7 @@
 import type { Account, Transfer } from "tigerbeetle-node";
 import { AccountFlags, CreateTransferStatus } from "tigerbeetle-node";
 import { createStateMachine, restoreStateMachine } from "../src/ledger/embedded/state-machine.js";
+import { newAccount, newTransfer } from "../src/domain/records.js";
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -24,21 +25,9 @@ const sm = createStateMachine();
 let now = 1_700_000_000_000_000_000n;
 const accounts: Account[] = [];
 for (let i = 0; i < accountCount; i++) {
-  accounts.push({
-    id: BigInt(i + 1),
-    debits_pending: 0n,
-    debits_posted: 0n,
-    credits_pending: 0n,
-    credits_posted: 0n,
-    user_data_128: 0n,
-    user_data_64: 0n,
-    user_data_32: 0,
-    reserved: 0,
-    ledger: 1,
-    code: 1,
-    flags: historyAccounts && i % 2 === 1 ? AccountFlags.history : 0,
-    timestamp: 0n,
-  });
+  accounts.push(
+    newAccount({ id: BigInt(i + 1), ledger: 1, code: 1, flags: historyAccounts && i % 2 === 1 ? AccountFlags.history : 0 }),
+  );
 }
 for (let i = 0; i < accounts.length; i += BATCH) sm.createAccounts(accounts.slice(i, i + BATCH), now);
 
@@ -64,22 +53,16 @@ while (built < total) {
     const dr = rnd();
     let cr = rnd();
     if (cr === dr) cr = (dr + 1) % accountCount;
-    batch[i] = {
+    batch[i] = newTransfer({
       // Random-looking 128-bit ids, like tigerbeetle-node's id() would produce.
       id: (BigInt(built + i + 1) << 64n) | BigInt((Math.imul(built + i, 0x9e3779b1) >>> 0) + 1),
       debit_account_id: BigInt(dr + 1),
       credit_account_id: BigInt(cr + 1),
       amount: BigInt((i % 1000) + 1),
-      pending_id: 0n,
-      user_data_128: 0n,
       user_data_64: BigInt(i),
-      user_data_32: 0,
-      timeout: 0,
       ledger: 1,
       code: 1,
-      flags: 0,
-      timestamp: 0n,
-    };
+    });
   }
   now += 1_000_000n;
   const c0 = process.cpuUsage();

@@ -19,6 +19,7 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { AccountFlags, CreateAccountStatus, CreateTransferStatus, type Account, type Transfer } from "tigerbeetle-node";
 import { BATCH_MAX, createEmbeddedClient, type EmbeddedClient } from "../src/ledger/embedded/index.js";
+import { newAccount, newTransfer } from "../src/domain/records.js";
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -45,21 +46,7 @@ function pct(sorted: number[], p: number): number {
 const round3 = (x: number): number => Math.round(x * 1000) / 1000;
 
 function account(id: bigint): Account {
-  return {
-    id,
-    debits_pending: 0n,
-    debits_posted: 0n,
-    credits_pending: 0n,
-    credits_posted: 0n,
-    user_data_128: 0n,
-    user_data_64: 0n,
-    user_data_32: 0,
-    reserved: 0,
-    ledger: 1,
-    code: 1,
-    flags: process.argv.includes("--history") ? AccountFlags.history : AccountFlags.none,
-    timestamp: 0n,
-  };
+  return newAccount({ id, ledger: 1, code: 1, flags: process.argv.includes("--history") ? AccountFlags.history : AccountFlags.none });
 }
 
 let nextTransferId = 1n;
@@ -74,21 +61,7 @@ function transfer(): Transfer {
   const d = rand(ACCOUNTS);
   let c = rand(ACCOUNTS - 1);
   if (c >= d) c++;
-  return {
-    id: nextTransferId++,
-    debit_account_id: BigInt(d + 1),
-    credit_account_id: BigInt(c + 1),
-    amount: BigInt(1 + rand(1000)),
-    pending_id: 0n,
-    user_data_128: 0n,
-    user_data_64: 0n,
-    user_data_32: 0,
-    timeout: 0,
-    ledger: 1,
-    code: 1,
-    flags: 0,
-    timestamp: 0n,
-  };
+  return newTransfer({ id: nextTransferId++, debit_account_id: BigInt(d + 1), credit_account_id: BigInt(c + 1), amount: BigInt(1 + rand(1000)), ledger: 1, code: 1 });
 }
 function batch(n: number): Transfer[] {
   const out = new Array<Transfer>(n);

@@ -13,6 +13,7 @@
 import { AccountFlags, TransferFlags, type Account, type Transfer } from "tigerbeetle-node";
 import { AccountCode, Ledger, Rail, TransferCode, type RailName } from "./codes.js";
 import { deterministicId, idToHex } from "./ids.js";
+import { newAccount, newTransfer } from "./records.js";
 
 /** Owner ids (agents, authors) and idempotency keys: 1-128 chars of a conservative alphabet. */
 export const OWNER_ID_RE = /^[A-Za-z0-9._:@-]{1,128}$/;
@@ -75,21 +76,7 @@ export function usageSinkId(ledger: number): bigint {
 // Account events
 
 function account(id: bigint, code: number, flags: number, ledger: number = Ledger.usd_micro): Account {
-  return {
-    id,
-    debits_pending: 0n,
-    debits_posted: 0n,
-    credits_pending: 0n,
-    credits_posted: 0n,
-    user_data_128: 0n,
-    user_data_64: 0n,
-    user_data_32: 0,
-    reserved: 0,
-    ledger,
-    code,
-    flags,
-    timestamp: 0n,
-  };
+  return newAccount({ id, code, flags, ledger });
 }
 
 /** User balances must never go negative, and keep history (GetBalanceHistory). */
@@ -176,17 +163,7 @@ function transfer(
   fields: Pick<Transfer, "id" | "debit_account_id" | "credit_account_id" | "amount" | "code"> &
     Partial<Transfer>,
 ): Transfer {
-  return {
-    pending_id: 0n,
-    user_data_128: 0n,
-    user_data_64: 0n,
-    user_data_32: 0,
-    timeout: 0,
-    ledger: Ledger.usd_micro,
-    flags: TransferFlags.none,
-    timestamp: 0n,
-    ...fields,
-  };
+  return newTransfer({ ledger: Ledger.usd_micro, flags: TransferFlags.none, ...fields });
 }
 
 /**

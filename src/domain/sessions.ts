@@ -9,6 +9,7 @@ import { Ledger, TransferCode } from "./codes.js";
 import { deterministicId, idFromHex, idToHex } from "./ids.js";
 import { accrue, type BillingMode, type PriceBook, type UsageTotals } from "./pricing.js";
 import { settle, type Settlement } from "./split.js";
+import { newTransfer } from "./records.js";
 
 // ---- session ids -------------------------------------------------------------------------------
 
@@ -166,21 +167,7 @@ export interface SessionAccountIds {
   usageSink(ledger: number): bigint;
 }
 
-const blank = (): Transfer => ({
-  id: 0n,
-  debit_account_id: 0n,
-  credit_account_id: 0n,
-  amount: 0n,
-  pending_id: 0n,
-  user_data_128: 0n,
-  user_data_64: 0n,
-  user_data_32: 0,
-  timeout: 0,
-  ledger: 0,
-  code: 0,
-  flags: 0,
-  timestamp: 0n,
-});
+const blank = (): Transfer => newTransfer({ id: 0n });
 
 // ---- Don ----------------------------------------------------------------------------------------
 
@@ -334,21 +321,18 @@ export function planUsage(ids: SessionAccountIds, e: UsageEventInput): Transfer[
   const fp = usageFingerprint(e);
   const hold = lazyIds(e.session_id).hold;
   const chain = used.map(
-    (k): Transfer => ({
-      id: tagged(hold, KIND_TAG[k], e.seq, k),
-      debit_account_id: ids.usageMeter(e.agent_id, USAGE_LEDGER[k]),
-      credit_account_id: ids.usageSink(USAGE_LEDGER[k]),
-      amount: e[k],
-      pending_id: 0n,
-      user_data_128: e.session_id,
-      user_data_64: e.seq,
-      user_data_32: fp,
-      timeout: 0,
-      ledger: USAGE_LEDGER[k],
-      code: USAGE_CODE[k],
-      flags: 0,
-      timestamp: 0n,
-    }),
+    (k): Transfer =>
+      newTransfer({
+        id: tagged(hold, KIND_TAG[k], e.seq, k),
+        debit_account_id: ids.usageMeter(e.agent_id, USAGE_LEDGER[k]),
+        credit_account_id: ids.usageSink(USAGE_LEDGER[k]),
+        amount: e[k],
+        user_data_128: e.session_id,
+        user_data_64: e.seq,
+        user_data_32: fp,
+        ledger: USAGE_LEDGER[k],
+        code: USAGE_CODE[k],
+      }),
   );
   for (let i = 0; i < chain.length - 1; i++) chain[i]!.flags |= TransferFlags.linked;
   return chain;

@@ -83,6 +83,7 @@ import {
 } from "./errors.js";
 import { decodePageToken, encodePageToken, timestampFromNs } from "./views.js";
 import { startReaper, type Reaper } from "./reaper.js";
+import { newAccount } from "../domain/records.js";
 
 export const MAX_USAGE_EVENTS = 2_000;
 /** Shared (never mutated) result messages: most events of a batch share one of these. */
@@ -164,21 +165,7 @@ export const sessionAccountIds: SessionAccountIds = {
 };
 
 function blankAccount(id: bigint, ledger: number, code: number, flags: number, user_data_128 = 0n): Account {
-  return {
-    id,
-    debits_pending: 0n,
-    debits_posted: 0n,
-    credits_pending: 0n,
-    credits_posted: 0n,
-    user_data_128,
-    user_data_64: 0n,
-    user_data_32: 0,
-    reserved: 0,
-    ledger,
-    code,
-    flags,
-    timestamp: 0n,
-  };
+  return newAccount({ id, ledger, code, flags, user_data_128 });
 }
 
 const MODE_TO_API: Record<BillingMode, ApiBillingMode> = {

@@ -20,6 +20,7 @@ import {
 } from "tigerbeetle-node";
 import { createEmbeddedClient, type EmbeddedClient } from "../../src/ledger/embedded/index.js";
 import { BATCH_MAX, createCoalescedClient } from "../../src/ledger/coalescer.js";
+import { newAccount, newTransfer } from "../../src/domain/records.js";
 
 const dirs: string[] = [];
 const clients: EmbeddedClient[] = [];
@@ -38,39 +39,11 @@ afterEach(async () => {
 });
 
 function account(id: bigint, flags = 0, timestamp = 0n): Account {
-  return {
-    id,
-    debits_pending: 0n,
-    debits_posted: 0n,
-    credits_pending: 0n,
-    credits_posted: 0n,
-    user_data_128: 0n,
-    user_data_64: 0n,
-    user_data_32: 0,
-    reserved: 0,
-    ledger: 1,
-    code: 1,
-    flags,
-    timestamp,
-  };
+  return newAccount({ id, ledger: 1, code: 1, flags, timestamp });
 }
 
 function transfer(id: bigint, debit: bigint, credit: bigint, amount: bigint, flags = 0): Transfer {
-  return {
-    id,
-    debit_account_id: debit,
-    credit_account_id: credit,
-    amount,
-    pending_id: 0n,
-    user_data_128: 0n,
-    user_data_64: 0n,
-    user_data_32: 0,
-    timeout: 0,
-    ledger: 1,
-    code: 1,
-    flags,
-    timestamp: 0n,
-  };
+  return newTransfer({ id, debit_account_id: debit, credit_account_id: credit, amount, ledger: 1, code: 1, flags });
 }
 
 const statuses = (rs: { status: number }[]) => rs.map((r) => r.status);

@@ -6,6 +6,7 @@ import { AccountFlags, type Account, type Client, type Transfer } from "tigerbee
 import { AccountCode, Ledger, TransferCode } from "../../src/domain/codes.js";
 import type { Sink } from "../../src/streamer/index.js";
 import { bindDatabase } from "../../src/streamer/sink.js";
+import { newAccount, newTransfer } from "../../src/domain/records.js";
 
 export const CREATED = 0xffffffff;
 export const BATCH = 8189;
@@ -16,19 +17,11 @@ export function tempDir(prefix: string): { dir: string; cleanup: () => void } {
 }
 
 export function account(id: bigint, code: number, over: Partial<Account> = {}): Account {
-  return {
-    id, debits_pending: 0n, debits_posted: 0n, credits_pending: 0n, credits_posted: 0n,
-    user_data_128: 0n, user_data_64: 0n, user_data_32: 0, reserved: 0,
-    ledger: Ledger.usd_micro, code, flags: AccountFlags.history, timestamp: 0n, ...over,
-  };
+  return newAccount({ id, ledger: Ledger.usd_micro, code, flags: AccountFlags.history, ...over });
 }
 
 export function transfer(id: bigint, over: Partial<Transfer>): Transfer {
-  return {
-    id, debit_account_id: 0n, credit_account_id: 0n, amount: 0n, pending_id: 0n,
-    user_data_128: 0n, user_data_64: 0n, user_data_32: 0, timeout: 0,
-    ledger: Ledger.usd_micro, code: TransferCode.deposit, flags: 0, timestamp: 0n, ...over,
-  };
+  return newTransfer({ id, ledger: Ledger.usd_micro, code: TransferCode.deposit, ...over });
 }
 
 /** Accounts 1..n (a rail inbound source at id 1, agent wallets after it). */

@@ -14,47 +14,18 @@ import {
 import type { Account, AccountFilter, QueryFilter, Transfer } from "tigerbeetle-node";
 import { createStateMachine, restoreStateMachine } from "../../../src/ledger/embedded/state-machine.js";
 import type { StateMachine } from "../../../src/ledger/embedded/state-machine.contract.js";
+import { newAccount, newTransfer } from "../../../src/domain/records.js";
 
 const T0 = 1_000_000_000_000n;
 const S = 1_000_000_000n;
 const U128_MAX = (1n << 128n) - 1n;
 
 function acc(id: bigint, over: Partial<Account> = {}): Account {
-  return {
-    id,
-    debits_pending: 0n,
-    debits_posted: 0n,
-    credits_pending: 0n,
-    credits_posted: 0n,
-    user_data_128: 0n,
-    user_data_64: 0n,
-    user_data_32: 0,
-    reserved: 0,
-    ledger: 1,
-    code: 10,
-    flags: 0,
-    timestamp: 0n,
-    ...over,
-  };
+  return newAccount({ id, ledger: 1, code: 10, ...over });
 }
 
 function tr(id: bigint, dr: bigint, cr: bigint, amount: bigint, over: Partial<Transfer> = {}): Transfer {
-  return {
-    id,
-    debit_account_id: dr,
-    credit_account_id: cr,
-    amount,
-    pending_id: 0n,
-    user_data_128: 0n,
-    user_data_64: 0n,
-    user_data_32: 0,
-    timeout: 0,
-    ledger: 1,
-    code: 20,
-    flags: 0,
-    timestamp: 0n,
-    ...over,
-  };
+  return newTransfer({ id, debit_account_id: dr, credit_account_id: cr, amount, ledger: 1, code: 20, ...over });
 }
 
 function post(id: bigint, pending: bigint, amount: bigint, over: Partial<Transfer> = {}): Transfer {

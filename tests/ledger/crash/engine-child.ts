@@ -11,6 +11,7 @@
  */
 import { AccountFlags, CreateAccountStatus, CreateTransferStatus, TransferFlags, amount_max, type Account, type Transfer } from "tigerbeetle-node";
 import { createEmbeddedClient } from "../../../src/ledger/embedded/index.js";
+import { newAccount, newTransfer } from "../../../src/domain/records.js";
 
 const ACCOUNTS = 10; // ids 1..10, plain
 const LIMITED = 11n; // debits_must_not_exceed_credits with no credits: every debit fails
@@ -21,10 +22,10 @@ let nextId = BigInt(idBaseArg!);
 const client = createEmbeddedClient({ dataDir: dataDir!, snapshotMinLogBytes: Number(snapArg ?? 262144), snapshotCopyMaxBytes: Number(copyArg ?? 1 << 28), flushMaxBytes: 256 * 1024 });
 
 function account(id: bigint, flags: number): Account {
-  return { id, debits_pending: 0n, debits_posted: 0n, credits_pending: 0n, credits_posted: 0n, user_data_128: 0n, user_data_64: 0n, user_data_32: 0, reserved: 0, ledger: LEDGER, code: 1, flags, timestamp: 0n };
+  return newAccount({ id, ledger: LEDGER, code: 1, flags });
 }
 function transfer(debit: bigint, credit: bigint, amount: bigint, flags: number, extra: Partial<Transfer> = {}): Transfer {
-  return { id: nextId++, debit_account_id: debit, credit_account_id: credit, amount, pending_id: 0n, user_data_128: 0n, user_data_64: 0n, user_data_32: 0, timeout: 0, ledger: LEDGER, code: 1, flags, timestamp: 0n, ...extra };
+  return newTransfer({ id: nextId++, debit_account_id: debit, credit_account_id: credit, amount, ledger: LEDGER, code: 1, flags, ...extra });
 }
 let seed = Number(BigInt.asUintN(32, nextId)) | 1;
 function rand(n: number): number {

@@ -23,6 +23,7 @@ import {
   type Transfer,
 } from "tigerbeetle-node";
 import { BATCH_MAX, LedgerCorruptionError, createEmbeddedClient, type EmbeddedClient } from "../../../src/ledger/embedded/index.js";
+import { newAccount, newTransfer } from "../../../src/domain/records.js";
 
 const S = 1_000_000_000n;
 let dir: string;
@@ -38,10 +39,10 @@ beforeEach(() => {
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 function account(id: bigint, flags = AccountFlags.history): Account {
-  return { id, debits_pending: 0n, debits_posted: 0n, credits_pending: 0n, credits_posted: 0n, user_data_128: 0n, user_data_64: 0n, user_data_32: 0, reserved: 0, ledger: 1, code: 10, flags, timestamp: 0n };
+  return newAccount({ id, ledger: 1, code: 10, flags });
 }
 function transfer(id: bigint, debit: bigint, credit: bigint, amount: bigint, extra: Partial<Transfer> = {}): Transfer {
-  return { id, debit_account_id: debit, credit_account_id: credit, amount, pending_id: 0n, user_data_128: 0n, user_data_64: 0n, user_data_32: 0, timeout: 0, ledger: 1, code: 20, flags: 0, timestamp: 0n, ...extra };
+  return newTransfer({ id, debit_account_id: debit, credit_account_id: credit, amount, ledger: 1, code: 20, ...extra });
 }
 const all: QueryFilter = { user_data_128: 0n, user_data_64: 0n, user_data_32: 0, ledger: 0, code: 0, timestamp_min: 0n, timestamp_max: 0n, limit: BATCH_MAX, flags: QueryFilterFlags.none };
 const of = (account_id: bigint, limit = BATCH_MAX): AccountFilter => ({ account_id, user_data_128: 0n, user_data_64: 0n, user_data_32: 0, code: 0, timestamp_min: 0n, timestamp_max: 0n, limit, flags: AccountFilterFlags.debits | AccountFilterFlags.credits });
