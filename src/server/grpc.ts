@@ -123,6 +123,7 @@ class GrpcHandlerContext implements HandlerContext {
   private reqHeader: Headers | undefined;
   private resHeader: Headers | undefined;
   private resTrailer: Headers | undefined;
+  private pendingResHeaders: [string, string][] | undefined;
   private controller: AbortController | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly deadline: number | undefined;
@@ -141,8 +142,32 @@ class GrpcHandlerContext implements HandlerContext {
   get requestHeader(): Headers {
     return (this.reqHeader ??= new Headers(metadataToHeaders(this.call.metadata)));
   }
+  /**
+   * One request header without building a fetch Headers object (undici's Headers validates and
+   * copies every entry; the pipeline reads two headers per call). Same value `requestHeader.get`
+   * returns: text values only (binary `-bin` values are not needed here), joined with ", ".
+   */
+  requestHeaderValue(name: string): string | null {
+    if (this.reqHeader) return this.reqHeader.get(name);
+    let out: string | null = null;
+    for (const v of this.call.metadata.get(name)) {
+      if (typeof v !== "string" || /[\r\n\0]/.test(v)) continue;
+      out = out === null ? v : `${out}, ${v}`;
+    }
+    return out;
+  }
   get responseHeader(): Headers {
-    return (this.resHeader ??= new Headers());
+    if (!this.resHeader) {
+      this.resHeader = new Headers();
+      if (this.pendingResHeaders) for (const [k, v] of this.pendingResHeaders) this.resHeader.append(k, v);
+      this.pendingResHeaders = undefined;
+    }
+    return this.resHeader;
+  }
+  /** Set a response header without a fetch Headers object until a handler asks for one. */
+  setResponseHeaderValue(name: string, value: string): void {
+    if (this.resHeader) this.resHeader.set(name, value);
+    else (this.pendingResHeaders ??= []).push([name.toLowerCase(), value]);
   }
   get responseTrailer(): Headers {
     return (this.resTrailer ??= new Headers());
@@ -168,7 +193,10 @@ class GrpcHandlerContext implements HandlerContext {
 
   /** Response headers as metadata (undefined if none were set). */
   headerMetadata(): grpc.Metadata {
-    return this.resHeader ? headersToMetadata(this.resHeader) : new grpc.Metadata();
+    if (this.resHeader) return headersToMetadata(this.resHeader);
+    const md = new grpc.Metadata();
+    if (this.pendingResHeaders) for (const [k, v] of this.pendingResHeaders) md.add(k, v);
+    return md;
   }
   trailerMetadata(): grpc.Metadata | undefined {
     return this.resTrailer ? headersToMetadata(this.resTrailer) : undefined;
