@@ -4,6 +4,7 @@
  * The on-ledger layout is documented in docs/adr/0032-session-ledger-layout.md and
  * /work/notes/sessions.md (for CDC); change it only by appending.
  */
+import { hash } from "node:crypto";
 import { TransferFlags, type Transfer } from "tigerbeetle-node";
 import { Ledger, TransferCode } from "./codes.js";
 import { deterministicId, idFromHex, idToHex } from "./ids.js";
@@ -57,25 +58,60 @@ function derived(hold: bigint, tag: bigint, name: string): bigint {
 class LazySessionIds implements SessionTransferIds {
   readonly hex: string;
   readonly hold: bigint;
+  private _post: bigint | undefined;
+  private _void: bigint | undefined;
+  private _author: bigint | undefined;
+  private _platform: bigint | undefined;
+  private _debt: bigint | undefined;
   constructor(session_id: bigint) {
     this.hex = idToHex(session_id);
-    this.hold = deterministicId("transfer", "don", this.hex);
+    this.hold = holdIdOfHex(this.hex);
   }
+  // Each derived id is computed once: reconstructSession compares every transfer against them.
   get post(): bigint {
-    return derived(this.hold, SESSION_ID_TAG.post, "doff");
+    return (this._post ??= derived(this.hold, SESSION_ID_TAG.post, "doff"));
   }
   get void(): bigint {
-    return derived(this.hold, SESSION_ID_TAG.void, "cancel");
+    return (this._void ??= derived(this.hold, SESSION_ID_TAG.void, "cancel"));
   }
   get author(): bigint {
-    return derived(this.hold, SESSION_ID_TAG.author, "doff_author");
+    return (this._author ??= derived(this.hold, SESSION_ID_TAG.author, "doff_author"));
   }
   get platform(): bigint {
-    return derived(this.hold, SESSION_ID_TAG.platform, "doff_platform");
+    return (this._platform ??= derived(this.hold, SESSION_ID_TAG.platform, "doff_platform"));
   }
   get debt(): bigint {
-    return derived(this.hold, SESSION_ID_TAG.debt, "doff_debt");
+    return (this._debt ??= derived(this.hold, SESSION_ID_TAG.debt, "doff_debt"));
   }
+}
+
+/**
+ * deterministicId("transfer", "don", hex) for a 32-digit hex id, byte for byte the same input
+ * (domain, then 4-byte big-endian length + UTF-8 of each part), hashed in one call over one
+ * buffer whose fixed prefix is built once: deterministicId's incremental Hash object with a
+ * Buffer.alloc per part cost several µs per new session. tests/sessions checks they agree.
+ */
+const HOLD_PREFIX = (() => {
+  const parts = ["transfer", "don"].map((p) => {
+    const b = Buffer.from(p, "utf8");
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(b.length);
+    return Buffer.concat([len, b]);
+  });
+  const len32 = Buffer.alloc(4);
+  len32.writeUInt32BE(32);
+  return Buffer.concat([Buffer.from("masques-ledger/id/v1", "utf8"), ...parts, len32]);
+})();
+const holdInput = Buffer.alloc(HOLD_PREFIX.length + 32);
+HOLD_PREFIX.copy(holdInput, 0);
+
+export function holdIdOfHex(hex: string): bigint {
+  if (hex.length !== 32) return deterministicId("transfer", "don", hex);
+  holdInput.write(hex, HOLD_PREFIX.length, 32, "latin1");
+  const d = hash("sha256", holdInput, "buffer");
+  const id = (d.readBigUInt64BE(0) << 64n) | d.readBigUInt64BE(8);
+  // 0 and 2^128-1 are reserved: deterministicId rehashes those (never seen in practice).
+  return id === 0n || id === (1n << 128n) - 1n ? deterministicId("transfer", "don", hex) : id;
 }
 
 const idMemo = new Map<bigint, LazySessionIds>();

@@ -416,6 +416,7 @@ export class SessionEngine {
       const o = this.open.get(sid);
       if (o?.hold) {
         const hold = o.hold;
+        if (o.meters === 0) return [hold]; // no usage recorded: nothing to read
         const usage = await Promise.all(
           Object.values(USAGE_LEDGER)
             .filter((l) => (o.meters & (1 << l)) !== 0)
@@ -594,7 +595,7 @@ export class SessionEngine {
     const mode: BillingMode = MODE_FROM_API[req.billing_mode] ?? this.config.BILLING_MODE;
     const hold_micro = mode === "shadow" ? 0n : reservationMicro(masque.pricing, req.max_spend_micro);
     await this.ready;
-    await this.ensureMeters(agent_id);
+    if (!this.metersReady.has(agent_id)) await this.ensureMeters(agent_id);
     if (mode === "soft") await this.ensureDebt(agent_id);
     const t = planDon(this.ids, {
       session_id: sid,
@@ -609,6 +610,7 @@ export class SessionEngine {
     if (!r) throw ledgerRejected("don", "no result");
     if (r.status === CT.created) {
       const now = r.timestamp;
+      t.timestamp = now; // the hold as the ledger stored it (t is ours: planDon built it for this call)
       this.open.set(sid, {
         session_id: sid,
         wallet_id: t.debit_account_id,
@@ -618,9 +620,9 @@ export class SessionEngine {
         last_activity_ns: now,
         last_beat_written_ns: now,
         meters: 0,
-        hold: { ...t, timestamp: now },
+        hold: t,
       });
-      const view = reconstructSession(sid, [{ ...t, timestamp: now }], now);
+      const view = reconstructSession(sid, [t], now);
       return { session: this.toProto(view!), created: true };
     }
     const name = CT[r.status] ?? String(r.status);
@@ -668,7 +670,7 @@ export class SessionEngine {
     const fee_bps = this.config.PLATFORM_FEE_BPS;
     const billed = billedDurationMs(v.don_ns, end_ns, this.max_s);
     const settlement = priceSession(e.pricing, v.mode, v.hold_micro, v.usage, billed, fee_bps);
-    await this.ensureAuthors([e.author]);
+    if (!this.authorsReady.has(e.author)) await this.ensureAuthors([e.author]);
     const ids: SessionAccountIds = { ...this.ids };
     if (settlement.debt_micro > 0n) {
       if (agent_id !== null) {
