@@ -18,6 +18,7 @@ import { agentWalletId, usageSinkId } from "../../src/domain/accounts.js";
 import { idToHex } from "../../src/domain/ids.js";
 import { expectInvalid, expectStatus, insufficientFundsOf, keyReusedOf } from "./errors.js";
 import { newKey, startHarness, type AccountClient, type Harness, type TransportKind } from "./harness.js";
+import { expectAnalyticsReconcile } from "../support/reconcile.js";
 
 const execFileP = promisify(execFile);
 
@@ -417,5 +418,11 @@ describe("crash safety", () => {
     expect(retried.transfer).toEqual(original.transfer);
     const { account } = await after.getAccount({ account: wallet(agentId) });
     expect(account).toMatchObject({ creditLimitMicro: 300n, balance: { availableMicro: 1_534n } });
+  });
+});
+
+describe("analytics copy (issue 5: reconcile after every end-to-end scenario)", () => {
+  it("the daemon's ClickHouse copy reconciles with its ledger after every scenario above", async () => {
+    await expectAnalyticsReconcile(h.daemon);
   });
 });

@@ -8,6 +8,7 @@ import { WalletMode } from "../../clients/gen/masques/ledger/v1/account_service_
 import { AccountKind, Rail } from "../../clients/gen/masques/ledger/v1/common_pb.js";
 import { expectDenied } from "./errors.js";
 import { newKey, startHarness, type AccountClient, type Harness } from "./harness.js";
+import { expectAnalyticsReconcile } from "../support/reconcile.js";
 
 let h: Harness;
 let admin: AccountClient;
@@ -137,5 +138,11 @@ describe("cross-principal attempts are PERMISSION_DENIED", () => {
 
   it("nothing moved: every victim's balances and statement are unchanged", async () => {
     expect(await snapshot()).toEqual(before);
+  });
+});
+
+describe("analytics copy (issue 5: reconcile after every end-to-end scenario)", () => {
+  it("the daemon's ClickHouse copy reconciles with its ledger after every scenario above", async () => {
+    await expectAnalyticsReconcile(h.daemon);
   });
 });

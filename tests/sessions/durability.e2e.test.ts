@@ -11,6 +11,7 @@ import { loadCatalog } from "../../src/domain/catalog.js";
 import { accrue } from "../../src/domain/pricing.js";
 import { expectStatus } from "../accounts/errors.js";
 import { newSessionId, startHarness, type Clients, type Harness } from "./harness.js";
+import { expectAnalyticsReconcile } from "../support/reconcile.js";
 
 const researcher = loadCatalog(path.resolve("masques")).byName.get("researcher")!;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -149,5 +150,12 @@ describe("crashes", () => {
     await expectStatus(c2.sessions.cancel({ sessionId: sid }), Code.FailedPrecondition, "SESSION_EXPIRED");
     const late = await c2.sessions.recordUsage({ events: [{ sessionId: sid, seq: 2n, inputTokens: 1n, outputTokens: 0n, toolCalls: 0n }] });
     expect(late.results[0]!.reason).toBe("SESSION_NOT_OPEN");
+  });
+});
+
+describe("analytics copy (issue 5: reconcile after every end-to-end scenario)", () => {
+  it("the daemon's ClickHouse copy reconciles with its ledger after every scenario above", async () => {
+    // one at a time: chDB hosts one directory per process
+    for (const d of [idle.daemon, plain.daemon, short.daemon]) await expectAnalyticsReconcile(d);
   });
 });

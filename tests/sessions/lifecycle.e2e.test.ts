@@ -20,6 +20,7 @@ import { accrue } from "../../src/domain/pricing.js";
 import { splitRevenue } from "../../src/domain/split.js";
 import { expectDenied, expectStatus, insufficientFundsOf } from "../accounts/errors.js";
 import { newSessionId, startHarness, type Harness } from "./harness.js";
+import { expectAnalyticsReconcile } from "../support/reconcile.js";
 
 const FEE_BPS = 1500n;
 const catalog = loadCatalog(path.resolve("masques"));
@@ -289,5 +290,11 @@ describe("session lifecycle", () => {
     const masques = await c.sessions.listMasques({});
     expect(masques.masques.map((m) => m.name)).toEqual(["code-reviewer", "researcher", "pair-programmer"]);
     expect(masques.masques[1]!.pricing).toMatchObject({ per1kOutputTokensUsd: "0.0008", reserveMicro: 500_000n, hasCap: true });
+  });
+});
+
+describe("analytics copy (issue 5: reconcile after every end-to-end scenario)", () => {
+  it("the daemon's ClickHouse copy reconciles with its ledger after every scenario above", async () => {
+    await expectAnalyticsReconcile(h.daemon);
   });
 });
