@@ -12,6 +12,7 @@ import { parse } from "yaml";
 import { startDaemon, type Daemon } from "../support/daemon.js";
 import { at, micro, runCli, runInProcess } from "./helpers.js";
 import { commands } from "../../src/cli/commands/index.js";
+import { expectAnalyticsReconcile } from "../support/reconcile.js";
 
 const MASQUES_DIR = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../masques");
 
@@ -216,5 +217,11 @@ describe("outages exit 3, and re-running finishes the same operation", () => {
     const dep = await runInProcess(["deposit", "agent-x", "5"], { ...env, MASQUES_TOKEN: adminToken });
     expect(dep.code).toBe(3);
     expect(dep.stderr).toMatch(/Re-run with --key [0-9a-f-]{36} to finish it without crediting twice/);
+  });
+});
+
+describe("analytics copy (issue 5: reconcile after every end-to-end scenario)", () => {
+  it("the daemon's ClickHouse copy reconciles with its ledger after every scenario above", async () => {
+    await expectAnalyticsReconcile(d);
   });
 });

@@ -10,6 +10,7 @@ import path from "node:path";
 import { parse } from "yaml";
 import { startDaemon, type Daemon } from "../support/daemon.js";
 import { at, micro, runCli } from "./helpers.js";
+import { expectAnalyticsReconcile } from "../support/reconcile.js";
 
 const MASQUES_DIR = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../masques");
 
@@ -133,5 +134,11 @@ describe("plugin flow: don -> usage -> heartbeat -> doff", () => {
     expect(after).toBe(before);
     const file = parse(await readFile(env.MASQUES_SESSION_FILE, "utf8"));
     expect(file.previous.ledger).toMatchObject({ status: "cancelled", charged_usd: "0.000000", refunded_usd: "0.750000" });
+  });
+});
+
+describe("analytics copy (issue 5: reconcile after every end-to-end scenario)", () => {
+  it("the daemon's ClickHouse copy reconciles with its ledger after every scenario above", async () => {
+    await expectAnalyticsReconcile(d);
   });
 });

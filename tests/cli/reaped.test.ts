@@ -12,6 +12,7 @@ import { startDaemon, type Daemon } from "../support/daemon.js";
 import { MasquesClient } from "../../clients/sdk/src/client.js";
 import { SessionStatus } from "../../clients/sdk/src/sessions.js";
 import { at, micro, runCli, runInProcess } from "./helpers.js";
+import { expectAnalyticsReconcile } from "../support/reconcile.js";
 
 const MASQUES_DIR = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../masques");
 let d: Daemon;
@@ -77,5 +78,11 @@ describe("a session reaped for idleness", () => {
     expect(f2.previous.ledger).toMatchObject({ session_id: sid2, status: "reaped" });
     expect(f2.active.ledger).toMatchObject({ session_id: sid3, status: "active" });
     expect((await runInProcess(["cancel"], env)).code).toBe(0);
+  });
+});
+
+describe("analytics copy (issue 5: reconcile after every end-to-end scenario)", () => {
+  it("the daemon's ClickHouse copy reconciles with its ledger after every scenario above", async () => {
+    await expectAnalyticsReconcile(d);
   });
 });

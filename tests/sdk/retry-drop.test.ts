@@ -11,6 +11,7 @@ import { DropProxy } from "./drop-proxy.js";
 import { MasquesClient } from "../../clients/sdk/src/client.js";
 import { SessionStatus } from "../../clients/sdk/src/sessions.js";
 import { UsageOutcome } from "../../clients/gen/masques/ledger/v1/session_service_pb.js";
+import { expectAnalyticsReconcile } from "../support/reconcile.js";
 
 const MASQUES_DIR = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../masques");
 
@@ -113,5 +114,11 @@ describe("retry after a dropped connection (Connect over HTTP/1.1)", () => {
     const wallet = await admin.getAccount({ agent_id: "agent-drop-h1" });
     expect(wallet.balance?.creditsPostedMicro).toBe(1_250_000n);
     expect(dep.transfer.amountMicro).toBe(1_250_000n);
+  });
+});
+
+describe("analytics copy (issue 5: reconcile after every end-to-end scenario)", () => {
+  it("the daemon's ClickHouse copy reconciles with its ledger after every scenario above", async () => {
+    await expectAnalyticsReconcile(d);
   });
 });

@@ -15,6 +15,7 @@ import {
   UnauthenticatedError,
   UnavailableError,
 } from "../../clients/sdk/src/errors.js";
+import { expectAnalyticsReconcile } from "../support/reconcile.js";
 
 const MASQUES_DIR = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../masques");
 let d: Daemon;
@@ -68,5 +69,11 @@ describe("typed errors from a real daemon", () => {
     const e = await down.getAccount({ agent_id: "a" }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(UnavailableError);
     expect((e as UnavailableError).kind).toBe("outage");
+  });
+});
+
+describe("analytics copy (issue 5: reconcile after every end-to-end scenario)", () => {
+  it("the daemon's ClickHouse copy reconciles with its ledger after every scenario above", async () => {
+    await expectAnalyticsReconcile(d);
   });
 });
