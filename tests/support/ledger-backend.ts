@@ -28,6 +28,7 @@ import {
 } from "tigerbeetle-node";
 import { createEmbeddedClient, type EmbeddedClient } from "../../src/ledger/embedded/index.js";
 import { createCoalescedClient } from "../../src/ledger/coalescer.js";
+import { newAccount, newTransfer } from "../../src/domain/records.js";
 
 const wrap = (c: Client): Client => (process.env.LEDGER_CONFORMANCE_COALESCE === "1" ? createCoalescedClient(c) : c);
 
@@ -164,39 +165,10 @@ export async function openBackend(options: BackendOptions = {}): Promise<Backend
 // Builders and small helpers shared by the conformance files and the model test.
 
 export function account(fields: Partial<Account> & { id: bigint; ledger: number }): Account {
-  return {
-    debits_pending: 0n,
-    debits_posted: 0n,
-    credits_pending: 0n,
-    credits_posted: 0n,
-    user_data_128: 0n,
-    user_data_64: 0n,
-    user_data_32: 0,
-    reserved: 0,
-    code: 1,
-    flags: AccountFlags.none,
-    timestamp: 0n,
-    ...fields,
-  };
+  return newAccount({ code: 1, flags: AccountFlags.none, ...fields });
 }
 
-export function transfer(fields: Partial<Transfer> & { id: bigint }): Transfer {
-  return {
-    debit_account_id: 0n,
-    credit_account_id: 0n,
-    amount: 0n,
-    pending_id: 0n,
-    user_data_128: 0n,
-    user_data_64: 0n,
-    user_data_32: 0,
-    timeout: 0,
-    ledger: 0,
-    code: 0,
-    flags: 0,
-    timestamp: 0n,
-    ...fields,
-  };
-}
+export const transfer = newTransfer;
 
 export function accountFilter(fields: Partial<AccountFilter> & { account_id: bigint }): AccountFilter {
   return {
