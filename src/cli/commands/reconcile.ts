@@ -1,8 +1,7 @@
 /** `masques-ledger reconcile`: compare the ledger with its ClickHouse copy; non-zero on drift. */
 import { parseArgs } from "node:util";
 import type { CliCommand } from "../command.js";
-import { ExitCode } from "../command.js";
-import { ConfigError, loadConfig, type Config } from "../../config.js";
+import { ExitCode, loadCommandConfig } from "../command.js";
 import { formatReconcileReport, reconcileFromConfig } from "../../streamer/index.js";
 
 const help = `Usage: masques-ledger reconcile [--no-sync] [--json]
@@ -38,16 +37,8 @@ export const reconcileCommand: CliCommand = {
       process.stderr.write(`reconcile: ${(err as Error).message}\n`);
       return ExitCode.usage;
     }
-    let config: Config;
-    try {
-      config = loadConfig();
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        process.stderr.write(`masques-ledger reconcile: ${err.message}\n`);
-        return ExitCode.usage;
-      }
-      throw err;
-    }
+    const config = loadCommandConfig("reconcile");
+    if (config === null) return ExitCode.usage;
     try {
       const { report, synced_transfers } = await reconcileFromConfig(config, { sync: !flags["no-sync"] });
       if (flags.json) {

@@ -1,8 +1,7 @@
 /** `masques-ledger stream`: the CDC streamer standalone (ledger -> ClickHouse). */
 import { parseArgs } from "node:util";
 import type { CliCommand } from "../command.js";
-import { ExitCode } from "../command.js";
-import { ConfigError, loadConfig, type Config } from "../../config.js";
+import { ExitCode, loadCommandConfig } from "../command.js";
 import { openLedger, type OpenedLedger } from "../../ledger/index.js";
 import { createLogger } from "../../log.js";
 import { lagForLog, openSink, Streamer, streamerSettings } from "../../streamer/index.js";
@@ -35,16 +34,8 @@ export const streamCommand: CliCommand = {
       process.stderr.write(`stream: ${(err as Error).message}\n`);
       return ExitCode.usage;
     }
-    let config: Config;
-    try {
-      config = loadConfig();
-    } catch (err) {
-      if (err instanceof ConfigError) {
-        process.stderr.write(`masques-ledger stream: ${err.message}\n`);
-        return ExitCode.usage;
-      }
-      throw err;
-    }
+    const config = loadCommandConfig("stream");
+    if (config === null) return ExitCode.usage;
     const log = createLogger({ level: config.MASQUES_LOG_LEVEL });
     const settings = streamerSettings(config);
     let ledger: OpenedLedger | undefined;
