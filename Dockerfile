@@ -9,7 +9,7 @@ ENV NODE_ENV=production \
 # Dependencies first (layer cache). Native packages (tigerbeetle-node, chdb) ship prebuilt
 # glibc binaries, hence a Debian (glibc) base image rather than Alpine.
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund || npm install --omit=dev --no-audit --no-fund
+RUN npm ci --omit=dev --no-audit --no-fund
 
 COPY bin ./bin
 COPY src ./src
