@@ -69,6 +69,8 @@ process.once("exit", () => {
 export interface Anvil {
   /** http://127.0.0.1:<port> */
   readonly url: string;
+  /** Process id of the anvil child. */
+  readonly pid: number;
   readonly chain: Chain;
   readonly publicClient: PublicClient;
   readonly testClient: TestClient;
@@ -167,6 +169,7 @@ export async function startAnvil(opts: { startTimeoutMs?: number } = {}): Promis
 
   return {
     url,
+    pid: child.pid as number,
     chain,
     publicClient,
     testClient,
