@@ -274,6 +274,23 @@ describe("deposits: scanDeposits with a persisted cursor", () => {
     expect(await port.verifyDeposit({ tx_hash: lost, log_index: 0 })).toMatchObject({ ok: false, refusal: { kind: "unknown_tx" } });
   });
 
+  test("a tentative deposit that a shallow reorg removes stops appearing, and the cursor is untouched", async () => {
+    await chain.mine(DEPTH);
+    const first = await port.scanDeposits(await port.initialCursor((await chain.headNumber()) + 1n));
+    const fork = await chain.snapshot();
+    const gone = await chain.transfer(usdc, agent, depositAddress, USDC(8));
+    const seen = await port.scanDeposits(first.cursor);
+    expect(seen.tentative.map((d) => d.tx_hash)).toEqual([gone]);
+    expect(seen.final).toEqual([]);
+    await chain.revert(fork);
+    await chain.mint(otherToken, author, USDC(1)); // a different block at that height
+    await chain.mine(DEPTH);
+    const after = await port.scanDeposits(seen.cursor);
+    expect(after.reorg).toBeNull();
+    expect([...after.final, ...after.tentative].map((d) => d.tx_hash)).not.toContain(gone);
+    expect(() => parseCursor("12:0x1234")).toThrow(/cursor: expected "<block number>:<0x \+ 64 hex block hash>"/);
+  });
+
   test("one scan reads at most BASE_LOG_RANGE_MAX_BLOCKS blocks and says it has not caught up", async () => {
     const narrow = await connectBaseChain({ ...config, log_range_max_blocks: 2 }, hotKey);
     let cursor = await narrow.initialCursor((await chain.headNumber()) + 1n);

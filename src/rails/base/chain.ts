@@ -32,6 +32,7 @@ import {
   http,
   isAddressEqual,
   keccak256,
+  parseAbiItem,
   zeroAddress,
   type Address,
   type Chain,
@@ -56,6 +57,8 @@ export const PAYOUT_GAS_LIMIT = 100_000n;
 
 /** keccak256("Transfer(address,address,uint256)"): topic 0 of an ERC-20 Transfer log. */
 export const TRANSFER_TOPIC: Hex = encodeEventTopics({ abi: erc20Abi, eventName: "Transfer" })[0];
+
+const TRANSFER_EVENT = parseAbiItem("event Transfer(address indexed from, address indexed to, uint256 value)");
 
 /** Where a deposit scan has got to: the last block whose deposits were all reported final. */
 export interface ScanCursor {
@@ -345,7 +348,7 @@ async function transferLogs(deps: BaseChainDeps, from_block: bigint, to_block: b
   if (to_block < from_block) return [];
   const logs = await deps.client.getLogs({
     address: deps.config.token_address,
-    event: erc20Abi.find((x) => x.type === "event" && x.name === "Transfer") as Extract<(typeof erc20Abi)[number], { type: "event"; name: "Transfer" }>,
+    event: TRANSFER_EVENT,
     args: { to: deps.config.deposit_address },
     fromBlock: from_block,
     toBlock: to_block,
