@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "vitest";
-import { encodeFunctionData, erc20Abi, getAddress, parseAbi, type Address, type Hash, type Hex } from "viem";
+import { encodeFunctionData, erc20Abi, getAddress, parseAbi, parseUnits, type Address, type Hash, type Hex } from "viem";
 import { privateKeyToAccount, type PrivateKeyAccount } from "viem/accounts";
 import {
   BaseChainStartupError,
@@ -23,7 +23,8 @@ import { loadBaseRailConfig, loadHotWalletKey, type BaseRailConfig } from "../..
 import { DEV_KEYS, startAnvil, type Anvil } from "../support/anvil.js";
 
 const DEPTH = 3;
-const USDC = (n: number): bigint => BigInt(Math.round(n * 1_000_000));
+/** Decimal USDC string → micro (base units), exact. */
+const USDC = (decimal: string): bigint => parseUnits(decimal, 6);
 
 let chain: Anvil;
 let usdc: Address;
@@ -61,9 +62,9 @@ beforeAll(async () => {
   author = privateKeyToAccount(`0x${"c3".repeat(32)}`).address;
   hotKey = `0x${"d4".repeat(32)}`;
   hot = (await chain.fundedAccount(hotKey, 10n ** 18n)).address;
-  await chain.mint(usdc, agent.address, USDC(1_000));
-  await chain.mint(otherToken, agent.address, USDC(1_000));
-  await chain.mint(usdc, hot, USDC(500));
+  await chain.mint(usdc, agent.address, USDC("1000"));
+  await chain.mint(otherToken, agent.address, USDC("1000"));
+  await chain.mint(usdc, hot, USDC("500"));
   await writeFile(path.join(dir, "hot.key"), `${hotKey}\n`, { mode: 0o600 });
   config = loadBaseRailConfig(envFor());
   port = await connectBaseChain(config, loadHotWalletKey(config.hot_wallet_key_file));
@@ -122,14 +123,14 @@ describe("start-up and configuration", () => {
 
 describe("deposits: verifyDeposit", () => {
   test("a deposit is refused below finality depth and verified at depth with the chain's facts", async () => {
-    const tx = await chain.transfer(usdc, agent, depositAddress, USDC(5));
+    const tx = await chain.transfer(usdc, agent, depositAddress, USDC("5"));
     const log_index = await logIndexOf(tx);
     const r1 = await port.verifyDeposit({ tx_hash: tx, log_index });
     expect(r1).toMatchObject({ ok: false, refusal: { kind: "below_finality", confirmations: 1n, finality_depth: DEPTH } });
     await chain.mine(DEPTH - 2);
     expect(await port.verifyDeposit({ tx_hash: tx, log_index })).toMatchObject({ ok: false, refusal: { kind: "below_finality", confirmations: BigInt(DEPTH - 1) } });
     await chain.mine(1);
-    const r = await port.verifyDeposit({ tx_hash: tx, log_index, claimed: { from: agent.address, amount_micro: USDC(5) } });
+    const r = await port.verifyDeposit({ tx_hash: tx, log_index, claimed: { from: agent.address, amount_micro: USDC("5") } });
     const receipt = await chain.publicClient.getTransactionReceipt({ hash: tx });
     expect(r).toEqual({
       ok: true,
@@ -151,14 +152,14 @@ describe("deposits: verifyDeposit", () => {
   test("a deposit still in the node's pool is below finality with 0 confirmations", async () => {
     await chain.setAutomine(false);
     const nonce = await chain.publicClient.getTransactionCount({ address: agent.address });
-    const raw = await signTransfer(agent, usdc, depositAddress, USDC(2), nonce);
+    const raw = await signTransfer(agent, usdc, depositAddress, USDC("2"), nonce);
     const tx = await chain.publicClient.sendRawTransaction({ serializedTransaction: raw });
     expect(await port.verifyDeposit({ tx_hash: tx, log_index: 0 })).toMatchObject({ ok: false, refusal: { kind: "below_finality", confirmations: 0n } });
   });
 
   test("a deposit reorged away before depth is never verified; re-included later it verifies in its new block", async () => {
     const nonce = await chain.publicClient.getTransactionCount({ address: agent.address });
-    const raw = await signTransfer(agent, usdc, depositAddress, USDC(7), nonce);
+    const raw = await signTransfer(agent, usdc, depositAddress, USDC("7"), nonce);
     const fork = await chain.snapshot();
     const tx = await chain.publicClient.sendRawTransaction({ serializedTransaction: raw });
     await chain.publicClient.waitForTransactionReceipt({ hash: tx, pollingInterval: 20 });
@@ -169,7 +170,7 @@ describe("deposits: verifyDeposit", () => {
 
     // Reorg: back to before the deposit, a different block (another account's tx) and more blocks on top.
     await chain.revert(fork);
-    await chain.mint(otherToken, author, USDC(1));
+    await chain.mint(otherToken, author, USDC("1"));
     await chain.mine(DEPTH + 2);
     expect(await port.verifyDeposit({ tx_hash: tx, log_index })).toMatchObject({ ok: false, refusal: { kind: "unknown_tx" } });
     expect(await balanceOf(usdc, depositAddress)).toBe(0n);
@@ -181,16 +182,16 @@ describe("deposits: verifyDeposit", () => {
     await chain.publicClient.waitForTransactionReceipt({ hash: tx, pollingInterval: 20 });
     await chain.mine(DEPTH - 1);
     const again = await port.verifyDeposit({ tx_hash: tx, log_index });
-    expect(again).toMatchObject({ ok: true, deposit: { tx_hash: tx, log_index, amount_micro: USDC(7), confirmations: BigInt(DEPTH) } });
+    expect(again).toMatchObject({ ok: true, deposit: { tx_hash: tx, log_index, amount_micro: USDC("7"), confirmations: BigInt(DEPTH) } });
     expect(again.ok && again.deposit.block_hash).not.toBe(oldBlock);
   });
 
   test("forged reports are refused for what is wrong with them, even at depth", async () => {
-    const good = await chain.transfer(usdc, agent, depositAddress, USDC(3));
-    const wrongToken = await chain.transfer(otherToken, agent, depositAddress, USDC(3));
-    const wrongRecipient = await chain.transfer(usdc, agent, author, USDC(3));
-    const reverted = await chain.transfer(usdc, agent, depositAddress, USDC(1_000_000), 100_000n); // more than it holds
-    const approve = await approveTx(agent, usdc, depositAddress, USDC(3)); // an Approval log, not a Transfer
+    const good = await chain.transfer(usdc, agent, depositAddress, USDC("3"));
+    const wrongToken = await chain.transfer(otherToken, agent, depositAddress, USDC("3"));
+    const wrongRecipient = await chain.transfer(usdc, agent, author, USDC("3"));
+    const reverted = await chain.transfer(usdc, agent, depositAddress, USDC("1000000"), 100_000n); // more than it holds
+    const approve = await approveTx(agent, usdc, depositAddress, USDC("3")); // an Approval log, not a Transfer
     await chain.mine(DEPTH);
     const gi = await logIndexOf(good);
 
@@ -206,7 +207,7 @@ describe("deposits: verifyDeposit", () => {
       ok: false,
       refusal: { kind: "wrong_recipient", to: author },
     });
-    expect(await port.verifyDeposit({ tx_hash: good, log_index: gi, claimed: { amount_micro: USDC(30) } })).toMatchObject({
+    expect(await port.verifyDeposit({ tx_hash: good, log_index: gi, claimed: { amount_micro: USDC("30") } })).toMatchObject({
       ok: false,
       refusal: { kind: "claim_mismatch", field: "amount_micro", claimed: "30000000", actual: "3000000" },
     });
@@ -217,23 +218,23 @@ describe("deposits: verifyDeposit", () => {
     expect(await port.verifyDeposit({ tx_hash: good, log_index: gi + 1 })).toMatchObject({ ok: false, refusal: { kind: "log_not_found", log_index: gi + 1 } });
     expect(await port.verifyDeposit({ tx_hash: approve, log_index: await logIndexOf(approve) })).toMatchObject({ ok: false, refusal: { kind: "not_a_transfer" } });
     // ...and the honest report of the same block verifies.
-    expect(await port.verifyDeposit({ tx_hash: good, log_index: gi, claimed: { amount_micro: USDC(3), from: agent.address } })).toMatchObject({ ok: true });
+    expect(await port.verifyDeposit({ tx_hash: good, log_index: gi, claimed: { amount_micro: USDC("3"), from: agent.address } })).toMatchObject({ ok: true });
   });
 });
 
 describe("deposits: scanDeposits with a persisted cursor", () => {
   test("final deposits advance the cursor; shallower ones are tentative until at depth; other tokens and recipients are ignored", async () => {
     let cursor = await port.initialCursor((await chain.headNumber()) + 1n);
-    const d1 = await chain.transfer(usdc, agent, depositAddress, USDC(1));
-    await chain.transfer(otherToken, agent, depositAddress, USDC(9));
-    await chain.transfer(usdc, agent, author, USDC(9));
+    const d1 = await chain.transfer(usdc, agent, depositAddress, USDC("1"));
+    await chain.transfer(otherToken, agent, depositAddress, USDC("9"));
+    await chain.transfer(usdc, agent, author, USDC("9"));
     await chain.mine(DEPTH);
-    const d2 = await chain.transfer(usdc, agent, depositAddress, USDC(2));
+    const d2 = await chain.transfer(usdc, agent, depositAddress, USDC("2"));
 
     const s1 = await port.scanDeposits(cursor);
     expect(s1.reorg).toBeNull();
     expect(s1.caught_up).toBe(true);
-    expect(s1.final.map((d) => [d.tx_hash, d.amount_micro])).toEqual([[d1, USDC(1)]]);
+    expect(s1.final.map((d) => [d.tx_hash, d.amount_micro])).toEqual([[d1, USDC("1")]]);
     expect(s1.tentative.map((d) => [d.tx_hash, d.confirmations])).toEqual([[d2, 1n]]);
     expect(s1.cursor.block_number).toBe((await chain.headNumber()) - BigInt(DEPTH) + 1n);
     // Persist and reload the cursor as text.
@@ -246,7 +247,7 @@ describe("deposits: scanDeposits with a persisted cursor", () => {
     expect(s2.tentative).toEqual([]);
     // Every final candidate passes verifyDeposit with the same facts.
     const v = await port.verifyDeposit({ tx_hash: d2, log_index: (s2.final[0] as DepositFacts).log_index });
-    expect(v).toMatchObject({ ok: true, deposit: { amount_micro: USDC(2), from: agent.address } });
+    expect(v).toMatchObject({ ok: true, deposit: { amount_micro: USDC("2"), from: agent.address } });
     const s3 = await port.scanDeposits(s2.cursor);
     expect(s3).toMatchObject({ final: [], tentative: [], cursor: s2.cursor, reorg: null });
   });
@@ -254,13 +255,13 @@ describe("deposits: scanDeposits with a persisted cursor", () => {
   test("a reorg below the cursor is noticed (block hash changed) and the scan rewinds; the lost deposit never reappears", async () => {
     const start = await port.initialCursor((await chain.headNumber()) + 1n);
     const fork = await chain.snapshot();
-    const lost = await chain.transfer(usdc, agent, depositAddress, USDC(4));
+    const lost = await chain.transfer(usdc, agent, depositAddress, USDC("4"));
     await chain.mine(DEPTH);
     const s1 = await port.scanDeposits(start);
     expect(s1.final.map((d) => d.tx_hash)).toEqual([lost]);
 
     await chain.revert(fork);
-    const kept = await chain.transfer(usdc, agent, depositAddress, USDC(6));
+    const kept = await chain.transfer(usdc, agent, depositAddress, USDC("6"));
     await chain.mine(DEPTH + 3);
     const s2 = await port.scanDeposits(s1.cursor);
     expect(s2.reorg).toMatchObject({ block_number: s1.cursor.block_number, expected_hash: s1.cursor.block_hash });
@@ -278,12 +279,12 @@ describe("deposits: scanDeposits with a persisted cursor", () => {
     await chain.mine(DEPTH);
     const first = await port.scanDeposits(await port.initialCursor((await chain.headNumber()) + 1n));
     const fork = await chain.snapshot();
-    const gone = await chain.transfer(usdc, agent, depositAddress, USDC(8));
+    const gone = await chain.transfer(usdc, agent, depositAddress, USDC("8"));
     const seen = await port.scanDeposits(first.cursor);
     expect(seen.tentative.map((d) => d.tx_hash)).toEqual([gone]);
     expect(seen.final).toEqual([]);
     await chain.revert(fork);
-    await chain.mint(otherToken, author, USDC(1)); // a different block at that height
+    await chain.mint(otherToken, author, USDC("1")); // a different block at that height
     await chain.mine(DEPTH);
     const after = await port.scanDeposits(seen.cursor);
     expect(after.reorg).toBeNull();
@@ -295,7 +296,7 @@ describe("deposits: scanDeposits with a persisted cursor", () => {
     const narrow = await connectBaseChain({ ...config, log_range_max_blocks: 2 }, hotKey);
     let cursor = await narrow.initialCursor((await chain.headNumber()) + 1n);
     const deposits: Hash[] = [];
-    for (let i = 0; i < 5; i++) deposits.push(await chain.transfer(usdc, agent, depositAddress, USDC(1 + i)));
+    for (let i = 0; i < 5; i++) deposits.push(await chain.transfer(usdc, agent, depositAddress, USDC(String(1 + i))));
     await chain.mine(DEPTH);
     const found: Hash[] = [];
     let scans = 0;
@@ -329,9 +330,9 @@ describe("payouts: sign, record, broadcast, fate", () => {
 
   test("signed → recorded → broadcast twice: one transfer on chain, fate landed, final at depth", async () => {
     const hotBefore = await port.balances();
-    const pre = await port.preflightPayout({ amount_micro: USDC(12.34), gas_limit: PAYOUT_GAS_LIMIT, max_fee_per_gas: (await port.suggestFees()).max_fee_per_gas });
+    const pre = await port.preflightPayout({ amount_micro: USDC("12.34"), gas_limit: PAYOUT_GAS_LIMIT, max_fee_per_gas: (await port.suggestFees()).max_fee_per_gas });
     expect(pre.ok).toBe(true);
-    const signed = await signNext(author, USDC(12.34));
+    const signed = await signNext(author, USDC("12.34"));
     expect(signed).toMatchObject({ from: hot, to: author, token: getAddress(usdc), chain_id: 31337, amount_micro: 12_340_000n });
     const rec = await record(signed);
     expect(await port.getTransactionFate(rec.hash)).toEqual({ kind: "unknown", hash: rec.hash }); // not sent yet
@@ -354,7 +355,7 @@ describe("payouts: sign, record, broadcast, fate", () => {
 
   test("broadcast twice while pending is already_known; mined once", async () => {
     await chain.setAutomine(false);
-    const signed = await signNext(author, USDC(1));
+    const signed = await signNext(author, USDC("1"));
     expect(await port.broadcast(signed.raw)).toMatchObject({ ok: true, outcome: "accepted" });
     expect(await port.broadcast(signed.raw)).toMatchObject({ ok: true, outcome: "already_known" });
     expect(await port.getTransactionFate(signed.hash)).toEqual({ kind: "pending", hash: signed.hash });
@@ -365,7 +366,7 @@ describe("payouts: sign, record, broadcast, fate", () => {
 
   test("a broadcast the node lost is re-broadcast from the record (same hash) and lands once", async () => {
     await chain.setAutomine(false);
-    const signed = await signNext(author, USDC(2.5));
+    const signed = await signNext(author, USDC("2.5"));
     const rec = await record(signed);
     expect(await port.broadcast(rec.raw)).toMatchObject({ ok: true, outcome: "accepted" });
     await chain.dropTransaction(rec.hash); // the node forgets it
@@ -383,9 +384,9 @@ describe("payouts: sign, record, broadcast, fate", () => {
   });
 
   test("only when another tx used the nonce at finality depth is a signed payout 'replaced' (it can never land)", async () => {
-    const first = await signNext(author, USDC(1));
+    const first = await signNext(author, USDC("1"));
     // Something else spends the same nonce (here: another signed payout at the same nonce).
-    const other = await port.signPayout({ to: agent.address, amount_micro: USDC(1), nonce: first.nonce, gas_limit: PAYOUT_GAS_LIMIT, max_fee_per_gas: first.max_fee_per_gas, max_priority_fee_per_gas: first.max_priority_fee_per_gas });
+    const other = await port.signPayout({ to: agent.address, amount_micro: USDC("1"), nonce: first.nonce, gas_limit: PAYOUT_GAS_LIMIT, max_fee_per_gas: first.max_fee_per_gas, max_priority_fee_per_gas: first.max_priority_fee_per_gas });
     expect(other.hash).not.toBe(first.hash);
     expect(await port.broadcast(other.raw)).toMatchObject({ ok: true, outcome: "accepted" });
     // Below depth: not yet provably dead.
@@ -407,16 +408,16 @@ describe("payouts: sign, record, broadcast, fate", () => {
 
     const gasNeed = PAYOUT_GAS_LIMIT * fees.max_fee_per_gas;
     await chain.testClient.setBalance({ address: hot, value: gasNeed - 1n });
-    const noGas = await port.preflightPayout({ amount_micro: USDC(1), gas_limit: PAYOUT_GAS_LIMIT, max_fee_per_gas: fees.max_fee_per_gas });
+    const noGas = await port.preflightPayout({ amount_micro: USDC("1"), gas_limit: PAYOUT_GAS_LIMIT, max_fee_per_gas: fees.max_fee_per_gas });
     expect(noGas).toMatchObject({ ok: false, kind: "insufficient_gas", have_wei: gasNeed - 1n, need_wei: gasNeed });
     expect(noGas.ok ? "" : noGas.reason).toMatch(/gas for the payout needs up to/);
     await chain.testClient.setBalance({ address: hot, value: gasNeed });
-    expect(await port.preflightPayout({ amount_micro: USDC(1), gas_limit: PAYOUT_GAS_LIMIT, max_fee_per_gas: fees.max_fee_per_gas })).toMatchObject({ ok: true });
+    expect(await port.preflightPayout({ amount_micro: USDC("1"), gas_limit: PAYOUT_GAS_LIMIT, max_fee_per_gas: fees.max_fee_per_gas })).toMatchObject({ ok: true });
   });
 
   test("a payout broadcast without gas money is refused by the node as insufficient_funds and moves nothing", async () => {
     await chain.testClient.setBalance({ address: hot, value: 0n });
-    const signed = await signNext(author, USDC(1));
+    const signed = await signNext(author, USDC("1"));
     expect(await port.broadcast(signed.raw)).toMatchObject({ ok: false, kind: "insufficient_funds" });
     expect(await payoutsOnChain()).toEqual([]);
   });
