@@ -33,6 +33,7 @@ import {
   isAddressEqual,
   keccak256,
   parseAbiItem,
+  parseTransaction,
   zeroAddress,
   type Address,
   type Chain,
@@ -272,6 +273,9 @@ export async function verifyDeposit(
     return refuse({ kind: "reverted", block_number: receipt.blockNumber, reason: `transaction ${req.tx_hash} reverted: it moved no tokens` });
   }
   const log = receipt.logs.find((l) => l.logIndex === req.log_index);
+  if (log && log.transactionHash?.toLowerCase() !== req.tx_hash.toLowerCase()) {
+    throw new Error(`verifyDeposit: node returned log ${req.log_index} of ${log.transactionHash} in the receipt of ${req.tx_hash}`);
+  }
   if (!log) {
     return refuse({ kind: "log_not_found", log_index: req.log_index, reason: `transaction ${req.tx_hash} has no log with index ${req.log_index}` });
   }
@@ -415,6 +419,11 @@ export async function scanDeposits(deps: BaseChainDeps, cursor: ScanCursor): Pro
       // The range changed under us: report nothing, keep the cursor, try again next poll.
       return { cursor, final: [], tentative: [], reorg: null, caught_up: false };
     }
+    for (const d of final) {
+      if (d.block_number <= cursor.block_number || d.block_number > to) {
+        throw new Error(`scanDeposits: node returned a log of block ${d.block_number} for range ${cursor.block_number + 1n}..${to}`);
+      }
+    }
     cursorNext = { block_number: to, block_hash: toHashAfter as Hash };
   }
   const tentative = caught_up ? await transferLogs(deps, cursorNext.block_number + 1n, head, head) : [];
@@ -449,6 +458,18 @@ export async function signPayout(deps: BaseChainDeps, req: PayoutTxRequest): Pro
     maxFeePerGas: req.max_fee_per_gas,
     maxPriorityFeePerGas: req.max_priority_fee_per_gas,
   });
+  // Invariant: the bytes we hand out for recording say exactly what was asked, nothing else.
+  const back = parseTransaction(raw);
+  if (
+    back.chainId !== deps.config.chain_id ||
+    back.nonce !== req.nonce ||
+    back.to === undefined || back.to === null ||
+    !isAddressEqual(back.to, deps.config.token_address) ||
+    (back.value ?? 0n) !== 0n ||
+    back.data !== encodeFunctionData({ abi: erc20Abi, functionName: "transfer", args: [to, req.amount_micro] })
+  ) {
+    throw new Error(`signPayout: the signed transaction does not match the request (nonce ${req.nonce}, to ${to})`);
+  }
   return {
     ...req,
     to,
