@@ -383,6 +383,23 @@ describe("payouts: sign, record, broadcast, fate", () => {
     expect(await payoutsOnChain()).toHaveLength(1);
   });
 
+  test("a payout reorged out before depth is unknown (not replaced); the recorded tx is re-broadcast and lands once", async () => {
+    const signed = await signNext(author, USDC("3"));
+    const rec = await record(signed);
+    const fork = await chain.snapshot();
+    expect(await port.broadcast(rec.raw)).toMatchObject({ ok: true, outcome: "accepted" });
+    expect(await port.getTransactionFate(rec.hash)).toMatchObject({ kind: "landed", confirmations: 1n, final: false });
+    await chain.revert(fork); // the block holding the payout is gone
+    await chain.mint(otherToken, author, USDC("1"));
+    await chain.mine(DEPTH);
+    expect(await port.getTransactionFate(rec.hash, { from: hot, nonce: signed.nonce })).toEqual({ kind: "unknown", hash: rec.hash });
+    expect(await payoutsOnChain()).toEqual([]);
+    expect(await port.broadcast(rec.raw)).toMatchObject({ ok: true, outcome: "accepted" });
+    await chain.mine(DEPTH - 1);
+    expect(await port.getTransactionFate(rec.hash)).toMatchObject({ kind: "landed", final: true });
+    expect(await payoutsOnChain()).toEqual([{ to: author, value: USDC("3"), tx: rec.hash }]);
+  });
+
   test("only when another tx used the nonce at finality depth is a signed payout 'replaced' (it can never land)", async () => {
     const first = await signNext(author, USDC("1"));
     // Something else spends the same nonce (here: another signed payout at the same nonce).
