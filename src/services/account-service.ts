@@ -59,6 +59,7 @@ import {
   type RailAccountKind,
 } from "../domain/accounts.js";
 import { idToHex } from "../domain/ids.js";
+import { ledgerTimeWindow, parseTimeRange } from "../domain/time-range.js";
 import {
   authorizeDeposit,
   authorizeOpenOwn,
@@ -83,7 +84,6 @@ import {
   encodePageToken,
   parseHexId,
   parsePageSize,
-  parseTimeRange,
   timestampFromNs,
   transferView,
 } from "./views.js";
@@ -440,10 +440,11 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
       }
       const range = parseTimeRange(req.startTime, req.endTime, v);
       const query = ["ListTransfers", id, req.kind, req.direction, range.start_ns, range.end_ns];
-      const before = decodePageToken(req.pageToken, query, v);
+      const window = ledgerTimeWindow(range, decodePageToken(req.pageToken, query, v), v);
       throwIfInvalid(v);
       authorizeRead(p, id!);
       await mustReadAccount(id!);
+      if (window.empty) return { entries: [], nextPageToken: "" };
 
       const directionFlags =
         req.direction === TransferDirection.DEBIT
@@ -451,15 +452,14 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
           : req.direction === TransferDirection.CREDIT
             ? AccountFilterFlags.credits
             : AccountFilterFlags.debits | AccountFilterFlags.credits;
-      const max = upperBound(range.end_ns, before);
       const transfers = await ledger.getAccountTransfers({
         account_id: id!,
         user_data_128: 0n,
         user_data_64: 0n,
         user_data_32: 0,
         code: req.kind,
-        timestamp_min: range.start_ns,
-        timestamp_max: max,
+        timestamp_min: window.timestamp_min,
+        timestamp_max: window.timestamp_max,
         limit: pageSize + 1,
         flags: directionFlags | AccountFilterFlags.reversed,
       });
@@ -482,7 +482,7 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
       const pageSize = parsePageSize(req.pageSize, v);
       const range = parseTimeRange(req.startTime, req.endTime, v);
       const query = ["GetBalanceHistory", id, range.start_ns, range.end_ns];
-      const before = decodePageToken(req.pageToken, query, v);
+      const window = ledgerTimeWindow(range, decodePageToken(req.pageToken, query, v), v);
       throwIfInvalid(v);
       authorizeRead(p, id!);
       const { account } = await mustReadAccount(id!);
@@ -491,14 +491,15 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
           account_id: idToHex(id!),
         });
       }
+      if (window.empty) return { snapshots: [], nextPageToken: "" };
       const balances = await ledger.getAccountBalances({
         account_id: id!,
         user_data_128: 0n,
         user_data_64: 0n,
         user_data_32: 0,
         code: 0,
-        timestamp_min: range.start_ns,
-        timestamp_max: upperBound(range.end_ns, before),
+        timestamp_min: window.timestamp_min,
+        timestamp_max: window.timestamp_max,
         limit: pageSize + 1,
         flags: AccountFilterFlags.debits | AccountFilterFlags.credits | AccountFilterFlags.reversed,
       });
@@ -511,16 +512,4 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
       };
     },
   };
-}
-
-/**
- * The inclusive `timestamp_max` for a page: strictly before the cursor and before the exclusive
- * end of the range; 0n means unbounded (the ledger's convention).
- */
-function upperBound(endNs: bigint, beforeNs: bigint): bigint {
-  const bounds = [endNs, beforeNs].filter((b) => b !== 0n).map((b) => b - 1n);
-  if (bounds.length === 0) return 0n;
-  const m = bounds.reduce((a, b) => (a < b ? a : b));
-  // timestamp_max 0 would mean "unbounded"; a bound below every ledger timestamp is 1.
-  return m === 0n ? 1n : m;
 }
