@@ -58,6 +58,15 @@ import {
   type PlatformKind,
   type RailAccountKind,
 } from "../domain/accounts.js";
+import {
+  issuanceHeadroomMicro,
+  issuanceLimitAccounts,
+  issuanceLimitControlId,
+  issuanceLimitFunding,
+  issuanceLimitRule,
+  issuanceOutcome,
+  withIssuanceLimit,
+} from "../domain/balance-bounds.js";
 import { idToHex } from "../domain/ids.js";
 import { ledgerTimeWindow, parseTimeRange } from "../domain/time-range.js";
 import {
@@ -244,6 +253,43 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
     return stored;
   }
 
+  /** Fund the issuance limit once per process (idempotent across daemons: fixed ids). */
+  let issuanceLimitReady: Promise<void> | null = null;
+  function ensureIssuanceLimit(): Promise<void> {
+    issuanceLimitReady ??= (async () => {
+      await createAccounts(issuanceLimitAccounts(), "the issuance limit");
+      const r = single(await ledger.createTransfers([issuanceLimitFunding()]), "create_transfers");
+      if (!OK_TRANSFER.has(r.status)) throw ledgerRejected("fund the issuance limit", transferStatusName(r.status));
+    })().catch((err: unknown) => {
+      issuanceLimitReady = null;
+      throw err;
+    });
+    return issuanceLimitReady;
+  }
+
+  /**
+   * Submit a transfer that brings money into the ledger, linked with its issuance-limit transfer
+   * (ADR 0055): past the limit it is INVALID_ARGUMENT on `field`, and nothing moves.
+   */
+  async function submitIssuance(
+    t: LedgerTransfer,
+    field: string,
+    onFailure: (status: CreateTransferStatus, name: string) => Promise<never> | never,
+  ): Promise<LedgerTransfer> {
+    await ensureIssuanceLimit();
+    const outcome = issuanceOutcome(await ledger.createTransfers(withIssuanceLimit(t)));
+    if (outcome.kind === "issuing_failed" && outcome.status !== CreateTransferStatus.exists) {
+      await onFailure(outcome.status, transferStatusName(outcome.status));
+    } else if (outcome.kind === "limit_exceeded") {
+      const [control] = await ledger.lookupAccounts([issuanceLimitControlId()]);
+      const headroom = control === undefined ? 0n : issuanceHeadroomMicro(control);
+      throw invalidArgument([{ field, description: issuanceLimitRule(headroom) }]);
+    } else if (outcome.kind === "limit_failed") {
+      throw ledgerRejected("issuance limit", transferStatusName(outcome.status));
+    }
+    return single(await ledger.lookupTransfers([t.id]), "lookup_transfers");
+  }
+
   return {
     async openAgentWallet(req: OpenAgentWalletRequest, ctx: HandlerContext) {
       const p = principalOf(ctx);
@@ -278,7 +324,7 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
       }
       await createAccounts(agentWalletAccounts(agentId, mode!), `the wallet of agent ${JSON.stringify(agentId)}`);
       if (mode === "postpaid") {
-        await submitTransfer(openingCreditLineTransfer(walletId, req.creditLimitMicro), (_s, name) => {
+        await submitIssuance(openingCreditLineTransfer(walletId, req.creditLimitMicro), "credit_limit_micro", (_s, name) => {
           if (existsWithDifferent(name)) {
             throw alreadyExists(
               "ACCOUNT_EXISTS_WITH_DIFFERENT_TERMS",
@@ -358,7 +404,7 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
         rail: rail!,
         idempotencyKey: req.idempotencyKey,
       });
-      const stored = await submitTransfer(t, (status, name) => {
+      const stored = await submitIssuance(t, "amount_micro", (status, name) => {
         if (existsWithDifferent(name)) throw idempotencyKeyReused(req.idempotencyKey, idToHex(t.id), "deposit");
         if (status === CreateTransferStatus.credit_account_already_closed) {
           throw failedPrecondition("ACCOUNT_CLOSED", `account ${idToHex(walletId!)} is closed`, {
@@ -400,7 +446,7 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
         throw invalidArgument([{ field: "account", description: "must be a postpaid agent wallet" }]);
       }
       const t = creditLimitChangeTransfer(walletId!, change!, req.idempotencyKey);
-      const stored = await submitTransfer(t, async (status, name) => {
+      const onFailure = async (status: CreateTransferStatus, name: string): Promise<never> => {
         if (existsWithDifferent(name)) throw idempotencyKeyReused(req.idempotencyKey, idToHex(t.id), "credit limit change");
         if (status === CreateTransferStatus.exceeds_credits) {
           // The wallet cannot give back that much credit: the agent already uses it. Report
@@ -423,7 +469,12 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
           );
         }
         throw ledgerRejected("credit limit change", name);
-      });
+      };
+      // Raising a limit issues credit (ADR 0055); lowering it only moves money back.
+      const stored =
+        change!.direction === "increase"
+          ? await submitIssuance(t, "increase_micro", onFailure)
+          : await submitTransfer(t, onFailure);
       return { transfer: transferView(stored), account: await viewOf(walletId!) };
     },
 
