@@ -77,18 +77,27 @@ export function withIssuanceLimit(issuing: Transfer): Transfer[] {
   if (issuing.ledger !== Ledger.usd_micro) throw new Error(`issuance on ledger ${issuing.ledger}, want ${Ledger.usd_micro}`);
   if (issuing.flags !== TransferFlags.none) throw new Error(`issuance with flags ${issuing.flags}, want none`);
   if (issuing.amount < 0n || issuing.amount > ISSUANCE_LIMIT_MICRO) throw new Error(`issuance amount ${issuing.amount} out of range`);
-  return [
-    { ...issuing, flags: TransferFlags.linked },
-    newTransfer({
-      id: issuanceLimitTransferId(issuing.id),
-      debit_account_id: issuanceLimitControlId(),
-      credit_account_id: issuanceLimitIssuedId(),
-      amount: issuing.amount,
-      user_data_128: issuing.id,
-      ledger: Ledger.issuance_limit,
-      code: TransferCode.issuance_limit,
-    }),
-  ];
+  return [{ ...issuing, flags: TransferFlags.linked }, issuanceLimitTransfer(issuing, { linked: false })];
+}
+
+/**
+ * The limit transfer for `issuing` alone, for plans that issue inside a longer linked chain (a
+ * soft-mode overrun recorded as debt is one: ADR 0055, known gap). Place it right after the
+ * issuing event; `linked` as the rest of the chain requires. The control account must have been
+ * funded before the first such chain (`issuanceLimitFunding`), or the limit transfer fails and
+ * its id is `id_already_failed` for good.
+ */
+export function issuanceLimitTransfer(issuing: Transfer, opts: { linked: boolean }): Transfer {
+  return newTransfer({
+    id: issuanceLimitTransferId(issuing.id),
+    debit_account_id: issuanceLimitControlId(),
+    credit_account_id: issuanceLimitIssuedId(),
+    amount: issuing.amount,
+    user_data_128: issuing.id,
+    ledger: Ledger.issuance_limit,
+    code: TransferCode.issuance_limit,
+    flags: opts.linked ? TransferFlags.linked : TransferFlags.none,
+  });
 }
 
 /** What may still be issued: the control account's available balance (0 before funding). */
