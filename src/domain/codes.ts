@@ -14,6 +14,11 @@ export const Ledger = {
   usage_output_tokens: 3,
   /** Usage meter: tool calls (1 unit = 1 call). Never money. */
   usage_tool_calls: 4,
+  /**
+   * Issuance limit (ADR 0055): counts, in micro-USD, every unit that ever entered ledger 1 and
+   * refuses the one past 2^63-1. Never money.
+   */
+  issuance_limit: 90,
 } as const;
 export type Ledger = (typeof Ledger)[keyof typeof Ledger];
 
@@ -45,6 +50,12 @@ export const AccountCode = {
   usage_meter: 500,
   /** Usage sink: one per usage ledger (credited by usage). */
   usage_sink: 510,
+  /** Issuance limit operator: funds the control account once with the whole limit (ADR 0055). */
+  issuance_limit_operator: 900,
+  /** Issuance limit control account: its available balance is what may still be issued. */
+  issuance_limit_control: 901,
+  /** Issuance limit counter: its credits are everything issued so far. */
+  issuance_limit_issued: 902,
 } as const;
 export type AccountCode = (typeof AccountCode)[keyof typeof AccountCode];
 
@@ -74,6 +85,10 @@ export const TransferCode = {
   payout: 30,
   /** Balance-bounds recipe helper transfers (postpaid credit checks). */
   bounds_check: 40,
+  /** Issuance limit: the one-time funding of the control account (ledger `issuance_limit`). */
+  issuance_limit_funding: 90,
+  /** Issuance limit: linked to each issuing transfer, same amount (ledger `issuance_limit`). */
+  issuance_limit: 91,
 } as const;
 export type TransferCode = (typeof TransferCode)[keyof typeof TransferCode];
 

@@ -58,7 +58,17 @@ import {
   type PlatformKind,
   type RailAccountKind,
 } from "../domain/accounts.js";
+import {
+  issuanceHeadroomMicro,
+  issuanceLimitAccounts,
+  issuanceLimitControlId,
+  issuanceLimitFunding,
+  issuanceLimitRule,
+  issuanceOutcome,
+  withIssuanceLimit,
+} from "../domain/balance-bounds.js";
 import { idToHex } from "../domain/ids.js";
+import { ledgerTimeWindow, parseTimeRange } from "../domain/time-range.js";
 import {
   authorizeDeposit,
   authorizeOpenOwn,
@@ -83,7 +93,6 @@ import {
   encodePageToken,
   parseHexId,
   parsePageSize,
-  parseTimeRange,
   timestampFromNs,
   transferView,
 } from "./views.js";
@@ -244,6 +253,43 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
     return stored;
   }
 
+  /** Fund the issuance limit once per process (idempotent across daemons: fixed ids). */
+  let issuanceLimitReady: Promise<void> | null = null;
+  function ensureIssuanceLimit(): Promise<void> {
+    issuanceLimitReady ??= (async () => {
+      await createAccounts(issuanceLimitAccounts(), "the issuance limit");
+      const r = single(await ledger.createTransfers([issuanceLimitFunding()]), "create_transfers");
+      if (!OK_TRANSFER.has(r.status)) throw ledgerRejected("fund the issuance limit", transferStatusName(r.status));
+    })().catch((err: unknown) => {
+      issuanceLimitReady = null;
+      throw err;
+    });
+    return issuanceLimitReady;
+  }
+
+  /**
+   * Submit a transfer that brings money into the ledger, linked with its issuance-limit transfer
+   * (ADR 0055): past the limit it is INVALID_ARGUMENT on `field`, and nothing moves.
+   */
+  async function submitIssuance(
+    t: LedgerTransfer,
+    field: string,
+    onFailure: (status: CreateTransferStatus, name: string) => Promise<never> | never,
+  ): Promise<LedgerTransfer> {
+    await ensureIssuanceLimit();
+    const outcome = issuanceOutcome(await ledger.createTransfers(withIssuanceLimit(t)));
+    if (outcome.kind === "issuing_failed" && outcome.status !== CreateTransferStatus.exists) {
+      await onFailure(outcome.status, transferStatusName(outcome.status));
+    } else if (outcome.kind === "limit_exceeded") {
+      const [control] = await ledger.lookupAccounts([issuanceLimitControlId()]);
+      const headroom = control === undefined ? 0n : issuanceHeadroomMicro(control);
+      throw invalidArgument([{ field, description: issuanceLimitRule(headroom) }]);
+    } else if (outcome.kind === "limit_failed") {
+      throw ledgerRejected("issuance limit", transferStatusName(outcome.status));
+    }
+    return single(await ledger.lookupTransfers([t.id]), "lookup_transfers");
+  }
+
   return {
     async openAgentWallet(req: OpenAgentWalletRequest, ctx: HandlerContext) {
       const p = principalOf(ctx);
@@ -278,7 +324,7 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
       }
       await createAccounts(agentWalletAccounts(agentId, mode!), `the wallet of agent ${JSON.stringify(agentId)}`);
       if (mode === "postpaid") {
-        await submitTransfer(openingCreditLineTransfer(walletId, req.creditLimitMicro), (_s, name) => {
+        await submitIssuance(openingCreditLineTransfer(walletId, req.creditLimitMicro), "credit_limit_micro", (_s, name) => {
           if (existsWithDifferent(name)) {
             throw alreadyExists(
               "ACCOUNT_EXISTS_WITH_DIFFERENT_TERMS",
@@ -358,7 +404,7 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
         rail: rail!,
         idempotencyKey: req.idempotencyKey,
       });
-      const stored = await submitTransfer(t, (status, name) => {
+      const stored = await submitIssuance(t, "amount_micro", (status, name) => {
         if (existsWithDifferent(name)) throw idempotencyKeyReused(req.idempotencyKey, idToHex(t.id), "deposit");
         if (status === CreateTransferStatus.credit_account_already_closed) {
           throw failedPrecondition("ACCOUNT_CLOSED", `account ${idToHex(walletId!)} is closed`, {
@@ -400,7 +446,7 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
         throw invalidArgument([{ field: "account", description: "must be a postpaid agent wallet" }]);
       }
       const t = creditLimitChangeTransfer(walletId!, change!, req.idempotencyKey);
-      const stored = await submitTransfer(t, async (status, name) => {
+      const onFailure = async (status: CreateTransferStatus, name: string): Promise<never> => {
         if (existsWithDifferent(name)) throw idempotencyKeyReused(req.idempotencyKey, idToHex(t.id), "credit limit change");
         if (status === CreateTransferStatus.exceeds_credits) {
           // The wallet cannot give back that much credit: the agent already uses it. Report
@@ -423,7 +469,12 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
           );
         }
         throw ledgerRejected("credit limit change", name);
-      });
+      };
+      // Raising a limit issues credit (ADR 0055); lowering it only moves money back.
+      const stored =
+        change!.direction === "increase"
+          ? await submitIssuance(t, "increase_micro", onFailure)
+          : await submitTransfer(t, onFailure);
       return { transfer: transferView(stored), account: await viewOf(walletId!) };
     },
 
@@ -440,10 +491,11 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
       }
       const range = parseTimeRange(req.startTime, req.endTime, v);
       const query = ["ListTransfers", id, req.kind, req.direction, range.start_ns, range.end_ns];
-      const before = decodePageToken(req.pageToken, query, v);
+      const window = ledgerTimeWindow(range, decodePageToken(req.pageToken, query, v), v);
       throwIfInvalid(v);
       authorizeRead(p, id!);
       await mustReadAccount(id!);
+      if (window.empty) return { entries: [], nextPageToken: "" };
 
       const directionFlags =
         req.direction === TransferDirection.DEBIT
@@ -451,15 +503,14 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
           : req.direction === TransferDirection.CREDIT
             ? AccountFilterFlags.credits
             : AccountFilterFlags.debits | AccountFilterFlags.credits;
-      const max = upperBound(range.end_ns, before);
       const transfers = await ledger.getAccountTransfers({
         account_id: id!,
         user_data_128: 0n,
         user_data_64: 0n,
         user_data_32: 0,
         code: req.kind,
-        timestamp_min: range.start_ns,
-        timestamp_max: max,
+        timestamp_min: window.timestamp_min,
+        timestamp_max: window.timestamp_max,
         limit: pageSize + 1,
         flags: directionFlags | AccountFilterFlags.reversed,
       });
@@ -482,7 +533,7 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
       const pageSize = parsePageSize(req.pageSize, v);
       const range = parseTimeRange(req.startTime, req.endTime, v);
       const query = ["GetBalanceHistory", id, range.start_ns, range.end_ns];
-      const before = decodePageToken(req.pageToken, query, v);
+      const window = ledgerTimeWindow(range, decodePageToken(req.pageToken, query, v), v);
       throwIfInvalid(v);
       authorizeRead(p, id!);
       const { account } = await mustReadAccount(id!);
@@ -491,14 +542,15 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
           account_id: idToHex(id!),
         });
       }
+      if (window.empty) return { snapshots: [], nextPageToken: "" };
       const balances = await ledger.getAccountBalances({
         account_id: id!,
         user_data_128: 0n,
         user_data_64: 0n,
         user_data_32: 0,
         code: 0,
-        timestamp_min: range.start_ns,
-        timestamp_max: upperBound(range.end_ns, before),
+        timestamp_min: window.timestamp_min,
+        timestamp_max: window.timestamp_max,
         limit: pageSize + 1,
         flags: AccountFilterFlags.debits | AccountFilterFlags.credits | AccountFilterFlags.reversed,
       });
@@ -511,16 +563,4 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
       };
     },
   };
-}
-
-/**
- * The inclusive `timestamp_max` for a page: strictly before the cursor and before the exclusive
- * end of the range; 0n means unbounded (the ledger's convention).
- */
-function upperBound(endNs: bigint, beforeNs: bigint): bigint {
-  const bounds = [endNs, beforeNs].filter((b) => b !== 0n).map((b) => b - 1n);
-  if (bounds.length === 0) return 0n;
-  const m = bounds.reduce((a, b) => (a < b ? a : b));
-  // timestamp_max 0 would mean "unbounded"; a bound below every ledger timestamp is 1.
-  return m === 0n ? 1n : m;
 }

@@ -48,10 +48,6 @@ export function timestampFromNs(ns: bigint): Timestamp {
   return create(TimestampSchema, { seconds: ns / 1_000_000_000n, nanos: Number(ns % 1_000_000_000n) });
 }
 
-export function nsFromTimestamp(t: Timestamp): bigint {
-  return t.seconds * 1_000_000_000n + BigInt(t.nanos);
-}
-
 export function balanceView(b: Balances): Balance {
   return create(BalanceSchema, {
     debitsPendingMicro: uint64(b.debits_pending, "debits_pending"),
@@ -125,33 +121,7 @@ export function parseHexId(value: string, field: string, violations: Violation[]
   return id;
 }
 
-/** A time range filter [start, end) in ns; 0n means unbounded. */
-export interface TimeRange {
-  start_ns: bigint;
-  end_ns: bigint;
-}
-
-export function parseTimeRange(
-  start: Timestamp | undefined,
-  end: Timestamp | undefined,
-  violations: Violation[],
-): TimeRange {
-  const range: TimeRange = { start_ns: 0n, end_ns: 0n };
-  for (const [field, t] of [["start_time", start], ["end_time", end]] as const) {
-    if (t === undefined) continue;
-    if (t.seconds < 0n || t.nanos < 0 || t.nanos > 999_999_999) {
-      violations.push({ field, description: "must be a valid time after 1970-01-01T00:00:00Z" });
-      continue;
-    }
-    const ns = nsFromTimestamp(t);
-    if (field === "start_time") range.start_ns = ns;
-    else range.end_ns = ns;
-  }
-  if (range.start_ns !== 0n && range.end_ns !== 0n && range.end_ns <= range.start_ns) {
-    violations.push({ field: "end_time", description: "must be after start_time" });
-  }
-  return range;
-}
+// Time-range filters: src/domain/time-range.ts.
 
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 1000;

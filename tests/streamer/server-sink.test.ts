@@ -8,7 +8,7 @@ import path from "node:path";
 import { createChdbConnection } from "chdb/connection";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEmbeddedClient, type EmbeddedClient } from "../../src/ledger/embedded/index.js";
-import { ClickHouseSink, migrate, readCursors, reconcile, Streamer } from "../../src/streamer/index.js";
+import { ClickHouseSink, loadMigrations, migrate, readCursors, reconcile, Streamer } from "../../src/streamer/index.js";
 import type { ClickHouseConnection } from "../../src/streamer/clickhouse-sink.js";
 import { createSessionAccounts, runSession } from "./sessions-fixture.js";
 import { clickhouseAggregates, createFixtureAccounts, ledgerAggregates, scalar, tempDir, writeTransfers } from "./support.js";
@@ -35,7 +35,7 @@ describe("ClickHouse server sink (@clickhouse/client)", () => {
   });
 
   it("migrates idempotently through the client", async () => {
-    expect((await migrate(sink)).applied).toHaveLength(7);
+    expect((await migrate(sink)).applied).toEqual(loadMigrations().map((m) => m.name));
     expect((await migrate(sink)).applied).toEqual([]);
   });
 
