@@ -154,6 +154,22 @@ describe("a hold can never overdraw earnings", () => {
     const e = await account(l, earnings);
     expect([e.debits_pending, availableMicro(e)]).toEqual([0n, 1_000_000n]);
     expect((await account(l, outbound())).credits_pending).toBe(0n);
+
+    // The refused payout's id is burned (id_already_failed), even once the author earned more:
+    // that payout is dead and the author asks again with a new key (ADR 0050).
+    await submit(l, [
+      newTransfer({
+        id: deterministicId("test", "earn-more"),
+        debit_account_id: platformAccountId("platform_operator"),
+        credit_account_id: earnings,
+        amount: 5_000_000n,
+        ledger: Ledger.usd_micro,
+        code: TransferCode.session_author_share,
+      }),
+    ]);
+    expect(holdOutcome(await submit(l, p.transfers))).toEqual({ kind: "idempotency_key_failed" });
+    const fresh = payoutHoldPlan({ author_id: "author-f", idempotency_key: "y", rail: "base", net_micro: 1_000_000n, fee_micro: 1n });
+    expect(holdOutcome(await submit(l, fresh.transfers))).toEqual({ kind: "held" });
   });
 });
 

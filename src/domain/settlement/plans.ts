@@ -227,9 +227,19 @@ export type HoldOutcome =
   | { kind: "insufficient_funds" }
   | { kind: "idempotency_key_reused"; statuses: string[] }
   | { kind: "earnings_not_found" }
+  /**
+   * An earlier try of this payout failed for a transient reason (exceeds_credits, account not
+   * found): the ledger never reuses a failed id, so this payout id can never be held. The author
+   * requests a new payout with a new key (IDEMPOTENCY_KEY_FAILED, ADR 0050).
+   */
+  | { kind: "idempotency_key_failed" }
   | { kind: "rejected"; statuses: string[] };
 
-/** Maps the results of payoutHoldPlan's chain (exceeds_credits → insufficient_funds, ADR 0050). */
+/**
+ * Maps the results of payoutHoldPlan's chain (exceeds_credits → insufficient_funds, ADR 0050).
+ * Note: a refusal for funds burns the failing transfer's id (TigerBeetle's id_already_failed),
+ * so the next try of the same payout answers idempotency_key_failed.
+ */
 export function holdOutcome(results: readonly CreateTransferResult[]): HoldOutcome {
   const c = chainOutcome(results, 2);
   if (c === "created") return { kind: "held" };
@@ -238,6 +248,7 @@ export function holdOutcome(results: readonly CreateTransferResult[]): HoldOutco
   if (results.some((r) => r.status === S.exceeds_credits)) return { kind: "insufficient_funds" };
   if (results.some((r) => isExistsWithDifferent(r.status))) return { kind: "idempotency_key_reused", statuses };
   if (results.some((r) => r.status === S.debit_account_not_found)) return { kind: "earnings_not_found" };
+  if (results.some((r) => r.status === S.id_already_failed)) return { kind: "idempotency_key_failed" };
   return { kind: "rejected", statuses };
 }
 
@@ -270,15 +281,26 @@ export type DepositOutcome =
   /** The same chain event was credited with another wallet or amount: refuse and record. */
   | { kind: "facts_mismatch"; status: string }
   | { kind: "wallet_not_found" }
+  /**
+   * An earlier try failed for a transient reason (wallet not found or closed): the ledger never
+   * reuses a failed id, so this chain event can NEVER be credited by this path. The service must
+   * look the wallet up (open, not closed) before submitting; a deposit that still lands here is
+   * held for an admin (manual, audited deposit) and alarmed.
+   */
+  | { kind: "id_already_failed" }
   | { kind: "rejected"; status: string };
 
-/** Maps the result of depositCreditPlan. */
+/**
+ * Maps the result of depositCreditPlan. wallet_not_found burns the deposit id (TigerBeetle
+ * treats account-not-found as transient), hence the look-up-first rule above.
+ */
 export function depositOutcome(result: CreateTransferResult): DepositOutcome {
   const name = S[result.status] ?? String(result.status);
   if (result.status === S.created) return { kind: "credited" };
   if (result.status === S.exists) return { kind: "already_credited" };
   if (isExistsWithDifferent(result.status)) return { kind: "facts_mismatch", status: name };
   if (result.status === S.credit_account_not_found) return { kind: "wallet_not_found" };
+  if (result.status === S.id_already_failed) return { kind: "id_already_failed" };
   return { kind: "rejected", status: name };
 }
 
