@@ -125,7 +125,7 @@ export function derivePayoutState(facts: PayoutFacts, now_ns: bigint): PayoutSta
  * write the ledger; claim/record_signed (and cancelling a quote) write the control plane;
  * expire writes nothing (time passes). The service applies exactly these writes.
  */
-export function payoutFactsAfter(facts: PayoutFacts, state: PayoutState, event: PayoutEvent): PayoutFacts {
+export function payoutFactsAfter(facts: PayoutFacts, event: PayoutEvent): PayoutFacts {
   const ledger = { ...facts.ledger };
   const control = { ...facts.control };
   switch (event) {
@@ -139,13 +139,14 @@ export function payoutFactsAfter(facts: PayoutFacts, state: PayoutState, event: 
       control.signed_recorded = true;
       break;
     case "complete":
-      if (ledger.voided === null) ledger.posted = true;
+      if (ledger.held && ledger.voided === null) ledger.posted = true;
       break;
     case "fail":
-      if (!ledger.posted && ledger.voided === null) ledger.voided = "failed";
+      if (ledger.held && !ledger.posted && ledger.voided === null) ledger.voided = "failed";
       break;
     case "cancel":
-      if (state === "quoted") control.quote_cancelled = true;
+      // Before a hold there is nothing to void: the quote is abandoned (a control-plane fact).
+      if (!ledger.held) control.quote_cancelled = true;
       else if (!ledger.posted && ledger.voided === null) ledger.voided = "cancelled";
       break;
     case "expire":
