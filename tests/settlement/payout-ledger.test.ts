@@ -168,6 +168,11 @@ describe("a hold can never overdraw earnings", () => {
       }),
     ]);
     expect(holdOutcome(await submit(l, p.transfers))).toEqual({ kind: "idempotency_key_failed" });
+    const facts = await ledgerFacts(p.hold.payout_id);
+    expect(facts).toEqual({ held: false, posted: false, voided: null });
+    expect(derivePayoutState({ ledger: facts, control: { ...noControl(), quote_expire_time_ns: l.nowNs() + 1n, confirm_refused: true } }, l.nowNs())).toBe(
+      "failed",
+    );
     const fresh = payoutHoldPlan({ author_id: "author-f", idempotency_key: "y", rail: "base", net_micro: 1_000_000n, fee_micro: 1n });
     expect(holdOutcome(await submit(l, fresh.transfers))).toEqual({ kind: "held" });
   });
@@ -217,5 +222,5 @@ describe("a payout hold has no timeout", () => {
 });
 
 function noControl() {
-  return { quote_expire_time_ns: 0n, quote_cancelled: false, claimed: false, signed_recorded: false };
+  return { quote_expire_time_ns: 0n, quote_cancelled: false, confirm_refused: false, claimed: false, signed_recorded: false };
 }

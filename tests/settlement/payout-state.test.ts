@@ -27,7 +27,7 @@ const TTL_NS = 300_000_000_000n;
 function quoted(): PayoutFacts {
   return {
     ledger: { held: false, posted: false, voided: null },
-    control: { quote_expire_time_ns: T0 + TTL_NS, quote_cancelled: false, claimed: false, signed_recorded: false },
+    control: { quote_expire_time_ns: T0 + TTL_NS, quote_cancelled: false, confirm_refused: false, claimed: false, signed_recorded: false },
   };
 }
 

@@ -5,7 +5,8 @@
  *   quoted ──confirm──▶ requested ──claim──▶ claimed ──record_signed──▶ submitted ──complete──▶ confirmed
  *     │                   │                    │  ▲claim (lease expired)  │  ▲record_signed (replacement)
  *     ├─expire─▶ expired  ├─cancel─▶ cancelled ├─cancel─▶ cancelled       └─fail─▶ failed
- *     └─cancel─▶ cancelled                     └─fail─▶ failed
+ *     ├─cancel─▶ cancelled                     └─fail─▶ failed
+ *     └─refuse─▶ failed   (the ledger refused the hold: insufficient earnings; the id is burned)
  *
  * Pure. The state is DERIVED from facts, never stored as a column that could disagree:
  * - ledger facts (the money: hold, post, void and the void's cause) decide every money state;
@@ -22,7 +23,7 @@ import { PayoutVoidCause } from "./plans.js";
 export const PAYOUT_STATES = ["quoted", "requested", "claimed", "submitted", "confirmed", "failed", "cancelled", "expired"] as const;
 export type PayoutState = (typeof PAYOUT_STATES)[number];
 
-export const PAYOUT_EVENTS = ["confirm", "expire", "claim", "record_signed", "complete", "fail", "cancel"] as const;
+export const PAYOUT_EVENTS = ["confirm", "refuse", "expire", "claim", "record_signed", "complete", "fail", "cancel"] as const;
 export type PayoutEvent = (typeof PAYOUT_EVENTS)[number];
 
 /** Terminal states: nothing moves them again. */
@@ -45,7 +46,7 @@ export function payoutStateRank(s: PayoutState): number {
 }
 
 const TRANSITIONS: Readonly<Record<PayoutState, Partial<Record<PayoutEvent, PayoutState>>>> = {
-  quoted: { confirm: "requested", expire: "expired", cancel: "cancelled" },
+  quoted: { confirm: "requested", refuse: "failed", expire: "expired", cancel: "cancelled" },
   requested: { claim: "claimed", cancel: "cancelled" },
   // claim again: the previous lease expired (the caller checks); cancel: only with the lease
   // expired and nothing signed (the caller checks); fail: e.g. pre-flight found no funds.
@@ -54,7 +55,7 @@ const TRANSITIONS: Readonly<Record<PayoutState, Partial<Record<PayoutEvent, Payo
   submitted: { record_signed: "submitted", complete: "confirmed", fail: "failed" },
   // Retries of the event that ended a payout are answered with the same state (idempotency).
   confirmed: { complete: "confirmed" },
-  failed: { fail: "failed" },
+  failed: { fail: "failed", refuse: "failed" },
   cancelled: { cancel: "cancelled" },
   expired: { expire: "expired" },
 };
@@ -90,6 +91,8 @@ export interface PayoutControlFacts {
   quote_expire_time_ns: bigint;
   /** The author abandoned the quote before confirming it (nothing was held). */
   quote_cancelled: boolean;
+  /** The ledger refused the confirmation's hold (insufficient earnings); the payout id is burned. */
+  confirm_refused: boolean;
   /** An adapter claimed it at least once. */
   claimed: boolean;
   /** A signed transaction was recorded. */
@@ -117,12 +120,13 @@ export function derivePayoutState(facts: PayoutFacts, now_ns: bigint): PayoutSta
     return "requested";
   }
   if (control.quote_cancelled) return "cancelled";
+  if (control.confirm_refused) return "failed";
   return now_ns < control.quote_expire_time_ns ? "quoted" : "expired";
 }
 
 /**
  * The facts an accepted event records, and where: confirm/complete/fail/cancel (after confirm)
- * write the ledger; claim/record_signed (and cancelling a quote) write the control plane;
+ * write the ledger; claim/record_signed/refuse (and cancelling a quote) write the control plane;
  * expire writes nothing (time passes). The service applies exactly these writes.
  */
 export function payoutFactsAfter(facts: PayoutFacts, event: PayoutEvent): PayoutFacts {
@@ -131,6 +135,9 @@ export function payoutFactsAfter(facts: PayoutFacts, event: PayoutEvent): Payout
   switch (event) {
     case "confirm":
       ledger.held = true;
+      break;
+    case "refuse":
+      if (!ledger.held) control.confirm_refused = true;
       break;
     case "claim":
       control.claimed = true;

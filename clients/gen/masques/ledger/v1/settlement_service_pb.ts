@@ -2142,7 +2142,8 @@ export enum PayoutState {
   CONFIRMED = 5,
 
   /**
-   * Definitely failed; voided in the ledger, the money returned to earnings.
+   * Definitely failed: voided in the ledger, the money returned to earnings; or its
+   * confirmation was refused for insufficient earnings (nothing was held).
    *
    * @generated from enum value: PAYOUT_STATE_FAILED = 6;
    */
@@ -2364,7 +2365,8 @@ export const SettlementService: GenService<{
    * Confirms a quote: holds amount_micro of the author's earnings in the ledger (net to the
    * rail, fee to the rail's fee account) and queues the payout. An expired quote is refused
    * (FAILED_PRECONDITION / QUOTE_EXPIRED) and nothing is held; insufficient earnings are refused
-   * with INSUFFICIENT_FUNDS. Idempotent: confirming again returns the payout.
+   * with INSUFFICIENT_FUNDS and the payout becomes FAILED (the ledger never reuses a refused id:
+   * request a new payout with a new key). Idempotent: confirming again returns the payout.
    *
    * @generated from rpc masques.ledger.v1.SettlementService.ConfirmPayout
    */
