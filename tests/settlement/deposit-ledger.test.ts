@@ -6,6 +6,9 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { availableMicro, railAccountId } from "../../src/domain/accounts.js";
 import {
+  decideDepositReport,
+  type DepositDecision,
+  type DepositReport,
   canonicalDepositKey,
   depositCreditId,
   depositCreditPlan,
@@ -106,5 +109,72 @@ describe("deposit keys", () => {
     const key = canonicalDepositKey("base", { chain_id: "eip155:1", tx_ref: TX, event_index: 0 });
     expect(() => depositCreditPlan({ key, wallet_id: 1n, amount_micro: 0n })).toThrow(/amount_micro: must be in \[1, 2\^63-1\]/);
     expect(() => depositCreditPlan({ key, wallet_id: 1n, amount_micro: 1n << 63n })).toThrow(/amount_micro/);
+  });
+});
+
+describe("deciding a deposit report", () => {
+  const CHAIN = "eip155:8453";
+  const report = (over: Partial<DepositReport> = {}): DepositReport => ({
+    chain_id: CHAIN,
+    tx_ref: TX,
+    event_index: 2,
+    from_address: "0x1111111111111111111111111111111111111111",
+    amount_micro: 10_000_000n,
+    confirmations: 12,
+    ...over,
+  });
+  const decide = (r: DepositReport, binding: { wallet_id: bigint; wallet: "open" | "missing" | "closed" } | null, earlier: { from_address: string; amount_micro: bigint } | null = null) =>
+    decideDepositReport({ rail: "base", chain_id: CHAIN, finality_depth: 12, report: r, earlier, binding });
+
+  async function apply(d: DepositDecision) {
+    if (d.action !== "credit") return d.action;
+    const [r] = await submit(l, [d.transfer]);
+    return depositOutcome(r!).kind;
+  }
+
+  it("below finality credits nothing; at finality credits once; a report after a reorg re-included it (new block) credits nothing more", async () => {
+    const wallet = await openAgentWallet(l, "agent-r");
+    const bound = { wallet_id: wallet, wallet: "open" as const };
+    expect(await apply(decide(report({ confirmations: 3 }), bound))).toBe("record_confirming");
+    expect((await account(l, wallet)).credits_posted).toBe(0n);
+    expect(await apply(decide(report({ confirmations: 11 }), bound))).toBe("record_confirming");
+    expect((await account(l, wallet)).credits_posted).toBe(0n);
+    const earlier = { from_address: report().from_address, amount_micro: report().amount_micro };
+    expect(await apply(decide(report({ confirmations: 12 }), bound, earlier))).toBe("credited");
+    expect(await apply(decide(report({ confirmations: 40 }), bound, earlier))).toBe("already_credited");
+    expect((await account(l, wallet)).credits_posted).toBe(10_000_000n);
+  });
+
+  it("an unbound source, or a wallet that is missing or closed, is held: nothing submitted, so nothing burned", async () => {
+    const held = decide(report(), null);
+    expect(held).toMatchObject({ action: "hold", why: "unbound_source" });
+    expect(decide(report(), { wallet_id: 1n, wallet: "missing" })).toMatchObject({ action: "hold", why: "wallet_missing" });
+    expect(decide(report(), { wallet_id: 1n, wallet: "closed" })).toMatchObject({ action: "hold", why: "wallet_closed" });
+    // After an admin binds the source, the same event is credited once.
+    const wallet = await openAgentWallet(l, "agent-h");
+    expect(await apply(decide(report(), { wallet_id: wallet, wallet: "open" }))).toBe("credited");
+    expect((await account(l, wallet)).credits_posted).toBe(10_000_000n);
+  });
+
+  it("refuses another chain, malformed keys, bad amounts, and facts that contradict an earlier report", () => {
+    const bound = { wallet_id: 1n, wallet: "open" as const };
+    expect(decide(report({ chain_id: "eip155:1" }), bound)).toEqual({ action: "refuse", reason: "WRONG_CHAIN", chain_id: "eip155:1", expected_chain_id: CHAIN });
+    expect(decide(report({ tx_ref: "0xdead" }), bound)).toMatchObject({ action: "refuse", reason: "INVALID_ARGUMENT", field: "tx_ref" });
+    expect(decide(report({ amount_micro: 0n }), bound)).toMatchObject({ action: "refuse", reason: "INVALID_ARGUMENT", field: "amount_micro" });
+    expect(decide(report({ confirmations: -1 }), bound)).toMatchObject({ action: "refuse", field: "confirmations" });
+    const earlier = { from_address: report().from_address, amount_micro: 10_000_000n };
+    expect(decide(report({ amount_micro: 10_000_001n }), bound, earlier)).toEqual({
+      action: "refuse",
+      reason: "DEPOSIT_FACTS_MISMATCH",
+      field: "amount_micro",
+      recorded: "10000000",
+      reported: "10000001",
+    });
+    expect(decide(report({ from_address: "0x2222222222222222222222222222222222222222" }), bound, earlier)).toMatchObject({
+      reason: "DEPOSIT_FACTS_MISMATCH",
+      field: "from_address",
+    });
+    // Upper-case hex of the same event is the same event (and the same earlier facts apply).
+    expect(decide(report({ tx_ref: "0x" + "AB".repeat(32), amount_micro: 1n }), bound, earlier)).toMatchObject({ reason: "DEPOSIT_FACTS_MISMATCH" });
   });
 });

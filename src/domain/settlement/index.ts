@@ -4,6 +4,7 @@
  * forward-only payout state machine. No I/O: services execute these plans.
  */
 export * from "./accounts.js";
+export * from "./deposits.js";
 export * from "./destinations.js";
 export * from "./ids.js";
 export * from "./plans.js";
