@@ -131,6 +131,33 @@ describe("payout hold → void", () => {
   });
 });
 
+describe("a payout resolves exactly once", () => {
+  it("a completion racing a failure: exactly one applies, and the balances follow the one that won", async () => {
+    for (let i = 0; i < 20; i++) {
+      const author = `author-race-${i}`;
+      const earnings = await fundAuthor(l, author, 1_000_000n);
+      const h = await hold(author, "p", 600_000n, 10_000n);
+      const before = (await account(l, outbound())).credits_posted;
+      const submitted = i % 2 === 0 ? [payoutPostPlan(h), payoutVoidPlan(h.payout_id, "failed")] : [payoutVoidPlan(h.payout_id, "failed"), payoutPostPlan(h)];
+      const [first, second] = await Promise.all(submitted.map((plan) => submit(l, plan)));
+      const kinds = [settleOutcome(first!).kind, settleOutcome(second!).kind].sort();
+      const facts = await ledgerFacts(h.payout_id);
+      const e = await account(l, earnings);
+      expect(e.debits_pending).toBe(0n);
+      if (facts.posted) {
+        expect(kinds).toEqual(["already_posted", "applied"]);
+        expect(e.debits_posted).toBe(610_000n);
+        expect((await account(l, outbound())).credits_posted - before).toBe(600_000n);
+      } else {
+        expect(facts.voided).toBe("failed");
+        expect(kinds).toEqual(["already_voided", "applied"]);
+        expect(e.debits_posted).toBe(0n);
+        expect((await account(l, outbound())).credits_posted).toBe(before);
+      }
+    }
+  });
+});
+
 describe("a hold can never overdraw earnings", () => {
   it("two concurrent holds that each fit but not together: exactly one is held, the other is exceeds_credits", async () => {
     const earnings = await fundAuthor(l, "author-e", 1_000_000n);
