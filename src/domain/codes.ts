@@ -46,6 +46,8 @@ export const AccountCode = {
   rail_inbound: 400,
   /** A rail's outbound account: payouts leave through here. */
   rail_outbound: 410,
+  /** A rail's fee account: payout fees paid by authors, which fund the rail's network fees (ADR 0085). */
+  rail_fees: 420,
   /** Usage meters: one per agent per usage ledger (debited by usage). */
   usage_meter: 500,
   /** Usage sink: one per usage ledger (credited by usage). */
@@ -83,6 +85,8 @@ export const TransferCode = {
   usage_tool_calls: 22,
   /** Author payout: earnings → rail outbound (pending until the rail confirms). */
   payout: 30,
+  /** Author payout fee: earnings → rail fees (pending with its payout, ADR 0085). */
+  payout_fee: 31,
   /** Balance-bounds recipe helper transfers (postpaid credit checks). */
   bounds_check: 40,
   /** Issuance limit: the one-time funding of the control account (ledger `issuance_limit`). */
