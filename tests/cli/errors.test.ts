@@ -11,7 +11,7 @@ import path from "node:path";
 import { parse } from "yaml";
 import { startDaemon, type Daemon } from "../support/daemon.js";
 import { at, micro, runCli, runInProcess } from "./helpers.js";
-import { commands } from "../../src/cli/commands/index.js";
+import { loadCommands } from "../../clients/cli/commands/index.js";
 import { expectAnalyticsReconcile } from "../support/reconcile.js";
 
 const MASQUES_DIR = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../masques");
@@ -82,7 +82,7 @@ describe("user errors exit 1 with an actionable message", () => {
     expect(unknown.stderr).toContain("The daemon knows: code-reviewer (reserve $2.00)");
     expect(nowallet.code).toBe(1);
     expect(nowallet.stderr).toContain("No such account");
-    expect(nowallet.stderr).toContain("masques-ledger deposit");
+    expect(nowallet.stderr).toContain("masques-ledger-client deposit");
     expect(denied.code).toBe(1);
     expect(denied.stderr).toContain("Permission denied");
     expect(denied.stderr).toContain("token");
@@ -115,7 +115,7 @@ describe("user errors exit 1 with an actionable message", () => {
     const second = await runInProcess(["don", "pair-programmer"], env);
     expect(second.code).toBe(1);
     expect(second.stderr).toContain('"code-reviewer" is still donned');
-    expect(second.stderr).toContain("masques-ledger doff");
+    expect(second.stderr).toContain("masques-ledger-client doff");
     expect((await runInProcess(["cancel"], env)).code).toBe(0);
   });
 });
@@ -146,22 +146,23 @@ describe("usage errors exit 2 and point to --help", () => {
       expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(2);
       expect(r.stderr, args.join(" ")).toMatch(msg);
     });
-    expect(results[0]!.stderr).toContain("masques-ledger don --help");
+    expect(results[0]!.stderr).toContain("masques-ledger-client don --help");
   });
 
   it("--help works on every client command and documents exit codes", async () => {
     const names = ["don", "usage", "heartbeat", "doff", "cancel", "balance", "sessions", "earnings", "deposit"];
+    const commands = await loadCommands();
     for (const n of names) {
       const cmd = commands.find((c) => c.name === n);
       expect(cmd, n).toBeDefined();
-      expect(cmd!.help).toContain(`Usage: masques-ledger ${n}`);
+      expect(cmd!.help).toContain(`Usage: masques-ledger-client ${n}`);
       expect(cmd!.help).toContain("3 outage");
       expect(cmd!.help).toContain("MASQUES_ENDPOINT");
     }
     // And through the binary, as a person would type it.
     const r = await runCli(["don", "--help"], {});
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain("Usage: masques-ledger don <masque> [options] [--] [intent...]");
+    expect(r.stdout).toContain("Usage: masques-ledger-client don <masque> [options] [--] [intent...]");
     expect(r.stdout).toContain("--session-file");
   });
 });
@@ -174,7 +175,7 @@ describe("outages exit 3, and re-running finishes the same operation", () => {
     const don1 = await runCli(["don", "pair-programmer"], down);
     expect(don1.code).toBe(3);
     expect(don1.stderr).toMatch(/unavailable/i);
-    expect(don1.stderr).toContain("re-run `masques-ledger don pair-programmer`");
+    expect(don1.stderr).toContain("re-run `masques-ledger-client don pair-programmer`");
     let file = parse(await readFile(env.MASQUES_SESSION_FILE!, "utf8"));
     expect(file.active.ledger.status).toBe("pending");
     const sid = file.active.ledger.session_id as string;
@@ -192,7 +193,7 @@ describe("outages exit 3, and re-running finishes the same operation", () => {
 
     const doff1 = await runCli(["doff"], down);
     expect(doff1.code).toBe(3);
-    expect(doff1.stderr).toContain("Re-run `masques-ledger doff`");
+    expect(doff1.stderr).toContain("Re-run `masques-ledger-client doff`");
     file = parse(await readFile(env.MASQUES_SESSION_FILE!, "utf8"));
     expect(file.active.ledger.session_id).toBe(sid);
 

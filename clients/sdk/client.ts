@@ -17,8 +17,8 @@ import {
   WalletMode,
   type GetBalanceHistoryResponse,
   type ListTransfersResponse,
-} from "../../gen/masques/ledger/v1/account_service_pb.js";
-import { type Account, type AccountRef, Rail, type Transfer, TransferKind } from "../../gen/masques/ledger/v1/common_pb.js";
+} from "../gen/masques/ledger/v1/account_service_pb.js";
+import { type Account, type AccountRef, Rail, type Transfer, TransferKind } from "../gen/masques/ledger/v1/common_pb.js";
 import { resolveClientConfig, type ClientOptions, type ResolvedClientConfig } from "./config.js";
 import { errorFrom } from "./details.js";
 import { MasquesError, UnauthenticatedError, InvalidArgumentError } from "./errors.js";

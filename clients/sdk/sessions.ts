@@ -17,7 +17,7 @@ import {
   type ListSessionsResponse,
   type RecordUsageResponse,
   type Session,
-} from "../../gen/masques/ledger/v1/session_service_pb.js";
+} from "../gen/masques/ledger/v1/session_service_pb.js";
 import type { CallOptions, MasquesClient } from "./client.js";
 import { Code } from "@connectrpc/connect";
 import { MasquesError } from "./errors.js";

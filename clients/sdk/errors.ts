@@ -96,8 +96,8 @@ export class InsufficientFundsError extends MasquesError {
       message: `${parts.join("")}. Nothing was charged.`,
       hint:
         shortfall !== undefined
-          ? `Add at least ${formatUsd(shortfall)} to your wallet (e.g. \`masques-ledger deposit\` by an admin), or lower your --max-spend, then retry.`
-          : "Add funds to your wallet or lower your --max-spend, then retry. `masques-ledger balance` shows what you have.",
+          ? `Add at least ${formatUsd(shortfall)} to your wallet (e.g. \`masques-ledger-client deposit\` by an admin), or lower your --max-spend, then retry.`
+          : "Add funds to your wallet or lower your --max-spend, then retry. `masques-ledger-client balance` shows what you have.",
     });
     this.available_micro = avail;
     this.required_micro = req;
@@ -253,14 +253,14 @@ export function toMasquesError(err: unknown, facts: ErrorFacts = {}, context: { 
           (isMasque
             ? "Check the masque name: the daemon's catalog is the YAML files in its MASQUES_DIR (ListMasques / /list show what is installed)."
             : isAccount
-              ? "The wallet does not exist yet: it is opened by the first deposit (`masques-ledger deposit <agent> <usd>` with an admin token) or by OpenAgentWallet."
-              : "Check the id; `masques-ledger sessions` lists your sessions."),
+              ? "The wallet does not exist yet: it is opened by the first deposit (`masques-ledger-client deposit <agent> <usd>` with an admin token) or by OpenAgentWallet."
+              : "Check the id; `masques-ledger-client sessions` lists your sessions."),
       });
     }
     case Code.AlreadyExists:
       return new AlreadyExistsError({ ...base, kind: "user", message: `Already exists: ${raw}`, hint: serverHint ?? "Use a new id, or retry with exactly the same parameters." });
     case Code.FailedPrecondition:
-      return new FailedPreconditionError({ ...base, kind: "user", message: raw, hint: serverHint ?? "Check the session's state with `masques-ledger sessions`." });
+      return new FailedPreconditionError({ ...base, kind: "user", message: raw, hint: serverHint ?? "Check the session's state with `masques-ledger-client sessions`." });
     case Code.DeadlineExceeded:
       return new DeadlineExceededError({
         ...base,

@@ -8,7 +8,7 @@ import {
   ErrorInfoSchema,
   IdempotencyKeyReusedSchema,
   InsufficientFundsSchema,
-} from "../../gen/masques/ledger/v1/common_pb.js";
+} from "../gen/masques/ledger/v1/common_pb.js";
 import { toMasquesError, type ErrorFacts, type MasquesError } from "./errors.js";
 
 export function factsOf(err: unknown): ErrorFacts {
