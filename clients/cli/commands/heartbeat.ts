@@ -1,4 +1,4 @@
-import { access } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { defineClientCommand, formatUsd, UserError } from "../common.js";
 
 /**
@@ -38,11 +38,18 @@ with the outcome on stderr.`,
       return { human: quiet ? [] : [`♥ session ${explicit}: ${status}`], json: { session_id: explicit, status } };
     }
     const path = ctx.sessionFilePath();
-    const exists = await access(path).then(
-      () => true,
-      () => false,
-    );
-    if (!exists) return none;
+    // Fast path, no lock needed (the file is replaced atomically): no file, or a file without an
+    // active ledger session (the plugin's own, or after a doff) means nothing to keep alive. Only
+    // YAML is parsed here; the validating reader (zod) and the SDK client load past this point.
+    let text: string;
+    try {
+      text = await readFile(path, "utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") return none;
+      throw e;
+    }
+    const { parse } = await import("yaml");
+    if (!hasActiveLedger(parse, text)) return none;
     const { withSessionFile } = await import("../../sdk/session-file.js");
     const ledger = await withSessionFile(path, (f) => f.view().active.ledger);
     if (!ledger) return none;
@@ -83,4 +90,21 @@ function pendingDon(masque: string, session_id: string): UserError {
     `Retry it with \`masques-ledger-client don ${masque}\` (or /don ${masque}): it reuses that session and never holds twice. Or drop it with \`masques-ledger-client cancel\`: nothing is charged.`,
     "don_pending",
   );
+}
+
+/** False only when `text` is valid YAML whose `active` has no `ledger` block; a malformed file goes to the full reader, which says what is wrong. */
+function hasActiveLedger(parse: (text: string) => unknown, text: string): boolean {
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch {
+    return true;
+  }
+  if (doc === null || doc === undefined) return false;
+  if (typeof doc !== "object") return true;
+  const active = (doc as Record<string, unknown>)["active"];
+  if (active === null || active === undefined) return false;
+  if (typeof active !== "object") return true;
+  const ledger = (active as Record<string, unknown>)["ledger"];
+  return ledger !== null && ledger !== undefined;
 }
