@@ -79,7 +79,7 @@ export class SessionsApi {
           { sessionId: session_id, masque: input.masque, agentId: input.agent_id ?? "", maxSpendMicro: input.max_spend_micro ?? 0n, billingMode },
           o,
         ),
-      { ...opts, idempotent: true },
+      { ...opts, idempotent: true, account_owner: this.c.ownerOf(input.agent_id ? { agent_id: input.agent_id } : undefined) },
     );
     return { session: must(res.session, "Don returned no session"), created: res.created, session_id };
   }

@@ -82,12 +82,18 @@ describe("user errors exit 1 with an actionable message", () => {
     expect(unknown.stderr).toContain("The daemon knows: code-reviewer (reserve $2.00)");
     expect(nowallet.code).toBe(1);
     expect(nowallet.stderr).toContain("No such account");
+    // Errors about an account name it the way the user did, not only by its hex id (issue 12).
+    expect(nowallet.stderr).toContain('the wallet of agent "agent-nowallet"');
     expect(nowallet.stderr).toContain("masques-ledger-client deposit");
     expect(denied.code).toBe(1);
     expect(denied.stderr).toContain("Permission denied");
+    expect(denied.stderr).toContain('the wallet of agent "agent-poor"');
     expect(denied.stderr).toContain("token");
     expect(deposit.code).toBe(1);
     expect(deposit.stderr).toContain("Permission denied");
+    const adminMissing = await runInProcess(["balance", "--agent", "agent-never-funded"], { MASQUES_ENDPOINT: live, MASQUES_TOKEN: adminToken });
+    expect(adminMissing.code).toBe(1);
+    expect(adminMissing.stderr).toMatch(/No such account: the wallet of agent "agent-never-funded" does not exist \(account [0-9a-f]{32} does not exist\)/);
     expect(notoken.code).toBe(1);
     expect(notoken.stderr).toContain("MASQUES_TOKEN");
     expect(badtoken.code).toBe(1);
@@ -204,6 +210,43 @@ describe("outages exit 3, and re-running finishes the same operation", () => {
     const bal = await runCli(["balance", "--json"], env);
     expect(micro(bal.json, "account", "available", "micro")).toBe(5_000_000n - charged);
     expect(micro(bal.json, "account", "pending_debits", "micro")).toBe(0n);
+  });
+
+  it("a don that failed is never finished by a later heartbeat; doff then drops it and charges nothing", async () => {
+    const env = await agent("agent-pending", "5");
+    const down = { ...env, MASQUES_ENDPOINT: dead, MASQUES_TIMEOUT_MS: "3000" };
+    const don = await runCli(["don", "code-reviewer"], down);
+    expect(don.code).toBe(3); // the user is told /don failed
+    let file = parse(await readFile(env.MASQUES_SESSION_FILE!, "utf8"));
+    expect(file.active.ledger.status).toBe("pending");
+    const sid = file.active.ledger.session_id as string;
+
+    // The hook's heartbeat, with the daemon back: it reports the pending intent and does not act.
+    const hb = await runCli(["heartbeat", "--quiet"], env);
+    expect(hb.code).toBe(1);
+    expect(hb.stderr).toContain("The earlier don of code-reviewer did not finish");
+    expect(hb.stderr).toContain("masques-ledger-client don code-reviewer");
+    expect(hb.stderr).toContain("masques-ledger-client cancel");
+    const hbJson = await runInProcess(["heartbeat", "--json"], env);
+    expect(hbJson.code).toBe(1);
+    expect(at(hbJson.json, "error", "code")).toBe("don_pending");
+    file = parse(await readFile(env.MASQUES_SESSION_FILE!, "utf8"));
+    expect(file.active.ledger).toMatchObject({ session_id: sid, status: "pending" });
+    let bal = await runInProcess(["balance", "--json"], env);
+    expect(micro(bal.json, "account", "available", "micro")).toBe(5_000_000n);
+    expect(micro(bal.json, "account", "pending_debits", "micro")).toBe(0n);
+    const open = await runInProcess(["sessions", "--status", "open", "--json"], env);
+    expect(at(open.json, "sessions")).toEqual([]);
+
+    // /doff of a don that never finished: dropped, nothing charged, the file says cancelled.
+    const doff = await runCli(["doff"], env);
+    expect(doff.code, doff.stderr).toBe(0);
+    expect(doff.stdout).toContain("never finished, so it was dropped instead of doffed: nothing charged");
+    bal = await runInProcess(["balance", "--json"], env);
+    expect(micro(bal.json, "account", "available", "micro")).toBe(5_000_000n);
+    expect(micro(bal.json, "account", "pending_debits", "micro")).toBe(0n);
+    file = parse(await readFile(env.MASQUES_SESSION_FILE!, "utf8"));
+    expect(file.previous.ledger).toMatchObject({ session_id: sid, status: "cancelled", charged_usd: "0.000000" });
   });
 
   it("heartbeat and balance against a dead daemon exit 3 with how to fix it", async () => {
