@@ -43,7 +43,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const cmd = commands.find((c) => c.name === name);
   if (!cmd) {
-    const client = (CLIENT_COMMAND_NAMES as readonly string[]).includes(name);
+    const client = CLIENT_COMMAND_NAMES.includes(name);
     process.stderr.write(
       client
         ? `masques-ledger: "${name}" is a client command: run \`masques-ledger-client ${name}\` (in this repository: \`npx masques-ledger-client ${name}\`).\n`

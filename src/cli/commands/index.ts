@@ -3,6 +3,7 @@ import { serveCommand } from "./serve.js";
 import { streamCommand } from "./stream.js";
 import { reconcileCommand } from "./reconcile.js";
 import { tokenCommand } from "./token.js";
+import { commandLoaders } from "../../../clients/cli/commands/index.js";
 
 /**
  * Every subcommand of the daemon binary `masques-ledger`. The plugin-facing client commands (don,
@@ -12,4 +13,4 @@ import { tokenCommand } from "./token.js";
 export const commands: CliCommand[] = [serveCommand, streamCommand, reconcileCommand, tokenCommand];
 
 /** Names of the client binary's commands, so the daemon binary can point people to it. */
-export const CLIENT_COMMAND_NAMES = ["don", "usage", "heartbeat", "doff", "cancel", "balance", "sessions", "earnings", "deposit"] as const;
+export const CLIENT_COMMAND_NAMES: readonly string[] = commandLoaders.map((c) => c.name);
