@@ -116,7 +116,7 @@ export function toJsonText(v: unknown): string {
 
 function helpText(spec: ClientCommandSpec): string {
   return [
-    `Usage: masques-ledger-client ${spec.usage}`,
+    `Usage: ${CLIENT_BIN} ${spec.usage}`,
     spec.description.trim(),
     spec.optionHelp.trim() ? `Options:\n${spec.optionHelp.replace(/\s+$/, "")}` : "",
     spec.sessionFile ? SESSION_FILE_HELP : "",
@@ -176,8 +176,8 @@ async function runClientCommand(spec: ClientCommandSpec, help: string, argv: str
       error: "UsageError",
       code: "usage",
       kind: "usage",
-      message: `masques-ledger-client ${spec.name}: ${message}`,
-      hint: `Run \`masques-ledger-client ${spec.name} --help\` for usage.`,
+      message: `${CLIENT_BIN} ${spec.name}: ${message}`,
+      hint: `Run \`${CLIENT_BIN} ${spec.name} --help\` for usage.`,
     });
 
   let parsed: ReturnType<typeof parseArgs>;
@@ -287,7 +287,7 @@ async function runClientCommand(spec: ClientCommandSpec, help: string, argv: str
       error: "InternalError",
       code: "internal",
       kind: "outage",
-      message: `Unexpected failure in masques-ledger-client ${spec.name}: ${err?.message ?? String(e)}`,
+      message: `Unexpected failure in ${CLIENT_BIN} ${spec.name}: ${err?.message ?? String(e)}`,
       hint: "Retry; if it persists, report it with the command you ran.",
     });
   }
