@@ -8,8 +8,11 @@ ENV NODE_ENV=production \
 
 # Dependencies first (layer cache). Native packages (tigerbeetle-node, chdb) ship prebuilt
 # glibc binaries, hence a Debian (glibc) base image rather than Alpine.
+# clients/ is an npm workspace (the client package); the daemon runs its TypeScript through tsx,
+# so the client CLI's build (the root `prepare` script) is not needed here: --ignore-scripts.
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+COPY clients/package.json ./clients/package.json
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
 
 COPY bin ./bin
 COPY src ./src

@@ -1,20 +1,12 @@
 import { ConfigError, loadConfig, type Config } from "../config.js";
 
 /**
- * A `masques-ledger <name>` subcommand. Each lives in src/cli/commands/<name>.ts and is listed in
- * src/cli/commands/index.ts. Exit codes: 0 ok, 1 user error (bad input, denied, insufficient funds),
- * 2 usage error (bad flags), 3 outage (daemon/ledger unreachable, internal error).
+ * A `masques-ledger <name>` subcommand of the daemon binary (serve, stream, reconcile, token). Each
+ * lives in src/cli/commands/<name>.ts and is listed in src/cli/commands/index.ts. The shape and
+ * the exit codes are the client package's (clients/cli/command.ts): 0 ok, 1 user error, 2 usage
+ * error, 3 outage.
  */
-export interface CliCommand {
-  name: string;
-  /** One line for `masques-ledger --help`. */
-  summary: string;
-  /** Full text for `masques-ledger <name> --help`. */
-  help: string;
-  run(argv: string[]): Promise<number>;
-}
-
-export const ExitCode = { ok: 0, user_error: 1, usage: 2, outage: 3 } as const;
+export { ExitCode, type CliCommand } from "../../clients/cli/command.js";
 
 /**
  * Load the daemon's configuration for a subcommand that opens the ledger/ClickHouse itself.

@@ -204,13 +204,17 @@ export function createVerifier(getKey: JWTVerifyGetKey, source: string, opts: Ve
   };
 }
 
+/** How to fix a token signed with a key this daemon does not trust (issue 12). */
+const WRONG_KEY_HINT =
+  ": this daemon does not trust the key that signed it. For a local daemon, mint one with `masques-ledger token` pointed at the daemon's own data directory (run it where the daemon runs, or pass --data-dir / MASQUES_DATA_DIR); with MASQUES_JWT_PUBLIC_KEYS, get a token from the issuer holding the matching private key";
+
 function describeJwtError(err: unknown): string {
   if (err instanceof joseErrors.JWTExpired) return "token expired";
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
     return `token claim \`${err.claim}\` rejected: ${err.reason === "check_failed" ? "unexpected value" : err.reason}`;
   }
-  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return "token signature verification failed";
-  if (err instanceof joseErrors.JWKSNoMatchingKey) return "token signed by an unknown key";
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return `token signature verification failed${WRONG_KEY_HINT}`;
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return `token signed by an unknown key${WRONG_KEY_HINT}`;
   if (err instanceof joseErrors.JOSEAlgNotAllowed) return "token algorithm not allowed (EdDSA or ES256 only)";
   if (err instanceof joseErrors.JWSInvalid || err instanceof joseErrors.JWTInvalid) return "malformed token";
   return "invalid token";
@@ -226,6 +230,22 @@ export interface DevKeys {
 
 export function devKeyDir(dataDir: string): string {
   return path.join(dataDir, "keys");
+}
+
+/**
+ * Read the dev key pair from `<dataDir>/keys` without creating anything; null when there is none
+ * (`masques-ledger token` must never mint with a key pair the daemon does not use).
+ */
+export async function readDevKeys(dataDir: string): Promise<DevKeys | null> {
+  const dir = devKeyDir(dataDir);
+  try {
+    const privateJwk = JSON.parse(await readFile(path.join(dir, "dev-private.jwk.json"), "utf8")) as JWK;
+    const publicJwks = JSON.parse(await readFile(path.join(dir, "dev-public.jwks.json"), "utf8")) as JSONWebKeySet;
+    return { privateJwk, publicJwks, dir };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw err;
+  }
 }
 
 /** Load the dev key pair from `<dataDir>/keys`, creating it on first use. */

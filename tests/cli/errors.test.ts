@@ -11,7 +11,7 @@ import path from "node:path";
 import { parse } from "yaml";
 import { startDaemon, type Daemon } from "../support/daemon.js";
 import { at, micro, runCli, runInProcess } from "./helpers.js";
-import { commands } from "../../src/cli/commands/index.js";
+import { loadCommands } from "../../clients/cli/commands/index.js";
 import { expectAnalyticsReconcile } from "../support/reconcile.js";
 
 const MASQUES_DIR = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../masques");
@@ -82,12 +82,18 @@ describe("user errors exit 1 with an actionable message", () => {
     expect(unknown.stderr).toContain("The daemon knows: code-reviewer (reserve $2.00)");
     expect(nowallet.code).toBe(1);
     expect(nowallet.stderr).toContain("No such account");
-    expect(nowallet.stderr).toContain("masques-ledger deposit");
+    // Errors about an account name it the way the user did, not only by its hex id (issue 12).
+    expect(nowallet.stderr).toContain('the wallet of agent "agent-nowallet"');
+    expect(nowallet.stderr).toContain("masques-ledger-client deposit");
     expect(denied.code).toBe(1);
     expect(denied.stderr).toContain("Permission denied");
+    expect(denied.stderr).toContain('the wallet of agent "agent-poor"');
     expect(denied.stderr).toContain("token");
     expect(deposit.code).toBe(1);
     expect(deposit.stderr).toContain("Permission denied");
+    const adminMissing = await runInProcess(["balance", "--agent", "agent-never-funded"], { MASQUES_ENDPOINT: live, MASQUES_TOKEN: adminToken });
+    expect(adminMissing.code).toBe(1);
+    expect(adminMissing.stderr).toMatch(/No such account: the wallet of agent "agent-never-funded" does not exist \(account [0-9a-f]{32} does not exist\)/);
     expect(notoken.code).toBe(1);
     expect(notoken.stderr).toContain("MASQUES_TOKEN");
     expect(badtoken.code).toBe(1);
@@ -115,7 +121,7 @@ describe("user errors exit 1 with an actionable message", () => {
     const second = await runInProcess(["don", "pair-programmer"], env);
     expect(second.code).toBe(1);
     expect(second.stderr).toContain('"code-reviewer" is still donned');
-    expect(second.stderr).toContain("masques-ledger doff");
+    expect(second.stderr).toContain("masques-ledger-client doff");
     expect((await runInProcess(["cancel"], env)).code).toBe(0);
   });
 });
@@ -146,22 +152,23 @@ describe("usage errors exit 2 and point to --help", () => {
       expect(r.code, `${args.join(" ")}: ${r.stderr}`).toBe(2);
       expect(r.stderr, args.join(" ")).toMatch(msg);
     });
-    expect(results[0]!.stderr).toContain("masques-ledger don --help");
+    expect(results[0]!.stderr).toContain("masques-ledger-client don --help");
   });
 
   it("--help works on every client command and documents exit codes", async () => {
     const names = ["don", "usage", "heartbeat", "doff", "cancel", "balance", "sessions", "earnings", "deposit"];
+    const commands = await loadCommands();
     for (const n of names) {
       const cmd = commands.find((c) => c.name === n);
       expect(cmd, n).toBeDefined();
-      expect(cmd!.help).toContain(`Usage: masques-ledger ${n}`);
+      expect(cmd!.help).toContain(`Usage: masques-ledger-client ${n}`);
       expect(cmd!.help).toContain("3 outage");
       expect(cmd!.help).toContain("MASQUES_ENDPOINT");
     }
     // And through the binary, as a person would type it.
     const r = await runCli(["don", "--help"], {});
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain("Usage: masques-ledger don <masque> [options] [--] [intent...]");
+    expect(r.stdout).toContain("Usage: masques-ledger-client don <masque> [options] [--] [intent...]");
     expect(r.stdout).toContain("--session-file");
   });
 });
@@ -174,7 +181,7 @@ describe("outages exit 3, and re-running finishes the same operation", () => {
     const don1 = await runCli(["don", "pair-programmer"], down);
     expect(don1.code).toBe(3);
     expect(don1.stderr).toMatch(/unavailable/i);
-    expect(don1.stderr).toContain("re-run `masques-ledger don pair-programmer`");
+    expect(don1.stderr).toContain("re-run `masques-ledger-client don pair-programmer`");
     let file = parse(await readFile(env.MASQUES_SESSION_FILE!, "utf8"));
     expect(file.active.ledger.status).toBe("pending");
     const sid = file.active.ledger.session_id as string;
@@ -192,7 +199,7 @@ describe("outages exit 3, and re-running finishes the same operation", () => {
 
     const doff1 = await runCli(["doff"], down);
     expect(doff1.code).toBe(3);
-    expect(doff1.stderr).toContain("Re-run `masques-ledger doff`");
+    expect(doff1.stderr).toContain("Re-run `masques-ledger-client doff`");
     file = parse(await readFile(env.MASQUES_SESSION_FILE!, "utf8"));
     expect(file.active.ledger.session_id).toBe(sid);
 
@@ -203,6 +210,43 @@ describe("outages exit 3, and re-running finishes the same operation", () => {
     const bal = await runCli(["balance", "--json"], env);
     expect(micro(bal.json, "account", "available", "micro")).toBe(5_000_000n - charged);
     expect(micro(bal.json, "account", "pending_debits", "micro")).toBe(0n);
+  });
+
+  it("a don that failed is never finished by a later heartbeat; doff then drops it and charges nothing", async () => {
+    const env = await agent("agent-pending", "5");
+    const down = { ...env, MASQUES_ENDPOINT: dead, MASQUES_TIMEOUT_MS: "3000" };
+    const don = await runCli(["don", "code-reviewer"], down);
+    expect(don.code).toBe(3); // the user is told /don failed
+    let file = parse(await readFile(env.MASQUES_SESSION_FILE!, "utf8"));
+    expect(file.active.ledger.status).toBe("pending");
+    const sid = file.active.ledger.session_id as string;
+
+    // The hook's heartbeat, with the daemon back: it reports the pending intent and does not act.
+    const hb = await runCli(["heartbeat", "--quiet"], env);
+    expect(hb.code).toBe(1);
+    expect(hb.stderr).toContain("The earlier don of code-reviewer did not finish");
+    expect(hb.stderr).toContain("masques-ledger-client don code-reviewer");
+    expect(hb.stderr).toContain("masques-ledger-client cancel");
+    const hbJson = await runInProcess(["heartbeat", "--json"], env);
+    expect(hbJson.code).toBe(1);
+    expect(at(hbJson.json, "error", "code")).toBe("don_pending");
+    file = parse(await readFile(env.MASQUES_SESSION_FILE!, "utf8"));
+    expect(file.active.ledger).toMatchObject({ session_id: sid, status: "pending" });
+    let bal = await runInProcess(["balance", "--json"], env);
+    expect(micro(bal.json, "account", "available", "micro")).toBe(5_000_000n);
+    expect(micro(bal.json, "account", "pending_debits", "micro")).toBe(0n);
+    const open = await runInProcess(["sessions", "--status", "open", "--json"], env);
+    expect(at(open.json, "sessions")).toEqual([]);
+
+    // /doff of a don that never finished: dropped, nothing charged, the file says cancelled.
+    const doff = await runCli(["doff"], env);
+    expect(doff.code, doff.stderr).toBe(0);
+    expect(doff.stdout).toContain("never finished, so it was dropped instead of doffed: nothing charged");
+    bal = await runInProcess(["balance", "--json"], env);
+    expect(micro(bal.json, "account", "available", "micro")).toBe(5_000_000n);
+    expect(micro(bal.json, "account", "pending_debits", "micro")).toBe(0n);
+    file = parse(await readFile(env.MASQUES_SESSION_FILE!, "utf8"));
+    expect(file.previous.ledger).toMatchObject({ session_id: sid, status: "cancelled", charged_usd: "0.000000" });
   });
 
   it("heartbeat and balance against a dead daemon exit 3 with how to fix it", async () => {

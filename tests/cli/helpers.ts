@@ -1,10 +1,11 @@
-/** Run the real `masques-ledger` binary as a child process (what the plugin does). */
+/** Run the real `masques-ledger-client` binary (the client package's compiled CLI) as a child process, as the plugin does. */
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { loadCommands } from "../../clients/cli/commands/index.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const BIN = path.join(ROOT, "bin/masques-ledger.js");
+export const BIN = path.join(ROOT, "clients/bin/masques-ledger-client.js");
 
 export interface CliResult {
   code: number | null;
@@ -57,8 +58,8 @@ export function runCli(args: string[], env: Record<string, string | undefined>):
 let inProcessQueue: Promise<unknown> = Promise.resolve();
 export function runInProcess(args: string[], env: Record<string, string | undefined>): Promise<CliResult> {
   const go = async (): Promise<CliResult> => {
-    const { commands } = await import("../../src/cli/commands/index.js");
-    const { setCliIo } = await import("../../src/cli/client-common.js");
+    const commands = await loadCommands();
+    const { setCliIo } = await import("../../clients/cli/common.js");
     const [name, ...rest] = args;
     const cmd = commands.find((c) => c.name === name);
     if (!cmd) throw new Error(`no command ${name}`);

@@ -9,8 +9,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { parse } from "yaml";
 import { startDaemon, type Daemon } from "../support/daemon.js";
-import { MasquesClient } from "../../clients/sdk/src/client.js";
-import { SessionStatus } from "../../clients/sdk/src/sessions.js";
+import { MasquesClient } from "../../clients/sdk/client.js";
+import { SessionStatus } from "../../clients/sdk/sessions.js";
 import { at, micro, runCli, runInProcess } from "./helpers.js";
 import { expectAnalyticsReconcile } from "../support/reconcile.js";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, resolveClientConfig } from "../../clients/sdk/src/config.js";
+import { ConfigError, resolveClientConfig } from "../../clients/sdk/config.js";
 
 describe("client configuration", () => {
   it("defaults to the local daemon's gRPC port, or its HTTP port for the Connect transport", () => {

@@ -9,7 +9,7 @@ import {
   PermissionDeniedError,
   toMasquesError,
   UnavailableError,
-} from "../../clients/sdk/src/errors.js";
+} from "../../clients/sdk/errors.js";
 
 describe("typed errors", () => {
   it("insufficient funds shows the balance, the reservation and the shortfall", () => {

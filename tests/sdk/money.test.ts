@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { formatMicroAsUsd, formatUsd, MoneyParseError, parseUsdInput, parseUsdToMicro, toMicro } from "../../clients/sdk/src/money.js";
+import { formatMicroAsUsd, formatUsd, MoneyParseError, parseUsdInput, parseUsdToMicro, toMicro } from "../../clients/sdk/money.js";
 
 describe("SDK money helpers", () => {
   it("parses what people type, exactly", () => {

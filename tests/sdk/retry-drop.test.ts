@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import path from "node:path";
 import { startDaemon, type Daemon } from "../support/daemon.js";
 import { DropProxy } from "./drop-proxy.js";
-import { MasquesClient } from "../../clients/sdk/src/client.js";
-import { SessionStatus } from "../../clients/sdk/src/sessions.js";
+import { MasquesClient } from "../../clients/sdk/client.js";
+import { SessionStatus } from "../../clients/sdk/sessions.js";
 import { UsageOutcome } from "../../clients/gen/masques/ledger/v1/session_service_pb.js";
 import { expectAnalyticsReconcile } from "../support/reconcile.js";
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { backoffDelay_ms, DEFAULT_RETRY_POLICY, isRetryable, withRetry } from "../../clients/sdk/src/retry.js";
+import { backoffDelay_ms, DEFAULT_RETRY_POLICY, isRetryable, withRetry } from "../../clients/sdk/retry.js";
 
 const reset = () => {
   const e = new Error("read ECONNRESET") as NodeJS.ErrnoException;

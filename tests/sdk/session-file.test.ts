@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { mkdtemp, readFile, writeFile, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { resolveSessionFilePath, SessionFile, SessionFileError, withSessionFile } from "../../clients/sdk/src/session-file.js";
+import { resolveSessionFilePath, SessionFile, SessionFileError, withSessionFile } from "../../clients/sdk/session-file.js";
 
 const tmp = () => mkdtemp(join(tmpdir(), "masques-sf-"));
 

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import path from "node:path";
 import { startDaemon, type Daemon } from "../support/daemon.js";
-import { MasquesClient } from "../../clients/sdk/src/client.js";
+import { MasquesClient } from "../../clients/sdk/client.js";
 import {
   IdempotencyKeyReusedError,
   InsufficientFundsError,
@@ -14,7 +14,7 @@ import {
   PermissionDeniedError,
   UnauthenticatedError,
   UnavailableError,
-} from "../../clients/sdk/src/errors.js";
+} from "../../clients/sdk/errors.js";
 import { expectAnalyticsReconcile } from "../support/reconcile.js";
 
 const MASQUES_DIR = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../masques");

@@ -3,29 +3,14 @@ import { serveCommand } from "./serve.js";
 import { streamCommand } from "./stream.js";
 import { reconcileCommand } from "./reconcile.js";
 import { tokenCommand } from "./token.js";
-import { donCommand } from "./don.js";
-import { usageCommand } from "./usage.js";
-import { heartbeatCommand } from "./heartbeat.js";
-import { doffCommand } from "./doff.js";
-import { cancelCommand } from "./cancel.js";
-import { balanceCommand } from "./balance.js";
-import { sessionsCommand } from "./sessions.js";
-import { earningsCommand } from "./earnings.js";
-import { depositCommand } from "./deposit.js";
+import { commandLoaders } from "../../../clients/cli/commands/index.js";
 
-/** Every subcommand of the `masques-ledger` binary. Add one line per command. */
-export const commands: CliCommand[] = [
-  serveCommand,
-  streamCommand,
-  reconcileCommand,
-  tokenCommand,
-  donCommand,
-  usageCommand,
-  heartbeatCommand,
-  doffCommand,
-  cancelCommand,
-  balanceCommand,
-  sessionsCommand,
-  earningsCommand,
-  depositCommand,
-];
+/**
+ * Every subcommand of the daemon binary `masques-ledger`. The plugin-facing client commands (don,
+ * usage, heartbeat, doff, cancel, balance, sessions, earnings, deposit) live in the client package's
+ * `masques-ledger-client` (clients/cli), never here as well. Add one line per command.
+ */
+export const commands: CliCommand[] = [serveCommand, streamCommand, reconcileCommand, tokenCommand];
+
+/** Names of the client binary's commands, so the daemon binary can point people to it. */
+export const CLIENT_COMMAND_NAMES: readonly string[] = commandLoaders.map((c) => c.name);

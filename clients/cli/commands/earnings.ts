@@ -1,7 +1,8 @@
-import { defineClientCommand, accountJson, formatUsd, transferJson, isoTime, UsageError } from "../client-common.js";
-import { TransferKind } from "../../../clients/gen/masques/ledger/v1/common_pb.js";
+import { defineClientCommand, formatUsd, UsageError } from "../common.js";
+import { accountJson, transferJson, isoTime } from "../render.js";
+import { TransferKind } from "../../gen/masques/ledger/v1/common_pb.js";
 
-/** `masques-ledger earnings`: an author's earnings balance and recent session shares. */
+/** `masques-ledger-client earnings`: an author's earnings balance and recent session shares. */
 export const earningsCommand = defineClientCommand({
   name: "earnings",
   summary: "Show an author's earnings and the latest session payments",
@@ -12,9 +13,9 @@ session of your masques pays your share into this account; payouts to a rail lea
   optionHelp: `  --author ID             the author (default: the token's own)
   --recent N              also list the N latest session payments (default 5, 0 = none)`,
   positionals: { min: 0, max: 0, names: "" },
-  examples: ["masques-ledger earnings", "masques-ledger earnings --recent 20 --json"],
+  examples: ["masques-ledger-client earnings", "masques-ledger-client earnings --recent 20 --json"],
   async run(ctx) {
-    const client = ctx.client();
+    const client = await ctx.client();
     let author = ctx.str("author");
     if (author === undefined) {
       const me = client.whoami();

@@ -2,26 +2,17 @@
  * Shared plumbing of the client subcommands (don, usage, heartbeat, doff, cancel, balance,
  * sessions, earnings, deposit): flag parsing with `--help` everywhere, one way to build the SDK
  * client, human output by default and `--json` for scripts, and the exit-code contract of
- * src/cli/command.ts — 0 ok, 1 user error, 2 usage error, 3 outage.
+ * command.ts — 0 ok, 1 user error, 2 usage error, 3 outage.
+ *
+ * Start-up time is the plugin's hot path (a hook runs `heartbeat --quiet` on every prompt), so
+ * this module imports nothing heavy: the SDK client (Connect, protobuf) and the session-file
+ * reader (yaml, zod) are loaded when a command first needs them.
  */
 import { parseArgs } from "node:util";
-import { enumToJson, type DescEnum } from "@bufbuild/protobuf";
-import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { ExitCode, type CliCommand } from "./command.js";
-import { MasquesClient } from "../../clients/sdk/src/client.js";
-import { ConfigError } from "../../clients/sdk/src/config.js";
-import { MasquesError } from "../../clients/sdk/src/errors.js";
-import { formatMicroAsUsd, formatUsd, MoneyParseError, parseUsdInput } from "../../clients/sdk/src/money.js";
-import { resolveSessionFilePath, SessionFileError } from "../../clients/sdk/src/session-file.js";
-import { AccountKindSchema, TransferKindSchema, type Account, type Transfer } from "../../clients/gen/masques/ledger/v1/common_pb.js";
-import {
-  BillingMode,
-  BillingModeSchema,
-  CloseReasonSchema,
-  SessionStatus,
-  SessionStatusSchema,
-  type Session,
-} from "../../clients/gen/masques/ledger/v1/session_service_pb.js";
+import { CLIENT_BIN, ExitCode, type CliCommand } from "./command.js";
+import type { MasquesClient } from "../sdk/client.js";
+import { formatUsd, MoneyParseError, parseUsdInput } from "../sdk/money.js";
+import { resolveSessionFilePath } from "../sdk/session-path.js";
 
 /** Bad flags or arguments: exit 2. */
 export class UsageError extends Error {}
@@ -92,8 +83,8 @@ export interface ClientContext {
   uint(name: string): bigint | undefined;
   json: boolean;
   env: Record<string, string | undefined>;
-  /** The SDK client configured from flags and environment (created on first use). */
-  client(): MasquesClient;
+  /** The SDK client configured from flags and environment (loaded and created on first use). */
+  client(): Promise<MasquesClient>;
   /** The plugin session file path (for commands that accept --session-file). */
   sessionFilePath(): string;
   /** Print a progress/warning line on stderr (suppressed with --json). */
@@ -125,7 +116,7 @@ export function toJsonText(v: unknown): string {
 
 function helpText(spec: ClientCommandSpec): string {
   return [
-    `Usage: masques-ledger ${spec.usage}`,
+    `Usage: ${CLIENT_BIN} ${spec.usage}`,
     spec.description.trim(),
     spec.optionHelp.trim() ? `Options:\n${spec.optionHelp.replace(/\s+$/, "")}` : "",
     spec.sessionFile ? SESSION_FILE_HELP : "",
@@ -185,8 +176,8 @@ async function runClientCommand(spec: ClientCommandSpec, help: string, argv: str
       error: "UsageError",
       code: "usage",
       kind: "usage",
-      message: `masques-ledger ${spec.name}: ${message}`,
-      hint: `Run \`masques-ledger ${spec.name} --help\` for usage.`,
+      message: `${CLIENT_BIN} ${spec.name}: ${message}`,
+      hint: `Run \`${CLIENT_BIN} ${spec.name} --help\` for usage.`,
     });
 
   let parsed: ReturnType<typeof parseArgs>;
@@ -241,8 +232,9 @@ async function runClientCommand(spec: ClientCommandSpec, help: string, argv: str
       if (!/^\d{1,19}$/.test(v)) throw new UsageError(`--${name}: expected a non-negative whole number, got ${JSON.stringify(v)}`);
       return BigInt(v);
     },
-    client: () => {
+    client: async () => {
       if (!client) {
+        const { MasquesClient } = await import("../sdk/client.js");
         const timeout = str("timeout-ms");
         if (timeout !== undefined && !/^\d+$/.test(timeout)) throw new UsageError(`--timeout-ms: expected milliseconds, got ${JSON.stringify(timeout)}`);
         const transport = str("transport");
@@ -272,14 +264,20 @@ async function runClientCommand(spec: ClientCommandSpec, help: string, argv: str
     return out.exit ?? ExitCode.ok;
   } catch (e) {
     if (e instanceof UsageError) return usage(e.message);
+    if (e instanceof UserError) {
+      return fail(ExitCode.user_error, { error: "UserError", code: e.code, kind: "user", message: e.message, hint: e.hint });
+    }
+    // The SDK's error classes are loaded only on this path (see the module comment).
+    const [{ ConfigError }, { MasquesError }, { SessionFileError }] = await Promise.all([
+      import("../sdk/config.js"),
+      import("../sdk/errors.js"),
+      import("../sdk/session-file.js"),
+    ]);
     if (e instanceof ConfigError) {
       return fail(ExitCode.usage, { error: "ConfigError", code: "config", kind: "usage", message: `Bad configuration: ${e.message}`, hint: "Fix the flag or environment variable named above." });
     }
     if (e instanceof MasquesError) {
       return fail(e.kind === "outage" ? ExitCode.outage : ExitCode.user_error, e.toJSON() as { error: string; code: string; message: string; hint: string });
-    }
-    if (e instanceof UserError) {
-      return fail(ExitCode.user_error, { error: "UserError", code: e.code, kind: "user", message: e.message, hint: e.hint });
     }
     if (e instanceof SessionFileError) {
       return fail(ExitCode.user_error, { error: "SessionFileError", code: "session_file", kind: "user", message: e.message, hint: "The session file only records the active masque; fixing or deleting it is safe." });
@@ -289,137 +287,11 @@ async function runClientCommand(spec: ClientCommandSpec, help: string, argv: str
       error: "InternalError",
       code: "internal",
       kind: "outage",
-      message: `Unexpected failure in masques-ledger ${spec.name}: ${err?.message ?? String(e)}`,
+      message: `Unexpected failure in ${CLIENT_BIN} ${spec.name}: ${err?.message ?? String(e)}`,
       hint: "Retry; if it persists, report it with the command you ran.",
     });
   }
 }
 
-// ---- shared renderers ------------------------------------------------------------------------
-
-export function enumName(desc: DescEnum, v: number): string {
-  try {
-    return String(enumToJson(desc, v));
-  } catch {
-    return String(v);
-  }
-}
-
-/** `ACCOUNT_KIND_AGENT_WALLET_PREPAID` -> `agent_wallet_prepaid` */
-export function shortEnum(desc: DescEnum, v: number, prefix: string): string {
-  return enumName(desc, v).replace(prefix, "").toLowerCase();
-}
-
-export function isoTime(t: Timestamp | undefined): string | null {
-  return t ? timestampDate(t).toISOString() : null;
-}
-
-/** Amount pair for JSON: exact micro string + decimal USD string. */
-export function money(micro: bigint): { micro: string; usd: string } {
-  return { micro: micro.toString(), usd: formatMicroAsUsd(micro) };
-}
-
-export function accountJson(a: Account): Record<string, unknown> {
-  const b = a.balance;
-  return {
-    account_id: a.accountId,
-    kind: shortEnum(AccountKindSchema, a.kind, "ACCOUNT_KIND_"),
-    available: money(b?.availableMicro ?? 0n),
-    posted: money(b?.postedMicro ?? 0n),
-    pending_debits: money(b?.debitsPendingMicro ?? 0n),
-    pending_credits: money(b?.creditsPendingMicro ?? 0n),
-    credits_posted: money(b?.creditsPostedMicro ?? 0n),
-    debits_posted: money(b?.debitsPostedMicro ?? 0n),
-    credit_limit: money(a.creditLimitMicro),
-    closed: a.closed,
-    create_time: isoTime(a.createTime),
-  };
-}
-
-export function transferJson(t: Transfer): Record<string, unknown> {
-  return {
-    transfer_id: t.transferId,
-    kind: shortEnum(TransferKindSchema, t.kind, "TRANSFER_KIND_"),
-    amount: money(t.amountMicro),
-    debit_account_id: t.debitAccountId,
-    credit_account_id: t.creditAccountId,
-    reference_id: t.referenceId || null,
-    create_time: isoTime(t.createTime),
-  };
-}
-
 export { formatUsd };
 
-// ---- sessions --------------------------------------------------------------------------------
-
-export function sessionStatusName(s: Session): string {
-  return shortEnum(SessionStatusSchema, s.status, "SESSION_STATUS_");
-}
-
-export function sessionJson(s: Session): Record<string, unknown> {
-  return {
-    session_id: s.sessionId,
-    masque: s.masqueName,
-    masque_index: s.masqueIndex.toString(),
-    author: s.author,
-    status: sessionStatusName(s),
-    close_reason: s.closeReason ? shortEnum(CloseReasonSchema, s.closeReason, "CLOSE_REASON_") : null,
-    billing_mode: shortEnum(BillingModeSchema, s.billingMode, "BILLING_MODE_"),
-    price_version: s.priceVersion,
-    hold: money(s.holdMicro),
-    price: money(s.priceMicro),
-    charged: money(s.chargedMicro),
-    refund: money(s.refundMicro),
-    debt: money(s.debtMicro),
-    unbilled: money(s.unbilledMicro),
-    author_share: money(s.authorShareMicro),
-    platform_fee: money(s.platformFeeMicro),
-    platform_fee_bps: s.platformFeeBps,
-    usage: {
-      input_tokens: (s.usage?.inputTokens ?? 0n).toString(),
-      output_tokens: (s.usage?.outputTokens ?? 0n).toString(),
-      tool_calls: (s.usage?.toolCalls ?? 0n).toString(),
-      events: s.usageEvents.toString(),
-    },
-    billed_duration_ms: s.billedDurationMs.toString(),
-    don_time: isoTime(s.donTime),
-    deadline_time: isoTime(s.deadlineTime),
-    end_time: isoTime(s.endTime),
-    last_activity_time: isoTime(s.lastActivityTime),
-  };
-}
-
-export function usageLine(s: Session): string {
-  const u = s.usage;
-  const tools = u?.toolCalls ?? 0n;
-  return `${u?.inputTokens ?? 0n} input + ${u?.outputTokens ?? 0n} output tokens, ${tools} tool call${tools === 1n ? "" : "s"}, ${formatDuration(s.billedDurationMs)}`;
-}
-
-export function formatDuration(ms: bigint): string {
-  const total_s = Number(ms / 1000n);
-  const h = Math.floor(total_s / 3600);
-  const m = Math.floor((total_s % 3600) / 60);
-  const sec = total_s % 60;
-  return h > 0 ? `${h}h${String(m).padStart(2, "0")}m` : m > 0 ? `${m}m${String(sec).padStart(2, "0")}s` : `${sec}s`;
-}
-
-/** The lines `doff`/`cancel`/`sessions <id>` print about a settled session. */
-export function settledLines(s: Session): string[] {
-  const status = sessionStatusName(s);
-  if (s.status === SessionStatus.CANCELLED) {
-    return [`✓ Cancelled ${s.masqueName}: nothing charged, the ${formatUsd(s.holdMicro)} hold is back in your wallet.`, `  session ${s.sessionId}`];
-  }
-  if (s.status === SessionStatus.EXPIRED) {
-    return [`! ${s.masqueName}: the hold expired on the ledger (the daemon was down past the session's maximum length); nothing charged.`, `  session ${s.sessionId}`];
-  }
-  const lines = [
-    `✓ ${status === "reaped" ? "Session was already finalized by the daemon (idle) for" : "Doffed"} ${s.masqueName}. Charged ${formatUsd(s.chargedMicro)}` +
-      (s.chargedMicro > 0n ? ` (author ${formatUsd(s.authorShareMicro)}, platform ${formatUsd(s.platformFeeMicro)})` : "") +
-      `; ${formatUsd(s.refundMicro)} of the ${formatUsd(s.holdMicro)} hold returned.`,
-    `  usage: ${usageLine(s)}`,
-  ];
-  if (s.debtMicro > 0n) lines.push(`  ${formatUsd(s.debtMicro)} above the hold was recorded as debt (soft billing).`);
-  if (s.unbilledMicro > 0n) lines.push(`  ${formatUsd(s.unbilledMicro)} priced but not charged (${s.billingMode === BillingMode.SHADOW ? "shadow billing" : "capped at the hold"}).`);
-  lines.push(`  session ${s.sessionId}`);
-  return lines;
-}

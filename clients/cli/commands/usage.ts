@@ -1,10 +1,10 @@
-import { defineClientCommand, UsageError } from "../client-common.js";
-import { reportUsage } from "../../../clients/sdk/src/plugin-session.js";
-import { UsageOutcome } from "../../../clients/gen/masques/ledger/v1/session_service_pb.js";
-import { UserError } from "../client-common.js";
-import { NoActiveSessionError } from "../../../clients/sdk/src/errors.js";
+import { defineClientCommand, UsageError } from "../common.js";
+import { reportUsage } from "../../sdk/plugin-session.js";
+import { UsageOutcome } from "../../gen/masques/ledger/v1/session_service_pb.js";
+import { UserError } from "../common.js";
+import { NoActiveSessionError } from "../../sdk/errors.js";
 
-/** `masques-ledger usage`: report tokens and tool calls for the active session. */
+/** `masques-ledger-client usage`: report tokens and tool calls for the active session. */
 export const usageCommand = defineClientCommand({
   name: "usage",
   summary: "Report tokens and tool calls used in the active masque session",
@@ -31,7 +31,7 @@ With --session and --seq the session file is not used (scripts that track their 
   --if-active             no paid masque active: do nothing and exit 0 (hooks that run always)`,
   sessionFile: true,
   positionals: { min: 0, max: 0, names: "" },
-  examples: ["masques-ledger usage --tool-calls 1", "masques-ledger usage --input-tokens 1200 --output-tokens 350"],
+  examples: ["masques-ledger-client usage --tool-calls 1", "masques-ledger-client usage --input-tokens 1200 --output-tokens 350"],
   async run(ctx) {
     const input_tokens = ctx.uint("input-tokens") ?? 0n;
     const output_tokens = ctx.uint("output-tokens") ?? 0n;
@@ -43,7 +43,7 @@ With --session and --seq the session file is not used (scripts that track their 
     const session = ctx.str("session");
     const seq = ctx.uint("seq");
     if ((session === undefined) !== (seq === undefined)) throw new UsageError("--session and --seq go together");
-    const client = ctx.client();
+    const client = await ctx.client();
     if (session !== undefined && seq !== undefined) {
       if (seq === 0n) throw new UsageError("--seq: must be >= 1");
       const res = await client.sessions.recordUsage([{ session_id: session, seq, input_tokens, output_tokens, tool_calls }]);
@@ -83,7 +83,7 @@ function rejectHint(reason: string): string {
     case "SESSION_NOT_OPEN":
       return "The session is already settled; usage after doff is not billed. Don again to start a new session.";
     case "SESSION_NOT_FOUND":
-      return "Check the session id (`masques-ledger sessions`).";
+      return "Check the session id (`masques-ledger-client sessions`).";
     case "SEQ_REUSED":
       return "That sequence number was already used with different numbers; use the next one.";
     case "PERMISSION_DENIED":

@@ -1,13 +1,42 @@
 /**
- * Money in the SDK is `bigint` micro-USD (1 micro = 10^-6 USD = 1 USDC base unit), exactly as on
- * the ledger. Decimal USD strings exist only at the edges (flags, human output).
+ * Money is `bigint` micro-USD everywhere (1 micro = 10^-6 USD = 1 USDC base unit), exactly as on
+ * the ledger. Decimal USD strings exist only at the edges (flags, human output, the session file);
+ * these functions convert exactly and never touch floating point.
  *
- * The exact conversions are the daemon's own (src/domain/money.ts), re-exported rather than copied
- * so the CLI, the SDK and the daemon can never disagree about a rounding rule (see ADR 0060).
+ * This module is the one copy of the rules: the daemon imports it (src/domain/money.ts re-exports
+ * it), so the CLI, the SDK and the daemon can never disagree about a rounding rule (ADR 0060,
+ * ADR 0062). It imports nothing, so the daemon pulls in nothing else of the client package.
  */
-import { formatMicroAsUsd, MICRO_PER_USD, MoneyParseError, parseUsdToMicro } from "../../../src/domain/money.js";
 
-export { formatMicroAsUsd, MICRO_PER_USD, MoneyParseError, parseUsdToMicro };
+export const MICRO_PER_USD = 1_000_000n;
+
+export class MoneyParseError extends Error {}
+
+/**
+ * Parse a non-negative decimal USD string ("1", "0.25", "12.345678") into micro-USD.
+ * More than 6 fractional digits is an error (it would need rounding).
+ */
+export function parseUsdToMicro(text: string): bigint {
+  const m = /^(\d{1,24})(?:\.(\d{1,6}))?$/.exec(text.trim());
+  if (!m) {
+    throw new MoneyParseError(
+      `"${text}" is not a non-negative decimal USD amount with at most 6 fractional digits`,
+    );
+  }
+  const whole = BigInt(m[1]!);
+  const frac = BigInt((m[2] ?? "").padEnd(6, "0"));
+  return whole * MICRO_PER_USD + frac;
+}
+
+/** Format micro-USD as a decimal USD string with 6 fractional digits, e.g. 1500000n -> "1.500000". */
+export function formatMicroAsUsd(micro: bigint): string {
+  const neg = micro < 0n;
+  const abs = neg ? -micro : micro;
+  const whole = abs / MICRO_PER_USD;
+  const frac = (abs % MICRO_PER_USD).toString().padStart(6, "0");
+  return `${neg ? "-" : ""}${whole}.${frac}`;
+}
+
 
 /**
  * Parse what a person types for an amount: "5", "5.25", "$5.25", "5.25 USD", "1,000.50".

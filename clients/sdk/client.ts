@@ -17,8 +17,8 @@ import {
   WalletMode,
   type GetBalanceHistoryResponse,
   type ListTransfersResponse,
-} from "../../gen/masques/ledger/v1/account_service_pb.js";
-import { type Account, type AccountRef, Rail, type Transfer, TransferKind } from "../../gen/masques/ledger/v1/common_pb.js";
+} from "../gen/masques/ledger/v1/account_service_pb.js";
+import { type Account, type AccountRef, Rail, type Transfer, TransferKind } from "../gen/masques/ledger/v1/common_pb.js";
 import { resolveClientConfig, type ClientOptions, type ResolvedClientConfig } from "./config.js";
 import { errorFrom } from "./details.js";
 import { MasquesError, UnauthenticatedError, InvalidArgumentError } from "./errors.js";
@@ -128,7 +128,11 @@ export class MasquesClient {
    */
   async invoke<T>(
     fn: (opts: { timeoutMs: number; signal?: AbortSignal; headers: Record<string, string> }) => Promise<T>,
-    opts: CallOptions & { idempotent: boolean },
+    opts: CallOptions & {
+      idempotent: boolean;
+      /** The account the call is about, as the caller named it (e.g. `the wallet of agent "bob"`): errors about it say so, not only its hex id. */
+      account_owner?: string | undefined;
+    },
   ): Promise<T> {
     const deadline_ms = opts.timeout_ms ?? this.config.timeout_ms;
     // One request id per logical call: the daemon logs every attempt under it.
@@ -144,8 +148,29 @@ export class MasquesClient {
         { policy: this.config.retry, idempotent: opts.idempotent, deadline_ms },
       );
     } catch (err) {
-      throw errorFrom(err, { endpoint: this.config.endpoint });
+      throw errorFrom(err, { endpoint: this.config.endpoint, ...(opts.account_owner ? { account_owner: opts.account_owner } : {}) });
     }
+  }
+
+  /**
+   * How a person named an account, for error messages: `the wallet of agent "bob"`, `the earnings
+   * account of author "ada"`; undefined for a raw account id (the id is what they typed) or when
+   * the token names nobody (errors then come from `ref`).
+   */
+  ownerOf(sel?: AccountSelector): string | undefined {
+    if (sel) {
+      if ("agent_id" in sel) return `the wallet of agent ${JSON.stringify(sel.agent_id)}`;
+      if ("author_id" in sel) return `the earnings account of author ${JSON.stringify(sel.author_id)}`;
+      return undefined;
+    }
+    try {
+      const me = this.whoami();
+      if (me.kind === "agent") return `the wallet of agent ${JSON.stringify(me.id)} (this token's own)`;
+      if (me.kind === "author") return `the earnings account of author ${JSON.stringify(me.id)} (this token's own)`;
+    } catch {
+      // no usable token: the call itself reports it
+    }
+    return undefined;
   }
 
   private ref(sel?: AccountSelector): AccountRef {
@@ -170,7 +195,7 @@ export class MasquesClient {
   /** An account with its balances (default: the caller's own wallet or earnings). */
   async getAccount(sel?: AccountSelector, opts: CallOptions = {}): Promise<Account> {
     const account = this.ref(sel);
-    const res = await this.invoke((o) => this.accountService.getAccount({ account }, o), { ...opts, idempotent: true });
+    const res = await this.invoke((o) => this.accountService.getAccount({ account }, o), { ...opts, idempotent: true, account_owner: this.ownerOf(sel) });
     return mustHave(res.account, "GetAccount returned no account");
   }
 
@@ -206,7 +231,7 @@ export class MasquesClient {
     const account = this.ref(req.to);
     const res = await this.invoke(
       (o) => this.accountService.deposit({ account, amountMicro: req.amount_micro, rail, idempotencyKey: idempotency_key }, o),
-      { ...opts, idempotent: true },
+      { ...opts, idempotent: true, account_owner: this.ownerOf(req.to) },
     );
     return { transfer: mustHave(res.transfer, "Deposit returned no transfer"), idempotency_key };
   }
@@ -223,7 +248,7 @@ export class MasquesClient {
           { account, pageSize: req.page_size ?? 0, pageToken: req.page_token ?? "", kind: req.kind ?? TransferKind.UNSPECIFIED },
           o,
         ),
-      { ...opts, idempotent: true },
+      { ...opts, idempotent: true, account_owner: this.ownerOf(req.account) },
     );
   }
 
@@ -232,7 +257,7 @@ export class MasquesClient {
     const account = this.ref(req.account);
     return this.invoke(
       (o) => this.accountService.getBalanceHistory({ account, pageSize: req.page_size ?? 0, pageToken: req.page_token ?? "" }, o),
-      { ...opts, idempotent: true },
+      { ...opts, idempotent: true, account_owner: this.ownerOf(req.account) },
     );
   }
 }

@@ -17,7 +17,7 @@ import {
   type ListSessionsResponse,
   type RecordUsageResponse,
   type Session,
-} from "../../gen/masques/ledger/v1/session_service_pb.js";
+} from "../gen/masques/ledger/v1/session_service_pb.js";
 import type { CallOptions, MasquesClient } from "./client.js";
 import { Code } from "@connectrpc/connect";
 import { MasquesError } from "./errors.js";
@@ -79,7 +79,7 @@ export class SessionsApi {
           { sessionId: session_id, masque: input.masque, agentId: input.agent_id ?? "", maxSpendMicro: input.max_spend_micro ?? 0n, billingMode },
           o,
         ),
-      { ...opts, idempotent: true },
+      { ...opts, idempotent: true, account_owner: this.c.ownerOf(input.agent_id ? { agent_id: input.agent_id } : undefined) },
     );
     return { session: must(res.session, "Don returned no session"), created: res.created, session_id };
   }

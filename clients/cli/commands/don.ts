@@ -1,12 +1,13 @@
-import { defineClientCommand, formatUsd, sessionJson, UsageError } from "../client-common.js";
-import { donMasque } from "../../../clients/sdk/src/plugin-session.js";
-import { MasquesError, NotFoundError } from "../../../clients/sdk/src/errors.js";
-import type { MasquesClient } from "../../../clients/sdk/src/client.js";
-import { BillingMode } from "../../../clients/gen/masques/ledger/v1/session_service_pb.js";
+import { defineClientCommand, formatUsd, UsageError } from "../common.js";
+import { sessionJson } from "../render.js";
+import { donMasque } from "../../sdk/plugin-session.js";
+import { MasquesError, NotFoundError } from "../../sdk/errors.js";
+import type { MasquesClient } from "../../sdk/client.js";
+import { BillingMode } from "../../gen/masques/ledger/v1/session_service_pb.js";
 
 const MODES = ["shadow", "soft", "live"] as const;
 
-/** `masques-ledger don <masque> [intent]`: hold the reservation and record the session in the plugin's file. */
+/** `masques-ledger-client don <masque> [intent]`: hold the reservation and record the session in the plugin's file. */
 export const donCommand = defineClientCommand({
   name: "don",
   summary: "Don a masque: hold its reservation and record the session for /don",
@@ -32,7 +33,7 @@ outage (exit 3) re-running finishes the same Don (same session id) — it never 
   --no-session-file       do not read or write the session file (scripts); prints the session id`,
   sessionFile: true,
   positionals: { min: 1, max: Number.MAX_SAFE_INTEGER, names: "<masque> [intent...]" },
-  examples: ["masques-ledger don code-reviewer -- review the parser", "masques-ledger don pair-programmer --max-spend 2.50 --json"],
+  examples: ["masques-ledger-client don code-reviewer -- review the parser", "masques-ledger-client don pair-programmer --max-spend 2.50 --json"],
   async run(ctx) {
     const [masque, ...intentWords] = ctx.positionals as [string, ...string[]];
     if (!/^[A-Za-z0-9._-]{1,128}$/.test(masque)) throw new UsageError(`<masque>: ${JSON.stringify(masque)} is not a masque name (letters, digits, . _ -)`);
@@ -44,7 +45,7 @@ outage (exit 3) re-running finishes the same Don (same session id) — it never 
     const source = ctx.str("source");
     if (source !== undefined && source !== "private" && source !== "shared") throw new UsageError(`--source: expected private or shared, got ${JSON.stringify(source)}`);
     const agent = ctx.str("agent");
-    const client = ctx.client();
+    const client = await ctx.client();
     const input = {
       masque,
       ...(intent ? { intent } : {}),

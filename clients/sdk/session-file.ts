@@ -12,26 +12,14 @@
  * racing each other cannot lose an update or leave half a file.
  */
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { dirname } from "node:path";
 import { Document, parseDocument, isMap } from "yaml";
 import { z } from "zod";
 import { formatMicroAsUsd, parseUsdToMicro } from "./money.js";
 
-export const DEFAULT_SESSION_FILE = ".claude/masque.session.yaml";
 const HEADER = " Auto-managed by masques plugin";
 
-/**
- * Where the session file is: an explicit path, else MASQUES_SESSION_FILE, else
- * $CLAUDE_PROJECT_DIR/.claude/masque.session.yaml (Claude Code sets it for commands and hooks),
- * else ./.claude/masque.session.yaml.
- */
-export function resolveSessionFilePath(explicit?: string, env: Record<string, string | undefined> = process.env, cwd = process.cwd()): string {
-  const p = explicit ?? env["MASQUES_SESSION_FILE"];
-  if (p && p.trim() !== "") return isAbsolute(p) ? p : resolve(cwd, p);
-  const project = env["CLAUDE_PROJECT_DIR"];
-  if (project && project.trim() !== "") return join(project, DEFAULT_SESSION_FILE);
-  return resolve(cwd, DEFAULT_SESSION_FILE);
-}
+export { DEFAULT_SESSION_FILE, resolveSessionFilePath } from "./session-path.js";
 
 /** A usage report written to the file before it is sent, removed once the daemon acknowledged it. */
 export interface UnsentUsage {
@@ -127,7 +115,7 @@ function viewOf(doc: Document, path: string): SessionFileView {
     if (!r.success) {
       throw new SessionFileError(
         `${path}: active.ledger is malformed (${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}). ` +
-          "Fix or delete that block; `masques-ledger sessions` shows your open sessions on the ledger.",
+          "Fix or delete that block; `masques-ledger-client sessions` shows your open sessions on the ledger.",
       );
     }
     const l = r.data;

@@ -1,5 +1,6 @@
-import { defineClientCommand, formatUsd, isoTime, sessionJson, sessionStatusName, settledLines, usageLine, UsageError } from "../client-common.js";
-import { SessionStatus } from "../../../clients/gen/masques/ledger/v1/session_service_pb.js";
+import { defineClientCommand, formatUsd, UsageError } from "../common.js";
+import { isoTime, sessionJson, sessionStatusName, settledLines, usageLine } from "../render.js";
+import { SessionStatus } from "../../gen/masques/ledger/v1/session_service_pb.js";
 
 const STATUSES: Record<string, SessionStatus> = {
   open: SessionStatus.OPEN,
@@ -9,7 +10,7 @@ const STATUSES: Record<string, SessionStatus> = {
   expired: SessionStatus.EXPIRED,
 };
 
-/** `masques-ledger sessions`: list sessions, or show one. */
+/** `masques-ledger-client sessions`: list sessions, or show one. */
 export const sessionsCommand = defineClientCommand({
   name: "sessions",
   summary: "List your masque sessions (or show one with its price and split)",
@@ -29,9 +30,9 @@ export const sessionsCommand = defineClientCommand({
   --limit N               sessions per page (default 20, at most 500)
   --page-token T          continue from the token printed by the previous page`,
   positionals: { min: 0, max: 1, names: "[<session-id>]" },
-  examples: ["masques-ledger sessions", "masques-ledger sessions --status open", "masques-ledger sessions 3f2a...c9 --json"],
+  examples: ["masques-ledger-client sessions", "masques-ledger-client sessions --status open", "masques-ledger-client sessions 3f2a...c9 --json"],
   async run(ctx) {
-    const client = ctx.client();
+    const client = await ctx.client();
     const id = ctx.positionals[0];
     if (id) {
       const s = await client.sessions.get(id);
@@ -86,7 +87,7 @@ export const sessionsCommand = defineClientCommand({
                 ).padStart(10)}${s.status === SessionStatus.OPEN ? "*" : " "} ${s.sessionId}`,
             ),
             ...(page.sessions.some((s) => s.status === SessionStatus.OPEN) ? ["* open: accrued so far"] : []),
-            ...(page.nextPageToken ? [`More: masques-ledger sessions --page-token ${page.nextPageToken}`] : []),
+            ...(page.nextPageToken ? [`More: masques-ledger-client sessions --page-token ${page.nextPageToken}`] : []),
           ];
     return { human, json: { sessions: page.sessions.map(sessionJson), next_page_token: page.nextPageToken || null } };
   },

@@ -96,8 +96,8 @@ export class InsufficientFundsError extends MasquesError {
       message: `${parts.join("")}. Nothing was charged.`,
       hint:
         shortfall !== undefined
-          ? `Add at least ${formatUsd(shortfall)} to your wallet (e.g. \`masques-ledger deposit\` by an admin), or lower your --max-spend, then retry.`
-          : "Add funds to your wallet or lower your --max-spend, then retry. `masques-ledger balance` shows what you have.",
+          ? `Add at least ${formatUsd(shortfall)} to your wallet (e.g. \`masques-ledger-client deposit\` by an admin), or lower your --max-spend, then retry.`
+          : "Add funds to your wallet or lower your --max-spend, then retry. `masques-ledger-client balance` shows what you have.",
     });
     this.available_micro = avail;
     this.required_micro = req;
@@ -183,7 +183,7 @@ const KEY_REUSED = /idempotency[_ ]key[_ ]reused|IDEMPOTENCY_KEY_(REUSED|MISMATC
  * details the daemon attached (decoded by the client, see details.ts); the raw message is the
  * fallback when a detail is missing.
  */
-export function toMasquesError(err: unknown, facts: ErrorFacts = {}, context: { endpoint?: string } = {}): MasquesError {
+export function toMasquesError(err: unknown, facts: ErrorFacts = {}, context: { endpoint?: string; account_owner?: string } = {}): MasquesError {
   if (err instanceof MasquesError) return err;
   const ce = ConnectError.from(err);
   const request_id = ce.metadata.get("x-request-id") ?? undefined;
@@ -192,6 +192,8 @@ export function toMasquesError(err: unknown, facts: ErrorFacts = {}, context: { 
   const base = { grpc_code: ce.code, reason, request_id, cause: err };
   const serverHint = facts.hint;
   const where = context.endpoint ? ` at ${context.endpoint}` : "";
+  // The account as the caller named it (`the wallet of agent "bob"`): the daemon only knows its id.
+  const owner = context.account_owner;
 
   if ((reason && /INSUFFICIENT_FUNDS/i.test(reason)) || (ce.code === Code.FailedPrecondition && INSUFFICIENT.test(raw))) {
     return new InsufficientFundsError({
@@ -229,7 +231,7 @@ export function toMasquesError(err: unknown, facts: ErrorFacts = {}, context: { 
       return new PermissionDeniedError({
         ...base,
         kind: "user",
-        message: `Permission denied: ${raw}`,
+        message: owner && /account|wallet|earnings/i.test(raw) ? `Permission denied on ${owner}: ${raw}` : `Permission denied: ${raw}`,
         hint:
           serverHint ??
           "Your token does not allow this. Use a token for the right principal (an agent acts only on its own wallet; deposits need an admin token), e.g. mint one with `masques-ledger token`.",
@@ -247,20 +249,26 @@ export function toMasquesError(err: unknown, facts: ErrorFacts = {}, context: { 
       return new NotFoundError({
         ...base,
         kind: "user",
-        message: isMasque ? `Unknown masque: ${raw}` : isAccount ? `No such account: ${raw}` : `Not found: ${raw}`,
+        message: isMasque
+          ? `Unknown masque: ${raw}`
+          : isAccount
+            ? owner
+              ? `No such account: ${owner} does not exist (${raw})`
+              : `No such account: ${raw}`
+            : `Not found: ${raw}`,
         hint:
           serverHint ??
           (isMasque
             ? "Check the masque name: the daemon's catalog is the YAML files in its MASQUES_DIR (ListMasques / /list show what is installed)."
             : isAccount
-              ? "The wallet does not exist yet: it is opened by the first deposit (`masques-ledger deposit <agent> <usd>` with an admin token) or by OpenAgentWallet."
-              : "Check the id; `masques-ledger sessions` lists your sessions."),
+              ? "The wallet does not exist yet: it is opened by the first deposit (`masques-ledger-client deposit <agent> <usd>` with an admin token) or by OpenAgentWallet."
+              : "Check the id; `masques-ledger-client sessions` lists your sessions."),
       });
     }
     case Code.AlreadyExists:
       return new AlreadyExistsError({ ...base, kind: "user", message: `Already exists: ${raw}`, hint: serverHint ?? "Use a new id, or retry with exactly the same parameters." });
     case Code.FailedPrecondition:
-      return new FailedPreconditionError({ ...base, kind: "user", message: raw, hint: serverHint ?? "Check the session's state with `masques-ledger sessions`." });
+      return new FailedPreconditionError({ ...base, kind: "user", message: raw, hint: serverHint ?? "Check the session's state with `masques-ledger-client sessions`." });
     case Code.DeadlineExceeded:
       return new DeadlineExceededError({
         ...base,

@@ -8,7 +8,7 @@ import {
   ErrorInfoSchema,
   IdempotencyKeyReusedSchema,
   InsufficientFundsSchema,
-} from "../../gen/masques/ledger/v1/common_pb.js";
+} from "../gen/masques/ledger/v1/common_pb.js";
 import { toMasquesError, type ErrorFacts, type MasquesError } from "./errors.js";
 
 export function factsOf(err: unknown): ErrorFacts {
@@ -38,6 +38,6 @@ export function factsOf(err: unknown): ErrorFacts {
 }
 
 /** ConnectError (or anything) -> typed MasquesError using the daemon's error details. */
-export function errorFrom(err: unknown, context: { endpoint?: string } = {}): MasquesError {
+export function errorFrom(err: unknown, context: { endpoint?: string; account_owner?: string } = {}): MasquesError {
   return toMasquesError(err, factsOf(err), context);
 }

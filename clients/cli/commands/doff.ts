@@ -1,10 +1,11 @@
-import { defineClientCommand, formatUsd, sessionJson, settledLines, type ClientContext, type CommandOutput } from "../client-common.js";
-import { endSession } from "../../../clients/sdk/src/plugin-session.js";
-import type { MasquesClient } from "../../../clients/sdk/src/client.js";
+import { defineClientCommand, formatUsd, type ClientContext, type CommandOutput } from "../common.js";
+import { sessionJson, settledLines } from "../render.js";
+import { endSession } from "../../sdk/plugin-session.js";
+import type { MasquesClient } from "../../sdk/client.js";
 
 /** Shared by doff and cancel. */
 export async function runEnd(ctx: ClientContext, how: "doff" | "cancel"): Promise<CommandOutput> {
-  const client = ctx.client();
+  const client = await ctx.client();
   const r = await endSession(client, ctx.sessionFilePath(), how, ctx.str("session"));
   switch (r.kind) {
     case "unpaid":
@@ -27,6 +28,12 @@ export async function runEnd(ctx: ClientContext, how: "doff" | "cancel"): Promis
       };
     case "settled": {
       const lines = settledLines(r.session);
+      if (r.pending_dropped) {
+        lines.unshift(`✓ The earlier don of ${r.session.masqueName} never finished, so it was dropped instead of ${how === "doff" ? "doffed" : "cancelled"}: nothing charged.`);
+        const wallet = await walletLine(client);
+        if (wallet) lines.push(wallet);
+        return { human: lines, json: { result: "pending_dropped", session: sessionJson(r.session) } };
+      }
       const wallet = await walletLine(client);
       if (wallet) lines.push(wallet);
       return { human: lines, json: { result: how === "doff" ? "doffed" : "cancelled", session: sessionJson(r.session) } };
@@ -44,7 +51,7 @@ async function walletLine(client: MasquesClient): Promise<string | undefined> {
   }
 }
 
-/** `masques-ledger doff`: settle the active session and clear it from the plugin's file. */
+/** `masques-ledger-client doff`: settle the active session and clear it from the plugin's file. */
 export const doffCommand = defineClientCommand({
   name: "doff",
   summary: "Doff the active masque: pay for actual use, get the rest of the hold back",
@@ -59,6 +66,6 @@ Safe to re-run: after an outage (exit 3) re-run it; a second doff returns the re
   optionHelp: `  --session ID            doff this session instead of the session file's`,
   sessionFile: true,
   positionals: { min: 0, max: 0, names: "" },
-  examples: ["masques-ledger doff", "masques-ledger doff --json"],
+  examples: ["masques-ledger-client doff", "masques-ledger-client doff --json"],
   run: (ctx) => runEnd(ctx, "doff"),
 });

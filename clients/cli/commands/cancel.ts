@@ -1,7 +1,7 @@
-import { defineClientCommand } from "../client-common.js";
+import { defineClientCommand } from "../common.js";
 import { runEnd } from "./doff.js";
 
-/** `masques-ledger cancel`: void the active session's hold; nothing is charged. */
+/** `masques-ledger-client cancel`: void the active session's hold; nothing is charged. */
 export const cancelCommand = defineClientCommand({
   name: "cancel",
   summary: "Cancel the active masque session: release the hold, charge nothing",
@@ -13,6 +13,6 @@ finalized cannot be cancelled (exit 1, and the file records its outcome).`,
   optionHelp: `  --session ID            cancel this session instead of the session file's`,
   sessionFile: true,
   positionals: { min: 0, max: 0, names: "" },
-  examples: ["masques-ledger cancel"],
+  examples: ["masques-ledger-client cancel"],
   run: (ctx) => runEnd(ctx, "cancel"),
 });

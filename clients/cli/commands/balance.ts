@@ -1,7 +1,8 @@
-import { defineClientCommand, accountJson, formatUsd, UsageError } from "../client-common.js";
-import type { AccountSelector } from "../../../clients/sdk/src/client.js";
+import { defineClientCommand, formatUsd, UsageError } from "../common.js";
+import { accountJson } from "../render.js";
+import type { AccountSelector } from "../../sdk/client.js";
 
-/** `masques-ledger balance`: a wallet's available, held and posted balances. */
+/** `masques-ledger-client balance`: a wallet's available, held and posted balances. */
 export const balanceCommand = defineClientCommand({
   name: "balance",
   summary: "Show a wallet's available, held and posted balance",
@@ -13,13 +14,13 @@ Don can reserve right now; "held" is reserved by open sessions and returns to th
   optionHelp: `  --agent ID              the agent whose wallet to show (default: the token's own)
   --account HEX           an account by its 32-hex id`,
   positionals: { min: 0, max: 0, names: "" },
-  examples: ["masques-ledger balance", "masques-ledger balance --json", "masques-ledger balance --agent agent-7 --token $ADMIN_TOKEN"],
+  examples: ["masques-ledger-client balance", "masques-ledger-client balance --json", "masques-ledger-client balance --agent agent-7 --token $ADMIN_TOKEN"],
   async run(ctx) {
     const agent = ctx.str("agent");
     const account = ctx.str("account");
     if (agent && account) throw new UsageError("give --agent or --account, not both");
     const sel: AccountSelector | undefined = agent ? { agent_id: agent } : account ? { account_id: account } : undefined;
-    const client = ctx.client();
+    const client = await ctx.client();
     const who = agent ?? (account ? `account ${account}` : client.whoami().id);
     const a = await client.getAccount(sel);
     const b = a.balance;

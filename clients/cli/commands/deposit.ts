@@ -1,12 +1,13 @@
-import { defineClientCommand, formatUsd, transferJson, UsageError } from "../client-common.js";
-import { MasquesError, NotFoundError } from "../../../clients/sdk/src/errors.js";
-import { newIdempotencyKey } from "../../../clients/sdk/src/idempotency.js";
-import { parseUsdInput } from "../../../clients/sdk/src/money.js";
+import { defineClientCommand, formatUsd, UsageError } from "../common.js";
+import { transferJson } from "../render.js";
+import { MasquesError, NotFoundError } from "../../sdk/errors.js";
+import { newIdempotencyKey } from "../../sdk/idempotency.js";
+import { parseUsdInput } from "../../sdk/money.js";
 
 const RAILS = ["base", "solana", "lightning"] as const;
 type RailName = (typeof RAILS)[number];
 
-/** `masques-ledger deposit` (admin): credit an agent wallet. */
+/** `masques-ledger-client deposit` (admin): credit an agent wallet. */
 export const depositCommand = defineClientCommand({
   name: "deposit",
   summary: "Credit an agent's wallet (admin; or a rail adapter for its own rail)",
@@ -21,7 +22,7 @@ Idempotent by --key: running the command again with the same key credits at most
   optionHelp: `  --rail NAME             the rail the money arrived on (base, solana, lightning); default: manual
   --key KEY               idempotency key (1-128 of [A-Za-z0-9._:@-]), e.g. a ticket id or tx reference`,
   positionals: { min: 2, max: 2, names: "<agent> <amount-usd>" },
-  examples: ["masques-ledger deposit agent-7 25 --token $ADMIN_TOKEN", "masques-ledger deposit agent-7 10.50 --key ticket-4411 --json"],
+  examples: ["masques-ledger-client deposit agent-7 25 --token $ADMIN_TOKEN", "masques-ledger-client deposit agent-7 10.50 --key ticket-4411 --json"],
   async run(ctx) {
     const [agent, amountText] = ctx.positionals as [string, string];
     let amount_micro: bigint;
@@ -37,7 +38,7 @@ Idempotent by --key: running the command again with the same key credits at most
     }
     const rail = railText as RailName | undefined;
     const key = ctx.str("key") ?? newIdempotencyKey();
-    const client = ctx.client();
+    const client = await ctx.client();
     const req = { to: { agent_id: agent }, amount_micro, ...(rail ? { rail } : {}) };
     let res;
     try {

@@ -5,8 +5,9 @@
  *
  * Crash and outage safety comes from writing intent to the file *before* each call:
  * - the session id (= the Don's idempotency key) is recorded as `status: pending` before the Don,
- *   so re-running `don` (or the next heartbeat/doff) finishes that same Don instead of holding
- *   twice;
+ *   so re-running `don` finishes that same Don instead of holding twice. Only an explicit `don`
+ *   does: the user was told the Don failed, so a heartbeat reports the pending intent and leaves
+ *   it alone, and a doff or cancel drops it without charging anything (issue 12);
  * - each usage report gets its sequence number and is queued in `unsent_usage` before it is sent,
  *   and is removed only once the daemon acknowledged it (a duplicate is an acknowledgement), so a
  *   dropped connection neither loses nor double-counts usage;
@@ -18,7 +19,7 @@ import type { MasquesClient } from "./client.js";
 import { AlreadyDonnedError, MasquesError, NoActiveSessionError } from "./errors.js";
 import { formatUsd } from "./money.js";
 import { newSessionId, SessionStatus, type Session } from "./sessions.js";
-import { UsageOutcome } from "../../gen/masques/ledger/v1/session_service_pb.js";
+import { UsageOutcome } from "../gen/masques/ledger/v1/session_service_pb.js";
 import { withSessionFile, type LedgerOutcome, type LedgerSessionState, type UnsentUsage } from "./session-file.js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 
@@ -37,7 +38,8 @@ export type DonResult =
   | { kind: "already_donned"; session: Session };
 
 export type DoffResult =
-  | { kind: "settled"; session: Session }
+  /** `pending_dropped`: the active Don had never finished; it was cancelled instead (nothing charged). */
+  | { kind: "settled"; session: Session; pending_dropped?: boolean }
   | { kind: "already_settled"; outcome: LedgerOutcome; name: string | null }
   | { kind: "unpaid"; name: string | null }
   | { kind: "never_held"; masque: string; reason: MasquesError };
@@ -66,7 +68,7 @@ function outcomeOf(s: Session): LedgerOutcome {
   return { session_id: s.sessionId, status, charged_micro: s.chargedMicro, refunded_micro: s.refundMicro };
 }
 
-function noActive(message: string, hint = "Use `masques-ledger don <masque>` (or /don) to start a paid session."): NoActiveSessionError {
+function noActive(message: string, hint = "Use `masques-ledger-client don <masque>` (or /don) to start a paid session."): NoActiveSessionError {
   return new NoActiveSessionError({ message, hint, kind: "user", grpc_code: Code.FailedPrecondition });
 }
 
@@ -89,8 +91,8 @@ export async function donMasque(client: MasquesClient, path: string, o: DonOptio
               : `An earlier don of "${l.masque}" did not finish (session ${l.session_id}, the daemon did not answer).`,
           hint:
             l.status === "active"
-              ? "Doff it first: `masques-ledger doff` (or /doff), then don the new masque."
-              : `Finish it with \`masques-ledger don ${l.masque}\`, or drop it with \`masques-ledger cancel\`, then don the new masque.`,
+              ? "Doff it first: `masques-ledger-client doff` (or /doff), then don the new masque."
+              : `Finish it with \`masques-ledger-client don ${l.masque}\`, or drop it with \`masques-ledger-client cancel\`, then don the new masque.`,
           kind: "user",
           grpc_code: Code.FailedPrecondition,
         });
@@ -143,7 +145,7 @@ export async function donMasque(client: MasquesClient, path: string, o: DonOptio
     if (e instanceof MasquesError) {
       throw new MasquesError({
         message: e.message,
-        hint: `Nothing is lost: re-run \`masques-ledger don ${o.masque}\` (or /don) when the daemon is back. It reuses session ${ledger.session_id}, so it can never hold twice.`,
+        hint: `Nothing is lost: re-run \`masques-ledger-client don ${o.masque}\` (or /don) when the daemon is back. It reuses session ${ledger.session_id}, so it can never hold twice.`,
         kind: e.kind,
         grpc_code: e.grpc_code,
         ...(e.request_id ? { request_id: e.request_id } : {}),
@@ -222,7 +224,10 @@ export async function reportUsage(client: MasquesClient, path: string, u: UsageR
   }
 }
 
-/** Finish a pending Don (same session id). Returns the error if the daemon refused it for good. */
+/**
+ * Pin a pending Don with its own session id (idempotent: if the original request landed, this is
+ * that same session), so the caller can cancel it. Returns the error if the daemon refused it.
+ */
 async function settlePending(client: MasquesClient, path: string, l: LedgerSessionState): Promise<MasquesError | undefined> {
   try {
     await donMasque(client, path, { masque: l.masque, ...(l.intent ? { intent: l.intent } : {}), ...(l.max_spend_micro !== undefined ? { max_spend_micro: l.max_spend_micro } : {}) });
@@ -234,22 +239,23 @@ async function settlePending(client: MasquesClient, path: string, l: LedgerSessi
 }
 
 /**
- * Keep the active session alive (for a hook). No paid session: `none`. Finishes a pending Don and
- * flushes queued usage first. If the daemon already settled the session (reaped for idleness,
- * expired), the file is updated to say so.
+ * Keep the active session alive (for a hook). No paid session: `none`. A Don that never finished
+ * (the user was told it failed): `pending`, and nothing is sent — only an explicit `donMasque`
+ * finishes it. Flushes queued usage first. If the daemon already settled the session (reaped for
+ * idleness, expired), the file is updated to say so.
  */
 export async function heartbeatSession(
   client: MasquesClient,
   path: string,
-): Promise<{ kind: "none" } | { kind: "alive"; session_id: string; idle_deadline: string | null; flush: FlushResult } | { kind: "ended"; session: Session }> {
-  let l = await withSessionFile(path, (f) => f.view().active.ledger);
+): Promise<
+  | { kind: "none" }
+  | { kind: "pending"; masque: string; session_id: string }
+  | { kind: "alive"; session_id: string; idle_deadline: string | null; flush: FlushResult }
+  | { kind: "ended"; session: Session }
+> {
+  const l = await withSessionFile(path, (f) => f.view().active.ledger);
   if (!l) return { kind: "none" };
-  if (l.status === "pending") {
-    const refused = await settlePending(client, path, l);
-    if (refused) throw refused;
-    l = await withSessionFile(path, (f) => f.view().active.ledger);
-    if (!l) return { kind: "none" };
-  }
+  if (l.status === "pending") return { kind: "pending", masque: l.masque, session_id: l.session_id };
   const flush = await flushUsage(client, path);
   const hb = await client.sessions.heartbeat(l.session_id);
   if (hb.status !== SessionStatus.OPEN) {
@@ -269,9 +275,11 @@ async function recordEnd(path: string, session: Session): Promise<void> {
 }
 
 /**
- * Doff (or cancel) the active masque: finishes a pending Don, flushes queued usage, settles the
- * session and moves it to `previous` with the outcome. Idempotent: after a doff, doffing again
- * returns the recorded outcome.
+ * Doff (or cancel) the active masque: flushes queued usage, settles the session and moves it to
+ * `previous` with the outcome. A Don that never finished is dropped, never charged: it is pinned
+ * with its own session id (so a late copy of the original request cannot hold afterwards) and
+ * cancelled at once — the hold returns whole (`pending_dropped`). Idempotent: after a doff,
+ * doffing again returns the recorded outcome.
  */
 export async function endSession(client: MasquesClient, path: string, how: "doff" | "cancel", explicitSessionId?: string): Promise<DoffResult> {
   if (explicitSessionId) {
@@ -291,9 +299,11 @@ export async function endSession(client: MasquesClient, path: string, how: "doff
       return { kind: "unpaid", name: v.active.name };
     }
     if (v.previous.ledger) return { kind: "already_settled", outcome: v.previous.ledger, name: v.previous.name };
-    throw noActive("No masque is currently active.", "Nothing to do. `masques-ledger sessions` lists your sessions on the ledger.");
+    throw noActive("No masque is currently active.", "Nothing to do. `masques-ledger-client sessions` lists your sessions on the ledger.");
   }
+  let dropPending = false;
   if (l.status === "pending") {
+    dropPending = true;
     const refused = await settlePending(client, path, l);
     if (refused) {
       await withSessionFile(path, async (f) => {
@@ -305,14 +315,15 @@ export async function endSession(client: MasquesClient, path: string, how: "doff
     }
     l = (await withSessionFile(path, (f) => f.view().active.ledger)) ?? l;
   }
-  if (how === "doff") {
+  const op = dropPending ? "cancel" : how;
+  if (op === "doff") {
     try {
       await flushUsage(client, path);
     } catch (e) {
       if (e instanceof MasquesError && e.kind === "outage") {
         throw new MasquesError({
           message: e.message,
-          hint: "The masque is still donned and its usage is kept. Re-run `masques-ledger doff` (or /doff) when the daemon is back; nothing is charged twice.",
+          hint: "The masque is still donned and its usage is kept. Re-run `masques-ledger-client doff` (or /doff) when the daemon is back; nothing is charged twice.",
           kind: "outage",
           grpc_code: e.grpc_code,
           cause: e,
@@ -323,18 +334,18 @@ export async function endSession(client: MasquesClient, path: string, how: "doff
   }
   let session: Session;
   try {
-    session = how === "doff" ? await client.sessions.doff(l.session_id) : await client.sessions.cancel(l.session_id);
+    session = op === "doff" ? await client.sessions.doff(l.session_id) : await client.sessions.cancel(l.session_id);
   } catch (e) {
     if (e instanceof MasquesError && e.kind === "outage") {
       throw new MasquesError({
         message: e.message,
-        hint: `The masque is still donned. Re-run \`masques-ledger ${how}\` (or /doff) when the daemon is back; it settles session ${l.session_id} exactly once.`,
+        hint: `The masque is still donned. Re-run \`masques-ledger-client ${how}\` (or /doff) when the daemon is back; it settles session ${l.session_id} exactly once.`,
         kind: "outage",
         grpc_code: e.grpc_code,
         cause: e,
       });
     }
-    if (e instanceof MasquesError && e.grpc_code === Code.FailedPrecondition && how === "cancel") {
+    if (e instanceof MasquesError && e.grpc_code === Code.FailedPrecondition && op === "cancel") {
       // Already settled (doffed or reaped): record what the ledger says and report it.
       const s = await client.sessions.get(l.session_id);
       await recordEnd(path, s);
@@ -349,5 +360,5 @@ export async function endSession(client: MasquesClient, path: string, how: "doff
     throw e;
   }
   await recordEnd(path, session);
-  return { kind: "settled", session };
+  return dropPending ? { kind: "settled", session, pending_dropped: true } : { kind: "settled", session };
 }
