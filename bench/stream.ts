@@ -34,7 +34,7 @@ import { priceBookFromText } from "../src/domain/pricing.js";
 import { planDoff, planDon, planUsage, priceSession } from "../src/domain/sessions.js";
 import { createCoalescedClient } from "../src/ledger/coalescer.js";
 import { createEmbeddedClient } from "../src/ledger/embedded/index.js";
-import { sessionAccountIds, usageMeterId } from "../src/services/session-service.js";
+import { sessionAccountIds, usageMeterId } from "../src/domain/session-accounts.js";
 import { ChdbSink, migrate, Streamer } from "../src/streamer/index.js";
 import { TRANSFER_COLUMNS, transferRow } from "../src/streamer/rows.js";
 import { account, createFixtureAccounts, writeTransfers } from "../tests/streamer/support.js";

@@ -9,7 +9,7 @@ import { startupPlatformAccounts } from "../domain/accounts.js";
 import { idToHex } from "../domain/ids.js";
 import { defineService, type DaemonContext, type ServiceRegistration } from "../server/registry.js";
 import { createAccountService } from "./accounts/account-service.js";
-import { sessionServiceRegistration } from "./session-service.js";
+import { sessionServiceRegistration } from "./sessions/service.js";
 
 export function createServices(ctx: DaemonContext): ServiceRegistration[] {
   return [

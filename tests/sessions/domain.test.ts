@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { TransferFlags, type Transfer } from "tigerbeetle-node";
 import { describe, expect, it } from "vitest";
 import { CatalogError, loadCatalog, parseMasque, PriceBookRegistry } from "../../src/domain/catalog.js";
-import { reapMarginNs } from "../../src/services/reaper.js";
+import { reapMarginNs } from "../../src/services/sessions/reaper.js";
 import { deterministicId } from "../../src/domain/ids.js";
 import {
   decodeHoldTag,

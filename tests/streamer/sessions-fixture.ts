@@ -8,7 +8,7 @@ import { AccountCode } from "../../src/domain/codes.js";
 import { deterministicId } from "../../src/domain/ids.js";
 import { priceBookFromText, type BillingMode } from "../../src/domain/pricing.js";
 import { planCancel, planDoff, planDon, planHeartbeat, planUsage, priceSession, type SessionAccountIds } from "../../src/domain/sessions.js";
-import { sessionAccountIds, usageMeterId } from "../../src/services/session-service.js";
+import { sessionAccountIds, usageMeterId } from "../../src/domain/session-accounts.js";
 import { account, CREATED } from "./support.js";
 
 export const ids: SessionAccountIds = sessionAccountIds;

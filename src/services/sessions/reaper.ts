@@ -6,15 +6,16 @@
  * - settles, with close reason `idle`, a session with no heartbeat, usage or Don for
  *   SESSION_IDLE_S, billing time from Don to its LAST SIGN OF LIFE (not to now: the agent is not
  *   charged for the idle wait);
- * - settles, with close reason `max_length`, a session within a safety margin of its hold's
- *   timeout (margin = max(3 intervals, 60 s), at most a tenth of SESSION_MAX_S), billing time to
- *   now (capped at SESSION_MAX_S);
+ * - settles, with close reason `max_length`, a session within reapMarginNs of its hold's
+ *   timeout, billing time to now (capped at SESSION_MAX_S);
  * - drops from the index a session already past its deadline (the ledger voided it: EXPIRED).
  * Settlement is the same linked Doff chain with the same deterministic ids, so a concurrent Doff
  * and a reap can never both apply: the loser reads the winner's record.
  */
-import type { Logger } from "pino";
-import type { SessionEngine } from "./session-service.js";
+import { idToHex } from "../../domain/ids.js";
+import { readSession } from "./reads.js";
+import { settle } from "./settle.js";
+import { idleNs, type SessionState } from "./state.js";
 
 export interface Reaper {
   stop(): void;
@@ -22,8 +23,13 @@ export interface Reaper {
   tick(): Promise<number>;
 }
 
+/** Sessions settled concurrently per pass. */
 const PARALLEL = 64;
 
+/**
+ * How long before a hold's timeout the reaper settles it: max(3 intervals, 60 s), at most a
+ * tenth of SESSION_MAX_S (ADR 0033).
+ */
 export function reapMarginNs(interval_ms: number, max_s: number): bigint {
   const three = BigInt(interval_ms) * 3n * 1_000_000n;
   const floor = 60_000_000_000n;
@@ -33,18 +39,21 @@ export function reapMarginNs(interval_ms: number, max_s: number): bigint {
   return margin;
 }
 
-export async function reapOnce(engine: SessionEngine, interval_ms: number, log: Logger): Promise<number> {
-  const now = engine.now();
-  const margin = reapMarginNs(interval_ms, engine.max_s);
+/** One pass over the open-session index; resolves with how many sessions were settled. */
+export async function reapOnce(s: SessionState): Promise<number> {
+  const log = s.log;
+  const now = s.clock();
+  const margin = reapMarginNs(s.config.SESSION_REAPER_INTERVAL_MS, s.config.SESSION_MAX_S);
+  const idle_ns = idleNs(s);
   const due: { sid: bigint; reason: "idle" | "max_length"; end_ns: bigint }[] = [];
-  for (const s of engine.open.values()) {
-    if (now >= s.deadline_ns) {
-      engine.open.delete(s.session_id);
-      log.warn({ session_id: s.session_id.toString(16).padStart(32, "0") }, "session expired in the ledger before it could be reaped");
-    } else if (now >= s.deadline_ns - margin) {
-      due.push({ sid: s.session_id, reason: "max_length", end_ns: now });
-    } else if (now - s.last_activity_ns >= engine.idle_ns) {
-      due.push({ sid: s.session_id, reason: "idle", end_ns: s.last_activity_ns });
+  for (const o of s.open.values()) {
+    if (now >= o.deadline_ns) {
+      s.open.delete(o.session_id);
+      log.warn({ session_id: idToHex(o.session_id) }, "session expired in the ledger before it could be reaped");
+    } else if (now >= o.deadline_ns - margin) {
+      due.push({ sid: o.session_id, reason: "max_length", end_ns: now });
+    } else if (now - o.last_activity_ns >= idle_ns) {
+      due.push({ sid: o.session_id, reason: "idle", end_ns: o.last_activity_ns });
     }
   }
   let settled = 0;
@@ -52,20 +61,20 @@ export async function reapOnce(engine: SessionEngine, interval_ms: number, log: 
     await Promise.all(
       due.slice(i, i + PARALLEL).map(async (d) => {
         try {
-          const v = await engine.view(d.sid);
+          const v = await readSession(s, d.sid);
           if (!v || v.status !== "open") {
-            engine.open.delete(d.sid);
+            s.open.delete(d.sid);
             return;
           }
           // Activity may have arrived since the scan; the ledger's last activity is authoritative for idle.
-          const o = engine.open.get(d.sid);
-          if (d.reason === "idle" && o && engine.now() - o.last_activity_ns < engine.idle_ns) return;
+          const o = s.open.get(d.sid);
+          if (d.reason === "idle" && o && s.clock() - o.last_activity_ns < idle_ns) return;
           const end = d.reason === "idle" ? (o && o.last_activity_ns > v.last_activity_ns ? o.last_activity_ns : v.last_activity_ns) : d.end_ns;
-          const r = await engine.settle(v, d.reason, end, null);
+          const r = await settle(s, v, d.reason, end, null);
           if (r.status === "reaped") settled++;
-          log.info({ session_id: d.sid.toString(16).padStart(32, "0"), reason: d.reason, status: r.status }, "session reaped");
+          log.info({ session_id: idToHex(d.sid), reason: d.reason, status: r.status }, "session reaped");
         } catch (err) {
-          log.error({ err, session_id: d.sid.toString(16).padStart(32, "0") }, "reaping a session failed; will retry");
+          log.error({ err, session_id: idToHex(d.sid) }, "reaping a session failed; will retry");
         }
       }),
     );
@@ -73,19 +82,20 @@ export async function reapOnce(engine: SessionEngine, interval_ms: number, log: 
   return settled;
 }
 
-export function startReaper(engine: SessionEngine, interval_ms: number, log: Logger): Reaper {
+/** Run reapOnce every SESSION_REAPER_INTERVAL_MS (never two passes at once). */
+export function startReaper(s: SessionState): Reaper {
   let running: Promise<number> | null = null;
   let stopped = false;
   const tick = (): Promise<number> => {
     if (running) return running;
-    running = reapOnce(engine, interval_ms, log).finally(() => {
+    running = reapOnce(s).finally(() => {
       running = null;
     });
     return running;
   };
   const timer = setInterval(() => {
-    if (!stopped) tick().catch((err: unknown) => log.error({ err }, "reaper pass failed"));
-  }, interval_ms);
+    if (!stopped) tick().catch((err: unknown) => s.log.error({ err }, "reaper pass failed"));
+  }, s.config.SESSION_REAPER_INTERVAL_MS);
   timer.unref();
   return {
     stop() {

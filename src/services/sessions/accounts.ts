@@ -1,0 +1,75 @@
+/**
+ * The accounts sessions need before a chain may name them (TigerBeetle never reuses an id that
+ * failed, so every account a chain touches is created first; ADR 0032): author earnings, an
+ * agent's debt account (soft mode) and usage meters. Creating is idempotent (`exists` is
+ * success); what exists is remembered in SessionState so hot paths skip it.
+ */
+import { AccountFlags, CreateAccountStatus, QueryFilterFlags, type Account } from "tigerbeetle-node";
+import { agentDebtId, agentWalletId, authorEarningsAccount } from "../../domain/accounts.js";
+import { AccountCode, Ledger } from "../../domain/codes.js";
+import { idToHex } from "../../domain/ids.js";
+import { newAccount } from "../../domain/records.js";
+import { usageMeterId } from "../../domain/session-accounts.js";
+import { USAGE_LEDGER } from "../../domain/sessions.js";
+import { ledgerRejected } from "../errors.js";
+import type { SessionState } from "./state.js";
+
+/** Create `accounts`; created/exists is success, anything else is LEDGER_REJECTED. */
+export async function createAccountsOk(s: SessionState, accounts: Account[], what: string): Promise<void> {
+  const res = await s.ledger.createAccounts(accounts);
+  for (const [i, r] of res.entries()) {
+    if (r.status !== CreateAccountStatus.created && r.status !== CreateAccountStatus.exists) {
+      throw ledgerRejected(`create ${what} ${idToHex(accounts[i]!.id)}`, CreateAccountStatus[r.status] ?? String(r.status));
+    }
+  }
+}
+
+/** Usage meters of an agent (one per usage ledger); must exist before any usage transfer. */
+export async function ensureMeters(s: SessionState, agent_id: string): Promise<void> {
+  if (s.metersReady.has(agent_id)) return;
+  const wallet = agentWalletId(agent_id);
+  await createAccountsOk(
+    s,
+    Object.values(USAGE_LEDGER).map((l) =>
+      newAccount({ id: usageMeterId(agent_id, l), ledger: l, code: AccountCode.usage_meter, flags: AccountFlags.none, user_data_128: wallet }),
+    ),
+    "usage meter",
+  );
+  s.metersReady.add(agent_id);
+}
+
+/** The soft-mode debt account of an agent (user_data_128 = wallet id, so it is found from the hold). */
+export async function ensureDebt(s: SessionState, agent_id: string): Promise<void> {
+  const wallet = agentWalletId(agent_id);
+  if (s.debtReady.has(wallet)) return;
+  await createAccountsOk(
+    s,
+    [newAccount({ id: agentDebtId(agent_id), ledger: Ledger.usd_micro, code: AccountCode.agent_debt, flags: AccountFlags.history, user_data_128: wallet })],
+    "agent debt account",
+  );
+  s.debtReady.add(wallet);
+}
+
+/** Earnings accounts of `authors`. */
+export async function ensureAuthors(s: SessionState, authors: string[]): Promise<void> {
+  const missing = authors.filter((a) => !s.authorsReady.has(a));
+  if (missing.length === 0) return;
+  await createAccountsOk(s, missing.map(authorEarningsAccount), "author earnings");
+  for (const a of missing) s.authorsReady.add(a);
+}
+
+/** The debt account of the agent owning `wallet` (looked up by user_data_128 when the agent id is unknown). */
+export async function debtAccountOf(s: SessionState, wallet: bigint): Promise<bigint | null> {
+  const found = await s.ledger.queryAccounts({
+    user_data_128: wallet,
+    user_data_64: 0n,
+    user_data_32: 0,
+    ledger: Ledger.usd_micro,
+    code: AccountCode.agent_debt,
+    timestamp_min: 0n,
+    timestamp_max: 0n,
+    limit: 1,
+    flags: QueryFilterFlags.none,
+  });
+  return found[0]?.id ?? null;
+}

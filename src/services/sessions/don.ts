@@ -1,0 +1,93 @@
+/**
+ * Don: create the session's hold (src/domain/sessions.ts planDon) and map the ledger's answer.
+ * The request is validated and authorized by the handler before this runs.
+ */
+import { Code } from "@connectrpc/connect";
+import { CreateTransferStatus as CT } from "tigerbeetle-node";
+import { availableMicro } from "../../domain/accounts.js";
+import type { Masque } from "../../domain/catalog.js";
+import { idToHex } from "../../domain/ids.js";
+import type { BillingMode } from "../../domain/pricing.js";
+import { planDon, reconstructSession, type SessionView } from "../../domain/sessions.js";
+import { accountNotFound, failedPrecondition, insufficientFunds, ledgerRejected, statusError } from "../errors.js";
+import { ensureDebt, ensureMeters } from "./accounts.js";
+import { readSession } from "./reads.js";
+import type { SessionState } from "./state.js";
+
+export interface DonCommand {
+  session_id: bigint;
+  agent_id: string;
+  masque: Masque;
+  mode: BillingMode;
+  /** Amount to hold (0 in shadow mode), micro-USD. */
+  hold_micro: bigint;
+}
+
+/**
+ * Hold the reservation. Returns the session and whether this call created it (false: a retry of
+ * the same Don). Errors: INSUFFICIENT_FUNDS, ACCOUNT_NOT_FOUND, SESSION_ID_REUSED,
+ * SESSION_ID_ALREADY_FAILED, ACCOUNT_CLOSED.
+ */
+export async function executeDon(s: SessionState, d: DonCommand): Promise<{ view: SessionView; created: boolean }> {
+  const sid = d.session_id;
+  if (!s.metersReady.has(d.agent_id)) await ensureMeters(s, d.agent_id);
+  if (d.mode === "soft") await ensureDebt(s, d.agent_id);
+  const t = planDon(s.ids, {
+    session_id: sid,
+    agent_id: d.agent_id,
+    masque_index: d.masque.index,
+    price_version: d.masque.price_version,
+    mode: d.mode,
+    hold_micro: d.hold_micro,
+    timeout_s: s.config.SESSION_MAX_S,
+  });
+  const [r] = await s.ledger.createTransfers([t]);
+  if (!r) throw ledgerRejected("don", "no result");
+  if (r.status === CT.created) {
+    const now = r.timestamp;
+    t.timestamp = now; // the hold as the ledger stored it (t is ours: planDon built it for this call)
+    s.open.set(sid, {
+      session_id: sid,
+      wallet_id: t.debit_account_id,
+      masque_index: d.masque.index,
+      don_ns: now,
+      deadline_ns: now + BigInt(t.timeout) * 1_000_000_000n,
+      last_activity_ns: now,
+      last_beat_written_ns: now,
+      meters: 0,
+      hold: t,
+    });
+    return { view: reconstructSession(sid, [t], now)!, created: true };
+  }
+  const name = CT[r.status] ?? String(r.status);
+  if (r.status === CT.exists || name.startsWith("exists_with_different")) {
+    const existing = await readSession(s, sid);
+    if (existing && existing.agent_wallet_id === t.debit_account_id && existing.masque_index === d.masque.index) {
+      return { view: existing, created: false };
+    }
+    throw statusError(
+      Code.AlreadyExists,
+      "SESSION_ID_REUSED",
+      `session id ${idToHex(sid)} already names another session (different agent or masque); choose a new session id`,
+      { session_id: idToHex(sid) },
+    );
+  }
+  if (r.status === CT.exceeds_credits) {
+    const [acct] = await s.ledger.lookupAccounts([t.debit_account_id]);
+    throw insufficientFunds(idToHex(t.debit_account_id), acct ? availableMicro(acct) : 0n, d.hold_micro);
+  }
+  if (r.status === CT.debit_account_not_found) throw accountNotFound(idToHex(t.debit_account_id));
+  if (r.status === CT.id_already_failed) {
+    throw failedPrecondition(
+      "SESSION_ID_ALREADY_FAILED",
+      `session id ${idToHex(sid)} was refused earlier (e.g. insufficient funds); the ledger never reuses a refused id: don again with a new session id`,
+      { session_id: idToHex(sid) },
+    );
+  }
+  if (r.status === CT.debit_account_already_closed) {
+    throw failedPrecondition("ACCOUNT_CLOSED", `agent wallet ${idToHex(t.debit_account_id)} is closed`, {
+      account_id: idToHex(t.debit_account_id),
+    });
+  }
+  throw ledgerRejected("don", name);
+}

@@ -1,0 +1,195 @@
+/**
+ * RecordUsage and Heartbeat: usage events as linked chains on the usage ledgers
+ * (src/domain/sessions.ts planUsage / planHeartbeat), each event with its own outcome.
+ */
+import { create } from "@bufbuild/protobuf";
+import { CreateTransferStatus as CT, type Transfer } from "tigerbeetle-node";
+import {
+  SessionStatus as ApiSessionStatus,
+  UsageOutcome,
+  UsageResultSchema,
+  type UsageEvent,
+  type UsageResult,
+} from "../../../clients/gen/masques/ledger/v1/session_service_pb.js";
+import { AMOUNT_MAX_MICRO } from "../../domain/accounts.js";
+import { Ledger } from "../../domain/codes.js";
+import { parseSessionId, planHeartbeat, planUsage, type SessionView } from "../../domain/sessions.js";
+import { ensureMeters } from "./accounts.js";
+import { LEDGER_LIMIT, readSession } from "./reads.js";
+import { STATUS_TO_API } from "./proto.js";
+import { ALL_METERS, idleNs, type OpenSession, type SessionState } from "./state.js";
+
+/** Most events one RecordUsage call may carry. */
+export const MAX_USAGE_EVENTS = 2_000;
+/** Shared (never mutated) result messages: most events of a batch share one of these. */
+const APPLIED_RESULT = create(UsageResultSchema, { outcome: UsageOutcome.APPLIED, reason: "" });
+const DUPLICATE_RESULT = create(UsageResultSchema, { outcome: UsageOutcome.DUPLICATE, reason: "" });
+
+/** Resolve sessions: open index first, the ledger for the rest. */
+export async function lookupSessions(s: SessionState, sids: bigint[]): Promise<Map<bigint, OpenSession | SessionView | null>> {
+  const out = new Map<bigint, OpenSession | SessionView | null>();
+  const unknown: bigint[] = [];
+  for (const sid of sids) {
+    const o = s.open.get(sid);
+    if (o) out.set(sid, o);
+    else unknown.push(sid);
+  }
+  const views = await Promise.all(unknown.map((sid) => readSession(s, sid)));
+  unknown.forEach((sid, i) => out.set(sid, views[i] ?? null));
+  return out;
+}
+
+export interface UsageReport {
+  results: UsageResult[];
+  applied: number;
+  duplicates: number;
+  rejected: number;
+}
+
+/**
+ * Record `events` (1..MAX_USAGE_EVENTS, checked by the handler). `agentFor(wallet)` is the
+ * per-event authorization rule: the agent whose meters take the usage, or null (PERMISSION_DENIED).
+ */
+export async function executeUsage(
+  s: SessionState,
+  events: readonly UsageEvent[],
+  agentFor: (session_wallet_id: bigint) => string | null,
+): Promise<UsageReport> {
+  const results: { outcome: UsageOutcome; reason: string }[] = events.map(() => ({ outcome: UsageOutcome.UNSPECIFIED, reason: "" }));
+  const sidCache = new Map<string, bigint | null>();
+  const parsed: (bigint | null)[] = events.map((e, i) => {
+    let sid = sidCache.get(e.sessionId);
+    if (sid === undefined) {
+      try {
+        sid = parseSessionId(e.sessionId);
+      } catch {
+        sid = null;
+      }
+      sidCache.set(e.sessionId, sid);
+    }
+    if (sid === null || e.seq < 1n || e.inputTokens > AMOUNT_MAX_MICRO || e.outputTokens > AMOUNT_MAX_MICRO || e.toolCalls > AMOUNT_MAX_MICRO) {
+      results[i] = { outcome: UsageOutcome.REJECTED, reason: "INVALID_ARGUMENT" };
+      return null;
+    }
+    return sid;
+  });
+  const sessions = await lookupSessions(s, [...new Set(parsed.filter((x): x is bigint => x !== null))]);
+  const now = s.clock();
+  const chains: { i: number; chain: Transfer[] }[] = [];
+  const agents = new Set<string>();
+  for (const [i, e] of events.entries()) {
+    const sid = parsed[i];
+    if (sid === null || sid === undefined) continue;
+    const v = sessions.get(sid) ?? null;
+    if (v === null) {
+      results[i] = { outcome: UsageOutcome.REJECTED, reason: "SESSION_NOT_FOUND" };
+      continue;
+    }
+    const agent_id = agentFor("wallet_id" in v ? v.wallet_id : v.agent_wallet_id);
+    if (agent_id === null) {
+      results[i] = { outcome: UsageOutcome.REJECTED, reason: "PERMISSION_DENIED" };
+      continue;
+    }
+    const open = "wallet_id" in v ? v.deadline_ns > now : v.status === "open";
+    if (!open) {
+      results[i] = { outcome: UsageOutcome.REJECTED, reason: "SESSION_NOT_OPEN" };
+      continue;
+    }
+    agents.add(agent_id);
+    chains.push({
+      i,
+      chain: planUsage(s.ids, {
+        session_id: sid,
+        agent_id,
+        seq: e.seq,
+        input_tokens: e.inputTokens,
+        output_tokens: e.outputTokens,
+        tool_calls: e.toolCalls,
+      }),
+    });
+  }
+  for (const a of agents) await ensureMeters(s, a);
+  if (chains.length > 0) {
+    const flat = chains.flatMap((c) => c.chain);
+    const res: { timestamp: bigint; status: CT }[] = [];
+    for (let k = 0; k < flat.length; k += LEDGER_LIMIT) {
+      // chains are at most 3 long and never straddle a request (MAX_USAGE_EVENTS * 3 < 8189)
+      res.push(...(await s.ledger.createTransfers(flat.slice(k, k + LEDGER_LIMIT))));
+    }
+    let o = 0;
+    for (const c of chains) {
+      const rs = res.slice(o, o + c.chain.length);
+      o += c.chain.length;
+      const first = rs.find((r) => r.status !== CT.linked_event_failed);
+      if (!first || first.status === CT.created) {
+        results[c.i] = { outcome: UsageOutcome.APPLIED, reason: "" };
+        const open = s.open.get(c.chain[0]!.user_data_128);
+        const ts = rs[rs.length - 1]?.timestamp ?? now;
+        if (open) {
+          if (ts > open.last_activity_ns) open.last_activity_ns = ts;
+          for (const t of c.chain) open.meters |= 1 << t.ledger;
+        }
+      } else if (first.status === CT.exists) {
+        results[c.i] = { outcome: UsageOutcome.DUPLICATE, reason: "" };
+      } else if ((CT[first.status] ?? "").startsWith("exists_with_different")) {
+        results[c.i] = { outcome: UsageOutcome.REJECTED, reason: "SEQ_REUSED" };
+      } else {
+        results[c.i] = { outcome: UsageOutcome.REJECTED, reason: `LEDGER_REJECTED:${CT[first.status] ?? first.status}` };
+      }
+    }
+  }
+  const count = (o: UsageOutcome) => results.filter((r) => r.outcome === o).length;
+  return {
+    results: results.map((r) =>
+      r.outcome === UsageOutcome.APPLIED ? APPLIED_RESULT : r.outcome === UsageOutcome.DUPLICATE ? DUPLICATE_RESULT : create(UsageResultSchema, r),
+    ),
+    applied: count(UsageOutcome.APPLIED),
+    duplicates: count(UsageOutcome.DUPLICATE),
+    rejected: count(UsageOutcome.REJECTED),
+  };
+}
+
+/**
+ * Heartbeat an (authorized) session: refresh its liveness; at most one ledger write per
+ * SESSION_IDLE_S / 10 (`agent_id` null: an admin's heartbeat refreshes memory only).
+ * Returns the status and, while open, the idle deadline (ns).
+ */
+export async function executeHeartbeat(
+  s: SessionState,
+  v: OpenSession | SessionView,
+  agent_id: string | null,
+): Promise<{ status: ApiSessionStatus; idle_deadline_ns: bigint | null }> {
+  const now = s.clock();
+  const sid = v.session_id;
+  if (!("wallet_id" in v)) {
+    // Not in the open index: settled, cancelled or expired (a heartbeat changes nothing).
+    if (v.status !== "open") return { status: STATUS_TO_API[v.status], idle_deadline_ns: null };
+    // Open in the ledger but unknown here (another daemon's Don): index it.
+    s.open.set(sid, {
+      session_id: sid,
+      wallet_id: v.agent_wallet_id,
+      masque_index: v.masque_index,
+      don_ns: v.don_ns,
+      deadline_ns: v.deadline_ns,
+      last_activity_ns: v.last_activity_ns,
+      last_beat_written_ns: v.last_activity_ns,
+      meters: ALL_METERS,
+    });
+  }
+  const o = s.open.get(sid)!;
+  if (now >= o.deadline_ns) {
+    s.open.delete(sid);
+    return { status: ApiSessionStatus.EXPIRED, idle_deadline_ns: null };
+  }
+  o.last_activity_ns = now;
+  // Throttled ledger write: liveness survives a restart to within SESSION_IDLE_S / 10.
+  if (agent_id !== null && now - o.last_beat_written_ns >= idleNs(s) / 10n) {
+    await ensureMeters(s, agent_id);
+    const [r] = await s.ledger.createTransfers([planHeartbeat(s.ids, sid, agent_id, now)]);
+    if (r && (r.status === CT.created || r.status === CT.exists)) {
+      o.last_beat_written_ns = now;
+      o.meters |= 1 << Ledger.usage_tool_calls;
+    }
+  }
+  return { status: ApiSessionStatus.OPEN, idle_deadline_ns: now + idleNs(s) };
+}
