@@ -1,7 +1,7 @@
 /**
  * The accounts sessions need before a chain may name them (TigerBeetle never reuses an id that
  * failed, so every account a chain touches is created first; ADR 0032): author earnings, an
- * agent's debt account (soft mode) and usage meters. Creating is idempotent (`exists` is
+ * agent's debt account (soft mode) and each session's usage meters. Creating is idempotent (`exists` is
  * success); what exists is remembered in SessionState so hot paths skip it.
  */
 import { AccountFlags, CreateAccountStatus, QueryFilterFlags, type Account } from "tigerbeetle-node";
@@ -9,8 +9,7 @@ import { agentDebtId, agentWalletId, authorEarningsAccount } from "../../domain/
 import { AccountCode, Ledger } from "../../domain/codes.js";
 import { idToHex } from "../../domain/ids.js";
 import { newAccount } from "../../domain/records.js";
-import { usageMeterId } from "../../domain/session-accounts.js";
-import { USAGE_LEDGER } from "../../domain/sessions.js";
+import { sessionMeterAccounts } from "../../domain/sessions.js";
 import { ledgerRejected } from "../errors.js";
 import type { SessionState } from "./state.js";
 
@@ -24,18 +23,30 @@ export async function createAccountsOk(s: SessionState, accounts: Account[], wha
   }
 }
 
-/** Usage meters of an agent (one per usage ledger); must exist before any usage transfer. */
-export async function ensureMeters(s: SessionState, agent_id: string): Promise<void> {
-  if (s.metersReady.has(agent_id)) return;
-  const wallet = agentWalletId(agent_id);
-  await createAccountsOk(
-    s,
-    Object.values(USAGE_LEDGER).map((l) =>
-      newAccount({ id: usageMeterId(agent_id, l), ledger: l, code: AccountCode.usage_meter, flags: AccountFlags.none, user_data_128: wallet }),
-    ),
-    "usage meter",
-  );
-  s.metersReady.add(agent_id);
+/** Most sessions remembered as metered (memory bound). */
+const METERED_MAX = 200_000;
+
+/**
+ * The session's usage meters (ADR 0036); they must exist before any transfer names them: a
+ * transfer refused for a missing account burns its id for good (id_already_failed).
+ */
+export async function ensureSessionMeters(s: SessionState, session_id: bigint, wallet_id: bigint): Promise<void> {
+  if (s.metered.has(session_id)) return;
+  const meters = sessionMeterAccounts(session_id, wallet_id);
+  const res = await s.ledger.createAccounts(meters);
+  for (const [i, r] of res.entries()) {
+    // exists_with_different_flags: the meter exists and was closed (the one flag it can gain).
+    if (r.status !== CreateAccountStatus.created && r.status !== CreateAccountStatus.exists && r.status !== CreateAccountStatus.exists_with_different_flags) {
+      throw ledgerRejected(`create session usage meter ${idToHex(meters[i]!.id)}`, CreateAccountStatus[r.status] ?? String(r.status));
+    }
+  }
+  markMetered(s, session_id);
+}
+
+/** Remember that the session's meters exist. */
+export function markMetered(s: SessionState, session_id: bigint): void {
+  if (s.metered.size >= METERED_MAX) s.metered.clear();
+  s.metered.add(session_id);
 }
 
 /** The soft-mode debt account of an agent (user_data_128 = wallet id, so it is found from the hold). */

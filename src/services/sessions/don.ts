@@ -10,7 +10,7 @@ import { idToHex } from "../../domain/ids.js";
 import type { BillingMode } from "../../domain/pricing.js";
 import { planDon, reconstructSession, type SessionView } from "../../domain/sessions.js";
 import { accountNotFound, failedPrecondition, insufficientFunds, ledgerRejected, statusError } from "../errors.js";
-import { ensureDebt, ensureMeters } from "./accounts.js";
+import { ensureDebt, ensureSessionMeters } from "./accounts.js";
 import { readSession } from "./reads.js";
 import type { SessionState } from "./state.js";
 
@@ -30,7 +30,6 @@ export interface DonCommand {
  */
 export async function executeDon(s: SessionState, d: DonCommand): Promise<{ view: SessionView; created: boolean }> {
   const sid = d.session_id;
-  if (!s.metersReady.has(d.agent_id)) await ensureMeters(s, d.agent_id);
   if (d.mode === "soft") await ensureDebt(s, d.agent_id);
   const t = planDon(s.ids, {
     session_id: sid,
@@ -41,7 +40,9 @@ export async function executeDon(s: SessionState, d: DonCommand): Promise<{ view
     hold_micro: d.hold_micro,
     timeout_s: s.config.SESSION_MAX_S,
   });
-  const [r] = await s.ledger.createTransfers([t]);
+  // The session's usage meters (ADR 0036) with the hold, concurrently: a failed Don leaves three
+  // empty meter accounts behind (harmless); a retried Don finds them (`exists`).
+  const [, [r]] = await Promise.all([ensureSessionMeters(s, sid, t.debit_account_id), s.ledger.createTransfers([t])]);
   if (!r) throw ledgerRejected("don", "no result");
   if (r.status === CT.created) {
     const now = r.timestamp;

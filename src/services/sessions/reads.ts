@@ -7,8 +7,14 @@ import { Code } from "@connectrpc/connect";
 import { AccountFilterFlags, type Transfer } from "tigerbeetle-node";
 import type { PriceBookEntry } from "../../domain/catalog.js";
 import { idToHex } from "../../domain/ids.js";
-import { usageMeterOfWallet } from "../../domain/session-accounts.js";
-import { reconstructSession, sessionTransferIds, USAGE_LEDGER, type SessionView } from "../../domain/sessions.js";
+import {
+  reconstructSession,
+  sessionCloseIds,
+  sessionMeterId,
+  sessionTransferIds,
+  USAGE_LEDGER,
+  type SessionView,
+} from "../../domain/sessions.js";
 import { statusError } from "../errors.js";
 import { ALL_METERS, type SessionState } from "./state.js";
 
@@ -18,14 +24,15 @@ export const LEDGER_LIMIT = 8189;
 /**
  * Every transfer of a session: its money transfers by their deterministic ids (one lookup),
  * and its usage / heartbeats from its usage meters, between the hold and the settlement
- * (account-indexed reads bounded in time).
+ * (account-indexed reads bounded in time). `fresh`: read everything from the ledger, trusting
+ * no index (settlement's read after the close).
  */
-export async function sessionTransfers(s: SessionState, sid: bigint): Promise<Transfer[]> {
+export async function sessionTransfers(s: SessionState, sid: bigint, fresh = false): Promise<Transfer[]> {
   // Single writer (embedded ledger) and a session this daemon indexes as open: its hold is
   // known and it has no post/void (this daemon would have removed it from the index), so only
   // the usage meters it touched are read. A settlement racing this read is caught by the
   // ledger (the chain's ids already exist) and answered from a fresh read.
-  if (s.singleWriter) {
+  if (s.singleWriter && !fresh) {
     const o = s.open.get(sid);
     if (o?.hold) {
       const hold = o.hold;
@@ -33,25 +40,25 @@ export async function sessionTransfers(s: SessionState, sid: bigint): Promise<Tr
       const usage = await Promise.all(
         Object.values(USAGE_LEDGER)
           .filter((l) => (o.meters & (1 << l)) !== 0)
-          .map((l) => meterTransfers(s, usageMeterOfWallet(hold.debit_account_id, l), sid, hold.timestamp, 0n)),
+          .map((l) => meterTransfers(s, sessionMeterId(sid, l), sid, hold.timestamp, 0n)),
       );
       return [hold, ...usage.flat()];
     }
   }
   const ids = sessionTransferIds(sid);
-  const money = await s.ledger.lookupTransfers([ids.hold, ids.post, ids.void]);
+  const money = await s.ledger.lookupTransfers([ids.hold, ids.post, ids.void, ...sessionCloseIds(sid)]);
   const hold = money.find((t) => t.id === ids.hold);
   if (!hold) return money;
   if (money.some((t) => t.id === ids.post)) money.push(...(await s.ledger.lookupTransfers([ids.author, ids.platform, ids.debt])));
   let end = 0n;
   for (const t of money) if ((t.id === ids.post || t.id === ids.void) && t.timestamp > end) end = t.timestamp;
   // Single writer: for a session indexed as open, only the meters it touched are read.
-  const o = s.singleWriter && end === 0n ? s.open.get(sid) : undefined;
+  const o = s.singleWriter && !fresh && end === 0n ? s.open.get(sid) : undefined;
   const meters = o ? o.meters : ALL_METERS;
   const usage = await Promise.all(
     Object.values(USAGE_LEDGER)
       .filter((l) => (meters & (1 << l)) !== 0)
-      .map((l) => meterTransfers(s, usageMeterOfWallet(hold.debit_account_id, l), sid, hold.timestamp, end)),
+      .map((l) => meterTransfers(s, sessionMeterId(sid, l), sid, hold.timestamp, end)),
   );
   return [...money, ...usage.flat()];
 }
@@ -87,8 +94,8 @@ export async function readSession(s: SessionState, sid: bigint): Promise<Session
 export type SessionRead = SessionView & { _txs: Transfer[] };
 
 /** readSession, keeping the transfers (null: no such session). */
-export async function readSessionWithTransfers(s: SessionState, sid: bigint): Promise<SessionRead | null> {
-  const txs = await sessionTransfers(s, sid);
+export async function readSessionWithTransfers(s: SessionState, sid: bigint, fresh = false): Promise<SessionRead | null> {
+  const txs = await sessionTransfers(s, sid, fresh);
   const v = reconstructSession(sid, txs, s.clock());
   return v ? { ...v, _txs: txs } : null;
 }

@@ -9,12 +9,14 @@
  * - settles, with close reason `max_length`, a session within reapMarginNs of its hold's
  *   timeout, billing time to now (capped at SESSION_MAX_S);
  * - drops from the index a session already past its deadline (the ledger voided it: EXPIRED).
- * Settlement is the same linked Doff chain with the same deterministic ids, so a concurrent Doff
- * and a reap can never both apply: the loser reads the winner's record.
+ * - finishes a settlement that was interrupted after its usage meters were closed (ADR 0036).
+ * Settlement closes the session's usage meters first (src/services/sessions/settle.ts): the
+ * first closer's terms bind, and the Doff chain has deterministic ids, so a concurrent Doff and a
+ * reap can never both apply: the loser reads the winner's record.
  */
 import { idToHex } from "../../domain/ids.js";
 import { readSession } from "./reads.js";
-import { settle } from "./settle.js";
+import { finishSession } from "./settle.js";
 import { idleNs, type SessionState } from "./state.js";
 
 export interface Reaper {
@@ -45,9 +47,11 @@ export async function reapOnce(s: SessionState): Promise<number> {
   const now = s.clock();
   const margin = reapMarginNs(s.config.SESSION_REAPER_INTERVAL_MS, s.config.SESSION_MAX_S);
   const idle_ns = idleNs(s);
-  const due: { sid: bigint; reason: "idle" | "max_length"; end_ns: bigint }[] = [];
+  const due: { sid: bigint; reason: "idle" | "max_length" | "recover"; end_ns: bigint }[] = [];
   for (const o of s.open.values()) {
-    if (now >= o.deadline_ns) {
+    if (o.closing === true && now < o.deadline_ns) {
+      due.push({ sid: o.session_id, reason: "recover", end_ns: now }); // settlement started, not finished
+    } else if (now >= o.deadline_ns) {
       s.open.delete(o.session_id);
       log.warn({ session_id: idToHex(o.session_id) }, "session expired in the ledger before it could be reaped");
     } else if (now >= o.deadline_ns - margin) {
@@ -66,11 +70,18 @@ export async function reapOnce(s: SessionState): Promise<number> {
             s.open.delete(d.sid);
             return;
           }
+          if (d.reason === "recover") {
+            // Finish on the terms the close recorded (finishSession adopts them).
+            const r = await finishSession(s, v, { reason: "idle", end_ns: v.last_activity_ns }, null);
+            if (r.status === "reaped") settled++;
+            log.info({ session_id: idToHex(d.sid), status: r.status }, "session settlement finished after an interruption");
+            return;
+          }
           // Activity may have arrived since the scan; the ledger's last activity is authoritative for idle.
           const o = s.open.get(d.sid);
           if (d.reason === "idle" && o && s.clock() - o.last_activity_ns < idle_ns) return;
           const end = d.reason === "idle" ? (o && o.last_activity_ns > v.last_activity_ns ? o.last_activity_ns : v.last_activity_ns) : d.end_ns;
-          const r = await settle(s, v, d.reason, end, null);
+          const r = await finishSession(s, v, { reason: d.reason, end_ns: end }, null);
           if (r.status === "reaped") settled++;
           log.info({ session_id: idToHex(d.sid), reason: d.reason, status: r.status }, "session reaped");
         } catch (err) {

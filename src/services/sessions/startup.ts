@@ -72,6 +72,7 @@ async function rebuildOpenSessions(s: SessionState): Promise<void> {
           last_beat_written_ns: v.last_activity_ns,
           meters: txs.reduce((m, t) => (t.ledger !== Ledger.usd_micro ? m | (1 << t.ledger) : m), 0),
           hold: h,
+          closing: v.closing !== null,
         });
       }),
     );

@@ -32,6 +32,8 @@ export interface OpenSession {
   meters: number;
   /** The hold as the ledger stored it (when known), so a single-writer read needs no lookup. */
   hold?: Transfer;
+  /** Its usage meters are closed: settlement started and must be finished (ADR 0036). */
+  closing?: boolean;
 }
 
 /** Every usage ledger's bit (see OpenSession.meters). */
@@ -49,8 +51,8 @@ export interface SessionState {
   readonly ids: SessionAccountIds;
   /** Open-session index (see the file comment). */
   readonly open: Map<bigint, OpenSession>;
-  /** Agents whose usage meters exist. */
-  readonly metersReady: Set<string>;
+  /** Sessions whose usage meters are known to exist (bounded: cleared when full). */
+  readonly metered: Set<bigint>;
   /** Authors whose earnings accounts exist. */
   readonly authorsReady: Set<string>;
   /** Wallets whose agent-debt account exists. */
@@ -76,7 +78,7 @@ export function createSessionState(ctx: DaemonContext): SessionState {
     registry,
     ids: sessionAccountIds,
     open: new Map(),
-    metersReady: new Set(),
+    metered: new Set(),
     authorsReady: new Set(),
     debtReady: new Set(),
     singleWriter: ctx.config.LEDGER === "embedded",

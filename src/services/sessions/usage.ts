@@ -14,7 +14,7 @@ import {
 import { AMOUNT_MAX_MICRO } from "../../domain/accounts.js";
 import { Ledger } from "../../domain/codes.js";
 import { parseSessionId, planHeartbeat, planUsage, type SessionView } from "../../domain/sessions.js";
-import { ensureMeters } from "./accounts.js";
+import { ensureSessionMeters } from "./accounts.js";
 import { LEDGER_LIMIT, readSession } from "./reads.js";
 import { STATUS_TO_API } from "./proto.js";
 import { ALL_METERS, idleNs, type OpenSession, type SessionState } from "./state.js";
@@ -76,7 +76,7 @@ export async function executeUsage(
   const sessions = await lookupSessions(s, [...new Set(parsed.filter((x): x is bigint => x !== null))]);
   const now = s.clock();
   const chains: { i: number; chain: Transfer[] }[] = [];
-  const agents = new Set<string>();
+  const wallets = new Map<bigint, bigint>();
   for (const [i, e] of events.entries()) {
     const sid = parsed[i];
     if (sid === null || sid === undefined) continue;
@@ -85,7 +85,8 @@ export async function executeUsage(
       results[i] = { outcome: UsageOutcome.REJECTED, reason: "SESSION_NOT_FOUND" };
       continue;
     }
-    const agent_id = agentFor("wallet_id" in v ? v.wallet_id : v.agent_wallet_id);
+    const wallet = "wallet_id" in v ? v.wallet_id : v.agent_wallet_id;
+    const agent_id = agentFor(wallet);
     if (agent_id === null) {
       results[i] = { outcome: UsageOutcome.REJECTED, reason: "PERMISSION_DENIED" };
       continue;
@@ -95,7 +96,7 @@ export async function executeUsage(
       results[i] = { outcome: UsageOutcome.REJECTED, reason: "SESSION_NOT_OPEN" };
       continue;
     }
-    agents.add(agent_id);
+    wallets.set(sid, wallet);
     chains.push({
       i,
       chain: planUsage(s.ids, {
@@ -108,7 +109,7 @@ export async function executeUsage(
       }),
     });
   }
-  for (const a of agents) await ensureMeters(s, a);
+  await Promise.all([...wallets].map(([sid, wallet]) => ensureSessionMeters(s, sid, wallet)));
   if (chains.length > 0) {
     const flat = chains.flatMap((c) => c.chain);
     const res: { timestamp: bigint; status: CT }[] = [];
@@ -133,6 +134,9 @@ export async function executeUsage(
         results[c.i] = { outcome: UsageOutcome.DUPLICATE, reason: "" };
       } else if ((CT[first.status] ?? "").startsWith("exists_with_different")) {
         results[c.i] = { outcome: UsageOutcome.REJECTED, reason: "SEQ_REUSED" };
+      } else if (first.status === CT.debit_account_already_closed) {
+        // Settlement closed the session's meters first (ADR 0036): this event is not in its price.
+        results[c.i] = { outcome: UsageOutcome.REJECTED, reason: "SESSION_NOT_OPEN" };
       } else {
         results[c.i] = { outcome: UsageOutcome.REJECTED, reason: `LEDGER_REJECTED:${CT[first.status] ?? first.status}` };
       }
@@ -184,7 +188,7 @@ export async function executeHeartbeat(
   o.last_activity_ns = now;
   // Throttled ledger write: liveness survives a restart to within SESSION_IDLE_S / 10.
   if (agent_id !== null && now - o.last_beat_written_ns >= idleNs(s) / 10n) {
-    await ensureMeters(s, agent_id);
+    await ensureSessionMeters(s, sid, o.wallet_id);
     const [r] = await s.ledger.createTransfers([planHeartbeat(s.ids, sid, agent_id, now)]);
     if (r && (r.status === CT.created || r.status === CT.exists)) {
       o.last_beat_written_ns = now;
