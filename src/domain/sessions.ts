@@ -134,6 +134,7 @@ export function sessionTransferIds(session_id: bigint): SessionTransferIds {
 
 export type UsageKind = "input_tokens" | "output_tokens" | "tool_calls";
 export const USAGE_KINDS: readonly UsageKind[] = ["input_tokens", "output_tokens", "tool_calls"];
+const TOKEN_KINDS: readonly UsageKind[] = ["input_tokens", "output_tokens"];
 export const USAGE_LEDGER: Record<UsageKind, number> = {
   input_tokens: Ledger.usage_input_tokens,
   output_tokens: Ledger.usage_output_tokens,
@@ -438,13 +439,16 @@ export function usageFingerprint(e: Pick<UsageEventInput, "input_tokens" | "outp
 }
 
 /**
- * One usage event -> a linked chain of usage transfers (the session's usage meter -> usage sink),
- * one per non-zero kind; an all-zero event is one zero-amount tool-call transfer. user_data_128 =
- * session id, user_data_64 = seq, user_data_32 = content fingerprint.
+ * One usage event -> a linked chain of usage transfers (the session's usage meter -> usage sink):
+ * FIRST the tool-call transfer, always (amount 0 when the event has no tool calls), then one per
+ * non-zero token kind. user_data_128 = session id, user_data_64 = seq, user_data_32 = content
+ * fingerprint. The always-present first transfer is the event's idempotency anchor: a retry of
+ * the same seq with any other numbers conflicts on it (exists_with_different_amount or
+ * _user_data_32) and the whole chain fails, even when the two events share no other kind
+ * (issue 11: a reused key never applies a different request).
  */
 export function planUsage(ids: SessionAccountIds, e: UsageEventInput): Transfer[] {
-  const kinds = USAGE_KINDS.filter((k) => e[k] > 0n);
-  const used: UsageKind[] = kinds.length > 0 ? kinds : ["tool_calls"];
+  const used: UsageKind[] = ["tool_calls", ...TOKEN_KINDS.filter((k) => e[k] > 0n)];
   const fp = usageFingerprint(e);
   const hold = lazyIds(e.session_id).hold;
   const chain = used.map(

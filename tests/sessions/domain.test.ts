@@ -115,7 +115,9 @@ describe("session plans", () => {
     expect(don.flags).toBe(TransferFlags.pending);
     const u1 = planUsage(ids, { session_id: sid, agent_id: "ag", seq: 1n, input_tokens: 100n, output_tokens: 2000n, tool_calls: 0n });
     const u2 = planUsage(ids, { session_id: sid, agent_id: "ag", seq: 2n, input_tokens: 0n, output_tokens: 500n, tool_calls: 3n });
-    expect(u1.map((t) => t.flags)).toEqual([TransferFlags.linked, TransferFlags.none]);
+    // the tool-call transfer first, always (the event's idempotency anchor), then the token kinds
+    expect(u1.map((t) => t.flags)).toEqual([TransferFlags.linked, TransferFlags.linked, TransferFlags.none]);
+    expect(u1.map((t) => [t.ledger, t.amount])).toEqual([[4, 0n], [2, 100n], [3, 2000n]]);
     const hb = planHeartbeat(ids, sid, "ag", 1n);
     const s = priceSession(pb.pricing, "live", 1_000_000n, { input_tokens: 100n, output_tokens: 2500n, tool_calls: 3n }, 60_000n, 1_500);
     expect(s.price_micro).toBe(15_000n); // 0.01 flat + 2.5k output tokens x 0.002/1k

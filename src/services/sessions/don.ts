@@ -2,14 +2,13 @@
  * Don: create the session's hold (src/domain/sessions.ts planDon) and map the ledger's answer.
  * The request is validated and authorized by the handler before this runs.
  */
-import { Code } from "@connectrpc/connect";
 import { CreateTransferStatus as CT } from "tigerbeetle-node";
 import { availableMicro } from "../../domain/accounts.js";
 import type { Masque } from "../../domain/catalog.js";
 import { idToHex } from "../../domain/ids.js";
 import type { BillingMode } from "../../domain/pricing.js";
 import { planDon, reconstructSession, type SessionView } from "../../domain/sessions.js";
-import { accountNotFound, failedPrecondition, insufficientFunds, ledgerRejected, statusError } from "../errors.js";
+import { accountNotFound, failedPrecondition, idempotencyKeyReused, insufficientFunds, ledgerRejected } from "../errors.js";
 import { ensureDebt, ensureSessionMeters } from "./accounts.js";
 import { readSession } from "./reads.js";
 import type { SessionState } from "./state.js";
@@ -25,7 +24,7 @@ export interface DonCommand {
 
 /**
  * Hold the reservation. Returns the session and whether this call created it (false: a retry of
- * the same Don). Errors: INSUFFICIENT_FUNDS, ACCOUNT_NOT_FOUND, SESSION_ID_REUSED,
+ * the same Don). Errors: INSUFFICIENT_FUNDS, ACCOUNT_NOT_FOUND, IDEMPOTENCY_KEY_REUSED,
  * SESSION_ID_ALREADY_FAILED, ACCOUNT_CLOSED.
  */
 export async function executeDon(s: SessionState, d: DonCommand): Promise<{ view: SessionView; created: boolean }> {
@@ -61,17 +60,24 @@ export async function executeDon(s: SessionState, d: DonCommand): Promise<{ view
     return { view: reconstructSession(sid, [t], now)!, created: true };
   }
   const name = CT[r.status] ?? String(r.status);
-  if (r.status === CT.exists || name.startsWith("exists_with_different")) {
+  // The session id is the Don's idempotency key: the same request plans the same hold (the
+  // ledger answers `exists`; a different SESSION_MAX_S only changes the timeout, which is not
+  // part of the request) and returns the session; any other difference — agent, masque, price
+  // book, billing mode, max_spend_micro (the hold amount) — is a different request.
+  if (r.status === CT.exists || r.status === CT.exists_with_different_timeout) {
     const existing = await readSession(s, sid);
-    if (existing && existing.agent_wallet_id === t.debit_account_id && existing.masque_index === d.masque.index) {
-      return { view: existing, created: false };
-    }
-    throw statusError(
-      Code.AlreadyExists,
-      "SESSION_ID_REUSED",
-      `session id ${idToHex(sid)} already names another session (different agent or masque); choose a new session id`,
-      { session_id: idToHex(sid) },
-    );
+    if (!existing) throw ledgerRejected("don", `${name} but the session is unreadable`);
+    // The ledger compares the timeout before the other fields: compare those here.
+    const same =
+      existing.agent_wallet_id === t.debit_account_id &&
+      existing.hold_micro === t.amount &&
+      existing.masque_index === d.masque.index &&
+      existing.price_version === d.masque.price_version &&
+      existing.mode === d.mode;
+    if (same) return { view: existing, created: false };
+  }
+  if (r.status === CT.exists || name.startsWith("exists_with_different")) {
+    throw idempotencyKeyReused(idToHex(sid), idToHex(t.id), "Don (agent, masque, billing mode or max_spend_micro differ)");
   }
   if (r.status === CT.exceeds_credits) {
     const [acct] = await s.ledger.lookupAccounts([t.debit_account_id]);
