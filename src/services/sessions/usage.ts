@@ -13,7 +13,19 @@ import {
 } from "../../../clients/gen/masques/ledger/v1/session_service_pb.js";
 import { AMOUNT_MAX_MICRO } from "../../domain/accounts.js";
 import { Ledger } from "../../domain/codes.js";
-import { parseSessionId, planHeartbeat, planUsage, type SessionView } from "../../domain/sessions.js";
+import { accrue, type PriceBook, type UsageTotals } from "../../domain/pricing.js";
+import {
+  decodeHoldTag,
+  parseSessionId,
+  planHeartbeat,
+  planUsage,
+  sessionMeterId,
+  USAGE_KINDS,
+  USAGE_LEDGER,
+  type SessionView,
+  type UsageKind,
+} from "../../domain/sessions.js";
+import { invalidArgument, type Violation } from "../errors.js";
 import { ensureSessionMeters } from "./accounts.js";
 import { LEDGER_LIMIT, readSession } from "./reads.js";
 import { STATUS_TO_API } from "./proto.js";
@@ -24,6 +36,74 @@ export const MAX_USAGE_EVENTS = 2_000;
 /** Shared (never mutated) result messages: most events of a batch share one of these. */
 const APPLIED_RESULT = create(UsageResultSchema, { outcome: UsageOutcome.APPLIED, reason: "" });
 const DUPLICATE_RESULT = create(UsageResultSchema, { outcome: UsageOutcome.DUPLICATE, reason: "" });
+
+/** The largest usage total (per kind) and session price the API carries (int64 max). */
+const TOTAL_MAX = AMOUNT_MAX_MICRO;
+const FIELD: Record<UsageKind, string> = { input_tokens: "input_tokens", output_tokens: "output_tokens", tool_calls: "tool_calls" };
+
+/**
+ * Issue 11, values past the API's range: refuse the whole call (INVALID_ARGUMENT naming each
+ * event field, nothing applied) when an event would push its session's usage total of a kind, or
+ * its price at the maximum session length, past 2^63-1. Totals are the ledger's (the session
+ * meters' debits_posted) plus the earlier events of this call. A concurrent call may pass the same
+ * check; the two can then reach at most 2^64-2, which the API's uint64 still carries.
+ */
+async function refuseTotalsPastRange(
+  s: SessionState,
+  events: readonly UsageEvent[],
+  chains: readonly { i: number; chain: Transfer[] }[],
+  sessions: Map<bigint, OpenSession | SessionView | null>,
+): Promise<void> {
+  if (chains.length === 0) return;
+  const sids = [...new Set(chains.map((c) => c.chain[0]!.user_data_128))];
+  const meters = await s.ledger.lookupAccounts(sids.flatMap((sid) => Object.values(USAGE_LEDGER).map((l) => sessionMeterId(sid, l))));
+  const balance = new Map(meters.map((a) => [a.id, a.debits_posted]));
+  const totals = new Map<bigint, UsageTotals>(
+    sids.map((sid) => [
+      sid,
+      {
+        input_tokens: balance.get(sessionMeterId(sid, USAGE_LEDGER.input_tokens)) ?? 0n,
+        output_tokens: balance.get(sessionMeterId(sid, USAGE_LEDGER.output_tokens)) ?? 0n,
+        tool_calls: balance.get(sessionMeterId(sid, USAGE_LEDGER.tool_calls)) ?? 0n,
+      },
+    ]),
+  );
+  const v: Violation[] = [];
+  for (const c of chains) {
+    const e = events[c.i]!;
+    const sid = c.chain[0]!.user_data_128;
+    const t = totals.get(sid)!;
+    const next: UsageTotals = {
+      input_tokens: t.input_tokens + e.inputTokens,
+      output_tokens: t.output_tokens + e.outputTokens,
+      tool_calls: t.tool_calls + e.toolCalls,
+    };
+    let bad = false;
+    for (const k of USAGE_KINDS) {
+      if (next[k] > TOTAL_MAX) {
+        v.push({ field: `events[${c.i}].${FIELD[k]}`, description: `the session's ${k.replace("_", " ")} would total ${next[k]}, past 2^63-1 (the API's range)` });
+        bad = true;
+      }
+    }
+    const pb = priceBookOfSession(s, sessions.get(sid) ?? null);
+    if (!bad && pb !== null) {
+      const worst = accrue(pb, next, BigInt(s.config.SESSION_MAX_S) * 1000n).price_micro;
+      if (worst > TOTAL_MAX) {
+        v.push({ field: `events[${c.i}]`, description: `the session's price would reach ${worst} micro-USD, past 2^63-1 (the API's range)` });
+        bad = true;
+      }
+    }
+    if (!bad) totals.set(sid, next);
+  }
+  if (v.length > 0) throw invalidArgument(v);
+}
+
+/** The price book pinned on a session (null when unknown here). */
+function priceBookOfSession(s: SessionState, v: OpenSession | SessionView | null): PriceBook | null {
+  if (v === null) return null;
+  const version = "price_version" in v ? v.price_version : v.hold ? decodeHoldTag(v.hold.user_data_32).price_version : null;
+  return version === null ? null : (s.registry.get(version)?.pricing ?? null);
+}
 
 /** Resolve sessions: open index first, the ledger for the rest. */
 export async function lookupSessions(s: SessionState, sids: bigint[]): Promise<Map<bigint, OpenSession | SessionView | null>> {
@@ -110,6 +190,7 @@ export async function executeUsage(
     });
   }
   await Promise.all([...wallets].map(([sid, wallet]) => ensureSessionMeters(s, sid, wallet)));
+  await refuseTotalsPastRange(s, events, chains, sessions);
   if (chains.length > 0) {
     const flat = chains.flatMap((c) => c.chain);
     const res: { timestamp: bigint; status: CT }[] = [];
