@@ -174,10 +174,12 @@ describe("session plans", () => {
 });
 
 describe("reaper margin", () => {
-  it("settles sessions at least 60 s (or 3 intervals) before the hold's timeout, never more than a tenth of it", () => {
+  it("settles sessions at least 3 intervals and at least min(60 s, a tenth of the maximum length) before the hold's timeout", () => {
     expect(reapMarginNs(5_000, 86_400)).toBe(60_000_000_000n);
     expect(reapMarginNs(60_000, 86_400)).toBe(180_000_000_000n);
-    expect(reapMarginNs(100, 2)).toBe(200_000_000n);
+    expect(reapMarginNs(100, 2)).toBe(300_000_000n);
+    expect(reapMarginNs(50, 2)).toBe(200_000_000n);
+    expect(reapMarginNs(1_500, 10)).toBe(4_500_000_000n); // never shorter than 3 intervals (issue 11)
   });
 });
 

@@ -39,12 +39,13 @@ export const donReq = (sessionId: string, over: Partial<{ masque: string; agentI
   ...over,
 });
 
-export async function startInProcess(env: Record<string, string> = {}): Promise<InProcess> {
+/** `clock`: the services' clock (default: the wall clock); the ledger keeps its own. */
+export async function startInProcess(env: Record<string, string> = {}, clock?: () => bigint): Promise<InProcess> {
   const dir = mkdtempSync(path.join(tmpdir(), "sessions-inproc-"));
   const inner = createEmbeddedClient({ dataDir: path.join(dir, "ledger") });
   const ledger = createCoalescedClient(inner);
   const config = loadConfig({ MASQUES_DATA_DIR: dir, MASQUES_DIR: path.resolve("masques"), ...env });
-  const ctx: DaemonContext = { ledger, config, log: pino({ level: "silent" }), clock: () => BigInt(Date.now()) * 1_000_000n };
+  const ctx: DaemonContext = { ledger, config, log: pino({ level: "silent" }), clock: clock ?? (() => BigInt(Date.now()) * 1_000_000n) };
   await onStart(ctx);
   const instances: SessionServiceInstance[] = [];
   let k = 0;

@@ -6,8 +6,8 @@
  * - settles, with close reason `idle`, a session with no heartbeat, usage or Don for
  *   SESSION_IDLE_S, billing time from Don to its LAST SIGN OF LIFE (not to now: the agent is not
  *   charged for the idle wait);
- * - settles, with close reason `max_length`, a session within reapMarginNs of its hold's
- *   timeout, billing time to now (capped at SESSION_MAX_S);
+ * - settles, with close reason `max_length`, a session within reapMarginNs (>= 3 intervals) of
+ *   its hold's timeout, billing time to now (capped at SESSION_MAX_S);
  * - drops from the index a session already past its deadline (the ledger voided it: EXPIRED).
  * - finishes a settlement that was interrupted after its usage meters were closed (ADR 0036).
  * Settlement closes the session's usage meters first (src/services/sessions/settle.ts): the
@@ -29,16 +29,16 @@ export interface Reaper {
 const PARALLEL = 64;
 
 /**
- * How long before a hold's timeout the reaper settles it: max(3 intervals, 60 s), at most a
- * tenth of SESSION_MAX_S (ADR 0033).
+ * How long before a hold's timeout the reaper settles it (ADR 0033, 0037): 3 intervals, so at
+ * least two passes fall inside the margin whatever their phase, and at least min(60 s, a tenth
+ * of SESSION_MAX_S). src/config.ts refuses an interval whose 3 intervals exceed half of
+ * SESSION_MAX_S.
  */
 export function reapMarginNs(interval_ms: number, max_s: number): bigint {
   const three = BigInt(interval_ms) * 3n * 1_000_000n;
-  const floor = 60_000_000_000n;
-  let margin = three > floor ? three : floor;
   const tenth = (BigInt(max_s) * 1_000_000_000n) / 10n;
-  if (margin > tenth) margin = tenth;
-  return margin;
+  const floor = tenth < 60_000_000_000n ? tenth : 60_000_000_000n;
+  return three > floor ? three : floor;
 }
 
 /** One pass over the open-session index; resolves with how many sessions were settled. */
