@@ -291,6 +291,7 @@ export interface SessionAccountIds {
   authorEarnings(author_id: string): bigint;
   escrow: bigint;
   platformRevenue: bigint;
+  /** The agent's shared meter (sessions before ADR 0036); session plans use sessionMeterId. */
   usageMeter(agent_id: string, ledger: number): bigint;
   usageSink(ledger: number): bigint;
 }
