@@ -340,7 +340,8 @@ async function inProcess(n: number, concurrency: number, usageEvents: number, us
   const { createEmbeddedClient } = await import("../src/ledger/embedded/index.js");
   const { createCoalescedClient } = await import("../src/ledger/coalescer.js");
   const { loadConfig } = await import("../src/config.js");
-  const { SessionEngine, sessionAccountIds } = await import("../src/services/session-service.js");
+  const { createSessionInstance } = await import("../src/services/sessions/service.js");
+  const { sessionAccountIds } = await import("../src/domain/session-accounts.js");
   const { onStart } = await import("../src/services/index.js");
   const { agentWalletAccounts, depositTransfer } = await import("../src/domain/accounts.js");
   const { BillingMode, RecordUsageRequestSchema } = await import("../clients/gen/masques/ledger/v1/session_service_pb.js");
@@ -351,8 +352,9 @@ async function inProcess(n: number, concurrency: number, usageEvents: number, us
     const config = loadConfig({ MASQUES_DATA_DIR: dir, MASQUES_DIR: path.resolve(HERE, "../masques"), SESSION_REAPER_INTERVAL_MS: "600000" });
     const ctx = { ledger, config, log: pino({ level: "silent" }), clock: () => BigInt(Date.now()) * 1_000_000n };
     await onStart(ctx);
-    const eng = new SessionEngine(ctx, { reaper: false });
-    await eng.ready;
+    const inst = createSessionInstance(ctx, { reaper: false });
+    await inst.ready;
+    const eng = inst.handlers;
     const agents = Array.from({ length: 64 }, (_, i) => `inproc-${i}`);
     await ledger.createAccounts(agents.flatMap((a) => agentWalletAccounts(a, "prepaid")));
     await ledger.createTransfers(
@@ -379,13 +381,13 @@ async function inProcess(n: number, concurrency: number, usageEvents: number, us
     };
     const sids = Array.from({ length: n }, () => randomBytes(16).toString("hex"));
     const don = await run(n, concurrency, async (i) => {
-      toBinary(DonResponseSchema, create(DonResponseSchema, await eng.don(P(agents[i % 64]!), { session_id: sids[i]!, masque: "researcher", agent_id: "", max_spend_micro: 0n, billing_mode: BillingMode.UNSPECIFIED })));
+      toBinary(DonResponseSchema, create(DonResponseSchema, await eng.don(P(agents[i % 64]!), { sessionId: sids[i]!, masque: "researcher", agentId: "", maxSpendMicro: 0n, billingMode: BillingMode.UNSPECIFIED })));
     });
     const doff = await run(n, concurrency, async (i) => {
       toBinary(DoffResponseSchema, create(DoffResponseSchema, { session: await eng.doff(P(agents[i % 64]!), sids[i]!) }));
     });
     const pool = Array.from({ length: 256 }, () => randomBytes(16).toString("hex"));
-    await Promise.all(pool.map((sid, i) => eng.don(P(agents[i % 64]!), { session_id: sid, masque: "researcher", agent_id: "", max_spend_micro: 0n, billing_mode: BillingMode.UNSPECIFIED })));
+    await Promise.all(pool.map((sid, i) => eng.don(P(agents[i % 64]!), { sessionId: sid, masque: "researcher", agentId: "", maxSpendMicro: 0n, billingMode: BillingMode.UNSPECIFIED })));
     const seq = new Array<bigint>(256).fill(0n);
     const batches = Math.ceil(usageEvents / usageBatch);
     const usage = await run(batches, 16, async (b) => {

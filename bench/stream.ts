@@ -31,10 +31,10 @@ import { agentDebtId, agentWalletAccounts, agentWalletId, authorEarningsAccount,
 import { AccountCode } from "../src/domain/codes.js";
 import { deterministicId } from "../src/domain/ids.js";
 import { priceBookFromText } from "../src/domain/pricing.js";
-import { planDoff, planDon, planUsage, priceSession } from "../src/domain/sessions.js";
+import { planDoff, planDon, planUsage, priceSession, sessionMeterAccounts } from "../src/domain/sessions.js";
 import { createCoalescedClient } from "../src/ledger/coalescer.js";
 import { createEmbeddedClient } from "../src/ledger/embedded/index.js";
-import { sessionAccountIds, usageMeterId } from "../src/services/session-service.js";
+import { sessionAccountIds, usageMeterId } from "../src/domain/session-accounts.js";
 import { ChdbSink, migrate, Streamer } from "../src/streamer/index.js";
 import { TRANSFER_COLUMNS, transferRow } from "../src/streamer/rows.js";
 import { account, createFixtureAccounts, writeTransfers } from "../tests/streamer/support.js";
@@ -142,6 +142,7 @@ async function sessionLoad(client: Client, agents: string[], tag: string, rate: 
       const session_id = deterministicId("bench-session", tag, k);
       try {
         await check("don", client.createTransfers([planDon(sessionAccountIds, { session_id, agent_id: agent, masque_index: w % 16, price_version: 1, mode: "live", hold_micro: PRICE.reserve_micro, timeout_s: 3600 })]));
+        await check("session meters", client.createAccounts(sessionMeterAccounts(session_id, agentWalletId(agent))));
         const usage = { input_tokens: 1500n, output_tokens: 700n, tool_calls: 3n };
         await check("usage", client.createTransfers(planUsage(sessionAccountIds, { session_id, agent_id: agent, seq: 1n, ...usage })));
         const settlement = priceSession(PRICE, "live", PRICE.reserve_micro, usage, 30_000n, 2000);

@@ -172,7 +172,7 @@ const vars = {
   ),
   SESSION_REAPER_INTERVAL_MS: v(
     uint("milliseconds").pipe(z.number().min(10)).default(5_000),
-    "How often the session reaper looks for idle sessions and sessions near their maximum length.",
+    "How often the session reaper looks for idle sessions and sessions near their maximum length. At most SESSION_MAX_S x 1000 / 6 (the reaper settles sessions 3 intervals before their hold's timeout).",
     "5000",
   ),
 } as const;
@@ -204,6 +204,22 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * ADR 0033/0037: with a daemon up, no session may be lost to its hold's ledger timeout. The
+ * reaper settles a session once it is within its margin of the timeout; the margin is at least
+ * 3 reaper intervals (src/services/sessions/reaper.ts reapMarginNs), so at least two passes fall
+ * inside it. That margin must leave a session at least half its maximum length:
+ * 3 x SESSION_REAPER_INTERVAL_MS <= SESSION_MAX_S / 2. Returns the violated rule, or null.
+ */
+export function sessionReaperRule(max_s: number, interval_ms: number): string | null {
+  if (3 * interval_ms <= (max_s * 1000) / 2) return null;
+  return (
+    `3 x ${interval_ms} ms (the reaper settles a session 3 intervals before its hold's timeout, so that ` +
+    `no session expires while the daemon is up; ADR 0033) must be at most half of SESSION_MAX_S ` +
+    `(${max_s} s): use SESSION_REAPER_INTERVAL_MS <= ${Math.floor((max_s * 1000) / 6)} or a larger SESSION_MAX_S`
+  );
+}
+
 /** Parse and validate the environment. Throws ConfigError naming every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const input: Record<string, string> = {};
@@ -225,6 +241,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (c.LEDGER === "tigerbeetle" && !c.TB_ADDRESSES) {
     cross.push({ variable: "TB_ADDRESSES", message: "required when LEDGER=tigerbeetle" });
   }
+  const reaperRule = sessionReaperRule(c.SESSION_MAX_S, c.SESSION_REAPER_INTERVAL_MS);
+  if (reaperRule !== null) cross.push({ variable: "SESSION_REAPER_INTERVAL_MS", message: reaperRule });
   if (cross.length > 0) throw new ConfigError(cross);
   const dataDir = path.resolve(c.MASQUES_DATA_DIR);
   return {

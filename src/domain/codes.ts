@@ -83,6 +83,11 @@ export const TransferCode = {
   usage_output_tokens: 21,
   /** Usage: tool calls. */
   usage_tool_calls: 22,
+  /**
+   * Closes a session's usage meter (pending, amount 0, `closing_debit`, never posted or voided):
+   * settlement's first step, after which the ledger refuses the session's usage (ADR 0036).
+   */
+  session_meter_close: 23,
   /** Author payout: earnings → rail outbound (pending until the rail confirms). */
   payout: 30,
   /** Author payout fee: earnings → rail fees (pending with its payout, ADR 0085). */

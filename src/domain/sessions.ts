@@ -5,12 +5,13 @@
  * /work/notes/sessions.md (for CDC); change it only by appending.
  */
 import { hash } from "node:crypto";
-import { TransferFlags, type Transfer } from "tigerbeetle-node";
-import { Ledger, TransferCode } from "./codes.js";
+import { TransferFlags, type Account, type Transfer } from "tigerbeetle-node";
+import { AccountCode, Ledger, TransferCode } from "./codes.js";
 import { deterministicId, idFromHex, idToHex } from "./ids.js";
 import { accrue, type BillingMode, type PriceBook, type UsageTotals } from "./pricing.js";
 import { settle, type Settlement } from "./split.js";
-import { newTransfer } from "./records.js";
+import { usageSinkId } from "./accounts.js";
+import { newAccount, newTransfer } from "./records.js";
 
 // ---- session ids -------------------------------------------------------------------------------
 
@@ -133,6 +134,7 @@ export function sessionTransferIds(session_id: bigint): SessionTransferIds {
 
 export type UsageKind = "input_tokens" | "output_tokens" | "tool_calls";
 export const USAGE_KINDS: readonly UsageKind[] = ["input_tokens", "output_tokens", "tool_calls"];
+const TOKEN_KINDS: readonly UsageKind[] = ["input_tokens", "output_tokens"];
 export const USAGE_LEDGER: Record<UsageKind, number> = {
   input_tokens: Ledger.usage_input_tokens,
   output_tokens: Ledger.usage_output_tokens,
@@ -171,6 +173,96 @@ export function heartbeatTransferId(session_id: bigint, beat: bigint): bigint {
   return tagged(lazyIds(session_id).hold, HEARTBEAT_TAG, beat, "heartbeat");
 }
 
+// ---- the session's usage meters and their closing (ADR 0036) ------------------------------------
+
+/** Top-byte tags of a session's usage-meter ACCOUNT ids, per usage ledger (account id space). */
+const METER_TAG: Record<number, bigint> = {
+  [Ledger.usage_input_tokens]: 0x82n << 120n,
+  [Ledger.usage_output_tokens]: 0x83n << 120n,
+  [Ledger.usage_tool_calls]: 0x84n << 120n,
+};
+/** Top-byte tags of the transfers closing those meters, per usage ledger. */
+const CLOSE_TAG: Record<number, bigint> = {
+  [Ledger.usage_input_tokens]: 0x92n << 120n,
+  [Ledger.usage_output_tokens]: 0x93n << 120n,
+  [Ledger.usage_tool_calls]: 0x94n << 120n,
+};
+const USAGE_LEDGERS_ORDER = [Ledger.usage_input_tokens, Ledger.usage_output_tokens, Ledger.usage_tool_calls] as const;
+const SINK_IDS = new Map<number, bigint>(USAGE_LEDGERS_ORDER.map((l) => [l, usageSinkId(l)]));
+const usageSinkOf = (l: number): bigint => SINK_IDS.get(l) ?? usageSinkId(l);
+
+/**
+ * The session's usage meter on a usage ledger (an account): hold id XOR a per-ledger tag, so
+ * the hold alone names it. Every usage and heartbeat transfer of the session debits it.
+ */
+export function sessionMeterId(session_id: bigint, ledger: number): bigint {
+  const tag = METER_TAG[ledger];
+  if (tag === undefined) throw new RangeError(`ledger ${ledger} is not a usage ledger`);
+  const id = lazyIds(session_id).hold ^ tag;
+  return id === 0n || id === (1n << 128n) - 1n ? deterministicId("account", "session_meter", idToHex(session_id), ledger) : id;
+}
+
+/** Ids of the transfers closing the session's meters, in usage-ledger order (input, output, tool calls). */
+export function sessionCloseIds(session_id: bigint): bigint[] {
+  const hold = lazyIds(session_id).hold;
+  return USAGE_LEDGERS_ORDER.map((l) => derived(hold, CLOSE_TAG[l]!, `close_meter_${l}`));
+}
+
+/**
+ * The session's three usage meters (one per usage ledger), created at Don. user_data_128 = the
+ * agent's wallet (the meter's owner); code usage_meter.
+ */
+export function sessionMeterAccounts(session_id: bigint, wallet_id: bigint): Account[] {
+  return USAGE_LEDGERS_ORDER.map((l) =>
+    newAccount({ id: sessionMeterId(session_id, l), ledger: l, code: AccountCode.usage_meter, user_data_128: wallet_id }),
+  );
+}
+
+/** What settlement was started as: the close decides the terms every settler then applies. */
+export interface CloseTerms {
+  /** How the session ends: settled for a reason, or cancelled (hold voided). */
+  reason: CloseReason | "cancel";
+  /** End of billed time (ns since the epoch; ignored for a cancel). */
+  end_ns: bigint;
+}
+
+const CLOSE_CODE: Record<CloseTerms["reason"], number> = { doff: 1, idle: 2, max_length: 3, cancel: 4 };
+const CLOSE_BY_CODE: Record<number, CloseTerms["reason"]> = { 1: "doff", 2: "idle", 3: "max_length", 4: "cancel" };
+
+/**
+ * Close the session's usage meters: ONE linked chain of three pending, zero-amount transfers
+ * with `closing_debit` and no timeout (so they never expire and the meters never reopen). From
+ * then on the ledger refuses every usage or heartbeat transfer of the session
+ * (`debit_account_already_closed`), so a read taken after the close is the session's final usage.
+ * user_data_64 = end of billed time (ns), user_data_32 = reason; user_data_128 = 0 (these are not
+ * usage: the usage views, keyed by user_data_128, do not see them).
+ */
+export function planCloseMeters(session_id: bigint, terms: CloseTerms): Transfer[] {
+  const ids = sessionCloseIds(session_id);
+  const chain = USAGE_LEDGERS_ORDER.map((l, i) =>
+    newTransfer({
+      id: ids[i]!,
+      debit_account_id: sessionMeterId(session_id, l),
+      credit_account_id: usageSinkOf(l),
+      amount: 0n,
+      user_data_64: terms.end_ns,
+      user_data_32: CLOSE_CODE[terms.reason],
+      ledger: l,
+      code: TransferCode.session_meter_close,
+      flags: TransferFlags.pending | TransferFlags.closing_debit,
+    }),
+  );
+  for (let i = 0; i < chain.length - 1; i++) chain[i]!.flags |= TransferFlags.linked;
+  return chain;
+}
+
+/** The terms a closing transfer records (null: not a closing transfer). */
+export function closeTermsOf(t: Transfer): CloseTerms | null {
+  if (t.code !== TransferCode.session_meter_close) return null;
+  const reason = CLOSE_BY_CODE[t.user_data_32];
+  return reason === undefined ? null : { reason, end_ns: t.user_data_64 };
+}
+
 // ---- user_data encodings -------------------------------------------------------------------------
 
 const MODE_CODE: Record<BillingMode, number> = { shadow: 1, soft: 2, live: 3 };
@@ -199,6 +291,7 @@ export interface SessionAccountIds {
   authorEarnings(author_id: string): bigint;
   escrow: bigint;
   platformRevenue: bigint;
+  /** The agent's shared meter (sessions before ADR 0036); session plans use sessionMeterId. */
   usageMeter(agent_id: string, ledger: number): bigint;
   usageSink(ledger: number): bigint;
 }
@@ -347,20 +440,23 @@ export function usageFingerprint(e: Pick<UsageEventInput, "input_tokens" | "outp
 }
 
 /**
- * One usage event -> a linked chain of usage transfers (usage meter of the agent -> usage sink),
- * one per non-zero kind; an all-zero event is one zero-amount tool-call transfer. user_data_128 =
- * session id, user_data_64 = seq, user_data_32 = content fingerprint.
+ * One usage event -> a linked chain of usage transfers (the session's usage meter -> usage sink):
+ * FIRST the tool-call transfer, always (amount 0 when the event has no tool calls), then one per
+ * non-zero token kind. user_data_128 = session id, user_data_64 = seq, user_data_32 = content
+ * fingerprint. The always-present first transfer is the event's idempotency anchor: a retry of
+ * the same seq with any other numbers conflicts on it (exists_with_different_amount or
+ * _user_data_32) and the whole chain fails, even when the two events share no other kind
+ * (issue 11: a reused key never applies a different request).
  */
 export function planUsage(ids: SessionAccountIds, e: UsageEventInput): Transfer[] {
-  const kinds = USAGE_KINDS.filter((k) => e[k] > 0n);
-  const used: UsageKind[] = kinds.length > 0 ? kinds : ["tool_calls"];
+  const used: UsageKind[] = ["tool_calls", ...TOKEN_KINDS.filter((k) => e[k] > 0n)];
   const fp = usageFingerprint(e);
   const hold = lazyIds(e.session_id).hold;
   const chain = used.map(
     (k): Transfer =>
       newTransfer({
         id: tagged(hold, KIND_TAG[k], e.seq, k),
-        debit_account_id: ids.usageMeter(e.agent_id, USAGE_LEDGER[k]),
+        debit_account_id: sessionMeterId(e.session_id, USAGE_LEDGER[k]),
         credit_account_id: ids.usageSink(USAGE_LEDGER[k]),
         amount: e[k],
         user_data_128: e.session_id,
@@ -378,11 +474,11 @@ export function planUsage(ids: SessionAccountIds, e: UsageEventInput): Transfer[
  * A heartbeat is a zero-amount tool-call usage transfer with user_data_64 = 0 (seq 0 is reserved
  * for heartbeats), so a session's liveness is in the ledger too.
  */
-export function planHeartbeat(ids: SessionAccountIds, session_id: bigint, agent_id: string, beat: bigint): Transfer {
+export function planHeartbeat(ids: SessionAccountIds, session_id: bigint, _agent_id: string, beat: bigint): Transfer {
   return {
     ...blank(),
     id: heartbeatTransferId(session_id, beat),
-    debit_account_id: ids.usageMeter(agent_id, Ledger.usage_tool_calls),
+    debit_account_id: sessionMeterId(session_id, Ledger.usage_tool_calls),
     credit_account_id: ids.usageSink(Ledger.usage_tool_calls),
     amount: 0n,
     user_data_128: session_id,
@@ -424,6 +520,8 @@ export interface SessionView {
   author_micro: bigint;
   platform_micro: bigint;
   fee_bps: number;
+  /** Settlement started (the usage meters are closed; ADR 0036) with these terms; null: not started. */
+  closing: CloseTerms | null;
 }
 
 const hasFlag = (t: Transfer, f: TransferFlags): boolean => (t.flags & f) !== 0;
@@ -440,6 +538,7 @@ export function reconstructSession(session_id: bigint, transfers: readonly Trans
   let author: Transfer | undefined;
   let platform: Transfer | undefined;
   let debt: Transfer | undefined;
+  let closing: CloseTerms | null = null;
   const usage: UsageTotals = { input_tokens: 0n, output_tokens: 0n, tool_calls: 0n };
   const seqs = new Set<bigint>();
   let last_activity_ns = 0n;
@@ -450,7 +549,9 @@ export function reconstructSession(session_id: bigint, transfers: readonly Trans
     else if (t.id === ids.author) author = t;
     else if (t.id === ids.platform) platform = t;
     else if (t.id === ids.debt) debt = t;
-    else if (t.user_data_128 === session_id && t.ledger !== Ledger.usd_micro) {
+    else if (t.code === TransferCode.session_meter_close) {
+      if (closing === null && sessionCloseIds(session_id).includes(t.id)) closing = closeTermsOf(t);
+    } else if (t.user_data_128 === session_id && t.ledger !== Ledger.usd_micro) {
       if (t.code === TransferCode.usage_input_tokens) usage.input_tokens += t.amount;
       else if (t.code === TransferCode.usage_output_tokens) usage.output_tokens += t.amount;
       else if (t.code === TransferCode.usage_tool_calls) usage.tool_calls += t.amount;
@@ -501,6 +602,7 @@ export function reconstructSession(session_id: bigint, transfers: readonly Trans
     author_micro: author?.amount ?? 0n,
     platform_micro: platform?.amount ?? 0n,
     fee_bps: platform?.user_data_32 ?? 0,
+    closing,
   };
 }
 

@@ -17,6 +17,7 @@ import {
   railAccountId,
 } from "../domain/accounts.js";
 import { idToHex } from "../domain/ids.js";
+import { walletOf } from "../domain/session-accounts.js";
 import { principalKey, type Principal, type Scope } from "../server/principal.js";
 import { permissionDenied, unauthenticated } from "./errors.js";
 
@@ -118,4 +119,111 @@ export function authorizeDeposit(p: Principal, rail: RailName | null): void {
     );
   }
   requireScope(p, ["rail:settle"], "deposit");
+}
+
+// ---- SessionService ----------------------------------------------------------------------------
+// An agent acts on and reads only its own sessions (the session's hold names its wallet); an
+// author reads and lists sessions whose pinned price book pays them; admins do everything.
+
+/**
+ * Don: an agent for itself (ledger:write), without overriding the billing mode; an admin for any
+ * agent. Returns the agent the session is for ("" when an admin named none: a field violation).
+ */
+export function authorizeDon(p: Principal, requestedAgentId: string, overridesBillingMode: boolean): string {
+  if (isAdmin(p)) return requestedAgentId;
+  requireScope(p, ["ledger:write"], "don a masque");
+  if (p.kind !== "agent") throw permissionDenied(`${who(p)} may not don a masque: agents only`, { principal_kind: p.kind });
+  if (requestedAgentId && requestedAgentId !== p.id) {
+    throw permissionDenied(`agent ${JSON.stringify(p.id)} may not don a masque for agent ${JSON.stringify(requestedAgentId)}`, {
+      principal_kind: p.kind,
+    });
+  }
+  if (overridesBillingMode) {
+    throw permissionDenied(`${who(p)} may not override the billing mode: admin only`, { principal_kind: p.kind });
+  }
+  return p.id;
+}
+
+/** RecordUsage, the call: agents (ledger:write) and admins; each event is then checked with usageAgentFor. */
+export function authorizeRecordUsage(p: Principal): void {
+  if (isAdmin(p)) return;
+  requireScope(p, ["ledger:write"], "record usage");
+  if (p.kind !== "agent") throw permissionDenied(`${who(p)} may not record usage: agents only`, { principal_kind: p.kind });
+}
+
+/**
+ * RecordUsage, each event: the agent whose meters take the usage, or null (PERMISSION_DENIED).
+ * Only the session's own agent records usage; an admin cannot (it cannot know the agent id
+ * behind a wallet, and nobody records usage for another agent).
+ */
+export function usageAgentFor(p: Principal, sessionWalletId: bigint): string | null {
+  return p.kind === "agent" && walletOf(p.id) === sessionWalletId ? p.id : null;
+}
+
+/** Doff, Cancel, Heartbeat: the session's own agent (ledger:write) or an admin. */
+export function authorizeActOnSession(p: Principal, sessionWalletId: bigint, sessionId: bigint, action: string): void {
+  if (isAdmin(p)) return;
+  requireScope(p, ["ledger:write"], action);
+  if (p.kind !== "agent" || walletOf(p.id) !== sessionWalletId) {
+    throw permissionDenied(`${who(p)} may not ${action} session ${idToHex(sessionId)}: not its own`, {
+      principal_kind: p.kind,
+      session_id: idToHex(sessionId),
+    });
+  }
+}
+
+/**
+ * GetSession: the session's agent, the author its pinned price book pays (a read scope), or an
+ * admin. `session` null (no such session): only the scope is checked, so NOT_FOUND follows.
+ */
+export function authorizeReadSession(
+  p: Principal,
+  session: { wallet_id: bigint; session_id: bigint; payee_author: string | null } | null,
+): void {
+  if (isAdmin(p)) return;
+  requireScope(p, ["ledger:read", "ledger:write"], "read sessions");
+  if (session === null) return;
+  const ok =
+    (p.kind === "agent" && walletOf(p.id) === session.wallet_id) ||
+    (p.kind === "author" && session.payee_author === p.id);
+  if (!ok) {
+    throw permissionDenied(`${who(p)} may not read session ${idToHex(session.session_id)}`, {
+      principal_kind: p.kind,
+      session_id: idToHex(session.session_id),
+    });
+  }
+}
+
+/** A ListSessions owner filter. */
+export type SessionOwner = { case: "agentId" | "masque" | "author"; value: string } | { case: undefined; value: string };
+
+/**
+ * ListSessions: an agent lists its own sessions, an author those of its masques (by author or by
+ * one of its masque names), an admin anything. Returns the owner filter to apply (an unset
+ * filter becomes the caller's own). `masqueAuthor` names a masque's author in the catalog.
+ */
+export function authorizeListSessions(p: Principal, owner: SessionOwner, masqueAuthor: (name: string) => string | undefined): SessionOwner {
+  if (isAdmin(p)) return owner;
+  requireScope(p, ["ledger:read", "ledger:write"], "list sessions");
+  if (p.kind === "agent") {
+    const o: SessionOwner = owner.case === undefined ? { case: "agentId", value: p.id } : owner;
+    if (o.case !== "agentId" || o.value !== p.id) {
+      throw permissionDenied(`${who(p)} may list only its own sessions`, { principal_kind: p.kind });
+    }
+    return o;
+  }
+  if (p.kind === "author") {
+    const o: SessionOwner = owner.case === undefined ? { case: "author", value: p.id } : owner;
+    const ownMasque = o.case === "masque" && masqueAuthor(o.value) === p.id;
+    if (!(o.case === "author" && o.value === p.id) && !ownMasque) {
+      throw permissionDenied(`${who(p)} may list only sessions of its own masques`, { principal_kind: p.kind });
+    }
+    return o;
+  }
+  throw permissionDenied(`${who(p)} may not list sessions`, { principal_kind: p.kind });
+}
+
+/** ListMasques: any principal with a ledger scope. */
+export function authorizeListMasques(p: Principal): void {
+  requireScope(p, ["ledger:read", "ledger:write"], "list masques");
 }

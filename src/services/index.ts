@@ -8,8 +8,8 @@ import { RAIL_NAMES } from "../domain/codes.js";
 import { startupPlatformAccounts } from "../domain/accounts.js";
 import { idToHex } from "../domain/ids.js";
 import { defineService, type DaemonContext, type ServiceRegistration } from "../server/registry.js";
-import { createAccountService } from "./account-service.js";
-import { sessionServiceRegistration } from "./session-service.js";
+import { createAccountService } from "./accounts/account-service.js";
+import { sessionServiceRegistration } from "./sessions/service.js";
 
 export function createServices(ctx: DaemonContext): ServiceRegistration[] {
   return [

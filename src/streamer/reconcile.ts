@@ -8,7 +8,9 @@
  *    and posted balances re-derived from ClickHouse's transfers (when the copy is caught up);
  * 3. conservation per ledger: total debits = total credits (posted and pending), on both sides;
  * 4. sessions: for every session, author + platform + refund = hold + debt (soft-mode overrun),
- *    and one session row per hold in the ledger.
+ *    and one session row per hold in the ledger;
+ * 5. usage after settlement: no usage (or heartbeat) recorded after its session was settled or
+ *    cancelled — usage the price never included (issue 11, ADR 0036).
  * Any difference is drift: `ok` is false and the CLI exits non-zero.
  */
 import { TransferFlags, type Account, type Client, type QueryFilter } from "tigerbeetle-node";
@@ -314,6 +316,32 @@ export async function reconcile(opts: { client: Client; sink: Sink }): Promise<R
     name: "sessions (author + platform + refund = hold + debt)",
     ok: unbalanced === 0 && paidWithoutPost === 0 && withHold === ledgerHolds,
     detail: `${sessions} sessions (${ledgerHolds} holds in the ledger); ${unbalanced + paidWithoutPost} unbalanced`,
+  });
+
+  // ---- usage recorded after its session settled -------------------------------------------------
+  const late = await sink.query(
+    bindDatabase(
+      `SELECT u.session_id AS session_id, count() AS events, max(u.timestamp) AS last_ns, any(s.closed_ns) AS closed_ns
+       FROM {{db}}.usage AS u
+       INNER JOIN (SELECT session_id, closed_ns FROM {{db}}.sessions FINAL
+                   WHERE status IN ('closed', 'cancelled') AND closed_ns != 0) AS s ON u.session_id = s.session_id
+       WHERE u.timestamp > s.closed_ns
+       GROUP BY u.session_id ORDER BY u.session_id LIMIT 50`,
+      db,
+    ),
+  );
+  for (const r of late) {
+    addDrift({
+      check: "usage after settlement",
+      subject: `session ${big(r.session_id).toString(16)}`,
+      ledger: `settled at ${String(r.closed_ns)}`,
+      clickhouse: `${String(r.events)} usage events after it (last at ${String(r.last_ns)})`,
+    });
+  }
+  checks.push({
+    name: "usage after settlement (every usage event is in its session's price)",
+    ok: late.length === 0,
+    detail: `${late.length} sessions with usage recorded after they were settled or cancelled`,
   });
 
   return {

@@ -18,7 +18,7 @@ import { RAIL_NAMES } from "../../src/domain/codes.js";
 import { agentWalletAccounts, startupPlatformAccounts } from "../../src/domain/accounts.js";
 import { createCoalescedClient } from "../../src/ledger/coalescer.js";
 import { createEmbeddedClient, type EmbeddedClient } from "../../src/ledger/embedded/index.js";
-import { createAccountService } from "../../src/services/account-service.js";
+import { createAccountService } from "../../src/services/accounts/account-service.js";
 import { principalKey, type Principal } from "../../src/server/principal.js";
 
 function ctxFor(principal: Principal): HandlerContext {

@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { TransferFlags, type Transfer } from "tigerbeetle-node";
 import { describe, expect, it } from "vitest";
 import { CatalogError, loadCatalog, parseMasque, PriceBookRegistry } from "../../src/domain/catalog.js";
-import { reapMarginNs } from "../../src/services/reaper.js";
+import { reapMarginNs } from "../../src/services/sessions/reaper.js";
 import { deterministicId } from "../../src/domain/ids.js";
 import {
   decodeHoldTag,
@@ -115,7 +115,9 @@ describe("session plans", () => {
     expect(don.flags).toBe(TransferFlags.pending);
     const u1 = planUsage(ids, { session_id: sid, agent_id: "ag", seq: 1n, input_tokens: 100n, output_tokens: 2000n, tool_calls: 0n });
     const u2 = planUsage(ids, { session_id: sid, agent_id: "ag", seq: 2n, input_tokens: 0n, output_tokens: 500n, tool_calls: 3n });
-    expect(u1.map((t) => t.flags)).toEqual([TransferFlags.linked, TransferFlags.none]);
+    // the tool-call transfer first, always (the event's idempotency anchor), then the token kinds
+    expect(u1.map((t) => t.flags)).toEqual([TransferFlags.linked, TransferFlags.linked, TransferFlags.none]);
+    expect(u1.map((t) => [t.ledger, t.amount])).toEqual([[4, 0n], [2, 100n], [3, 2000n]]);
     const hb = planHeartbeat(ids, sid, "ag", 1n);
     const s = priceSession(pb.pricing, "live", 1_000_000n, { input_tokens: 100n, output_tokens: 2500n, tool_calls: 3n }, 60_000n, 1_500);
     expect(s.price_micro).toBe(15_000n); // 0.01 flat + 2.5k output tokens x 0.002/1k
@@ -172,10 +174,12 @@ describe("session plans", () => {
 });
 
 describe("reaper margin", () => {
-  it("settles sessions at least 60 s (or 3 intervals) before the hold's timeout, never more than a tenth of it", () => {
+  it("settles sessions at least 3 intervals and at least min(60 s, a tenth of the maximum length) before the hold's timeout", () => {
     expect(reapMarginNs(5_000, 86_400)).toBe(60_000_000_000n);
     expect(reapMarginNs(60_000, 86_400)).toBe(180_000_000_000n);
-    expect(reapMarginNs(100, 2)).toBe(200_000_000n);
+    expect(reapMarginNs(100, 2)).toBe(300_000_000n);
+    expect(reapMarginNs(50, 2)).toBe(200_000_000n);
+    expect(reapMarginNs(1_500, 10)).toBe(4_500_000_000n); // never shorter than 3 intervals (issue 11)
   });
 });
 

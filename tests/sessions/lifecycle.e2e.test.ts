@@ -153,7 +153,7 @@ describe("session lifecycle", () => {
     await expectStatus(c.sessions.don({ sessionId: "xyz", masque: "researcher" }), Code.InvalidArgument, "INVALID_ARGUMENT");
     const sid = newSessionId();
     await c.sessions.don({ sessionId: sid, masque: "researcher" });
-    await expectStatus(c.sessions.don({ sessionId: sid, masque: "code-reviewer" }), Code.AlreadyExists, "SESSION_ID_REUSED");
+    await expectStatus(c.sessions.don({ sessionId: sid, masque: "code-reviewer" }), Code.AlreadyExists, "IDEMPOTENCY_KEY_REUSED");
     await expectStatus(c.sessions.getSession({ sessionId: newSessionId() }), Code.NotFound, "SESSION_NOT_FOUND");
   });
 

@@ -7,8 +7,8 @@ import { agentDebtId, agentWalletAccounts, agentWalletId, authorEarningsAccount,
 import { AccountCode } from "../../src/domain/codes.js";
 import { deterministicId } from "../../src/domain/ids.js";
 import { priceBookFromText, type BillingMode } from "../../src/domain/pricing.js";
-import { planCancel, planDoff, planDon, planHeartbeat, planUsage, priceSession, type SessionAccountIds } from "../../src/domain/sessions.js";
-import { sessionAccountIds, usageMeterId } from "../../src/services/session-service.js";
+import { planCancel, planDoff, planDon, planHeartbeat, planUsage, priceSession, sessionMeterAccounts, type SessionAccountIds } from "../../src/domain/sessions.js";
+import { sessionAccountIds, usageMeterId } from "../../src/domain/session-accounts.js";
 import { account, CREATED } from "./support.js";
 
 export const ids: SessionAccountIds = sessionAccountIds;
@@ -64,6 +64,7 @@ export function sessionId(name: string): bigint {
 export async function runSession(client: Client, s: SessionScript): Promise<bigint> {
   const session_id = sessionId(s.name);
   await ok("don", client.createTransfers([planDon(ids, { session_id, agent_id: s.agent, masque_index: s.masque_index, price_version: 3, mode: s.mode, hold_micro: s.hold_micro, timeout_s: s.timeout_s })]));
+  await ok("session meters", client.createAccounts(sessionMeterAccounts(session_id, agentWalletId(s.agent))), CreateAccountStatus.exists);
   let seq = 1n;
   for (const u of s.usage) {
     await ok("usage", client.createTransfers(planUsage(ids, { session_id, agent_id: s.agent, seq: seq++, ...u })));

@@ -26,7 +26,7 @@ import {
   type OpenAgentWalletRequest,
   type OpenAuthorEarningsRequest,
   type OpenPlatformAccountRequest,
-} from "../../clients/gen/masques/ledger/v1/account_service_pb.js";
+} from "../../../clients/gen/masques/ledger/v1/account_service_pb.js";
 import {
   AccountEntrySchema,
   AccountKind,
@@ -35,8 +35,8 @@ import {
   TransferDirection,
   TransferKind,
   type AccountRef,
-} from "../../clients/gen/masques/ledger/v1/common_pb.js";
-import { AccountCode, Ledger, Rail, type RailName } from "../domain/codes.js";
+} from "../../../clients/gen/masques/ledger/v1/common_pb.js";
+import { AccountCode, Ledger, Rail, type RailName } from "../../domain/codes.js";
 import {
   AMOUNT_MAX_MICRO,
   IDEMPOTENCY_KEY_RE,
@@ -57,7 +57,7 @@ import {
   railAccount,
   type PlatformKind,
   type RailAccountKind,
-} from "../domain/accounts.js";
+} from "../../domain/accounts.js";
 import {
   issuanceHeadroomMicro,
   issuanceLimitAccounts,
@@ -66,16 +66,16 @@ import {
   issuanceLimitRule,
   issuanceOutcome,
   withIssuanceLimit,
-} from "../domain/balance-bounds.js";
-import { idToHex } from "../domain/ids.js";
-import { ledgerTimeWindow, parseTimeRange } from "../domain/time-range.js";
+} from "../../domain/balance-bounds.js";
+import { idToHex } from "../../domain/ids.js";
+import { ledgerTimeWindow, parseTimeRange } from "../../domain/time-range.js";
 import {
   authorizeDeposit,
   authorizeOpenOwn,
   authorizeRead,
   principalOf,
   requireAdmin,
-} from "./authz.js";
+} from "../authz.js";
 import {
   accountNotFound,
   alreadyExists,
@@ -85,7 +85,7 @@ import {
   invalidArgument,
   ledgerRejected,
   type Violation,
-} from "./errors.js";
+} from "../errors.js";
 import {
   accountView,
   balanceView,
@@ -95,7 +95,7 @@ import {
   parsePageSize,
   timestampFromNs,
   transferView,
-} from "./views.js";
+} from "../views.js";
 
 export interface AccountServiceDeps {
   readonly ledger: Client;

@@ -1,0 +1,100 @@
+/**
+ * Don: create the session's hold (src/domain/sessions.ts planDon) and map the ledger's answer.
+ * The request is validated and authorized by the handler before this runs.
+ */
+import { CreateTransferStatus as CT } from "tigerbeetle-node";
+import { availableMicro } from "../../domain/accounts.js";
+import type { Masque } from "../../domain/catalog.js";
+import { idToHex } from "../../domain/ids.js";
+import type { BillingMode } from "../../domain/pricing.js";
+import { planDon, reconstructSession, type SessionView } from "../../domain/sessions.js";
+import { accountNotFound, failedPrecondition, idempotencyKeyReused, insufficientFunds, ledgerRejected } from "../errors.js";
+import { ensureDebt, ensureSessionMeters } from "./accounts.js";
+import { readSession } from "./reads.js";
+import type { SessionState } from "./state.js";
+
+export interface DonCommand {
+  session_id: bigint;
+  agent_id: string;
+  masque: Masque;
+  mode: BillingMode;
+  /** Amount to hold (0 in shadow mode), micro-USD. */
+  hold_micro: bigint;
+}
+
+/**
+ * Hold the reservation. Returns the session and whether this call created it (false: a retry of
+ * the same Don). Errors: INSUFFICIENT_FUNDS, ACCOUNT_NOT_FOUND, IDEMPOTENCY_KEY_REUSED,
+ * SESSION_ID_ALREADY_FAILED, ACCOUNT_CLOSED.
+ */
+export async function executeDon(s: SessionState, d: DonCommand): Promise<{ view: SessionView; created: boolean }> {
+  const sid = d.session_id;
+  if (d.mode === "soft") await ensureDebt(s, d.agent_id);
+  const t = planDon(s.ids, {
+    session_id: sid,
+    agent_id: d.agent_id,
+    masque_index: d.masque.index,
+    price_version: d.masque.price_version,
+    mode: d.mode,
+    hold_micro: d.hold_micro,
+    timeout_s: s.config.SESSION_MAX_S,
+  });
+  // The session's usage meters (ADR 0036) with the hold, concurrently: a failed Don leaves three
+  // empty meter accounts behind (harmless); a retried Don finds them (`exists`).
+  const [, [r]] = await Promise.all([ensureSessionMeters(s, sid, t.debit_account_id), s.ledger.createTransfers([t])]);
+  if (!r) throw ledgerRejected("don", "no result");
+  if (r.status === CT.created) {
+    const now = r.timestamp;
+    t.timestamp = now; // the hold as the ledger stored it (t is ours: planDon built it for this call)
+    s.open.set(sid, {
+      session_id: sid,
+      wallet_id: t.debit_account_id,
+      masque_index: d.masque.index,
+      don_ns: now,
+      deadline_ns: now + BigInt(t.timeout) * 1_000_000_000n,
+      last_activity_ns: now,
+      last_beat_written_ns: now,
+      meters: 0,
+      hold: t,
+    });
+    return { view: reconstructSession(sid, [t], now)!, created: true };
+  }
+  const name = CT[r.status] ?? String(r.status);
+  // The session id is the Don's idempotency key: the same request plans the same hold (the
+  // ledger answers `exists`; a different SESSION_MAX_S only changes the timeout, which is not
+  // part of the request) and returns the session; any other difference — agent, masque, price
+  // book, billing mode, max_spend_micro (the hold amount) — is a different request.
+  if (r.status === CT.exists || r.status === CT.exists_with_different_timeout) {
+    const existing = await readSession(s, sid);
+    if (!existing) throw ledgerRejected("don", `${name} but the session is unreadable`);
+    // The ledger compares the timeout before the other fields: compare those here.
+    const same =
+      existing.agent_wallet_id === t.debit_account_id &&
+      existing.hold_micro === t.amount &&
+      existing.masque_index === d.masque.index &&
+      existing.price_version === d.masque.price_version &&
+      existing.mode === d.mode;
+    if (same) return { view: existing, created: false };
+  }
+  if (r.status === CT.exists || name.startsWith("exists_with_different")) {
+    throw idempotencyKeyReused(idToHex(sid), idToHex(t.id), "Don (agent, masque, billing mode or max_spend_micro differ)");
+  }
+  if (r.status === CT.exceeds_credits) {
+    const [acct] = await s.ledger.lookupAccounts([t.debit_account_id]);
+    throw insufficientFunds(idToHex(t.debit_account_id), acct ? availableMicro(acct) : 0n, d.hold_micro);
+  }
+  if (r.status === CT.debit_account_not_found) throw accountNotFound(idToHex(t.debit_account_id));
+  if (r.status === CT.id_already_failed) {
+    throw failedPrecondition(
+      "SESSION_ID_ALREADY_FAILED",
+      `session id ${idToHex(sid)} was refused earlier (e.g. insufficient funds); the ledger never reuses a refused id: don again with a new session id`,
+      { session_id: idToHex(sid) },
+    );
+  }
+  if (r.status === CT.debit_account_already_closed) {
+    throw failedPrecondition("ACCOUNT_CLOSED", `agent wallet ${idToHex(t.debit_account_id)} is closed`, {
+      account_id: idToHex(t.debit_account_id),
+    });
+  }
+  throw ledgerRejected("don", name);
+}

@@ -1,0 +1,209 @@
+/**
+ * SessionService handlers, thin: parse the request (every bad field named), authorize (ONE call
+ * into src/services/authz.ts, visible in each handler), execute (don.ts, usage.ts, settle.ts,
+ * list.ts), convert to protobuf (proto.ts). They take the authenticated principal; service.ts
+ * binds them to Connect.
+ */
+import { randomBytes } from "node:crypto";
+import { Code } from "@connectrpc/connect";
+import {
+  BillingMode as ApiBillingMode,
+  SessionStatus as ApiSessionStatus,
+  type DonRequest,
+  type ListSessionsRequest,
+  type Masque,
+  type Session,
+  type UsageEvent,
+} from "../../../clients/gen/masques/ledger/v1/session_service_pb.js";
+import { AMOUNT_MAX_MICRO, OWNER_ID_RE, OWNER_ID_RULE } from "../../domain/accounts.js";
+import { parseSessionId } from "../../domain/sessions.js";
+import { reservationMicro, type BillingMode } from "../../domain/pricing.js";
+import type { Principal } from "../../server/principal.js";
+import {
+  authorizeActOnSession,
+  authorizeDon,
+  authorizeListMasques,
+  authorizeListSessions,
+  authorizeReadSession,
+  authorizeRecordUsage,
+  isAdmin,
+  usageAgentFor,
+} from "../authz.js";
+import { invalidArgument, statusError, type Violation } from "../errors.js";
+import { decodePageToken, timestampFromNs } from "../views.js";
+import { executeDon } from "./don.js";
+import { executeList } from "./list.js";
+import { masqueToProto, MODE_FROM_API, sessionToProto } from "./proto.js";
+import { readSessionWithTransfers, sessionNotFound, type SessionRead } from "./reads.js";
+import { executeCancel, executeDoff } from "./settle.js";
+import type { SessionState } from "./state.js";
+import { executeHeartbeat, executeUsage, lookupSessions, MAX_USAGE_EVENTS, type UsageReport } from "./usage.js";
+
+const LIST_DEFAULT = 50;
+const LIST_MAX = 500;
+
+function throwIfInvalid(v: readonly Violation[]): void {
+  if (v.length > 0) throw invalidArgument(v);
+}
+
+function parseSid(text: string, field: string, v: Violation[]): bigint {
+  try {
+    return parseSessionId(text);
+  } catch (e) {
+    v.push({ field, description: (e as Error).message.replace(/^session_id /, "") });
+    return 0n;
+  }
+}
+
+/** Request fields the handlers read (the generated messages, without protobuf-es metadata). */
+type Fields<T> = Omit<T, "$typeName" | "$unknown">;
+
+export interface SessionHandlers {
+  don(p: Principal, req: Fields<DonRequest>): Promise<{ session: Session; created: boolean }>;
+  recordUsage(p: Principal, events: readonly UsageEvent[]): Promise<UsageReport>;
+  heartbeat(p: Principal, session_id: string): Promise<{ status: ApiSessionStatus; idleDeadlineTime: ReturnType<typeof timestampFromNs> | undefined }>;
+  doff(p: Principal, session_id: string): Promise<Session>;
+  cancel(p: Principal, session_id: string): Promise<Session>;
+  get(p: Principal, session_id: string): Promise<Session>;
+  list(p: Principal, req: Pick<ListSessionsRequest, "owner" | "statuses" | "pageSize" | "pageToken">): Promise<{ sessions: Session[]; nextPageToken: string }>;
+  listMasques(p: Principal, pageSize: number, pageToken: string): { masques: Masque[]; nextPageToken: string };
+}
+
+/** The handlers of one service instance; `ready` resolves once its state is rebuilt. */
+export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionHandlers {
+  /** Read a session a Doff / Cancel acts on (NOT_FOUND before authorization, as before). */
+  async function readForAction(sid: bigint): Promise<SessionRead> {
+    await ready;
+    const r = await readSessionWithTransfers(s, sid);
+    if (!r) throw sessionNotFound(sid);
+    return r;
+  }
+
+  return {
+    async don(p, req) {
+      const agent_id = authorizeDon(p, req.agentId, req.billingMode !== ApiBillingMode.UNSPECIFIED);
+      const v: Violation[] = [];
+      if (isAdmin(p) && !agent_id) v.push({ field: "agent_id", description: "required when an admin dons for an agent" });
+      if (agent_id && !OWNER_ID_RE.test(agent_id)) v.push({ field: "agent_id", description: OWNER_ID_RULE });
+      const sid = req.sessionId === "" ? BigInt(`0x${randomBytes(16).toString("hex")}`) | 1n : parseSid(req.sessionId, "session_id", v);
+      if (req.maxSpendMicro > AMOUNT_MAX_MICRO) v.push({ field: "max_spend_micro", description: "must be <= 2^63-1" });
+      if (!req.masque) v.push({ field: "masque", description: "required: the masque's name" });
+      throwIfInvalid(v);
+      const masque = s.catalog.byName.get(req.masque);
+      if (!masque) {
+        throw statusError(Code.NotFound, "MASQUE_NOT_FOUND", `masque ${JSON.stringify(req.masque)} is not in the catalog`, {
+          masque: req.masque,
+        });
+      }
+      const mode: BillingMode = MODE_FROM_API[req.billingMode] ?? s.config.BILLING_MODE;
+      const hold_micro = mode === "shadow" ? 0n : reservationMicro(masque.pricing, req.maxSpendMicro);
+      await ready;
+      const r = await executeDon(s, { session_id: sid, agent_id, masque, mode, hold_micro });
+      return { session: sessionToProto(s, r.view), created: r.created };
+    },
+
+    async recordUsage(p, events) {
+      await ready;
+      authorizeRecordUsage(p);
+      if (events.length === 0 || events.length > MAX_USAGE_EVENTS) {
+        throw invalidArgument([{ field: "events", description: `must hold 1 to ${MAX_USAGE_EVENTS} events` }]);
+      }
+      return executeUsage(s, events, (wallet) => usageAgentFor(p, wallet));
+    },
+
+    async heartbeat(p, session_id) {
+      const v: Violation[] = [];
+      const sid = parseSid(session_id, "session_id", v);
+      throwIfInvalid(v);
+      await ready;
+      const found = (await lookupSessions(s, [sid])).get(sid) ?? null;
+      if (found === null) throw sessionNotFound(sid);
+      authorizeActOnSession(p, "wallet_id" in found ? found.wallet_id : found.agent_wallet_id, sid, "heartbeat");
+      const r = await executeHeartbeat(s, found, p.kind === "agent" ? p.id : null);
+      return { status: r.status, idleDeadlineTime: r.idle_deadline_ns === null ? undefined : timestampFromNs(r.idle_deadline_ns) };
+    },
+
+    async doff(p, session_id) {
+      const v: Violation[] = [];
+      const sid = parseSid(session_id, "session_id", v);
+      throwIfInvalid(v);
+      const r = await readForAction(sid);
+      authorizeActOnSession(p, r.agent_wallet_id, sid, "doff");
+      return sessionToProto(s, await executeDoff(s, r, p.kind === "agent" ? p.id : null));
+    },
+
+    async cancel(p, session_id) {
+      const v: Violation[] = [];
+      const sid = parseSid(session_id, "session_id", v);
+      throwIfInvalid(v);
+      const r = await readForAction(sid);
+      authorizeActOnSession(p, r.agent_wallet_id, sid, "cancel");
+      return sessionToProto(s, await executeCancel(s, r));
+    },
+
+    async get(p, session_id) {
+      const v: Violation[] = [];
+      const sid = parseSid(session_id, "session_id", v);
+      throwIfInvalid(v);
+      await ready;
+      const r = await readSessionWithTransfers(s, sid);
+      authorizeReadSession(
+        p,
+        r && { wallet_id: r.agent_wallet_id, session_id: sid, payee_author: s.registry.get(r.price_version)?.author ?? null },
+      );
+      if (!r) throw sessionNotFound(sid);
+      return sessionToProto(s, r);
+    },
+
+    async list(p, req) {
+      await ready;
+      const v: Violation[] = [];
+      if (req.pageSize > LIST_MAX) v.push({ field: "page_size", description: `must be <= ${LIST_MAX}` });
+      const size = req.pageSize === 0 ? LIST_DEFAULT : Math.min(req.pageSize, LIST_MAX);
+      const owner = authorizeListSessions(
+        p,
+        req.owner.case === undefined ? { case: undefined, value: "" } : { case: req.owner.case, value: req.owner.value },
+        (name) => s.catalog.byName.get(name)?.author,
+      );
+      const statuses = new Set(req.statuses.filter((x) => x !== ApiSessionStatus.UNSPECIFIED));
+      const token_query = ["sessions", owner.case ?? "all", owner.value, [...statuses].sort()];
+      const before_ns = decodePageToken(req.pageToken, token_query, v);
+      let indexes: number[] = [];
+      if (owner.case === "masque") {
+        const m = s.catalog.byName.get(owner.value) ?? s.registry.all().find((e) => e.masque_name === owner.value);
+        if (!m) throw statusError(Code.NotFound, "MASQUE_NOT_FOUND", `masque ${JSON.stringify(owner.value)} is not known`, { masque: owner.value });
+        indexes = ["index" in m ? m.index : m.masque_index];
+      } else if (owner.case === "author") {
+        indexes = [...new Set([...s.registry.indexesOfAuthor(owner.value), ...s.catalog.indexesOfAuthor(owner.value)])];
+      } else if (owner.case === "agentId" && !OWNER_ID_RE.test(owner.value)) {
+        v.push({ field: "agent_id", description: OWNER_ID_RULE });
+      }
+      throwIfInvalid(v);
+      const payee = owner.case === "author" ? owner.value : !isAdmin(p) && p.kind === "author" ? p.id : null;
+      return executeList(s, {
+        owner: owner.case === "agentId" ? { case: "agentId", agent_id: owner.value } : owner.case === undefined ? { case: "all" } : { case: "masques", indexes },
+        statuses,
+        payee,
+        size,
+        before_ns,
+        token_query,
+      });
+    },
+
+    listMasques(p, pageSize, pageToken) {
+      authorizeListMasques(p);
+      const size = pageSize === 0 ? 100 : Math.min(pageSize, 1000);
+      const start = pageToken === "" ? 0 : Number.parseInt(Buffer.from(pageToken, "base64url").toString("utf8"), 10);
+      if (!Number.isSafeInteger(start) || start < 0) {
+        throw invalidArgument([{ field: "page_token", description: "must be a next_page_token returned by ListMasques" }]);
+      }
+      const all = s.catalog.list();
+      const page = all.filter((m) => m.index > start).slice(0, size);
+      const last = page[page.length - 1];
+      return {
+        masques: page.map(masqueToProto),
+        nextPageToken: last && all.some((m) => m.index > last.index) ? Buffer.from(String(last.index)).toString("base64url") : "",
+      };
+    },
+  };
+}

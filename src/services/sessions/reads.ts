@@ -1,0 +1,117 @@
+/**
+ * Reading a session back from the ledger (ADR 0032): its money transfers by their deterministic
+ * ids, its usage and heartbeats from its usage meters, folded by src/domain/sessions.ts
+ * `reconstructSession`. No query scans the ledger.
+ */
+import { Code } from "@connectrpc/connect";
+import { AccountFilterFlags, type Transfer } from "tigerbeetle-node";
+import type { PriceBookEntry } from "../../domain/catalog.js";
+import { idToHex } from "../../domain/ids.js";
+import {
+  reconstructSession,
+  sessionCloseIds,
+  sessionMeterId,
+  sessionTransferIds,
+  USAGE_LEDGER,
+  type SessionView,
+} from "../../domain/sessions.js";
+import { statusError } from "../errors.js";
+import { ALL_METERS, type SessionState } from "./state.js";
+
+/** Most events one ledger request carries (TigerBeetle's batch limit). */
+export const LEDGER_LIMIT = 8189;
+
+/**
+ * Every transfer of a session: its money transfers by their deterministic ids (one lookup),
+ * and its usage / heartbeats from its usage meters, between the hold and the settlement
+ * (account-indexed reads bounded in time). `fresh`: read everything from the ledger, trusting
+ * no index (settlement's read after the close).
+ */
+export async function sessionTransfers(s: SessionState, sid: bigint, fresh = false): Promise<Transfer[]> {
+  // Single writer (embedded ledger) and a session this daemon indexes as open: its hold is
+  // known and it has no post/void (this daemon would have removed it from the index), so only
+  // the usage meters it touched are read. A settlement racing this read is caught by the
+  // ledger (the chain's ids already exist) and answered from a fresh read.
+  if (s.singleWriter && !fresh) {
+    const o = s.open.get(sid);
+    if (o?.hold) {
+      const hold = o.hold;
+      if (o.meters === 0) return [hold]; // no usage recorded: nothing to read
+      const usage = await Promise.all(
+        Object.values(USAGE_LEDGER)
+          .filter((l) => (o.meters & (1 << l)) !== 0)
+          .map((l) => meterTransfers(s, sessionMeterId(sid, l), sid, hold.timestamp, 0n)),
+      );
+      return [hold, ...usage.flat()];
+    }
+  }
+  const ids = sessionTransferIds(sid);
+  const money = await s.ledger.lookupTransfers([ids.hold, ids.post, ids.void, ...sessionCloseIds(sid)]);
+  const hold = money.find((t) => t.id === ids.hold);
+  if (!hold) return money;
+  if (money.some((t) => t.id === ids.post)) money.push(...(await s.ledger.lookupTransfers([ids.author, ids.platform, ids.debt])));
+  let end = 0n;
+  for (const t of money) if ((t.id === ids.post || t.id === ids.void) && t.timestamp > end) end = t.timestamp;
+  // Single writer: for a session indexed as open, only the meters it touched are read.
+  const o = s.singleWriter && !fresh && end === 0n ? s.open.get(sid) : undefined;
+  const meters = o ? o.meters : ALL_METERS;
+  const usage = await Promise.all(
+    Object.values(USAGE_LEDGER)
+      .filter((l) => (meters & (1 << l)) !== 0)
+      .map((l) => meterTransfers(s, sessionMeterId(sid, l), sid, hold.timestamp, end)),
+  );
+  return [...money, ...usage.flat()];
+}
+
+/** Debits of `meter` tagged with `sid`, from_ns..to_ns (0 = unbounded), every page. */
+async function meterTransfers(s: SessionState, meter: bigint, sid: bigint, from_ns: bigint, to_ns: bigint): Promise<Transfer[]> {
+  const out: Transfer[] = [];
+  let cursor = from_ns;
+  for (;;) {
+    const page = await s.ledger.getAccountTransfers({
+      account_id: meter,
+      user_data_128: sid,
+      user_data_64: 0n,
+      user_data_32: 0,
+      code: 0,
+      timestamp_min: cursor,
+      timestamp_max: to_ns,
+      limit: LEDGER_LIMIT,
+      flags: AccountFilterFlags.debits,
+    });
+    out.push(...page);
+    if (page.length < LEDGER_LIMIT) return out;
+    cursor = page[page.length - 1]!.timestamp + 1n;
+  }
+}
+
+/** The session as the ledger has it now (null: no such session). */
+export async function readSession(s: SessionState, sid: bigint): Promise<SessionView | null> {
+  return reconstructSession(sid, await sessionTransfers(s, sid), s.clock());
+}
+
+/** A session with the transfers it was rebuilt from (settlement reuses them). */
+export type SessionRead = SessionView & { _txs: Transfer[] };
+
+/** readSession, keeping the transfers (null: no such session). */
+export async function readSessionWithTransfers(s: SessionState, sid: bigint, fresh = false): Promise<SessionRead | null> {
+  const txs = await sessionTransfers(s, sid, fresh);
+  const v = reconstructSession(sid, txs, s.clock());
+  return v ? { ...v, _txs: txs } : null;
+}
+
+/** The price book pinned at Don; a missing one is a bug (INTERNAL). */
+export function priceBookOf(s: SessionState, v: SessionView): PriceBookEntry {
+  const e = s.registry.get(v.price_version);
+  if (!e) {
+    throw statusError(Code.Internal, "PRICE_BOOK_MISSING", `price book ${v.price_version} of session ${idToHex(v.session_id)} is not in the registry`);
+  }
+  return e;
+}
+
+/** NOT_FOUND SESSION_NOT_FOUND. */
+export function sessionNotFound(sid: bigint) {
+  return statusError(Code.NotFound, "SESSION_NOT_FOUND", `session ${idToHex(sid)} does not exist`, {
+    session_id: idToHex(sid),
+  });
+}

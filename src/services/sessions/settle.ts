@@ -1,0 +1,190 @@
+/**
+ * Settling a session (Doff, the reaper) and cancelling it, in three steps (ADR 0036):
+ * 1. close the session's usage meters (planCloseMeters): from then on the ledger refuses its
+ *    usage, and the close records the terms (reason, end of billed time) — the first closer
+ *    decides them, every later settler (a racing Doff, the reaper, recovery) adopts them;
+ * 2. read the session back from the ledger: its final usage;
+ * 3. submit the chain the terms say: planDoff priced with the pinned price book, or planCancel.
+ * A crash between 1 and 3 leaves a closed, unsettled session that the reaper (or the next Doff
+ * or Cancel) finishes from the ledger alone. Racing settlements are decided by the ledger
+ * (deterministic ids: the loser reads the winner's record).
+ */
+import { CreateTransferStatus as CT, type Transfer } from "tigerbeetle-node";
+import { idToHex } from "../../domain/ids.js";
+import {
+  billedDurationMs,
+  closeTermsOf,
+  planCancel,
+  planCloseMeters,
+  planDoff,
+  priceSession,
+  reconstructSession,
+  sessionCloseIds,
+  type CloseReason,
+  type CloseTerms,
+  type SessionAccountIds,
+  type SessionView,
+} from "../../domain/sessions.js";
+import { failedPrecondition, ledgerRejected } from "../errors.js";
+import { debtAccountOf, ensureAuthors, ensureDebt, ensureSessionMeters } from "./accounts.js";
+import { priceBookOf, readSession, readSessionWithTransfers, sessionTransfers, type SessionRead } from "./reads.js";
+import type { SessionState } from "./state.js";
+
+/**
+ * Step 1: close the session's usage meters with `terms`, or find them closed. Returns the terms
+ * that bind (the first closer's).
+ */
+export async function closeMeters(s: SessionState, v: SessionView, terms: CloseTerms): Promise<CloseTerms> {
+  await ensureSessionMeters(s, v.session_id, v.agent_wallet_id);
+  const res = await s.ledger.createTransfers(planCloseMeters(v.session_id, terms));
+  const first = res.find((r) => r.status !== CT.linked_event_failed && r.status !== CT.created);
+  const o = s.open.get(v.session_id);
+  if (first === undefined || first.status === CT.exists) {
+    if (o) o.closing = true;
+    return terms;
+  }
+  if ((CT[first.status] ?? "").startsWith("exists_with_different")) {
+    // Closed earlier by another settler (or before a crash) with other terms: those bind.
+    const [t] = await s.ledger.lookupTransfers([sessionCloseIds(v.session_id)[0]!]);
+    const recorded = t ? closeTermsOf(t) : null;
+    if (recorded === null) throw ledgerRejected("close session meters", "closing transfer unreadable");
+    if (o) o.closing = true;
+    return recorded;
+  }
+  throw ledgerRejected("close session meters", CT[first.status] ?? String(first.status));
+}
+
+/**
+ * Settle or cancel an open session (steps 1-3 above) with `terms` unless it was closed with
+ * others. `agent_id`: the session's agent when known (null: the reaper). Returns the session as
+ * the ledger then has it (settled, cancelled, or whatever a racing call made of it).
+ */
+export async function finishSession(s: SessionState, v: SessionView, terms: CloseTerms, agent_id: string | null): Promise<SessionView> {
+  const binding = await closeMeters(s, v, terms);
+  const final = await readSessionWithTransfers(s, v.session_id, true);
+  if (final === null || final.status !== "open") {
+    s.open.delete(v.session_id);
+    return final ?? v;
+  }
+  if (binding.reason === "cancel") return voidHold(s, final);
+  return settle(s, final, binding.reason, binding.end_ns, agent_id);
+}
+
+/**
+ * Step 3 of a settlement: price the session (final usage) with its pinned price book and submit the Doff chain.
+ * `end_ns` is the end of billed time (now for a Doff; the last activity for an idle reap);
+ * `agent_id` the session's agent when known (null: the reaper). Returns the settled view (the
+ * recorded one if someone settled it first).
+ */
+export async function settle(
+  s: SessionState,
+  v: SessionView & { _txs?: Transfer[] },
+  reason: CloseReason,
+  end_ns: bigint,
+  agent_id: string | null,
+): Promise<SessionView> {
+  const e = priceBookOf(s, v);
+  const fee_bps = s.config.PLATFORM_FEE_BPS;
+  const billed = billedDurationMs(v.don_ns, end_ns, s.config.SESSION_MAX_S);
+  const settlement = priceSession(e.pricing, v.mode, v.hold_micro, v.usage, billed, fee_bps);
+  if (!s.authorsReady.has(e.author)) await ensureAuthors(s, [e.author]);
+  const ids: SessionAccountIds = { ...s.ids };
+  if (settlement.debt_micro > 0n) {
+    if (agent_id !== null) {
+      await ensureDebt(s, agent_id);
+    } else {
+      const debt = await debtAccountOf(s, v.agent_wallet_id);
+      if (debt === null) throw ledgerRejected("doff", "agent debt account missing for a soft-mode session");
+      ids.agentDebt = () => debt;
+    }
+  }
+  const chain = planDoff(ids, {
+    session_id: v.session_id,
+    agent_id: agent_id ?? "",
+    author_id: e.author,
+    masque_index: v.masque_index,
+    settlement,
+    billed_duration_ms: billed,
+    fee_bps,
+    reason,
+  });
+  const res = await s.ledger.createTransfers(chain);
+  s.open.delete(v.session_id);
+  if (res.length === chain.length && res.every((r) => r.status === CT.created)) {
+    const stamped = chain.map((t, i) => ({ ...t, timestamp: res[i]!.timestamp }));
+    const now = res[res.length - 1]!.timestamp;
+    const txs = [...(v._txs ?? (await sessionTransfers(s, v.session_id))), ...stamped];
+    return reconstructSession(v.session_id, txs, now)!;
+  }
+  const first = res.find((r) => r.status !== CT.linked_event_failed);
+  const status = first?.status ?? CT.linked_event_failed;
+  if (
+    status === CT.exists ||
+    status === CT.pending_transfer_already_posted ||
+    status === CT.pending_transfer_already_voided ||
+    status === CT.pending_transfer_expired ||
+    (CT[status] ?? "").startsWith("exists_with_different")
+  ) {
+    // Settled (or cancelled / expired) concurrently: the ledger's record wins.
+    const now = await readSession(s, v.session_id);
+    if (now) return now;
+  }
+  throw ledgerRejected("doff", CT[status] ?? String(status));
+}
+
+/** FAILED_PRECONDITION for a session `action` cannot apply to (cancelled, expired, settled). */
+export function assertOpen(s: SessionState, v: SessionView, action: string): void {
+  if (v.status === "cancelled") {
+    s.open.delete(v.session_id);
+    throw failedPrecondition("SESSION_CANCELLED", `cannot ${action} session ${idToHex(v.session_id)}: it was cancelled`, {
+      session_id: idToHex(v.session_id),
+    });
+  }
+  if (v.status === "expired") {
+    s.open.delete(v.session_id);
+    throw failedPrecondition(
+      "SESSION_EXPIRED",
+      `cannot ${action} session ${idToHex(v.session_id)}: the ledger voided its hold at the maximum session length; nothing was charged`,
+      { session_id: idToHex(v.session_id) },
+    );
+  }
+  if (v.status === "doffed" || v.status === "reaped") {
+    throw failedPrecondition("SESSION_SETTLED", `cannot ${action} session ${idToHex(v.session_id)}: it is already settled`, {
+      session_id: idToHex(v.session_id),
+    });
+  }
+}
+
+/** Doff an (authorized) session read: settle it now, or return its recorded settlement. */
+export async function executeDoff(s: SessionState, r: SessionRead, agent_id: string | null): Promise<SessionView> {
+  if (r.status === "doffed" || r.status === "reaped") return r;
+  assertOpen(s, r, "doff");
+  const settled = await finishSession(s, r, { reason: "doff", end_ns: s.clock() }, agent_id);
+  if (settled.status === "doffed" || settled.status === "reaped") return settled;
+  assertOpen(s, settled, "doff");
+  throw ledgerRejected("doff", settled.status);
+}
+
+/** Cancel an (authorized) session read: void its hold (idempotent). */
+export async function executeCancel(s: SessionState, r: SessionRead): Promise<SessionView> {
+  if (r.status === "cancelled") return r;
+  assertOpen(s, r, "cancel");
+  const after = await finishSession(s, r, { reason: "cancel", end_ns: s.clock() }, null);
+  if (after.status === "cancelled") return after;
+  assertOpen(s, after, "cancel");
+  throw ledgerRejected("cancel", after.status);
+}
+
+/** Step 3 of a cancel: void the hold of an open session whose meters are closed. */
+async function voidHold(s: SessionState, r: SessionRead): Promise<SessionView> {
+  const sid = r.session_id;
+  const t = planCancel(sid);
+  const [res] = await s.ledger.createTransfers([t]);
+  s.open.delete(sid);
+  if (res && res.status === CT.created) {
+    return reconstructSession(sid, [...r._txs, { ...t, timestamp: res.timestamp }], res.timestamp)!;
+  }
+  const after = await readSession(s, sid);
+  if (after) return after;
+  throw ledgerRejected("cancel", res ? (CT[res.status] ?? String(res.status)) : "no result");
+}

@@ -1,0 +1,80 @@
+/**
+ * How the SessionService's state is rebuilt at start-up from the ledger alone: the price books'
+ * authors get their earnings accounts, and every hold younger than the maximum session length
+ * without a post or void is indexed as an open session (ADR 0032).
+ */
+import { QueryFilterFlags, TransferFlags, type Transfer } from "tigerbeetle-node";
+import { Ledger, TransferCode } from "../../domain/codes.js";
+import { reconstructSession, sessionTransferIds } from "../../domain/sessions.js";
+import { ensureAuthors } from "./accounts.js";
+import { LEDGER_LIMIT, sessionTransfers } from "./reads.js";
+import type { SessionState } from "./state.js";
+
+/** Rebuild `s` from the ledger; resolves when the service may serve. */
+export async function rebuildState(s: SessionState): Promise<void> {
+  const authors = new Set(s.registry.all().map((e) => e.author));
+  if (authors.size > 0) await ensureAuthors(s, [...authors]);
+  await rebuildOpenSessions(s);
+  s.log.info(
+    { masques: s.catalog.list().length, price_books: s.registry.all().length, open_sessions: s.open.size },
+    "session service ready",
+  );
+}
+
+/** Every hold younger than the max session length without post/void is an open session. */
+async function rebuildOpenSessions(s: SessionState): Promise<void> {
+  const now = s.clock();
+  let cursor = now - BigInt(s.config.SESSION_MAX_S) * 1_000_000_000n - 60_000_000_000n;
+  if (cursor < 1n) cursor = 1n;
+  const holds: Transfer[] = [];
+  for (;;) {
+    const page = await s.ledger.queryTransfers({
+      user_data_128: 0n,
+      user_data_64: 0n,
+      user_data_32: 0,
+      ledger: Ledger.usd_micro,
+      code: TransferCode.session_hold,
+      timestamp_min: cursor,
+      timestamp_max: 0n,
+      limit: LEDGER_LIMIT,
+      flags: QueryFilterFlags.none,
+    });
+    for (const t of page) if ((t.flags & TransferFlags.pending) !== 0) holds.push(t);
+    if (page.length < LEDGER_LIMIT) break;
+    cursor = page[page.length - 1]!.timestamp + 1n;
+  }
+  for (let i = 0; i < holds.length; i += 2000) {
+    const chunk = holds.slice(i, i + 2000);
+    const ends = await s.ledger.lookupTransfers(
+      chunk.flatMap((h) => {
+        const t = sessionTransferIds(h.user_data_128);
+        return [t.post, t.void];
+      }),
+    );
+    const closed = new Set(ends.map((t) => t.pending_id));
+    const candidates = chunk.filter((h) => {
+      if (closed.has(h.id)) return false;
+      const deadline = h.timestamp + BigInt(h.timeout) * 1_000_000_000n;
+      return !(h.timeout > 0 && deadline <= now); // expired while we were down
+    });
+    await Promise.all(
+      candidates.map(async (h) => {
+        const txs = await sessionTransfers(s, h.user_data_128);
+        const v = reconstructSession(h.user_data_128, txs, now);
+        if (!v || v.status !== "open") return;
+        s.open.set(v.session_id, {
+          session_id: v.session_id,
+          wallet_id: v.agent_wallet_id,
+          masque_index: v.masque_index,
+          don_ns: v.don_ns,
+          deadline_ns: v.deadline_ns,
+          last_activity_ns: v.last_activity_ns,
+          last_beat_written_ns: v.last_activity_ns,
+          meters: txs.reduce((m, t) => (t.ledger !== Ledger.usd_micro ? m | (1 << t.ledger) : m), 0),
+          hold: h,
+          closing: v.closing !== null,
+        });
+      }),
+    );
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The state the SessionService keeps between calls, and nothing else. The ledger is the only
+ * record of a session; everything here is a cache rebuilt from it at start-up
+ * (src/services/sessions/startup.ts):
+ * - `open`: the sessions this daemon knows to be open (for the reaper, and to validate usage
+ *   without a read). Several daemons may share one TigerBeetle cluster, so nothing that decides
+ *   money rests on it: the ledger refuses what the index got wrong (ADR 0032, 0036).
+ * - which accounts the sessions need (author earnings, agent debt, usage meters) are known to
+ *   exist, so hot paths skip creating them again;
+ * - the masque catalog and the content-addressed price-book registry (on disk).
+ */
+import path from "node:path";
+import type { Logger } from "pino";
+import type { Client, Transfer } from "tigerbeetle-node";
+import type { Config } from "../../config.js";
+import { loadCatalog, PriceBookRegistry, type Catalog } from "../../domain/catalog.js";
+import { sessionAccountIds } from "../../domain/session-accounts.js";
+import { USAGE_LEDGER, type SessionAccountIds } from "../../domain/sessions.js";
+import type { DaemonContext } from "../../server/registry.js";
+
+/** A session this daemon knows to be open (index only; the ledger is the record). */
+export interface OpenSession {
+  session_id: bigint;
+  wallet_id: bigint;
+  masque_index: number;
+  don_ns: bigint;
+  deadline_ns: bigint;
+  last_activity_ns: bigint;
+  /** Last heartbeat written to the ledger (heartbeats are throttled). */
+  last_beat_written_ns: bigint;
+  /** Bit (1 << ledger) per usage ledger this session has transfers on. */
+  meters: number;
+  /** The hold as the ledger stored it (when known), so a single-writer read needs no lookup. */
+  hold?: Transfer;
+  /** Its usage meters are closed: settlement started and must be finished (ADR 0036). */
+  closing?: boolean;
+}
+
+/** Every usage ledger's bit (see OpenSession.meters). */
+export const ALL_METERS = Object.values(USAGE_LEDGER).reduce((m, l) => m | (1 << l), 0);
+
+/** Dependencies and caches of one SessionService instance. */
+export interface SessionState {
+  readonly ledger: Client;
+  readonly config: Config;
+  readonly log: Logger;
+  /** Wall clock, ns since the epoch. */
+  readonly clock: () => bigint;
+  readonly catalog: Catalog;
+  readonly registry: PriceBookRegistry;
+  readonly ids: SessionAccountIds;
+  /** Open-session index (see the file comment). */
+  readonly open: Map<bigint, OpenSession>;
+  /** Sessions whose usage meters are known to exist (bounded: cleared when full). */
+  readonly metered: Set<bigint>;
+  /** Authors whose earnings accounts exist. */
+  readonly authorsReady: Set<string>;
+  /** Wallets whose agent-debt account exists. */
+  readonly debtReady: Set<bigint>;
+  /**
+   * The embedded engine admits one process per data directory: this daemon sees every write and
+   * may trust its index for reads. False with a TigerBeetle cluster (several daemons may write).
+   */
+  readonly singleWriter: boolean;
+}
+
+/** Build the state of one instance; throws (failing the daemon's start-up) on a bad catalog. */
+export function createSessionState(ctx: DaemonContext): SessionState {
+  const catalog = loadCatalog(path.resolve(ctx.config.MASQUES_DIR));
+  const registry = new PriceBookRegistry(path.join(ctx.config.dataDir, "sessions"));
+  registry.registerCatalog(catalog);
+  return {
+    ledger: ctx.ledger,
+    config: ctx.config,
+    log: ctx.log.child({ component: "sessions" }),
+    clock: ctx.clock,
+    catalog,
+    registry,
+    ids: sessionAccountIds,
+    open: new Map(),
+    metered: new Set(),
+    authorsReady: new Set(),
+    debtReady: new Set(),
+    singleWriter: ctx.config.LEDGER === "embedded",
+  };
+}
+
+/** SESSION_IDLE_S in ns. */
+export function idleNs(s: SessionState): bigint {
+  return BigInt(s.config.SESSION_IDLE_S) * 1_000_000_000n;
+}
