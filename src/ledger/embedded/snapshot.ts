@@ -14,7 +14,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { crc32 } from "node:zlib";
-import { LedgerCorruptionError, fsyncDir, snapshotName } from "./files.js";
+import { LEDGER_FILE_MODE, LedgerCorruptionError, fsyncDir, snapshotName } from "./files.js";
 
 const MAGIC = 0x3153514d; // bytes "MQS1"
 const VERSION = 1;
@@ -57,7 +57,7 @@ export async function writeSnapshot(dir: string, seq: bigint, chunks: Iterable<U
   const syncEvery = opts.syncEveryBytes ?? SYNC_EVERY;
   const final = path.join(dir, snapshotName(seq));
   const tmp = `${final}.tmp`;
-  const fd = fs.openSync(tmp, "w");
+  const fd = fs.openSync(tmp, "w", LEDGER_FILE_MODE);
   let position = 0;
   let count = 0;
   let total = 0;
