@@ -51,6 +51,8 @@ import {
   RECORD_HEADER_SIZE,
   SEGMENT_HEADER_SIZE,
   SegmentWriter,
+  fsyncDirAsync,
+  fsyncDirWith,
   nodeLogFileOps,
   scanSegment,
   sealRecord,
@@ -325,7 +327,7 @@ class Engine {
 
   private recoverOnce(): { core: StateMachine; writer: SegmentWriter } {
     const listing = listDataDir(this.dir);
-    for (const t of listing.temps) fs.rmSync(t, { force: true });
+    for (const t of listing.temps) this.ops.unlink(t);
     let core: StateMachine;
     const t0 = performance.now();
     const newest = listing.snapshots.at(-1);
@@ -388,12 +390,12 @@ class Engine {
     // Everything obsolete can go now that the snapshot restored and the log replayed cleanly.
     let removed = false;
     for (const s of listing.snapshots.slice(0, -1)) {
-      fs.rmSync(s.file, { force: true });
+      this.ops.unlink(s.file);
       removed = true;
     }
     for (const s of segs) {
       if (s.seq > S) continue;
-      fs.rmSync(s.file, { force: true });
+      this.ops.unlink(s.file);
       removed = true;
     }
     let writer: SegmentWriter;
@@ -403,7 +405,7 @@ class Engine {
     } else {
       writer = SegmentWriter.create(path.join(this.dir, segmentName(seq + 1n)), seq + 1n, this.ops);
     }
-    if (removed) fsyncDirSync(this.dir);
+    if (removed) fsyncDirWith(this.ops, this.dir);
     return { core, writer };
   }
 
@@ -640,10 +642,10 @@ class Engine {
           this.lastSnapshotPauseMs = performance.now() - t0;
           this.writesFrozen = false;
           if (this.writesHead < this.writes.length) this.schedule();
-          written = await writeSnapshot(this.dir, S, source);
+          written = await writeSnapshot(this.dir, S, source, { ops: this.ops });
         } else {
           // Nothing else writes meanwhile, so one sync at the end is enough (and fastest).
-          written = await writeSnapshot(this.dir, S, this.core.snapshotChunks(), { syncEveryBytes: 0 });
+          written = await writeSnapshot(this.dir, S, this.core.snapshotChunks(), { syncEveryBytes: 0, ops: this.ops });
           this.lastSnapshotPauseMs = performance.now() - t0;
           this.writesFrozen = false;
         }
@@ -655,9 +657,9 @@ class Engine {
         this.snapshotsTaken++;
         this.lastSnapshotMs = performance.now() - t0;
         const listing = listDataDir(this.dir);
-        for (const s of listing.snapshots) if (s.seq < S) fs.rmSync(s.file, { force: true });
-        for (const s of listing.segments) if (s.seq <= S) fs.rmSync(s.file, { force: true });
-        fsyncDirSync(this.dir);
+        for (const s of listing.snapshots) if (s.seq < S) this.ops.unlink(s.file);
+        for (const s of listing.segments) if (s.seq <= S) this.ops.unlink(s.file);
+        await fsyncDirAsync(this.ops, this.dir);
       } catch (err) {
         // The log is intact, so a failed snapshot costs replay time only; retry after as much log again.
         this.lastSnapshotError = (err as Error).message;

@@ -48,8 +48,9 @@ const SEGMENT_VERSION = 1;
 export const TORN_WRITE_ALIGN = 4096;
 
 /**
- * The file operations the log's write side uses: node:fs by default. A test can pass its own to
- * simulate power loss (drop what was never synced): tests/ledger/durability/power-loss.test.ts.
+ * The file operations the data directory's write side uses (log segments, snapshots, deletions):
+ * node:fs by default. A test can pass its own to simulate power loss (drop what was never synced):
+ * tests/ledger/durability/power-loss.test.ts. Reads during recovery use node:fs directly.
  */
 export interface LogFileOps {
   /** open(2) with numeric flags; returns an fd. */
@@ -57,10 +58,14 @@ export interface LogFileOps {
   writeSync(fd: number, data: Uint8Array, position: number): number;
   write(fd: number, data: Uint8Array, offset: number, length: number, position: number, cb: (err: Error | null, written: number) => void): void;
   fdatasync(fd: number, cb: (err: Error | null) => void): void;
+  /** fsync a file or a directory, off the event loop. */
+  fsync(fd: number, cb: (err: Error | null) => void): void;
   /** fsync a file, or a directory (an fd opened O_RDONLY on it). */
   fsyncSync(fd: number): void;
   close(fd: number): void;
   rename(from: string, to: string): void;
+  /** unlink(2); a missing file is not an error. */
+  unlink(file: string): void;
   size(fd: number): number;
 }
 
@@ -69,9 +74,11 @@ export const nodeLogFileOps: LogFileOps = {
   writeSync: (fd, data, position) => fs.writeSync(fd, data, 0, data.length, position),
   write: (fd, data, offset, length, position, cb) => fs.write(fd, data, offset, length, position, (err, n) => cb(err, n)),
   fdatasync: (fd, cb) => fs.fdatasync(fd, (err) => cb(err)),
+  fsync: (fd, cb) => fs.fsync(fd, (err) => cb(err)),
   fsyncSync: (fd) => fs.fsyncSync(fd),
   close: (fd) => fs.closeSync(fd),
   rename: (from, to) => fs.renameSync(from, to),
+  unlink: (file) => fs.rmSync(file, { force: true }),
   size: (fd) => fs.fstatSync(fd).size,
 };
 
@@ -80,6 +87,16 @@ export function fsyncDirWith(ops: LogFileOps, dir: string): void {
   const fd = ops.open(dir, fs.constants.O_RDONLY, 0);
   try {
     ops.fsyncSync(fd);
+  } finally {
+    ops.close(fd);
+  }
+}
+
+/** fsync a directory through `ops` off the event loop. */
+export async function fsyncDirAsync(ops: LogFileOps, dir: string): Promise<void> {
+  const fd = ops.open(dir, fs.constants.O_RDONLY, 0);
+  try {
+    await new Promise<void>((resolve, reject) => ops.fsync(fd, (err) => (err ? reject(err) : resolve())));
   } finally {
     ops.close(fd);
   }

@@ -94,6 +94,25 @@ describe("power loss", () => {
     await r.close();
   });
 
+  it("keeps every acknowledged transfer across snapshots (the snapshot's own fsyncs, then old segments deleted)", async () => {
+    const ops = new PowerLossFileOps();
+    const c = await setUp(ops);
+    let id = 100n;
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(Array.from({ length: 30 }, () => c.createTransfers([transfer(id++, 1n)])));
+      await c.snapshot();
+    }
+    await Promise.all(Array.from({ length: 10 }, () => c.createTransfers([transfer(id++, 1n)])));
+    expect(c.stats().snapshots_taken).toBe(3);
+    ops.powerLoss();
+
+    const r = await reboot(c);
+    expect(r.stats().snapshot_seq).toBeGreaterThan(0n);
+    const [wallet] = await r.lookupAccounts([1n]);
+    expect(wallet?.credits_posted).toBe(100n);
+    await r.close();
+  });
+
   it(`loses nothing acknowledged when the power fails in the middle of writes (LEDGER_POWER_SEED=${SEED})`, async () => {
     const next = rng(SEED);
     for (let round = 0; round < 6; round++) {

@@ -3,7 +3,7 @@
  * survives a power loss, the pessimistic POSIX way:
  *   - a file's content survives only as of its last fsync / fdatasync, or the last write through an
  *     O_DSYNC descriptor;
- *   - a create or rename survives only once its directory was fsynced;
+ *   - a create, rename or unlink takes effect only once its directory was fsynced;
  *   - optionally (`tornPages`), an in-flight write leaves a page-aligned prefix, as a disk that
  *     persisted some of its pages would.
  * `powerLoss()` rewrites the files it tracks to what would survive and makes every later operation
@@ -96,6 +96,28 @@ export class PowerLossFileOps implements LogFileOps {
       if (!err) this.capture(fd);
       cb(err);
     });
+  }
+
+  fsync(fd: number, cb: (err: Error | null) => void): void {
+    if (this.dead) return void setImmediate(() => cb(eio()));
+    fs.fsync(fd, (err) => {
+      if (this.dead) return cb(eio());
+      if (!err) {
+        const f = this.fds.get(fd);
+        if (f && f.inode === null) this.syncDir(f.path);
+        else this.capture(fd);
+      }
+      cb(err);
+    });
+  }
+
+  unlink(file: string): void {
+    if (this.dead) throw eio();
+    fs.rmSync(file, { force: true });
+    const e = this.entries.get(file);
+    this.entries.delete(file);
+    // Until its directory is fsynced, an unlinked file comes back after a power loss.
+    if (e?.durableEntry) this.renamedAway.set(file, e.inode);
   }
 
   fsyncSync(fd: number): void {
