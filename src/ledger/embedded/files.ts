@@ -99,15 +99,6 @@ export function fsyncDirSync(dir: string): void {
   }
 }
 
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fs.promises.open(dir, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Whether `dir` holds an embedded ledger (any log segment or snapshot). False if it does not exist. */
 export function hasLedgerState(dir: string): boolean {
   if (!fs.existsSync(dir)) return false;

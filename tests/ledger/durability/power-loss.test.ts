@@ -115,6 +115,7 @@ describe("power loss", () => {
 
   it(`loses nothing acknowledged when the power fails in the middle of writes (LEDGER_POWER_SEED=${SEED})`, async () => {
     const next = rng(SEED);
+    let tornCut = 0;
     for (let round = 0; round < 6; round++) {
       fs.rmSync(dir, { recursive: true, force: true });
       fs.mkdirSync(dir);
@@ -155,6 +156,7 @@ describe("power loss", () => {
       inFlight = [];
 
       const r = await reboot(c);
+      if (r.stats().torn_tail_truncated) tornCut++;
       const ids = [...acked];
       const found = new Set((await r.lookupTransfers(ids)).map((t) => t.id));
       expect(ids.filter((x) => !found.has(x)), `round ${round} (LEDGER_POWER_SEED=${SEED}): acknowledged transfers lost`).toEqual([]);
@@ -162,5 +164,6 @@ describe("power loss", () => {
       expect(wallet!.credits_posted).toBeGreaterThanOrEqual(BigInt(acked.size));
       await r.close();
     }
+    console.log(`power loss (LEDGER_POWER_SEED=${SEED}): ${tornCut} of 6 reboots cut a torn tail`);
   });
 });
