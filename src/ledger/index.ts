@@ -80,7 +80,7 @@ function checkLedgerPresence(config: Config, hasLedgerState: (dir: string) => bo
   };
   if (hasLedgerState(config.ledgerDataDir)) return () => writeMarker();
   const evidence: string[] = [];
-  if (marker) evidence.push(`${markerFile} records that ledger ${marker.ledger_id} was created`);
+  if (marker) evidence.push(`${markerFile} records that ledger ${marker.ledger_id} was created${marker.ledger_data_dir ? ` in ${marker.ledger_data_dir}` : ""}`);
   const chdb = config.CHDB_PATH ?? path.join(config.dataDir, "chdb");
   if (!config.CLICKHOUSE_URL && nonEmptyDir(chdb)) evidence.push(`the embedded analytics in ${chdb} were streamed from a ledger`);
   if (evidence.length === 0) return () => writeMarker();
