@@ -71,6 +71,10 @@ const vars = {
     z.string().optional(),
     "Embedded engine data directory (default: $MASQUES_DATA_DIR/ledger).",
   ),
+  LEDGER_ACCEPT_DATA_LOSS: v(
+    z.string().optional(),
+    "Unset in normal operation. When the embedded ledger refuses to start because acknowledged data may be lost (a damaged or missing log segment, a missing ledger), the refusal prints the exact value that accepts that one loss; restart once with it (logged at error level), then unset it. ADR 0011.",
+  ),
   TB_ADDRESSES: v(
     z.string().optional(),
     "Comma-separated TigerBeetle replica addresses (host:port or port); required when LEDGER=tigerbeetle.",

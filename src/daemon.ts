@@ -76,7 +76,7 @@ export async function runDaemon(
   const services: ServicesModule = opts.services ?? servicesModule;
   await mkdir(config.dataDir, { recursive: true });
   const verifier = await makeVerifier(config, log);
-  const ledger: OpenedLedger = await openLedger(config);
+  const ledger: OpenedLedger = await openLedger(config, log.child({ component: "ledger" }));
   log.info({ ledger: ledger.describe, coalesce: config.MASQUES_COALESCE }, "ledger open");
 
   const ctx: DaemonContext = { ledger: ledger.client, config, log, clock: opts.clock ?? systemClock };

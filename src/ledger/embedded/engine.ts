@@ -44,10 +44,22 @@ import {
   encodeAccounts,
   encodeTransfers,
 } from "./codec.js";
-import { LedgerCorruptionError, fsyncDirSync, listDataDir, segmentName } from "./files.js";
+import { LEDGER_DIR_MODE, LEDGER_FILE_MODE, LedgerCorruptionError, fsyncDirSync, listDataDir, segmentName, type DataLoss } from "./files.js";
 import { lockDataDir, type DirLock } from "./lock.js";
 import { readSnapshotChunks, readSnapshotSeq, writeSnapshot } from "./snapshot.js";
-import { RECORD_HEADER_SIZE, SegmentWriter, scanSegment, sealRecord, type LogRecord } from "./wal.js";
+import {
+  RECORD_HEADER_SIZE,
+  SEGMENT_HEADER_SIZE,
+  SegmentWriter,
+  fsyncDirAsync,
+  fsyncDirWith,
+  nodeLogFileOps,
+  scanSegment,
+  sealRecord,
+  writeSegmentFile,
+  type LogFileOps,
+  type LogRecord,
+} from "./wal.js";
 
 /** Events per request, as tigerbeetle-node 0.17 enforces client-side (1 MiB message, 128-byte events). */
 export const BATCH_MAX = 8189;
@@ -73,7 +85,28 @@ export interface EmbeddedClientOptions {
   snapshotCopyMaxBytes?: number;
   /** Longest time an idle engine waits before checking for due pending transfers. Default 1000 ms. */
   pulseIntervalMs?: number;
+  /**
+   * Accept one damage that recovery refuses (the daemon's LEDGER_ACCEPT_DATA_LOSS): the exact token
+   * the refusal printed (`<file>@<offset>` or `<file>@missing`). Any other damage is still refused.
+   */
+  acceptDataLoss?: string;
+  /** Where recovery reports a cut torn tail (warn) or an accepted loss (error). Default: stderr. */
+  log?: EngineLog;
+  /** File operations of the log's write side (tests simulate power loss with their own). */
+  logFileOps?: LogFileOps;
 }
+
+/** The slice of a pino logger the engine uses. */
+export interface EngineLog {
+  warn(fields: Record<string, unknown>, msg: string): void;
+  error(fields: Record<string, unknown>, msg: string): void;
+}
+
+/** The default EngineLog: one JSON line per event on stderr. */
+export const stderrLog: EngineLog = {
+  warn: (fields, msg) => console.error(JSON.stringify({ level: "warn", msg, ...fields })),
+  error: (fields, msg) => console.error(JSON.stringify({ level: "error", msg, ...fields })),
+};
 
 export interface EmbeddedStats {
   accounts: number;
@@ -90,6 +123,8 @@ export interface EmbeddedStats {
   /** Commits replayed from the log when this engine opened, and whether a torn tail was cut. */
   recovered_commits: number;
   torn_tail_truncated: boolean;
+  /** The LEDGER_ACCEPT_DATA_LOSS token this open accepted (commits were dropped), or null. */
+  accepted_data_loss: string | null;
   /** Time to open: restoring the snapshot, then replaying the log after it (ms). */
   open_restore_ms: number;
   open_replay_ms: number;
@@ -172,6 +207,10 @@ class Engine {
   private readonly snapshotCopyMaxBytes: number;
   private readonly factory: StateMachineFactory;
   private readonly lock: DirLock;
+  private readonly acceptDataLoss: string | null;
+  private readonly log: EngineLog;
+  private readonly ops: LogFileOps;
+  private acceptedDataLoss: string | null = null;
   private core: StateMachine;
   private writer: SegmentWriter;
   private seq = 0n;
@@ -216,7 +255,11 @@ class Engine {
     this.pulseIntervalMs = options.pulseIntervalMs ?? 1000;
     this.snapshotCopyMaxBytes = options.snapshotCopyMaxBytes ?? 256 * 1024 * 1024;
     this.factory = factory;
-    if (fs.mkdirSync(this.dir, { recursive: true }) !== undefined) fsyncDirSync(path.dirname(this.dir)); // a new directory's entry is durable too
+    this.acceptDataLoss = options.acceptDataLoss ?? null;
+    this.log = options.log ?? stderrLog;
+    this.ops = options.logFileOps ?? nodeLogFileOps;
+    if (fs.mkdirSync(this.dir, { recursive: true, mode: LEDGER_DIR_MODE }) !== undefined) fsyncDirSync(path.dirname(this.dir)); // a new directory's entry is durable too
+    restrictModes(this.dir, this.log);
     this.lock = lockDataDir(this.dir);
     try {
       const { core, writer } = this.recover();
@@ -231,9 +274,60 @@ class Engine {
 
   // ---------------------------------------------------------------- recovery
 
+  /**
+   * Restore and replay; on a damage the operator accepted (its exact token), set the damaged part
+   * aside, say so at error level, and recover once more. Any other damage throws.
+   */
   private recover(): { core: StateMachine; writer: SegmentWriter } {
+    try {
+      return this.recoverOnce();
+    } catch (err) {
+      if (!(err instanceof LedgerCorruptionError) || err.loss === null || err.acceptToken !== this.acceptDataLoss) throw err;
+      this.log.error(
+        { file: err.file, offset: err.offset, accepted: err.acceptToken, damage: err.message },
+        "embedded ledger: LEDGER_ACCEPT_DATA_LOSS accepted this damage: every commit from it on is dropped and acknowledged writes may be lost (damaged bytes kept as *.damaged; there is no audit log yet, this line is the record)",
+      );
+      this.discard(err.loss);
+      this.acceptedDataLoss = err.acceptToken;
+      this.snapshotSeq = 0n;
+      this.lastSnapshotBytes = 0;
+      this.logBytesSinceSnapshot = 0;
+      this.recoveredCommits = 0;
+      this.tornTailTruncated = false;
+      return this.recoverOnce();
+    }
+  }
+
+  /** Set aside what an accepted loss drops: the log from the damage on, and every later segment. */
+  private discard(loss: DataLoss): void {
+    const segs = listDataDir(this.dir).segments;
+    let after: bigint;
+    if (loss.kind === "cut") {
+      const seg = segs.find((x) => x.file === loss.file);
+      if (!seg) throw new Error(`cannot accept the loss: ${loss.file} is gone`);
+      const bytes = fs.readFileSync(loss.file);
+      const aside = `${loss.file}.at-${loss.offset}.damaged`;
+      fs.writeFileSync(aside, bytes.subarray(loss.offset), { mode: LEDGER_FILE_MODE, flush: true });
+      if (loss.offset < SEGMENT_HEADER_SIZE) writeSegmentFile(loss.file, seg.seq, this.ops);
+      else {
+        fs.truncateSync(loss.file, loss.offset);
+        const fd = fs.openSync(loss.file, "r+");
+        fs.fsyncSync(fd);
+        fs.closeSync(fd);
+      }
+      after = seg.seq;
+    } else {
+      for (const x of segs) if (x.seq >= loss.seq) fs.renameSync(x.file, `${x.file}.damaged`);
+      writeSegmentFile(loss.file, loss.seq, this.ops);
+      after = loss.seq;
+    }
+    for (const x of segs) if (x.seq > after && fs.existsSync(x.file)) fs.renameSync(x.file, `${x.file}.damaged`);
+    fsyncDirSync(this.dir);
+  }
+
+  private recoverOnce(): { core: StateMachine; writer: SegmentWriter } {
     const listing = listDataDir(this.dir);
-    for (const t of listing.temps) fs.rmSync(t, { force: true });
+    for (const t of listing.temps) this.ops.unlink(t);
     let core: StateMachine;
     const t0 = performance.now();
     const newest = listing.snapshots.at(-1);
@@ -255,31 +349,39 @@ class Engine {
     const t1 = performance.now();
     this.openRestoreMs = t1 - t0;
     const segs = listing.segments;
-    // Segments entirely covered by the snapshot are obsolete: [first_i, first_{i+1}) <= S.
-    let firstRelevant = 0;
-    while (firstRelevant + 1 < segs.length && segs[firstRelevant + 1]!.seq <= S + 1n) firstRelevant++;
-    const relevant = segs.slice(firstRelevant);
-    if (relevant.length > 0 && relevant[0]!.seq > S + 1n) {
-      throw new LedgerCorruptionError(relevant[0]!.file, 0, `log starts at commit ${relevant[0]!.seq} but the ${S === 0n ? "data directory has no snapshot" : `newest snapshot ends at commit ${S}`}: commits ${S + 1n}..${relevant[0]!.seq - 1n} are missing`);
+    // Segments before S + 1 are obsolete (a snapshot at S is taken only after rotating to a new
+    // segment log-(S+1)). So the log must continue at exactly S + 1: a snapshot without
+    // log-(S+1), or a log that starts later, means commits are missing.
+    const relevant = segs.filter((x) => x.seq > S);
+    if ((S > 0n || relevant.length > 0) && relevant[0]?.seq !== S + 1n) {
+      const file = path.join(this.dir, segmentName(S + 1n));
+      const found = relevant[0] ? `the log starts at ${path.basename(relevant[0].file)}` : "no log segment follows it";
+      throw new LedgerCorruptionError(file, -1, `missing: ${S === 0n ? "the data directory has no snapshot" : `the newest snapshot ends at commit ${S}`} and ${found}; commits after ${S} that were acknowledged may be lost`, { kind: "missing", file, seq: S + 1n });
     }
     let seq = S;
     let expectNext: bigint | null = null;
     for (let i = 0; i < relevant.length; i++) {
       const seg = relevant[i]!;
       if (expectNext !== null && seg.seq !== expectNext) {
-        throw new LedgerCorruptionError(seg.file, 0, `segment starts at commit ${seg.seq}, expected ${expectNext}`);
+        const file = path.join(this.dir, segmentName(expectNext));
+        throw new LedgerCorruptionError(file, -1, `missing: the previous segment ends at commit ${expectNext - 1n} but the next one is ${path.basename(seg.file)}`, { kind: "missing", file, seq: expectNext });
       }
       const isLast = i === relevant.length - 1;
-      const scan = scanSegment(seg.file, { isLast, expectSeq: seg.seq, repair: true }, (rec) => {
-        if (rec.seq <= S) return;
+      const scan = scanSegment(seg.file, { isLast, firstSeq: seg.seq, repair: true }, (rec) => {
         if (rec.body.length !== rec.count * (rec.kind === KIND_PULSE ? 0 : EVENT_SIZE)) {
-          throw new LedgerCorruptionError(seg.file, rec.offset, `record ${rec.seq} has ${rec.body.length} body bytes for ${rec.count} events`);
+          throw new LedgerCorruptionError(seg.file, rec.offset, `record ${rec.seq} has ${rec.body.length} body bytes for ${rec.count} events`, { kind: "cut", file: seg.file, offset: rec.offset });
         }
         applyCommit(core, commitOf(rec, seg.file));
         seq = rec.seq;
         this.recoveredCommits++;
       });
-      if (scan.torn) this.tornTailTruncated = true;
+      if (scan.torn) {
+        this.tornTailTruncated = true;
+        this.log.warn(
+          { file: seg.file, offset: scan.torn.offset, bytes: scan.torn.bytes, reason: scan.torn.reason, last_commit: seq.toString() },
+          "embedded ledger: cut a torn tail (an incomplete last write a crash left at a page boundary; it was never acknowledged)",
+        );
+      }
       expectNext = scan.lastSeq === null ? seg.seq : scan.lastSeq + 1n;
       this.logBytesSinceSnapshot += scan.validEnd;
     }
@@ -288,22 +390,22 @@ class Engine {
     // Everything obsolete can go now that the snapshot restored and the log replayed cleanly.
     let removed = false;
     for (const s of listing.snapshots.slice(0, -1)) {
-      fs.rmSync(s.file, { force: true });
+      this.ops.unlink(s.file);
       removed = true;
     }
-    for (const s of segs.slice(0, firstRelevant)) {
-      fs.rmSync(s.file, { force: true });
+    for (const s of segs) {
+      if (s.seq > S) continue;
+      this.ops.unlink(s.file);
       removed = true;
     }
     let writer: SegmentWriter;
     const last = relevant.at(-1);
     if (last) {
-      writer = SegmentWriter.openExisting(last.file, last.seq);
+      writer = SegmentWriter.openExisting(last.file, last.seq, this.ops);
     } else {
-      writer = SegmentWriter.create(path.join(this.dir, segmentName(seq + 1n)), seq + 1n);
-      removed = true;
+      writer = SegmentWriter.create(path.join(this.dir, segmentName(seq + 1n)), seq + 1n, this.ops);
     }
-    if (removed) fsyncDirSync(this.dir);
+    if (removed) fsyncDirWith(this.ops, this.dir);
     return { core, writer };
   }
 
@@ -515,11 +617,10 @@ class Engine {
       const t0 = performance.now();
       try {
         // Rotate first: later commits go to a segment that starts at S + 1.
-        if (this.writer.size > 0 || this.writer.firstSeq !== S + 1n) {
-          const next = SegmentWriter.create(path.join(this.dir, segmentName(S + 1n)), S + 1n);
+        if (this.writer.size > SEGMENT_HEADER_SIZE || this.writer.firstSeq !== S + 1n) {
+          const next = SegmentWriter.create(path.join(this.dir, segmentName(S + 1n)), S + 1n, this.ops);
           this.writer.closeSync();
           this.writer = next;
-          fsyncDirSync(this.dir);
         }
         // The core's chunks are views of live memory. Small states are copied (a short pause) and
         // written while writes continue; large ones are written in place while writes wait.
@@ -541,10 +642,10 @@ class Engine {
           this.lastSnapshotPauseMs = performance.now() - t0;
           this.writesFrozen = false;
           if (this.writesHead < this.writes.length) this.schedule();
-          written = await writeSnapshot(this.dir, S, source);
+          written = await writeSnapshot(this.dir, S, source, { ops: this.ops });
         } else {
           // Nothing else writes meanwhile, so one sync at the end is enough (and fastest).
-          written = await writeSnapshot(this.dir, S, this.core.snapshotChunks(), { syncEveryBytes: 0 });
+          written = await writeSnapshot(this.dir, S, this.core.snapshotChunks(), { syncEveryBytes: 0, ops: this.ops });
           this.lastSnapshotPauseMs = performance.now() - t0;
           this.writesFrozen = false;
         }
@@ -556,9 +657,9 @@ class Engine {
         this.snapshotsTaken++;
         this.lastSnapshotMs = performance.now() - t0;
         const listing = listDataDir(this.dir);
-        for (const s of listing.snapshots) if (s.seq < S) fs.rmSync(s.file, { force: true });
-        for (const s of listing.segments) if (s.seq <= S) fs.rmSync(s.file, { force: true });
-        fsyncDirSync(this.dir);
+        for (const s of listing.snapshots) if (s.seq < S) this.ops.unlink(s.file);
+        for (const s of listing.segments) if (s.seq <= S) this.ops.unlink(s.file);
+        await fsyncDirAsync(this.ops, this.dir);
       } catch (err) {
         // The log is intact, so a failed snapshot costs replay time only; retry after as much log again.
         this.lastSnapshotError = (err as Error).message;
@@ -647,6 +748,7 @@ class Engine {
       log_bytes_since_snapshot: this.logBytesSinceSnapshot,
       recovered_commits: this.recoveredCommits,
       torn_tail_truncated: this.tornTailTruncated,
+      accepted_data_loss: this.acceptedDataLoss,
       open_restore_ms: Math.round(this.openRestoreMs),
       open_replay_ms: Math.round(this.openReplayMs),
       last_snapshot_error: this.lastSnapshotError,
@@ -656,6 +758,22 @@ class Engine {
       last_snapshot_pause_ms: Math.round(this.lastSnapshotPauseMs),
     };
   }
+}
+
+/**
+ * Ledger files are the daemon user's alone (issue 12: under umask 022 the log was world-readable).
+ * New files are created 0600 and directories 0700; a looser existing directory or file is tightened.
+ */
+function restrictModes(dir: string, log: EngineLog): void {
+  const tighten = (p: string, mode: number): void => {
+    const st = fs.statSync(p);
+    if ((st.mode & 0o777) === mode) return;
+    fs.chmodSync(p, mode);
+    log.warn({ path: p, mode_was: (st.mode & 0o777).toString(8), mode_now: mode.toString(8) }, "embedded ledger: tightened the permissions of a ledger path");
+  };
+  tighten(dir, LEDGER_DIR_MODE);
+  const l = listDataDir(dir);
+  for (const f of [...l.segments, ...l.snapshots]) tighten(f.file, LEDGER_FILE_MODE);
 }
 
 function tooMuch(n: number): void {

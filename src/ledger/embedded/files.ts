@@ -4,22 +4,50 @@
  *   <dataDir>/LOCK                               owner pid (see lock.ts)
  *   <dataDir>/log-<first seq, 20 digits>.wal     append-only log segments (see wal.ts)
  *   <dataDir>/snapshot-<seq, 20 digits>.snap     state after commit <seq> (see snapshot.ts)
- *   <dataDir>/*.tmp                              unfinished snapshots; deleted on open
+ *   <dataDir>/*.tmp                              unfinished snapshots or segments; deleted on open
+ *   <dataDir>/*.damaged                          log bytes set aside when an operator accepted a loss
  */
 import fs from "node:fs";
 import path from "node:path";
 
-/** Raised when on-disk state is damaged somewhere a crash cannot explain: the engine refuses to start. */
+/** Ledger files are private to the daemon's user whatever the umask (issue 12). */
+export const LEDGER_FILE_MODE = 0o600;
+export const LEDGER_DIR_MODE = 0o700;
+
+/**
+ * What accepting a damage throws away: everything in the log from `offset` in `file` on (and any
+ * later segment), or a missing segment `file` that recovery then creates empty.
+ */
+export type DataLoss = { kind: "cut"; file: string; offset: number } | { kind: "missing"; file: string; seq: bigint };
+
+/** The value of LEDGER_ACCEPT_DATA_LOSS (engine option `acceptDataLoss`) that accepts this loss. */
+export function acceptToken(loss: DataLoss): string {
+  return loss.kind === "cut" ? `${path.basename(loss.file)}@${loss.offset}` : `${path.basename(loss.file)}@missing`;
+}
+
+/**
+ * Raised when on-disk state is damaged somewhere a crash cannot explain: the engine refuses to
+ * start. When the damage can be accepted (the log from some point on is dropped), `loss` says what
+ * and `acceptToken` is the value that accepts exactly this damage and no other.
+ */
 export class LedgerCorruptionError extends Error {
   readonly file: string;
   /** Byte offset of the damage, or -1 when the file as a whole is unusable. */
   readonly offset: number;
-  constructor(file: string, offset: number, reason: string) {
+  readonly loss: DataLoss | null;
+  readonly acceptToken: string | null;
+  constructor(file: string, offset: number, reason: string, loss: DataLoss | null = null) {
     const where = offset >= 0 ? `is corrupt at byte offset ${offset}` : "is unusable";
-    super(`embedded ledger: ${file} ${where}: ${reason}; refusing to start (restore the data directory from a backup, or move the damaged file aside knowingly)`);
+    const token = loss ? acceptToken(loss) : null;
+    const how = token
+      ? `restore the data directory from a backup, or accept losing every commit from this point on by restarting once with LEDGER_ACCEPT_DATA_LOSS=${token} (damaged bytes are kept beside the log as *.damaged files)`
+      : "restore the data directory from a backup";
+    super(`embedded ledger: ${file} ${where}: ${reason}; refusing to start (${how})`);
     this.name = "LedgerCorruptionError";
     this.file = file;
     this.offset = offset;
+    this.loss = loss;
+    this.acceptToken = token;
   }
 }
 
@@ -71,11 +99,9 @@ export function fsyncDirSync(dir: string): void {
   }
 }
 
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await fs.promises.open(dir, "r");
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
+/** Whether `dir` holds an embedded ledger (any log segment or snapshot). False if it does not exist. */
+export function hasLedgerState(dir: string): boolean {
+  if (!fs.existsSync(dir)) return false;
+  const l = listDataDir(dir);
+  return l.segments.length > 0 || l.snapshots.length > 0;
 }

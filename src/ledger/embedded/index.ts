@@ -7,13 +7,13 @@
  *   await client.close();                  // or client.destroy()
  *
  * Opening is synchronous: lock the directory, restore the newest snapshot, replay the log after it
- * (cutting a torn tail left by a crash). See engine.ts and docs/adr/0010-embedded-engine-durability.md.
+ * (cutting a torn tail a crash left, refusing any other damage). See engine.ts, docs/adr/0010 and 0011.
  */
 import { createStateMachine, restoreStateMachine } from "./state-machine.js";
 import { openEmbeddedClient, type EmbeddedClient, type EmbeddedClientOptions } from "./engine.js";
 
-export { BATCH_MAX, type EmbeddedClient, type EmbeddedClientOptions, type EmbeddedStats } from "./engine.js";
-export { LedgerCorruptionError } from "./files.js";
+export { BATCH_MAX, stderrLog, type EmbeddedClient, type EmbeddedClientOptions, type EmbeddedStats, type EngineLog } from "./engine.js";
+export { LedgerCorruptionError, hasLedgerState } from "./files.js";
 export { DataDirInUseError } from "./lock.js";
 
 export function createEmbeddedClient(options: EmbeddedClientOptions): EmbeddedClient {

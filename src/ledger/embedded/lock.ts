@@ -68,7 +68,7 @@ export function lockDataDir(dir: string): DirLock {
   const mine = `pid ${process.pid} start ${processStart(process.pid)}\n`;
   const unique = `${process.pid}.${Date.now()}.${Math.random().toString(36).slice(2)}`;
   const tmp = path.join(dir, `LOCK.${unique}.new`);
-  fs.writeFileSync(tmp, mine);
+  fs.writeFileSync(tmp, mine, { mode: 0o600 });
   try {
     for (let attempt = 0; attempt < 20; attempt++) {
       try {

@@ -14,7 +14,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { crc32 } from "node:zlib";
-import { LedgerCorruptionError, fsyncDir, snapshotName } from "./files.js";
+import { LEDGER_FILE_MODE, LedgerCorruptionError, snapshotName } from "./files.js";
+import { fsyncDirAsync, nodeLogFileOps, type LogFileOps } from "./wal.js";
 
 const MAGIC = 0x3153514d; // bytes "MQS1"
 const VERSION = 1;
@@ -38,11 +39,11 @@ export interface SnapshotWritten {
   chunks: number;
 }
 
-function writeAll(fd: number, data: Uint8Array, position: number): Promise<void> {
+function writeAll(ops: LogFileOps, fd: number, data: Uint8Array, position: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const step = (off: number): void => {
       if (off >= data.length) return resolve();
-      fs.write(fd, data, off, data.length - off, position + off, (err, n) => (err ? reject(err) : step(off + n)));
+      ops.write(fd, data, off, data.length - off, position + off, (err, n) => (err ? reject(err) : step(off + n)));
     };
     step(0);
   });
@@ -53,11 +54,13 @@ function writeAll(fd: number, data: Uint8Array, position: number): Promise<void>
  * written before the next one is pulled, so the producer may reuse its buffers. The caller must
  * keep the state machine unchanged until this resolves.
  */
-export async function writeSnapshot(dir: string, seq: bigint, chunks: Iterable<Uint8Array>, opts: { syncEveryBytes?: number } = {}): Promise<SnapshotWritten> {
+export async function writeSnapshot(dir: string, seq: bigint, chunks: Iterable<Uint8Array>, opts: { syncEveryBytes?: number; ops?: LogFileOps } = {}): Promise<SnapshotWritten> {
   const syncEvery = opts.syncEveryBytes ?? SYNC_EVERY;
+  const ops = opts.ops ?? nodeLogFileOps;
   const final = path.join(dir, snapshotName(seq));
   const tmp = `${final}.tmp`;
-  const fd = fs.openSync(tmp, "w");
+  const { O_WRONLY, O_CREAT, O_TRUNC } = fs.constants;
+  const fd = ops.open(tmp, O_WRONLY | O_CREAT | O_TRUNC, LEDGER_FILE_MODE);
   let position = 0;
   let count = 0;
   let total = 0;
@@ -71,12 +74,12 @@ export async function writeSnapshot(dir: string, seq: bigint, chunks: Iterable<U
       unsynced += n;
       if (syncEvery > 0 && unsynced >= syncEvery) {
         unsynced = 0;
-        await new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+        await new Promise<void>((resolve, reject) => ops.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
       }
     };
     const flush = async (): Promise<void> => {
       if (used === 0) return;
-      await writeAll(fd, buf.subarray(0, used), position);
+      await writeAll(ops, fd, buf.subarray(0, used), position);
       const n = used;
       used = 0;
       await written(n);
@@ -100,7 +103,7 @@ export async function writeSnapshot(dir: string, seq: bigint, chunks: Iterable<U
         used += chunk.length;
       } else {
         await flush();
-        await writeAll(fd, chunk, position);
+        await writeAll(ops, fd, chunk, position);
         await written(chunk.length);
       }
       count++;
@@ -115,15 +118,15 @@ export async function writeSnapshot(dir: string, seq: bigint, chunks: Iterable<U
     t.writeUInt32LE(crc32(t.subarray(0, 20)), 20);
     used += TRAILER_SIZE;
     await flush();
-    await new Promise<void>((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => ops.fsync(fd, (err) => (err ? reject(err) : resolve())));
   } catch (err) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
+    ops.close(fd);
+    ops.unlink(tmp);
     throw err;
   }
-  fs.closeSync(fd);
-  await fs.promises.rename(tmp, final);
-  await fsyncDir(dir);
+  ops.close(fd);
+  ops.rename(tmp, final);
+  await fsyncDirAsync(ops, dir);
   return { file: final, bytes: position, chunks: count };
 }
 

@@ -106,7 +106,6 @@ const TWO32 = 0x1_0000_0000;
 const NS_PER_S = 1_000_000_000n;
 /** TigerBeetle timestamps are u63 (the top bit is a tombstone marker). */
 const TIMESTAMP_MAX = (1n << 63n) - 1n;
-const U64_MAX = (1n << 64n) - 1n;
 
 // Flag bits (from tigerbeetle-node's enums, never redefined).
 const AF_LINKED = AccountFlags.linked;
@@ -342,8 +341,10 @@ class Core implements StateMachine {
     if (e >= 0) {
       const w = this.accounts.chunk(e);
       const eo = this.accounts.offset(e);
-      const stamp = tsBig(w[eo + A_TS + 1]!, w[eo + A_TS]!);
-      return { status: accountExistsStatus(IN, o, w, eo), stamp };
+      // Only plain `exists` carries the original's timestamp; exists_with_different_* results carry
+      // the event's own, like every other failure (TigerBeetle 0.17, state_machine.zig).
+      const status = accountExistsStatus(IN, o, w, eo);
+      return { status, stamp: status === CA.exists ? tsBig(w[eo + A_TS + 1]!, w[eo + A_TS]!) : -1n };
     }
     if ((flags & AF_DEBITS_MUST_NOT_EXCEED_CREDITS) !== 0 && (flags & AF_CREDITS_MUST_NOT_EXCEED_DEBITS) !== 0) {
       return fail(CA.flags_are_mutually_exclusive);
@@ -486,8 +487,10 @@ class Core implements StateMachine {
     if (e >= 0) {
       const w = this.transfers.chunk(e);
       const eo = this.transfers.offset(e);
-      this.stamp = tsBig(w[eo + T_TS + 1]!, w[eo + T_TS]!);
-      return this.transferExistsStatus(IN, o, w, eo);
+      // Only plain `exists` carries the original's timestamp (see createAccount).
+      const status = this.transferExistsStatus(IN, o, w, eo);
+      if (status === CT.exists) this.stamp = tsBig(w[eo + T_TS + 1]!, w[eo + T_TS]!);
+      return status;
     }
     if (this.failed.count > 0 && this.failedIndex.find(IN[o]!, IN[o + 1]!, IN[o + 2]!, IN[o + 3]!) >= 0) {
       return CT.id_already_failed;
@@ -1188,8 +1191,7 @@ class Core implements StateMachine {
    */
   private resolveAccountFilter(f: AccountFilter): { account: number; tMin: bigint; tMax: bigint; limit: number } | null {
     if (typeof f.account_id !== "bigint" || f.account_id <= 0n || f.account_id >= (1n << 128n) - 1n) return null;
-    if (f.timestamp_min === U64_MAX || f.timestamp_max === U64_MAX) return null;
-    if (f.timestamp_min < 0n || f.timestamp_max < 0n || f.timestamp_min > U64_MAX || f.timestamp_max > U64_MAX) return null;
+    if (!filterTimestampValid(f.timestamp_min) || !filterTimestampValid(f.timestamp_max)) return null;
     if (f.timestamp_max !== 0n && f.timestamp_min > f.timestamp_max) return null;
     if (f.limit === 0) return null;
     if ((f.flags & (AFF_DEBITS | AFF_CREDITS)) === 0) return null;
@@ -1314,8 +1316,7 @@ class Core implements StateMachine {
   }
 
   private resolveQueryFilter(f: QueryFilter): { tMin: bigint; tMax: bigint; limit: number } | null {
-    if (f.timestamp_min === U64_MAX || f.timestamp_max === U64_MAX) return null;
-    if (f.timestamp_min < 0n || f.timestamp_max < 0n || f.timestamp_min > U64_MAX || f.timestamp_max > U64_MAX) return null;
+    if (!filterTimestampValid(f.timestamp_min) || !filterTimestampValid(f.timestamp_max)) return null;
     if (f.timestamp_max !== 0n && f.timestamp_min > f.timestamp_max) return null;
     if (f.limit === 0) return null;
     if ((f.flags & ~QFF_REVERSED) !== 0) return null;
@@ -1399,6 +1400,14 @@ class Core implements StateMachine {
   snapshotChunks(): Iterable<Uint8Array> {
     return snapshot(this);
   }
+}
+
+/**
+ * A filter bound is 0 (no bound) or a timestamp TigerBeetle can assign, 1..2^63-1; anything else
+ * (2^63..2^64-1 included) makes the filter invalid, which answers with no results.
+ */
+function filterTimestampValid(ts: bigint): boolean {
+  return ts === 0n || (ts >= 1n && ts <= TIMESTAMP_MAX);
 }
 
 function accountExistsStatus(IN: Uint32Array, o: number, w: Uint32Array, eo: number): CreateAccountStatus {

@@ -23,6 +23,8 @@ const backend = useBackend();
 const D = AccountFilterFlags.debits;
 const C = AccountFilterFlags.credits;
 const R = AccountFilterFlags.reversed;
+/** 2^63: the smallest u64 above the largest timestamp TigerBeetle can assign (2^63-1). */
+const TS_INVALID_LOW = 1n << 63n;
 
 async function rejection(p: Promise<unknown>): Promise<unknown> {
   return p.then(
@@ -159,6 +161,12 @@ describe("get_account_transfers / get_account_balances", () => {
       { account_id: U128_MAX },
       { timestamp_min: U64_MAX },
       { timestamp_max: U64_MAX },
+      // A bound outside 1..2^63-1 (other than 0) is invalid, not "no match" (state_machine.zig).
+      { timestamp_min: TS_INVALID_LOW },
+      { timestamp_max: TS_INVALID_LOW },
+      { timestamp_min: U64_MAX - 1n },
+      { timestamp_max: U64_MAX - 1n },
+      { timestamp_min: ts[0], timestamp_max: TS_INVALID_LOW },
       { timestamp_min: ts[3], timestamp_max: ts[1] },
       { limit: 0 },
       { flags: AccountFilterFlags.none },
@@ -284,6 +292,11 @@ describe("query_accounts / query_transfers", () => {
     const invalid = [
       { ledger: w.ledger, timestamp_min: U64_MAX },
       { ledger: w.ledger, timestamp_max: U64_MAX },
+      { ledger: w.ledger, timestamp_min: TS_INVALID_LOW },
+      { ledger: w.ledger, timestamp_max: TS_INVALID_LOW },
+      { ledger: w.ledger, timestamp_min: U64_MAX - 1n },
+      { ledger: w.ledger, timestamp_max: U64_MAX - 1n },
+      { ledger: w.ledger, timestamp_min: accTs[0], timestamp_max: TS_INVALID_LOW },
       { ledger: w.ledger, timestamp_min: accTs[3], timestamp_max: accTs[0] },
       { ledger: w.ledger, limit: 0 },
       { ledger: w.ledger, flags: 0xffff },

@@ -4,7 +4,7 @@
  * increasing across accounts and transfers; every event of a batch gets its own.
  */
 import { describe, expect, it } from "vitest";
-import { QueryFilterFlags } from "tigerbeetle-node";
+import { CreateAccountStatus, QueryFilterFlags } from "tigerbeetle-node";
 import { account, queryFilter, transferStatuses } from "../../support/ledger-backend.js";
 import { useBackend, World } from "./fixture.js";
 
@@ -67,5 +67,30 @@ describe("timestamps", () => {
     const r = await w.createTransfers([w.t({ debit_account_id: a, credit_account_id: b, amount: 1n })]);
     stamps.push(r[0].timestamp);
     for (let i = 1; i < stamps.length; i++) expect(stamps[i]).toBeGreaterThan(stamps[i - 1]);
+  });
+  it("a result carries its event's own timestamp; only plain `exists` carries the original's", async () => {
+    // state_machine.zig: an event's timestamp is its slot in the batch (consecutive within a batch);
+    // `exists` answers with the existing object's timestamp, exists_with_different_* like any failure.
+    const w = new World(backend());
+    const acc = account({ id: w.id(), ledger: w.ledger, code: 10 });
+    const [created] = await w.createAccounts([acc]);
+    const fresh = account({ id: w.id(), ledger: w.ledger, code: 10 });
+    const ra = await w.createAccounts([acc, { ...acc, code: 11 }, { ...acc, user_data_64: 5n }, fresh]);
+    expect(ra.map((r) => r.status)).toEqual([CreateAccountStatus.exists, CreateAccountStatus.exists_with_different_code, CreateAccountStatus.exists_with_different_user_data_64, CreateAccountStatus.created]);
+    expect(ra[0].timestamp).toBe(created.timestamp);
+    expect(ra[1].timestamp).toBe(ra[3].timestamp - 2n);
+    expect(ra[2].timestamp).toBe(ra[3].timestamp - 1n);
+    expect(ra[1].timestamp).toBeGreaterThan(created.timestamp);
+
+    const [x, y] = await w.plain(2);
+    const t = w.t({ debit_account_id: x, credit_account_id: y, amount: 5n });
+    const [first] = await w.createTransfers([t]);
+    const u = w.t({ debit_account_id: y, credit_account_id: x, amount: 1n });
+    const rt = await w.createTransfers([t, { ...t, amount: 6n }, { ...t, credit_account_id: x, debit_account_id: y }, u]);
+    expect(transferStatuses(rt)).toEqual(["exists", "exists_with_different_amount", "exists_with_different_debit_account_id", "created"]);
+    expect(rt[0].timestamp).toBe(first.timestamp);
+    expect(rt[1].timestamp).toBe(rt[3].timestamp - 2n);
+    expect(rt[2].timestamp).toBe(rt[3].timestamp - 1n);
+    expect(rt[1].timestamp).toBeGreaterThan(first.timestamp);
   });
 });

@@ -163,10 +163,12 @@ describe("damaged data directory", () => {
     await c.createAccounts([account(1n), account(2n)]);
     await c.createTransfers([transfer(10n, 1n, 2n, 5n)]);
     const sizeBefore = fs.statSync(lastSegment()).size;
-    await c.createTransfers([transfer(11n, 1n, 2n, 7n, { flags: TransferFlags.linked }), transfer(12n, 2n, 1n, 1n)]);
+    // A batch spanning a page boundary: its chain, then filler transfers of 0.
+    const filler = Array.from({ length: 40 }, (_, i) => transfer(100n + BigInt(i), 2n, 1n, 0n));
+    await c.createTransfers([transfer(11n, 1n, 2n, 7n, { flags: TransferFlags.linked }), transfer(12n, 2n, 1n, 1n), ...filler]);
     await c.close();
-    // Keep only part of the last record, as if the process died while writing it.
-    fs.truncateSync(lastSegment(), sizeBefore + 100);
+    // Keep only the part of the last record before a page boundary, as a crash mid-write leaves it.
+    fs.truncateSync(lastSegment(), (Math.floor(sizeBefore / 4096) + 1) * 4096);
 
     const r = open();
     expect(r.stats().torn_tail_truncated).toBe(true);
@@ -200,10 +202,10 @@ describe("damaged data directory", () => {
     await c.close();
     const file = lastSegment();
     const bytes = fs.readFileSync(file);
-    bytes[40 + 17] ^= 0x04; // inside the body of the first record (create_accounts)
+    bytes[32 + 40 + 17] ^= 0x04; // inside the body of the first record (create_accounts), after the segment header
     fs.writeFileSync(file, bytes);
     expect(() => open()).toThrow(LedgerCorruptionError);
-    expect(() => open()).toThrow(`${file} is corrupt at byte offset 0: record body checksum mismatch`);
+    expect(() => open()).toThrow(`${file} is corrupt at byte offset 32: complete record with a body checksum mismatch`);
     expect(fs.statSync(file).size).toBe(bytes.length); // nothing was cut
   });
 
@@ -228,7 +230,7 @@ describe("damaged data directory", () => {
     await c.createTransfers([transfer(11n, 1n, 2n, 5n)]);
     await c.close();
     for (const f of fs.readdirSync(dir)) if (f.endsWith(".snap")) fs.rmSync(path.join(dir, f));
-    expect(() => open()).toThrow(/commits 1\.\.\d+ are missing/);
+    expect(() => open()).toThrow(/missing: the data directory has no snapshot and the log starts at log-\d+\.wal/);
   });
 });
 

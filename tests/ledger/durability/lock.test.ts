@@ -49,6 +49,12 @@ describe("data directory lock", () => {
     // Our own pid with a start time that is not ours: the recorded owner is gone.
     fs.writeFileSync(path.join(dir, "LOCK"), `pid ${process.pid} start 1\n`);
     const lock = lockDataDir(dir);
+    // Now ours: our pid with our real start time, and a second opener is refused.
+    const content = fs.readFileSync(path.join(dir, "LOCK"), "latin1");
+    expect(content).toMatch(new RegExp(`^pid ${process.pid} start \\d+\n$`));
+    expect(content).not.toBe(`pid ${process.pid} start 1\n`);
+    expect(() => lockDataDir(dir)).toThrow(DataDirInUseError);
     lock.release();
+    expect(fs.readdirSync(dir)).toEqual([]);
   });
 });

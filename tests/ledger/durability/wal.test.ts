@@ -6,7 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LedgerCorruptionError } from "../../../src/ledger/embedded/files.js";
-import { RECORD_HEADER_SIZE, SegmentWriter, scanSegment, sealRecord, type RecordHead } from "../../../src/ledger/embedded/wal.js";
+import { RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE, SegmentWriter, TORN_WRITE_ALIGN, scanSegment, sealRecord, type RecordHead } from "../../../src/ledger/embedded/wal.js";
 
 let dir: string;
 beforeEach(() => {
@@ -22,12 +22,12 @@ function record(seq: bigint, bodyLength: number, fill: number): Buffer {
   return buf;
 }
 
-/** Writes records 1..n (body sizes cycling) through SegmentWriter; returns each record's end offset. */
-async function writeLog(file: string, n: number): Promise<number[]> {
+/** Writes records 1..n (body sizes cycling, or `bodyOf(i)`) through SegmentWriter; returns each record's end offset. */
+async function writeLog(file: string, n: number, bodyOf: (i: number) => number = (i) => 128 * (1 + (i % 4))): Promise<number[]> {
   const w = SegmentWriter.create(file, 1n);
   const ends: number[] = [];
   for (let i = 1; i <= n; i++) {
-    await w.append(record(BigInt(i), 128 * (1 + (i % 4)), i));
+    await w.append(record(BigInt(i), bodyOf(i), i));
     ends.push(w.size);
   }
   w.closeSync();
@@ -37,7 +37,7 @@ async function writeLog(file: string, n: number): Promise<number[]> {
 function readAll(file: string, isLast = true): { seqs: bigint[]; fills: number[]; scan: ReturnType<typeof scanSegment> } {
   const seqs: bigint[] = [];
   const fills: number[] = [];
-  const scan = scanSegment(file, { isLast, expectSeq: 1n, repair: true }, (r) => {
+  const scan = scanSegment(file, { isLast, firstSeq: 1n, repair: true }, (r) => {
     seqs.push(r.seq);
     fills.push(r.body.length ? r.body[0]! : -1);
     expect(r.now_ns).toBe(1_000n * r.seq);
@@ -55,38 +55,62 @@ describe("write-ahead log", () => {
     expect(scan.lastSeq).toBe(50n);
   });
 
-  it("treats a record cut anywhere inside as a torn tail: truncates it and keeps the rest", async () => {
+  it("starts every segment with a header: an empty or headerless segment is damage, not a fresh log", async () => {
     const file = path.join(dir, "log.wal");
-    const ends = await writeLog(file, 12);
+    SegmentWriter.create(file, 1n).closeSync();
+    expect(fs.statSync(file).size).toBe(SEGMENT_HEADER_SIZE);
+    expect(readAll(file).seqs).toEqual([]);
+    fs.truncateSync(file, 0);
+    expect(() => readAll(file)).toThrow(/segment is empty/);
+  });
+
+  it("treats a last record cut at a page boundary as a torn tail: truncates it and keeps the rest", async () => {
+    const file = path.join(dir, "log.wal");
+    // Records of 3 pages each, so that page boundaries fall inside headers and bodies.
+    const ends = await writeLog(file, 6, () => 128 * 96);
     const full = fs.readFileSync(file);
-    const lastStart = ends[10]!;
-    for (const cut of [lastStart + 1, lastStart + 20, lastStart + RECORD_HEADER_SIZE, full.length - 1]) {
+    const lastStart = ends[4]!;
+    const cuts: number[] = [];
+    for (let at = Math.ceil(lastStart / TORN_WRITE_ALIGN) * TORN_WRITE_ALIGN; at < full.length; at += TORN_WRITE_ALIGN) cuts.push(at);
+    expect(cuts.length).toBeGreaterThan(2);
+    for (const cut of cuts) {
       fs.writeFileSync(file, full.subarray(0, cut));
       const { seqs, scan } = readAll(file);
-      expect(seqs.length).toBe(11);
+      expect(seqs.length).toBe(5);
       expect(scan.torn?.offset).toBe(lastStart);
       expect(fs.statSync(file).size).toBe(lastStart);
       // The engine continues: appending after the repair yields a clean log.
       const w = SegmentWriter.openExisting(file, 1n);
-      await w.append(record(12n, 256, 99));
+      await w.append(record(6n, 256, 99));
       w.closeSync();
       const again = readAll(file);
-      expect(again.seqs.at(-1)).toBe(12n);
+      expect(again.seqs.at(-1)).toBe(6n);
       expect(again.fills.at(-1)).toBe(99);
       expect(again.scan.torn).toBeNull();
     }
   });
 
-  it("treats a bad checksum in the last record as a torn tail", async () => {
+  it("refuses a last record cut anywhere else: a crash cannot leave it, so it may be acknowledged data", async () => {
+    const file = path.join(dir, "log.wal");
+    const ends = await writeLog(file, 12);
+    const full = fs.readFileSync(file);
+    const lastStart = ends[10]!;
+    for (const cut of [lastStart + 1, lastStart + 20, lastStart + RECORD_HEADER_SIZE, full.length - 7, full.length - 1]) {
+      expect(cut % TORN_WRITE_ALIGN).not.toBe(0);
+      fs.writeFileSync(file, full.subarray(0, cut));
+      expect(() => readAll(file)).toThrow(`${file} is corrupt at byte offset ${lastStart}`);
+      expect(fs.statSync(file).size).toBe(cut); // nothing was cut
+    }
+  });
+
+  it("refuses a complete last record with a bad checksum", async () => {
     const file = path.join(dir, "log.wal");
     const ends = await writeLog(file, 8); // cut back to record 7 so it is the last one
     fs.truncateSync(file, ends[6]!);
     const bytes = fs.readFileSync(file);
     bytes[ends[6]! - 5] ^= 0xff; // inside the body of record 7
     fs.writeFileSync(file, bytes);
-    const { seqs, scan } = readAll(file);
-    expect(seqs.length).toBe(6);
-    expect(scan.torn?.reason).toMatch(/checksum/);
+    expect(() => readAll(file)).toThrow(/corrupt at byte offset \d+: complete record with a body checksum mismatch/);
   });
 
   it("refuses a log damaged before its tail, naming the file and offset", async () => {

@@ -564,4 +564,31 @@ describe("randomized model test", () => {
       600_000,
     );
   }
+
+  // Runs after the chunks (tests in a file run in order): a generator that stopped reaching a
+  // result code would leave that branch of the engine untested while every seed still agreed.
+  it("reached every result code the generator aims at", () => {
+    const wide = seeds.length >= 30 && STEPS >= 150;
+    const transferCodes = wide
+      ? [
+          "created", "exists", "exists_with_different_amount", "exists_with_different_code", "exists_with_different_flags",
+          "exists_with_different_user_data_64", "id_already_failed", "linked_event_failed", "linked_event_chain_open",
+          "accounts_must_be_different", "accounts_must_have_the_same_ledger", "code_must_not_be_zero", "ledger_must_not_be_zero",
+          "flags_are_mutually_exclusive", "debit_account_not_found", "credit_account_not_found", "debit_account_already_closed",
+          "credit_account_already_closed", "exceeds_credits", "exceeds_debits", "exceeds_pending_transfer_amount",
+          "pending_transfer_already_posted", "pending_transfer_already_voided", "pending_transfer_expired",
+          "pending_transfer_has_different_amount", "pending_transfer_has_different_code", "pending_transfer_has_different_debit_account_id",
+          "pending_transfer_has_different_ledger", "pending_transfer_not_found", "pending_transfer_not_pending",
+        ]
+      : ["created", "linked_event_failed"];
+    const accountCodes = wide
+      ? ["created", "exists", "exists_with_different_code", "exists_with_different_flags", "flags_are_mutually_exclusive", "ledger_must_not_be_zero", "linked_event_chain_open", "linked_event_failed"]
+      : ["created"];
+    const missing = [
+      ...transferCodes.filter((c) => !seen.has(`createTransfers:${c}`)).map((c) => `createTransfers:${c}`),
+      ...accountCodes.filter((c) => !seen.has(`createAccounts:${c}`)).map((c) => `createAccounts:${c}`),
+      ...(wide ? ["created", "linked_event_failed", "exceeds_credits", "exists"] : []).filter((c) => !seen.has(`concurrent createTransfers:${c}`)).map((c) => `concurrent createTransfers:${c}`),
+    ];
+    expect(missing, `result codes never reached over ${seeds.length} seeds x ${STEPS} steps`).toEqual([]);
+  });
 });
