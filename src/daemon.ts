@@ -76,7 +76,8 @@ export async function runDaemon(
   const services: ServicesModule = opts.services ?? servicesModule;
   await mkdir(config.dataDir, { recursive: true });
   const verifier = await makeVerifier(config, log);
-  const ledger: OpenedLedger = await openLedger(config);
+  // An injected clock drives the embedded ledger too, so the daemon and its ledger agree on "now".
+  const ledger: OpenedLedger = await openLedger(config, { clock: opts.clock });
   log.info({ ledger: ledger.describe, coalesce: config.MASQUES_COALESCE }, "ledger open");
 
   const clock = opts.clock ?? systemClock;

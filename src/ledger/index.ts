@@ -17,7 +17,11 @@ export interface OpenedLedger {
   close(): Promise<void>;
 }
 
-export async function openLedger(config: Config): Promise<OpenedLedger> {
+/**
+ * Open the configured ledger. `clock` (ns since the epoch) drives the embedded engine's timestamps
+ * and expiries (tests move the daemon's time with it); a TigerBeetle cluster keeps its own.
+ */
+export async function openLedger(config: Config, opts: { clock?: () => bigint } = {}): Promise<OpenedLedger> {
   let inner: Client;
   let describe: string;
   let close: () => Promise<void>;
@@ -29,7 +33,7 @@ export async function openLedger(config: Config): Promise<OpenedLedger> {
     close = async () => tb.destroy();
   } else {
     const { createEmbeddedClient } = await import("./embedded/index.js");
-    const embedded = createEmbeddedClient({ dataDir: config.ledgerDataDir });
+    const embedded = createEmbeddedClient({ dataDir: config.ledgerDataDir, ...(opts.clock ? { clock: opts.clock } : {}) });
     inner = embedded;
     describe = `embedded engine at ${config.ledgerDataDir}`;
     close = () => embedded.close();
