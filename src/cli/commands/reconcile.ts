@@ -43,7 +43,8 @@ dev key pair ($MASQUES_DATA_DIR/keys), a short-lived admin token is minted with 
 
   --no-sync        do not copy new ledger events before comparing (only when the stores are
                    opened here; the daemon always catches up first)
-  --json           print the report as one JSON object
+  --json           print the report as one JSON object (through the daemon: the AdminService
+                   Reconciliation message in proto3 JSON)
   --daemon         always ask the running daemon (never open the stores here)
   --endpoint URL   the daemon's gRPC URL  [MASQUES_ENDPOINT, default http://<MASQUES_GRPC_ADDR>]
   --token JWT      an admin bearer token  [MASQUES_TOKEN]
