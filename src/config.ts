@@ -148,6 +148,11 @@ const vars = {
     "Streamer poll interval when caught up (ms).",
     "200",
   ),
+  RECONCILE_INTERVAL_S: v(
+    uint("seconds").default(3600),
+    "Inside `serve` (with the streamer): reconcile the ledger against ClickHouse every this many seconds, pausing the streamer while it compares; 0 = only on request (AdminService.RunReconciliation, `masques-ledger reconcile`).",
+    "3600",
+  ),
   // ---- sessions (SessionService, issue 4) ---------------------------------------------------
   MASQUES_DIR: v(
     z.string().default("./masques"),

@@ -76,10 +76,23 @@ export async function runDaemon(
   const services: ServicesModule = opts.services ?? servicesModule;
   await mkdir(config.dataDir, { recursive: true });
   const verifier = await makeVerifier(config, log);
-  const ledger: OpenedLedger = await openLedger(config, log.child({ component: "ledger" }));
+  // An injected clock drives the embedded ledger too, so the daemon and its ledger agree on "now".
+  const ledger: OpenedLedger = await openLedger(config, { log: log.child({ component: "ledger" }), clock: opts.clock });
   log.info({ ledger: ledger.describe, coalesce: config.MASQUES_COALESCE }, "ledger open");
 
-  const ctx: DaemonContext = { ledger: ledger.client, config, log, clock: opts.clock ?? systemClock };
+  const clock = opts.clock ?? systemClock;
+  // CDC to ClickHouse: not on the money path, so a streamer that cannot start is logged and the
+  // daemon serves without analytics (`masques-ledger reconcile` reports the gap later). It starts
+  // before the services so AdminService can reach its reconciler.
+  let streamer: RunningStreamer | undefined;
+  if (config.STREAMER_ENABLED) {
+    try {
+      streamer = await startStreamer({ ledger: ledger.client, config, log: log.child({ component: "streamer" }), clock });
+    } catch (err) {
+      log.error({ err }, "streamer failed to start; serving without analytics");
+    }
+  }
+  const ctx: DaemonContext = { ledger: ledger.client, config, log, clock, reconciliation: streamer?.reconciler };
   let grpcServer: GrpcServer | undefined;
   let httpServer: HttpServer | undefined;
   let specs: ServiceImplSpec[] = [];
@@ -93,21 +106,12 @@ export async function runDaemon(
   } catch (err) {
     grpcServer?.server.forceShutdown();
     await httpServer?.close(0);
+    await streamer?.stop().catch(() => undefined);
     await ledger.close();
     throw err;
   }
   const g = grpcServer;
   const h = httpServer;
-  // CDC to ClickHouse: not on the money path, so a streamer that cannot start is logged and the
-  // daemon serves without analytics (`masques-ledger reconcile` reports the gap later).
-  let streamer: RunningStreamer | undefined;
-  if (config.STREAMER_ENABLED) {
-    try {
-      streamer = await startStreamer({ ledger: ledger.client, config, log: log.child({ component: "streamer" }), clock: ctx.clock });
-    } catch (err) {
-      log.error({ err }, "streamer failed to start; serving without analytics");
-    }
-  }
   setServing(g, specs, true);
   h.setServing(true);
   const grpcAddr = hostPort(config.MASQUES_GRPC_ADDR.host, g.port);

@@ -93,8 +93,16 @@ function checkLedgerPresence(config: Config, hasLedgerState: (dir: string) => bo
   return () => writeMarker(true);
 }
 
-/** Open the configured ledger. `log` receives the embedded engine's recovery warnings and errors. */
-export async function openLedger(config: Config, log?: EngineLog): Promise<OpenedLedger> {
+/**
+ * Open the configured ledger. `log` receives the embedded engine's recovery warnings and errors;
+ * `clock` (ns since the epoch) drives the embedded engine's timestamps and expiries (tests move the
+ * daemon's time with it); a TigerBeetle cluster keeps its own.
+ */
+export async function openLedger(
+  config: Config,
+  opts: { log?: EngineLog; clock?: () => bigint } = {},
+): Promise<OpenedLedger> {
+  const log = opts.log;
   let inner: Client;
   let describe: string;
   let close: () => Promise<void>;
@@ -111,6 +119,7 @@ export async function openLedger(config: Config, log?: EngineLog): Promise<Opene
     const embedded = createEmbeddedClient({
       dataDir: config.ledgerDataDir,
       log: engineLog,
+      ...(opts.clock ? { clock: opts.clock } : {}),
       ...(config.LEDGER_ACCEPT_DATA_LOSS ? { acceptDataLoss: config.LEDGER_ACCEPT_DATA_LOSS } : {}),
     });
     opened();

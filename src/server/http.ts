@@ -102,7 +102,19 @@ export async function startHttpServer(
       res.end(JSON.stringify({ code: "not_found", message: `no route for ${req.method ?? "?"} ${req.url ?? ""}` }));
     },
   });
-  const handle = withCors(opts.corsOrigins ?? [], handler as NodeHandler);
+  const cors = withCors(opts.corsOrigins ?? [], handler as NodeHandler);
+  // Requests whose response has not closed yet: close() returns only once they are all closed, so
+  // every handler cut off at the end of the grace has seen its abort signal before the daemon
+  // goes on to close the ledger.
+  let inFlight = 0;
+  let drained: (() => void) | null = null;
+  const handle: NodeHandler = (req, res) => {
+    inFlight++;
+    res.once("close", () => {
+      if (--inFlight === 0) drained?.();
+    });
+    cors(req, res);
+  };
   const h1 = http.createServer(handle);
   const h2 = http2.createServer({}, handle);
   const sockets = new Set<net.Socket>();
@@ -161,6 +173,7 @@ export async function startHttpServer(
       // Idle keep-alive HTTP/1.1 connections that become idle after their response.
       const sweep = setInterval(() => h1.closeIdleConnections(), 50);
       await closed;
+      if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
       clearTimeout(deadline);
       clearInterval(sweep);
     },

@@ -16,6 +16,7 @@ import { createServiceImplSpec, type ServiceImpl, type ServiceImplSpec } from "@
 import type { Client } from "tigerbeetle-node";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
+import type { ReconciliationPort } from "../streamer/reconciler.js";
 
 /** What every service factory receives. */
 export interface DaemonContext {
@@ -27,6 +28,8 @@ export interface DaemonContext {
   readonly log: Logger;
   /** Wall clock in nanoseconds since the Unix epoch (injectable for tests). */
   readonly clock: () => bigint;
+  /** Reconciliation ledger vs ClickHouse (AdminService); undefined when the streamer is not running. */
+  readonly reconciliation?: ReconciliationPort;
 }
 
 /**

@@ -10,11 +10,13 @@ import { idToHex } from "../domain/ids.js";
 import { defineService, type DaemonContext, type ServiceRegistration } from "../server/registry.js";
 import { createAccountService } from "./accounts/account-service.js";
 import { sessionServiceRegistration } from "./sessions/service.js";
+import { adminServiceRegistration } from "./admin/service.js";
 
 export function createServices(ctx: DaemonContext): ServiceRegistration[] {
   return [
     defineService(AccountService, createAccountService({ ledger: ctx.ledger })),
     sessionServiceRegistration(ctx),
+    adminServiceRegistration(ctx),
   ];
 }
 

@@ -12,8 +12,26 @@
  */
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { Session } from "chdb";
+import type { Session } from "chdb";
 import { encodeTsv, quoteIdent, SinkError, type ResultRow, type Row, type Sink } from "./sink.js";
+
+/**
+ * chDB is loaded on first use, never at import: an image built for a ClickHouse server
+ * (Dockerfile target `daemon-server`) does not install it, and the daemon must still start.
+ */
+async function loadChdb(): Promise<typeof import("chdb")> {
+  try {
+    return await import("chdb");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND") {
+      throw new SinkError(
+        "the embedded analytics engine (npm package chdb) is not installed in this build (e.g. the daemon-server image): set CLICKHOUSE_URL to a ClickHouse server, or STREAMER_ENABLED=false",
+      );
+    }
+    throw err;
+  }
+}
 
 let current: { path: string; session: Session; refs: number } | null = null;
 
@@ -43,6 +61,8 @@ export class ChdbSink implements Sink {
    */
   static async open(opts: { path: string; database: string }): Promise<ChdbSink> {
     quoteIdent(opts.database);
+    // Loaded before the checks below, so they and the session creation run without an await.
+    const { Session } = await loadChdb();
     const dir = path.resolve(opts.path);
     if (current && current.path !== dir) {
       throw new SinkError(`chDB directory ${current.path} is already open in this process; chDB hosts one directory per process`);

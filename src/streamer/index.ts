@@ -16,6 +16,7 @@ import { ClickHouseSink } from "./clickhouse-sink.js";
 import { migrate, type MigrationReport } from "./migrations.js";
 import type { Sink } from "./sink.js";
 import { lagForLog, Streamer, type StreamerLag, type StreamerLogger } from "./streamer.js";
+import { Reconciler } from "./reconciler.js";
 export { lagForLog } from "./streamer.js";
 
 export { ChdbSink } from "./chdb-sink.js";
@@ -23,6 +24,7 @@ export { ClickHouseSink } from "./clickhouse-sink.js";
 export { migrate, MigrationError, loadMigrations, type MigrationReport } from "./migrations.js";
 export { reconcile, formatReconcileReport, type ReconcileReport } from "./reconcile.js";
 export type { Sink } from "./sink.js";
+export { Reconciler, runOk, type ReconciliationPort, type ReconciliationRun, type ReconciliationTrigger } from "./reconciler.js";
 export { Streamer, readCursors, type StreamerLag, type StreamerLogger, type SyncResult } from "./streamer.js";
 
 /** The streamer's part of the daemon configuration. */
@@ -36,6 +38,8 @@ export interface StreamerSettings {
   chdbPath: string;
   batch: number;
   pollMs: number;
+  /** Scheduled reconciliation period inside the daemon; 0 = only on request. */
+  reconcileIntervalS: number;
 }
 
 export function streamerSettings(config: Config): StreamerSettings {
@@ -48,6 +52,7 @@ export function streamerSettings(config: Config): StreamerSettings {
     chdbPath: path.resolve(config.CHDB_PATH ?? path.join(config.dataDir, "chdb")),
     batch: config.STREAM_BATCH,
     pollMs: config.STREAM_POLL_MS,
+    reconcileIntervalS: config.RECONCILE_INTERVAL_S,
   };
 }
 
@@ -80,8 +85,10 @@ export interface RunningStreamer {
   streamer: Streamer;
   sink: Sink;
   describe: string;
+  /** Scheduled and on-demand reconciliation against this streamer's sink. */
+  reconciler: Reconciler;
   lag(): StreamerLag;
-  /** Stop copying (after the chunk in flight) and close the sink. Idempotent. */
+  /** Stop reconciling, stop copying (after the chunk in flight) and close the sink. Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -115,14 +122,25 @@ export async function startStreamer(opts: {
     "streamer started",
   );
   streamer.start();
+  const reconciler = new Reconciler({
+    client: opts.ledger,
+    sink,
+    streamer,
+    interval_s: settings.reconcileIntervalS,
+    clock: opts.clock ?? (() => BigInt(Date.now()) * 1_000_000n),
+    log: opts.log,
+  });
+  reconciler.start();
   let stopped: Promise<void> | null = null;
   return {
     streamer,
     sink,
     describe,
+    reconciler,
     lag: () => streamer.lag(),
     stop: () =>
       (stopped ??= (async () => {
+        await reconciler.stop();
         await streamer.stop();
         const h = streamer.lagHistogram;
         opts.log?.info(

@@ -160,6 +160,8 @@ export class Streamer {
   private readonly startedAt = Date.now();
   private stopping = false;
   private wake: (() => void) | null = null;
+  /** Serialises copy passes and `exclusive` sections (e.g. a reconciliation) on this sink. */
+  private gate: Promise<unknown> = Promise.resolve();
 
   /** Per-event lag (commit time - ledger timestamp) of everything this instance committed. */
   readonly lagHistogram = new LagHistogram();
@@ -259,6 +261,17 @@ export class Streamer {
     return result;
   }
 
+  /**
+   * Run `fn` while no copy pass is in flight, and hold the next one back until it settles: what
+   * the sink holds does not move under `fn` (a reconciliation compares a still copy). Sections
+   * run one at a time, in call order.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.gate.then(fn, fn);
+    this.gate = run.catch(() => undefined);
+    return run;
+  }
+
   /** Run syncOnce in the background until stop(). Errors are logged and retried with backoff. */
   start(): void {
     if (this.loop) return;
@@ -268,7 +281,7 @@ export class Streamer {
       while (!this.stopping) {
         let idle = true;
         try {
-          const r = await this.syncOnce();
+          const r = await this.exclusive(() => this.syncOnce());
           failures = 0;
           idle = r.transfers === 0 && r.accounts === 0;
           if (r.expired > 0) this.log?.info({ expired: r.expired }, "streamer: expired holds recorded");
@@ -312,7 +325,7 @@ export class Streamer {
       await l;
       if (opts.flush ?? true) {
         try {
-          await this.syncOnce();
+          await this.exclusive(() => this.syncOnce());
         } catch (err) {
           this.log?.error({ err }, "streamer: final copy at stop failed (the next start resumes from the cursor)");
         }

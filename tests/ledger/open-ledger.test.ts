@@ -28,14 +28,14 @@ beforeEach(() => {
 afterEach(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
 async function ledgerWithOneAccount(): Promise<void> {
-  const l = await openLedger(config(), log);
+  const l = await openLedger(config(), { log });
   await l.client.createAccounts([newAccount({ id: 7n, ledger: 1, code: 1, flags: AccountFlags.history })]);
   await l.close();
 }
 
 async function openError(c: Config): Promise<unknown> {
   try {
-    const l = await openLedger(c, log);
+    const l = await openLedger(c, { log });
     await l.close();
   } catch (err) {
     return err;
@@ -82,7 +82,7 @@ describe("a ledger missing beside existing state", () => {
     await ledgerWithOneAccount();
     fs.rmSync(path.join(dataDir, "ledger"), { recursive: true });
     const err = (await openError(config())) as LedgerMissingError;
-    const l = await openLedger(config({ LEDGER_ACCEPT_DATA_LOSS: err.acceptToken }), log);
+    const l = await openLedger(config({ LEDGER_ACCEPT_DATA_LOSS: err.acceptToken }), { log });
     expect(await l.client.lookupAccounts([7n])).toEqual([]);
     await l.close();
     expect(logged.map((x) => x.level)).toEqual(["error"]);

@@ -15,9 +15,35 @@ describe("session hold id (fast path)", () => {
     );
   });
 
-  it("derived ids are stable across reads", () => {
+  it("names a session's transfers with the ids ADR 0032 fixes (known answers, worked outside this code)", () => {
+    // Worked independently (Python hashlib): hold = first 16 bytes of SHA-256 over
+    // "masques-ledger/id/v1" + for each of ["transfer", "don", "00000000000000000000000000001234"]:
+    // 4-byte big-endian length + UTF-8; the others = hold XOR (tag << 120) with tags
+    // post 0x10, void 0x20, author 0x30, platform 0x40, debt 0x50.
+    const expected = {
+      hold: 0x9d2796956b86b50a8cd2330fb987e38bn,
+      post: 0x8d2796956b86b50a8cd2330fb987e38bn,
+      void: 0xbd2796956b86b50a8cd2330fb987e38bn,
+      author: 0xad2796956b86b50a8cd2330fb987e38bn,
+      platform: 0xdd2796956b86b50a8cd2330fb987e38bn,
+      debt: 0xcd2796956b86b50a8cd2330fb987e38bn,
+    };
     const ids = sessionTransferIds(0x1234n);
-    expect(ids.post).toBe(ids.post);
-    expect(new Set([ids.hold, ids.post, ids.void, ids.author, ids.platform, ids.debt]).size).toBe(6);
+    // read in an order other than declaration order: each lazily derived id is still its own
+    expect({ debt: ids.debt, author: ids.author, post: ids.post, hold: ids.hold, platform: ids.platform, void: ids.void }).toEqual(expected);
+    expect(new Set(Object.values(expected)).size).toBe(6);
+  });
+
+  it("derived ids are the same on every read, from the memo and after it was evicted", () => {
+    const first = { ...pick(sessionTransferIds(0x1234n)) };
+    expect(pick(sessionTransferIds(0x1234n))).toEqual(first);
+    // more sessions than the memo holds (100,000): 0x1234 is rebuilt from scratch
+    for (let i = 1n; i <= 100_001n; i++) sessionTransferIds(0x10_0000n + i);
+    const rebuilt = sessionTransferIds(0x1234n);
+    expect(pick(rebuilt)).toEqual(first);
   });
 });
+
+function pick(ids: ReturnType<typeof sessionTransferIds>) {
+  return { hold: ids.hold, post: ids.post, void: ids.void, author: ids.author, platform: ids.platform, debt: ids.debt };
+}

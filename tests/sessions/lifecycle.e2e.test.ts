@@ -16,8 +16,6 @@ import { WalletMode } from "../../clients/gen/masques/ledger/v1/account_service_
 import { agentWalletId } from "../../src/domain/accounts.js";
 import { loadCatalog } from "../../src/domain/catalog.js";
 import { idToHex } from "../../src/domain/ids.js";
-import { accrue } from "../../src/domain/pricing.js";
-import { splitRevenue } from "../../src/domain/split.js";
 import { expectDenied, expectStatus, insufficientFundsOf } from "../accounts/errors.js";
 import { newSessionId, startHarness, type Harness } from "./harness.js";
 import { expectAnalyticsReconcile } from "../support/reconcile.js";
@@ -38,17 +36,31 @@ afterAll(async () => {
 let n = 0;
 const fresh = (p: string) => `${p}-${++n}`;
 
-/** The settled amounts obey the price book fixed at Don and the split rule. */
-function expectPricedCorrectly(s: Session, pricing = reviewer.pricing) {
-  const usage = { input_tokens: s.usage!.inputTokens, output_tokens: s.usage!.outputTokens, tool_calls: s.usage!.toolCalls };
-  const price = accrue(pricing, usage, s.billedDurationMs).price_micro;
+/**
+ * The settled amounts of the first scenario, worked by hand from masques/code-reviewer.yaml (not
+ * with src/domain): flat 0.01 USD, 0.002 USD/min, 0.0003 USD per 1k input tokens, 0.0015 USD per
+ * 1k output tokens, 0.0001 USD per tool call, hold 2 USD; usage 20,000 in, 4,000 out, 2 calls.
+ *   flat                      10,000 µ
+ *   input  20,000 / 1k x 300 =  6,000 µ
+ *   output  4,000 / 1k x 1500 = 6,000 µ
+ *   tools   2 x 100           =    200 µ
+ *   = 22,200 µ, plus time: 2,000 µ/min x billed ms / 60,000 = billed ms / 30, one floor for the
+ *   whole price (ADR 0030). The session lasts seconds, far below the 5 USD cap and the 2 USD hold.
+ * Split at 1500 bps: platform = floor(price x 15 / 100), the remainder (and rounding) to the author.
+ */
+function expectReviewerSettlement(s: Session) {
+  const price = 22_200n + s.billedDurationMs / 30n;
+  expect(s.billedDurationMs).toBeLessThan(60_000n * 60n); // sanity: under an hour, so below the cap
   expect(s.priceMicro).toBe(price);
-  const charged = price < s.holdMicro ? price : s.holdMicro;
-  expect(s.postedMicro).toBe(charged);
-  expect(s.refundMicro).toBe(s.holdMicro - charged);
-  const split = splitRevenue(charged, FEE_BPS);
-  expect({ a: s.authorShareMicro, p: s.platformFeeMicro }).toEqual({ a: split.author_micro, p: split.platform_micro });
-  expect(s.authorShareMicro + s.platformFeeMicro + s.refundMicro).toBe(s.holdMicro);
+  expect(s.holdMicro).toBe(2_000_000n);
+  expect(s.postedMicro).toBe(price);
+  expect(s.refundMicro).toBe(2_000_000n - price);
+  expect(s.platformFeeMicro).toBe((price * 15n) / 100n);
+  expect(s.authorShareMicro).toBe(price - (price * 15n) / 100n);
+  // e.g. a 0 ms session: 22,200 charged, platform 3,330, author 18,870, refund 1,977,800
+  if (s.billedDurationMs === 0n) {
+    expect([s.platformFeeMicro, s.authorShareMicro, s.refundMicro]).toEqual([3_330n, 18_870n, 1_977_800n]);
+  }
 }
 
 describe("session lifecycle", () => {
@@ -103,7 +115,7 @@ describe("session lifecycle", () => {
     const doff = (await c.sessions.doff({ sessionId: sid })).session!;
     expect(doff.status).toBe(SessionStatus.DOFFED);
     expect(doff.closeReason).toBe(CloseReason.DOFF);
-    expectPricedCorrectly(doff);
+    expectReviewerSettlement(doff);
     expect(doff.chargedMicro).toBeGreaterThan(10_000n); // flat fee at least
     expect(await h.available(agent)).toBe(10_000_000n - doff.chargedMicro);
     expect(await h.earnings("author-ada")).toBe(before + doff.authorShareMicro);

@@ -2,10 +2,13 @@
  * The standalone streamer (`masques-ledger stream`, a real child process) is SIGKILLed at random
  * points while it copies, then restarted: after every crash the copy has no gap and no duplicate
  * up to the durable cursor, the cursor never moves back, and the final copy equals the ledger.
+ * Kill delays come from a seeded generator: the seed is printed first, and CRASH_SEED=<seed>
+ * replays the same delays.
  */
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import { QueryFilterFlags } from "tigerbeetle-node";
 import { createEmbeddedClient } from "../../src/ledger/embedded/index.js";
 import { ChdbSink, readCursors, reconcile } from "../../src/streamer/index.js";
 import { clickhouseAggregates, createFixtureAccounts, ledgerAggregates, scalar, tempDir, writeTransfers } from "./support.js";
@@ -52,7 +55,9 @@ function startStreamer(dataDir: string, args: string[]) {
 
 describe("streamer crash safety (SIGKILL at random points)", () => {
   it("restarts leave no gap and no duplicate, and the cursor never moves back", async () => {
-    const seed = Date.now() % 1_000_000;
+    const seed = process.env.CRASH_SEED !== undefined ? Number(process.env.CRASH_SEED) : Date.now() % 1_000_000;
+    expect(Number.isInteger(seed), "CRASH_SEED must be an integer").toBe(true);
+    console.log(`crash test seed ${seed} (replay with CRASH_SEED=${seed})`);
     const random = rng(seed);
     const tmp = tempDir("crash");
     const ledgerDir = path.join(tmp.dir, "ledger");
@@ -97,11 +102,27 @@ describe("streamer crash safety (SIGKILL at random points)", () => {
         }
       }
 
+      // what the last crash left uncopied: exactly what the final catch-up must copy
+      const before = createEmbeddedClient({ dataDir: ledgerDir });
+      let remaining = 0;
+      try {
+        for (let min = lastCursor + 1n; ; ) {
+          const page = await before.queryTransfers({
+            user_data_128: 0n, user_data_64: 0n, user_data_32: 0, ledger: 0, code: 0,
+            timestamp_min: min, timestamp_max: 0n, limit: 8189, flags: QueryFilterFlags.none,
+          });
+          remaining += page.length;
+          if (page.length < 8189) break;
+          min = page[page.length - 1]!.timestamp + 1n;
+        }
+      } finally {
+        await before.close();
+      }
       const last = startStreamer(tmp.dir, ["--once", "--json"]);
       const { code } = await last.exited;
       expect(code, last.output()).toBe(0);
-      const summary = JSON.parse(last.output().trim().split("\n").at(-1)!) as { transfers: number };
-      expect(summary.transfers).toBeGreaterThanOrEqual(0);
+      const summary = JSON.parse(last.output().trim().split("\n").at(-1)!) as { transfers: number; cursor_ts: string };
+      expect(summary.transfers, `seed ${seed}: copied after the last crash`).toBe(remaining);
 
       const ledger = createEmbeddedClient({ dataDir: ledgerDir });
       const sink = await ChdbSink.open({ path: chdbDir, database: "masques" });

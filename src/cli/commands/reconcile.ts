@@ -1,10 +1,28 @@
-/** `masques-ledger reconcile`: compare the ledger with its ClickHouse copy; non-zero on drift. */
+/**
+ * `masques-ledger reconcile`: compare the ledger with its ClickHouse copy; non-zero on drift.
+ * Opens the stores itself when nothing else holds them; against a running daemon it asks the
+ * daemon to run it (AdminService.RunReconciliation), so reconciling needs no downtime.
+ */
+import { existsSync } from "node:fs";
+import path from "node:path";
 import { parseArgs } from "node:util";
+import { toJson } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  AdminService,
+  ReconciliationSchema,
+  type Reconciliation,
+} from "../../../clients/gen/masques/ledger/v1/admin_service_pb.js";
+import type { Config } from "../../config.js";
+import { DataDirInUseError } from "../../ledger/embedded/lock.js";
+import { devKeyDir, loadOrCreateDevKeys, mintToken } from "../../server/auth.js";
+import { formatReconcileReport, reconcileFromConfig } from "../../streamer/index.js";
 import type { CliCommand } from "../command.js";
 import { ExitCode, loadCommandConfig } from "../command.js";
-import { formatReconcileReport, reconcileFromConfig } from "../../streamer/index.js";
 
-const help = `Usage: masques-ledger reconcile [--no-sync] [--json]
+const help = `Usage: masques-ledger reconcile [--no-sync] [--json] [--daemon] [--endpoint URL] [--token JWT]
 
 Compares the ledger (of record) with its ClickHouse copy and prints a report:
   - transfers: count, id digest, and per account the number and sum of debits and credits,
@@ -14,16 +32,115 @@ Compares the ledger (of record) with its ClickHouse copy and prints a report:
   - conservation: per ledger, total debits = total credits (posted and pending);
   - sessions: author + platform + refund = hold (+ soft-mode debt) for every session, and one
     session per hold.
-By default it first catches the copy up with the ledger (what the streamer would do next;
-already-copied data is never rewritten, so this cannot hide drift). --no-sync compares as is.
+It first catches the copy up with the ledger (what the streamer would do next; already-copied
+data is never rewritten, so this cannot hide drift). --no-sync compares as is.
 
-The embedded ledger and chDB are single-process: stop the daemon first (or use a TigerBeetle
-cluster and a ClickHouse server).
+A running daemon reconciles by itself every RECONCILE_INTERVAL_S and on request. When the
+daemon holds the embedded stores (or with --daemon, --endpoint or MASQUES_ENDPOINT), this command
+asks it to run one now (AdminService.RunReconciliation, admin only) instead of opening the
+stores. The token is --token or MASQUES_TOKEN; without one, and when the daemon uses the local
+dev key pair ($MASQUES_DATA_DIR/keys), a short-lived admin token is minted with it.
 
-  --no-sync  do not copy new ledger events before comparing
-  --json     print the report as one JSON object
+  --no-sync        do not copy new ledger events before comparing (only when the stores are
+                   opened here; the daemon always catches up first)
+  --json           print the report as one JSON object (through the daemon: the AdminService
+                   Reconciliation message in proto3 JSON)
+  --daemon         always ask the running daemon (never open the stores here)
+  --endpoint URL   the daemon's gRPC URL  [MASQUES_ENDPOINT, default http://<MASQUES_GRPC_ADDR>]
+  --token JWT      an admin bearer token  [MASQUES_TOKEN]
+  --timeout-ms N   deadline of the daemon call (default 600000)
 
-Exit codes: 0 no drift, 1 drift found, 2 bad flags or configuration, 3 ledger or ClickHouse unavailable.`;
+Exit codes: 0 no drift, 1 drift found (or the token is refused), 2 bad flags or configuration,
+3 ledger, ClickHouse or daemon unavailable.`;
+
+/** The daemon's gRPC URL from its listen address (a wildcard host is reached on loopback). */
+function daemonUrl(config: Config): string {
+  const { host, port } = config.MASQUES_GRPC_ADDR;
+  const h = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
+  return `http://${h.includes(":") ? `[${h}]` : h}:${port}`;
+}
+
+/**
+ * An admin token: the given one, else one minted with the local dev key pair when the daemon
+ * trusts it (no MASQUES_JWT_PUBLIC_KEYS*, keys present). Never creates keys.
+ */
+async function adminToken(config: Config, given: string | undefined): Promise<string | undefined> {
+  if (given) return given;
+  if (config.MASQUES_JWT_PUBLIC_KEYS || config.MASQUES_JWT_PUBLIC_KEYS_FILE) return undefined;
+  if (!existsSync(path.join(devKeyDir(config.dataDir), "dev-private.jwk.json"))) return undefined;
+  const keys = await loadOrCreateDevKeys(config.dataDir);
+  return mintToken(keys.privateJwk, {
+    kind: "admin",
+    id: "reconcile-cli",
+    scopes: ["admin"],
+    ttlS: 300,
+    issuer: config.MASQUES_JWT_ISSUER,
+    audience: config.MASQUES_JWT_AUDIENCE,
+  });
+}
+
+const TOKEN_HINT =
+  "set MASQUES_TOKEN (or --token) to an admin token, e.g. MASQUES_TOKEN=$(masques-ledger token --kind admin --id ops) with the daemon's MASQUES_DATA_DIR";
+
+/** Human report of a run the daemon returned (same layout as a local run). */
+export function formatReconciliation(r: Reconciliation): string {
+  const lines: string[] = [];
+  const at = r.finishedAt ? timestampDate(r.finishedAt).toISOString() : "?";
+  if (r.error) {
+    lines.push(`reconcile (by the daemon, ${at}): FAILED: ${r.error}`);
+    return lines.join("\n");
+  }
+  lines.push(`reconcile (by the daemon, ${at}): ${r.ok ? "OK, no drift" : `DRIFT (${r.findings.length} differences)`}`);
+  lines.push(`  caught up ${r.syncedTransfers} transfers before comparing`);
+  lines.push(`  cursor ${r.cursorTimestamp} (${r.ledgerTransfersAfterCursor} ledger transfers after it)`);
+  for (const c of r.checks) lines.push(`  [${c.ok ? "ok" : "DRIFT"}] ${c.name}: ${c.detail}`);
+  for (const d of r.findings) {
+    lines.push(`  - ${d.check}: ${d.subject}`);
+    lines.push(`      ledger:     ${d.ledger}`);
+    lines.push(`      clickhouse: ${d.clickhouse}`);
+  }
+  return lines.join("\n");
+}
+
+async function reconcileThroughDaemon(
+  config: Config,
+  flags: { json?: boolean; endpoint?: string; token?: string; "timeout-ms"?: string },
+  why: string | undefined,
+): Promise<number> {
+  const endpoint = flags.endpoint ?? (process.env["MASQUES_ENDPOINT"]?.trim() || daemonUrl(config));
+  const token = await adminToken(config, flags.token ?? (process.env["MASQUES_TOKEN"]?.trim() || undefined));
+  if (!token) {
+    process.stderr.write(`masques-ledger reconcile: ${why ? `${why}; ` : ""}reconciling through the daemon at ${endpoint} needs an admin token: ${TOKEN_HINT}\n`);
+    return ExitCode.usage;
+  }
+  if (why && !flags.json) process.stderr.write(`${why}: asking the daemon at ${endpoint} to reconcile (AdminService.RunReconciliation)\n`);
+  const auth: Interceptor = (next) => (req) => {
+    req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
+  const client = createClient(AdminService, createGrpcTransport({ baseUrl: endpoint, interceptors: [auth] }));
+  const timeoutMs = Number(flags["timeout-ms"] ?? 600_000);
+  try {
+    const { reconciliation } = await client.runReconciliation({}, { timeoutMs });
+    if (!reconciliation) throw new Error("the daemon returned no result");
+    if (flags.json) process.stdout.write(JSON.stringify(toJson(ReconciliationSchema, reconciliation)) + "\n");
+    else process.stdout.write(formatReconciliation(reconciliation) + "\n");
+    if (reconciliation.error) return ExitCode.outage;
+    return reconciliation.ok ? ExitCode.ok : ExitCode.user_error;
+  } catch (err) {
+    const e = ConnectError.from(err);
+    const hint =
+      e.code === Code.Unauthenticated || e.code === Code.PermissionDenied
+        ? ` (${TOKEN_HINT})`
+        : e.code === Code.Unavailable
+          ? " (is the daemon running? set --endpoint or MASQUES_ENDPOINT to its gRPC address)"
+          : "";
+    process.stderr.write(`masques-ledger reconcile: the daemon at ${endpoint} answered ${Code[e.code]}: ${e.rawMessage}${hint}\n`);
+    return e.code === Code.Unauthenticated || e.code === Code.PermissionDenied || e.code === Code.FailedPrecondition
+      ? ExitCode.user_error
+      : ExitCode.outage;
+  }
+}
 
 export const reconcileCommand: CliCommand = {
   name: "reconcile",
@@ -32,13 +149,36 @@ export const reconcileCommand: CliCommand = {
   async run(argv) {
     let flags;
     try {
-      flags = parseArgs({ args: argv, options: { "no-sync": { type: "boolean" }, json: { type: "boolean" } }, strict: true }).values;
+      flags = parseArgs({
+        args: argv,
+        options: {
+          "no-sync": { type: "boolean" },
+          json: { type: "boolean" },
+          daemon: { type: "boolean" },
+          endpoint: { type: "string" },
+          token: { type: "string" },
+          "timeout-ms": { type: "string" },
+        },
+        strict: true,
+      }).values;
     } catch (err) {
       process.stderr.write(`reconcile: ${(err as Error).message}\n`);
       return ExitCode.usage;
     }
+    if (flags["timeout-ms"] !== undefined && !/^[1-9]\d*$/.test(flags["timeout-ms"])) {
+      process.stderr.write(`reconcile: --timeout-ms: expected a positive number of milliseconds, got ${JSON.stringify(flags["timeout-ms"])}\n`);
+      return ExitCode.usage;
+    }
     const config = loadCommandConfig("reconcile");
     if (config === null) return ExitCode.usage;
+    const viaDaemon = flags.daemon || flags.endpoint !== undefined || Boolean(process.env["MASQUES_ENDPOINT"]?.trim());
+    if (viaDaemon) {
+      if (flags["no-sync"]) {
+        process.stderr.write("reconcile: --no-sync applies only when reconcile opens the stores itself (the daemon always catches up first)\n");
+        return ExitCode.usage;
+      }
+      return reconcileThroughDaemon(config, flags, undefined);
+    }
     try {
       const { report, synced_transfers } = await reconcileFromConfig(config, { sync: !flags["no-sync"] });
       if (flags.json) {
@@ -49,6 +189,10 @@ export const reconcileCommand: CliCommand = {
       }
       return report.ok ? ExitCode.ok : ExitCode.user_error;
     } catch (err) {
+      if (err instanceof DataDirInUseError) {
+        // The daemon holds the embedded stores: it reconciles by itself, so ask it.
+        return reconcileThroughDaemon(config, flags, `the daemon (pid ${err.pid}) holds the embedded ledger`);
+      }
       process.stderr.write(`masques-ledger reconcile: ${(err as Error).message}\n`);
       return ExitCode.outage;
     }

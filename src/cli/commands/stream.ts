@@ -3,6 +3,7 @@ import { parseArgs } from "node:util";
 import type { CliCommand } from "../command.js";
 import { ExitCode, loadCommandConfig } from "../command.js";
 import { openLedger, type OpenedLedger } from "../../ledger/index.js";
+import { DataDirInUseError } from "../../ledger/embedded/lock.js";
 import { createLogger } from "../../log.js";
 import { lagForLog, openSink, Streamer, streamerSettings } from "../../streamer/index.js";
 
@@ -14,8 +15,11 @@ timestamp order from the cursor stored in ClickHouse, so it resumes where it (or
 off. The sink is embedded chDB at CHDB_PATH (default $MASQUES_DATA_DIR/chdb) or a ClickHouse
 server at CLICKHOUSE_URL. Migrations in sql/ are applied first.
 
-The embedded ledger and embedded chDB are single-process: stop the daemon first, or use a
-TigerBeetle cluster (LEDGER=tigerbeetle) and a ClickHouse server.
+The embedded ledger and embedded chDB are single-process. A daemon started with
+STREAMER_ENABLED=true (the default) already runs this streamer, and reconciles on a schedule
+(\`masques-ledger reconcile\` asks it for a run now); use \`stream\` with the daemon stopped,
+with STREAMER_ENABLED=false, or with a TigerBeetle cluster (LEDGER=tigerbeetle) and a
+ClickHouse server.
 
   --once   catch up, print a summary and exit (otherwise run until SIGINT/SIGTERM)
   --json   with --once: print the summary as one JSON object
@@ -46,6 +50,14 @@ export const streamCommand: CliCommand = {
     } catch (err) {
       await ledger?.close();
       process.stderr.write(`masques-ledger stream: ${(err as Error).message}\n`);
+      if (err instanceof DataDirInUseError) {
+        process.stderr.write(
+          `  The daemon (pid ${err.pid}) holds the embedded stores and already runs this streamer when\n` +
+            `  STREAMER_ENABLED=true (its log shows "streamer started" and its lag). To check the copy without\n` +
+            `  stopping it: masques-ledger reconcile (asks the daemon through AdminService).\n` +
+            `  To run the streamer standalone, stop the daemon or start it with STREAMER_ENABLED=false.\n`,
+        );
+      }
       return ExitCode.outage;
     }
     const { sink, describe } = opened;

@@ -1,0 +1,60 @@
+/**
+ * AdminService: operating a running daemon (admin principal only; see
+ * proto/masques/ledger/v1/admin_service.proto). Today: reconciliation of the ledger against its
+ * ClickHouse copy, run by the daemon's reconciler (src/streamer/reconciler.ts) on request, and its
+ * last result.
+ */
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  AdminService,
+  GetReconciliationResponseSchema,
+  RunReconciliationResponseSchema,
+} from "../../../clients/gen/masques/ledger/v1/admin_service_pb.js";
+import { defineService, type DaemonContext, type ServiceRegistration } from "../../server/registry.js";
+import type { ReconciliationPort } from "../../streamer/reconciler.js";
+import { principalOf, requireAdmin } from "../authz.js";
+import { failedPrecondition } from "../errors.js";
+import { reconciliationView, timestampOfNs } from "./views.js";
+
+/** What the admin service depends on. */
+export interface AdminServiceDeps {
+  /** Undefined when the daemon runs without its streamer. */
+  reconciliation: ReconciliationPort | undefined;
+}
+
+function reconcilerOf(deps: AdminServiceDeps): ReconciliationPort {
+  if (!deps.reconciliation) {
+    throw failedPrecondition(
+      "STREAMER_NOT_RUNNING",
+      "reconciliation runs with the daemon's streamer, which is not running here (STREAMER_ENABLED=false, or it failed to start: see the daemon log); stop the daemon and run `masques-ledger reconcile`, or enable the streamer",
+    );
+  }
+  return deps.reconciliation;
+}
+
+/** The handler object (Connect v2 ServiceImpl). Every method checks the admin principal first. */
+export function createAdminService(deps: AdminServiceDeps): ServiceImpl<typeof AdminService> {
+  return {
+    async runReconciliation(_req, ctx: HandlerContext) {
+      requireAdmin(principalOf(ctx), "run a reconciliation");
+      const run = await reconcilerOf(deps).run("request");
+      return create(RunReconciliationResponseSchema, { reconciliation: reconciliationView(run) });
+    },
+    async getReconciliation(_req, ctx: HandlerContext) {
+      requireAdmin(principalOf(ctx), "read reconciliation results");
+      const reconciler = reconcilerOf(deps);
+      const last = reconciler.last();
+      const next = reconciler.nextRunAtNs();
+      return create(GetReconciliationResponseSchema, {
+        reconciliation: last ? reconciliationView(last) : undefined,
+        nextRunAt: next !== undefined ? timestampOfNs(next) : undefined,
+      });
+    },
+  };
+}
+
+/** The registration line for src/services/index.ts. */
+export function adminServiceRegistration(ctx: DaemonContext): ServiceRegistration {
+  return defineService(AdminService, createAdminService({ reconciliation: ctx.reconciliation }));
+}

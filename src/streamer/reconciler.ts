@@ -1,0 +1,139 @@
+/**
+ * Reconciliation inside the daemon, without downtime: on a schedule (every `interval_s`) and on
+ * request (AdminService.RunReconciliation). Each run pauses the streamer between copy passes,
+ * catches the copy up with the ledger, compares (src/streamer/reconcile.ts) and resumes; the last
+ * result is kept for AdminService.GetReconciliation and logged (warn on drift).
+ *
+ * Bounds: one run at a time (a request during a run joins it); a run that throws is recorded as
+ * a failed result (`error`), never thrown at the scheduler.
+ */
+import type { Client } from "tigerbeetle-node";
+import { reconcile, type ReconcileReport } from "./reconcile.js";
+import type { Sink } from "./sink.js";
+import type { Streamer, StreamerLogger } from "./streamer.js";
+
+export type ReconciliationTrigger = "schedule" | "request";
+
+/** One finished run. Times are the daemon clock in ns since the epoch. */
+export interface ReconciliationRun {
+  started_at_ns: bigint;
+  finished_at_ns: bigint;
+  trigger: ReconciliationTrigger;
+  /** Transfers the streamer copied just before comparing. */
+  synced_transfers: number;
+  /** Set when the comparison completed. */
+  report?: ReconcileReport;
+  /** Set when it could not complete (ledger or ClickHouse unavailable). */
+  error?: string;
+}
+
+/** True when the run completed without drift. */
+export function runOk(r: ReconciliationRun): boolean {
+  return r.report !== undefined && r.report.ok;
+}
+
+/** What the admin service needs from the daemon's reconciliation. */
+export interface ReconciliationPort {
+  /** Run now (or join the run in progress) and return its result. */
+  run(trigger: ReconciliationTrigger): Promise<ReconciliationRun>;
+  /** The last finished run, if any. */
+  last(): ReconciliationRun | undefined;
+  /** When the next scheduled run is due (ns since epoch), or undefined when not scheduled. */
+  nextRunAtNs(): bigint | undefined;
+}
+
+export interface ReconcilerOptions {
+  client: Client;
+  sink: Sink;
+  streamer: Streamer;
+  /** Seconds between scheduled runs; 0 = only on request. */
+  interval_s: number;
+  /** ns since epoch. */
+  clock: () => bigint;
+  log?: StreamerLogger;
+}
+
+/** Scheduled and on-demand reconciliation for a running streamer. */
+export class Reconciler implements ReconciliationPort {
+  private inFlight: Promise<ReconciliationRun> | null = null;
+  private lastRun: ReconciliationRun | undefined;
+  private timer: NodeJS.Timeout | null = null;
+  private nextAtNs: bigint | undefined;
+  private stopped = false;
+
+  constructor(private readonly opts: ReconcilerOptions) {
+    if (!(Number.isInteger(opts.interval_s) && opts.interval_s >= 0)) {
+      throw new Error(`reconciler: interval_s must be a non-negative integer, got ${opts.interval_s}`);
+    }
+  }
+
+  /** Start the schedule (no-op when interval_s is 0). The first run is one interval from now. */
+  start(): void {
+    if (this.opts.interval_s === 0 || this.stopped) return;
+    this.schedule();
+  }
+
+  private schedule(): void {
+    const ms = this.opts.interval_s * 1000;
+    this.nextAtNs = this.opts.clock() + BigInt(ms) * 1_000_000n;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.run("schedule").finally(() => {
+        if (!this.stopped) this.schedule();
+      });
+    }, ms);
+    this.timer.unref();
+  }
+
+  run(trigger: ReconciliationTrigger): Promise<ReconciliationRun> {
+    if (this.stopped) return Promise.reject(new Error("reconciler stopped"));
+    this.inFlight ??= this.runOnce(trigger).finally(() => {
+      this.inFlight = null;
+    });
+    return this.inFlight;
+  }
+
+  private async runOnce(trigger: ReconciliationTrigger): Promise<ReconciliationRun> {
+    const { client, sink, streamer, clock, log } = this.opts;
+    const started_at_ns = clock();
+    let synced_transfers = 0;
+    let run: ReconciliationRun;
+    try {
+      const report = await streamer.exclusive(async () => {
+        synced_transfers = (await streamer.syncOnce()).transfers;
+        return reconcile({ client, sink });
+      });
+      run = { started_at_ns, finished_at_ns: clock(), trigger, synced_transfers, report };
+    } catch (err) {
+      run = { started_at_ns, finished_at_ns: clock(), trigger, synced_transfers, error: (err as Error).message };
+    }
+    this.lastRun = run;
+    const summary = {
+      trigger,
+      ok: runOk(run),
+      duration_ms: Number((run.finished_at_ns - started_at_ns) / 1_000_000n),
+      synced_transfers,
+      findings: run.report?.drift.length ?? 0,
+      error: run.error,
+    };
+    if (runOk(run)) log?.info(summary, "reconciliation: no drift");
+    else log?.warn({ ...summary, checks: run.report?.checks.filter((c) => !c.ok).map((c) => c.name) }, "reconciliation: DRIFT or failure");
+    return run;
+  }
+
+  last(): ReconciliationRun | undefined {
+    return this.lastRun;
+  }
+
+  nextRunAtNs(): bigint | undefined {
+    return this.timer ? this.nextAtNs : undefined;
+  }
+
+  /** Stop the schedule and wait for a run in progress. Idempotent. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.inFlight?.catch(() => undefined);
+  }
+}

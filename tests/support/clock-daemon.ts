@@ -1,0 +1,93 @@
+/**
+ * Test support: the real daemon IN THIS PROCESS (`runDaemon`) with an injected clock, so tests
+ * move the daemon's time instead of waiting for it (the session reaper's idle and maximum-length
+ * decisions read this clock). The ledger keeps its own wall clock: only the daemon's view of "now"
+ * moves, always forward. The streamer is off (chDB hosts one directory per process).
+ *
+ *   const d = await startClockDaemon({ SESSION_IDLE_S: "600" });
+ *   const c = await d.fundedAgent("alice", 1_000_000n);
+ *   d.advance(601);                                   // 601 s later, as far as the daemon knows
+ *   await d.stop();
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { Writable } from "node:stream";
+import { createClient, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { AccountService, WalletMode } from "../../clients/gen/masques/ledger/v1/account_service_pb.js";
+import { SessionService } from "../../clients/gen/masques/ledger/v1/session_service_pb.js";
+import { loadConfig } from "../../src/config.js";
+import { runDaemon, systemClock, type RunningDaemon } from "../../src/daemon.js";
+import { createLogger } from "../../src/log.js";
+import { DEFAULT_SCOPES, loadOrCreateDevKeys, mintToken } from "../../src/server/auth.js";
+import type { PrincipalKind } from "../../src/server/principal.js";
+import type { Clients } from "../sessions/harness.js";
+
+export interface ClockDaemon {
+  readonly daemon: RunningDaemon;
+  /** Move the daemon's clock forward by `seconds` (never back). */
+  advance(seconds: number): void;
+  as(kind: PrincipalKind, id: string): Promise<Clients>;
+  fundedAgent(agent: string, amount_micro: bigint): Promise<Clients>;
+  available(agent: string): Promise<bigint>;
+  /** Log lines so far (parsed JSON). */
+  logs(): Record<string, unknown>[];
+  stop(): Promise<void>;
+}
+
+export async function startClockDaemon(env: Record<string, string> = {}): Promise<ClockDaemon> {
+  const dir = await mkdtemp(path.join(tmpdir(), "clock-daemon-"));
+  let offset_ns = 0n;
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString().split("\n")) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  const config = loadConfig({
+    MASQUES_GRPC_ADDR: "127.0.0.1:0",
+    MASQUES_HTTP_ADDR: "127.0.0.1:0",
+    MASQUES_DATA_DIR: dir,
+    STREAMER_ENABLED: "false",
+    MASQUES_SHUTDOWN_GRACE_S: "5",
+    ...env,
+  });
+  const daemon = await runDaemon(config, createLogger({ destination: sink }), { clock: () => systemClock() + offset_ns });
+  const keys = await loadOrCreateDevKeys(dir);
+  const as = async (kind: PrincipalKind, id: string): Promise<Clients> => {
+    const token = await mintToken(keys.privateJwk, { kind, id, scopes: DEFAULT_SCOPES[kind], ttlS: 3600, issuer: config.MASQUES_JWT_ISSUER, audience: config.MASQUES_JWT_AUDIENCE });
+    const auth: Interceptor = (next) => (req) => {
+      req.header.set("authorization", `Bearer ${token}`);
+      return next(req);
+    };
+    const transport = createGrpcTransport({ baseUrl: `http://${daemon.grpcAddr}`, interceptors: [auth] });
+    return { sessions: createClient(SessionService, transport), accounts: createClient(AccountService, transport) };
+  };
+  const admin = await as("admin", "ops");
+  let k = 0;
+  return {
+    daemon,
+    advance(seconds) {
+      if (!(seconds > 0)) throw new Error("the clock only moves forward");
+      offset_ns += BigInt(Math.round(seconds * 1e9));
+    },
+    as,
+    async fundedAgent(agent, amount_micro) {
+      const c = await as("agent", agent);
+      await c.accounts.openAgentWallet({ mode: WalletMode.PREPAID });
+      await admin.accounts.deposit({ account: { ref: { case: "agentWallet", value: agent } }, amountMicro: amount_micro, idempotencyKey: `fund-${agent}-${++k}` });
+      return c;
+    },
+    async available(agent) {
+      const r = await admin.accounts.getAccount({ account: { ref: { case: "agentWallet", value: agent } } });
+      return r.account!.balance!.availableMicro;
+    },
+    logs: () => lines.slice(),
+    async stop() {
+      await daemon.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
