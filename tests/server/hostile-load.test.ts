@@ -93,13 +93,6 @@ describe("timeouts and per-connection limits", () => {
     await within(closed, "idle HTTP/2 session closed");
   });
 
-  test("an idle HTTP/1.1 keep-alive connection is closed after its response", async () => {
-    const c = await connect(d.httpAddr);
-    c.socket.write("GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: keep-alive\r\n\r\n");
-    await within(c.closed, "idle keep-alive connection closed");
-    expect(c.received()).toMatch(/^HTTP\/1\.1 200 /);
-  });
-
   test.each(["grpc", "http"] as const)("streams per connection and the header list size are advertised (%s port)", async (port) => {
     const session = http2.connect(`http://${port === "grpc" ? d.grpcAddr : d.httpAddr}`);
     session.on("error", () => {});
