@@ -11,6 +11,7 @@
  * Connect, grpcurl and buf curl clients alike. grpc-js was chosen over connect-node's gRPC
  * handler for this port by measurement (docs/adr/0001-transport-stack.md).
  */
+import { constants as http2Constants } from "node:http2";
 import path from "node:path";
 import { createRequire } from "node:module";
 import * as grpc from "@grpc/grpc-js";
@@ -436,16 +437,32 @@ export function headerBlockBytes(headers: Record<string, string | string[] | und
 }
 
 /**
+ * A call whose request has not fully arrived (client half-close) `timeoutMs` after its headers is
+ * cancelled (RST_STREAM CANCEL): grpc-js has no such deadline, and unfinished streams would
+ * otherwise hold their memory until the connection ends. One timer per call, cleared when the
+ * request ends (O(1)).
+ */
+function cutIfIncomplete(stream: import("node:http2").ServerHttp2Stream, timeoutMs: number): void {
+  const timer = setTimeout(() => {
+    if (!stream.destroyed) stream.close(http2Constants.NGHTTP2_CANCEL);
+  }, timeoutMs);
+  const clear = () => clearTimeout(timer);
+  stream.once("end", clear);
+  stream.once("close", clear);
+}
+
+/**
  * grpc-js (1.14) has no server option bounding a request's header block ("grpc.max_metadata_size"
  * is read by its client only), and node:http2 advertises SETTINGS_MAX_HEADER_LIST_SIZE without
  * enforcing it. So the advertised setting is added to the options grpc-js builds its HTTP/2
  * servers from, and its stream handler (both variants; bound when the connection injector is
  * created) is wrapped to refuse a larger block with RESOURCE_EXHAUSTED and an ErrorInfo before a
- * call is created: one loop over the request's headers per call. Both are grpc-js internals
+ * call is created: one loop over the request's headers per call. The same wrapper starts the
+ * request deadline (cutIfIncomplete). Both are grpc-js internals
  * (`commonServerOptions`, `_streamHandler`, `_channelzHandler`); if a future grpc-js drops them,
  * tests/server/hostile-load.test.ts notices.
  */
-function limitHeaderBlock(server: grpc.Server, maxBytes: number, maxEcho: number): void {
+function limitRequests(server: grpc.Server, maxBytes: number, requestTimeoutMs: number, maxEcho: number): void {
   type StreamHandler = (this: unknown, extra: unknown, stream: import("node:http2").ServerHttp2Stream, headers: Record<string, string | string[] | undefined>) => void;
   const internals = server as unknown as {
     commonServerOptions?: { settings?: Record<string, number> };
@@ -461,6 +478,7 @@ function limitHeaderBlock(server: grpc.Server, maxBytes: number, maxEcho: number
     internals[key] = function (this: unknown, extra, stream, headers) {
       const size = headerBlockBytes(headers);
       if (size <= maxBytes) {
+        cutIfIncomplete(stream, requestTimeoutMs);
         original.call(this, extra, stream, headers);
         return;
       }
@@ -496,7 +514,7 @@ export async function startGrpcServer(
     "grpc.keepalive_permit_without_calls": 1,
   });
   serveUnknownMethods(server, limits.maxEchoChars);
-  limitHeaderBlock(server, limits.maxMetadataBytes, limits.maxEchoChars);
+  limitRequests(server, limits.maxMetadataBytes, limits.requestTimeoutMs, limits.maxEchoChars);
   for (const s of services) {
     const { definition, handlers } = toGrpcService(s, log, limits.maxEchoChars);
     server.addService(definition, handlers);

@@ -105,16 +105,18 @@ describe("timeouts and per-connection limits", () => {
     expect(settings.maxHeaderListSize).toBe(8192);
   });
 
-  test("a request whose message never completes is cut (HTTP port, HTTP/2)", async () => {
-    const session = http2.connect(`http://${d.httpAddr}`);
+  test.each(["grpc", "http"] as const)("a request whose message never completes is cut (%s port)", async (port) => {
+    const session = http2.connect(`http://${port === "grpc" ? d.grpcAddr : d.httpAddr}`);
     session.on("error", () => {});
     const stream = session.request({
       ":method": "POST",
       ":path": "/masques.ledger.v1.AccountService/GetAccount",
-      "content-type": "application/proto",
+      "content-type": port === "grpc" ? "application/grpc" : "application/proto",
+      ...(port === "grpc" ? { te: "trailers" } : {}),
     });
     stream.on("error", () => {});
-    stream.write(Buffer.from([0x0a])); // a message that never ends
+    // A message that never ends (gRPC: an envelope announcing 100 bytes, 1 sent).
+    stream.write(port === "grpc" ? Buffer.from([0, 0, 0, 0, 100, 0x0a]) : Buffer.from([0x0a]));
     await within(new Promise<void>((r) => stream.once("close", () => r())), "stalled stream cut");
     session.destroy();
   });
