@@ -98,15 +98,34 @@ export function unimplementedRoute(what: string): ConnectError {
   return transportError(Code.Unimplemented, `no route for ${what}`, [], "ROUTE_NOT_FOUND");
 }
 
-async function readBody(req: http.IncomingMessage | http2.Http2ServerRequest, maxBytes: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > maxBytes) throw transportError(Code.ResourceExhausted, `request message larger than ${maxBytes} bytes`, [], "MESSAGE_TOO_LARGE");
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, total);
+/**
+ * Read a request body up to `maxBytes`. Listeners rather than `for await`: the async iterator
+ * destroys the request when it finishes, and node:http then no longer sees the keep-alive
+ * connection as idle (shutdown would wait for the whole grace period).
+ */
+function readBody(req: http.IncomingMessage | http2.Http2ServerRequest, maxBytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let failed = false;
+    req.on("data", (chunk: Buffer) => {
+      if (failed) return;
+      total += chunk.length;
+      if (total > maxBytes) {
+        failed = true;
+        reject(transportError(Code.ResourceExhausted, `request message larger than ${maxBytes} bytes`, [], "MESSAGE_TOO_LARGE"));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once("end", () => {
+      if (!failed) resolve(Buffer.concat(chunks, total));
+    });
+    req.once("error", (err) => {
+      if (!failed) reject(err);
+      failed = true;
+    });
+  });
 }
 
 function decompress(body: Buffer, encoding: string, maxBytes: number): Buffer {

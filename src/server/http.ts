@@ -100,7 +100,9 @@ export async function startHttpServer(
     },
     handle,
   );
-  h1.maxRequestsPerSocket = 0;
+  // node:http tracks connections (closeIdleConnections, headersTimeout / requestTimeout checks)
+  // only from its 'listening' event; h1 never listens itself (the front hands it sockets).
+  h1.emit("listening");
   // HTTP/2: streams per connection, header list size and session memory are node:http2
   // settings; a session without any frame for the idle timeout is closed (setTimeout below).
   const h2 = http2.createServer(
@@ -164,6 +166,8 @@ export async function startHttpServer(
       await closed;
       clearTimeout(deadline);
       clearInterval(sweep);
+      // Stops node:http's connection-checking interval (the server itself never listened).
+      h1.close(() => {});
     },
   };
 }

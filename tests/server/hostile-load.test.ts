@@ -93,6 +93,12 @@ describe("timeouts and per-connection limits", () => {
     await within(closed, "idle HTTP/2 session closed");
   });
 
+  test("HTTP/1.1 request headers that never complete are cut (HTTP port)", async () => {
+    const c = await connect(d.httpAddr);
+    c.socket.write("POST /masques.ledger.v1.AccountService/GetAccount HTTP/1.1\r\nhost: x\r\n");
+    await within(c.closed, "slow headers cut");
+  });
+
   test.each(["grpc", "http"] as const)("streams per connection and the header list size are advertised (%s port)", async (port) => {
     const session = http2.connect(`http://${port === "grpc" ? d.grpcAddr : d.httpAddr}`);
     session.on("error", () => {});
