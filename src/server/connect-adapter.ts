@@ -5,8 +5,8 @@
  *
  * 1. JSON requests (`application/json`, Connect unary, what curl sends) are read and parsed here
  *    (bounded by MASQUES_MAX_MESSAGE_BYTES) and their 64-bit integers checked to be canonical
- *    decimals before protobuf-es decodes them (src/server/json-int64.ts); connect-node is then
- *    handed the parsed body. Enveloped JSON (gRPC, gRPC-Web, Connect streaming with `+json`) is
+ *    decimals before protobuf-es decodes them (src/server/json-int64.ts); connect-node then gets
+ *    the bytes as they arrived and decodes them as before (a second JSON.parse, JSON path only). Enveloped JSON (gRPC, gRPC-Web, Connect streaming with `+json`) is
  *    refused with 415: those protocols are served with the binary codec only, so no JSON form
  *    reaches protobuf-es unchecked.
  * 2. An undecodable binary request is INVALID_ARGUMENT (HTTP 400), not connect's INTERNAL (500).
@@ -231,8 +231,11 @@ export function createConnectHandler(
   for (const h of router.handlers) paths.set(h.requestPath, h);
   const maxEcho = limits.maxEchoChars;
 
-  const run = (h: UniversalHandler, req: Parameters<NodeHandler>[0], res: NodeResponse, json: JsonValue | undefined, contentType: string): void => {
-    const uReq = universalRequestFromNodeRequest(req, res, json, undefined);
+  const run = (h: UniversalHandler, req: Parameters<NodeHandler>[0], res: NodeResponse, readBody: Uint8Array | undefined, contentType: string): void => {
+    const fromNode = universalRequestFromNodeRequest(req, res, undefined, undefined);
+    // A body this module already read is handed over as the bytes that arrived, so connect
+    // decodes it exactly as it would have (its JSON options, its decompression).
+    const uReq = readBody ? { ...fromNode, body: (async function* () { yield readBody; })() } : fromNode;
     h(uReq)
       .then((uRes) => {
         if (contentType === "application/json" || contentType === "application/proto") return fixConnectError(uRes, maxEcho);
@@ -253,11 +256,12 @@ export function createConnectHandler(
   };
 
   const serveJson = async (h: UniversalHandler, req: Parameters<NodeHandler>[0], res: NodeResponse): Promise<void> => {
-    let json: JsonValue;
+    let raw: Buffer;
     try {
-      const raw = await readBody(req, limits.maxMessageBytes);
+      raw = await readBody(req, limits.maxMessageBytes);
       const encoding = mediaType(req.headers["content-encoding"]);
       const text = decompress(raw, encoding, limits.maxMessageBytes).toString("utf8");
+      let json: JsonValue;
       try {
         json = JSON.parse(text) as JsonValue;
       } catch {
@@ -273,7 +277,7 @@ export function createConnectHandler(
       writeConnectError(res, finalError(ConnectError.from(err), maxEcho));
       return;
     }
-    run(h, req, res, json, "application/json");
+    run(h, req, res, raw, "application/json");
   };
 
   return (req, res) => {
