@@ -452,6 +452,27 @@ function cutIfIncomplete(stream: import("node:http2").ServerHttp2Stream, timeout
 }
 
 /**
+ * Statuses grpc-js raises itself before a handler runs (message over the size limit, a bad
+ * compression, ...) are sent as a trailers-only response without details. Those get the
+ * ErrorInfo every error carries (src/server/transport-errors.ts); responses that already have
+ * details (everything from our handlers) pass untouched. One closure per call.
+ */
+function completeTrailersOnlyErrors(stream: import("node:http2").ServerHttp2Stream, maxEcho: number): void {
+  const respond = stream.respond;
+  stream.respond = function (this: typeof stream, headers, options) {
+    const status = headers?.["grpc-status"];
+    if (options?.endStream && headers && status !== undefined && String(status) !== "0" && headers["grpc-status-details-bin"] === undefined) {
+      const message = decodeURIComponent(String(headers["grpc-message"] ?? ""));
+      const err = toGrpcError(new ConnectError(message, Number(status) as Code), maxEcho);
+      const bin = err.metadata?.get("grpc-status-details-bin")[0];
+      headers = { ...headers, "grpc-message": encodeURIComponent(err.details ?? "") };
+      if (bin) headers["grpc-status-details-bin"] = Buffer.from(bin).toString("base64");
+    }
+    respond.call(this, headers, options);
+  };
+}
+
+/**
  * grpc-js (1.14) has no server option bounding a request's header block ("grpc.max_metadata_size"
  * is read by its client only), and node:http2 advertises SETTINGS_MAX_HEADER_LIST_SIZE without
  * enforcing it. So the advertised setting is added to the options grpc-js builds its HTTP/2
@@ -479,6 +500,7 @@ function limitRequests(server: grpc.Server, maxBytes: number, requestTimeoutMs: 
       const size = headerBlockBytes(headers);
       if (size <= maxBytes) {
         cutIfIncomplete(stream, requestTimeoutMs);
+        completeTrailersOnlyErrors(stream, maxEcho);
         original.call(this, extra, stream, headers);
         return;
       }

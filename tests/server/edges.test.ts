@@ -136,6 +136,12 @@ describe("every error carries its ErrorInfo", () => {
     expect(body.details.find((x) => x.type === "masques.ledger.v1.ErrorInfo")?.debug?.reason).toBe("MALFORMED_REQUEST");
   });
 
+  test("a message over MASQUES_MAX_MESSAGE_BYTES is RESOURCE_EXHAUSTED with ErrorInfo on the gRPC port", async () => {
+    const g = await rawGrpcCall("/masques.ledger.v1.AccountService/GetAccount", Buffer.alloc(3 * 1024 * 1024));
+    expect(g.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(grpcReason(g)).toBe("RESOURCE_EXHAUSTED");
+  });
+
   test("a message over MASQUES_MAX_MESSAGE_BYTES is RESOURCE_EXHAUSTED with ErrorInfo on the HTTP port", async () => {
     const res = await fetch(`http://${d.httpAddr}/masques.ledger.v1.AccountService/GetAccount`, {
       method: "POST",
