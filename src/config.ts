@@ -117,6 +117,42 @@ const vars = {
     "Merge concurrent ledger requests into batches of at most 8189 events (true/false).",
     "true",
   ),
+  // ---- transport limits (issue 12 "Hostile load", docs/adr/0006-transport-limits.md) --------
+  MASQUES_MAX_CONNECTIONS: v(
+    uint("connections").pipe(z.number().min(1)).default(1024),
+    "Open connections accepted per listening port; further connections are closed at once (on the HTTP port a `GET /healthz` still answers).",
+    "1024",
+  ),
+  MASQUES_MAX_STREAMS_PER_CONNECTION: v(
+    uint("streams").pipe(z.number().min(1).max(1_000_000)).default(100),
+    "Concurrent HTTP/2 streams (calls) per connection on both ports; more are refused with REFUSED_STREAM.",
+    "100",
+  ),
+  MASQUES_IDLE_TIMEOUT_S: v(
+    uint("seconds").pipe(z.number().min(1)).default(60),
+    "A connection with no call in flight (HTTP/2: no frame at all on the HTTP port) is closed after this many seconds.",
+    "60",
+  ),
+  MASQUES_HEADER_TIMEOUT_S: v(
+    uint("seconds").pipe(z.number().min(1)).default(10),
+    "A new connection must send its first request headers within this many seconds, and every request its complete message within 3x this time; otherwise it is closed.",
+    "10",
+  ),
+  MASQUES_MAX_MESSAGE_BYTES: v(
+    uint("bytes").pipe(z.number().min(1024).max(2 ** 31 - 1)).default(4 * 1024 * 1024),
+    "Largest request message accepted on either port, in bytes (RESOURCE_EXHAUSTED beyond it).",
+    "4194304",
+  ),
+  MASQUES_MAX_METADATA_BYTES: v(
+    uint("bytes").pipe(z.number().min(1024).max(1024 * 1024)).default(16 * 1024),
+    "Largest request header block (gRPC metadata, HTTP headers) accepted on either port, in bytes.",
+    "16384",
+  ),
+  MASQUES_MAX_ECHO_CHARS: v(
+    uint("characters").pipe(z.number().min(16).max(65_536)).default(256),
+    "Longest request value the daemon repeats back in an error (message, ErrorInfo metadata, field violations) or a log line; longer values are cut and marked.",
+    "256",
+  ),
   // ---- analytics: CDC streamer ledger -> ClickHouse (issue 5, src/streamer) ----------------
   STREAMER_ENABLED: v(
     boolFlag.default(true),

@@ -8,9 +8,10 @@ import type { ServiceImplSpec } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { ConfigError, isLoopbackHost, type Config } from "./config.js";
 import { openLedger, type OpenedLedger } from "./ledger/index.js";
-import { createVerifier, loadOrCreateDevKeys, parsePublicKeys, type Verifier } from "./server/auth.js";
+import { InsecureKeyDirError, createVerifier, loadOrCreateDevKeys, parsePublicKeys, type Verifier } from "./server/auth.js";
 import { setServing, startGrpcServer, type GrpcServer } from "./server/grpc.js";
 import { startHttpServer, type HttpServer } from "./server/http.js";
+import { limitsFromConfig } from "./server/limits.js";
 import { wrapService } from "./server/pipeline.js";
 import type { DaemonContext, ServicesModule } from "./server/registry.js";
 import * as servicesModule from "./services/index.js";
@@ -63,7 +64,13 @@ async function makeVerifier(config: Config, log: Logger): Promise<Verifier> {
       },
     ]);
   }
-  const dev = await loadOrCreateDevKeys(config.dataDir);
+  let dev: Awaited<ReturnType<typeof loadOrCreateDevKeys>>;
+  try {
+    dev = await loadOrCreateDevKeys(config.dataDir);
+  } catch (err) {
+    if (err instanceof InsecureKeyDirError) throw new ConfigError([{ variable: "MASQUES_DATA_DIR", message: err.message }]);
+    throw err;
+  }
   log.warn({ key_dir: dev.dir }, "no MASQUES_JWT_PUBLIC_KEYS: using the local dev key pair (loopback only); mint tokens with `masques-ledger token`");
   return createVerifier(parsePublicKeys(JSON.stringify(dev.publicJwks)), "dev key pair", opts);
 }
@@ -74,12 +81,14 @@ export async function runDaemon(
   opts: { services?: ServicesModule; clock?: () => bigint } = {},
 ): Promise<RunningDaemon> {
   const services: ServicesModule = opts.services ?? servicesModule;
-  await mkdir(config.dataDir, { recursive: true });
+  // Owner-only: balances, keys and analytics live below (umask 022 would make it world-readable).
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const verifier = await makeVerifier(config, log);
   // An injected clock drives the embedded ledger too, so the daemon and its ledger agree on "now".
   const ledger: OpenedLedger = await openLedger(config, { log: log.child({ component: "ledger" }), clock: opts.clock });
   log.info({ ledger: ledger.describe, coalesce: config.MASQUES_COALESCE }, "ledger open");
 
+  const limits = limitsFromConfig(config);
   const clock = opts.clock ?? systemClock;
   // CDC to ClickHouse: not on the money path, so a streamer that cannot start is logged and the
   // daemon serves without analytics (`masques-ledger reconcile` reports the gap later). It starts
@@ -97,13 +106,16 @@ export async function runDaemon(
   let httpServer: HttpServer | undefined;
   let specs: ServiceImplSpec[] = [];
   try {
-    specs = services.createServices(ctx).map((r) => wrapService(r, { verifier, log }));
+    specs = services.createServices(ctx).map((r) => wrapService(r, { verifier, log, maxEchoChars: limits.maxEchoChars }));
     if (services.onStart) await services.onStart(ctx);
-    grpcServer = await startGrpcServer(specs, config.MASQUES_GRPC_ADDR.host, config.MASQUES_GRPC_ADDR.port, log);
+    grpcServer = await startGrpcServer(specs, config.MASQUES_GRPC_ADDR.host, config.MASQUES_GRPC_ADDR.port, log, limits);
     httpServer = await startHttpServer(specs, config.MASQUES_HTTP_ADDR.host, config.MASQUES_HTTP_ADDR.port, log, {
       corsOrigins: config.MASQUES_CORS_ORIGINS,
+      limits,
     });
   } catch (err) {
+    grpcServer?.front.destroyAll();
+    await grpcServer?.front.close();
     grpcServer?.server.forceShutdown();
     await httpServer?.close(0);
     await streamer?.stop().catch(() => undefined);
@@ -136,10 +148,12 @@ export async function runDaemon(
       log.info({ reason, grace_s: config.MASQUES_SHUTDOWN_GRACE_S }, "shutting down: draining in-flight calls");
       setServing(g, specs, false);
       h.setServing(false);
+      const frontClosed = g.front.close();
       const grpcDone = new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           log.warn("grace period over: cancelling remaining gRPC calls");
           g.server.forceShutdown();
+          g.front.destroyAll();
           resolve();
         }, graceMs);
         g.server.tryShutdown(() => {
@@ -148,6 +162,8 @@ export async function runDaemon(
         });
       });
       await Promise.all([grpcDone, h.close(graceMs)]);
+      g.front.destroyAll();
+      await frontClosed;
       try {
         if (services.onStop) await services.onStop(ctx);
       } catch (err) {

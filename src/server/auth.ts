@@ -10,7 +10,7 @@
  * (or OAuth-style space-separated `scope`), plus `iss`, `aud`, `exp` (required).
  */
 import { createPublicKey, type KeyObject } from "node:crypto";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import {
   SignJWT,
@@ -248,12 +248,39 @@ export async function readDevKeys(dataDir: string): Promise<DevKeys | null> {
   }
 }
 
-/** Load the dev key pair from `<dataDir>/keys`, creating it on first use. */
+/** The dev key directory (or its private key) can be read by other local users. */
+export class InsecureKeyDirError extends Error {
+  constructor(readonly path: string, readonly mode: number) {
+    super(
+      `${path} is readable by other users (mode ${(mode & 0o777).toString(8).padStart(4, "0")}); its private key mints tokens for any principal. ` +
+        `Fix: chmod 700 ${path} && chmod 600 ${path}/*.json (or move it away to get a new key pair)`,
+    );
+    this.name = "InsecureKeyDirError";
+  }
+}
+
+/** Refuse a key directory, or a private key in it, that group or others can access. */
+async function assertPrivateDir(dir: string): Promise<void> {
+  const st = await stat(dir);
+  if ((st.mode & 0o077) !== 0) throw new InsecureKeyDirError(dir, st.mode);
+  try {
+    const key = await stat(path.join(dir, "dev-private.jwk.json"));
+    if ((key.mode & 0o077) !== 0) throw new InsecureKeyDirError(path.join(dir, "dev-private.jwk.json"), key.mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+}
+
+/**
+ * Load the dev key pair from `<dataDir>/keys`, creating it (mode 0700 / 0600) on first use.
+ * Throws InsecureKeyDirError when the directory or the private key is open to other users.
+ */
 export async function loadOrCreateDevKeys(dataDir: string): Promise<DevKeys> {
   const dir = devKeyDir(dataDir);
   const privPath = path.join(dir, "dev-private.jwk.json");
   const pubPath = path.join(dir, "dev-public.jwks.json");
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  await assertPrivateDir(dir);
   try {
     const privateJwk = JSON.parse(await readFile(privPath, "utf8")) as JWK;
     const publicJwks = JSON.parse(await readFile(pubPath, "utf8")) as JSONWebKeySet;

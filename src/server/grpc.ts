@@ -11,6 +11,7 @@
  * Connect, grpcurl and buf curl clients alike. grpc-js was chosen over connect-node's gRPC
  * handler for this port by measurement (docs/adr/0001-transport-stack.md).
  */
+import { constants as http2Constants } from "node:http2";
 import path from "node:path";
 import { createRequire } from "node:module";
 import * as grpc from "@grpc/grpc-js";
@@ -38,7 +39,8 @@ import {
 } from "@connectrpc/connect";
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Logger } from "pino";
-import { MAX_MESSAGE_BYTES } from "./http.js";
+import { DEFAULT_LIMITS, listenFront, type Front, type TransportLimits } from "./limits.js";
+import { finalError, transportError } from "./transport-errors.js";
 
 type Msg = MessageShape<DescMessage>;
 
@@ -49,8 +51,27 @@ function serializer(desc: DescMessage): (m: Msg) => Buffer {
   };
 }
 
+/**
+ * A request that is not valid protobuf for its method. grpc-js answers INTERNAL without details
+ * when a deserializer throws; ours returns this marker instead and the handler answers
+ * INVALID_ARGUMENT with an ErrorInfo (one identity check per call).
+ */
+class Malformed {
+  constructor(readonly reason: string) {}
+}
+
 function deserializer(desc: DescMessage): (b: Buffer) => Msg {
-  return (b) => fromBinary(desc, b);
+  return (b) => {
+    try {
+      return fromBinary(desc, b);
+    } catch (err) {
+      return new Malformed(err instanceof Error ? err.message : String(err)) as unknown as Msg;
+    }
+  };
+}
+
+function malformedError(m: Malformed): ConnectError {
+  return transportError(Code.InvalidArgument, `request message is not valid protobuf for this method (${m.reason})`, [], "MALFORMED_REQUEST");
 }
 
 /**
@@ -82,8 +103,13 @@ function headersToMetadata(h: Headers, into = new grpc.Metadata()): grpc.Metadat
   return into;
 }
 
-/** ConnectError -> grpc-js status with metadata and grpc-status-details-bin. */
-export function toGrpcError(err: ConnectError): grpc.ServerErrorResponse {
+/**
+ * ConnectError -> grpc-js status with metadata and grpc-status-details-bin. The error is first
+ * completed and bounded (src/server/transport-errors.ts): grpc-message and the details travel as
+ * HTTP/2 headers, and an oversized header block never reaches the client.
+ */
+export function toGrpcError(error: ConnectError, maxEchoChars = DEFAULT_LIMITS.maxEchoChars): grpc.ServerErrorResponse {
+  const err = finalError(error, maxEchoChars);
   const md = headersToMetadata(err.metadata);
   const trailer = setTrailerStatus(new Headers(), err);
   const details = trailer.get("grpc-status-details-bin");
@@ -217,8 +243,12 @@ function asConnectError(err: unknown, log: Logger): ConnectError {
   return new ConnectError("internal error", Code.Internal);
 }
 
-function unaryHandler(spec: ServiceImplSpec, m: Extract<MethodImplSpec, { kind: "unary" }>, log: Logger): grpc.handleUnaryCall<Msg, Msg> {
+function unaryHandler(spec: ServiceImplSpec, m: Extract<MethodImplSpec, { kind: "unary" }>, log: Logger, maxEcho: number): grpc.handleUnaryCall<Msg, Msg> {
   return (call, callback) => {
+    if (call.request instanceof Malformed) {
+      callback(toGrpcError(malformedError(call.request), maxEcho));
+      return;
+    }
     const ctx = new GrpcHandlerContext(spec.service, m.method, call);
     let out: ReturnType<typeof m.impl>;
     try {
@@ -235,15 +265,19 @@ function unaryHandler(spec: ServiceImplSpec, m: Extract<MethodImplSpec, { kind: 
         },
         (err: unknown) => {
           call.sendMetadata(ctx.headerMetadata());
-          callback(toGrpcError(asConnectError(err, log)));
+          callback(toGrpcError(asConnectError(err, log), maxEcho));
         },
       )
       .finally(() => ctx.done());
   };
 }
 
-function serverStreamHandler(spec: ServiceImplSpec, m: Extract<MethodImplSpec, { kind: "server_streaming" }>, log: Logger): grpc.handleServerStreamingCall<Msg, Msg> {
+function serverStreamHandler(spec: ServiceImplSpec, m: Extract<MethodImplSpec, { kind: "server_streaming" }>, log: Logger, maxEcho: number): grpc.handleServerStreamingCall<Msg, Msg> {
   return (call) => {
+    if (call.request instanceof Malformed) {
+      call.emit("error", toGrpcError(malformedError(call.request), maxEcho));
+      return;
+    }
     const ctx = new GrpcHandlerContext(spec.service, m.method, call);
     let headersSent = false;
     const sendHeaders = () => {
@@ -262,14 +296,14 @@ function serverStreamHandler(spec: ServiceImplSpec, m: Extract<MethodImplSpec, {
     })()
       .catch((err: unknown) => {
         sendHeaders();
-        call.emit("error", toGrpcError(asConnectError(err, log)));
+        call.emit("error", toGrpcError(asConnectError(err, log), maxEcho));
       })
       .finally(() => ctx.done());
   };
 }
 
 /** Build the grpc-js service definition + handlers for one (pipeline-wrapped) service. */
-export function toGrpcService(spec: ServiceImplSpec, log: Logger): { definition: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation } {
+export function toGrpcService(spec: ServiceImplSpec, log: Logger, maxEcho = DEFAULT_LIMITS.maxEchoChars): { definition: grpc.ServiceDefinition; handlers: grpc.UntypedServiceImplementation } {
   const definition: Record<string, grpc.MethodDefinition<Msg, Msg>> = {};
   const handlers: grpc.UntypedServiceImplementation = {};
   for (const method of spec.service.methods) {
@@ -286,11 +320,11 @@ export function toGrpcService(spec: ServiceImplSpec, log: Logger): { definition:
     switch (m.kind) {
       case "unary":
         definition[method.name] = { ...common, requestStream: false, responseStream: false };
-        handlers[method.name] = unaryHandler(spec, m, log);
+        handlers[method.name] = unaryHandler(spec, m, log, maxEcho);
         break;
       case "server_streaming":
         definition[method.name] = { ...common, requestStream: false, responseStream: true };
-        handlers[method.name] = serverStreamHandler(spec, m, log);
+        handlers[method.name] = serverStreamHandler(spec, m, log, maxEcho);
         break;
       default:
         // Client/bidi streaming are served by connect-node only (HTTP port); nothing uses them yet.
@@ -361,20 +395,150 @@ export interface GrpcServer {
   health: HealthImplementation;
   /** Bound port (useful with port 0). */
   port: number;
+  /** The TCP front (connection cap, first-bytes deadline): close it before shutting down. */
+  front: Front;
 }
 
+/**
+ * grpc-js answers a method it does not serve with a bare UNIMPLEMENTED. This server serves such
+ * calls with a handler that answers UNIMPLEMENTED with an ErrorInfo like every other error.
+ * grpc-js offers no fallback route, so `_retrieveHandler` (a stable internal of
+ * @grpc/grpc-js 1.x's Server) is wrapped; if a future version drops it, grpc-js's own answer
+ * remains (tests/server/edges.test.ts notices).
+ */
+function serveUnknownMethods(server: grpc.Server, maxEcho: number): void {
+  const internals = server as unknown as { _retrieveHandler?: (path: string) => unknown };
+  const original = internals._retrieveHandler;
+  if (typeof original !== "function") return;
+  internals._retrieveHandler = function (this: unknown, path: string) {
+    const found: unknown = original.call(this, path);
+    if (found) return found;
+    return {
+      type: "unary",
+      path,
+      deserialize: (b: Buffer) => b,
+      serialize: (b: Buffer) => b,
+      func: (_call: unknown, callback: grpc.sendUnaryData<Buffer>) =>
+        callback(toGrpcError(transportError(Code.Unimplemented, `method ${path} is not served here`, [], "METHOD_NOT_FOUND"), maxEcho)),
+    };
+  };
+}
+
+/** Size of a request header block as HTTP/2 counts it (RFC 9113 §6.5.2: name + value + 32). */
+export function headerBlockBytes(headers: Record<string, string | string[] | undefined>): number {
+  let total = 0;
+  for (const name in headers) {
+    const v = headers[name];
+    if (v === undefined) continue;
+    if (Array.isArray(v)) for (const x of v) total += name.length + x.length + 32;
+    else total += name.length + v.length + 32;
+  }
+  return total;
+}
+
+/**
+ * A call whose request has not fully arrived (client half-close) `timeoutMs` after its headers is
+ * cancelled (RST_STREAM CANCEL): grpc-js has no such deadline, and unfinished streams would
+ * otherwise hold their memory until the connection ends. One timer per call, cleared when the
+ * request ends (O(1)).
+ */
+function cutIfIncomplete(stream: import("node:http2").ServerHttp2Stream, timeoutMs: number): void {
+  const timer = setTimeout(() => {
+    if (!stream.destroyed) stream.close(http2Constants.NGHTTP2_CANCEL);
+  }, timeoutMs);
+  const clear = () => clearTimeout(timer);
+  stream.once("end", clear);
+  stream.once("close", clear);
+}
+
+/**
+ * Statuses grpc-js raises itself before a handler runs (message over the size limit, a bad
+ * compression, ...) are sent as a trailers-only response without details. Those get the
+ * ErrorInfo every error carries (src/server/transport-errors.ts); responses that already have
+ * details (everything from our handlers) pass untouched. One closure per call.
+ */
+function completeTrailersOnlyErrors(stream: import("node:http2").ServerHttp2Stream, maxEcho: number): void {
+  const respond = stream.respond;
+  stream.respond = function (this: typeof stream, headers, options) {
+    const status = headers?.["grpc-status"];
+    if (options?.endStream && headers && status !== undefined && String(status) !== "0" && headers["grpc-status-details-bin"] === undefined) {
+      const message = decodeURIComponent(String(headers["grpc-message"] ?? ""));
+      const err = toGrpcError(new ConnectError(message, Number(status) as Code), maxEcho);
+      const bin = err.metadata?.get("grpc-status-details-bin")[0];
+      headers = { ...headers, "grpc-message": encodeURIComponent(err.details ?? "") };
+      if (bin) headers["grpc-status-details-bin"] = Buffer.from(bin).toString("base64");
+    }
+    respond.call(this, headers, options);
+  };
+}
+
+/**
+ * grpc-js (1.14) has no server option bounding a request's header block ("grpc.max_metadata_size"
+ * is read by its client only), and node:http2 advertises SETTINGS_MAX_HEADER_LIST_SIZE without
+ * enforcing it. So the advertised setting is added to the options grpc-js builds its HTTP/2
+ * servers from, and its stream handler (both variants; bound when the connection injector is
+ * created) is wrapped to refuse a larger block with RESOURCE_EXHAUSTED and an ErrorInfo before a
+ * call is created: one loop over the request's headers per call. The same wrapper starts the
+ * request deadline (cutIfIncomplete). Both are grpc-js internals
+ * (`commonServerOptions`, `_streamHandler`, `_channelzHandler`); if a future grpc-js drops them,
+ * tests/server/hostile-load.test.ts notices.
+ */
+function limitRequests(server: grpc.Server, maxBytes: number, requestTimeoutMs: number, maxEcho: number): void {
+  type StreamHandler = (this: unknown, extra: unknown, stream: import("node:http2").ServerHttp2Stream, headers: Record<string, string | string[] | undefined>) => void;
+  const internals = server as unknown as {
+    commonServerOptions?: { settings?: Record<string, number> };
+    _streamHandler?: StreamHandler;
+    _channelzHandler?: StreamHandler;
+  };
+  if (internals.commonServerOptions) {
+    internals.commonServerOptions.settings = { ...internals.commonServerOptions.settings, maxHeaderListSize: maxBytes };
+  }
+  for (const key of ["_streamHandler", "_channelzHandler"] as const) {
+    const original = internals[key];
+    if (typeof original !== "function") continue;
+    internals[key] = function (this: unknown, extra, stream, headers) {
+      const size = headerBlockBytes(headers);
+      if (size <= maxBytes) {
+        cutIfIncomplete(stream, requestTimeoutMs);
+        completeTrailersOnlyErrors(stream, maxEcho);
+        original.call(this, extra, stream, headers);
+        return;
+      }
+      stream.on("error", () => {});
+      const err = toGrpcError(transportError(Code.ResourceExhausted, `request metadata is ${size} bytes; at most ${maxBytes} accepted (MASQUES_MAX_METADATA_BYTES)`, [], "METADATA_TOO_LARGE"), maxEcho);
+      const trailers: Record<string, string> = { "grpc-status": String(err.code), "grpc-message": encodeURIComponent(err.details ?? "") };
+      const bin = err.metadata?.get("grpc-status-details-bin")[0];
+      if (bin) trailers["grpc-status-details-bin"] = Buffer.from(bin).toString("base64");
+      if (!stream.destroyed && !stream.headersSent) stream.respond({ ":status": 200, "content-type": "application/grpc+proto", ...trailers }, { endStream: true });
+    };
+  }
+}
+
+/**
+ * grpc-js with every transport limit it offers as an option (docs/adr/0006-transport-limits.md),
+ * fed connections by our own TCP front (connection cap, first-bytes deadline) through grpc-js's
+ * connection injector.
+ */
 export async function startGrpcServer(
   services: ServiceImplSpec[],
   host: string,
   port: number,
   log: Logger,
+  limits: TransportLimits = DEFAULT_LIMITS,
 ): Promise<GrpcServer> {
   const server = new grpc.Server({
-    "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+    "grpc.max_receive_message_length": limits.maxMessageBytes,
+    "grpc.max_concurrent_streams": limits.maxStreamsPerConnection,
+    "grpc.max_connection_idle_ms": limits.idleTimeoutMs,
+    "grpc.max_metadata_size": limits.maxMetadataBytes,
+    // node:http2's per-session memory cap (MiB): refuses new streams beyond it.
+    "grpc-node.max_session_memory": Math.max(10, Math.ceil((limits.maxMessageBytes * 2) / (1024 * 1024))),
     "grpc.keepalive_permit_without_calls": 1,
   });
+  serveUnknownMethods(server, limits.maxEchoChars);
+  limitRequests(server, limits.maxMetadataBytes, limits.requestTimeoutMs, limits.maxEchoChars);
   for (const s of services) {
-    const { definition, handlers } = toGrpcService(s, log);
+    const { definition, handlers } = toGrpcService(s, log, limits.maxEchoChars);
     server.addService(definition, handlers);
   }
   const status: Record<string, "SERVING" | "NOT_SERVING"> = { "": "NOT_SERVING" };
@@ -382,13 +546,20 @@ export async function startGrpcServer(
   const health = new HealthImplementation(status);
   health.addToServer(server);
   reflectionService(services).addToServer(server);
-  const bindHost = host.includes(":") ? `[${host}]` : host;
-  const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${bindHost}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
-      err ? reject(err) : resolve(p),
-    ),
-  );
-  return { server, health, port: bound };
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const front = await listenFront({
+    host,
+    port,
+    variable: "MASQUES_GRPC_ADDR",
+    limits,
+    log,
+    dispatch(socket, head) {
+      // Only HTTP/2 with prior knowledge is served here: anything else is closed at once.
+      if (head.subarray(0, 3).toString("latin1") !== "PRI") socket.destroy();
+      else injector.injectConnection(socket);
+    },
+  });
+  return { server, health, port: front.port, front };
 }
 
 /** Mark everything SERVING / NOT_SERVING in grpc.health.v1. */

@@ -9,10 +9,11 @@
  */
 import http from "node:http";
 import http2 from "node:http2";
-import net from "node:net";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { cors as connectCors, type ConnectRouter, type ServiceImplSpec } from "@connectrpc/connect";
+import { Code, cors as connectCors, type ServiceImplSpec } from "@connectrpc/connect";
 import type { Logger } from "pino";
+import { createConnectHandler, unimplementedRoute, writeConnectError, type NodeHandler } from "./connect-adapter.js";
+import { DEFAULT_LIMITS, boundEcho, listenFront, type TransportLimits } from "./limits.js";
+import { transportError } from "./transport-errors.js";
 
 export interface HttpServer {
   port: number;
@@ -20,30 +21,6 @@ export interface HttpServer {
   close(graceMs: number): Promise<void>;
   setServing(serving: boolean): void;
 }
-
-function register(router: ConnectRouter, spec: ServiceImplSpec): void {
-  for (const m of Object.values(spec.methods)) {
-    switch (m.kind) {
-      case "unary":
-        router.rpc(m.method, m.impl);
-        break;
-      case "server_streaming":
-        router.rpc(m.method, m.impl);
-        break;
-      case "client_streaming":
-        router.rpc(m.method, m.impl);
-        break;
-      case "bidi_streaming":
-        router.rpc(m.method, m.impl);
-        break;
-    }
-  }
-}
-
-/** Largest request message accepted on either port. */
-export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
-
-type NodeHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
 const CORS_ALLOW_METHODS = connectCors.allowedMethods.join(", ");
 const CORS_ALLOW_HEADERS = [...connectCors.allowedHeaders, "Authorization", "X-Request-Id"].join(", ");
@@ -76,33 +53,41 @@ function withCors(origins: readonly string[], next: NodeHandler): NodeHandler {
   };
 }
 
+export interface HttpServerOptions {
+  corsOrigins?: readonly string[];
+  limits?: TransportLimits;
+}
+
+const HEALTH_PATHS = ["/healthz", "/readyz"];
+
+/** The fixed HTTP/1.1 health answer sent to connections over the cap (then closed). */
+function healthAnswer(serving: boolean): string {
+  const body = JSON.stringify({ status: serving ? "SERVING" : "NOT_SERVING" });
+  return (
+    `HTTP/1.1 ${serving ? "200 OK" : "503 Service Unavailable"}\r\ncontent-type: application/json\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`
+  );
+}
+
 export async function startHttpServer(
   services: ServiceImplSpec[],
   host: string,
   port: number,
   log: Logger,
-  opts: { corsOrigins?: readonly string[] } = {},
+  opts: HttpServerOptions = {},
 ): Promise<HttpServer> {
+  const limits = opts.limits ?? DEFAULT_LIMITS;
   let serving = false;
-  const handler = connectNodeAdapter({
-    routes: (router) => {
-      for (const s of services) register(router, s);
-    },
-    // Plain `curl -d '{...}'` JSON calls without the Connect-Protocol-Version header are fine.
-    requireConnectProtocolHeader: false,
-    // Same request size limit as the gRPC port (connect-node's default is 4 GiB).
-    readMaxBytes: MAX_MESSAGE_BYTES,
-    fallback: (req, res) => {
-      if (req.method === "GET" && (req.url === "/healthz" || req.url === "/readyz")) {
-        res.writeHead(serving ? 200 : 503, { "content-type": "application/json" });
-        res.end(JSON.stringify({ status: serving ? "SERVING" : "NOT_SERVING" }));
-        return;
-      }
-      res.writeHead(404, { "content-type": "application/json" });
-      res.end(JSON.stringify({ code: "not_found", message: `no route for ${req.method ?? "?"} ${req.url ?? ""}` }));
-    },
+  const handler = createConnectHandler(services, limits, log, (req, res) => {
+    if (req.method === "GET" && HEALTH_PATHS.includes(req.url ?? "")) {
+      res.writeHead(serving ? 200 : 503, { "content-type": "application/json" });
+      res.end(JSON.stringify({ status: serving ? "SERVING" : "NOT_SERVING" }));
+      return;
+    }
+    const path = boundEcho(`${req.method ?? "?"} ${req.url ?? ""}`, limits.maxEchoChars);
+    writeConnectError(res, unimplementedRoute(path), 404);
   });
-  const cors = withCors(opts.corsOrigins ?? [], handler as NodeHandler);
+  const limited = withHeaderLimit(limits, withRequestTimeout(limits.requestTimeoutMs, withCors(opts.corsOrigins ?? [], handler)));
   // Requests whose response has not closed yet: close() returns only once they are all closed, so
   // every handler cut off at the end of the grace has seen its abort signal before the daemon
   // goes on to close the ledger.
@@ -113,11 +98,35 @@ export async function startHttpServer(
     res.once("close", () => {
       if (--inFlight === 0) drained?.();
     });
-    cors(req, res);
+    limited(req, res);
   };
-  const h1 = http.createServer(handle);
-  const h2 = http2.createServer({}, handle);
-  const sockets = new Set<net.Socket>();
+  // HTTP/1.1: header, request and keep-alive (idle) deadlines and the header size are node:http
+  // server options; the checks run every second.
+  const h1 = http.createServer(
+    {
+      headersTimeout: limits.headerTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.idleTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, limits.headerTimeoutMs),
+      maxHeaderSize: limits.maxMetadataBytes,
+    },
+    handle,
+  );
+  // node:http tracks connections (closeIdleConnections, headersTimeout / requestTimeout checks)
+  // only from its 'listening' event; h1 never listens itself (the front hands it sockets).
+  h1.emit("listening");
+  // HTTP/2: streams per connection, header list size and session memory are node:http2
+  // settings; a session without any frame for the idle timeout is closed (setTimeout below).
+  const h2 = http2.createServer(
+    {
+      settings: { maxConcurrentStreams: limits.maxStreamsPerConnection, maxHeaderListSize: limits.maxMetadataBytes },
+      maxSessionMemory: sessionMemoryMb(limits),
+      maxHeaderListPairs: 128,
+    },
+    handle,
+  );
+  // node:http2 destroys a session that timed out when the server has no 'timeout' listener.
+  h2.setTimeout(limits.idleTimeoutMs);
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (s) => {
     sessions.add(s);
@@ -129,40 +138,34 @@ export async function startHttpServer(
     socket.destroy();
   });
 
-  const front = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-    socket.on("error", () => socket.destroy());
-    let head = Buffer.alloc(0);
-    const onData = (chunk: Buffer) => {
-      head = Buffer.concat([head, chunk]);
-      if (head.length < 3) return;
-      socket.removeListener("data", onData);
-      socket.pause();
-      socket.unshift(head);
+  const front = await listenFront({
+    host,
+    port,
+    variable: "MASQUES_HTTP_ADDR",
+    limits,
+    log,
+    dispatch(socket, head) {
       const target = head.subarray(0, 3).toString("latin1") === "PRI" ? h2 : h1;
       target.emit("connection", socket);
-      process.nextTick(() => socket.resume());
-    };
-    socket.on("data", onData);
+    },
+    overCap(socket, head) {
+      // Health checks keep answering while the connection cap is reached: a GET of a health
+      // path gets a fixed answer and the connection is closed; anything else is closed at once.
+      const line = head.subarray(0, 64).toString("latin1");
+      if (HEALTH_PATHS.some((p) => line.startsWith(`GET ${p} `) || line.startsWith(`GET ${p}?`))) {
+        socket.end(healthAnswer(serving));
+      } else socket.destroy();
+    },
   });
-  await new Promise<void>((resolve, reject) => {
-    front.once("error", reject);
-    front.listen(port, host, () => {
-      front.off("error", reject);
-      resolve();
-    });
-  });
-  const addr = front.address();
-  const boundPort = typeof addr === "object" && addr ? addr.port : port;
+  const sockets = front.sockets;
 
   return {
-    port: boundPort,
+    port: front.port,
     setServing(s) {
       serving = s;
     },
     async close(graceMs) {
-      const closed = new Promise<void>((resolve) => front.close(() => resolve()));
+      const closed = front.close();
       h1.closeIdleConnections();
       for (const s of sessions) s.close();
       const deadline = setTimeout(() => {
@@ -176,6 +179,61 @@ export async function startHttpServer(
       if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
       clearTimeout(deadline);
       clearInterval(sweep);
+      // Stops node:http's connection-checking interval (the server itself never listened).
+      h1.close(() => {});
     },
+  };
+}
+
+/**
+ * node:http2 bounds a session's buffered memory in MiB (default 10). Enough for a full window of
+ * every allowed stream plus one message; beyond it new streams are refused (ENHANCE_YOUR_CALM).
+ */
+function sessionMemoryMb(limits: TransportLimits): number {
+  return Math.max(10, Math.ceil((limits.maxMessageBytes * 2) / (1024 * 1024)));
+}
+
+/**
+ * HTTP/2 requests whose header block is over MASQUES_MAX_METADATA_BYTES get 431 and a Connect
+ * error (RESOURCE_EXHAUSTED, ErrorInfo): node:http2 advertises SETTINGS_MAX_HEADER_LIST_SIZE but
+ * does not enforce it. HTTP/1.1 is bounded by node:http's maxHeaderSize before this runs.
+ * One loop over the request's raw headers per HTTP/2 request.
+ */
+function withHeaderLimit(limits: TransportLimits, next: NodeHandler): NodeHandler {
+  return (req, res) => {
+    if (req instanceof http2.Http2ServerRequest) {
+      let size = 0;
+      const raw = req.rawHeaders;
+      for (let i = 0; i + 1 < raw.length; i += 2) size += (raw[i]?.length ?? 0) + (raw[i + 1]?.length ?? 0) + 32;
+      if (size > limits.maxMetadataBytes) {
+        req.resume();
+        writeConnectError(
+          res,
+          transportError(Code.ResourceExhausted, `request headers are ${size} bytes; at most ${limits.maxMetadataBytes} accepted (MASQUES_MAX_METADATA_BYTES)`, [], "METADATA_TOO_LARGE"),
+          431,
+        );
+        return;
+      }
+    }
+    next(req, res);
+  };
+}
+
+/**
+ * A request whose body has not fully arrived `timeoutMs` after its headers is cut: HTTP/2 streams
+ * are reset (the connection stays), HTTP/1.1 is already covered by node:http's requestTimeout.
+ * One timer per HTTP/2 request on this port, cleared when the body ends (O(1)).
+ */
+function withRequestTimeout(timeoutMs: number, next: NodeHandler): NodeHandler {
+  return (req, res) => {
+    if (req instanceof http2.Http2ServerRequest && !req.readableEnded) {
+      const stream = req.stream;
+      const timer = setTimeout(() => {
+        if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
+      }, timeoutMs);
+      req.once("end", () => clearTimeout(timer));
+      stream.once("close", () => clearTimeout(timer));
+    }
+    next(req, res);
   };
 }

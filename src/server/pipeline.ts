@@ -17,24 +17,32 @@ import type { Logger } from "pino";
 import type { Verifier } from "./auth.js";
 import { RequestLog, requestLogKey } from "./context.js";
 import { principalKey, requestIdKey } from "./principal.js";
+import { DEFAULT_LIMITS } from "./limits.js";
 import type { ServiceRegistration } from "./registry.js";
+import { finalError } from "./transport-errors.js";
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:\-]{1,128}$/;
 
 export interface PipelineDeps {
   verifier: Verifier;
   log: Logger;
+  /** MASQUES_MAX_ECHO_CHARS (default DEFAULT_LIMITS.maxEchoChars). */
+  maxEchoChars?: number;
 }
 
-/** Normalise anything thrown by a handler into the ConnectError sent to the caller. */
-export function toConnectError(err: unknown, log: RequestLog): ConnectError {
-  if (err instanceof ConnectError) return err;
+/**
+ * Normalise anything thrown by authentication or a handler into the ConnectError sent to the
+ * caller: with an ErrorInfo and every request-derived string bounded (transport-errors.ts), so
+ * the access log line below is bounded too.
+ */
+export function toConnectError(err: unknown, log: RequestLog, maxEchoChars = DEFAULT_LIMITS.maxEchoChars): ConnectError {
+  if (err instanceof ConnectError) return finalError(err, maxEchoChars);
   if (err instanceof Error && err.name === "AbortError") {
-    return new ConnectError("request cancelled", Code.Canceled);
+    return finalError(new ConnectError("request cancelled", Code.Canceled), maxEchoChars);
   }
   // Unknown failures: log the real error, send a generic message (no internals leak).
   log.logger.error({ err }, "unhandled error in handler");
-  return new ConnectError("internal error", Code.Internal);
+  return finalError(new ConnectError("internal error", Code.Internal), maxEchoChars);
 }
 
 /**
@@ -71,7 +79,7 @@ async function begin(ctx: HandlerContext, deps: PipelineDeps): Promise<{ log: Re
     ctx.values.set(principalKey, principal);
     log.bind("principal", `${principal.kind}:${principal.id}`);
   } catch (err) {
-    const ce = toConnectError(err, log);
+    const ce = toConnectError(err, log, deps.maxEchoChars);
     if (log.isLevelEnabled("info")) {
       log.logger.info({ code: Code[ce.code], reason: ce.rawMessage, duration_ms: ms(t0) }, "rpc rejected");
     }
@@ -88,8 +96,8 @@ function finishOk(log: RequestLog, t0: number): void {
   if (log.isLevelEnabled("info")) log.logger.info({ code: "OK", duration_ms: ms(t0) }, "rpc");
 }
 
-function finishError(err: unknown, log: RequestLog, t0: number): ConnectError {
-  const ce = toConnectError(err, log);
+function finishError(err: unknown, log: RequestLog, t0: number, maxEchoChars: number | undefined): ConnectError {
+  const ce = toConnectError(err, log, maxEchoChars);
   const serverSide = ce.code === Code.Internal || ce.code === Code.Unknown || ce.code === Code.DataLoss;
   if (serverSide || log.isLevelEnabled("info")) {
     log.logger[serverSide ? "error" : "info"]({ code: Code[ce.code], reason: ce.rawMessage, duration_ms: ms(t0) }, "rpc failed");
@@ -108,7 +116,7 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
           finishOk(log, t0);
           return res;
         } catch (err) {
-          throw finishError(err, log, t0);
+          throw finishError(err, log, t0, deps.maxEchoChars);
         }
       });
     }
@@ -120,7 +128,7 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
           yield* impl(req, ctx);
           finishOk(log, t0);
         } catch (err) {
-          throw finishError(err, log, t0);
+          throw finishError(err, log, t0, deps.maxEchoChars);
         }
       });
     }
@@ -133,7 +141,7 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
           finishOk(log, t0);
           return res;
         } catch (err) {
-          throw finishError(err, log, t0);
+          throw finishError(err, log, t0, deps.maxEchoChars);
         }
       });
     }
@@ -145,7 +153,7 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
           yield* impl(reqs, ctx);
           finishOk(log, t0);
         } catch (err) {
-          throw finishError(err, log, t0);
+          throw finishError(err, log, t0, deps.maxEchoChars);
         }
       });
     }

@@ -69,7 +69,8 @@ export class ChdbSink implements Sink {
     }
     if (current) current.refs++;
     else {
-      mkdirSync(dir, { recursive: true });
+      // Owner-only (analytics rows are balances), whatever the umask.
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
       try {
         current = {
           path: dir,
