@@ -24,35 +24,12 @@ import { errorFrom } from "./details.js";
 import { MasquesError, UnauthenticatedError, InvalidArgumentError } from "./errors.js";
 import { newIdempotencyKey } from "./idempotency.js";
 import { withRetry } from "./retry.js";
+import type { AccountSelector, CallContext, CallOptions, MutatingCallOptions, TokenIdentity } from "./call.js";
 import { SessionsApi } from "./sessions.js";
 
-/** Per-call options. */
-export interface CallOptions {
-  /** Total deadline for this call, retries included (default: the client's timeout_ms). */
-  timeout_ms?: number;
-  /** Cancel the call. */
-  signal?: AbortSignal;
-}
+export type { AccountSelector, CallOptions, MutatingCallOptions, TokenIdentity } from "./call.js";
 
-/** Options of a mutating call. */
-export interface MutatingCallOptions extends CallOptions {
-  /**
-   * Identifies this logical operation. Generated if omitted; pass your own to make a retry *across
-   * processes* safe (persist it before calling, reuse it when retrying).
-   */
-  idempotency_key?: string;
-}
-
-/** Names an account: by id, by agent (its wallet) or by author (their earnings). Default: the token's own. */
-export type AccountSelector = { account_id: string } | { agent_id: string } | { author_id: string };
-
-/** The principal the token claims to be (decoded locally, not verified; the daemon verifies). */
-export interface TokenIdentity {
-  kind: "agent" | "author" | "rail" | "admin";
-  id: string;
-}
-
-export class MasquesClient {
+export class MasquesClient implements CallContext {
   readonly config: ResolvedClientConfig;
   readonly transport: Transport;
   /** The raw generated AccountService client (no retries, raw ConnectErrors). */

@@ -18,7 +18,7 @@ import {
   type RecordUsageResponse,
   type Session,
 } from "../gen/masques/ledger/v1/session_service_pb.js";
-import type { CallOptions, MasquesClient } from "./client.js";
+import type { CallContext, CallOptions } from "./call.js";
 import { Code } from "@connectrpc/connect";
 import { MasquesError } from "./errors.js";
 
@@ -59,7 +59,7 @@ function must<T>(v: T | undefined, what: string): T {
 }
 
 export class SessionsApi {
-  constructor(private readonly c: MasquesClient) {}
+  constructor(private readonly c: CallContext) {}
 
   private get svc() {
     return this.c.service(SessionService);

@@ -4,7 +4,9 @@
  * catches the copy up with the ledger, compares (src/streamer/reconcile.ts) and resumes; the last
  * result is kept for AdminService.GetReconciliation and logged (warn on drift).
  *
- * Bounds: one run at a time (a request during a run joins it); a run that throws is recorded as
+ * Bounds: one run at a time. A caller arriving during a run gets the next run, never the one in
+ * progress (it may have started before the caller's writes); every caller arriving during the same
+ * run shares that one follow-up run, so at most one run is queued. A run that throws is recorded as
  * a failed result (`error`), never thrown at the scheduler.
  */
 import type { Client } from "tigerbeetle-node";
@@ -34,7 +36,7 @@ export function runOk(r: ReconciliationRun): boolean {
 
 /** What the admin service needs from the daemon's reconciliation. */
 export interface ReconciliationPort {
-  /** Run now (or join the run in progress) and return its result. */
+  /** Run now (or, during a run, the next run, shared by every caller arriving meanwhile) and return its result. */
   run(trigger: ReconciliationTrigger): Promise<ReconciliationRun>;
   /** The last finished run, if any. */
   last(): ReconciliationRun | undefined;
@@ -56,6 +58,7 @@ export interface ReconcilerOptions {
 /** Scheduled and on-demand reconciliation for a running streamer. */
 export class Reconciler implements ReconciliationPort {
   private inFlight: Promise<ReconciliationRun> | null = null;
+  private queued: Promise<ReconciliationRun> | null = null;
   private lastRun: ReconciliationRun | undefined;
   private timer: NodeJS.Timeout | null = null;
   private nextAtNs: bigint | undefined;
@@ -87,10 +90,24 @@ export class Reconciler implements ReconciliationPort {
 
   run(trigger: ReconciliationTrigger): Promise<ReconciliationRun> {
     if (this.stopped) return Promise.reject(new Error("reconciler stopped"));
-    this.inFlight ??= this.runOnce(trigger).finally(() => {
+    if (this.inFlight === null) return (this.inFlight = this.track(trigger));
+    this.queued ??= this.inFlight.then(
+      () => this.startQueued(trigger),
+      () => this.startQueued(trigger),
+    );
+    return this.queued;
+  }
+
+  private startQueued(trigger: ReconciliationTrigger): Promise<ReconciliationRun> {
+    this.queued = null;
+    if (this.stopped) return Promise.reject(new Error("reconciler stopped"));
+    return (this.inFlight = this.track(trigger));
+  }
+
+  private track(trigger: ReconciliationTrigger): Promise<ReconciliationRun> {
+    return this.runOnce(trigger).finally(() => {
       this.inFlight = null;
     });
-    return this.inFlight;
   }
 
   private async runOnce(trigger: ReconciliationTrigger): Promise<ReconciliationRun> {
@@ -134,6 +151,7 @@ export class Reconciler implements ReconciliationPort {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    await this.queued?.catch(() => undefined);
     await this.inFlight?.catch(() => undefined);
   }
 }

@@ -338,6 +338,8 @@ describe("payouts: sign, record, broadcast, fate", () => {
     expect(await port.getTransactionFate(rec.hash)).toEqual({ kind: "unknown", hash: rec.hash }); // not sent yet
 
     expect(await port.broadcast(rec.raw)).toEqual({ ok: true, hash: rec.hash, outcome: "accepted" });
+    // automine mines the block after the node accepted the tx: wait for it, never for a fixed time
+    await chain.publicClient.waitForTransactionReceipt({ hash: rec.hash, pollingInterval: 20 });
     expect(await port.broadcast(rec.raw)).toEqual({ ok: true, hash: rec.hash, outcome: "already_landed" });
     const fate1 = await port.getTransactionFate(rec.hash);
     expect(fate1).toMatchObject({ kind: "landed", status: "success", confirmations: 1n, final: false });
@@ -388,6 +390,8 @@ describe("payouts: sign, record, broadcast, fate", () => {
     const rec = await record(signed);
     const fork = await chain.snapshot();
     expect(await port.broadcast(rec.raw)).toMatchObject({ ok: true, outcome: "accepted" });
+    // automine mines the block after the node accepted the tx: wait for it, never for a fixed time
+    await chain.publicClient.waitForTransactionReceipt({ hash: rec.hash, pollingInterval: 20 });
     expect(await port.getTransactionFate(rec.hash)).toMatchObject({ kind: "landed", confirmations: 1n, final: false });
     await chain.revert(fork); // the block holding the payout is gone
     await chain.mint(otherToken, author, USDC("1"));

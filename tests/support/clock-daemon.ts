@@ -7,6 +7,7 @@
  *   const d = await startClockDaemon({ SESSION_IDLE_S: "600" });
  *   const c = await d.fundedAgent("alice", 1_000_000n);
  *   d.advance(601);                                   // 601 s later, as far as the daemon knows
+ *   await d.restart();                                // stopped, then started on the same data
  *   await d.stop();
  */
 import { mkdtemp, rm } from "node:fs/promises";
@@ -25,7 +26,10 @@ import type { PrincipalKind } from "../../src/server/principal.js";
 import type { Clients } from "../sessions/harness.js";
 
 export interface ClockDaemon {
+  /** The daemon running now (a new one after `restart`). */
   readonly daemon: RunningDaemon;
+  /** Stop the daemon and start it again on the same data directory and clock (ports change). */
+  restart(): Promise<void>;
   /** Move the daemon's clock forward by `seconds` (never back). */
   advance(seconds: number): void;
   as(kind: PrincipalKind, id: string): Promise<Clients>;
@@ -54,7 +58,8 @@ export async function startClockDaemon(env: Record<string, string> = {}): Promis
     MASQUES_SHUTDOWN_GRACE_S: "5",
     ...env,
   });
-  const daemon = await runDaemon(config, createLogger({ destination: sink }), { clock: () => systemClock() + offset_ns });
+  const start = () => runDaemon(config, createLogger({ destination: sink }), { clock: () => systemClock() + offset_ns });
+  let daemon = await start();
   const keys = await loadOrCreateDevKeys(dir);
   const as = async (kind: PrincipalKind, id: string): Promise<Clients> => {
     const token = await mintToken(keys.privateJwk, { kind, id, scopes: DEFAULT_SCOPES[kind], ttlS: 3600, issuer: config.MASQUES_JWT_ISSUER, audience: config.MASQUES_JWT_AUDIENCE });
@@ -68,7 +73,13 @@ export async function startClockDaemon(env: Record<string, string> = {}): Promis
   const admin = await as("admin", "ops");
   let k = 0;
   return {
-    daemon,
+    get daemon() {
+      return daemon;
+    },
+    async restart() {
+      await daemon.stop();
+      daemon = await start();
+    },
     advance(seconds) {
       if (!(seconds > 0)) throw new Error("the clock only moves forward");
       offset_ns += BigInt(Math.round(seconds * 1e9));

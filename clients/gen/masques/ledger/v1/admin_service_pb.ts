@@ -330,7 +330,8 @@ export const AdminService: GenService<{
    * Runs a reconciliation of the ledger (of record) against its ClickHouse copy now, inside the
    * daemon, and returns its result. The streamer first catches the copy up with the ledger (what
    * it would do next; nothing already copied is rewritten, so this cannot hide drift) and pauses
-   * while the comparison runs. A request arriving while a run is in progress joins that run.
+   * while the comparison runs. A request arriving while a run is in progress gets the next run
+   * (shared with every request arriving meanwhile), so its result covers the caller's writes.
    * Drift is a result (`ok` false), not an error. FAILED_PRECONDITION when the daemon runs
    * without its streamer (STREAMER_ENABLED=false or the streamer failed to start).
    *
