@@ -143,7 +143,8 @@ export class Reconciler implements ReconciliationPort {
   }
 
   nextRunAtNs(): bigint | undefined {
-    return this.timer ? this.nextAtNs : undefined;
+    // While a scheduled run is in progress this is the time it was due (the next is set when it ends).
+    return this.opts.interval_s === 0 || this.stopped ? undefined : this.nextAtNs;
   }
 
   /** Stop the schedule and wait for a run in progress. Idempotent. */

@@ -56,6 +56,7 @@ describe("reconciliation while the daemon runs", () => {
       "balances",
       "conservation (debits = credits per ledger)",
       "sessions (author + platform + refund = hold + debt)",
+      "usage after settlement (every usage event is in its session's price)",
     ]);
   }, 240_000);
 

@@ -66,10 +66,14 @@ describe("Reconciler against a live ledger and a running streamer", () => {
     expect(r.last()).toBe(still);
   }, 240_000);
 
-  it("concurrent requests join one run", async () => {
+  it("a request during a run gets the next run, shared by every request arriving meanwhile", async () => {
     const r = new Reconciler({ client, sink, streamer, interval_s: 0, clock });
-    const [a, b] = await Promise.all([r.run("request"), r.run("request")]);
-    expect(a).toBe(b);
+    const [a, b, c] = await Promise.all([r.run("request"), r.run("request"), r.run("request")]);
+    expect(b).toBe(c); // one queued run, not one per caller
+    expect(a).not.toBe(b);
+    // the queued run started after the one in progress ended, so it covers the callers' writes
+    expect(b.started_at_ns).toBeGreaterThanOrEqual(a.finished_at_ns);
+    expect(r.last()).toBe(b);
   }, 120_000);
 
   it("runs on its schedule and exposes when the next run is due", async () => {

@@ -70,7 +70,7 @@ export async function startClockDaemon(env: Record<string, string> = {}): Promis
     const transport = createGrpcTransport({ baseUrl: `http://${daemon.grpcAddr}`, interceptors: [auth] });
     return { sessions: createClient(SessionService, transport), accounts: createClient(AccountService, transport) };
   };
-  const admin = await as("admin", "ops");
+  const admin = (): Promise<Clients> => as("admin", "ops");
   let k = 0;
   return {
     get daemon() {
@@ -88,11 +88,11 @@ export async function startClockDaemon(env: Record<string, string> = {}): Promis
     async fundedAgent(agent, amount_micro) {
       const c = await as("agent", agent);
       await c.accounts.openAgentWallet({ mode: WalletMode.PREPAID });
-      await admin.accounts.deposit({ account: { ref: { case: "agentWallet", value: agent } }, amountMicro: amount_micro, idempotencyKey: `fund-${agent}-${++k}` });
+      await (await admin()).accounts.deposit({ account: { ref: { case: "agentWallet", value: agent } }, amountMicro: amount_micro, idempotencyKey: `fund-${agent}-${++k}` });
       return c;
     },
     async available(agent) {
-      const r = await admin.accounts.getAccount({ account: { ref: { case: "agentWallet", value: agent } } });
+      const r = await (await admin()).accounts.getAccount({ account: { ref: { case: "agentWallet", value: agent } } });
       return r.account!.balance!.availableMicro;
     },
     logs: () => lines.slice(),
