@@ -1,12 +1,13 @@
 /**
- * The ledger daemon: configuration -> keys -> ledger -> services -> gRPC + HTTP listeners, and
- * graceful shutdown (stop accepting, let in-flight calls finish within MASQUES_SHUTDOWN_GRACE_S,
- * stop services, close the ledger).
+ * The ledger daemon: configuration -> keys -> control-plane database -> ledger -> services ->
+ * gRPC + HTTP listeners, and graceful shutdown (stop accepting, let in-flight calls finish within
+ * MASQUES_SHUTDOWN_GRACE_S, stop services, close the ledger, close the control plane).
  */
 import { mkdir, readFile } from "node:fs/promises";
 import type { ServiceImplSpec } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { ConfigError, isLoopbackHost, type Config } from "./config.js";
+import { controlPlaneOptions, openControlPlane, type ControlPlane } from "./controlplane/index.js";
 import { openLedger, type OpenedLedger } from "./ledger/index.js";
 import { createVerifier, loadOrCreateDevKeys, parsePublicKeys, type Verifier } from "./server/auth.js";
 import { setServing, startGrpcServer, type GrpcServer } from "./server/grpc.js";
@@ -76,10 +77,19 @@ export async function runDaemon(
   const services: ServicesModule = opts.services ?? servicesModule;
   await mkdir(config.dataDir, { recursive: true });
   const verifier = await makeVerifier(config, log);
-  const ledger: OpenedLedger = await openLedger(config);
+  // Refuses to start on an unknown or changed applied migration (ADR 0070).
+  const controlplane: ControlPlane = await openControlPlane(controlPlaneOptions(config));
+  log.info({ controlplane: controlplane.describe, migrations_applied: controlplane.migrations.applied }, "control plane open");
+  let ledger: OpenedLedger;
+  try {
+    ledger = await openLedger(config);
+  } catch (err) {
+    await controlplane.close();
+    throw err;
+  }
   log.info({ ledger: ledger.describe, coalesce: config.MASQUES_COALESCE }, "ledger open");
 
-  const ctx: DaemonContext = { ledger: ledger.client, config, log, clock: opts.clock ?? systemClock };
+  const ctx: DaemonContext = { ledger: ledger.client, controlplane, config, log, clock: opts.clock ?? systemClock };
   let grpcServer: GrpcServer | undefined;
   let httpServer: HttpServer | undefined;
   let specs: ServiceImplSpec[] = [];
@@ -94,6 +104,7 @@ export async function runDaemon(
     grpcServer?.server.forceShutdown();
     await httpServer?.close(0);
     await ledger.close();
+    await controlplane.close();
     throw err;
   }
   const g = grpcServer;
@@ -155,6 +166,11 @@ export async function runDaemon(
         log.error({ err }, "streamer shutdown failed");
       }
       await ledger.close();
+      try {
+        await controlplane.close();
+      } catch (err) {
+        log.error({ err }, "control-plane close failed");
+      }
       log.info("stopped");
       resolveStopped();
     })();
