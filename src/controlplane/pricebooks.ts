@@ -186,7 +186,9 @@ export async function putPriceBooks(db: Kysely<Database>, entries: readonly Pric
     }
     if (!prev) byVersion.set(e.version, e);
   }
-  const unique = [...byVersion.values()];
+  // Version order: concurrent multi-row inserts then take the unique-index locks in one order
+  // (two writers inserting the same versions in different orders deadlock on PostgreSQL).
+  const unique = [...byVersion.values()].sort((x, y) => x.version - y.version);
   for (let i = 0; i < unique.length; i += INSERT_CHUNK) {
     await db
       .insertInto("price_book")
@@ -208,7 +210,7 @@ export async function putPriceBooks(db: Kysely<Database>, entries: readonly Pric
     const versions = unique.slice(i, i + INSERT_CHUNK).map((e) => e.version);
     for (const r of await selectRows(db).where("version", "in", versions).execute()) stored.set(Number(r.version), fromRow(r));
   }
-  return unique.map((e) => {
+  return [...byVersion.values()].map((e) => {
     const s = stored.get(e.version);
     // Rows are never deleted: a row missing right after its insert is a broken invariant.
     if (!s) throw new Error(`price book ${e.version} missing right after insert`);

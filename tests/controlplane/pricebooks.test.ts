@@ -63,15 +63,17 @@ describe(`price-book store (${ENGINE})`, () => {
   it("concurrent writers of the same price books from two stores over one database agree (first writer wins)", async () => {
     const other = await t.peer(cp);
     try {
-      const mine = Array.from({ length: 40 }, (_, i) => entry(100 + i, i % 2 ? "ada" : "bob", "1"));
+      const mine = Array.from({ length: 600 }, (_, i) => entry(100 + i, i % 2 ? "ada" : "bob", "1"));
       // Same content, another masque name (a renamed masque keeps its version).
       const theirs = mine.map((e) => ({ ...e, masque_name: `${e.masque_name}-renamed` }));
-      const writes: Promise<PriceBookEntry[]>[] = [];
-      for (let i = 0; i < mine.length; i += 4) {
-        writes.push(cp.priceBooks.putMany(mine.slice(i, i + 4)));
-        writes.push(other.priceBooks.putMany(theirs.slice(i, i + 4).reverse()));
-        writes.push(other.priceBooks.put(theirs[i]!).then((e) => [e]));
-      }
+      // Whole lists at once, in opposite orders, plus single puts: the writes overlap in the database.
+      const writes: Promise<PriceBookEntry[]>[] = [
+        cp.priceBooks.putMany(mine),
+        other.priceBooks.putMany([...theirs].reverse()),
+        cp.priceBooks.putMany(mine.slice(300)),
+        other.priceBooks.putMany(theirs.slice(0, 300).reverse()),
+        ...theirs.filter((_, i) => i % 50 === 0).map((e) => other.priceBooks.put(e).then((x) => [x])),
+      ];
       const answers = (await Promise.all(writes)).flat();
       const byVersion = new Map<number, PriceBookEntry>();
       for (const a of answers) {
