@@ -13,6 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
+import { afterAll } from "vitest";
 import { createPriceBookStore, type PriceBookStore } from "../../src/controlplane/pricebooks.js";
 import { openControlPlane, type ControlPlane, type ControlPlaneOptions } from "../../src/controlplane/index.js";
 
@@ -63,11 +64,14 @@ function pristinePglite(): Promise<string> {
     const db = new PGlite(path.join(dir, "pgdata"));
     await db.waitReady;
     await db.close();
-    process.once("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
     return path.join(dir, "pgdata");
   })();
   return pristine;
 }
+// Every test file that imports this module removes its pristine copy when it ends.
+afterAll(async () => {
+  if (pristine) fs.rmSync(path.dirname(await pristine), { recursive: true, force: true });
+});
 
 export async function createTestDb(): Promise<TestDb> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "controlplane-test-"));
