@@ -347,10 +347,13 @@ async function inProcess(n: number, concurrency: number, usageEvents: number, us
   const { BillingMode, RecordUsageRequestSchema } = await import("../clients/gen/masques/ledger/v1/session_service_pb.js");
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bench-sessions-inproc-"));
   const inner = createEmbeddedClient({ dataDir: path.join(dir, "ledger") });
+  let controlplane: import("../src/controlplane/index.js").ControlPlane | undefined;
   try {
     const ledger = createCoalescedClient(inner);
     const config = loadConfig({ MASQUES_DATA_DIR: dir, MASQUES_DIR: path.resolve(HERE, "../masques"), SESSION_REAPER_INTERVAL_MS: "600000" });
-    const ctx = { ledger, config, log: pino({ level: "silent" }), clock: () => BigInt(Date.now()) * 1_000_000n };
+    const { controlPlaneOptions, openControlPlane } = await import("../src/controlplane/index.js");
+    controlplane = await openControlPlane(controlPlaneOptions(config));
+    const ctx = { ledger, controlplane, config, log: pino({ level: "silent" }), clock: () => BigInt(Date.now()) * 1_000_000n };
     await onStart(ctx);
     const inst = createSessionInstance(ctx, { reaper: false });
     await inst.ready;
@@ -404,6 +407,7 @@ async function inProcess(n: number, concurrency: number, usageEvents: number, us
     });
     return { in_process: { don, doff, usage_events: usage } };
   } finally {
+    await controlplane?.close();
     await inner.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }

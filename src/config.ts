@@ -189,6 +189,23 @@ const vars = {
     "Inside `serve` (with the streamer): reconcile the ledger against ClickHouse every this many seconds, pausing the streamer while it compares; 0 = only on request (AdminService.RunReconciliation, `masques-ledger reconcile`).",
     "3600",
   ),
+  // ---- control-plane database (issue 10, src/controlplane) ---------------------------------
+  DATABASE_URL: v(
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\/\S+$/, "expected a PostgreSQL connection URL (postgres://user:password@host:port/database)")
+      .optional(),
+    "PostgreSQL server holding the control plane (price books, and later rail transactions, quotes, revenue rules, audit log). Unset = embedded PGlite on disk at CONTROLPLANE_DATA_DIR. Money never lives there: the ledger decides.",
+  ),
+  DATABASE_POOL_MAX: v(
+    uint("connections").pipe(z.number().min(1).max(100, "must be <= 100 connections")).default(10),
+    "Most connections this daemon opens to DATABASE_URL (1..100).",
+    "10",
+  ),
+  CONTROLPLANE_DATA_DIR: v(
+    z.string().optional(),
+    "Embedded PGlite control-plane directory when DATABASE_URL is unset (default: $MASQUES_DATA_DIR/controlplane). One process at a time.",
+  ),
   // ---- sessions (SessionService, issue 4) ---------------------------------------------------
   MASQUES_DIR: v(
     z.string().default("./masques"),
@@ -234,6 +251,8 @@ export type Config = z.output<typeof configSchema> & {
   /** Resolved absolute data directories. */
   readonly dataDir: string;
   readonly ledgerDataDir: string;
+  /** Embedded PGlite control-plane directory (used when DATABASE_URL is unset). */
+  readonly controlplaneDataDir: string;
 };
 
 export const configDocs: Readonly<Record<string, VarDoc>> = Object.fromEntries(
@@ -294,6 +313,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     ...c,
     dataDir,
     ledgerDataDir: path.resolve(c.LEDGER_DATA_DIR ?? path.join(dataDir, "ledger")),
+    controlplaneDataDir: path.resolve(c.CONTROLPLANE_DATA_DIR ?? path.join(dataDir, "controlplane")),
   };
 }
 

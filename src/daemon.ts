@@ -1,12 +1,13 @@
 /**
- * The ledger daemon: configuration -> keys -> ledger -> services -> gRPC + HTTP listeners, and
- * graceful shutdown (stop accepting, let in-flight calls finish within MASQUES_SHUTDOWN_GRACE_S,
- * stop services, close the ledger).
+ * The ledger daemon: configuration -> keys -> control-plane database -> ledger -> services ->
+ * gRPC + HTTP listeners, and graceful shutdown (stop accepting, let in-flight calls finish within
+ * MASQUES_SHUTDOWN_GRACE_S, stop services, close the ledger, close the control plane).
  */
 import { mkdir, readFile } from "node:fs/promises";
 import type { ServiceImplSpec } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { ConfigError, isLoopbackHost, type Config } from "./config.js";
+import { controlPlaneOptions, openControlPlane, type ControlPlane } from "./controlplane/index.js";
 import { openLedger, type OpenedLedger } from "./ledger/index.js";
 import { InsecureKeyDirError, createVerifier, loadOrCreateDevKeys, parsePublicKeys, type Verifier } from "./server/auth.js";
 import { setServing, startGrpcServer, type GrpcServer } from "./server/grpc.js";
@@ -84,8 +85,17 @@ export async function runDaemon(
   // Owner-only: balances, keys and analytics live below (umask 022 would make it world-readable).
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const verifier = await makeVerifier(config, log);
-  // An injected clock drives the embedded ledger too, so the daemon and its ledger agree on "now".
-  const ledger: OpenedLedger = await openLedger(config, { log: log.child({ component: "ledger" }), clock: opts.clock });
+  // Refuses to start on an unknown or changed applied migration (ADR 0070).
+  const controlplane: ControlPlane = await openControlPlane(controlPlaneOptions(config));
+  log.info({ controlplane: controlplane.describe, migrations_applied: controlplane.migrations.applied }, "control plane open");
+  let ledger: OpenedLedger;
+  try {
+    // An injected clock drives the embedded ledger too, so the daemon and its ledger agree on "now".
+    ledger = await openLedger(config, { log: log.child({ component: "ledger" }), clock: opts.clock });
+  } catch (err) {
+    await controlplane.close();
+    throw err;
+  }
   log.info({ ledger: ledger.describe, coalesce: config.MASQUES_COALESCE }, "ledger open");
 
   const limits = limitsFromConfig(config);
@@ -101,7 +111,7 @@ export async function runDaemon(
       log.error({ err }, "streamer failed to start; serving without analytics");
     }
   }
-  const ctx: DaemonContext = { ledger: ledger.client, config, log, clock, reconciliation: streamer?.reconciler };
+  const ctx: DaemonContext = { ledger: ledger.client, controlplane, config, log, clock, reconciliation: streamer?.reconciler };
   let grpcServer: GrpcServer | undefined;
   let httpServer: HttpServer | undefined;
   let specs: ServiceImplSpec[] = [];
@@ -120,6 +130,7 @@ export async function runDaemon(
     await httpServer?.close(0);
     await streamer?.stop().catch(() => undefined);
     await ledger.close();
+    await controlplane.close();
     throw err;
   }
   const g = grpcServer;
@@ -175,6 +186,11 @@ export async function runDaemon(
         log.error({ err }, "streamer shutdown failed");
       }
       await ledger.close();
+      try {
+        await controlplane.close();
+      } catch (err) {
+        log.error({ err }, "control-plane close failed");
+      }
       log.info("stopped");
       resolveStopped();
     })();

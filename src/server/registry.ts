@@ -17,11 +17,14 @@ import type { Client } from "tigerbeetle-node";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import type { ReconciliationPort } from "../streamer/reconciler.js";
+import type { ControlPlane } from "../controlplane/index.js";
 
 /** What every service factory receives. */
 export interface DaemonContext {
   /** The ledger port: the coalesced TigerBeetle client (embedded engine or real cluster). */
   readonly ledger: Client;
+  /** The control-plane database (price books, …; never money): see src/controlplane/index.ts. */
+  readonly controlplane: ControlPlane;
   /** Validated configuration (see src/config.ts). */
   readonly config: Config;
   /** Daemon-wide logger. Inside a handler prefer `requestLogger(ctx)` from src/server/context.ts. */

@@ -14,6 +14,7 @@ import { createCoalescedClient } from "../../src/ledger/coalescer.js";
 import { createEmbeddedClient } from "../../src/ledger/embedded/index.js";
 import type { Principal } from "../../src/server/principal.js";
 import type { DaemonContext } from "../../src/server/registry.js";
+import { controlPlaneOptions, openControlPlane } from "../../src/controlplane/index.js";
 import { onStart } from "../../src/services/index.js";
 import { createSessionInstance, type SessionServiceInstance } from "../../src/services/sessions/service.js";
 
@@ -45,7 +46,7 @@ export async function startInProcess(env: Record<string, string> = {}, clock?: (
   const inner = createEmbeddedClient({ dataDir: path.join(dir, "ledger") });
   const ledger = createCoalescedClient(inner);
   const config = loadConfig({ MASQUES_DATA_DIR: dir, MASQUES_DIR: path.resolve("masques"), ...env });
-  const ctx: DaemonContext = { ledger, config, log: pino({ level: "silent" }), clock: clock ?? (() => BigInt(Date.now()) * 1_000_000n) };
+  const ctx: DaemonContext = { ledger, controlplane: await openControlPlane(controlPlaneOptions(config)), config, log: pino({ level: "silent" }), clock: clock ?? (() => BigInt(Date.now()) * 1_000_000n) };
   await onStart(ctx);
   const instances: SessionServiceInstance[] = [];
   let k = 0;
@@ -65,6 +66,7 @@ export async function startInProcess(env: Record<string, string> = {}, clock?: (
     async close() {
       for (const i of instances) i.stop();
       await inner.close();
+      await ctx.controlplane.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

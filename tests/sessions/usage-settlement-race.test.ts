@@ -25,6 +25,7 @@ import { createCoalescedClient } from "../../src/ledger/coalescer.js";
 import { createEmbeddedClient, type EmbeddedClient } from "../../src/ledger/embedded/index.js";
 import type { Principal } from "../../src/server/principal.js";
 import type { DaemonContext } from "../../src/server/registry.js";
+import { controlPlaneOptions, openControlPlane } from "../../src/controlplane/index.js";
 import { onStart } from "../../src/services/index.js";
 import { reapOnce } from "../../src/services/sessions/reaper.js";
 import { createSessionInstance, type SessionServiceInstance } from "../../src/services/sessions/service.js";
@@ -54,7 +55,7 @@ beforeAll(async () => {
     SESSION_IDLE_S: "5",
     SESSION_REAPER_INTERVAL_MS: "100",
   });
-  ctx = { ledger, config, log: pino({ level: "silent" }), clock };
+  ctx = { ledger, controlplane: await openControlPlane(controlPlaneOptions(config)), config, log: pino({ level: "silent" }), clock };
   await onStart(ctx);
   // Two instances over one ledger client, as the daemon builds its one (src/services/index.ts).
   A = createSessionInstance(ctx, { reaper: false });
@@ -66,6 +67,7 @@ afterAll(async () => {
   A?.stop();
   B?.stop();
   await inner?.close();
+  await ctx?.controlplane.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
