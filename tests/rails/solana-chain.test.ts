@@ -318,9 +318,9 @@ describe("payouts", () => {
     const recorded: SignedPayout = s.signed; // recorded, then the adapter "crashed" before sending
     expect(await port.resignPayout(recorded)).toMatchObject({ ok: false, kind: "still_valid" });
 
-    // 151 blocks later the blockhash is past its last valid height at the tip, so the node refuses
+    // 160 blocks later the blockhash is past its last valid height at the tip, so the node refuses
     // the recorded bytes, but the FINALIZED height has not passed it: it is not yet safe to re-sign.
-    node.advance(151);
+    node.advance(160);
     expect(await port.sendPayout(recorded)).toMatchObject({ ok: false, kind: "blockhash_expired" });
     expect(await port.getSignatureFate(recorded)).toEqual({ kind: "unknown", signature: recorded.signature, blockhash_expired: false });
     expect(await port.resignPayout(recorded)).toMatchObject({ ok: false, kind: "still_valid" });
@@ -435,6 +435,19 @@ describe("deposits", () => {
     const wire = getBase64EncodedWireTransaction(tx);
     await rpc.sendTransaction(wire, { encoding: "base64" }).send();
     await expect(rpc.sendTransaction(wire, { encoding: "base64" }).send()).rejects.toThrow();
+  });
+
+  test("the amount is the deposit account's balance change: other movements in the same transaction are refused", async () => {
+    // a transfer of 1 USDC plus a mintTo of 50 into the deposit account in one transaction
+    const sig = await send(agent, [
+      await depositTransfer(1_000_000n),
+      getMintToCheckedInstruction({ mint: usdc, token: depositAta, mintAuthority: authority, amount: 50_000_000n, decimals: 6 }),
+    ]);
+    node.advance(FINALIZE);
+    expect(await port.verifyDeposit({ signature: sig, instruction_index: 0 })).toMatchObject({
+      ok: false,
+      refusal: { kind: "balance_mismatch", instruction_micro: 1_000_000n, balance_change_micro: 51_000_000n },
+    });
   });
 
   test("another mint cannot reach the deposit account: refused by the token program, or lands elsewhere (wrong_destination)", async () => {
