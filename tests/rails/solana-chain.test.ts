@@ -9,7 +9,7 @@
  * A blockhash is valid for 150 blocks after it is issued, as on mainnet.
  */
 import { generateKeyPairSync } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -214,6 +214,11 @@ describe("payouts", () => {
 
     expect(await port.sendPayout(p)).toEqual({ ok: true, signature: p.signature, outcome: "accepted" });
     expect(await port.sendPayout(p)).toEqual({ ok: true, signature: p.signature, outcome: "already_processed" });
+    // the adapter "restarts": a new port reads the record back and sends the recorded bytes again
+    const restarted = await connectSolanaChain(loadSolanaRailConfig(envFor()), hotBytes);
+    const record = JSON.parse(await readFile(recordFile, "utf8")) as { signature: Signature; wire: SignedPayout["wire_transaction"] };
+    expect(await restarted.getSignatureFate({ signature: record.signature, last_valid_block_height: p.last_valid_block_height })).toMatchObject({ kind: "landed" });
+    expect(await restarted.sendPayout({ signature: record.signature, wire_transaction: record.wire })).toMatchObject({ ok: true, outcome: "already_processed" });
     expect(node.landedCount()).toBe(landedBefore + 1);
     expect(await tokenBalance(p.destination)).toBe(12_340_000n);
     expect(await tokenBalance(port.hot_token_account)).toBe(hotBefore - 12_340_000n);
