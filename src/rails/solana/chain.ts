@@ -24,6 +24,7 @@ import {
   createTransactionMessage,
   getBase58Encoder,
   getBase64EncodedWireTransaction,
+  getCompiledTransactionMessageDecoder,
   getSignatureFromTransaction,
   getUtf8Encoder,
   pipe,
@@ -35,6 +36,7 @@ import {
   type Blockhash,
   type Commitment,
   type Instruction,
+  type ReadonlyUint8Array,
   type KeyPairSigner,
   type Rpc,
   type Signature,
@@ -231,7 +233,7 @@ interface DecodedTransfer {
   amount: bigint;
 }
 
-function decodeTokenTransfer(keys: readonly Address[], accounts: readonly number[], data: Uint8Array): DecodedTransfer | null {
+function decodeTokenTransfer(keys: readonly Address[], accounts: readonly number[], data: ReadonlyUint8Array): DecodedTransfer | null {
   const at = (i: number): Address | null => {
     const k = accounts[i];
     return k === undefined ? null : (keys[k] ?? null);
@@ -447,6 +449,7 @@ export async function signPayout(
     (m) => appendTransactionMessageInstructions(instructions, m),
     (m) => signTransactionMessageWithSigners(m),
   );
+  assertPayoutMessage(tx.messageBytes, deps, req, dest.destination);
   return {
     ok: true,
     signed: {
@@ -462,6 +465,30 @@ export async function signPayout(
       fee_lamports: LAMPORTS_PER_SIGNATURE,
     },
   };
+}
+
+/**
+ * Invariant: the bytes handed out for recording say exactly what was asked: fee payer = hot
+ * wallet, exactly one SPL Token instruction, a TransferChecked of `amount_micro` of the USDC mint
+ * from the hot wallet's ATA to `destination`, signed by the hot wallet. Throws otherwise.
+ */
+function assertPayoutMessage(messageBytes: ReadonlyUint8Array, deps: SolanaChainDeps, req: PayoutRequest, destination: Address): void {
+  const msg = getCompiledTransactionMessageDecoder().decode(messageBytes);
+  if (!("instructions" in msg)) throw new Error("signPayout: unexpected transaction message version");
+  const keys = msg.staticAccounts;
+  const token = msg.instructions.filter((i) => keys[i.programAddressIndex] === TOKEN_PROGRAM_ADDRESS);
+  const t = token.length === 1 && token[0] ? decodeTokenTransfer(keys, [...(token[0].accountIndices ?? [])], token[0].data ?? new Uint8Array()) : null;
+  if (
+    keys[0] !== deps.signer.address ||
+    !t ||
+    t.mint !== deps.config.usdc_mint ||
+    t.source !== deps.hot_token_account ||
+    t.destination !== destination ||
+    t.authority !== deps.signer.address ||
+    t.amount !== req.amount_micro
+  ) {
+    throw new Error(`signPayout: the signed transaction does not match the request (payout ${req.payout_id}, to ${destination})`);
+  }
 }
 
 async function rentOfTokenAccount(deps: SolanaChainDeps): Promise<bigint> {
