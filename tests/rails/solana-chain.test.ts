@@ -471,6 +471,30 @@ describe("deposits", () => {
     expect(await tokenBalance(depositAta)).toBe(before);
   });
 
+  test("scan: deposits since the cursor, verified, once final; a rescan from the new cursor finds nothing again", async () => {
+    const { cursor: start } = await port.scanDeposits(null); // everything before this test
+    const a = await send(agent, [await depositTransfer(11_000_000n)]);
+    await send(agent, [await depositTransfer(10n ** 15n)], { skipPreflight: true }); // failed: skipped
+    const b = await send(agent, [await depositTransfer(12_000_000n), await depositTransfer(13_000_000n)]);
+    node.advance(1);
+    expect(await port.scanDeposits(start)).toEqual({ cursor: start, deposits: [], refused: [] }); // confirmed only
+    node.advance(FINALIZE);
+    const scan = await port.scanDeposits(start);
+    expect(scan.deposits.map((d) => [d.signature, d.instruction_index, d.amount_micro, d.source_owner])).toEqual([
+      [a, 0, 11_000_000n, agent.address],
+      [b, 0, 12_000_000n, agent.address],
+      [b, 1, 13_000_000n, agent.address],
+    ]);
+    expect(scan.refused).toEqual([]);
+    expect(scan.cursor).not.toBe(start);
+    expect(await port.scanDeposits(scan.cursor)).toEqual({ cursor: scan.cursor, deposits: [], refused: [] });
+    const c = await send(agent, [await depositTransfer(14_000_000n)]);
+    node.advance(FINALIZE);
+    const next = await port.scanDeposits(scan.cursor);
+    expect(next.deposits.map((d) => [d.signature, d.amount_micro])).toEqual([[c, 14_000_000n]]);
+    expect(next.cursor).toBe(c);
+  });
+
   test("inner (CPI) transfers into the deposit account are refused: the ATA program's RecoverNested", async () => {
     // Someone sent USDC to an ATA owned by the deposit ATA (a "nested" ATA); the deposit owner
     // recovers it, and the ATA program moves it into the deposit account by CPI.

@@ -23,7 +23,7 @@
  *
  * Methods: getSlot, getBlockHeight, getLatestBlockhash, isBlockhashValid, getBalance,
  * getAccountInfo (base64), getTokenAccountBalance, getMinimumBalanceForRentExemption,
- * sendTransaction (base64), getSignatureStatuses, getTransaction (json). Pre/post token
+ * sendTransaction (base64), getSignatureStatuses, getSignaturesForAddress, getTransaction (json). Pre/post token
  * balances and inner instructions in getTransaction are computed here from LiteSVM's accounts
  * and its inner-instruction record.
  *
@@ -121,7 +121,7 @@ export async function startLiteSvmRpc(opts: { finalize_depth?: number } = {}): P
   svm.warpToSlot(slot);
   const issued = new Map<string, bigint>(); // blockhash -> block height it was issued at
   issued.set(svm.latestBlockhash(), slot);
-  const landed = new Map<string, Landed>();
+  const landed = new Map<string, Landed>(); // in landing order
   const b58 = getBase58Decoder();
   const b64out = getBase64Decoder();
   const ctx = () => ({ slot: Number(slot) });
@@ -228,6 +228,26 @@ export async function startLiteSvmRpc(opts: { finalize_depth?: number } = {}): P
         return { slot: Number(t.slot), confirmations: level === "finalized" ? null : Number(depthOf(t)), err: t.err, confirmationStatus: level, status: statusOf(t) };
       }),
     }),
+    getSignaturesForAddress: ([addr, cfg]) => {
+      const c = (cfg ?? {}) as { limit?: number; before?: string; until?: string };
+      const want = commitmentOf(cfg);
+      if (want === "processed") throw rpcError(-32602, "Invalid params: processed commitment is not supported");
+      const limit = Math.min(c.limit ?? 1000, 1000);
+      const newestFirst = [...landed.entries()].reverse().filter(([, t]) => getCompiledTransactionMessageDecoder().decode(t.wire.messageBytes).staticAccounts.includes(address(String(addr))));
+      const out: Json[] = [];
+      let started = c.before === undefined;
+      for (const [sig, t] of newestFirst) {
+        if (!started) {
+          if (sig === c.before) started = true;
+          continue;
+        }
+        if (sig === c.until) break;
+        if (rank[levelOf(t)] < rank[want]) continue;
+        out.push({ signature: sig, slot: Number(t.slot), err: t.err, memo: null, blockTime: null, confirmationStatus: levelOf(t) });
+        if (out.length >= limit) break;
+      }
+      return out;
+    },
     getTransaction: ([sig, cfg]) => {
       const t = landed.get(String(sig));
       const want = commitmentOf(cfg);

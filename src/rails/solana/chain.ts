@@ -374,6 +374,67 @@ export async function verifyDeposit(
   return { ok: true, deposit };
 }
 
+/** Upper bounds of one scan: signatures per RPC page, and pages per call (100k signatures). */
+export const SCAN_PAGE_LIMIT = 1_000;
+export const SCAN_MAX_PAGES = 100;
+
+export interface DepositScan {
+  /** The newest signature listed: persist it, pass it to the next scan (null: nothing seen yet). */
+  readonly cursor: Signature | null;
+  /** Verified deposits, oldest first, each at SOLANA_DEPOSIT_COMMITMENT. */
+  readonly deposits: readonly DepositFacts[];
+  /** Top-level transfers into the deposit account that verifyDeposit refused (record them). */
+  readonly refused: readonly { signature: Signature; instruction_index: number; refusal: DepositRefusal }[];
+}
+
+/**
+ * Find deposits since `cursor`: the deposit token account's signatures at
+ * SOLANA_DEPOSIT_COMMITMENT (`getSignaturesForAddress`, newest first, paged back to the cursor),
+ * examined oldest first; every top-level SPL Token transfer into the deposit account goes through
+ * `verifyDeposit`. Failed transactions are skipped (nothing moved). Throws when more than
+ * SCAN_MAX_PAGES × SCAN_PAGE_LIMIT signatures are newer than the cursor (an operator must look:
+ * the adapter was down for very long, or the cursor is wrong). The daemon keys deposits by
+ * (signature, instruction index), so scanning a range twice credits nothing twice.
+ */
+export async function scanDeposits(deps: SolanaChainDeps, cursor: Signature | null): Promise<DepositScan> {
+  const commitment = deps.config.deposit_commitment;
+  const newestFirst: Signature[] = [];
+  let newest: Signature | null = null;
+  let before: Signature | undefined;
+  for (let page = 0; ; page++) {
+    if (page >= SCAN_MAX_PAGES) {
+      throw new Error(`scanDeposits: more than ${SCAN_MAX_PAGES * SCAN_PAGE_LIMIT} signatures of ${deps.deposit_token_account} are newer than cursor ${cursor ?? "(none)"}`);
+    }
+    const got = await deps.rpc
+      .getSignaturesForAddress(deps.deposit_token_account, { commitment, limit: SCAN_PAGE_LIMIT, ...(before ? { before } : {}), ...(cursor ? { until: cursor } : {}) })
+      .send();
+    newest ??= got[0]?.signature ?? null;
+    for (const s of got) if (s.err === null) newestFirst.push(s.signature);
+    const last = got.at(-1);
+    if (got.length < SCAN_PAGE_LIMIT || !last) break;
+    before = last.signature;
+  }
+  const deposits: DepositFacts[] = [];
+  const refused: { signature: Signature; instruction_index: number; refusal: DepositRefusal }[] = [];
+  const b58 = getBase58Encoder();
+  for (const signature of [...newestFirst].reverse()) {
+    const tx = await deps.rpc.getTransaction(signature, { commitment, encoding: "json", maxSupportedTransactionVersion: 0 }).send();
+    if (!tx) throw new Error(`scanDeposits: ${signature} was listed at ${commitment} but getTransaction returned nothing`);
+    const keys: Address[] = [...tx.transaction.message.accountKeys, ...(tx.meta?.loadedAddresses?.writable ?? []), ...(tx.meta?.loadedAddresses?.readonly ?? [])];
+    const indexes = tx.transaction.message.instructions.flatMap((ix, i) => {
+      if (keys[Number(ix.programIdIndex)] !== TOKEN_PROGRAM_ADDRESS) return [];
+      const t = decodeTokenTransfer(keys, ix.accounts.map(Number), b58.encode(ix.data));
+      return t?.destination === deps.deposit_token_account ? [i] : [];
+    });
+    for (const instruction_index of indexes) {
+      const v = await verifyDeposit(deps, { signature, instruction_index });
+      if (v.ok) deposits.push(v.deposit);
+      else refused.push({ signature, instruction_index, refusal: v.refusal });
+    }
+  }
+  return { cursor: newest ?? cursor, deposits, refused };
+}
+
 // ---- payouts ----------------------------------------------------------------------------
 
 const PAYOUT_ID = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -650,6 +711,7 @@ export interface SolanaChain {
   readonly hot_token_account: Address;
   readonly deposit_token_account: Address;
   verifyDeposit(req: { signature: Signature; instruction_index: number; claimed?: DepositClaim }): Promise<DepositVerification>;
+  scanDeposits(cursor: Signature | null): Promise<DepositScan>;
   signPayout(req: PayoutRequest): Promise<{ ok: true; signed: SignedPayout } | PayoutRefusal>;
   sendPayout(signed: Pick<SignedPayout, "wire_transaction" | "signature">): Promise<SendResult>;
   getSignatureFate(req: { signature: Signature; last_valid_block_height: bigint }): Promise<SignatureFate>;
@@ -698,6 +760,7 @@ export async function connectSolanaChain(config: SolanaRailConfig, keypair: Uint
     hot_token_account: deps.hot_token_account,
     deposit_token_account,
     verifyDeposit: (req) => verifyDeposit(deps, req),
+    scanDeposits: (cursor) => scanDeposits(deps, cursor),
     signPayout: (req) => signPayout(deps, req),
     sendPayout: (signed) => sendPayout(deps, signed),
     getSignatureFate: (req) => getSignatureFate(deps, req),
