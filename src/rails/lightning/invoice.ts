@@ -15,6 +15,9 @@ import type { LightningNetwork } from "./config.js";
 /** Longest payment request accepted (characters). BOLT11 sets none; real ones are < 2 KiB. */
 export const PAYMENT_REQUEST_MAX_CHARS = 4_096;
 
+/** Expiry of an invoice that names none (BOLT11 `x` field default), seconds. */
+export const BOLT11_DEFAULT_EXPIRY_S = 3_600;
+
 /** Bech32 currency prefix of each network's invoices (BOLT11 §Human-Readable Part). */
 export const INVOICE_PREFIX: Readonly<Record<LightningNetwork, string>> = {
   mainnet: "bc",
@@ -112,10 +115,11 @@ export function checkPayoutInvoice(payment_request: string, expect: InvoiceExpec
     return refuse("amount_mismatch", `invoice asks for ${amount_msat} msat but the quote is ${expect.amount_msat} msat`);
   }
   const timestamp_s = decoded.timestamp;
-  const expires_at_s = decoded.timeExpireDate;
-  if (timestamp_s === undefined || expires_at_s === undefined || decoded.payeeNodeKey === undefined) {
+  if (timestamp_s === undefined || decoded.payeeNodeKey === undefined) {
     return refuse("malformed", "invoice lacks a timestamp or a signature");
   }
+  // BOLT11: without an `x` (expiry) field the invoice expires 3600 s after its timestamp.
+  const expires_at_s = timestamp_s + (decoded.tagsObject.expire_time ?? BOLT11_DEFAULT_EXPIRY_S);
   if (expires_at_s <= expect.now_s) {
     return refuse("expired", `invoice expired at ${new Date(expires_at_s * 1000).toISOString()} (now ${new Date(expect.now_s * 1000).toISOString()})`);
   }
