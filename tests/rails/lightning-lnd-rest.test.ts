@@ -183,6 +183,49 @@ describe("payout", () => {
     expect((await b.lookupInvoice(inv.payment_hash_hex))?.state).toBe("OPEN");
   });
 
+  test("a payment still in flight when the adapter lost its stream is tracked, never sent again, and settles once", async () => {
+    const amount_msat = 3_000_000n;
+    const inv = await b.addInvoice({ value_msat: amount_msat, memo: "in flight", expiry_s: 3600 });
+    const before = { a: pair.outboundMsat(pair.a), b: pair.outboundMsat(pair.b) };
+    pair.b.holding = true; // the recipient holds the HTLC: the payment stays in flight
+    const first = await a.payInvoiceOnce({ payment_request: inv.payment_request, amount_msat, now_s: now_s() });
+    expect(first).toMatchObject({ kind: "in_flight", already: false });
+    expect(pair.outboundMsat(pair.a)).toBe(before.a - amount_msat); // locked in the HTLC
+    const sends = lndA.calls.get("POST /v2/router/send");
+
+    // The adapter restarts and asks again, twice: the node's state is reported, nothing is sent.
+    for (let i = 0; i < 2; i++) {
+      expect(await a.payInvoiceOnce({ payment_request: inv.payment_request, amount_msat, now_s: now_s() })).toMatchObject({ kind: "in_flight", already: true });
+    }
+    expect(lndA.calls.get("POST /v2/router/send")).toBe(sends);
+    expect((await b.lookupInvoice(inv.payment_hash_hex))?.state).toBe("OPEN");
+
+    pair.releaseHeld(pair.b, "claim");
+    const done = await a.trackPayment(inv.payment_hash_hex);
+    expect(done?.status).toBe("succeeded");
+    const after = await a.payInvoiceOnce({ payment_request: inv.payment_request, amount_msat, now_s: now_s() });
+    expect(after).toMatchObject({ kind: "succeeded", already: true });
+    expect(after.kind === "succeeded" && sha256hex(after.preimage_hex)).toBe(inv.payment_hash_hex);
+    expect(pair.outboundMsat(pair.a)).toBe(before.a - amount_msat);
+    expect(pair.outboundMsat(pair.b)).toBe(before.b + amount_msat);
+    expect(lndA.calls.get("POST /v2/router/send")).toBe(sends);
+  });
+
+  test("an in-flight payment the recipient fails back ends failed, the money back on our side", async () => {
+    const amount_msat = 4_000_000n;
+    const inv = await b.addInvoice({ value_msat: amount_msat, memo: "failed back", expiry_s: 3600 });
+    const before = pair.outboundMsat(pair.a);
+    pair.b.holding = true;
+    expect(await a.payInvoiceOnce({ payment_request: inv.payment_request, amount_msat, now_s: now_s() })).toMatchObject({ kind: "in_flight" });
+    pair.releaseHeld(pair.b, "fail");
+    expect(await a.payInvoiceOnce({ payment_request: inv.payment_request, amount_msat, now_s: now_s() })).toMatchObject({
+      kind: "failed",
+      failure: "incorrect_payment_details",
+      already: true,
+    });
+    expect(pair.outboundMsat(pair.a)).toBe(before);
+  });
+
   test("a hash the node never saw tracks as null; an unknown invoice looks up as null", async () => {
     const h = randomBytes(32).toString("hex");
     expect(await a.trackPayment(h)).toBeNull();

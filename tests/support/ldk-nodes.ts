@@ -78,6 +78,10 @@ export interface LdkNode {
   readonly payments: Map<string, OutgoingPayment>;
   /** Raw LDK events not yet taken by the harness. */
   events: ldk.Event[];
+  /** While true, incoming payments are held (HTLC locked, neither claimed nor failed): "in flight". */
+  holding: boolean;
+  /** Preimages (or, when unknown, hashes) of payments held while `holding`. */
+  readonly held: { payment_hash: Uint8Array; preimage: Uint8Array | null }[];
 }
 
 interface Wire {
@@ -247,6 +251,16 @@ export class LdkPair {
     return payment;
   }
 
+  /** Settle every payment `n` holds: claim it (`claim`) or fail it back; stop holding. */
+  releaseHeld(n: LdkNode, action: "claim" | "fail"): void {
+    n.holding = false;
+    for (const h of n.held.splice(0)) {
+      if (action === "claim" && h.preimage) n.chan_man.claim_funds(h.preimage);
+      else n.chan_man.fail_htlc_backwards(h.payment_hash);
+    }
+    this.pump();
+  }
+
   /** Run the network until quiet: deliver bytes, process events, run deferred actions. */
   pump(): void {
     for (let round = 0; round < PUMP_ROUNDS_MAX; round++) {
@@ -341,6 +355,8 @@ export class LdkPair {
       invoices: new Map(),
       payments: new Map(),
       events: [],
+      holding: false,
+      held: [],
     };
     this.nodes.push(node);
     return node;
@@ -404,7 +420,8 @@ export class LdkPair {
       this.deferred.push(() => n.chan_man.process_pending_htlc_forwards());
     } else if (e instanceof ldk.Event_PaymentClaimable) {
       const pre = e.purpose.preimage();
-      if (pre instanceof ldk.Option_ThirtyTwoBytesZ_Some) this.deferred.push(() => n.chan_man.claim_funds(pre.some));
+      if (n.holding) n.held.push({ payment_hash: e.payment_hash, preimage: pre instanceof ldk.Option_ThirtyTwoBytesZ_Some ? pre.some : null });
+      else if (pre instanceof ldk.Option_ThirtyTwoBytesZ_Some) this.deferred.push(() => n.chan_man.claim_funds(pre.some));
       else this.deferred.push(() => n.chan_man.fail_htlc_backwards(e.payment_hash));
     } else if (e instanceof ldk.Event_PaymentClaimed) {
       const inv = n.invoices.get(hex(e.payment_hash));
