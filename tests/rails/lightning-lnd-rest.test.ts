@@ -77,6 +77,7 @@ describe("connect", () => {
     const err = await client(lndA, join(dir, "wrong.macaroon")).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LndRestError);
     expect((err as LndRestError).message).toMatch(/verification failed/);
+    expect((err as LndRestError).kind).toBe("unauthenticated");
   });
 });
 

@@ -39,6 +39,8 @@ export const STREAM_UPDATES_MAX = 10_000;
 const GRPC_NOT_FOUND = 5;
 const GRPC_ALREADY_EXISTS = 6;
 const GRPC_UNAUTHENTICATED = 16;
+/** LND refuses a bad or missing macaroon with gRPC code 2 (UNKNOWN) and one of these messages. */
+const MACAROON_REFUSED = /verification failed|macaroon/i;
 
 export type LndErrorKind = "unauthenticated" | "not_found" | "already_exists" | "rejected" | "unavailable" | "protocol";
 
@@ -173,7 +175,7 @@ function lndErrorFrom(http_status: number | undefined, body: unknown): LndRestEr
       ? "not_found"
       : code === GRPC_ALREADY_EXISTS || http_status === 409
         ? "already_exists"
-        : code === GRPC_UNAUTHENTICATED || http_status === 401 || http_status === 403
+        : code === GRPC_UNAUTHENTICATED || http_status === 401 || http_status === 403 || MACAROON_REFUSED.test(message)
           ? "unauthenticated"
           : http_status !== undefined && http_status >= 500 && code === undefined
             ? "unavailable"
