@@ -93,12 +93,6 @@ interface Wire {
   sb: ldk.SocketDescriptor;
 }
 
-/** Result of {@link LdkPair.pay}: the state the payment reached after the network settled. */
-export type PayOutcome =
-  | { status: "SUCCEEDED"; preimage_hex: string; fee_msat: bigint }
-  | { status: "FAILED"; failure: string }
-  | { status: "IN_FLIGHT" };
-
 /**
  * Two connected nodes with one funded, confirmed channel from `a` to `b`. `a` is the daemon's
  * node (payouts go out from it, deposits come in to it); `b` is everyone else.

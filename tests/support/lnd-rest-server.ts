@@ -15,6 +15,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import bolt11 from "bolt11";
 import type { LdkNode, LdkPair, OutgoingPayment } from "./ldk-nodes.js";
 
 const BODY_MAX_BYTES = 64 * 1024;
@@ -162,7 +163,6 @@ export async function startLndStandIn(pair: LdkPair, node: LdkNode, macaroon_hex
       res.writeHead(200, { "content-type": "application/json" });
       let hash_hex: string;
       try {
-        const { default: bolt11 } = await import("bolt11");
         hash_hex = String(bolt11.decode(pr).tagsObject.payment_hash);
       } catch (e) {
         streamLine(res, { error: grpcErr(2, `invalid payment request: ${(e as Error).message}`, 500) });
