@@ -3,7 +3,8 @@
  * (0..2^63-1, common.proto), enforced inside the ledger (docs/adr/0055-issuance-limit.md).
  *
  * Pure: no I/O. Every transfer that brings money INTO ledger 1 (a deposit from a rail or the
- * platform operator, a postpaid credit line grant or increase) is submitted in one linked chain
+ * platform operator, a postpaid credit line grant or increase, a soft-mode overrun charged as
+ * debt in the Doff chain) is submitted in one linked chain
  * with an `issuance_limit` transfer of the same amount on its own ledger, from a control account
  * (`debits_must_not_exceed_credits`) that was funded once with 2^63-1. The ledger therefore
  * refuses, atomically and whatever the number of daemons, the issuance that would take the total
