@@ -1,7 +1,7 @@
 import { ConfigError, loadConfig, type Config } from "../config.js";
 
 /**
- * A `masques-ledger <name>` subcommand of the daemon binary (serve, stream, reconcile, token). Each
+ * A `masques-ledger <name>` subcommand of the daemon binary (serve, stream, reconcile, token, keys). Each
  * lives in src/cli/commands/<name>.ts and is listed in src/cli/commands/index.ts. The shape and
  * the exit codes are the client package's (clients/cli/command.ts): 0 ok, 1 user error, 2 usage
  * error, 3 outage.

@@ -1,6 +1,6 @@
 /**
  * `masques-ledger <command> [flags]`: the daemon binary. Dispatches to the subcommands listed in
- * src/cli/commands/index.ts (serve, stream, reconcile, token). Returns the exit code (see
+ * src/cli/commands/index.ts (serve, stream, reconcile, token, keys). Returns the exit code (see
  * src/cli/command.ts). The plugin-facing commands are the client package's `masques-ledger-client`.
  */
 import { readFileSync } from "node:fs";

@@ -3,7 +3,8 @@
  * (0..2^63-1, common.proto), enforced inside the ledger (docs/adr/0055-issuance-limit.md).
  *
  * Pure: no I/O. Every transfer that brings money INTO ledger 1 (a deposit from a rail or the
- * platform operator, a postpaid credit line grant or increase) is submitted in one linked chain
+ * platform operator, a postpaid credit line grant or increase, a soft-mode overrun charged as
+ * debt in the Doff chain) is submitted in one linked chain
  * with an `issuance_limit` transfer of the same amount on its own ledger, from a control account
  * (`debits_must_not_exceed_credits`) that was funded once with 2^63-1. The ledger therefore
  * refuses, atomically and whatever the number of daemons, the issuance that would take the total
@@ -22,6 +23,7 @@ import { AMOUNT_MAX_MICRO, type Balances } from "./accounts.js";
 import { AccountCode, Ledger, TransferCode } from "./codes.js";
 import { deterministicId, idToHex } from "./ids.js";
 import { newAccount, newTransfer } from "./records.js";
+import { splitRevenue, type Settlement } from "./split.js";
 
 /** The most micro-USD that can ever be issued into ledger 1: the API's amount range (int64 max). */
 export const ISSUANCE_LIMIT_MICRO = AMOUNT_MAX_MICRO;
@@ -82,7 +84,7 @@ export function withIssuanceLimit(issuing: Transfer): Transfer[] {
 
 /**
  * The limit transfer for `issuing` alone, for plans that issue inside a longer linked chain (a
- * soft-mode overrun recorded as debt is one: ADR 0055, known gap). Place it right after the
+ * soft-mode overrun recorded as debt: `planDoff`, ADR 0055). Place it right after the
  * issuing event; `linked` as the rest of the chain requires. The control account must have been
  * funded before the first such chain (`issuanceLimitFunding`), or the limit transfer fails and
  * its id is `id_already_failed` for good.
@@ -143,4 +145,30 @@ export function issuanceLimitRule(headroomMicro: bigint): string {
     `would take the micro-USD ever issued into the ledger past ${ISSUANCE_LIMIT_MICRO}, the largest amount the API ` +
     `can represent; at most ${headroomMicro < 0n ? 0n : headroomMicro} can still be issued`
   );
+}
+
+/**
+ * A soft-mode settlement whose overrun debt (agent debt -> escrow, an issuance) fits the
+ * issuance limit's remaining `headroom_micro`: the debt is at most the headroom, the overrun
+ * beyond it is unbilled (nobody is charged for it, like a live-mode overrun above the hold), and
+ * the author / platform split is taken on what is charged (posted + debt), so
+ * author + platform + refund = hold + debt still holds. A Doff is never refused for the limit: the
+ * usage happened (ADR 0034, ADR 0055). Returns `s` itself when the debt fits.
+ * `fee_bps`: the platform fee the settlement was priced with (0..10000).
+ */
+export function capDebtAtIssuanceHeadroom(s: Settlement, headroom_micro: bigint, fee_bps: number): Settlement {
+  const room = headroom_micro > 0n ? headroom_micro : 0n;
+  if (s.debt_micro <= room) return s;
+  const moved = splitRevenue(s.posted_micro + room, BigInt(fee_bps));
+  const capped: Settlement = {
+    ...s,
+    debt_micro: room,
+    unbilled_micro: s.unbilled_micro + (s.debt_micro - room),
+    author_micro: moved.author_micro,
+    platform_micro: moved.platform_micro,
+  };
+  if (capped.author_micro + capped.platform_micro + capped.refund_micro !== capped.hold_micro + capped.debt_micro) {
+    throw new Error("capped settlement is not zero-sum on the escrow");
+  }
+  return capped;
 }

@@ -12,6 +12,7 @@ import { accrue, type BillingMode, type PriceBook, type UsageTotals } from "./pr
 import { settle, type Settlement } from "./split.js";
 import { usageSinkId } from "./accounts.js";
 import { newAccount, newTransfer } from "./records.js";
+import { issuanceLimitTransfer } from "./balance-bounds.js";
 
 // ---- session ids -------------------------------------------------------------------------------
 
@@ -345,7 +346,7 @@ export interface DoffInput {
 /**
  * Doff = ONE linked chain, all or nothing and zero-sum on the escrow:
  *   post pending (hold -> price; the rest returns to the agent)
- *   [soft overrun: agent debt -> escrow]
+ *   [soft overrun: agent debt -> escrow, then its issuance-limit transfer on ledger 90 (ADR 0055)]
  *   escrow -> author earnings (author share)
  *   escrow -> platform revenue (platform fee)
  */
@@ -363,7 +364,7 @@ export function planDoff(ids: SessionAccountIds, d: DoffInput): Transfer[] {
     },
   ];
   if (s.debt_micro > 0n) {
-    chain.push({
+    const debt: Transfer = {
       ...blank(),
       id: t.debt,
       debit_account_id: ids.agentDebt(d.agent_id),
@@ -374,7 +375,10 @@ export function planDoff(ids: SessionAccountIds, d: DoffInput): Transfer[] {
       user_data_32: REASON_CODE[d.reason],
       ledger: Ledger.usd_micro,
       code: TransferCode.session_overrun_debt,
-    });
+    };
+    // The debt brings money into ledger 1: it counts against the issuance limit (ADR 0055), in
+    // the same chain, so the ledger refuses the chain rather than pass 2^63-1.
+    chain.push(debt, issuanceLimitTransfer(debt, { linked: true }));
   }
   chain.push(
     {

@@ -8,7 +8,7 @@ import { RAIL_NAMES } from "../domain/codes.js";
 import { startupPlatformAccounts } from "../domain/accounts.js";
 import { idToHex } from "../domain/ids.js";
 import { defineService, type DaemonContext, type ServiceRegistration } from "../server/registry.js";
-import { createAccountService } from "./accounts/account-service.js";
+import { createAccountService, provisionIssuanceLimit } from "./accounts/account-service.js";
 import { sessionServiceRegistration } from "./sessions/service.js";
 import { adminServiceRegistration } from "./admin/service.js";
 
@@ -22,7 +22,9 @@ export function createServices(ctx: DaemonContext): ServiceRegistration[] {
 
 /**
  * Before the listeners accept calls: create every platform account (revenue, escrow, credit
- * issuer, operator, per-rail inbound/outbound, usage sinks). Idempotent: on every later start the
+ * issuer, operator, per-rail inbound/outbound, usage sinks) and provision the issuance limit (its
+ * accounts and one-time funding, ADR 0055), so neither a deposit nor a soft-mode Doff's debt ever
+ * meets an unfunded limit. Idempotent: on every later start the
  * ledger answers `exists`. Any other answer (e.g. an account that exists with different flags)
  * means the ledger and this build disagree, and the daemon refuses to start.
  */
@@ -37,5 +39,6 @@ export async function onStart(ctx: DaemonContext): Promise<void> {
     throw new Error(`creating platform accounts failed: ${what.join(", ") || "result count mismatch"}`);
   }
   const created = results.filter((r) => r.status === CreateAccountStatus.created).length;
+  await provisionIssuanceLimit(ctx.ledger);
   ctx.log.info({ created, total: accounts.length }, "platform accounts ready");
 }

@@ -31,7 +31,7 @@ describe("the daemon and client binaries", () => {
     for (const c of ["don", "usage", "heartbeat", "doff", "cancel", "balance", "sessions", "earnings", "deposit"]) expect(clientHelp.stdout).toMatch(new RegExp(`^  ${c} `, "m"));
     expect(clientHelp.stdout).not.toMatch(/^ {2}(serve|stream|reconcile|token) /m);
     expect(daemonHelp.code).toBe(0);
-    for (const c of ["serve", "stream", "reconcile", "token"]) expect(daemonHelp.stdout).toMatch(new RegExp(`^  ${c} `, "m"));
+    for (const c of ["serve", "stream", "reconcile", "token", "keys"]) expect(daemonHelp.stdout).toMatch(new RegExp(`^  ${c} `, "m"));
     expect(daemonHelp.stdout).not.toMatch(/^ {2}(don|usage|heartbeat|doff) /m);
     expect(donOnDaemon.code).toBe(2);
     expect(donOnDaemon.stderr).toContain("run `masques-ledger-client don`");

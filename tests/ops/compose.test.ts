@@ -4,7 +4,8 @@
  * - TigerBeetle is the upstream image as published, at the version of tigerbeetle-node, and the
  *   server keeps the image's entrypoint (which runs it under an init process);
  * - one non-zero cluster id everywhere (format, health check, daemon), default and overridden;
- * - the stack creates the daemon's keys itself (a one-shot sharing the daemon's volume), and
+ * - the stack creates the daemon's keys itself (a one-shot running `masques-ledger keys init`, a
+ *   registered subcommand of the daemon binary, sharing the daemon's volume), and
  *   nothing is mounted from the host, so `docker compose up` needs no Node.js on the host;
  * - the daemon's image leaves out chDB (a Dockerfile target that uninstalls it) since a ClickHouse
  *   server is used;
@@ -16,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { devKeyDir } from "../../src/server/auth.js";
+import { commands } from "../../src/cli/commands/index.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const read = (f: string) => readFileSync(path.join(ROOT, f), "utf8");
@@ -105,7 +107,9 @@ describe("docker-compose.yml", () => {
     const keys = c.services["keys"]!;
     expect(keys.restart).toBe("no");
     expect(keys.ports).toBeUndefined();
-    expect(args(keys)).toMatch(/masques-ledger\.js token /);
+    // `token` never creates keys (issue 12): the one-shot runs the daemon binary's `keys init`
+    expect(args(keys)).toBe("node bin/masques-ledger.js keys init");
+    expect(commands.map((cmd) => cmd.name)).toContain("keys");
     expect(keys.environment!["MASQUES_DATA_DIR"]).toBe(env["MASQUES_DATA_DIR"]);
     const volumeAt = (s: Service, dir: string) => s.volumes?.find((v) => v.endsWith(`:${dir}`))?.split(":")[0];
     expect(volumeAt(keys, env["MASQUES_DATA_DIR"]!)).toBeDefined();

@@ -7,6 +7,8 @@ import { describe, expect, it } from "vitest";
 import { CatalogError, loadCatalog, parseMasque, PriceBookRegistry } from "../../src/domain/catalog.js";
 import { reapMarginNs } from "../../src/services/sessions/reaper.js";
 import { deterministicId } from "../../src/domain/ids.js";
+import { issuanceLimitTransferId } from "../../src/domain/balance-bounds.js";
+import { Ledger } from "../../src/domain/codes.js";
 import {
   decodeHoldTag,
   encodeHoldTag,
@@ -161,9 +163,13 @@ describe("session plans", () => {
     expect(doff.map((t) => t.id)).toEqual([
       sessionTransferIds(sid).post,
       sessionTransferIds(sid).debt,
+      issuanceLimitTransferId(sessionTransferIds(sid).debt),
       sessionTransferIds(sid).author,
       sessionTransferIds(sid).platform,
     ]);
+    // the debt is an issuance (ADR 0055): the limit transfer of the same amount, linked, right after it
+    expect(doff[2]).toMatchObject({ ledger: Ledger.issuance_limit, amount: 10_000n, user_data_128: sessionTransferIds(sid).debt });
+    expect(doff.slice(0, -1).every((t) => (t.flags & TransferFlags.linked) !== 0)).toBe(true);
     const a = planUsage(ids, { session_id: sid, agent_id: "ag", seq: 5n, input_tokens: 1n, output_tokens: 1n, tool_calls: 1n });
     const b = planUsage(ids, { session_id: sid, agent_id: "ag", seq: 5n, input_tokens: 1n, output_tokens: 1n, tool_calls: 1n });
     expect(a.map((t) => t.id)).toEqual(b.map((t) => t.id));

@@ -9,6 +9,7 @@ import { deterministicId } from "../../src/domain/ids.js";
 import { priceBookFromText, type BillingMode } from "../../src/domain/pricing.js";
 import { planCancel, planDoff, planDon, planHeartbeat, planUsage, priceSession, sessionMeterAccounts, type SessionAccountIds } from "../../src/domain/sessions.js";
 import { sessionAccountIds, usageMeterId } from "../../src/domain/session-accounts.js";
+import { provisionIssuanceLimit } from "../../src/services/accounts/account-service.js";
 import { account, CREATED } from "./support.js";
 
 export const ids: SessionAccountIds = sessionAccountIds;
@@ -39,6 +40,8 @@ export async function createSessionAccounts(client: Client, agent: string, autho
   ];
   // one by one: `exists` on a re-run is fine
   for (const a of accounts) await ok(`account ${a.code}`, client.createAccounts([a]), CreateAccountStatus.exists);
+  // as the daemon's start-up does: a soft-mode Doff's debt counts against the issuance limit (ADR 0055)
+  await provisionIssuanceLimit(client);
   await ok("deposit", client.createTransfers([depositTransfer({ walletId: agentWalletId(agent), amountMicro: 100_000_000n, rail: null, idempotencyKey: `fund-${agent}` })]));
 }
 

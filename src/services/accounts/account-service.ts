@@ -189,6 +189,25 @@ const PLATFORM_KINDS = new Map<AccountKind, PlatformKind | RailAccountKind>([
 
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * Create the issuance limit's accounts and fund its control account (ADR 0055), idempotently:
+ * fixed ids, so every start of every daemon may run it and the ledger answers `exists` after the
+ * first. The daemon runs it once at start-up (`onStart`), before any call can issue money (a
+ * deposit, a credit grant, a soft-mode Doff's debt): a limit transfer that met an unfunded or
+ * missing control account would fail, and its id could never succeed later.
+ * Throws the ledger's status when an account or the funding exists with other terms.
+ */
+export async function provisionIssuanceLimit(ledger: Pick<Client, "createAccounts" | "createTransfers">): Promise<void> {
+  const accounts = issuanceLimitAccounts();
+  const results = await ledger.createAccounts(accounts);
+  if (results.length !== accounts.length) throw ledgerRejected("create_accounts", `expected ${accounts.length} results, got ${results.length}`);
+  for (const r of results) {
+    if (!OK_ACCOUNT.has(r.status)) throw ledgerRejected("create the issuance limit accounts", accountStatusName(r.status));
+  }
+  const r = single(await ledger.createTransfers([issuanceLimitFunding()]), "create_transfers");
+  if (!OK_TRANSFER.has(r.status)) throw ledgerRejected("fund the issuance limit", transferStatusName(r.status));
+}
+
 export function createAccountService(deps: AccountServiceDeps): ServiceImpl<typeof AccountService> {
   const { ledger } = deps;
 
@@ -253,14 +272,13 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
     return stored;
   }
 
-  /** Fund the issuance limit once per process (idempotent across daemons: fixed ids). */
+  /**
+   * The daemon provisions the issuance limit at start-up (services/index.ts `onStart`); this
+   * once-per-process guard only matters where the service runs without that start-up step.
+   */
   let issuanceLimitReady: Promise<void> | null = null;
   function ensureIssuanceLimit(): Promise<void> {
-    issuanceLimitReady ??= (async () => {
-      await createAccounts(issuanceLimitAccounts(), "the issuance limit");
-      const r = single(await ledger.createTransfers([issuanceLimitFunding()]), "create_transfers");
-      if (!OK_TRANSFER.has(r.status)) throw ledgerRejected("fund the issuance limit", transferStatusName(r.status));
-    })().catch((err: unknown) => {
+    issuanceLimitReady ??= provisionIssuanceLimit(ledger).catch((err: unknown) => {
       issuanceLimitReady = null;
       throw err;
     });

@@ -11,6 +11,7 @@
  */
 import { CreateTransferStatus as CT, type Transfer } from "tigerbeetle-node";
 import { idToHex } from "../../domain/ids.js";
+import { capDebtAtIssuanceHeadroom, issuanceHeadroomMicro, issuanceLimitControlId, issuanceLimitTransferId } from "../../domain/balance-bounds.js";
 import {
   billedDurationMs,
   closeTermsOf,
@@ -20,6 +21,7 @@ import {
   priceSession,
   reconstructSession,
   sessionCloseIds,
+  sessionTransferIds,
   type CloseReason,
   type CloseTerms,
   type SessionAccountIds,
@@ -86,7 +88,12 @@ export async function settle(
   const e = priceBookOf(s, v);
   const fee_bps = s.config.PLATFORM_FEE_BPS;
   const billed = billedDurationMs(v.don_ns, end_ns, s.config.SESSION_MAX_S);
-  const settlement = priceSession(e.pricing, v.mode, v.hold_micro, v.usage, billed, fee_bps);
+  let settlement = priceSession(e.pricing, v.mode, v.hold_micro, v.usage, billed, fee_bps);
+  if (settlement.debt_micro > 0n) {
+    // The debt is an issuance (ADR 0055): charge at most what the limit has left; the rest is unbilled.
+    const [control] = await s.ledger.lookupAccounts([issuanceLimitControlId()]);
+    settlement = capDebtAtIssuanceHeadroom(settlement, control === undefined ? 0n : issuanceHeadroomMicro(control), fee_bps);
+  }
   if (!s.authorsReady.has(e.author)) await ensureAuthors(s, [e.author]);
   const ids: SessionAccountIds = { ...s.ids };
   if (settlement.debt_micro > 0n) {
@@ -98,17 +105,20 @@ export async function settle(
       ids.agentDebt = () => debt;
     }
   }
-  const chain = planDoff(ids, {
-    session_id: v.session_id,
-    agent_id: agent_id ?? "",
-    author_id: e.author,
-    masque_index: v.masque_index,
-    settlement,
-    billed_duration_ms: billed,
-    fee_bps,
-    reason,
-  });
-  const res = await s.ledger.createTransfers(chain);
+  const plan = (st: typeof settlement) =>
+    planDoff(ids, { session_id: v.session_id, agent_id: agent_id ?? "", author_id: e.author, masque_index: v.masque_index, settlement: st, billed_duration_ms: billed, fee_bps, reason });
+  let chain = plan(settlement);
+  let res = await s.ledger.createTransfers(chain);
+  const limitAt = chain.findIndex((t) => t.id === issuanceLimitTransferId(sessionTransferIds(v.session_id).debt));
+  const limitStatus = limitAt >= 0 ? res[limitAt]?.status : undefined;
+  if (limitStatus === CT.exceeds_credits || limitStatus === CT.id_already_failed) {
+    // A concurrent issuance took the headroom read above (it never grows back): settle with the
+    // whole overrun unbilled rather than refuse the Doff. Only the limit transfer's id failed
+    // for good; the chain's other ids were rolled back and stay usable.
+    settlement = capDebtAtIssuanceHeadroom(settlement, 0n, fee_bps);
+    chain = plan(settlement);
+    res = await s.ledger.createTransfers(chain);
+  }
   s.open.delete(v.session_id);
   if (res.length === chain.length && res.every((r) => r.status === CT.created)) {
     const stamped = chain.map((t, i) => ({ ...t, timestamp: res[i]!.timestamp }));
