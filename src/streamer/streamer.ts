@@ -39,6 +39,7 @@ const RECOMPUTE_GROUP = 1000;
 
 /** The subset of a pino logger the streamer uses. */
 export interface StreamerLogger {
+  debug(obj: object, msg?: string): void;
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
@@ -406,6 +407,7 @@ export class Streamer {
     // 4. Only now the cursor.
     await this.writeCursor("transfers", last, BigInt(transfers.length));
     this.transferCursor = last;
+    this.log?.debug({ cursor_ts: last.toString(), transfers: transfers.length }, "streamer: chunk committed");
     const commit_ns = wallClockNs();
     for (const t of transfers) {
       const lag_ms = Number(commit_ns - t.timestamp) / 1e6;

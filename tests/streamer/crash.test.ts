@@ -2,8 +2,9 @@
  * The standalone streamer (`masques-ledger stream`, a real child process) is SIGKILLed at random
  * points while it copies, then restarted: after every crash the copy has no gap and no duplicate
  * up to the durable cursor, the cursor never moves back, and the final copy equals the ledger.
- * Kill delays come from a seeded generator: the seed is printed first, and CRASH_SEED=<seed>
- * replays the same delays.
+ * Each kill lands after a seeded number of committed chunks (the child logs each commit), so it
+ * falls mid-copy however loaded the machine is; the seed is printed first, and CRASH_SEED=<seed>
+ * replays the same kill points.
  */
 import { spawn } from "node:child_process";
 import path from "node:path";
@@ -28,7 +29,7 @@ function rng(seed: number): () => number {
 function startStreamer(dataDir: string, args: string[]) {
   const child = spawn(process.execPath, ["tests/streamer/stream-child.mjs", ...args], {
     cwd: REPO,
-    env: { ...process.env, MASQUES_DATA_DIR: dataDir, STREAM_BATCH: "200", STREAM_POLL_MS: "20", MASQUES_LOG_LEVEL: "info" },
+    env: { ...process.env, MASQUES_DATA_DIR: dataDir, STREAM_BATCH: "200", STREAM_POLL_MS: "20", MASQUES_LOG_LEVEL: "debug" },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -50,7 +51,20 @@ function startStreamer(dataDir: string, args: string[]) {
       reject(new Error(`stream exited before running: ${err}${out}`));
     });
   });
-  return { child, running, exited, output: () => out + err };
+  /** Resolves once the child has logged `n` committed chunks (its cursor moved n times). */
+  const committed = (n: number): Promise<void> => new Promise<void>((resolve, reject) => {
+    const t = setInterval(() => {
+      if ((out.match(/streamer: chunk committed/g) ?? []).length >= n) {
+        clearInterval(t);
+        resolve();
+      }
+    }, 2);
+    void exited.then(() => {
+      clearInterval(t);
+      reject(new Error(`stream exited before committing ${n} chunks: ${err}${out}`));
+    });
+  });
+  return { child, running, committed, exited, output: () => out + err };
 }
 
 describe("streamer crash safety (SIGKILL at random points)", () => {
@@ -79,7 +93,8 @@ describe("streamer crash safety (SIGKILL at random points)", () => {
         const t0 = Date.now();
         await s.running();
         timings.push(Date.now() - t0);
-        await new Promise((r) => setTimeout(r, Math.floor(random() * 300)));
+        // A round is ~9 chunks (15,000 transfers, 8 pages of 200 per chunk): kill after 1..4 of them.
+        await s.committed(1 + Math.floor(random() * 4));
         s.child.kill("SIGKILL");
         const { signal } = await s.exited;
         expect(signal, `seed ${seed} round ${round}: ${s.output()}`).toBe("SIGKILL");
