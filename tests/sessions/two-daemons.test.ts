@@ -27,6 +27,7 @@ import { onStart } from "../../src/services/index.js";
 import { reapOnce } from "../../src/services/sessions/reaper.js";
 import { createSessionInstance, type SessionServiceInstance } from "../../src/services/sessions/service.js";
 import { ChdbSink, formatReconcileReport, migrate, reconcile, Streamer } from "../../src/streamer/index.js";
+import { seedControlPlane } from "../support/pglite-template.js";
 import { newSessionId } from "./harness.js";
 
 const AGENTS = 4;
@@ -89,6 +90,7 @@ beforeAll(async () => {
   writeFileSync(path.join(masquesA, "translator.yaml"), TRANSLATOR_YAML);
   inner = createEmbeddedClient({ dataDir: path.join(dir, "ledger") });
   const ledger = createCoalescedClient(inner);
+  await seedControlPlane(dir);
   cp = await openControlPlane(controlPlaneOptions(loadConfig({ MASQUES_DATA_DIR: dir })));
   const ctxB = daemonCtx(ledger, path.resolve("masques"));
   await onStart(ctxB);
