@@ -73,7 +73,9 @@ const author = (id: string): Principal => ({ kind: "author", id, scopes: ["ledge
 
 /** One daemon's context: shared ledger and database, its own config, catalog and price-book cache. */
 function daemonCtx(ledger: DaemonContext["ledger"], masquesDir: string): DaemonContext {
-  const config = loadConfig({ MASQUES_DATA_DIR: dir, MASQUES_DIR: masquesDir, SESSION_IDLE_S: "5", BILLING_MODE: "live" });
+  // LEDGER=tigerbeetle: the instances behave as daemons in front of a cluster (no single-writer
+  // shortcuts: reads trust no index). The ledger client is injected, so nothing connects there.
+  const config = loadConfig({ MASQUES_DATA_DIR: dir, MASQUES_DIR: masquesDir, SESSION_IDLE_S: "5", BILLING_MODE: "live", LEDGER: "tigerbeetle", TB_ADDRESSES: "3000" });
   return {
     ledger,
     controlplane: { ...cp, priceBooks: createPriceBookStore({ db: cp.db }) },
@@ -136,6 +138,7 @@ describe("two daemons over one ledger and one control-plane database", () => {
     const v = A.state.catalog.byName.get("translator")!.price_version;
     expect(A.state.registry.peek(v)).toBeDefined();
     expect(B.state.registry.peek(v)).toBeUndefined();
+    expect([A.state.singleWriter, B.state.singleWriter]).toEqual([false, false]);
   });
 
   it("concurrent Dons, usage, Doffs and the reaper split across both: every session priced, split and paid exactly", async () => {
@@ -196,6 +199,8 @@ describe("two daemons over one ledger and one control-plane database", () => {
       expect(s.chargedMicro).toBe(price); // live mode, under the hold
       expect(s.authorShareMicro + s.platformFeeMicro + s.refundMicro).toBe(s.holdMicro);
       expect(s.authorShareMicro + s.platformFeeMicro).toBe(s.chargedMicro);
+      // The daemon that donned it reads the same settled session (its index is no authority).
+      expect(await x.donOn.handlers.get(x.p, x.sid)).toEqual(s);
       byAgent.set(x.agent_id, (byAgent.get(x.agent_id) ?? 0n) + s.chargedMicro);
       byAuthor.set(s.author, (byAuthor.get(s.author) ?? 0n) + s.authorShareMicro);
       platform += s.platformFeeMicro;
@@ -232,10 +237,17 @@ describe("two daemons over one ledger and one control-plane database", () => {
     const translatorSids = plan.filter((x) => x.masque === "translator").map((x) => x.sid).sort();
     expect(listed.sessions.map((s) => s.sessionId).sort()).toEqual(translatorSids);
     for (const s of listed.sessions) expect(s.priceMicro).toBeGreaterThan(0n);
+    // ... and by masque name, which only the database names on B.
+    const byMasque = await B.handlers.list(author(TRANSLATOR_AUTHOR), { owner: { case: "masque", value: "translator" }, statuses: [], pageSize: 100, pageToken: "" });
+    expect(byMasque.sessions.map((s) => s.sessionId).sort()).toEqual(translatorSids);
+    await expect(
+      B.handlers.list(author("author-grace"), { owner: { case: "masque", value: "translator" }, statuses: [], pageSize: 100, pageToken: "" }),
+    ).rejects.toThrow(/may list only sessions of its own masques/);
     // Another author may not read them, on either daemon.
     const stranger = author("author-grace");
     const x = plan.find((y) => y.masque === "translator")!;
-    await expect(B.handlers.get(stranger, x.sid)).rejects.toThrow(/PERMISSION_DENIED|permission|not allowed|denied/i);
+    await expect(B.handlers.get(stranger, x.sid)).rejects.toThrow(/may not read session/);
+    await expect(A.handlers.get(stranger, x.sid)).rejects.toThrow(/may not read session/);
     await expect(B.handlers.get(author(TRANSLATOR_AUTHOR), x.sid)).resolves.toMatchObject({ author: TRANSLATOR_AUTHOR });
   }, 240_000);
 

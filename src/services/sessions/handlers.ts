@@ -159,17 +159,25 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
       const v: Violation[] = [];
       if (req.pageSize > LIST_MAX) v.push({ field: "page_size", description: `must be <= ${LIST_MAX}` });
       const size = req.pageSize === 0 ? LIST_DEFAULT : Math.min(req.pageSize, LIST_MAX);
+      // A masque outside this daemon's catalog (another daemon's) is named by the stored price
+      // books, read BEFORE the synchronous authorization check. An author owns it when one of its
+      // price books pays them; the payee filter below still shows them only sessions paying them.
+      const stored =
+        req.owner.case === "masque" && !s.catalog.byName.has(req.owner.value)
+          ? (await s.registry.all()).filter((e) => e.masque_name === req.owner.value)
+          : [];
+      const storedMasque = stored.find((e) => e.author === p.id) ?? stored[0];
       const owner = authorizeListSessions(
         p,
         req.owner.case === undefined ? { case: undefined, value: "" } : { case: req.owner.case, value: req.owner.value },
-        (name) => s.catalog.byName.get(name)?.author,
+        (name) => s.catalog.byName.get(name)?.author ?? storedMasque?.author,
       );
       const statuses = new Set(req.statuses.filter((x) => x !== ApiSessionStatus.UNSPECIFIED));
       const token_query = ["sessions", owner.case ?? "all", owner.value, [...statuses].sort()];
       const before_ns = decodePageToken(req.pageToken, token_query, v);
       let indexes: number[] = [];
       if (owner.case === "masque") {
-        const m = s.catalog.byName.get(owner.value) ?? (await s.registry.all()).find((e) => e.masque_name === owner.value);
+        const m = s.catalog.byName.get(owner.value) ?? storedMasque;
         if (!m) throw statusError(Code.NotFound, "MASQUE_NOT_FOUND", `masque ${JSON.stringify(owner.value)} is not known`, { masque: owner.value });
         indexes = ["index" in m ? m.index : m.masque_index];
       } else if (owner.case === "author") {
