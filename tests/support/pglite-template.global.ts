@@ -13,6 +13,7 @@ import { createPgliteTemplate, TEMPLATE_ENV } from "./pglite-template.js";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 export default async function setup(): Promise<void> {
+  if (process.env[TEMPLATE_ENV] === "off") return; // measuring the suite without the template
   const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules/@electric-sql/pglite/package.json"), "utf8")) as { version: string };
   const cache = path.join(ROOT, "node_modules/.cache/masques-tests");
   const dir = path.join(cache, `pglite-${pkg.version}`);

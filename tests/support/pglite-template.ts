@@ -13,7 +13,7 @@ import os from "node:os";
 import path from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 
-/** Environment variable naming the run's template `pgdata` directory. */
+/** Environment variable naming the run's template `pgdata` directory ("off": every start runs initdb, to measure). */
 export const TEMPLATE_ENV = "MASQUES_TEST_PGLITE_TEMPLATE";
 
 /** initdb into `<dir>/pgdata` and close; returns that path. */
@@ -46,9 +46,12 @@ export function pgliteTemplate(): Promise<string> {
  * restart keeps its database).
  */
 export async function seedControlPlane(dataDir: string, env: Record<string, string | undefined> = {}): Promise<void> {
-  if (env.DATABASE_URL) return;
+  if (env.DATABASE_URL || process.env[TEMPLATE_ENV] === "off") return;
   const dir = env.CONTROLPLANE_DATA_DIR ?? path.join(dataDir, "controlplane");
   const pgdata = path.join(dir, "pgdata");
   if (fs.existsSync(pgdata)) return;
+  // Directories the daemon would create are created owner-only, as the daemon makes its data
+  // directory (tests check the data directory's mode).
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   fs.cpSync(await pgliteTemplate(), pgdata, { recursive: true });
 }
