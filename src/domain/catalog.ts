@@ -1,12 +1,12 @@
 /**
  * The masque catalog: masque YAML files (seed 001 schema) plus an `author` and a `pricing` block,
- * loaded from MASQUES_DIR and validated with zod, and the durable price-book registry.
+ * loaded from MASQUES_DIR and validated with zod, plus the legacy file registry of price books.
  *
  * A price-book version is content-addressed: a 30-bit hash of the canonical (masque index, author,
  * exact pricing). It is stored in the session hold's user_data_32 (see sessions.ts), so a session
  * is always priced and paid with what was in force at Don, even after the YAML changes. Every
- * version ever loaded is appended to a JSON-lines file under the data directory and reloaded at
- * start-up, so the registry survives restarts (ADR 0031).
+ * version ever loaded is stored in the control-plane database (src/controlplane/pricebooks.ts),
+ * shared by every daemon and surviving restarts (ADR 0031, 0071).
  */
 import { createHash } from "node:crypto";
 import fs from "node:fs";
@@ -176,8 +176,10 @@ interface PriceBookLine {
 }
 
 /**
- * Every price-book version ever loaded, durable in `<dir>/pricebooks.jsonl` (append-only; a torn
- * last line from a crash is ignored because the same version is re-appended from the catalog).
+ * LEGACY: the pre-database price-book registry, durable in `<dir>/pricebooks.jsonl` (append-only;
+ * a torn last line from a crash is ignored). The daemon no longer uses it: price books live in the
+ * control-plane database (src/controlplane/pricebooks.ts, ADR 0071) and migration 0002 imports an
+ * existing file once. Kept only so tests can write the legacy files that migration reads.
  */
 export class PriceBookRegistry {
   private readonly versions = new Map<number, PriceBookEntry>();

@@ -16,6 +16,7 @@ import type { Principal } from "../../src/server/principal.js";
 import type { DaemonContext } from "../../src/server/registry.js";
 import { controlPlaneOptions, openControlPlane } from "../../src/controlplane/index.js";
 import { onStart } from "../../src/services/index.js";
+import { seedControlPlane } from "../support/pglite-template.js";
 import { createSessionInstance, type SessionServiceInstance } from "../../src/services/sessions/service.js";
 
 export interface InProcess {
@@ -46,6 +47,7 @@ export async function startInProcess(env: Record<string, string> = {}, clock?: (
   const inner = createEmbeddedClient({ dataDir: path.join(dir, "ledger") });
   const ledger = createCoalescedClient(inner);
   const config = loadConfig({ MASQUES_DATA_DIR: dir, MASQUES_DIR: path.resolve("masques"), ...env });
+  await seedControlPlane(dir, env);
   const ctx: DaemonContext = { ledger, controlplane: await openControlPlane(controlPlaneOptions(config)), config, log: pino({ level: "silent" }), clock: clock ?? (() => BigInt(Date.now()) * 1_000_000n) };
   await onStart(ctx);
   const instances: SessionServiceInstance[] = [];

@@ -30,6 +30,7 @@ import { onStart } from "../../src/services/index.js";
 import { reapOnce } from "../../src/services/sessions/reaper.js";
 import { createSessionInstance, type SessionServiceInstance } from "../../src/services/sessions/service.js";
 import { parseSessionId, planCloseMeters } from "../../src/domain/sessions.js";
+import { seedControlPlane } from "../support/pglite-template.js";
 import { newSessionId } from "./harness.js";
 
 const SESSIONS = 12;
@@ -55,6 +56,7 @@ beforeAll(async () => {
     SESSION_IDLE_S: "5",
     SESSION_REAPER_INTERVAL_MS: "100",
   });
+  await seedControlPlane(dir);
   ctx = { ledger, controlplane: await openControlPlane(controlPlaneOptions(config)), config, log: pino({ level: "silent" }), clock };
   await onStart(ctx);
   // Two instances over one ledger client, as the daemon builds its one (src/services/index.ts).

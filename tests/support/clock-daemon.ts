@@ -19,6 +19,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { AccountService, WalletMode } from "../../clients/gen/masques/ledger/v1/account_service_pb.js";
 import { SessionService } from "../../clients/gen/masques/ledger/v1/session_service_pb.js";
 import { loadConfig } from "../../src/config.js";
+import { seedControlPlane } from "./pglite-template.js";
 import { runDaemon, systemClock, type RunningDaemon } from "../../src/daemon.js";
 import { createLogger } from "../../src/log.js";
 import { DEFAULT_SCOPES, loadOrCreateDevKeys, mintToken } from "../../src/server/auth.js";
@@ -58,6 +59,7 @@ export async function startClockDaemon(env: Record<string, string> = {}): Promis
     MASQUES_SHUTDOWN_GRACE_S: "5",
     ...env,
   });
+  await seedControlPlane(dir, env);
   const start = () => runDaemon(config, createLogger({ destination: sink }), { clock: () => systemClock() + offset_ns });
   let daemon = await start();
   const keys = await loadOrCreateDevKeys(dir);

@@ -16,6 +16,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_SCOPES, loadOrCreateDevKeys, mintToken } from "../../src/server/auth.js";
 import type { PrincipalKind, Scope } from "../../src/server/principal.js";
+import { seedControlPlane } from "./pglite-template.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const BIN = path.join(ROOT, "bin/masques-ledger.js");
@@ -178,6 +179,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     if (current && current.child.exitCode === null && current.child.signalCode === null) {
       throw new Error("daemon already running");
     }
+    await seedControlPlane(dataDir, opts.env ?? {});
     current = await spawnOnce();
     grpcListen = current.grpcAddr;
     httpListen = current.httpAddr;

@@ -34,7 +34,7 @@ import { decodePageToken, timestampFromNs } from "../views.js";
 import { executeDon } from "./don.js";
 import { executeList } from "./list.js";
 import { masqueToProto, MODE_FROM_API, sessionToProto } from "./proto.js";
-import { readSessionWithTransfers, sessionNotFound, type SessionRead } from "./reads.js";
+import { priceBookEntry, readSessionWithTransfers, sessionNotFound, type SessionRead } from "./reads.js";
 import { executeCancel, executeDoff } from "./settle.js";
 import type { SessionState } from "./state.js";
 import { executeHeartbeat, executeUsage, lookupSessions, MAX_USAGE_EVENTS, type UsageReport } from "./usage.js";
@@ -99,7 +99,7 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
       const hold_micro = mode === "shadow" ? 0n : reservationMicro(masque.pricing, req.maxSpendMicro);
       await ready;
       const r = await executeDon(s, { session_id: sid, agent_id, masque, mode, hold_micro });
-      return { session: sessionToProto(s, r.view), created: r.created };
+      return { session: await sessionToProto(s, r.view), created: r.created };
     },
 
     async recordUsage(p, events) {
@@ -129,7 +129,7 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
       throwIfInvalid(v);
       const r = await readForAction(sid);
       authorizeActOnSession(p, r.agent_wallet_id, sid, "doff");
-      return sessionToProto(s, await executeDoff(s, r, p.kind === "agent" ? p.id : null));
+      return await sessionToProto(s, await executeDoff(s, r, p.kind === "agent" ? p.id : null));
     },
 
     async cancel(p, session_id) {
@@ -138,7 +138,7 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
       throwIfInvalid(v);
       const r = await readForAction(sid);
       authorizeActOnSession(p, r.agent_wallet_id, sid, "cancel");
-      return sessionToProto(s, await executeCancel(s, r));
+      return await sessionToProto(s, await executeCancel(s, r));
     },
 
     async get(p, session_id) {
@@ -147,12 +147,11 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
       throwIfInvalid(v);
       await ready;
       const r = await readSessionWithTransfers(s, sid);
-      authorizeReadSession(
-        p,
-        r && { wallet_id: r.agent_wallet_id, session_id: sid, payee_author: s.registry.get(r.price_version)?.author ?? null },
-      );
+      // The payee is read (cache, else the database) BEFORE the synchronous authorization check.
+      const payee_author = r ? ((await priceBookEntry(s, r.price_version))?.author ?? null) : null;
+      authorizeReadSession(p, r && { wallet_id: r.agent_wallet_id, session_id: sid, payee_author });
       if (!r) throw sessionNotFound(sid);
-      return sessionToProto(s, r);
+      return await sessionToProto(s, r);
     },
 
     async list(p, req) {
@@ -160,21 +159,29 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
       const v: Violation[] = [];
       if (req.pageSize > LIST_MAX) v.push({ field: "page_size", description: `must be <= ${LIST_MAX}` });
       const size = req.pageSize === 0 ? LIST_DEFAULT : Math.min(req.pageSize, LIST_MAX);
+      // A masque outside this daemon's catalog (another daemon's) is named by the stored price
+      // books, read BEFORE the synchronous authorization check. An author owns it when one of its
+      // price books pays them; the payee filter below still shows them only sessions paying them.
+      const stored =
+        req.owner.case === "masque" && !s.catalog.byName.has(req.owner.value)
+          ? (await s.registry.all()).filter((e) => e.masque_name === req.owner.value)
+          : [];
+      const storedMasque = stored.find((e) => e.author === p.id) ?? stored[0];
       const owner = authorizeListSessions(
         p,
         req.owner.case === undefined ? { case: undefined, value: "" } : { case: req.owner.case, value: req.owner.value },
-        (name) => s.catalog.byName.get(name)?.author,
+        (name) => s.catalog.byName.get(name)?.author ?? storedMasque?.author,
       );
       const statuses = new Set(req.statuses.filter((x) => x !== ApiSessionStatus.UNSPECIFIED));
       const token_query = ["sessions", owner.case ?? "all", owner.value, [...statuses].sort()];
       const before_ns = decodePageToken(req.pageToken, token_query, v);
       let indexes: number[] = [];
       if (owner.case === "masque") {
-        const m = s.catalog.byName.get(owner.value) ?? s.registry.all().find((e) => e.masque_name === owner.value);
+        const m = s.catalog.byName.get(owner.value) ?? storedMasque;
         if (!m) throw statusError(Code.NotFound, "MASQUE_NOT_FOUND", `masque ${JSON.stringify(owner.value)} is not known`, { masque: owner.value });
         indexes = ["index" in m ? m.index : m.masque_index];
       } else if (owner.case === "author") {
-        indexes = [...new Set([...s.registry.indexesOfAuthor(owner.value), ...s.catalog.indexesOfAuthor(owner.value)])];
+        indexes = [...new Set([...(await s.registry.indexesOfAuthor(owner.value)), ...s.catalog.indexesOfAuthor(owner.value)])];
       } else if (owner.case === "agentId" && !OWNER_ID_RE.test(owner.value)) {
         v.push({ field: "agent_id", description: OWNER_ID_RULE });
       }

@@ -9,7 +9,7 @@ import { Ledger, TransferCode } from "../../domain/codes.js";
 import { reconstructSession } from "../../domain/sessions.js";
 import { encodePageToken } from "../views.js";
 import { sessionToProto, STATUS_TO_API } from "./proto.js";
-import { LEDGER_LIMIT, sessionTransfers } from "./reads.js";
+import { LEDGER_LIMIT, priceBookEntry, sessionTransfers } from "./reads.js";
 import type { SessionState } from "./state.js";
 
 export interface ListQuery {
@@ -86,8 +86,8 @@ export async function executeList(s: SessionState, q: ListQuery): Promise<{ sess
       if (q.statuses.size > 0 && !q.statuses.has(STATUS_TO_API[v.status])) continue;
       // A masque index may change authors between price books: an author sees only the
       // sessions whose pinned price book pays them.
-      if (q.payee !== null && s.registry.get(v.price_version)?.author !== q.payee) continue;
-      out.push(sessionToProto(s, v));
+      if (q.payee !== null && (await priceBookEntry(s, v.price_version))?.author !== q.payee) continue;
+      out.push(await sessionToProto(s, v));
       if (out.length === q.size) {
         full = true;
         break;

@@ -17,6 +17,7 @@ import type { Masque } from "../../domain/catalog.js";
 import { idToHex } from "../../domain/ids.js";
 import { accrue, formatPicoAsUsd, type BillingMode } from "../../domain/pricing.js";
 import { billedDurationMs, type CloseReason, type SessionStatus, type SessionView } from "../../domain/sessions.js";
+import { priceBookEntry } from "./reads.js";
 import type { SessionState } from "./state.js";
 
 export const MODE_TO_API: Record<BillingMode, ApiBillingMode> = {
@@ -47,9 +48,12 @@ function ts(ns: bigint): Timestamp {
   return { $typeName: "google.protobuf.Timestamp", seconds: ns / 1_000_000_000n, nanos: Number(ns % 1_000_000_000n) };
 }
 
-/** API view: amounts from the ledger, the price recomputed with the pinned price book. */
-export function sessionToProto(s: SessionState, v: SessionView): Session {
-  const e = s.registry.get(v.price_version);
+/**
+ * API view: amounts from the ledger, the price recomputed with the pinned price book (from the
+ * cache, or the control-plane database for a version another daemon registered).
+ */
+export async function sessionToProto(s: SessionState, v: SessionView): Promise<Session> {
+  const e = await priceBookEntry(s, v.price_version);
   const max_s = s.config.SESSION_MAX_S;
   const billed = v.status === "open" ? billedDurationMs(v.don_ns, s.clock(), max_s) : v.billed_duration_ms;
   let price = 0n;

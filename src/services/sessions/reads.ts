@@ -100,11 +100,19 @@ export async function readSessionWithTransfers(s: SessionState, sid: bigint, fre
   return v ? { ...v, _txs: txs } : null;
 }
 
+/**
+ * The price book of `version` (undefined: stored nowhere): this daemon's cache, else the
+ * control-plane database (a version another daemon registered). A cached version costs no I/O.
+ */
+export async function priceBookEntry(s: SessionState, version: number): Promise<PriceBookEntry | undefined> {
+  return s.registry.peek(version) ?? (await s.registry.get(version));
+}
+
 /** The price book pinned at Don; a missing one is a bug (INTERNAL). */
-export function priceBookOf(s: SessionState, v: SessionView): PriceBookEntry {
-  const e = s.registry.get(v.price_version);
+export async function priceBookOf(s: SessionState, v: SessionView): Promise<PriceBookEntry> {
+  const e = await priceBookEntry(s, v.price_version);
   if (!e) {
-    throw statusError(Code.Internal, "PRICE_BOOK_MISSING", `price book ${v.price_version} of session ${idToHex(v.session_id)} is not in the registry`);
+    throw statusError(Code.Internal, "PRICE_BOOK_MISSING", `price book ${v.price_version} of session ${idToHex(v.session_id)} is not in the control-plane database`);
   }
   return e;
 }

@@ -85,7 +85,7 @@ export async function settle(
   end_ns: bigint,
   agent_id: string | null,
 ): Promise<SessionView> {
-  const e = priceBookOf(s, v);
+  const e = await priceBookOf(s, v);
   const fee_bps = s.config.PLATFORM_FEE_BPS;
   const billed = billedDurationMs(v.don_ns, end_ns, s.config.SESSION_MAX_S);
   let settlement = priceSession(e.pricing, v.mode, v.hold_micro, v.usage, billed, fee_bps);

@@ -1,6 +1,7 @@
 /**
- * How the SessionService's state is rebuilt at start-up from the ledger alone: the price books'
- * authors get their earnings accounts, and every hold younger than the maximum session length
+ * How the SessionService's state is rebuilt at start-up: the catalog's price books are stored in
+ * the control-plane database (committed BEFORE any Don can put a hold referencing them on the
+ * ledger: ADR 0071), every stored price book's author gets an earnings account, and every hold younger than the maximum session length
  * without a post or void is indexed as an open session (ADR 0032).
  */
 import { QueryFilterFlags, TransferFlags, type Transfer } from "tigerbeetle-node";
@@ -12,11 +13,14 @@ import type { SessionState } from "./state.js";
 
 /** Rebuild `s` from the ledger; resolves when the service may serve. */
 export async function rebuildState(s: SessionState): Promise<void> {
-  const authors = new Set(s.registry.all().map((e) => e.author));
+  // Database first, then the ledger: no Don may hold money under a version not yet committed.
+  await s.registry.registerCatalog(s.catalog);
+  const books = await s.registry.all();
+  const authors = new Set(books.map((e) => e.author));
   if (authors.size > 0) await ensureAuthors(s, [...authors]);
   await rebuildOpenSessions(s);
   s.log.info(
-    { masques: s.catalog.list().length, price_books: s.registry.all().length, open_sessions: s.open.size },
+    { masques: s.catalog.list().length, price_books: books.length, open_sessions: s.open.size },
     "session service ready",
   );
 }

@@ -7,13 +7,16 @@
  *   money rests on it: the ledger refuses what the index got wrong (ADR 0032, 0036).
  * - which accounts the sessions need (author earnings, agent debt, usage meters) are known to
  *   exist, so hot paths skip creating them again;
- * - the masque catalog and the content-addressed price-book registry (on disk).
+ * - the masque catalog (this daemon's MASQUES_DIR) and the price-book store: every version any
+ *   daemon registered, in the control-plane database (ADR 0071), with a content-addressed cache
+ *   that is never stale, so a Don or Doff pays no database round trip for a known version.
  */
 import path from "node:path";
 import type { Logger } from "pino";
 import type { Client, Transfer } from "tigerbeetle-node";
 import type { Config } from "../../config.js";
-import { loadCatalog, PriceBookRegistry, type Catalog } from "../../domain/catalog.js";
+import type { PriceBookStore } from "../../controlplane/pricebooks.js";
+import { loadCatalog, type Catalog } from "../../domain/catalog.js";
 import { sessionAccountIds } from "../../domain/session-accounts.js";
 import { USAGE_LEDGER, type SessionAccountIds } from "../../domain/sessions.js";
 import type { DaemonContext } from "../../server/registry.js";
@@ -47,7 +50,11 @@ export interface SessionState {
   /** Wall clock, ns since the epoch. */
   readonly clock: () => bigint;
   readonly catalog: Catalog;
-  readonly registry: PriceBookRegistry;
+  /**
+   * Price books of every daemon (control-plane database). `peek` is cache-only; `get` reads the
+   * database on a miss (a session donned by another daemon with a price book this one never loaded).
+   */
+  readonly registry: PriceBookStore;
   readonly ids: SessionAccountIds;
   /** Open-session index (see the file comment). */
   readonly open: Map<bigint, OpenSession>;
@@ -64,11 +71,13 @@ export interface SessionState {
   readonly singleWriter: boolean;
 }
 
-/** Build the state of one instance; throws (failing the daemon's start-up) on a bad catalog. */
+/**
+ * Build the state of one instance; throws (failing the daemon's start-up) on a bad catalog. The
+ * catalog's price books are stored by rebuildState (startup.ts) before the instance serves.
+ */
 export function createSessionState(ctx: DaemonContext): SessionState {
   const catalog = loadCatalog(path.resolve(ctx.config.MASQUES_DIR));
-  const registry = new PriceBookRegistry(path.join(ctx.config.dataDir, "sessions"));
-  registry.registerCatalog(catalog);
+  const registry = ctx.controlplane.priceBooks;
   return {
     ledger: ctx.ledger,
     config: ctx.config,

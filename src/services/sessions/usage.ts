@@ -27,7 +27,7 @@ import {
 } from "../../domain/sessions.js";
 import { invalidArgument, type Violation } from "../errors.js";
 import { ensureSessionMeters } from "./accounts.js";
-import { LEDGER_LIMIT, readSession } from "./reads.js";
+import { LEDGER_LIMIT, priceBookEntry, readSession } from "./reads.js";
 import { STATUS_TO_API } from "./proto.js";
 import { ALL_METERS, idleNs, type OpenSession, type SessionState } from "./state.js";
 
@@ -85,7 +85,7 @@ async function refuseTotalsPastRange(
         bad = true;
       }
     }
-    const pb = priceBookOfSession(s, sessions.get(sid) ?? null);
+    const pb = await priceBookOfSession(s, sessions.get(sid) ?? null);
     if (!bad && pb !== null) {
       const worst = accrue(pb, next, BigInt(s.config.SESSION_MAX_S) * 1000n).price_micro;
       if (worst > TOTAL_MAX) {
@@ -99,10 +99,10 @@ async function refuseTotalsPastRange(
 }
 
 /** The price book pinned on a session (null when unknown here). */
-function priceBookOfSession(s: SessionState, v: OpenSession | SessionView | null): PriceBook | null {
+async function priceBookOfSession(s: SessionState, v: OpenSession | SessionView | null): Promise<PriceBook | null> {
   if (v === null) return null;
   const version = "price_version" in v ? v.price_version : v.hold ? decodeHoldTag(v.hold.user_data_32).price_version : null;
-  return version === null ? null : (s.registry.get(version)?.pricing ?? null);
+  return version === null ? null : ((await priceBookEntry(s, version))?.pricing ?? null);
 }
 
 /** Resolve sessions: open index first, the ledger for the rest. */
