@@ -16,7 +16,7 @@ async function usage(): Promise<string> {
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     "",
     `Run \`${CLIENT_BIN} <command> --help\` for details, \`${CLIENT_BIN} --version\` for the version.`,
-    "The daemon itself (serve, stream, reconcile, token) is the `masques-ledger` binary of the daemon package.",
+    "The daemon itself (serve, stream, reconcile, token, keys) is the `masques-ledger` binary of the daemon package.",
   ].join("\n");
 }
 
