@@ -9,7 +9,7 @@ import { Ledger, TransferCode } from "../../domain/codes.js";
 import { reconstructSession, sessionTransferIds } from "../../domain/sessions.js";
 import { ensureAuthors } from "./accounts.js";
 import { LEDGER_LIMIT, sessionTransfers } from "./reads.js";
-import type { SessionState } from "./state.js";
+import { openSessionFromView, type SessionState } from "./state.js";
 
 /** Rebuild `s` from the ledger; resolves when the service may serve. */
 export async function rebuildState(s: SessionState): Promise<void> {
@@ -66,18 +66,8 @@ async function rebuildOpenSessions(s: SessionState): Promise<void> {
         const txs = await sessionTransfers(s, h.user_data_128);
         const v = reconstructSession(h.user_data_128, txs, now);
         if (!v || v.status !== "open") return;
-        s.open.set(v.session_id, {
-          session_id: v.session_id,
-          wallet_id: v.agent_wallet_id,
-          masque_index: v.masque_index,
-          don_ns: v.don_ns,
-          deadline_ns: v.deadline_ns,
-          last_activity_ns: v.last_activity_ns,
-          last_beat_written_ns: v.last_activity_ns,
-          meters: txs.reduce((m, t) => (t.ledger !== Ledger.usd_micro ? m | (1 << t.ledger) : m), 0),
-          hold: h,
-          closing: v.closing !== null,
-        });
+        const meters = txs.reduce((m, t) => (t.ledger !== Ledger.usd_micro ? m | (1 << t.ledger) : m), 0);
+        s.open.set(v.session_id, openSessionFromView(v, meters, { hold: h, closing: v.closing !== null }));
       }),
     );
   }

@@ -18,7 +18,7 @@ import type { Config } from "../../config.js";
 import type { PriceBookStore } from "../../controlplane/pricebooks.js";
 import { loadCatalog, type Catalog } from "../../domain/catalog.js";
 import { sessionAccountIds } from "../../domain/session-accounts.js";
-import { USAGE_LEDGER, type SessionAccountIds } from "../../domain/sessions.js";
+import { USAGE_LEDGER, type SessionAccountIds, type SessionView } from "../../domain/sessions.js";
 import type { DaemonContext } from "../../server/registry.js";
 
 /** A session this daemon knows to be open (index only; the ledger is the record). */
@@ -41,6 +41,29 @@ export interface OpenSession {
 
 /** Every usage ledger's bit (see OpenSession.meters). */
 export const ALL_METERS = Object.values(USAGE_LEDGER).reduce((m, l) => m | (1 << l), 0);
+
+/**
+ * The index entry of a session the ledger shows open (a `reconstructSession` view), with its
+ * activity as the ledger last recorded it; `meters` (OpenSession.meters) and the optional
+ * `hold` / `closing` come from the caller.
+ */
+export function openSessionFromView(
+  v: SessionView,
+  meters: number,
+  extra: Pick<OpenSession, "hold" | "closing"> = {},
+): OpenSession {
+  return {
+    session_id: v.session_id,
+    wallet_id: v.agent_wallet_id,
+    masque_index: v.masque_index,
+    don_ns: v.don_ns,
+    deadline_ns: v.deadline_ns,
+    last_activity_ns: v.last_activity_ns,
+    last_beat_written_ns: v.last_activity_ns,
+    meters,
+    ...extra,
+  };
+}
 
 /** Dependencies and caches of one SessionService instance. */
 export interface SessionState {

@@ -29,7 +29,7 @@ import { invalidArgument, type Violation } from "../errors.js";
 import { ensureSessionMeters } from "./accounts.js";
 import { LEDGER_LIMIT, priceBookEntry, readSession } from "./reads.js";
 import { STATUS_TO_API } from "./proto.js";
-import { ALL_METERS, idleNs, type OpenSession, type SessionState } from "./state.js";
+import { ALL_METERS, idleNs, openSessionFromView, type OpenSession, type SessionState } from "./state.js";
 
 /** Most events one RecordUsage call may carry. */
 export const MAX_USAGE_EVENTS = 2_000;
@@ -250,16 +250,7 @@ export async function executeHeartbeat(
     // Not in the open index: settled, cancelled or expired (a heartbeat changes nothing).
     if (v.status !== "open") return { status: STATUS_TO_API[v.status], idle_deadline_ns: null };
     // Open in the ledger but unknown here (another daemon's Don): index it.
-    s.open.set(sid, {
-      session_id: sid,
-      wallet_id: v.agent_wallet_id,
-      masque_index: v.masque_index,
-      don_ns: v.don_ns,
-      deadline_ns: v.deadline_ns,
-      last_activity_ns: v.last_activity_ns,
-      last_beat_written_ns: v.last_activity_ns,
-      meters: ALL_METERS,
-    });
+    s.open.set(sid, openSessionFromView(v, ALL_METERS));
   }
   const o = s.open.get(sid)!;
   if (now >= o.deadline_ns) {
