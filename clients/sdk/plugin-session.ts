@@ -211,16 +211,7 @@ export async function reportUsage(client: MasquesClient, path: string, u: UsageR
   try {
     return { seq, session_id, flush: await flushUsage(client, path) };
   } catch (e) {
-    if (e instanceof MasquesError && e.kind === "outage") {
-      throw new MasquesError({
-        message: e.message,
-        hint: "The usage is kept in the session file and sent with the next usage, heartbeat or doff; it is counted exactly once.",
-        kind: "outage",
-        grpc_code: e.grpc_code,
-        cause: e,
-      });
-    }
-    throw e;
+    throw withOutageHint(e, "The usage is kept in the session file and sent with the next usage, heartbeat or doff; it is counted exactly once.");
   }
 }
 
@@ -320,16 +311,7 @@ export async function endSession(client: MasquesClient, path: string, how: "doff
     try {
       await flushUsage(client, path);
     } catch (e) {
-      if (e instanceof MasquesError && e.kind === "outage") {
-        throw new MasquesError({
-          message: e.message,
-          hint: "The masque is still donned and its usage is kept. Re-run `masques-ledger-client doff` (or /doff) when the daemon is back; nothing is charged twice.",
-          kind: "outage",
-          grpc_code: e.grpc_code,
-          cause: e,
-        });
-      }
-      throw e;
+      throw withOutageHint(e, "The masque is still donned and its usage is kept. Re-run `masques-ledger-client doff` (or /doff) when the daemon is back; nothing is charged twice.");
     }
   }
   let session: Session;
@@ -337,13 +319,7 @@ export async function endSession(client: MasquesClient, path: string, how: "doff
     session = op === "doff" ? await client.sessions.doff(l.session_id) : await client.sessions.cancel(l.session_id);
   } catch (e) {
     if (e instanceof MasquesError && e.kind === "outage") {
-      throw new MasquesError({
-        message: e.message,
-        hint: `The masque is still donned. Re-run \`masques-ledger-client ${how}\` (or /doff) when the daemon is back; it settles session ${l.session_id} exactly once.`,
-        kind: "outage",
-        grpc_code: e.grpc_code,
-        cause: e,
-      });
+      throw withOutageHint(e, `The masque is still donned. Re-run \`masques-ledger-client ${how}\` (or /doff) when the daemon is back; it settles session ${l.session_id} exactly once.`);
     }
     if (e instanceof MasquesError && e.grpc_code === Code.FailedPrecondition && op === "cancel") {
       // Already settled (doffed or reaped): record what the ledger says and report it.
@@ -361,4 +337,13 @@ export async function endSession(client: MasquesClient, path: string, how: "doff
   }
   await recordEnd(path, session);
   return dropPending ? { kind: "settled", session, pending_dropped: true } : { kind: "settled", session };
+}
+
+/**
+ * `e` with the plugin flow's own hint when it is an outage (the daemon unreachable or failing:
+ * what was kept and what to re-run), else `e` unchanged. Keeps the message, gRPC code and cause.
+ */
+function withOutageHint(e: unknown, hint: string): unknown {
+  if (!(e instanceof MasquesError) || e.kind !== "outage") return e;
+  return new MasquesError({ message: e.message, hint, kind: "outage", grpc_code: e.grpc_code, cause: e });
 }
