@@ -242,6 +242,8 @@ describe("outages exit 3, and re-running finishes the same operation", () => {
     const doff = await runCli(["doff"], env);
     expect(doff.code, doff.stderr).toBe(0);
     expect(doff.stdout).toContain("never finished, so it was dropped instead of doffed: nothing charged");
+    expect(doff.stdout).not.toContain("hold is back"); // no hold the user was ever told of
+    expect(doff.stdout).toContain(`session ${sid}`);
     bal = await runInProcess(["balance", "--json"], env);
     expect(micro(bal.json, "account", "available", "micro")).toBe(5_000_000n);
     expect(micro(bal.json, "account", "pending_debits", "micro")).toBe(0n);

@@ -29,6 +29,9 @@ export async function runEnd(ctx: ClientContext, how: "doff" | "cancel"): Promis
     case "settled": {
       const lines = settledLines(r.session);
       if (r.pending_dropped) {
+        // The user was told that Don failed: no "Cancelled …, the hold is back" line for a hold
+        // they never saw (dropping pins the session and voids it at once); the session id stays.
+        lines.splice(0, lines.length, ...lines.filter((l) => !l.startsWith("✓ Cancelled ")));
         lines.unshift(`✓ The earlier don of ${r.session.masqueName} never finished, so it was dropped instead of ${how === "doff" ? "doffed" : "cancelled"}: nothing charged.`);
         const wallet = await walletLine(client);
         if (wallet) lines.push(wallet);
