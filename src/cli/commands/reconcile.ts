@@ -31,7 +31,9 @@ Compares the ledger (of record) with its ClickHouse copy and prints a report:
     the copied transfers;
   - conservation: per ledger, total debits = total credits (posted and pending);
   - sessions: author + platform + refund = hold (+ soft-mode debt) for every session, and one
-    session per hold.
+    session per hold;
+  - usage after settlement: no usage event recorded after its session was settled or cancelled
+    (every usage event answered APPLIED is in its session's price).
 It first catches the copy up with the ledger (what the streamer would do next; already-copied
 data is never rewritten, so this cannot hide drift). --no-sync compares as is.
 
