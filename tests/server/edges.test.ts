@@ -259,6 +259,20 @@ describe("start-up refusals", () => {
     }
   }, 120_000);
 
+  test("a second daemon on a data directory in use says which variable gives it its own", async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), "masques-inuse-"));
+    const first = await startDaemon({ dataDir, env: { STREAMER_ENABLED: "false" } });
+    try {
+      const r = await runCli(["serve"], { MASQUES_GRPC_ADDR: "127.0.0.1:0", MASQUES_HTTP_ADDR: "127.0.0.1:0", MASQUES_DATA_DIR: dataDir, STREAMER_ENABLED: "false" });
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toMatch(/is in use by pid \d+/);
+      expect(r.stderr).toContain("give this daemon its own MASQUES_DATA_DIR");
+    } finally {
+      await first.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   test("under umask 022 the data and analytics directories are created owner-only", async () => {
     const root = await mkdtemp(path.join(tmpdir(), "masques-perm-"));
     const dataDir = path.join(root, "fresh", "data");

@@ -4,6 +4,7 @@ import { ExitCode } from "../command.js";
 import { ConfigError, configHelp, loadConfig } from "../../config.js";
 import { createLogger } from "../../log.js";
 import { runDaemon } from "../../daemon.js";
+import { DataDirInUseError } from "../../ledger/embedded/lock.js";
 
 const help = `Usage: masques-ledger serve
 
@@ -53,6 +54,12 @@ export const serveCommand: CliCommand = {
       }
       log.fatal({ err }, "start-up failed");
       process.stderr.write(`masques-ledger serve: start-up failed: ${(err as Error).message}\n`);
+      if (err instanceof DataDirInUseError) {
+        process.stderr.write(
+          `  Another process (pid ${err.pid}, likely a daemon) uses this MASQUES_DATA_DIR (${config.MASQUES_DATA_DIR}); the embedded stores admit one process.\n` +
+            "  Stop it, or give this daemon its own MASQUES_DATA_DIR (and MASQUES_GRPC_ADDR / MASQUES_HTTP_ADDR); to check its analytics copy use `masques-ledger reconcile`.\n",
+        );
+      }
       return ExitCode.outage;
     }
     const d = daemon;
