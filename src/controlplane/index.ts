@@ -15,10 +15,12 @@ import { openDatabase, type EngineKind, type EngineOptions } from "./engine.js";
 import { migrate, type ControlPlaneMigration, type MigrateResult } from "./migrations.js";
 import { MIGRATIONS } from "./migrations/index.js";
 import { createPriceBookStore, type PriceBookStore } from "./pricebooks.js";
+import { createSettlementStore, type SettlementStore } from "./settlement.js";
 import type { Database } from "./schema.js";
 
 export { MigrationRefusedError } from "./migrations.js";
 export type { PriceBookStore } from "./pricebooks.js";
+export type { SettlementStore, PayoutRow, StoredChallenge } from "./settlement.js";
 export type { EngineKind } from "./engine.js";
 
 export interface ControlPlane {
@@ -30,6 +32,8 @@ export interface ControlPlane {
   /** What the start-up migration did. */
   readonly migrations: MigrateResult;
   readonly priceBooks: PriceBookStore;
+  /** Payout destinations, ownership challenges, payouts (ADR 0086). */
+  readonly settlement: SettlementStore;
   /** Close the connections (and release PGlite's directory lock). Idempotent. */
   close(): Promise<void>;
 }
@@ -70,6 +74,7 @@ export async function openControlPlane(opts: ControlPlaneOptions): Promise<Contr
     describe: opened.describe,
     migrations,
     priceBooks: createPriceBookStore({ db: opened.db }),
+    settlement: createSettlementStore(opened.db),
     close: () => opened.close(),
   };
 }

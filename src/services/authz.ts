@@ -227,3 +227,47 @@ export function authorizeListSessions(p: Principal, owner: SessionOwner, masqueA
 export function authorizeListMasques(p: Principal): void {
   requireScope(p, ["ledger:read", "ledger:write"], "list masques");
 }
+
+// ---- SettlementService -------------------------------------------------------------------------
+// An author manages only its own destinations and payouts; a rail adapter acts only on its own
+// rail's payouts; admins read everything (docs/adr/0086).
+
+/** Author actions on its own payouts and destinations (ledger:write). Returns the author id. */
+export function authorizeAuthorPayouts(p: Principal, action: string): string {
+  if (p.kind !== "author") throw permissionDenied(`${who(p)} may not ${action}: authors only`, { principal_kind: p.kind });
+  requireScope(p, ["ledger:write"], action);
+  return p.id;
+}
+
+/**
+ * Reading payouts / destinations: an author its own (an empty `requested` means itself), an
+ * admin anyone's (must name the author). Returns the author whose rows to read ("" when an admin
+ * named none: a field violation).
+ */
+export function authorizeReadPayouts(p: Principal, requested: string, action: string): string {
+  if (isAdmin(p)) return requested;
+  requireScope(p, ["ledger:read", "ledger:write"], action);
+  if (p.kind !== "author" || (requested !== "" && requested !== p.id)) {
+    throw permissionDenied(`${who(p)} may not ${action}${requested ? ` of author ${JSON.stringify(requested)}` : ""}: only its own`, {
+      principal_kind: p.kind,
+    });
+  }
+  return p.id;
+}
+
+/** Whether `p` may see one payout of `author_id` (the caller answers PAYOUT_NOT_FOUND otherwise). */
+export function canSeePayout(p: Principal, author_id: string, rail: RailName): boolean {
+  return isAdmin(p) || (p.kind === "author" && p.id === author_id) || (p.kind === "rail" && p.id === rail);
+}
+
+/** A rail adapter acting on `rail`: the rail principal of that very rail, with rail:settle. */
+export function authorizeRailAdapter(p: Principal, rail: RailName, action: string): void {
+  if (p.kind !== "rail") throw permissionDenied(`${who(p)} may not ${action}: rail adapters only`, { principal_kind: p.kind });
+  if (p.id !== rail) {
+    throw permissionDenied(`rail adapter ${JSON.stringify(p.id)} may not ${action} on rail ${JSON.stringify(rail)}: only on its own rail`, {
+      principal_kind: p.kind,
+      rail,
+    });
+  }
+  requireScope(p, ["rail:settle"], action);
+}
