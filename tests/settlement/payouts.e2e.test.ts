@@ -243,6 +243,24 @@ describe("who may do what", () => {
   });
 });
 
+describe("restart", () => {
+  it("a queued payout, its destination and its recorded transaction survive a daemon restart", async () => {
+    const before = await h.earnings(AUTHOR);
+    const p = await queued("payout-restart", 200_000n);
+    const rail = await h.settlement("rail", "base");
+    await rail.claimPayouts({ rail: Rail.BASE, maxPayouts: 10 });
+    const tx = await signedPayoutTx(hot, (await (await h.settlement("author", AUTHOR)).getPayout({ payoutId: p.payoutId })).payout!.destinationAddress as `0x${string}`, nonce++, p.quote!.netMicro);
+    await rail.recordSignedTransaction({ payoutId: p.payoutId, signedTransaction: tx.bytes, txRef: tx.hash, replayGuard: 7n });
+    await h.d.restart();
+    const after = await h.settlement("rail", "base"); // new port
+    const resumed = (await after.claimPayouts({ rail: Rail.BASE, maxPayouts: 10 })).payouts.find((c) => c.payout!.payoutId === p.payoutId)!;
+    expect(resumed.payout).toMatchObject({ state: PayoutState.SUBMITTED, txRef: tx.hash });
+    expect(Buffer.from(resumed.signedTransaction).equals(Buffer.from(tx.bytes))).toBe(true);
+    await after.completePayout({ payoutId: p.payoutId, txRef: tx.hash, confirmations: 3 });
+    expect(await h.earnings(AUTHOR)).toEqual({ posted: before.posted - 200_000n, available: before.available - 200_000n });
+  });
+});
+
 describe("concurrency", () => {
   it("concurrent payouts never overdraw the earnings: the ledger refuses what is not there", async () => {
     const { available } = await h.earnings(AUTHOR);
