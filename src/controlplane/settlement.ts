@@ -301,3 +301,101 @@ export function createSettlementStore(db: Kysely<Database>): SettlementStore {
     },
   };
 }
+
+// ---- deposits (migration 0004, ADR 0087) -------------------------------------------------------
+
+/** A deposit as recorded (one row per canonical chain event). */
+export interface DepositRow {
+  deposit_id: string;
+  rail: RailName;
+  chain_id: string;
+  tx_ref: string;
+  event_index: number;
+  from_address: string;
+  amount_micro: bigint;
+  block_number: bigint;
+  block_hash: string;
+  confirmations: number;
+  finality_depth: number;
+  state: "confirming" | "credited" | "held";
+  agent_id: string | null;
+  create_time_ns: bigint;
+  update_time_ns: bigint;
+}
+
+export interface DepositStore {
+  /** The agent an address is bound to on a rail, or null. */
+  sourceAgent(rail: RailName, address: string): Promise<string | null>;
+  /** Binds an address to an agent; returns the agent it is bound to now (the first binder wins). */
+  bindSource(rail: RailName, address: string, agent_id: string, now_ns: bigint): Promise<string>;
+  getDeposit(deposit_id: string): Promise<DepositRow | null>;
+  /**
+   * Records a report. A credited row stays credited (only confirmations and the block move);
+   * a held row becomes credited only by an admin's release (not here).
+   */
+  recordDeposit(d: Omit<DepositRow, "create_time_ns" | "update_time_ns">, now_ns: bigint): Promise<DepositRow>;
+  /** Keeps a refused report for the record. */
+  recordRefusal(r: { rail: RailName; chain_id: string; tx_ref: string; event_index: number; reason: string; detail: string; report: string }, now_ns: bigint): Promise<void>;
+}
+
+const DEPOSIT_COLUMNS = sql.raw(
+  "deposit_id, rail, chain_id, tx_ref, event_index, from_address, amount_micro::text as amount_micro, block_number::text as block_number, " +
+    "block_hash, confirmations, finality_depth, state, agent_id, create_time_ns::text as create_time_ns, update_time_ns::text as update_time_ns",
+);
+
+function toDeposit(r: Record<string, unknown>): DepositRow {
+  return {
+    deposit_id: String(r.deposit_id),
+    rail: String(r.rail) as RailName,
+    chain_id: String(r.chain_id),
+    tx_ref: String(r.tx_ref),
+    event_index: Number(r.event_index),
+    from_address: String(r.from_address),
+    amount_micro: big(r.amount_micro),
+    block_number: big(r.block_number),
+    block_hash: String(r.block_hash),
+    confirmations: Number(r.confirmations),
+    finality_depth: Number(r.finality_depth),
+    state: String(r.state) as DepositRow["state"],
+    agent_id: strOrNull(r.agent_id),
+    create_time_ns: big(r.create_time_ns),
+    update_time_ns: big(r.update_time_ns),
+  };
+}
+
+export function createDepositStore(db: Kysely<Database>): DepositStore {
+  return {
+    async sourceAgent(rail, address) {
+      const r = await sql<{ agent_id: string }>`select agent_id from deposit_source where rail = ${rail} and address = ${address}`.execute(db);
+      return r.rows[0]?.agent_id ?? null;
+    },
+    async bindSource(rail, address, agent_id, now_ns) {
+      await sql`insert into deposit_source (rail, address, agent_id, create_time_ns) values (${rail}, ${address}, ${agent_id}, ${now_ns.toString()})
+        on conflict do nothing`.execute(db);
+      const r = await sql<{ agent_id: string }>`select agent_id from deposit_source where rail = ${rail} and address = ${address}`.execute(db);
+      return r.rows[0]!.agent_id;
+    },
+    async getDeposit(id) {
+      const r = await sql<Record<string, unknown>>`select ${DEPOSIT_COLUMNS} from deposit where deposit_id = ${id}`.execute(db);
+      return r.rows[0] ? toDeposit(r.rows[0]) : null;
+    },
+    async recordDeposit(d, now_ns) {
+      const now = now_ns.toString();
+      const r = await sql<Record<string, unknown>>`insert into deposit (deposit_id, rail, chain_id, tx_ref, event_index, from_address, amount_micro,
+          block_number, block_hash, confirmations, finality_depth, state, agent_id, create_time_ns, update_time_ns)
+        values (${d.deposit_id}, ${d.rail}, ${d.chain_id}, ${d.tx_ref}, ${d.event_index}, ${d.from_address}, ${d.amount_micro.toString()},
+          ${d.block_number.toString()}, ${d.block_hash}, ${d.confirmations}, ${d.finality_depth}, ${d.state}, ${d.agent_id}, ${now}, ${now})
+        on conflict (deposit_id) do update set
+          block_number = excluded.block_number, block_hash = excluded.block_hash,
+          confirmations = excluded.confirmations, update_time_ns = excluded.update_time_ns,
+          state = case when deposit.state = 'confirming' then excluded.state else deposit.state end,
+          agent_id = case when deposit.state = 'confirming' then excluded.agent_id else deposit.agent_id end
+        returning ${DEPOSIT_COLUMNS}`.execute(db);
+      return toDeposit(r.rows[0]!);
+    },
+    async recordRefusal(x, now_ns) {
+      await sql`insert into deposit_refusal (rail, chain_id, tx_ref, event_index, reason, detail, report, time_ns)
+        values (${x.rail}, ${x.chain_id}, ${x.tx_ref}, ${x.event_index}, ${x.reason}, ${x.detail}, ${x.report}, ${now_ns.toString()})`.execute(db);
+    },
+  };
+}

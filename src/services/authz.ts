@@ -271,3 +271,10 @@ export function authorizeRailAdapter(p: Principal, rail: RailName, action: strin
   }
   requireScope(p, ["rail:settle"], action);
 }
+
+/** BindDepositSource: an agent for itself (ledger:write). Returns the agent id. */
+export function authorizeBindDepositSource(p: Principal): string {
+  if (p.kind !== "agent") throw permissionDenied(`${who(p)} may not bind a deposit source: agents only`, { principal_kind: p.kind });
+  requireScope(p, ["ledger:write"], "bind a deposit source");
+  return p.id;
+}

@@ -4,7 +4,8 @@
  * payout destinations (Base, EIP-191), quotes, confirmation (the pending hold earnings → rail
  * outbound with NO timeout), reads, cancel while queued, and the rail adapter's side (claim
  * under a lease, record the signed transaction before broadcast, complete = post, fail = void).
- * Deposit methods are not registered yet (UNIMPLEMENTED).
+ * Deposits: ./deposits.ts (BindDepositSource, ReportDeposit). Not registered yet (UNIMPLEMENTED):
+ * ListDepositSources, ListDeposits and the Lightning deposit invoices.
  *
  * Order of writes (ADR 0070, "the ledger decides, the database records"): the control-plane
  * intent first (fixed destination, void intent, signed transaction), then the ledger, then the
@@ -75,6 +76,7 @@ import { requestLogger } from "../../server/context.js";
 import type { Client } from "tigerbeetle-node";
 import {
   authorizeAuthorPayouts,
+  authorizeBindDepositSource,
   authorizeRailAdapter,
   authorizeReadPayouts,
   canSeePayout,
@@ -92,6 +94,7 @@ import {
   type Violation,
 } from "../errors.js";
 import { parseHexId, parsePageSize } from "../views.js";
+import { createDepositHandlers } from "./deposits.js";
 import { canonicalBaseAddress, destinationView, payoutView, protoPayoutState, protoRail, railOf } from "./views.js";
 
 /** Rails this daemon pays out on today (Solana and Lightning follow, issues 14 and 15). */
@@ -232,18 +235,18 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
 
     async createDestinationChallenge(req, ctx) {
       const p = principalOf(ctx);
-      if (req.purpose === OwnershipPurpose.DEPOSIT_SOURCE) {
-        throw statusError(Code.Unimplemented, "UNIMPLEMENTED", "deposit sources are not served by this daemon yet (issue 13): only OWNERSHIP_PURPOSE_PAYOUT_DESTINATION");
+      if (req.purpose !== OwnershipPurpose.PAYOUT_DESTINATION && req.purpose !== OwnershipPurpose.DEPOSIT_SOURCE) {
+        throw invalidArgument([{ field: "purpose", description: "must be OWNERSHIP_PURPOSE_PAYOUT_DESTINATION or OWNERSHIP_PURPOSE_DEPOSIT_SOURCE" }]);
       }
-      if (req.purpose !== OwnershipPurpose.PAYOUT_DESTINATION) throw invalidArgument([{ field: "purpose", description: "must be OWNERSHIP_PURPOSE_PAYOUT_DESTINATION" }]);
-      const author = authorizeAuthorPayouts(p, "prove a payout destination");
+      const purpose = req.purpose === OwnershipPurpose.PAYOUT_DESTINATION ? "payout_destination" : "deposit_source";
+      const principal = purpose === "payout_destination" ? `author:${authorizeAuthorPayouts(p, "prove a payout destination")}` : `agent:${authorizeBindDepositSource(p)}`;
       const rail = enabledRail(req.rail);
       const address = canonicalBaseAddress(req.address);
       if (address === null) throw invalidArgument([{ field: "address", description: "must be a 20-byte 0x-hex address (all lower/upper case, or with a valid EIP-55 checksum)" }]);
       const now_ms = Number(deps.clock() / NS_PER_MS);
       const c = buildOwnershipChallenge({
-        purpose: "payout_destination",
-        principal: `author:${author}`,
+        purpose,
+        principal,
         chain_id: config.SETTLEMENT_BASE_CHAIN_ID,
         address,
         nonce: newChallengeNonce(),
@@ -665,5 +668,15 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
 
 /** The registration line for src/services/index.ts. */
 export function settlementServiceRegistration(ctx: DaemonContext): ServiceRegistration {
-  return defineService(SettlementService, createSettlementService({ ledger: ctx.ledger, store: ctx.controlplane.settlement, config: ctx.config, clock: ctx.clock }));
+  return defineService(SettlementService, {
+    ...createSettlementService({ ledger: ctx.ledger, store: ctx.controlplane.settlement, config: ctx.config, clock: ctx.clock }),
+    ...createDepositHandlers({
+      ledger: ctx.ledger,
+      challenges: ctx.controlplane.settlement,
+      deposits: ctx.controlplane.deposits,
+      config: ctx.config,
+      clock: ctx.clock,
+      rails: ENABLED_PAYOUT_RAILS,
+    }),
+  });
 }
