@@ -97,28 +97,22 @@ export function authorizeOpenOwn(p: Principal, ownerKind: "agent" | "author", ow
 }
 
 /**
- * Deposits: a rail adapter (rail:settle) from its own rail's inbound account only; manual
- * deposits (no rail, from the operator account) and deposits on any rail by admins.
+ * AccountService.Deposit: admins only — manual deposits (no rail, from the operator account) and
+ * corrections on a rail, both logged with the admin's identity. Rail adapters never credit
+ * through this path (issue 13: keyed by (rail, idempotency key) it could credit one chain
+ * transaction twice); they report verified deposits through SettlementService.ReportDeposit,
+ * credited once per chain event (docs/adr/0087).
  */
 export function authorizeDeposit(p: Principal, rail: RailName | null): void {
   if (isAdmin(p)) return;
-  if (p.kind !== "rail") {
-    throw permissionDenied(`${who(p)} may not deposit: only rail adapters and admins credit deposits`, {
-      principal_kind: p.kind,
-    });
-  }
-  if (rail === null) {
-    throw permissionDenied(`rail adapter ${JSON.stringify(p.id)} may not make manual deposits: admin only`, {
-      principal_kind: p.kind,
-    });
-  }
-  if (rail !== p.id) {
+  if (p.kind === "rail") {
     throw permissionDenied(
-      `rail adapter ${JSON.stringify(p.id)} may not deposit from rail ${JSON.stringify(rail)}: only from its own rail`,
-      { principal_kind: p.kind, rail },
+      `rail adapter ${JSON.stringify(p.id)} may not deposit through AccountService.Deposit${rail ? ` (rail ${rail})` : ""}: ` +
+        "report verified chain deposits with SettlementService.ReportDeposit; manual deposits are admin only",
+      { principal_kind: p.kind },
     );
   }
-  requireScope(p, ["rail:settle"], "deposit");
+  throw permissionDenied(`${who(p)} may not deposit: manual deposits are admin only`, { principal_kind: p.kind });
 }
 
 // ---- SessionService ----------------------------------------------------------------------------
