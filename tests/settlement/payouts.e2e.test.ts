@@ -283,4 +283,22 @@ describe("concurrency", () => {
     const listed = (await a.listPayouts({ states: [PayoutState.REQUESTED] })).payouts;
     expect(listed.map((p) => p.payoutId).sort()).toEqual(quotes.filter((_, i) => states[i] === PayoutState.REQUESTED).map((q) => q.payout!.payoutId).sort());
   });
+
+  it("ListPayouts pages newest first without skipping or repeating, and refuses a forged page token", async () => {
+    const a = await h.settlement("author", AUTHOR);
+    const all = (await a.listPayouts({ pageSize: 1000 })).payouts;
+    expect(all.length).toBeGreaterThan(10);
+    const seen: string[] = [];
+    let token = "";
+    do {
+      const page = await a.listPayouts({ pageSize: 3, pageToken: token });
+      expect(page.payouts.length).toBeLessThanOrEqual(3);
+      seen.push(...page.payouts.map((p) => p.payoutId));
+      token = page.nextPageToken;
+    } while (token !== "");
+    expect(seen).toEqual(all.map((p) => p.payoutId));
+    const times = all.map((p) => p.createTime!.seconds * 1_000_000_000n + BigInt(p.createTime!.nanos));
+    expect([...times].sort((x, y) => (x > y ? -1 : x < y ? 1 : 0))).toEqual(times);
+    await expectStatus(a.listPayouts({ pageToken: "bm9wZQ" }), Code.InvalidArgument, "INVALID_ARGUMENT");
+  });
 });
