@@ -237,6 +237,57 @@ const vars = {
     "How often the session reaper looks for idle sessions and sessions near their maximum length. At most SESSION_MAX_S x 1000 / 6 (the reaper settles sessions 3 intervals before their hold's timeout).",
     "5000",
   ),
+  // ---- settlement: author payouts (SettlementService, issue 13, docs/adr/0086) -------------
+  SETTLEMENT_BASE_CHAIN_ID: v(
+    uint("EVM chain id").pipe(z.number().min(1).max(Number.MAX_SAFE_INTEGER)).default(8453),
+    "EVM chain id of the Base rail (8453 Base mainnet, 84532 Base Sepolia, 31337 anvil): named in ownership challenges and checked on deposit reports. Must equal the Base adapter's BASE_CHAIN_ID.",
+    "8453",
+  ),
+  SETTLEMENT_BASE_FINALITY_DEPTH: v(
+    uint("blocks").pipe(z.number().min(1).max(10_000)).default(12),
+    "Confirmations (the including block counts as 1) a Base payout must have when the adapter completes it. Must equal the Base adapter's BASE_FINALITY_DEPTH.",
+    "12",
+  ),
+  PAYOUT_FIXED_FEE_MICRO: v(
+    z.string().regex(/^\d{1,19}$/, "expected micro-USD as a non-negative integer").transform(BigInt).default(100_000n),
+    "Fixed fee per payout, micro-USD, paid by the author (it funds the rail's network fee, ADR 0085); shown in every quote.",
+    "100000",
+  ),
+  PAYOUT_FEE_BPS: v(
+    uint("basis points").pipe(z.number().max(10_000, "must be <= 10000 basis points")).default(0),
+    "Proportional payout fee in basis points of the amount (rounded up to a whole micro-USD), added to PAYOUT_FIXED_FEE_MICRO.",
+    "0",
+  ),
+  PAYOUT_MIN_NET_MICRO: v(
+    z.string().regex(/^\d{1,19}$/, "expected micro-USD as an integer").transform(BigInt).pipe(z.bigint().min(1n, "must be >= 1")).default(1_000_000n),
+    "Smallest net payout accepted (after the fee), micro-USD.",
+    "1000000",
+  ),
+  PAYOUT_QUOTE_TTL_S: v(
+    uint("seconds").pipe(z.number().min(1).max(86_400)).default(300),
+    "How long a payout quote can be confirmed (ConfirmPayout), in seconds; an expired quote is refused (QUOTE_EXPIRED).",
+    "300",
+  ),
+  PAYOUT_DESTINATION_COOLING_S: v(
+    uint("seconds").pipe(z.number().max(30 * 86_400)).default(86_400),
+    "Cooling period of a CHANGED payout destination, in seconds: until then payouts go to the previous address, and the change is logged at warn level for the author's notification. The first destination is active at once.",
+    "86400",
+  ),
+  PAYOUT_LEASE_S: v(
+    uint("seconds").pipe(z.number().min(1)).default(300),
+    "Default lease of a payout claimed by a rail adapter (ClaimPayouts lease_s = 0), in seconds; an expired lease returns the payout to the queue.",
+    "300",
+  ),
+  PAYOUT_LEASE_MAX_S: v(
+    uint("seconds").pipe(z.number().min(1)).default(3_600),
+    "Longest lease a rail adapter may ask for in ClaimPayouts, in seconds.",
+    "3600",
+  ),
+  OWNERSHIP_CHALLENGE_TTL_S: v(
+    uint("seconds").pipe(z.number().min(1).max(86_400)).default(900),
+    "How long an ownership challenge (CreateDestinationChallenge) can be signed and used, in seconds.",
+    "900",
+  ),
 } as const;
 
 type Vars = typeof vars;
@@ -307,6 +358,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const reaperRule = sessionReaperRule(c.SESSION_MAX_S, c.SESSION_REAPER_INTERVAL_MS);
   if (reaperRule !== null) cross.push({ variable: "SESSION_REAPER_INTERVAL_MS", message: reaperRule });
+  if (c.PAYOUT_LEASE_S > c.PAYOUT_LEASE_MAX_S) {
+    cross.push({ variable: "PAYOUT_LEASE_S", message: `must be <= PAYOUT_LEASE_MAX_S (${c.PAYOUT_LEASE_MAX_S})` });
+  }
   if (cross.length > 0) throw new ConfigError(cross);
   const dataDir = path.resolve(c.MASQUES_DATA_DIR);
   return {

@@ -15,10 +15,12 @@ import { openDatabase, type EngineKind, type EngineOptions } from "./engine.js";
 import { migrate, type ControlPlaneMigration, type MigrateResult } from "./migrations.js";
 import { MIGRATIONS } from "./migrations/index.js";
 import { createPriceBookStore, type PriceBookStore } from "./pricebooks.js";
+import { createDepositStore, createSettlementStore, type DepositStore, type SettlementStore } from "./settlement.js";
 import type { Database } from "./schema.js";
 
 export { MigrationRefusedError } from "./migrations.js";
 export type { PriceBookStore } from "./pricebooks.js";
+export type { SettlementStore, PayoutRow, StoredChallenge, DepositStore, DepositRow } from "./settlement.js";
 export type { EngineKind } from "./engine.js";
 
 export interface ControlPlane {
@@ -30,6 +32,10 @@ export interface ControlPlane {
   /** What the start-up migration did. */
   readonly migrations: MigrateResult;
   readonly priceBooks: PriceBookStore;
+  /** Payout destinations, ownership challenges, payouts (ADR 0086). */
+  readonly settlement: SettlementStore;
+  /** Deposit sources, reported deposits, refused reports (ADR 0087). */
+  readonly deposits: DepositStore;
   /** Close the connections (and release PGlite's directory lock). Idempotent. */
   close(): Promise<void>;
 }
@@ -70,6 +76,8 @@ export async function openControlPlane(opts: ControlPlaneOptions): Promise<Contr
     describe: opened.describe,
     migrations,
     priceBooks: createPriceBookStore({ db: opened.db }),
+    settlement: createSettlementStore(opened.db),
+    deposits: createDepositStore(opened.db),
     close: () => opened.close(),
   };
 }

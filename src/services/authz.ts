@@ -97,28 +97,22 @@ export function authorizeOpenOwn(p: Principal, ownerKind: "agent" | "author", ow
 }
 
 /**
- * Deposits: a rail adapter (rail:settle) from its own rail's inbound account only; manual
- * deposits (no rail, from the operator account) and deposits on any rail by admins.
+ * AccountService.Deposit: admins only — manual deposits (no rail, from the operator account) and
+ * corrections on a rail, both logged with the admin's identity. Rail adapters never credit
+ * through this path (issue 13: keyed by (rail, idempotency key) it could credit one chain
+ * transaction twice); they report verified deposits through SettlementService.ReportDeposit,
+ * credited once per chain event (docs/adr/0087).
  */
 export function authorizeDeposit(p: Principal, rail: RailName | null): void {
   if (isAdmin(p)) return;
-  if (p.kind !== "rail") {
-    throw permissionDenied(`${who(p)} may not deposit: only rail adapters and admins credit deposits`, {
-      principal_kind: p.kind,
-    });
-  }
-  if (rail === null) {
-    throw permissionDenied(`rail adapter ${JSON.stringify(p.id)} may not make manual deposits: admin only`, {
-      principal_kind: p.kind,
-    });
-  }
-  if (rail !== p.id) {
+  if (p.kind === "rail") {
     throw permissionDenied(
-      `rail adapter ${JSON.stringify(p.id)} may not deposit from rail ${JSON.stringify(rail)}: only from its own rail`,
-      { principal_kind: p.kind, rail },
+      `rail adapter ${JSON.stringify(p.id)} may not deposit through AccountService.Deposit${rail ? ` (rail ${rail})` : ""}: ` +
+        "report verified chain deposits with SettlementService.ReportDeposit; manual deposits are admin only",
+      { principal_kind: p.kind },
     );
   }
-  requireScope(p, ["rail:settle"], "deposit");
+  throw permissionDenied(`${who(p)} may not deposit: manual deposits are admin only`, { principal_kind: p.kind });
 }
 
 // ---- SessionService ----------------------------------------------------------------------------
@@ -226,4 +220,55 @@ export function authorizeListSessions(p: Principal, owner: SessionOwner, masqueA
 /** ListMasques: any principal with a ledger scope. */
 export function authorizeListMasques(p: Principal): void {
   requireScope(p, ["ledger:read", "ledger:write"], "list masques");
+}
+
+// ---- SettlementService -------------------------------------------------------------------------
+// An author manages only its own destinations and payouts; a rail adapter acts only on its own
+// rail's payouts; admins read everything (docs/adr/0086).
+
+/** Author actions on its own payouts and destinations (ledger:write). Returns the author id. */
+export function authorizeAuthorPayouts(p: Principal, action: string): string {
+  if (p.kind !== "author") throw permissionDenied(`${who(p)} may not ${action}: authors only`, { principal_kind: p.kind });
+  requireScope(p, ["ledger:write"], action);
+  return p.id;
+}
+
+/**
+ * Reading payouts / destinations: an author its own (an empty `requested` means itself), an
+ * admin anyone's (must name the author). Returns the author whose rows to read ("" when an admin
+ * named none: a field violation).
+ */
+export function authorizeReadPayouts(p: Principal, requested: string, action: string): string {
+  if (isAdmin(p)) return requested;
+  requireScope(p, ["ledger:read", "ledger:write"], action);
+  if (p.kind !== "author" || (requested !== "" && requested !== p.id)) {
+    throw permissionDenied(`${who(p)} may not ${action}${requested ? ` of author ${JSON.stringify(requested)}` : ""}: only its own`, {
+      principal_kind: p.kind,
+    });
+  }
+  return p.id;
+}
+
+/** Whether `p` may see one payout of `author_id` (the caller answers PAYOUT_NOT_FOUND otherwise). */
+export function canSeePayout(p: Principal, author_id: string, rail: RailName): boolean {
+  return isAdmin(p) || (p.kind === "author" && p.id === author_id) || (p.kind === "rail" && p.id === rail);
+}
+
+/** A rail adapter acting on `rail`: the rail principal of that very rail, with rail:settle. */
+export function authorizeRailAdapter(p: Principal, rail: RailName, action: string): void {
+  if (p.kind !== "rail") throw permissionDenied(`${who(p)} may not ${action}: rail adapters only`, { principal_kind: p.kind });
+  if (p.id !== rail) {
+    throw permissionDenied(`rail adapter ${JSON.stringify(p.id)} may not ${action} on rail ${JSON.stringify(rail)}: only on its own rail`, {
+      principal_kind: p.kind,
+      rail,
+    });
+  }
+  requireScope(p, ["rail:settle"], action);
+}
+
+/** BindDepositSource: an agent for itself (ledger:write). Returns the agent id. */
+export function authorizeBindDepositSource(p: Principal): string {
+  if (p.kind !== "agent") throw permissionDenied(`${who(p)} may not bind a deposit source: agents only`, { principal_kind: p.kind });
+  requireScope(p, ["ledger:write"], "bind a deposit source");
+  return p.id;
 }

@@ -11,12 +11,15 @@ import { defineService, type DaemonContext, type ServiceRegistration } from "../
 import { createAccountService, provisionIssuanceLimit } from "./accounts/account-service.js";
 import { sessionServiceRegistration } from "./sessions/service.js";
 import { adminServiceRegistration } from "./admin/service.js";
+import { settlementServiceRegistration } from "./settlement/service.js";
+import { railFeesAccount } from "../domain/settlement/accounts.js";
 
 export function createServices(ctx: DaemonContext): ServiceRegistration[] {
   return [
     defineService(AccountService, createAccountService({ ledger: ctx.ledger })),
     sessionServiceRegistration(ctx),
     adminServiceRegistration(ctx),
+    settlementServiceRegistration(ctx),
   ];
 }
 
@@ -29,7 +32,7 @@ export function createServices(ctx: DaemonContext): ServiceRegistration[] {
  * means the ledger and this build disagree, and the daemon refuses to start.
  */
 export async function onStart(ctx: DaemonContext): Promise<void> {
-  const accounts = startupPlatformAccounts(RAIL_NAMES);
+  const accounts = [...startupPlatformAccounts(RAIL_NAMES), ...RAIL_NAMES.map(railFeesAccount)];
   const results = await ctx.ledger.createAccounts(accounts);
   const bad = results
     .map((r, i) => ({ r, a: accounts[i]! }))

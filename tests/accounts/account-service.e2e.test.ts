@@ -41,7 +41,9 @@ describe.each<TransportKind>(["grpc", "connect-json"])("AccountService over %s",
 
   beforeAll(async () => {
     admin = await h.client("admin", "ops-1", { transport });
-    base = await h.client("rail", "base", { transport });
+    // Rail deposits through AccountService are admin-only since issue 13 (adapters report through
+    // SettlementService.ReportDeposit): an admin credits "from a rail" here.
+    base = await h.client("admin", "ops-rail", { transport });
   });
 
   async function openPrepaid(agentId: string): Promise<{ agent: AccountClient; accountId: string }> {
@@ -136,7 +138,7 @@ describe.each<TransportKind>(["grpc", "connect-json"])("AccountService over %s",
     expect((await a.agent.getAccount({ account: byId(a.accountId) })).account!.balance!.creditsPostedMicro).toBe(100n);
     expect((await b.agent.getAccount({ account: byId(b.accountId) })).account!.balance!.creditsPostedMicro).toBe(0n);
     // The same key on another rail is another payment (keys are scoped by rail).
-    const solana = await h.client("rail", "solana", { transport });
+    const solana = await h.client("admin", "ops-solana", { transport });
     const other = await solana.deposit({ account: byId(a.accountId), amountMicro: 5n, rail: Rail.SOLANA, idempotencyKey: key });
     expect(other.transfer!.transferId).not.toBe(original.transfer!.transferId);
   });

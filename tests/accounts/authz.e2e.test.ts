@@ -53,7 +53,7 @@ beforeAll(async () => {
     .accountId;
   earningsX = (await authorX.openAuthorEarnings({})).account!.accountId;
   await authorY.openAuthorEarnings({});
-  await railBase.deposit({ account: byId(walletA), amountMicro: 5_000n, rail: Rail.BASE, idempotencyKey: newKey() });
+  await admin.deposit({ account: byId(walletA), amountMicro: 5_000n, rail: Rail.BASE, idempotencyKey: newKey() });
   before = await snapshot();
 });
 afterAll(async () => {
@@ -88,7 +88,9 @@ describe("cross-principal attempts are PERMISSION_DENIED", () => {
     );
   });
 
-  it("a rail adapter deposits via another rail, by hand, or reads a wallet", async () => {
+  it("a rail adapter deposits through AccountService (even on its own rail), via another rail, by hand, or reads a wallet", async () => {
+    // issue 13: chain deposits are credited only from SettlementService.ReportDeposit.
+    await expectDenied(railBase.deposit({ account: byId(walletA), amountMicro: 1n, rail: Rail.BASE, idempotencyKey: newKey() }));
     // base credits a deposit claiming to come from solana: refused.
     await expectDenied(railBase.deposit({ account: byId(walletA), amountMicro: 1n, rail: Rail.SOLANA, idempotencyKey: newKey() }));
     await expectDenied(railSolana.deposit({ account: byId(walletA), amountMicro: 1n, rail: Rail.BASE, idempotencyKey: newKey() }));

@@ -207,9 +207,10 @@ describe("authorization rules", () => {
     denied(() => authorizeRead(agent, agentWalletId("a2")));
   });
 
-  it("deposits: own rail only; manual deposits admin only", () => {
-    authorizeDeposit(rail, "base");
+  it("AccountService deposits: admins only; rail adapters report through SettlementService (issue 13)", () => {
+    denied(() => authorizeDeposit(rail, "base"));
     authorizeDeposit(admin, null);
+    authorizeDeposit(admin, "base");
     denied(() => authorizeDeposit(rail, "solana"));
     denied(() => authorizeDeposit(rail, null));
     denied(() => authorizeDeposit(agent, "base"));

@@ -93,7 +93,7 @@ describe(`pricebooks.jsonl import (${ENGINE})`, () => {
     legacy([masque("alpha", 1, "ada", "1"), masque("beta", 2, "bob", "2")]);
     const cp = await t.open();
     try {
-      expect(cp.migrations.applied).toEqual(["0001_price_books", "0002_import_pricebooks_jsonl"]);
+      expect(cp.migrations.applied.slice(0, 2)).toEqual(["0001_price_books", "0002_import_pricebooks_jsonl"]); // later migrations follow
       expect(await cp.priceBooks.all()).toHaveLength(2);
     } finally {
       await cp.close();

@@ -34,6 +34,8 @@ export interface ClockDaemon {
   /** Move the daemon's clock forward by `seconds` (never back). */
   advance(seconds: number): void;
   as(kind: PrincipalKind, id: string): Promise<Clients>;
+  /** A bearer token for `kind`/`id` (default scopes), for clients of other services. */
+  token(kind: PrincipalKind, id: string): Promise<string>;
   fundedAgent(agent: string, amount_micro: bigint): Promise<Clients>;
   available(agent: string): Promise<bigint>;
   /** Log lines so far (parsed JSON). */
@@ -63,6 +65,8 @@ export async function startClockDaemon(env: Record<string, string> = {}): Promis
   const start = () => runDaemon(config, createLogger({ destination: sink }), { clock: () => systemClock() + offset_ns });
   let daemon = await start();
   const keys = await loadOrCreateDevKeys(dir);
+  const token = (kind: PrincipalKind, id: string): Promise<string> =>
+    mintToken(keys.privateJwk, { kind, id, scopes: DEFAULT_SCOPES[kind], ttlS: 3600, issuer: config.MASQUES_JWT_ISSUER, audience: config.MASQUES_JWT_AUDIENCE });
   const as = async (kind: PrincipalKind, id: string): Promise<Clients> => {
     const token = await mintToken(keys.privateJwk, { kind, id, scopes: DEFAULT_SCOPES[kind], ttlS: 3600, issuer: config.MASQUES_JWT_ISSUER, audience: config.MASQUES_JWT_AUDIENCE });
     const auth: Interceptor = (next) => (req) => {
@@ -87,6 +91,7 @@ export async function startClockDaemon(env: Record<string, string> = {}): Promis
       offset_ns += BigInt(Math.round(seconds * 1e9));
     },
     as,
+    token,
     async fundedAgent(agent, amount_micro) {
       const c = await as("agent", agent);
       await c.accounts.openAgentWallet({ mode: WalletMode.PREPAID });

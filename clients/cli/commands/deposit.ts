@@ -10,7 +10,7 @@ type RailName = (typeof RAILS)[number];
 /** `masques-ledger-client deposit` (admin): credit an agent wallet. */
 export const depositCommand = defineClientCommand({
   name: "deposit",
-  summary: "Credit an agent's wallet (admin; or a rail adapter for its own rail)",
+  summary: "Credit an agent's wallet (admin only; rail adapters report chain deposits through SettlementService)",
   usage: "deposit <agent> <amount-usd> [--rail base|solana|lightning] [--key KEY] [options]",
   description: `Credits <agent>'s wallet with <amount-usd> (exact decimal USD, e.g. 25 or 0.50). Without --rail it
 is a manual deposit from the platform operator account and needs an admin token. The agent's
