@@ -48,7 +48,7 @@ export interface DepositDeps {
 
 const NS_PER_MS = 1_000_000n;
 
-const STATE = { confirming: DepositState.CONFIRMING, credited: DepositState.CREDITED, held: DepositState.HELD } as const;
+const STATE = { confirming: DepositState.CONFIRMING, credited: DepositState.CREDITED, held: DepositState.HELD, reorged: DepositState.REORGED } as const;
 
 export function depositView(d: DepositRow) {
   return create(DepositSchema, {
@@ -64,6 +64,11 @@ export function depositView(d: DepositRow) {
     state: STATE[d.state],
     agentId: d.agent_id ?? "",
     createTime: timestampFromNs(d.create_time_ns),
+    blockNumber: d.block_number,
+    blockHash: d.block_hash,
+    releasedBy: d.released_by ?? "",
+    releaseReason: d.release_reason ?? "",
+    releaseTime: d.release_time_ns === null ? undefined : timestampFromNs(d.release_time_ns),
   });
 }
 
@@ -133,6 +138,8 @@ export function createDepositHandlers(deps: DepositDeps): Pick<ServiceImpl<typeo
         if (!(e instanceof DepositKeyError)) throw e;
       }
       const earlier = depositId === null ? null : await deps.deposits.getDeposit(depositId);
+      // Block hashes compare case-insensitively where they are hex (Base); Solana's are base58.
+      const blockHash = rail === "base" ? req.blockHash.toLowerCase() : req.blockHash;
       const boundAgent = await deps.deposits.sourceAgent(rail, from);
       let binding: { wallet_id: bigint; wallet: "open" | "missing" | "closed" } | null = null;
       if (boundAgent !== null) {
@@ -164,14 +171,45 @@ export function createDepositHandlers(deps: DepositDeps): Pick<ServiceImpl<typeo
             from_address: from,
             amount_micro: req.amountMicro,
             block_number: req.blockNumber,
-            block_hash: req.blockHash,
+            block_hash: blockHash,
             confirmations: req.confirmations,
             finality_depth: finality(rail),
             state,
             agent_id,
+            released_by: null,
+            release_reason: null,
+            release_time_ns: null,
           },
           now,
         );
+      /**
+       * Reorgs (ADR 0088): a report naming a block the adapter reported orphaned for this deposit
+       * is stale and refused; a `removed` report marks that block orphaned and a deposit not yet
+       * credited whose recorded block it is becomes REORGED (nothing credited); a credited one is
+       * an alarm (finality was not final) and the report is refused. Null: carry on.
+       */
+      const reorgStep = async (key: { chain_id: string; tx_ref: string; event_index: number }) => {
+        if (earlier !== null && (await deps.deposits.isOrphaned(earlier.deposit_id, blockHash))) {
+          await refuse("DEPOSIT_BLOCK_ORPHANED", `block ${blockHash} was reported orphaned for this deposit`);
+          throw failedPrecondition("DEPOSIT_BLOCK_ORPHANED", `block ${blockHash} was reported gone from the canonical chain for this deposit: a stale report; report the block that includes it now`, { deposit_id: earlier.deposit_id, block_hash: blockHash });
+        }
+        if (!req.removed) return null;
+        if (earlier !== null && earlier.state === "credited") {
+          requestLogger(ctx).error({ event: "deposit_reorged_after_credit", deposit_id: earlier.deposit_id, block_hash: blockHash }, "ALARM: a deposit credited at finality was reported gone from the chain");
+          await refuse("DEPOSIT_ALREADY_CREDITED", `removed at ${blockHash} after it was credited`);
+          throw failedPrecondition("DEPOSIT_ALREADY_CREDITED", `deposit ${earlier.deposit_id} was credited at finality; a removal is not applied (alarm raised)`, { deposit_id: earlier.deposit_id });
+        }
+        if (earlier === null) await record(key, "reorged", boundAgent);
+        const row = await deps.deposits.markOrphaned(depositId!, blockHash, now);
+        if (earlier?.state === "held" && row.state === "reorged") {
+          requestLogger(ctx).error({ event: "deposit_reorged_after_hold", deposit_id: row.deposit_id }, "a held deposit was reported gone from the chain: not releasable");
+        }
+        return create(ReportDepositResponseSchema, { deposit: depositView(row) });
+      };
+      if (decision.action !== "refuse" && depositId !== null) {
+        const reorg = await reorgStep(decision.key);
+        if (reorg !== null) return reorg;
+      }
       switch (decision.action) {
         case "refuse": {
           if (decision.reason === "INVALID_ARGUMENT") {
@@ -197,6 +235,13 @@ export function createDepositHandlers(deps: DepositDeps): Pick<ServiceImpl<typeo
         case "credit": {
           if (earlier !== null && earlier.state === "held") {
             return create(ReportDepositResponseSchema, { deposit: depositView(await record(decision.key, "held", null)) });
+          }
+          if (earlier !== null && earlier.state === "credited") {
+            // Already credited (by an earlier report or an admin's release): a replay, whatever
+            // the source's binding says now; nothing is submitted again.
+            const row = await record(decision.key, "credited", earlier.agent_id);
+            const [t] = await ledger.lookupTransfers([decision.transfer.id]);
+            return create(ReportDepositResponseSchema, { deposit: depositView(row), transfer: t ? transferView(t) : undefined });
           }
           const [result] = await ledger.createTransfers([decision.transfer]);
           const outcome = depositOutcome(result!);

@@ -4,8 +4,9 @@
  * payout destinations (Base, EIP-191), quotes, confirmation (the pending hold earnings → rail
  * outbound with NO timeout), reads, cancel while queued, and the rail adapter's side (claim
  * under a lease, record the signed transaction before broadcast, complete = post, fail = void).
- * Deposits: ./deposits.ts (BindDepositSource, ReportDeposit). Not registered yet (UNIMPLEMENTED):
- * ListDepositSources, ListDeposits and the Lightning deposit invoices.
+ * Deposits: ./deposits.ts (BindDepositSource, ReportDeposit), ./deposit-reads.ts (ListDepositSources,
+ * ListDeposits, the admin's ListDepositRefusals and ReleaseHeldDeposit). Not registered here:
+ * the Lightning deposit invoices.
  *
  * Order of writes (ADR 0070, "the ledger decides, the database records"): the control-plane
  * intent first (fixed destination, void intent, signed transaction), then the ledger, then the
@@ -95,6 +96,7 @@ import {
 } from "../errors.js";
 import { parseHexId, parsePageSize } from "../views.js";
 import { createDepositHandlers } from "./deposits.js";
+import { createDepositReadHandlers } from "./deposit-reads.js";
 import { canonicalBaseAddress, destinationView, payoutView, protoPayoutState, protoRail, railOf } from "./views.js";
 
 /** Rails this daemon pays out on today (Solana and Lightning follow, issues 14 and 15). */
@@ -678,5 +680,6 @@ export function settlementServiceRegistration(ctx: DaemonContext): ServiceRegist
       clock: ctx.clock,
       rails: ENABLED_PAYOUT_RAILS,
     }),
+    ...createDepositReadHandlers({ ledger: ctx.ledger, deposits: ctx.controlplane.deposits, clock: ctx.clock }),
   });
 }
