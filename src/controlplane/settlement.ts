@@ -99,6 +99,20 @@ function toPayout(r: RawPayout): PayoutRow {
   };
 }
 
+/**
+ * An event the author must hear about (settlement outbox, migration 0006): written in the same
+ * transaction as the change it reports; the webhook engine delivers it and sets relay_time_ns.
+ * `payload` is the Standard Webhooks body (`{"type", "timestamp", "data"}`) as JSON text.
+ */
+export interface SettlementNotification {
+  notification_id: string;
+  event_type: string;
+  author_id: string;
+  rail: RailName;
+  payload: string;
+  create_time_ns: bigint;
+}
+
 /** What a new payout row holds (the quote). */
 export type NewPayout = Pick<
   PayoutRow,
@@ -115,8 +129,13 @@ export interface SettlementStore {
   useChallenge(challenge_id: string, now_ms: number): Promise<boolean>;
 
   getDestinations(author_id: string, rail: RailName): Promise<RailDestinations>;
-  /** Replaces the author's destinations on the rail (one transaction). */
-  putDestinations(author_id: string, rail: RailName, d: RailDestinations): Promise<void>;
+  /**
+   * Replaces the author's destinations on the rail and, in the same transaction, records the
+   * author's notification of the change when there is one (the outbox: never a change without it).
+   */
+  putDestinations(author_id: string, rail: RailName, d: RailDestinations, notification?: SettlementNotification | null): Promise<void>;
+  /** The latest notification of `event_type` for (author, rail) whose payload data names `address`. */
+  latestNotification(author_id: string, rail: RailName, event_type: string, address: string): Promise<SettlementNotification | null>;
 
   /** Inserts a quoted payout; returns the row now stored under its id (an earlier one wins). */
   insertPayout(p: NewPayout): Promise<PayoutRow>;
@@ -200,8 +219,13 @@ export function createSettlementStore(db: Kysely<Database>): SettlementStore {
       }
       return d;
     },
-    async putDestinations(author_id, rail, d) {
+    async putDestinations(author_id, rail, d, notification = null) {
       await db.transaction().execute(async (trx) => {
+        if (notification !== null) {
+          const n = notification;
+          await sql`insert into settlement_notification (notification_id, event_type, author_id, rail, payload, create_time_ns)
+            values (${n.notification_id}, ${n.event_type}, ${n.author_id}, ${n.rail}, ${n.payload}, ${n.create_time_ns.toString()})`.execute(trx);
+        }
         await sql`delete from payout_destination where author_id = ${author_id} and rail = ${rail}`.execute(trx);
         for (const [slot, dest] of [["active", d.active], ["pending", d.pending]] as const) {
           if (dest === null) continue;
@@ -209,6 +233,15 @@ export function createSettlementStore(db: Kysely<Database>): SettlementStore {
             values (${author_id}, ${rail}, ${slot}, ${dest.address}, ${dest.effective_time_ns.toString()}, ${dest.create_time_ns.toString()})`.execute(trx);
         }
       });
+    },
+
+    async latestNotification(author_id, rail, event_type, address) {
+      const r = await sql<{ notification_id: string; event_type: string; author_id: string; rail: string; payload: string; create_time_ns: string }>`select
+          notification_id, event_type, author_id, rail, payload, create_time_ns::text as create_time_ns from settlement_notification
+        where author_id = ${author_id} and rail = ${rail} and event_type = ${event_type} and (payload::jsonb -> 'data' ->> 'address') = ${address}
+        order by create_time_ns desc limit 1`.execute(db);
+      const n = r.rows[0];
+      return n ? { ...n, rail: n.rail as RailName, create_time_ns: BigInt(n.create_time_ns) } : null;
     },
 
     async insertPayout(p) {

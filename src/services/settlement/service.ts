@@ -56,7 +56,10 @@ import {
   readPayoutHold,
   settleOutcome,
 } from "../../domain/settlement/plans.js";
+import { timestampFromNs } from "../views.js";
+import { DESTINATION_CHANGE_PENDING, DESTINATION_CHANGE_WITHDRAWN, destinationChangeNotification } from "./notifications.js";
 import {
+  type Destination,
   cancelDestinationChange,
   destinationsAt,
   payingDestination,
@@ -225,10 +228,21 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
     return a === undefined ? 0n : availableMicro(a);
   }
 
-  function destinationList(rail: RailName, d: RailDestinations): PayoutDestination[] {
+  /** A pending destination's view with the notification recorded for it (ADR 0089). */
+  async function pendingView(author: string, rail: RailName, d: Destination): Promise<PayoutDestination> {
+    const v = destinationView(rail, d, "pending");
+    const n = await store.latestNotification(author, rail, DESTINATION_CHANGE_PENDING, d.address);
+    if (n !== null) {
+      v.notificationId = n.notification_id;
+      v.notifyTime = timestampFromNs(n.create_time_ns);
+    }
+    return v;
+  }
+
+  async function destinationList(author: string, rail: RailName, d: RailDestinations): Promise<PayoutDestination[]> {
     const out: PayoutDestination[] = [];
     if (d.active) out.push(destinationView(rail, d.active, "active"));
-    if (d.pending) out.push(destinationView(rail, d.pending, "pending"));
+    if (d.pending) out.push(await pendingView(author, rail, d.pending));
     return out;
   }
 
@@ -280,12 +294,13 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
       const c = await store.getChallenge(req.proof!.challengeId);
       if (c === null || c.principal !== `author:${author}` || c.purpose !== "payout_destination" || c.rail !== rail) throw invalid("unknown, or not issued to you for a payout destination on this rail");
       if (c.address !== address) throw invalid(`the challenge is for ${c.address}, not ${address}`);
-      const respond = (d: RailDestinations) => {
-        const dest = d.active?.address === address ? destinationView(rail, d.active, "active") : d.pending?.address === address ? destinationView(rail, d.pending, "pending") : null;
-        return dest;
+      const respond = async (d: RailDestinations) => {
+        if (d.active?.address === address) return destinationView(rail, d.active, "active");
+        if (d.pending?.address === address) return pendingView(author, rail, d.pending);
+        return null;
       };
       if (c.used_at_ms !== null) {
-        const again = respond(destinationsAt(await store.getDestinations(author, rail), now));
+        const again = await respond(destinationsAt(await store.getDestinations(author, rail), now));
         if (again !== null) return create(RegisterPayoutDestinationResponseSchema, { destination: again });
         throw invalid("already used");
       }
@@ -296,22 +311,28 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
         throw statusError(Code.PermissionDenied, "OWNERSHIP_PROOF_INVALID", proof.reason, { address });
       }
       if (!(await store.useChallenge(c.challenge_id, Number(now / NS_PER_MS)))) {
-        const again = respond(destinationsAt(await store.getDestinations(author, rail), now));
+        const again = await respond(destinationsAt(await store.getDestinations(author, rail), now));
         if (again !== null) return create(RegisterPayoutDestinationResponseSchema, { destination: again });
         throw invalid("already used");
       }
       const current = await store.getDestinations(author, rail);
       const r = registerDestination(current, address, now, config.PAYOUT_DESTINATION_COOLING_S);
-      await store.putDestinations(author, rail, r.destinations);
+      const before = destinationsAt(current, now);
+      const notification = !r.notify
+        ? null
+        : r.change === "pending"
+          ? destinationChangeNotification({ event_type: DESTINATION_CHANGE_PENDING, author_id: author, rail, address, active_address: before.active?.address ?? null, effective_time_ns: r.destinations.pending!.effective_time_ns, now_ns: now })
+          : destinationChangeNotification({ event_type: DESTINATION_CHANGE_WITHDRAWN, author_id: author, rail, address: before.pending!.address, active_address: before.active?.address ?? null, effective_time_ns: null, now_ns: now });
+      await store.putDestinations(author, rail, r.destinations, notification);
       if (r.notify) {
-        // The author's notification (issue 13: the account takeover path). Delivery channels
-        // (mail, webhook) are not built yet: the warn line is the record an operator alerts on.
+        // The author's notification (issue 13: the account takeover path) is the outbox row
+        // written with the change (ADR 0089); the warn line is for operators.
         requestLogger(ctx).warn(
-          { event: "payout_destination_change", author_id: author, rail, address, change: r.change, effective_time_ns: String(r.destinations.pending?.effective_time_ns ?? now) },
+          { event: "payout_destination_change", notification_id: notification?.notification_id, author_id: author, rail, address, change: r.change, effective_time_ns: String(r.destinations.pending?.effective_time_ns ?? now) },
           "payout destination change registered: notify the author",
         );
       }
-      const dest = respond(r.destinations);
+      const dest = await respond(r.destinations);
       if (dest === null) throw new Error("registered destination not found in its own result");
       return create(RegisterPayoutDestinationResponseSchema, { destination: dest });
     },
@@ -319,9 +340,15 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
     async cancelPayoutDestinationChange(req, ctx) {
       const author = authorizeAuthorPayouts(principalOf(ctx), "cancel a payout destination change");
       const rail = enabledRail(req.rail);
-      const d = cancelDestinationChange(await store.getDestinations(author, rail), deps.clock());
-      await store.putDestinations(author, rail, d);
-      return create(CancelPayoutDestinationChangeResponseSchema, { destinations: destinationList(rail, d) });
+      const now = deps.clock();
+      const before = destinationsAt(await store.getDestinations(author, rail), now);
+      const d = cancelDestinationChange(before, now);
+      const notification =
+        before.pending === null
+          ? null
+          : destinationChangeNotification({ event_type: DESTINATION_CHANGE_WITHDRAWN, author_id: author, rail, address: before.pending.address, active_address: before.active?.address ?? null, effective_time_ns: null, now_ns: now });
+      await store.putDestinations(author, rail, d, notification);
+      return create(CancelPayoutDestinationChangeResponseSchema, { destinations: await destinationList(author, rail, d) });
     },
 
     async listPayoutDestinations(req, ctx) {
@@ -330,7 +357,7 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
       const rails = req.rail === 0 ? ENABLED_PAYOUT_RAILS : [enabledRail(req.rail)];
       const now = deps.clock();
       const destinations: PayoutDestination[] = [];
-      for (const rail of rails) destinations.push(...destinationList(rail, destinationsAt(await store.getDestinations(author, rail), now)));
+      for (const rail of rails) destinations.push(...(await destinationList(author, rail, destinationsAt(await store.getDestinations(author, rail), now))));
       return create(ListPayoutDestinationsResponseSchema, { destinations });
     },
 
