@@ -32,6 +32,8 @@ export interface PayoutRow {
   amount_micro: bigint;
   fee_micro: bigint;
   net_micro: bigint;
+  /** Solana: the part of fee_micro quoted for the destination's token account rent (ADR 0091). */
+  account_rent_fee_micro: bigint;
   quote_expire_time_ns: bigint;
   create_time_ns: bigint;
   update_time_ns: bigint;
@@ -57,6 +59,7 @@ const PAYOUT_COLUMNS = sql.raw(
   [
     "payout_id", "author_id", "idempotency_key", "rail", "request",
     "amount_micro::text as amount_micro", "fee_micro::text as fee_micro", "net_micro::text as net_micro",
+    "account_rent_fee_micro::text as account_rent_fee_micro",
     "quote_expire_time_ns::text as quote_expire_time_ns", "create_time_ns::text as create_time_ns",
     "update_time_ns::text as update_time_ns", "destination_address", "quote_cancelled", "confirm_refused", "held",
     "queued_time_ns::text as queued_time_ns", "claimed", "lease_expire_time_ns::text as lease_expire_time_ns",
@@ -79,6 +82,7 @@ function toPayout(r: RawPayout): PayoutRow {
     amount_micro: big(r.amount_micro),
     fee_micro: big(r.fee_micro),
     net_micro: big(r.net_micro),
+    account_rent_fee_micro: big(r.account_rent_fee_micro),
     quote_expire_time_ns: big(r.quote_expire_time_ns),
     create_time_ns: big(r.create_time_ns),
     update_time_ns: big(r.update_time_ns),
@@ -117,7 +121,7 @@ export interface SettlementNotification {
 export type NewPayout = Pick<
   PayoutRow,
   "payout_id" | "author_id" | "idempotency_key" | "rail" | "request" | "amount_micro" | "fee_micro" | "net_micro" | "quote_expire_time_ns" | "create_time_ns"
->;
+> & { account_rent_fee_micro?: bigint };
 
 /** Why RecordSignedTransaction's conditional update did not apply (read back after it). */
 export type RecordSignedResult = { ok: true; row: PayoutRow } | { ok: false; row: PayoutRow | null };
@@ -140,6 +144,8 @@ export interface SettlementStore {
   /** Inserts a quoted payout; returns the row now stored under its id (an earlier one wins). */
   insertPayout(p: NewPayout): Promise<PayoutRow>;
   getPayout(payout_id: string): Promise<PayoutRow | null>;
+  /** Whether a payout of the author on the rail to `address` was ever posted (paid). */
+  hasPaidDestination(author_id: string, rail: RailName, address: string): Promise<boolean>;
   /** The author's payouts, newest first, strictly older than `before` (create_time_ns, payout_id). */
   listPayouts(author_id: string, rail: RailName | null, before: { create_time_ns: bigint; payout_id: string } | null, limit: number): Promise<PayoutRow[]>;
 
@@ -245,15 +251,19 @@ export function createSettlementStore(db: Kysely<Database>): SettlementStore {
     },
 
     async insertPayout(p) {
-      await sql`insert into payout (payout_id, author_id, idempotency_key, rail, request, amount_micro, fee_micro, net_micro, quote_expire_time_ns, create_time_ns, update_time_ns)
+      await sql`insert into payout (payout_id, author_id, idempotency_key, rail, request, amount_micro, fee_micro, net_micro, account_rent_fee_micro, quote_expire_time_ns, create_time_ns, update_time_ns)
         values (${p.payout_id}, ${p.author_id}, ${p.idempotency_key}, ${p.rail}, ${p.request}, ${p.amount_micro.toString()}, ${p.fee_micro.toString()},
-          ${p.net_micro.toString()}, ${p.quote_expire_time_ns.toString()}, ${p.create_time_ns.toString()}, ${p.create_time_ns.toString()})
+          ${p.net_micro.toString()}, ${(p.account_rent_fee_micro ?? 0n).toString()}, ${p.quote_expire_time_ns.toString()}, ${p.create_time_ns.toString()}, ${p.create_time_ns.toString()})
         on conflict do nothing`.execute(db);
       const row = await getPayout(p.payout_id);
       if (row === null) throw new Error(`payout ${p.payout_id} neither inserted nor found`);
       return row;
     },
     getPayout,
+    async hasPaidDestination(author_id, rail, address) {
+      const r = await sql`select 1 from payout where author_id = ${author_id} and rail = ${rail} and destination_address = ${address} and settled = 'posted' limit 1`.execute(db);
+      return r.rows.length > 0;
+    },
     async listPayouts(author_id, rail, before, limit) {
       const r = await sql<RawPayout>`select ${PAYOUT_COLUMNS} from payout where author_id = ${author_id}
         and (${rail}::text is null or rail = ${rail})

@@ -3,7 +3,9 @@
  * (who, why, when), reorged deposits (state `reorged`, and the blocks an adapter reported as
  * orphaned for a deposit, so a stale report naming one is refused), and the settlement
  * notification outbox (one row per event an author must hear about, e.g. a payout destination
- * change; delivered later by the webhook engine, which marks `relay_time_ns`).
+ * change; delivered later by the webhook engine, which marks `relay_time_ns`); and, for Solana
+ * payouts (issue 14, ADR 0091), the part of a payout's fee quoted for the destination's token
+ * account rent.
  * Never edit: add a new migration instead.
  */
 import type { ControlPlaneMigration } from "../migrations.js";
@@ -33,6 +35,8 @@ export const m0006: ControlPlaneMigration = {
       relay_time_ns bigint
     )`,
     `create index settlement_notification_author on settlement_notification (author_id, rail, create_time_ns desc)`,
+    `alter table payout add column account_rent_fee_micro bigint not null default 0 check (account_rent_fee_micro >= 0 and account_rent_fee_micro <= fee_micro)`,
+    `create index payout_destination_paid on payout (author_id, rail, destination_address) where settled = 'posted'`,
     `create index settlement_notification_unrelayed on settlement_notification (create_time_ns) where relay_time_ns is null`,
   ],
 };

@@ -28,13 +28,13 @@ import { idToHex } from "../../domain/ids.js";
 import { decideDepositReport } from "../../domain/settlement/deposits.js";
 import { canonicalDepositKey, depositCreditId, DepositKeyError } from "../../domain/settlement/ids.js";
 import { depositOutcome } from "../../domain/settlement/plans.js";
-import { verifyOwnershipProof } from "../../rails/base/ownership.js";
+import { railProfile } from "./rails.js";
 import { requestLogger } from "../../server/context.js";
 import { authorizeBindDepositSource, authorizeRailAdapter, principalOf } from "../authz.js";
 import { alreadyExists, failedPrecondition, invalidArgument, ledgerRejected, permissionDenied, statusError, type Violation } from "../errors.js";
 import { Code } from "@connectrpc/connect";
 import { transferView, timestampFromNs } from "../views.js";
-import { canonicalBaseAddress, protoRail, railOf } from "./views.js";
+import { protoRail, railOf } from "./views.js";
 
 export interface DepositDeps {
   ledger: Client;
@@ -75,8 +75,8 @@ export function depositView(d: DepositRow) {
 /** The deposit handlers, merged into the SettlementService implementation. */
 export function createDepositHandlers(deps: DepositDeps): Pick<ServiceImpl<typeof SettlementService>, "bindDepositSource" | "reportDeposit"> {
   const { ledger, config } = deps;
-  const chainId = (rail: RailName): string => (rail === "base" ? `eip155:${config.SETTLEMENT_BASE_CHAIN_ID}` : "");
-  const finality = (rail: RailName): number => (rail === "base" ? config.SETTLEMENT_BASE_FINALITY_DEPTH : Number.MAX_SAFE_INTEGER);
+  const chainId = (rail: RailName): string => railProfile(config, rail).chain_id;
+  const finality = (rail: RailName): number => railProfile(config, rail).finality_depth;
 
   function enabled(r: number): RailName {
     const rail = railOf(r);
@@ -89,9 +89,10 @@ export function createDepositHandlers(deps: DepositDeps): Pick<ServiceImpl<typeo
     async bindDepositSource(req, ctx) {
       const agent = authorizeBindDepositSource(principalOf(ctx));
       const rail = enabled(req.rail);
+      const rp = railProfile(config, rail);
       const v: Violation[] = [];
-      const address = canonicalBaseAddress(req.address);
-      if (address === null) v.push({ field: "address", description: "must be a 20-byte 0x-hex address (all lower/upper case, or with a valid EIP-55 checksum)" });
+      const address = rp.canonicalAddress(req.address);
+      if (address === null) v.push({ field: "address", description: rp.address_rule });
       if (!req.proof || !/^[0-9a-f]{32}$/.test(req.proof.challengeId)) v.push({ field: "proof.challenge_id", description: "must be the 32-hex challenge_id from CreateDestinationChallenge" });
       if (v.length > 0) throw invalidArgument(v);
       const now = deps.clock();
@@ -110,7 +111,7 @@ export function createDepositHandlers(deps: DepositDeps): Pick<ServiceImpl<typeo
         if (owner !== null) return view(owner);
         throw invalid("already used");
       }
-      const proof = await verifyOwnershipProof(c, req.proof!.signature, Number(now / NS_PER_MS));
+      const proof = await rp.verifyProof(c, req.proof!.signature, Number(now / NS_PER_MS));
       if (!proof.ok) {
         if (proof.kind === "expired") throw invalid(proof.reason);
         if (proof.kind === "malformed_signature") throw invalidArgument([{ field: "proof.signature", description: proof.reason.replace(/^signature: /, "") }]);
@@ -127,8 +128,9 @@ export function createDepositHandlers(deps: DepositDeps): Pick<ServiceImpl<typeo
       if (rail === undefined) throw permissionDenied(`rail adapter ${JSON.stringify(p.id)} is not a known rail`, { principal_kind: p.kind });
       authorizeRailAdapter(p, rail, "report deposits");
       if (!deps.rails.includes(rail)) throw failedPrecondition("RAIL_NOT_ENABLED", `deposits on rail ${rail} are not enabled on this daemon`, { rail });
-      const from = canonicalBaseAddress(req.fromAddress);
-      if (from === null) throw invalidArgument([{ field: "from_address", description: "must be a 20-byte 0x-hex address" }]);
+      const rp = railProfile(config, rail);
+      const from = rp.canonicalAddress(req.fromAddress);
+      if (from === null) throw invalidArgument([{ field: "from_address", description: rp.address_rule }]);
       const now = deps.clock();
       const report = { chain_id: req.chainId, tx_ref: req.txRef, event_index: req.eventIndex, from_address: from, amount_micro: req.amountMicro, confirmations: req.confirmations };
       let depositId: string | null = null;
@@ -139,7 +141,7 @@ export function createDepositHandlers(deps: DepositDeps): Pick<ServiceImpl<typeo
       }
       const earlier = depositId === null ? null : await deps.deposits.getDeposit(depositId);
       // Block hashes compare case-insensitively where they are hex (Base); Solana's are base58.
-      const blockHash = rail === "base" ? req.blockHash.toLowerCase() : req.blockHash;
+      const blockHash = rp.canonicalBlockHash(req.blockHash);
       const boundAgent = await deps.deposits.sourceAgent(rail, from);
       let binding: { wallet_id: bigint; wallet: "open" | "missing" | "closed" } | null = null;
       if (boundAgent !== null) {
