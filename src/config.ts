@@ -270,7 +270,7 @@ const vars = {
   ),
   PAYOUT_DESTINATION_COOLING_S: v(
     uint("seconds").pipe(z.number().max(30 * 86_400)).default(86_400),
-    "Cooling period of a CHANGED payout destination, in seconds: until then payouts go to the previous address, and the change is logged at warn level for the author's notification. The first destination is active at once.",
+    "Cooling period of a CHANGED payout destination, in seconds: until then payouts go to the previous address, and the author is notified (a settlement outbox event, ADR 0089). The first destination is active at once.",
     "86400",
   ),
   PAYOUT_LEASE_S: v(

@@ -20,9 +20,13 @@ import { DataDirInUseError } from "../../ledger/embedded/lock.js";
 import { devKeyDir, loadOrCreateDevKeys, mintToken } from "../../server/auth.js";
 import { formatReconcileReport, reconcileFromConfig } from "../../streamer/index.js";
 import type { CliCommand } from "../command.js";
+import { BaseRailConfigError } from "../../rails/base/config.js";
+import { SolanaRailConfigError } from "../../rails/solana/config.js";
+import { formatRailReconciliation, RailsConfigError, railReconciliationJson, reconcileRails } from "./reconcile-rails.js";
 import { ExitCode, loadCommandConfig } from "../command.js";
 
 const help = `Usage: masques-ledger reconcile [--no-sync] [--json] [--daemon] [--endpoint URL] [--token JWT]
+       masques-ledger reconcile --rails [--json] [--endpoint URL] [--token JWT]
 
 Compares the ledger (of record) with its ClickHouse copy and prints a report:
   - transfers: count, id digest, and per account the number and sum of debits and credits,
@@ -51,6 +55,11 @@ dev key pair ($MASQUES_DATA_DIR/keys), a short-lived admin token is minted with 
   --endpoint URL   the daemon's gRPC URL  [MASQUES_ENDPOINT, default http://<MASQUES_GRPC_ADDR>]
   --token JWT      an admin bearer token  [MASQUES_TOKEN]
   --timeout-ms N   deadline of the daemon call (default 600000)
+  --rails          instead: compare each configured rail's on-chain USDC (hot wallet + deposit
+                   address, read through the chain ports with the adapters' environment:
+                   BASE_*, SOLANA_*) with the ledger's rail accounts read through the daemon:
+                   chain = RECONCILE_<RAIL>_FLOAT_MICRO + deposits credited − payouts posted,
+                   allowing for payouts in flight; any other difference is drift (exit 1)
 
 Exit codes: 0 no drift, 1 drift found (or the token is refused), 2 bad flags or configuration,
 3 ledger, ClickHouse or daemon unavailable.`;
@@ -144,6 +153,33 @@ async function reconcileThroughDaemon(
   }
 }
 
+/** `reconcile --rails`: exit 0 no drift, 1 drift (or token refused), 2 configuration, 3 outage. */
+async function reconcileRailsCommand(config: Config, flags: { json?: boolean; endpoint?: string; token?: string; "timeout-ms"?: string }): Promise<number> {
+  const endpoint = flags.endpoint ?? (process.env["MASQUES_ENDPOINT"]?.trim() || daemonUrl(config));
+  const token = await adminToken(config, flags.token ?? (process.env["MASQUES_TOKEN"]?.trim() || undefined));
+  if (!token) {
+    process.stderr.write(`masques-ledger reconcile --rails: reading the ledger's rail accounts through the daemon at ${endpoint} needs an admin token: ${TOKEN_HINT}\n`);
+    return ExitCode.usage;
+  }
+  let rs;
+  try {
+    rs = await reconcileRails({ env: process.env, endpoint, token, timeout_ms: Number(flags["timeout-ms"] ?? 600_000) });
+  } catch (err) {
+    if (err instanceof RailsConfigError || err instanceof BaseRailConfigError || err instanceof SolanaRailConfigError) {
+      process.stderr.write(`masques-ledger reconcile --rails: ${(err as Error).message}\n`);
+      return ExitCode.usage;
+    }
+    if (err instanceof ConnectError) {
+      process.stderr.write(`masques-ledger reconcile --rails: the daemon at ${endpoint} answered ${Code[err.code]}: ${err.rawMessage}\n`);
+      return err.code === Code.Unauthenticated || err.code === Code.PermissionDenied ? ExitCode.user_error : ExitCode.outage;
+    }
+    process.stderr.write(`masques-ledger reconcile --rails: ${(err as Error).message}\n`);
+    return ExitCode.outage;
+  }
+  process.stdout.write((flags.json ? railReconciliationJson(rs) : formatRailReconciliation(rs)) + "\n");
+  return rs.every((r) => r.ok) ? ExitCode.ok : ExitCode.user_error;
+}
+
 export const reconcileCommand: CliCommand = {
   name: "reconcile",
   summary: "Compare the ledger with ClickHouse (counts, sums, balances, conservation)",
@@ -160,6 +196,7 @@ export const reconcileCommand: CliCommand = {
           endpoint: { type: "string" },
           token: { type: "string" },
           "timeout-ms": { type: "string" },
+          rails: { type: "boolean" },
         },
         strict: true,
       }).values;
@@ -173,6 +210,13 @@ export const reconcileCommand: CliCommand = {
     }
     const config = loadCommandConfig("reconcile");
     if (config === null) return ExitCode.usage;
+    if (flags.rails) {
+      if (flags["no-sync"]) {
+        process.stderr.write("reconcile: --no-sync does not apply to --rails\n");
+        return ExitCode.usage;
+      }
+      return reconcileRailsCommand(config, flags);
+    }
     const viaDaemon = flags.daemon || flags.endpoint !== undefined || Boolean(process.env["MASQUES_ENDPOINT"]?.trim());
     if (viaDaemon) {
       if (flags["no-sync"]) {
