@@ -163,6 +163,8 @@ describe("reorgs", () => {
     expect(seen.state).toBe(DepositState.CONFIRMING);
     const gone = (await rail.reportDeposit(report(tx, src.address, 0, { block: BLOCK_A, removed: true }))).deposit!;
     expect(gone).toMatchObject({ state: DepositState.REORGED, depositId: seen.depositId });
+    // The adapter's retry of the removal is idempotent.
+    expect((await rail.reportDeposit(report(tx, src.address, 0, { block: BLOCK_A, removed: true }))).deposit!.state).toBe(DepositState.REORGED);
     // A lagging adapter process still counting on the orphaned block (upper-case hex too).
     await expectStatus(rail.reportDeposit(report(tx, src.address, 5, { block: BLOCK_A.toUpperCase().replace("0X", "0x") })), Code.FailedPrecondition, "DEPOSIT_BLOCK_ORPHANED");
     expect(await h.d.available("erin")).toBe(before);

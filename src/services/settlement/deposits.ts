@@ -191,7 +191,7 @@ export function createDepositHandlers(deps: DepositDeps): Pick<ServiceImpl<typeo
        * an alarm (finality was not final) and the report is refused. Null: carry on.
        */
       const reorgStep = async (key: { chain_id: string; tx_ref: string; event_index: number }) => {
-        if (earlier !== null && (await deps.deposits.isOrphaned(earlier.deposit_id, blockHash))) {
+        if (!req.removed && earlier !== null && (await deps.deposits.isOrphaned(earlier.deposit_id, blockHash))) {
           await refuse("DEPOSIT_BLOCK_ORPHANED", `block ${blockHash} was reported orphaned for this deposit`);
           throw failedPrecondition("DEPOSIT_BLOCK_ORPHANED", `block ${blockHash} was reported gone from the canonical chain for this deposit: a stale report; report the block that includes it now`, { deposit_id: earlier.deposit_id, block_hash: blockHash });
         }
