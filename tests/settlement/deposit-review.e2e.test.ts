@@ -182,6 +182,20 @@ describe("reorgs", () => {
     expect(await h.d.available("erin")).toBe(before + 2_000_000n);
   });
 
+  it("re-reported in another block: confirmations count from the new block, a lagging report of the old block is refused even at depth", async () => {
+    const rail = await h.settlement("rail", "base");
+    const src = newAccount();
+    await bind("erin", src);
+    const before = await h.d.available("erin");
+    const tx = txHash();
+    await rail.reportDeposit(report(tx, src.address, 2, { block: BLOCK_A }));
+    expect((await rail.reportDeposit(report(tx, src.address, 1, { block: BLOCK_B }))).deposit).toMatchObject({ state: DepositState.CONFIRMING, confirmations: 1, blockHash: BLOCK_B });
+    await expectStatus(rail.reportDeposit(report(tx, src.address, 5, { block: BLOCK_A })), Code.FailedPrecondition, "DEPOSIT_BLOCK_ORPHANED");
+    expect(await h.d.available("erin")).toBe(before);
+    expect((await rail.reportDeposit(report(tx, src.address, 3, { block: BLOCK_B }))).deposit!.state).toBe(DepositState.CREDITED);
+    expect(await h.d.available("erin")).toBe(before + 2_000_000n);
+  });
+
   it("a removal report at depth credits nothing; a stale removal of an older block leaves the re-included deposit confirming", async () => {
     const rail = await h.settlement("rail", "base");
     const src = newAccount();
