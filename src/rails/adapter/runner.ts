@@ -56,11 +56,14 @@ export interface TickReport {
   deposits_refused: number;
 }
 
+/** A candidate's fate: reported, or why not (`kind`: the driver's refusal kind or the daemon's ErrorInfo reason). */
+export type DepositOutcome = { reported: true } | { reported: false; kind: string; reason: string };
+
 export interface RailAdapter {
   /** One round of payouts then deposits. Throws transport failures (the caller retries). */
   tick(): Promise<TickReport>;
   /** Verify one candidate on chain and report it only if it checks out (also used by tests). */
-  verifyAndReport(c: DepositCandidate): Promise<{ reported: boolean; reason: string }>;
+  verifyAndReport(c: DepositCandidate): Promise<DepositOutcome>;
   /** Tick every `interval_ms` until `signal` aborts; resolves after the tick in progress ends. */
   run(interval_ms: number, signal: AbortSignal): Promise<void>;
 }
@@ -188,11 +191,11 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
     });
   }
 
-  async function verifyAndReport(c: DepositCandidate): Promise<{ reported: boolean; reason: string }> {
+  async function verifyAndReport(c: DepositCandidate): Promise<DepositOutcome> {
     const v = await driver.verifyDeposit(c);
     if (!v.ok) {
       log.warn({ event: "deposit_refused", tx_ref: c.tx_ref, event_index: c.event_index, kind: v.kind, reason: v.reason }, "deposit not verified on chain: not reported");
-      return { reported: false, reason: v.reason };
+      return { reported: false, kind: v.kind, reason: v.reason };
     }
     try {
       await report(v.deposit);
@@ -200,14 +203,20 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
       const reason = errorReason(e);
       if (reason === null) throw e;
       log.error({ event: "deposit_report_refused", tx_ref: c.tx_ref, event_index: c.event_index, reason }, "the daemon refused a verified deposit");
-      return { reported: false, reason };
+      return { reported: false, kind: reason, reason: e instanceof Error ? e.message : reason };
     }
     log.info({ event: "deposit_reported", tx_ref: v.deposit.tx_ref, event_index: v.deposit.event_index, amount_micro: String(v.deposit.amount_micro), confirmations: v.deposit.confirmations }, "verified deposit reported");
-    return { reported: true, reason: "" };
+    return { reported: true };
   }
 
   async function deposits(r: TickReport): Promise<void> {
-    let cursor = (await deps.cursor.load()) ?? (await driver.initialCursor());
+    let cursor = await deps.cursor.load();
+    if (cursor === null) {
+      // Persist the starting point at once: a restart must not move it to a later head.
+      cursor = await driver.initialCursor();
+      await deps.cursor.save(cursor);
+      log.info({ event: "deposit_cursor", cursor, initial: true }, "deposit scan starts here");
+    }
     for (let round = 0; round < SCAN_ROUNDS_MAX; round++) {
       const scan = await driver.scanDeposits(cursor);
       if (scan.reorg !== null) log.error({ event: "deposit_scan_reorg", detail: scan.reorg }, "ALARM: reorg deeper than the finality depth; cursor rewound");
@@ -221,10 +230,13 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
         if (tentativeSeen.get(key) === t.confirmations) continue;
         if (tentativeSeen.size >= TENTATIVE_MEMORY_MAX) tentativeSeen.clear();
         tentativeSeen.set(key, t.confirmations);
-        await report(t).catch((e: unknown) => {
+        try {
+          await report(t);
+          log.info({ event: "deposit_progress", tx_ref: t.tx_ref, event_index: t.event_index, confirmations: t.confirmations }, "deposit below finality depth reported (not credited)");
+        } catch (e) {
           if (errorReason(e) === null) throw e;
           log.warn({ event: "deposit_progress_refused", tx_ref: t.tx_ref, reason: errorReason(e) }, "the daemon refused a progress report");
-        });
+        }
       }
       if (scan.cursor !== cursor) {
         await deps.cursor.save(scan.cursor);
@@ -256,8 +268,15 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
       // Back off on repeated failures (bounded at 30 s), otherwise poll at the configured interval.
       const wait_ms = Math.min(interval_ms * 2 ** Math.min(failures, 5), Math.max(interval_ms, 30_000));
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, wait_ms);
-        signal.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
+        const onAbort = () => {
+          clearTimeout(t);
+          resolve();
+        };
+        const t = setTimeout(() => {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        }, wait_ms);
+        signal.addEventListener("abort", onAbort, { once: true });
       });
     }
   }
