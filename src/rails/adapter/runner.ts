@@ -25,7 +25,7 @@ import type { Logger } from "../../log.js";
 import type { ClaimedPayout } from "../../../clients/gen/masques/ledger/v1/settlement_service_pb.js";
 import { errorReason, type SettlementClient } from "./daemon-client.js";
 import type { CursorStore } from "./cursor.js";
-import type { DepositCandidate, InFlight, PayoutOrder, RailDriver, SignedPayout, VerifiedDeposit } from "./driver.js";
+import type { DepositCandidate, InFlight, PayoutFate, PayoutOrder, RailDriver, SignedPayout, VerifiedDeposit } from "./driver.js";
 
 /** Scans per tick while the scanner says it is not caught up. */
 export const SCAN_ROUNDS_MAX = 20;
@@ -104,6 +104,10 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
   /** Sign, record (before anything leaves), broadcast. `replaces` names a recorded tx that can never land. */
   async function signRecordBroadcast(order: PayoutOrder, in_flight: InFlight, replaces: string, r: TickReport): Promise<SignedPayout | null> {
     const pre = await driver.preflight(order, in_flight);
+    if (!pre.ok && !pre.definite) {
+      log.info({ event: "payout_deferred", payout_id: order.payout_id, reason: pre.reason }, "hot wallet short only because of in-flight payouts: trying again next tick");
+      return null;
+    }
     if (!pre.ok) {
       await fail(order, replaces, pre.reason, r);
       return null;
@@ -127,20 +131,19 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
     return tx;
   }
 
-  /** Step 2: a payout whose bytes are recorded. Returns the bytes still in flight, or null. */
-  async function settleRecorded(order: PayoutOrder, tx: SignedPayout, in_flight: InFlight, r: TickReport): Promise<SignedPayout | null> {
-    const fate = await driver.fate(tx);
+  /** Step 2: a payout whose bytes are recorded. Returns what is still in flight, or null. */
+  async function settleRecorded(order: PayoutOrder, tx: SignedPayout, fate: PayoutFate, in_flight: InFlight, r: TickReport): Promise<{ tx: SignedPayout; landed: boolean } | null> {
     switch (fate.kind) {
       case "pending":
-        return tx;
+        return { tx, landed: false };
       case "unknown": {
         const b = await driver.broadcast(tx);
         r.rebroadcast += 1;
         log.info({ event: "payout_rebroadcast", payout_id: order.payout_id, tx_ref: tx.tx_ref, ok: b.ok, detail: b.ok ? b.detail : b.reason }, "recorded transaction sent again");
-        return tx;
+        return { tx, landed: false };
       }
       case "landed":
-        if (!fate.final) return tx;
+        if (!fate.final) return { tx, landed: true };
         if (fate.success) await complete(order, tx, fate.confirmations, fate.fee_native, fate.block_number, r);
         else await fail(order, tx.tx_ref, fate.reason, r);
         return null;
@@ -152,7 +155,9 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
         }
         resigns.set(order.payout_id, n + 1);
         log.warn({ event: "payout_resign", payout_id: order.payout_id, replaces: tx.tx_ref, reason: fate.reason }, "recorded transaction can never land: signing anew");
-        return signRecordBroadcast(order, in_flight, tx.tx_ref, r);
+        const next = await signRecordBroadcast(order, in_flight, tx.tx_ref, r);
+        // Not re-signed (deferred or refused): the old bytes stay the recorded ones.
+        return next === null ? { tx, landed: false } : { tx: next, landed: false };
       }
     }
   }
@@ -161,20 +166,25 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
     const claimed = (await settlement.claimPayouts({ rail, maxPayouts: deps.claim_max })).payouts;
     const recorded = claimed.filter((c) => c.signedTransaction.length > 0);
     const fresh = claimed.filter((c) => c.signedTransaction.length === 0);
-    const in_flight: { order: PayoutOrder; tx: SignedPayout }[] = [];
-    for (const c of recorded) {
+    const in_flight: { order: PayoutOrder; tx: SignedPayout; landed: boolean }[] = [];
+    const examined = recorded.map((c) => {
       const order = orderOf(c);
       const tx = driver.decode(c.signedTransaction);
       if (tx.tx_ref !== c.payout!.txRef.toLowerCase() && tx.tx_ref !== c.payout!.txRef) {
         throw new Error(`payout ${order.payout_id}: recorded bytes hash to ${tx.tx_ref}, the daemon recorded ${c.payout!.txRef}`);
       }
-      const still = await settleRecorded(order, tx, in_flight, r);
-      if (still) in_flight.push({ order, tx: still });
+      return { order, tx };
+    });
+    // Reading fates has no side effect: ask the chain about all of them at once, then act in order.
+    const fates = await Promise.all(examined.map((e) => driver.fate(e.tx)));
+    for (const [i, { order, tx }] of examined.entries()) {
+      const still = await settleRecorded(order, tx, fates[i]!, in_flight, r);
+      if (still) in_flight.push({ order, ...still });
     }
     for (const c of fresh) {
       const order = orderOf(c);
       const tx = await signRecordBroadcast(order, in_flight, "", r);
-      if (tx) in_flight.push({ order, tx });
+      if (tx) in_flight.push({ order, tx, landed: false });
     }
   }
 
