@@ -3,7 +3,7 @@
  * a missing or bad configuration exits 2 naming each variable and the rule, and the hot-wallet key
  * never appears in any output; an unknown rail is a usage error.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -26,6 +26,8 @@ describe("masques-ledger rail", () => {
     expect(r.code).toBe(0);
     for (const name of [...Object.keys(adapterConfigDocs), ...Object.keys(baseRailConfigDocs)]) expect(r.stdout).toContain(name);
     expect(r.stdout).toContain("RAIL_FAULT_KILL_AT");
+    const example = await readFile(path.resolve(".env.example"), "utf8");
+    for (const name of [...Object.keys(adapterConfigDocs), "RAIL_FAULT_KILL_AT"]) expect(example, name).toMatch(new RegExp(`^# ${name}=`, "m"));
   }, 60_000);
 
   it("a missing or bad configuration exits 2 naming each variable, never echoing the key", async () => {
