@@ -39,9 +39,8 @@ const seen = (p: AdapterProcess, event: string, tx: string, confirmations?: numb
 const available = () => x.h.d.available(AGENT);
 
 /**
- * Mine until the head lets the scan's cursor reach `block` (cursor = head - depth + 1), then wait
- * for the adapter's cursor without mining more: the scan advances only over a tip that holds
- * still while it reads (ADR 0080), so the chain must not move under it.
+ * Mine exactly the blocks that let the scan's cursor reach `block` (cursor = head - depth + 1),
+ * then wait for the adapter's cursor to get there: the chain moves only when the test says so.
  */
 async function cursorPast(what: string, block: bigint): Promise<void> {
   const head = await x.chain.headNumber();
