@@ -104,7 +104,7 @@ function toPayout(r: RawPayout): PayoutRow {
 }
 
 /**
- * An event the author must hear about (settlement outbox, migration 0006): written in the same
+ * An event the author must hear about (settlement outbox, migration 0005): written in the same
  * transaction as the change it reports; the webhook engine delivers it and sets relay_time_ns.
  * `payload` is the Standard Webhooks body (`{"type", "timestamp", "data"}`) as JSON text.
  */

@@ -1,5 +1,5 @@
 /**
- * 0006: settlement, second part (issue 13; docs/adr/0088, 0089): admin release of held deposits
+ * 0005: settlement, second part (issue 13; docs/adr/0088, 0089): admin release of held deposits
  * (who, why, when), reorged deposits (state `reorged`, and the blocks an adapter reported as
  * orphaned for a deposit, so a stale report naming one is refused), and the settlement
  * notification outbox (one row per event an author must hear about, e.g. a payout destination
@@ -10,8 +10,8 @@
  */
 import type { ControlPlaneMigration } from "../migrations.js";
 
-export const m0006: ControlPlaneMigration = {
-  name: "0006_settlement_deposit_review",
+export const m0005: ControlPlaneMigration = {
+  name: "0005_settlement_deposit_review",
   statements: [
     `alter table deposit drop constraint deposit_state_check`,
     `alter table deposit add constraint deposit_state_check check (state in ('confirming', 'credited', 'held', 'reorged'))`,
