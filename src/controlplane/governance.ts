@@ -340,13 +340,17 @@ export function createGovernanceStore(db: Kysely<Database>, opts: { clock: () =>
     },
     applicable,
     async pinSession(session_id, masque_name, author) {
-      const existing = await pinOf(session_id);
-      if (existing) return existing;
-      const rule = await applicable(masque_name, author);
-      if (rule === null) return null;
-      await sql`insert into session_rule_pin (session_id, rule_id, platform_fee_bps, pin_time_ns)
-        values (${session_id}, ${rule.rule_id}, ${rule.platform_fee_bps}, ${opts.clock().toString()}) on conflict (session_id) do nothing`.execute(db);
-      return pinOf(session_id);
+      // One statement in the common case: the most specific active rule, pinned unless pinned.
+      const scopes = scopesFor(masque_name, author);
+      const r = await sql<{ session_id: string; rule_id: string; platform_fee_bps: number; pin_time_ns: string }>`
+        insert into session_rule_pin (session_id, rule_id, platform_fee_bps, pin_time_ns)
+        select ${session_id}, rule_id, platform_fee_bps, ${opts.clock().toString()} from revenue_rule
+          where state = 'active' and (${sql.join(scopes.map((x) => sql`(scope_kind = ${x.kind} and scope_value = ${x.value})`), sql` or `)})
+          order by case scope_kind when 'masque' then 0 when 'author' then 1 else 2 end limit 1
+        on conflict (session_id) do nothing
+        returning session_id, rule_id, platform_fee_bps, pin_time_ns::text as pin_time_ns`.execute(db);
+      const p = r.rows[0];
+      return p ? { ...p, pin_time_ns: BigInt(p.pin_time_ns) } : pinOf(session_id);
     },
     pinOf,
   };
