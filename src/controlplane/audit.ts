@@ -90,7 +90,7 @@ function entryOf(r: RawEntry): AuditEntry {
 async function readEntries(db: Db, where: ReturnType<typeof sql>, limit: number): Promise<AuditEntry[]> {
   const r = await sql<RawEntry>`select seq::text as seq, time_ns::text as time_ns, actor_kind, actor_id, action, subject, rule_id, request_id, reason,
       before_json, after_json, emergency, dedupe_key, prev_hash, hash
-    from audit_entry where ${where} order by seq limit ${limit}`.execute(db);
+    from audit_entry where ${where} order by audit_entry.seq limit ${limit}`.execute(db);
   return r.rows.map(entryOf);
 }
 

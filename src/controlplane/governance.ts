@@ -335,7 +335,7 @@ export function createGovernanceStore(db: Kysely<Database>, opts: { clock: () =>
       if (f.state) conds.push(sql`state = ${f.state}`);
       if (f.scope) conds.push(sql`scope_kind = ${f.scope.kind} and scope_value = ${f.scope.value}`);
       if (f.after) conds.push(sql`(create_time_ns, rule_id) > (${f.after.create_time_ns.toString()}::bigint, ${f.after.rule_id})`);
-      const r = await sql<RawRule>`select ${COLUMNS} from revenue_rule where ${sql.join(conds, sql` and `)} order by create_time_ns, rule_id limit ${limit}`.execute(db);
+      const r = await sql<RawRule>`select ${COLUMNS} from revenue_rule where ${sql.join(conds, sql` and `)} order by revenue_rule.create_time_ns, revenue_rule.rule_id limit ${limit}`.execute(db);
       return r.rows.map(ruleOf);
     },
     applicable,
