@@ -37,6 +37,9 @@ export interface GovDaemon {
   advance(seconds: number): void;
   logs(): Record<string, unknown>[];
   restart(): Promise<void>;
+  /** Stop the daemon, keep its data (then `start`). */
+  halt(): Promise<void>;
+  start(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -102,6 +105,12 @@ export async function startGovDaemon(env: Record<string, string> = {}): Promise<
     logs: () => lines.slice(),
     async restart() {
       await daemon.stop();
+      daemon = await start();
+    },
+    async halt() {
+      await daemon.stop();
+    },
+    async start() {
       daemon = await start();
     },
     async stop() {

@@ -8,6 +8,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RevenueRuleScopeKind, RevenueRuleState, type RevenueRule } from "../../clients/gen/masques/ledger/v1/admin_service_pb.js";
 import { WalletMode } from "../../clients/gen/masques/ledger/v1/account_service_pb.js";
+import { sql } from "kysely";
+import { openControlPlane } from "../../src/controlplane/index.js";
+import { runCli } from "../support/daemon.js";
+import path from "node:path";
 import { ADMIN, APPROVE, EMERGENCY, TRANSPORTS, WRITE, eventually, startGovDaemon, type GovDaemon } from "./harness.js";
 
 const COOLING_S = 3600;
@@ -228,4 +232,27 @@ describe("the audit log", () => {
     const { rules } = await ops2.admin.listRevenueRules({ scopeKind: RevenueRuleScopeKind.PLATFORM });
     expect(rules).toHaveLength(1);
   }, 120_000);
+});
+
+describe("tampering on disk (last: it damages this daemon's log)", () => {
+  it("is reported by `masques-ledger reconcile` and at start-up, with the position of the first bad entry", async () => {
+    await d.halt();
+    const cp = await openControlPlane({ pgliteDir: path.join(d.dataDir, "controlplane"), poolMax: 1, dataDir: d.dataDir });
+    try {
+      await sql`update audit_entry set actor_id = 'mallory' where seq = 3`.execute(cp.db);
+    } finally {
+      await cp.close();
+    }
+    const r = await runCli(["reconcile", "--json"], { MASQUES_DATA_DIR: d.dataDir }, 240_000);
+    const out = JSON.parse(r.stdout) as { audit: { ok: boolean; first_bad_seq: string; detail: string } };
+    expect(out.audit).toMatchObject({ ok: false, first_bad_seq: "3" });
+    expect(out.audit.detail).toMatch(/entry 3: content does not match its hash/);
+    expect(r.code).toBe(1);
+
+    await d.start();
+    const line = d.logs().find((l) => l.msg === "audit log verification FAILED: the log was tampered with; anchoring stops until it is investigated");
+    expect(line).toMatchObject({ first_bad_seq: "3" });
+    const ops = await d.as("grpc", "admin", "ops", ADMIN);
+    expect(await ops.admin.verifyAuditLog({})).toMatchObject({ ok: false, firstBadSeq: 3n });
+  }, 300_000);
 });
