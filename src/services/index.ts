@@ -12,7 +12,7 @@ import { createAccountService, provisionIssuanceLimit } from "./accounts/account
 import { sessionServiceRegistration } from "./sessions/service.js";
 import { adminServiceRegistration } from "./admin/service.js";
 import { appendAudit } from "../controlplane/audit.js";
-import { startGovernanceRuntime, stopGovernanceRuntime } from "./admin/governance-context.js";
+import { startGovernanceRuntime, stopGovernanceRuntime } from "./governance.js";
 import { settlementServiceRegistration } from "./settlement/service.js";
 import { railFeesAccount } from "../domain/settlement/accounts.js";
 

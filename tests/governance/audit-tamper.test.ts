@@ -8,8 +8,8 @@ import { sql } from "kysely";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { appendAudit, readChain } from "../../src/controlplane/audit.js";
 import { entryHash, GENESIS_HASH } from "../../src/domain/audit-chain.js";
-import { governanceOf, stopGovernanceRuntime } from "../../src/services/admin/governance-context.js";
-import { readAnchors } from "../../src/services/admin/audit-runtime.js";
+import { governanceOf, stopGovernanceRuntime } from "../../src/services/governance.js";
+import { readAnchors } from "../../src/services/governance-runtime.js";
 import { startInProcess, type InProcess } from "../sessions/inprocess.js";
 
 let ip: InProcess;

@@ -20,7 +20,7 @@ import { controlPlaneOptions, openControlPlane } from "../../controlplane/index.
 import { systemClock } from "../../daemon.js";
 import type { AuditVerification } from "../../domain/audit-chain.js";
 import { openLedger } from "../../ledger/index.js";
-import { createAuditVerifier } from "../../services/admin/audit-runtime.js";
+import { createAuditVerifier } from "../../services/governance-runtime.js";
 import { DataDirInUseError } from "../../ledger/embedded/lock.js";
 import { devKeyDir, loadOrCreateDevKeys, mintToken } from "../../server/auth.js";
 import { formatReconcileReport, reconcileFromConfig } from "../../streamer/index.js";

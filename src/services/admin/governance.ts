@@ -26,7 +26,7 @@ import { RuleInputError, RuleTransitionError, requireText, type RuleScope, type 
 import { principalKey, requestIdKey } from "../../server/principal.js";
 import { principalOf, requireAdmin, requireGovernanceScope } from "../authz.js";
 import { failedPrecondition, invalidArgument, permissionDenied, statusError } from "../errors.js";
-import type { AuditVerifier } from "./audit-runtime.js";
+import type { AuditVerifier } from "../governance-runtime.js";
 import { auditEntryView, nsOfTimestamp, ruleView } from "./governance-views.js";
 import type { Kysely } from "kysely";
 import type { Database } from "../../controlplane/schema.js";

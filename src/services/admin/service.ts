@@ -16,7 +16,7 @@ import type { ReconciliationPort } from "../../streamer/reconciler.js";
 import { principalOf, requireAdmin } from "../authz.js";
 import { failedPrecondition } from "../errors.js";
 import { governanceHandlers, type GovernanceDeps } from "./governance.js";
-import { governanceOf } from "./governance-context.js";
+import { governanceOf } from "../governance.js";
 import { reconciliationView, timestampOfNs } from "./views.js";
 
 /** What the admin service depends on. */

@@ -21,7 +21,7 @@ import { loadCatalog, type Catalog } from "../../domain/catalog.js";
 import { sessionAccountIds } from "../../domain/session-accounts.js";
 import { USAGE_LEDGER, type SessionAccountIds, type SessionView } from "../../domain/sessions.js";
 import type { DaemonContext } from "../../server/registry.js";
-import { governanceOf } from "../admin/governance-context.js";
+import { governanceOf } from "../governance.js";
 
 /** A session this daemon knows to be open (index only; the ledger is the record). */
 export interface OpenSession {

@@ -4,9 +4,9 @@
  * money actions). Both are stateless over the control plane and the ledger; the runtime
  * (scheduler, anchoring) is started by src/services/index.ts after the platform accounts exist.
  */
-import { createGovernanceStore, type GovernanceStore } from "../../controlplane/governance.js";
-import type { DaemonContext } from "../../server/registry.js";
-import { createAuditVerifier, startGovernance, type AuditVerifier, type GovernanceRuntime } from "./audit-runtime.js";
+import { createGovernanceStore, type GovernanceStore } from "../controlplane/governance.js";
+import type { DaemonContext } from "../server/registry.js";
+import { createAuditVerifier, startGovernance, type AuditVerifier, type GovernanceRuntime } from "./governance-runtime.js";
 
 export interface Governance {
   rules: GovernanceStore;
@@ -30,7 +30,7 @@ export function governanceOf(ctx: DaemonContext): Governance {
   return g;
 }
 
-/** Start-up: first rule, verification, then the scheduler (see audit-runtime.ts). */
+/** Start-up: first rule, verification, then the scheduler (see governance-runtime.ts). */
 export async function startGovernanceRuntime(ctx: DaemonContext): Promise<void> {
   const g = governanceOf(ctx);
   runtimes.set(

@@ -10,13 +10,13 @@
 import { QueryFilterFlags, CreateTransferStatus as CT, type Client, type Transfer } from "tigerbeetle-node";
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
-import { auditHead, lastAnchorSeq, readChain, recordAnchor } from "../../controlplane/audit.js";
-import type { GovernanceStore } from "../../controlplane/governance.js";
-import type { Database } from "../../controlplane/schema.js";
-import { anchorOf, auditAnchorTransfer } from "../../domain/audit-anchor.js";
-import { verifyChain, type AuditVerification } from "../../domain/audit-chain.js";
-import { Ledger, TransferCode } from "../../domain/codes.js";
-import { idToHex } from "../../domain/ids.js";
+import { auditHead, lastAnchorSeq, readChain, recordAnchor } from "../controlplane/audit.js";
+import type { GovernanceStore } from "../controlplane/governance.js";
+import type { Database } from "../controlplane/schema.js";
+import { anchorOf, auditAnchorTransfer } from "../domain/audit-anchor.js";
+import { verifyChain, type AuditVerification } from "../domain/audit-chain.js";
+import { Ledger, TransferCode } from "../domain/codes.js";
+import { idToHex } from "../domain/ids.js";
 
 /** Ledger page size when reading anchors back (TigerBeetle's query limit). */
 const ANCHOR_PAGE = 8_189;
