@@ -234,6 +234,69 @@ describe("the audit log", () => {
   }, 120_000);
 });
 
+describe.each(TRANSPORTS)("over %s", (transport) => {
+  it("two concurrent activations in one scope leave exactly one active rule", async () => {
+    const alice = await d.as(transport, "admin", "alice", WRITE);
+    const bob = await d.as(transport, "admin", "bob", APPROVE);
+    const other = await d.as(transport === "grpc" ? "connect-json" : "grpc", "admin", "carol", APPROVE);
+    const scope = { scopeKind: RevenueRuleScopeKind.AUTHOR, scopeValue: `race-${transport}` };
+    const ids: string[] = [];
+    for (const fee of [1100, 1300]) {
+      const { rule } = await alice.admin.createRevenueRule({ ...scope, authorBps: 10_000 - fee, platformFeeBps: fee });
+      await alice.admin.submitRevenueRule({ ruleId: rule!.ruleId });
+      await bob.admin.approveRevenueRule({ ruleId: rule!.ruleId });
+      ids.push(rule!.ruleId);
+    }
+    d.advance(COOLING_S + 1);
+    await Promise.allSettled([bob.admin.activateRevenueRule({ ruleId: ids[0]! }), other.admin.activateRevenueRule({ ruleId: ids[1]! })]);
+    const states = await eventually(async () => {
+      const s = await Promise.all(ids.map(async (id) => (await bob.admin.getRevenueRule({ ruleId: id })).rule!.state));
+      return s.includes(RevenueRuleState.COOLING_DOWN) ? undefined : s;
+    }, "both rules past cooling");
+    expect(states.filter((x) => x === RevenueRuleState.ACTIVE)).toHaveLength(1);
+    expect(states.filter((x) => x === RevenueRuleState.SUPERSEDED)).toHaveLength(1);
+    const { rules } = await bob.admin.listRevenueRules({ ...scope, state: RevenueRuleState.ACTIVE });
+    expect(rules).toHaveLength(1);
+  }, 120_000);
+
+  it("credit-limit changes are audited with before and after", async () => {
+    const agentId = `postpaid-${transport}`;
+    const ops = await d.as(transport, "admin", "ops", ADMIN, `req-limit-${transport}`);
+    await ops.accounts.openAgentWallet({ agentId, mode: WalletMode.POSTPAID, creditLimitMicro: 1_000_000n });
+    await ops.accounts.adjustCreditLimit({ account: { ref: { case: "agentWallet", value: agentId } }, change: { case: "increaseMicro", value: 2_000_000n }, idempotencyKey: `limit-${transport}-1` });
+    const { entries } = await ops.admin.listAuditEntries({ actorId: "ops" });
+    const e = entries.filter((x) => x.action === "account.adjust_credit_limit" && x.requestId === `req-limit-${transport}`);
+    expect(e).toHaveLength(1);
+    expect(JSON.parse(e[0]!.beforeJson)).toEqual({ credit_limit_micro: "1000000" });
+    expect(JSON.parse(e[0]!.afterJson)).toMatchObject({ credit_limit_micro: "3000000", change: "increase", amount_micro: "2000000" });
+    const opened = entries.filter((x) => x.action === "account.open_postpaid_wallet" && x.subject === e[0]!.subject);
+    expect(opened).toHaveLength(1);
+    expect(JSON.parse(opened[0]!.afterJson)).toEqual({ agent_id: agentId, credit_limit_micro: "1000000" });
+  });
+
+  it("the audit log is paged without gaps or repeats and filtered by time", async () => {
+    const ops = await d.as(transport, "admin", "ops", ADMIN);
+    const all = (await ops.admin.listAuditEntries({ pageSize: 499 })).entries;
+    expect(all.length).toBeGreaterThan(5);
+    const paged: bigint[] = [];
+    let pageToken = "";
+    for (let i = 0; i < 1000; i++) {
+      const page = await ops.admin.listAuditEntries({ pageSize: 3, pageToken });
+      paged.push(...page.entries.map((e) => e.seq));
+      pageToken = page.nextPageToken;
+      if (!pageToken) break;
+    }
+    expect(paged).toEqual(all.map((e) => e.seq));
+    const mid = all[Math.floor(all.length / 2)]!;
+    const after = (await ops.admin.listAuditEntries({ startTime: mid.time, pageSize: 499 })).entries;
+    expect(after.length).toBeGreaterThan(0);
+    expect(after.every((e) => e.time!.seconds > mid.time!.seconds || (e.time!.seconds === mid.time!.seconds && e.time!.nanos >= mid.time!.nanos))).toBe(true);
+    const before = (await ops.admin.listAuditEntries({ endTime: mid.time, pageSize: 499 })).entries;
+    expect(before.length + after.length).toBe(all.length);
+    expect((await codeOf(ops.admin.listAuditEntries({ pageToken: "not-a-token" }))).code).toBe(Code.InvalidArgument);
+  });
+});
+
 describe("activation across a restart", () => {
   it("a rule whose cooling ends while the daemon is down activates once when it is back", async () => {
     const alice = await d.as("grpc", "admin", "alice", WRITE);

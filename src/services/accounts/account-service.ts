@@ -369,6 +369,14 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
           }
           throw ledgerRejected("open credit line", name);
         });
+        // Opening a postpaid wallet sets its first credit limit (an admin money action, ADR 0101).
+        await audited(ctx, p, {
+          action: "account.open_postpaid_wallet",
+          subject: `account:${idToHex(walletId)}`,
+          before: null,
+          after: { agent_id: agentId, credit_limit_micro: req.creditLimitMicro },
+          dedupe_key: `account.open_postpaid_wallet:${idToHex(walletId)}`,
+        });
       }
       return { account: await viewOf(walletId) };
     },
