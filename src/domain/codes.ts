@@ -94,6 +94,11 @@ export const TransferCode = {
   payout_fee: 31,
   /** Balance-bounds recipe helper transfers (postpaid credit checks). */
   bounds_check: 40,
+  /**
+   * Audit-log anchor (ADR 0101): amount 0, platform operator → platform revenue; user_data_128
+   * holds the first 128 bits of the audit chain's head hash, user_data_64 its position.
+   */
+  audit_anchor: 50,
   /** Issuance limit: the one-time funding of the control account (ledger `issuance_limit`). */
   issuance_limit_funding: 90,
   /** Issuance limit: linked to each issuing transfer, same amount (ledger `issuance_limit`). */
