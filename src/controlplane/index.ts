@@ -17,11 +17,13 @@ import { MIGRATIONS } from "./migrations/index.js";
 import { createPriceBookStore, type PriceBookStore } from "./pricebooks.js";
 import { createDepositStore, createSettlementStore, type DepositStore, type SettlementStore } from "./settlement.js";
 import type { Database } from "./schema.js";
+import { createWebhookStore, type WebhookStore } from "./webhooks.js";
 
 export { MigrationRefusedError } from "./migrations.js";
 export type { PriceBookStore } from "./pricebooks.js";
 export type { SettlementStore, PayoutRow, StoredChallenge, DepositStore, DepositRow } from "./settlement.js";
 export type { EngineKind } from "./engine.js";
+export { enqueueWebhookEvent, type WebhookStore } from "./webhooks.js";
 
 export interface ControlPlane {
   /** The query builder over the chosen engine (for the stores in this folder). */
@@ -36,6 +38,8 @@ export interface ControlPlane {
   readonly settlement: SettlementStore;
   /** Deposit sources, reported deposits, refused reports (ADR 0087). */
   readonly deposits: DepositStore;
+  /** Webhook endpoints and the delivery outbox (ADR 0105); producers call `enqueueWebhookEvent`. */
+  readonly webhooks: WebhookStore;
   /** Close the connections (and release PGlite's directory lock). Idempotent. */
   close(): Promise<void>;
 }
@@ -78,6 +82,7 @@ export async function openControlPlane(opts: ControlPlaneOptions): Promise<Contr
     priceBooks: createPriceBookStore({ db: opened.db }),
     settlement: createSettlementStore(opened.db),
     deposits: createDepositStore(opened.db),
+    webhooks: createWebhookStore(opened.db),
     close: () => opened.close(),
   };
 }

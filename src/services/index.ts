@@ -13,6 +13,11 @@ import { sessionServiceRegistration } from "./sessions/service.js";
 import { adminServiceRegistration } from "./admin/service.js";
 import { settlementServiceRegistration } from "./settlement/service.js";
 import { railFeesAccount } from "../domain/settlement/accounts.js";
+import { webhookServiceRegistration } from "./webhooks/service.js";
+import { startDispatcher, type Dispatcher } from "../webhooks/dispatcher.js";
+
+/** The webhook dispatcher of each running daemon (started in onStart, stopped in onStop). */
+const dispatchers = new WeakMap<DaemonContext, Dispatcher>();
 
 export function createServices(ctx: DaemonContext): ServiceRegistration[] {
   return [
@@ -20,6 +25,7 @@ export function createServices(ctx: DaemonContext): ServiceRegistration[] {
     sessionServiceRegistration(ctx),
     adminServiceRegistration(ctx),
     settlementServiceRegistration(ctx),
+    webhookServiceRegistration(ctx),
   ];
 }
 
@@ -44,4 +50,16 @@ export async function onStart(ctx: DaemonContext): Promise<void> {
   const created = results.filter((r) => r.status === CreateAccountStatus.created).length;
   await provisionIssuanceLimit(ctx.ledger);
   ctx.log.info({ created, total: accounts.length }, "platform accounts ready");
+  if (ctx.config.WEBHOOK_DISPATCH_ENABLED) {
+    dispatchers.set(
+      ctx,
+      startDispatcher({ store: ctx.controlplane.webhooks, log: ctx.log.child({ component: "webhooks" }), clock: ctx.clock, config: ctx.config }),
+    );
+  }
+}
+
+/** After the listeners stopped: stop the webhook dispatcher (attempts in flight end by their timeout). */
+export async function onStop(ctx: DaemonContext): Promise<void> {
+  await dispatchers.get(ctx)?.stop();
+  dispatchers.delete(ctx);
 }
