@@ -9,7 +9,9 @@ import { startupPlatformAccounts } from "../domain/accounts.js";
 import { idToHex } from "../domain/ids.js";
 import { defineService, type DaemonContext, type ServiceRegistration } from "../server/registry.js";
 import { createAccountService, provisionIssuanceLimit } from "./accounts/account-service.js";
-import { sessionServiceRegistration } from "./sessions/service.js";
+import { createSessionInstance, sessionServiceImpl } from "./sessions/service.js";
+import { SessionService } from "../../clients/gen/masques/ledger/v1/session_service_pb.js";
+import { catalogServiceRegistration } from "./catalog/service.js";
 import { adminServiceRegistration } from "./admin/service.js";
 import { settlementServiceRegistration } from "./settlement/service.js";
 import { railFeesAccount } from "../domain/settlement/accounts.js";
@@ -20,9 +22,11 @@ import { startDispatcher, type Dispatcher } from "../webhooks/dispatcher.js";
 const dispatchers = new WeakMap<DaemonContext, Dispatcher>();
 
 export function createServices(ctx: DaemonContext): ServiceRegistration[] {
+  const sessions = createSessionInstance(ctx);
   return [
     defineService(AccountService, createAccountService({ ledger: ctx.ledger })),
-    sessionServiceRegistration(ctx),
+    defineService(SessionService, sessionServiceImpl(sessions)),
+    catalogServiceRegistration(ctx, sessions.state.live, sessions.ready),
     adminServiceRegistration(ctx),
     settlementServiceRegistration(ctx),
     webhookServiceRegistration(ctx),

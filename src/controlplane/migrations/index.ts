@@ -8,5 +8,6 @@ import { m0002 } from "./0002_import_pricebooks_jsonl.js";
 import { m0003 } from "./0003_settlement_payouts.js";
 import { m0004 } from "./0004_settlement_deposits.js";
 import { m0009 } from "./0009_webhooks.js";
+import { m0010 } from "./0010_catalog_versions.js";
 
-export const MIGRATIONS: readonly ControlPlaneMigration[] = [m0001, m0002, m0003, m0004, m0009];
+export const MIGRATIONS: readonly ControlPlaneMigration[] = [m0001, m0002, m0003, m0004, m0009, m0010];

@@ -31,7 +31,9 @@ async function notifyExpiredHold(s: SessionState, h: Transfer): Promise<void> {
 /** Rebuild `s` from the ledger; resolves when the service may serve. */
 export async function rebuildState(s: SessionState): Promise<void> {
   // Database first, then the ledger: no Don may hold money under a version not yet committed.
-  await s.registry.registerCatalog(s.catalog);
+  await s.registry.registerCatalog(s.live.files());
+  // Published versions' price books were stored at publish, before their rows (ADR 0107).
+  await s.live.refreshPublished();
   const books = await s.registry.all();
   const authors = new Set(books.map((e) => e.author));
   if (authors.size > 0) await ensureAuthors(s, [...authors]);
