@@ -13,7 +13,7 @@
  * Bounds: in-flight requests <= WEBHOOK_CONCURRENCY; a response body is read up to 4 KiB and
  * dropped; each attempt ends by its timeout. The lease is twice the timeout: a daemon
  * killed mid-attempt leaves the delivery to be attempted again once the lease runs out (at least
- * once, never lost). The request path only ever writes rows; a slow or dead endpoint costs it nothing.
+ * once, never lost); a graceful stop aborts attempts in flight the same way, uncounted. The request path only ever writes rows; a slow or dead endpoint costs it nothing.
  */
 import http from "node:http";
 import https from "node:https";
@@ -49,7 +49,7 @@ export interface DispatcherOptions {
 export interface Dispatcher {
   /** Run one poll now (tests); resolves when the claimed attempts are recorded. */
   tick(): Promise<number>;
-  /** Stop polling and wait (at most the timeout) for attempts in flight. Idempotent. */
+  /** Stop polling and abort attempts in flight (not counted; their leases expire). Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -75,7 +75,7 @@ export function signedHeaders(secret: string, event_id: string, payload: string,
 /** One HTTP attempt; never throws (every failure is an outcome). */
 export async function attemptDelivery(
   d: Pick<ClaimedDelivery, "url" | "secret" | "event_id" | "payload" | "owner_kind" | "allow_private_network">,
-  opts: { timeout_ms: number; allow_private_network: boolean; now: () => bigint },
+  opts: { timeout_ms: number; allow_private_network: boolean; now: () => bigint; signal?: AbortSignal },
 ): Promise<AttemptOutcome> {
   const attempt_time_ns = opts.now();
   const started = performance.now();
@@ -132,6 +132,12 @@ export async function attemptDelivery(
       req.destroy();
     }, opts.timeout_ms);
     req.on("error", (err: NodeJS.ErrnoException) => finish(0, err.code === "EPRIVATEADDRESS" ? err.message : `${err.code ?? "error"}: ${err.message}`));
+    const abort = () => {
+      finish(0, "aborted: the daemon is stopping");
+      req.destroy();
+    };
+    if (opts.signal?.aborted) abort();
+    else opts.signal?.addEventListener("abort", abort, { once: true });
     req.end(body);
   });
 }
@@ -143,12 +149,17 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
   let stopped = false;
   let polling: Promise<Promise<void>[]> | null = null;
 
+  const stopping = new AbortController();
   const runOne = async (d: ClaimedDelivery): Promise<void> => {
     const outcome = await attemptDelivery(d, {
       timeout_ms: c.WEBHOOK_TIMEOUT_MS,
       allow_private_network: c.WEBHOOK_ALLOW_PRIVATE_NETWORK,
       now: o.clock,
+      signal: stopping.signal,
     });
+    // Cut short by shutdown: not the endpoint's fault, so no attempt is counted; the lease
+    // expires and the delivery is attempted again (by this daemon after a restart, or another).
+    if (stopping.signal.aborted) return;
     const attempts = d.attempts + 1;
     const retry_at_ns = outcome.ok || attempts >= c.WEBHOOK_MAX_ATTEMPTS
       ? null
@@ -206,6 +217,7 @@ export function startDispatcher(o: DispatcherOptions): Dispatcher {
       stopped = true;
       clearInterval(timer);
       await polling?.catch(() => undefined);
+      stopping.abort();
       await Promise.all([...inFlight]);
     },
   };
