@@ -84,7 +84,7 @@ export interface WebhookStore {
   countEndpoints(kind: WebhookOwnerKind, id: string): Promise<number>;
   /** Disables the endpoint and dead-letters its pending deliveries. */
   disableEndpoint(endpoint_id: string, now_ns: bigint): Promise<WebhookEndpointRow | null>;
-  /** `enqueueWebhookEvent` in a transaction of its own. Returns the deliveries created. */
+  /** `enqueueWebhookEvent` on its own (one statement). Returns the deliveries created. */
   enqueue(event: WebhookEvent, now_ns: bigint): Promise<number>;
   /** Leases up to `max` due pending deliveries until `lease_until_ns`. */
   claim(now_ns: bigint, lease_until_ns: bigint, max: number): Promise<ClaimedDelivery[]>;
@@ -151,22 +151,28 @@ export function newWebhookSecret(): string {
 
 /**
  * Store `event` and one pending delivery per matching enabled endpoint: every admin endpoint, and
- * the endpoints of `event.author_id`; each only if it subscribed to the type (or to all).
- * Run it in the transaction that records the fact. Idempotent: an event id already stored adds
- * nothing (endpoints registered since do not receive an old event). Returns the deliveries created.
+ * the endpoints of `event.author_id`; each only if it subscribed to the type (or to all). ONE
+ * statement (a data-modifying CTE), so it is atomic on its own and cheap on the hot path; run it
+ * in the transaction that records the fact when there is one. An event no endpoint matches is not
+ * stored (an endpoint receives the events of facts recorded after its registration). Idempotent:
+ * an event id already stored adds nothing. Returns the deliveries created.
  */
 export async function enqueueWebhookEvent(trx: Kysely<Database>, event: WebhookEvent, now_ns: bigint): Promise<number> {
-  const inserted = await sql<{ event_id: string }>`insert into webhook_event (event_id, event_type, author_id, payload, create_time_ns)
-    values (${event.event_id}, ${event.type}, ${event.author_id}, ${webhookPayload(event)}, ${now_ns.toString()})
-    on conflict (event_id) do nothing returning event_id`.execute(trx);
-  if (inserted.rows.length === 0) return 0;
-  const r = await sql`insert into webhook_delivery (delivery_id, event_id, endpoint_id, status, attempts, next_attempt_time_ns, create_time_ns, update_time_ns)
-    select 'dl_' || substr(md5(${event.event_id} || ':' || e.endpoint_id), 1, 26), ${event.event_id}, e.endpoint_id, 'pending', 0,
-      ${now_ns.toString()}, ${now_ns.toString()}, ${now_ns.toString()}
-    from webhook_endpoint e
-    where not e.disabled
-      and (e.owner_kind = 'admin' or (e.owner_kind = 'author' and e.owner_id = ${event.author_id}))
-      and (e.event_types = '' or position(${"," + event.type + ","} in ',' || e.event_types || ',') > 0)
+  const now = now_ns.toString();
+  const r = await sql`with targets as (
+      select e.endpoint_id from webhook_endpoint e
+      where not e.disabled
+        and (e.owner_kind = 'admin' or (e.owner_kind = 'author' and e.owner_id = ${event.author_id}))
+        and (e.event_types = '' or position(${"," + event.type + ","} in ',' || e.event_types || ',') > 0)
+    ), ev as (
+      insert into webhook_event (event_id, event_type, author_id, payload, create_time_ns)
+      select ${event.event_id}, ${event.type}, ${event.author_id}, ${webhookPayload(event)}, ${now}
+      where exists (select 1 from targets)
+      on conflict (event_id) do nothing returning event_id
+    )
+    insert into webhook_delivery (delivery_id, event_id, endpoint_id, status, attempts, next_attempt_time_ns, create_time_ns, update_time_ns)
+    select 'dl_' || substr(md5(ev.event_id || ':' || t.endpoint_id), 1, 26), ev.event_id, t.endpoint_id, 'pending', 0, ${now}, ${now}, ${now}
+    from ev cross join targets t
     on conflict (event_id, endpoint_id) do nothing`.execute(trx);
   return Number(r.numAffectedRows ?? 0n);
 }
@@ -207,7 +213,7 @@ export function createWebhookStore(db: Kysely<Database>): WebhookStore {
         return toEndpoint(r);
       });
     },
-    enqueue: (event, now_ns) => db.transaction().execute((trx) => enqueueWebhookEvent(trx, event, now_ns)),
+    enqueue: (event, now_ns) => enqueueWebhookEvent(db, event, now_ns),
     async claim(now_ns, lease_until_ns, max) {
       if (!(Number.isInteger(max) && max >= 1 && max <= WEBHOOK_CLAIM_MAX)) throw new Error(`claim max ${max} must be 1..${WEBHOOK_CLAIM_MAX}`);
       const r = await sql<Record<string, unknown>>`with c as (
