@@ -84,7 +84,10 @@ export interface WebhookStore {
   countEndpoints(kind: WebhookOwnerKind, id: string): Promise<number>;
   /** Disables the endpoint and dead-letters its pending deliveries. */
   disableEndpoint(endpoint_id: string, now_ns: bigint): Promise<WebhookEndpointRow | null>;
-  /** `enqueueWebhookEvent` on its own (one statement). Returns the deliveries created. */
+  /**
+   * `enqueueWebhookEvent` on its own (one statement), skipped without I/O when this daemon's copy
+   * of the endpoints' routes says nobody can receive the event. Returns the deliveries created.
+   */
   enqueue(event: WebhookEvent, now_ns: bigint): Promise<number>;
   /** Leases up to `max` due pending deliveries until `lease_until_ns`. */
   claim(now_ns: bigint, lease_until_ns: bigint, max: number): Promise<ClaimedDelivery[]>;
@@ -177,8 +180,55 @@ export async function enqueueWebhookEvent(trx: Kysely<Database>, event: WebhookE
   return Number(r.numAffectedRows ?? 0n);
 }
 
-/** Factory over `db`. Every state change is one conditional statement or one transaction. */
+/** How long a daemon trusts its copy of the enabled endpoints' routes (see `enqueue`). */
+export const WEBHOOK_ROUTES_TTL_MS = 1_000;
+
+/** Who may receive what, from the enabled endpoints: `*` = every type. */
+interface Routes {
+  admin: Set<string>;
+  authors: Map<string, Set<string>>;
+  loaded_ms: number;
+}
+
+function routeMatches(types: Set<string> | undefined, type: string): boolean {
+  return types !== undefined && (types.has("*") || types.has(type));
+}
+
+/**
+ * Factory over `db`. Every state change is one conditional statement or one transaction.
+ *
+ * `enqueue` first asks an in-memory copy of the enabled endpoints' routes (owner, types), read at
+ * most every WEBHOOK_ROUTES_TTL_MS and at once after this daemon registers or disables one: an
+ * event nobody can receive costs no database round trip (most Doffs, on a platform with few
+ * endpoints). So an endpoint registered through ANOTHER daemon receives this daemon's events from
+ * at most WEBHOOK_ROUTES_TTL_MS after its registration (ADR 0105).
+ */
 export function createWebhookStore(db: Kysely<Database>): WebhookStore {
+  let routes: Routes | null = null;
+  let loading: Promise<Routes> | null = null;
+  const loadRoutes = (): Promise<Routes> =>
+    (loading ??= (async () => {
+      const rows = (await sql<{ owner_kind: string; owner_id: string; event_types: string }>`select owner_kind, owner_id, event_types
+        from webhook_endpoint where not disabled`.execute(db)).rows;
+      const next: Routes = { admin: new Set(), authors: new Map(), loaded_ms: Date.now() };
+      for (const r of rows) {
+        const types = r.event_types === "" ? ["*"] : r.event_types.split(",");
+        const set = r.owner_kind === "admin" ? next.admin : (next.authors.get(r.owner_id) ?? new Set<string>());
+        for (const t of types) set.add(t);
+        if (r.owner_kind === "author") next.authors.set(r.owner_id, set);
+      }
+      routes = next;
+      return next;
+    })().finally(() => {
+      loading = null;
+    }));
+  const mayReceive = async (event: WebhookEvent): Promise<boolean> => {
+    const r = routes !== null && Date.now() - routes.loaded_ms < WEBHOOK_ROUTES_TTL_MS ? routes : await loadRoutes();
+    return routeMatches(r.admin, event.type) || (event.author_id !== null && routeMatches(r.authors.get(event.author_id), event.type));
+  };
+  const invalidate = () => {
+    routes = null;
+  };
   const one = async <T>(q: { execute(db: Kysely<Database>): Promise<{ rows: T[] }> }): Promise<T | null> => (await q.execute(db)).rows[0] ?? null;
   const getDelivery = async (id: string) => {
     const r = await one(sql<Record<string, unknown>>`select ${DELIVERY_COLUMNS} from webhook_delivery d join webhook_event v on v.event_id = d.event_id where d.delivery_id = ${id}`);
@@ -190,6 +240,7 @@ export function createWebhookStore(db: Kysely<Database>): WebhookStore {
       const r = await one(sql<Record<string, unknown>>`insert into webhook_endpoint (endpoint_id, owner_kind, owner_id, url, secret, event_types, allow_private_network, create_time_ns)
         values (${endpoint_id}, ${e.owner_kind}, ${e.owner_id}, ${e.url}, ${newWebhookSecret()}, ${e.event_types.join(",")}, ${e.allow_private_network}, ${e.create_time_ns.toString()})
         returning ${ENDPOINT_COLUMNS}`);
+      invalidate();
       return toEndpoint(r!);
     },
     async getEndpoint(id) {
@@ -211,9 +262,9 @@ export function createWebhookStore(db: Kysely<Database>): WebhookStore {
         if (!r) return null;
         await sql`update webhook_delivery set status = 'dead', update_time_ns = ${now_ns.toString()} where endpoint_id = ${id} and status = 'pending'`.execute(trx);
         return toEndpoint(r);
-      });
+      }).finally(invalidate);
     },
-    enqueue: (event, now_ns) => enqueueWebhookEvent(db, event, now_ns),
+    enqueue: async (event, now_ns) => ((await mayReceive(event)) ? enqueueWebhookEvent(db, event, now_ns) : 0),
     async claim(now_ns, lease_until_ns, max) {
       if (!(Number.isInteger(max) && max >= 1 && max <= WEBHOOK_CLAIM_MAX)) throw new Error(`claim max ${max} must be 1..${WEBHOOK_CLAIM_MAX}`);
       const r = await sql<Record<string, unknown>>`with c as (
