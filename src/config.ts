@@ -209,7 +209,7 @@ const vars = {
   // ---- sessions (SessionService, issue 4) ---------------------------------------------------
   MASQUES_DIR: v(
     z.string().default("./masques"),
-    "Directory of masque YAML files (the catalog with author and pricing); loaded at start-up.",
+    "Directory of masque YAML files (the catalog with author and pricing); re-read on change without a restart. An invalid file is reported and skipped.",
     "./masques",
   ),
   PLATFORM_FEE_BPS: v(
@@ -326,6 +326,63 @@ const vars = {
     uint("seconds").pipe(z.number().min(1).max(86_400)).default(900),
     "How long an ownership challenge (CreateDestinationChallenge) can be signed and used, in seconds.",
     "900",
+  ),
+  // ---- webhooks: signed notifications (issue 16, docs/adr/0105) ---------------------------
+  WEBHOOK_DISPATCH_ENABLED: v(
+    boolFlag.default(true),
+    "Deliver queued webhooks from this daemon (true/false). Events are always queued; several daemons may dispatch from one database.",
+    "true",
+  ),
+  WEBHOOK_POLL_MS: v(
+    uint("milliseconds").pipe(z.number().min(10).max(60_000)).default(1_000),
+    "How often the webhook dispatcher looks for due deliveries (ms).",
+    "1000",
+  ),
+  WEBHOOK_CONCURRENCY: v(
+    uint("requests").pipe(z.number().min(1).max(256)).default(8),
+    "Most webhook requests in flight from this daemon at once (1..256); a slow endpoint holds one slot at most WEBHOOK_TIMEOUT_MS.",
+    "8",
+  ),
+  WEBHOOK_TIMEOUT_MS: v(
+    uint("milliseconds").pipe(z.number().min(100).max(60_000)).default(10_000),
+    "Whole-attempt timeout of one webhook request (connect, send, answer), ms; then the attempt fails and is retried.",
+    "10000",
+  ),
+  WEBHOOK_MAX_ATTEMPTS: v(
+    uint("attempts").pipe(z.number().min(1).max(30)).default(8),
+    "Attempts per delivery before it is dead-lettered (redeliver on demand with WebhookService.RedeliverWebhook).",
+    "8",
+  ),
+  WEBHOOK_BACKOFF_BASE_MS: v(
+    uint("milliseconds").pipe(z.number().min(1)).default(5_000),
+    "Delay before the 2nd attempt; each later delay doubles (exponential backoff), capped at WEBHOOK_BACKOFF_MAX_MS.",
+    "5000",
+  ),
+  WEBHOOK_BACKOFF_MAX_MS: v(
+    uint("milliseconds").pipe(z.number().min(1)).default(36_000_000),
+    "Longest delay between two attempts of one delivery (ms; default 10 h).",
+    "36000000",
+  ),
+  WEBHOOK_ALLOW_PRIVATE_NETWORK: v(
+    boolFlag.default(false),
+    "LOCAL DEVELOPMENT ONLY: let author endpoints resolve to loopback, private or link-local addresses (an admin can also allow it per endpoint).",
+    "false",
+  ),
+  WEBHOOK_ENDPOINTS_PER_OWNER_MAX: v(
+    uint("endpoints").pipe(z.number().min(1).max(1_000)).default(20),
+    "Most enabled webhook endpoints one author (or one admin) may register.",
+    "20",
+  ),
+  // ---- live catalog (issue 16, docs/adr/0107, 0031) ----------------------------------------
+  CATALOG_PRICE_NOTICE_S: v(
+    uint("seconds").pipe(z.number().max(365 * 86_400)).default(604_800),
+    "Notice period of a published price change, in seconds: a new price applies to sessions donned this long after it was published (default 7 days); the first version of a masque applies at once.",
+    "604800",
+  ),
+  CATALOG_RESCAN_MS: v(
+    uint("milliseconds").pipe(z.number().min(50).max(3_600_000)).default(30_000),
+    "MASQUES_DIR is watched for changes (fs.watch) and also rescanned this often (ms), so a missed event is caught; a changed file applies without a restart.",
+    "30000",
   ),
 } as const;
 

@@ -9,22 +9,32 @@ import { startupPlatformAccounts } from "../domain/accounts.js";
 import { idToHex } from "../domain/ids.js";
 import { defineService, type DaemonContext, type ServiceRegistration } from "../server/registry.js";
 import { createAccountService, provisionIssuanceLimit } from "./accounts/account-service.js";
-import { sessionServiceRegistration } from "./sessions/service.js";
+import { createSessionInstance, sessionServiceImpl } from "./sessions/service.js";
+import { SessionService } from "../../clients/gen/masques/ledger/v1/session_service_pb.js";
+import { catalogServiceRegistration } from "./catalog/service.js";
 import { adminServiceRegistration } from "./admin/service.js";
 import { appendAudit } from "../controlplane/audit.js";
 import { startGovernanceRuntime, stopGovernanceRuntime } from "./governance.js";
 import { settlementServiceRegistration } from "./settlement/service.js";
 import { railFeesAccount } from "../domain/settlement/accounts.js";
+import { webhookServiceRegistration } from "./webhooks/service.js";
+import { startDispatcher, type Dispatcher } from "../webhooks/dispatcher.js";
+
+/** The webhook dispatcher of each running daemon (started in onStart, stopped in onStop). */
+const dispatchers = new WeakMap<DaemonContext, Dispatcher>();
 
 export function createServices(ctx: DaemonContext): ServiceRegistration[] {
+  const sessions = createSessionInstance(ctx);
   return [
     defineService(
       AccountService,
       createAccountService({ ledger: ctx.ledger, clock: ctx.clock, audit: (e) => ctx.controlplane.db.transaction().execute(async (trx) => void (await appendAudit(trx, e))) }),
     ),
-    sessionServiceRegistration(ctx),
+    defineService(SessionService, sessionServiceImpl(sessions)),
+    catalogServiceRegistration(ctx, sessions.state.live, sessions.ready),
     adminServiceRegistration(ctx),
     settlementServiceRegistration(ctx),
+    webhookServiceRegistration(ctx),
   ];
 }
 
@@ -51,9 +61,20 @@ export async function onStart(ctx: DaemonContext): Promise<void> {
   ctx.log.info({ created, total: accounts.length }, "platform accounts ready");
   // Governance (issue 16) after the platform accounts: audit anchors move between two of them.
   await startGovernanceRuntime(ctx);
+  if (ctx.config.WEBHOOK_DISPATCH_ENABLED) {
+    dispatchers.set(
+      ctx,
+      startDispatcher({ store: ctx.controlplane.webhooks, log: ctx.log.child({ component: "webhooks" }), clock: ctx.clock, config: ctx.config }),
+    );
+  }
 }
 
-/** On shutdown, after the listeners stopped: stop the governance scheduler (its last anchor). */
+/**
+ * On shutdown, after the listeners stopped: stop the governance scheduler (its last anchor) and
+ * the webhook dispatcher (attempts in flight end by their timeout).
+ */
 export async function onStop(ctx: DaemonContext): Promise<void> {
   await stopGovernanceRuntime(ctx);
+  await dispatchers.get(ctx)?.stop();
+  dispatchers.delete(ctx);
 }

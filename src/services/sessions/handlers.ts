@@ -89,6 +89,7 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
       if (req.maxSpendMicro > AMOUNT_MAX_MICRO) v.push({ field: "max_spend_micro", description: "must be <= 2^63-1" });
       if (!req.masque) v.push({ field: "masque", description: "required: the masque's name" });
       throwIfInvalid(v);
+      await ready; // the published catalog is read at start-up
       const masque = s.catalog.byName.get(req.masque);
       if (!masque) {
         throw statusError(Code.NotFound, "MASQUE_NOT_FOUND", `masque ${JSON.stringify(req.masque)} is not in the catalog`, {

@@ -39,6 +39,7 @@ export function createSessionInstance(ctx: DaemonContext, opts: SessionServiceOp
   let stopped = false;
   const ready = rebuildState(state).then(() => {
     if (opts.reaper !== false && !stopped) reaper = startReaper(state);
+    if (!stopped) state.live.watch();
   });
   // A failed start-up is reported on every call (and logged once here).
   ready.catch((err: unknown) => state.log.error({ err }, "session service start-up failed"));
@@ -50,6 +51,7 @@ export function createSessionInstance(ctx: DaemonContext, opts: SessionServiceOp
     stop() {
       stopped = true;
       reaper?.stop();
+      state.live.stop();
     },
   };
 }

@@ -32,6 +32,23 @@ import { debtAccountOf, ensureAuthors, ensureDebt, ensureSessionMeters } from ".
 import { priceBookOf, readSession, readSessionWithTransfers, sessionTransfers, type SessionRead } from "./reads.js";
 import { pinnedFeeBps } from "./pins.js";
 import type { SessionState } from "./state.js";
+import { sessionSettledEvent } from "../../webhooks/events.js";
+import type { PriceBookEntry } from "../../domain/catalog.js";
+
+/**
+ * Enqueue `session.settled` for a session the ledger shows settled (ADR 0105). The ledger already
+ * decided, so a failure to write the event is logged and never fails the settlement; the event id
+ * is the session's, so the next settler that reads the settlement (a retried Doff, the reaper)
+ * enqueues it again harmlessly.
+ */
+export async function notifySettled(s: SessionState, v: SessionView, e: Pick<PriceBookEntry, "masque_name" | "author">): Promise<void> {
+  if (v.status !== "doffed" && v.status !== "reaped") return;
+  try {
+    await s.webhooks.enqueue(sessionSettledEvent(v, e.masque_name, e.author), s.clock());
+  } catch (err) {
+    s.log.error({ err, session_id: idToHex(v.session_id) }, "session.settled webhook not enqueued");
+  }
+}
 
 /**
  * Step 1: close the session's usage meters with `terms`, or find them closed. Returns the terms
@@ -125,7 +142,9 @@ export async function settle(
     const stamped = chain.map((t, i) => ({ ...t, timestamp: res[i]!.timestamp }));
     const now = res[res.length - 1]!.timestamp;
     const txs = [...(v._txs ?? (await sessionTransfers(s, v.session_id))), ...stamped];
-    return reconstructSession(v.session_id, txs, now)!;
+    const settled = reconstructSession(v.session_id, txs, now)!;
+    await notifySettled(s, settled, e);
+    return settled;
   }
   const first = res.find((r) => r.status !== CT.linked_event_failed);
   const status = first?.status ?? CT.linked_event_failed;
@@ -138,7 +157,10 @@ export async function settle(
   ) {
     // Settled (or cancelled / expired) concurrently: the ledger's record wins.
     const now = await readSession(s, v.session_id);
-    if (now) return now;
+    if (now) {
+      await notifySettled(s, now, e);
+      return now;
+    }
   }
   throw ledgerRejected("doff", CT[status] ?? String(status));
 }

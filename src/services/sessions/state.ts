@@ -17,7 +17,9 @@ import type { Client, Transfer } from "tigerbeetle-node";
 import type { Config } from "../../config.js";
 import type { GovernanceStore, SessionPin } from "../../controlplane/governance.js";
 import type { PriceBookStore } from "../../controlplane/pricebooks.js";
-import { loadCatalog, type Catalog } from "../../domain/catalog.js";
+import type { WebhookStore } from "../../controlplane/webhooks.js";
+import type { Catalog } from "../../domain/catalog.js";
+import { createLiveCatalog, type LiveCatalog } from "../catalog/live.js";
 import { sessionAccountIds } from "../../domain/session-accounts.js";
 import { USAGE_LEDGER, type SessionAccountIds, type SessionView } from "../../domain/sessions.js";
 import type { DaemonContext } from "../../server/registry.js";
@@ -74,7 +76,10 @@ export interface SessionState {
   readonly log: Logger;
   /** Wall clock, ns since the epoch. */
   readonly clock: () => bigint;
+  /** The catalog in force now (folder + published versions, ADR 0107); a new object after a change. */
   readonly catalog: Catalog;
+  /** The live catalog behind `catalog`: the folder (hot reloaded) and the published versions. */
+  readonly live: LiveCatalog;
   /**
    * Price books of every daemon (control-plane database). `peek` is cache-only; `get` reads the
    * database on a miss (a session donned by another daemon with a price book this one never loaded).
@@ -87,6 +92,8 @@ export interface SessionState {
    */
   readonly rules: GovernanceStore;
   readonly pins: Map<bigint, SessionPin>;
+  /** The webhook outbox: session.settled / session.expired are enqueued after the ledger decided. */
+  readonly webhooks: WebhookStore;
   readonly ids: SessionAccountIds;
   /** Open-session index (see the file comment). */
   readonly open: Map<bigint, OpenSession>;
@@ -104,21 +111,32 @@ export interface SessionState {
 }
 
 /**
- * Build the state of one instance; throws (failing the daemon's start-up) on a bad catalog. The
+ * Build the state of one instance. Invalid masque files are logged and skipped (ADR 0107). The
  * catalog's price books are stored by rebuildState (startup.ts) before the instance serves.
  */
 export function createSessionState(ctx: DaemonContext): SessionState {
-  const catalog = loadCatalog(path.resolve(ctx.config.MASQUES_DIR));
   const registry = ctx.controlplane.priceBooks;
-  return {
+  const log = ctx.log.child({ component: "sessions" });
+  const live = createLiveCatalog({
+    dir: path.resolve(ctx.config.MASQUES_DIR),
+    rescan_ms: ctx.config.CATALOG_RESCAN_MS,
+    store: ctx.controlplane.catalog,
+    priceBooks: registry,
+    log: ctx.log.child({ component: "catalog" }),
+  });
+  const state: SessionState = {
     ledger: ctx.ledger,
     config: ctx.config,
-    log: ctx.log.child({ component: "sessions" }),
+    log,
     clock: ctx.clock,
-    catalog,
+    get catalog() {
+      return live.at(ctx.clock());
+    },
+    live,
     registry,
     rules: governanceOf(ctx).rules,
     pins: new Map(),
+    webhooks: ctx.controlplane.webhooks,
     ids: sessionAccountIds,
     open: new Map(),
     metered: new Set(),
@@ -126,6 +144,7 @@ export function createSessionState(ctx: DaemonContext): SessionState {
     debtReady: new Set(),
     singleWriter: ctx.config.LEDGER === "embedded",
   };
+  return state;
 }
 
 /** SESSION_IDLE_S in ns. */
