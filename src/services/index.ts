@@ -13,6 +13,7 @@ import { sessionServiceRegistration } from "./sessions/service.js";
 import { adminServiceRegistration } from "./admin/service.js";
 import { settlementServiceRegistration } from "./settlement/service.js";
 import { railFeesAccount } from "../domain/settlement/accounts.js";
+import { createLimits } from "./limits/limits.js";
 
 export function createServices(ctx: DaemonContext): ServiceRegistration[] {
   return [
@@ -43,5 +44,7 @@ export async function onStart(ctx: DaemonContext): Promise<void> {
   }
   const created = results.filter((r) => r.status === CreateAccountStatus.created).length;
   await provisionIssuanceLimit(ctx.ledger);
+  // Spending limits (ADR 0110): platform limit accounts and the peer-transfer policy from the environment.
+  await createLimits(ctx.ledger, ctx.config).provisionPlatform(`start-${ctx.clock()}`);
   ctx.log.info({ created, total: accounts.length }, "platform accounts ready");
 }
