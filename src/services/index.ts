@@ -14,10 +14,17 @@ import { adminServiceRegistration } from "./admin/service.js";
 import { settlementServiceRegistration } from "./settlement/service.js";
 import { railFeesAccount } from "../domain/settlement/accounts.js";
 import { createLimits } from "./limits/limits.js";
+import { createLimitsStore } from "../controlplane/limits.js";
 
 export function createServices(ctx: DaemonContext): ServiceRegistration[] {
   return [
-    defineService(AccountService, createAccountService({ ledger: ctx.ledger })),
+    defineService(
+      AccountService,
+      createAccountService({
+        ledger: ctx.ledger,
+        limits: { limits: createLimits(ctx.ledger, ctx.config), store: createLimitsStore(ctx.controlplane.db), clock: ctx.clock },
+      }),
+    ),
     sessionServiceRegistration(ctx),
     adminServiceRegistration(ctx),
     settlementServiceRegistration(ctx),

@@ -6,7 +6,8 @@
  * (debits_must_not_exceed_credits & co.), never after a read-then-write decision here.
  */
 import { create } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { createLimitHandlers, type LimitHandlerDeps } from "./limits-handlers.js";
 import {
   AccountFilterFlags,
   CreateAccountStatus,
@@ -99,6 +100,8 @@ import {
 
 export interface AccountServiceDeps {
   readonly ledger: Client;
+  /** Spending limits and peer transfers (ADR 0110/0111); absent: those RPCs are unavailable. */
+  readonly limits?: Omit<LimitHandlerDeps, "ledger">;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -308,7 +311,17 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
     return single(await ledger.lookupTransfers([t.id]), "lookup_transfers");
   }
 
+  const limitHandlers = deps.limits === undefined ? null : createLimitHandlers({ ledger, ...deps.limits });
+  const noLimits = (): never => {
+    throw new ConnectError("spending limits and peer transfers need the daemon's control plane", Code.Unimplemented);
+  };
+
   return {
+    getSpendingLimits: (req, ctx) => (limitHandlers ?? noLimits()).getSpendingLimits(req, ctx),
+    setSpendingLimits: (req, ctx) => (limitHandlers ?? noLimits()).setSpendingLimits(req, ctx),
+    transferFunds: (req, ctx) => (limitHandlers ?? noLimits()).transferFunds(req, ctx),
+    listPeerTransfers: (req, ctx) => (limitHandlers ?? noLimits()).listPeerTransfers(req, ctx),
+
     async openAgentWallet(req: OpenAgentWalletRequest, ctx: HandlerContext) {
       const p = principalOf(ctx);
       const v: Violation[] = [];

@@ -24,7 +24,371 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file masques/ledger/v1/account_service.proto.
  */
 export const file_masques_ledger_v1_account_service: GenFile = /*@__PURE__*/
-  fileDesc("CidtYXNxdWVzL2xlZGdlci92MS9hY2NvdW50X3NlcnZpY2UucHJvdG8SEW1hc3F1ZXMubGVkZ2VyLnYxInMKFk9wZW5BZ2VudFdhbGxldFJlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkSKwoEbW9kZRgCIAEoDjIdLm1hc3F1ZXMubGVkZ2VyLnYxLldhbGxldE1vZGUSGgoSY3JlZGl0X2xpbWl0X21pY3JvGAMgASgEIkYKF09wZW5BZ2VudFdhbGxldFJlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50Ii4KGU9wZW5BdXRob3JFYXJuaW5nc1JlcXVlc3QSEQoJYXV0aG9yX2lkGAEgASgJIkkKGk9wZW5BdXRob3JFYXJuaW5nc1Jlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50InEKGk9wZW5QbGF0Zm9ybUFjY291bnRSZXF1ZXN0EiwKBGtpbmQYASABKA4yHi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50S2luZBIlCgRyYWlsGAIgASgOMhcubWFzcXVlcy5sZWRnZXIudjEuUmFpbCJKChtPcGVuUGxhdGZvcm1BY2NvdW50UmVzcG9uc2USKwoHYWNjb3VudBgBIAEoCzIaLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnQiQwoRR2V0QWNjb3VudFJlcXVlc3QSLgoHYWNjb3VudBgBIAEoCzIdLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnRSZWYiQQoSR2V0QWNjb3VudFJlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50IpYBCg5EZXBvc2l0UmVxdWVzdBIuCgdhY2NvdW50GAEgASgLMh0ubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudFJlZhIUCgxhbW91bnRfbWljcm8YAiABKAQSJQoEcmFpbBgDIAEoDjIXLm1hc3F1ZXMubGVkZ2VyLnYxLlJhaWwSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJIkAKD0RlcG9zaXRSZXNwb25zZRItCgh0cmFuc2ZlchgBIAEoCzIbLm1hc3F1ZXMubGVkZ2VyLnYxLlRyYW5zZmVyIqEBChhBZGp1c3RDcmVkaXRMaW1pdFJlcXVlc3QSLgoHYWNjb3VudBgBIAEoCzIdLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnRSZWYSGAoOaW5jcmVhc2VfbWljcm8YAiABKARIABIYCg5kZWNyZWFzZV9taWNybxgDIAEoBEgAEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCUIICgZjaGFuZ2UidwoZQWRqdXN0Q3JlZGl0TGltaXRSZXNwb25zZRItCgh0cmFuc2ZlchgBIAEoCzIbLm1hc3F1ZXMubGVkZ2VyLnYxLlRyYW5zZmVyEisKB2FjY291bnQYAiABKAsyGi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50IrMCChRMaXN0VHJhbnNmZXJzUmVxdWVzdBIuCgdhY2NvdW50GAEgASgLMh0ubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudFJlZhIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCRItCgRraW5kGAQgASgOMh8ubWFzcXVlcy5sZWRnZXIudjEuVHJhbnNmZXJLaW5kEjcKCWRpcmVjdGlvbhgFIAEoDjIkLm1hc3F1ZXMubGVkZ2VyLnYxLlRyYW5zZmVyRGlyZWN0aW9uEi4KCnN0YXJ0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJiChVMaXN0VHJhbnNmZXJzUmVzcG9uc2USMAoHZW50cmllcxgBIAMoCzIfLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnRFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkizwEKGEdldEJhbGFuY2VIaXN0b3J5UmVxdWVzdBIuCgdhY2NvdW50GAEgASgLMh0ubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudFJlZhIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiawoZR2V0QmFsYW5jZUhpc3RvcnlSZXNwb25zZRI1CglzbmFwc2hvdHMYASADKAsyIi5tYXNxdWVzLmxlZGdlci52MS5CYWxhbmNlU25hcHNob3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKlwKCldhbGxldE1vZGUSGwoXV0FMTEVUX01PREVfVU5TUEVDSUZJRUQQABIXChNXQUxMRVRfTU9ERV9QUkVQQUlEEAESGAoUV0FMTEVUX01PREVfUE9TVFBBSUQQAjLUBgoOQWNjb3VudFNlcnZpY2USaAoPT3BlbkFnZW50V2FsbGV0EikubWFzcXVlcy5sZWRnZXIudjEuT3BlbkFnZW50V2FsbGV0UmVxdWVzdBoqLm1hc3F1ZXMubGVkZ2VyLnYxLk9wZW5BZ2VudFdhbGxldFJlc3BvbnNlEnEKEk9wZW5BdXRob3JFYXJuaW5ncxIsLm1hc3F1ZXMubGVkZ2VyLnYxLk9wZW5BdXRob3JFYXJuaW5nc1JlcXVlc3QaLS5tYXNxdWVzLmxlZGdlci52MS5PcGVuQXV0aG9yRWFybmluZ3NSZXNwb25zZRJ0ChNPcGVuUGxhdGZvcm1BY2NvdW50Ei0ubWFzcXVlcy5sZWRnZXIudjEuT3BlblBsYXRmb3JtQWNjb3VudFJlcXVlc3QaLi5tYXNxdWVzLmxlZGdlci52MS5PcGVuUGxhdGZvcm1BY2NvdW50UmVzcG9uc2USWQoKR2V0QWNjb3VudBIkLm1hc3F1ZXMubGVkZ2VyLnYxLkdldEFjY291bnRSZXF1ZXN0GiUubWFzcXVlcy5sZWRnZXIudjEuR2V0QWNjb3VudFJlc3BvbnNlElAKB0RlcG9zaXQSIS5tYXNxdWVzLmxlZGdlci52MS5EZXBvc2l0UmVxdWVzdBoiLm1hc3F1ZXMubGVkZ2VyLnYxLkRlcG9zaXRSZXNwb25zZRJuChFBZGp1c3RDcmVkaXRMaW1pdBIrLm1hc3F1ZXMubGVkZ2VyLnYxLkFkanVzdENyZWRpdExpbWl0UmVxdWVzdBosLm1hc3F1ZXMubGVkZ2VyLnYxLkFkanVzdENyZWRpdExpbWl0UmVzcG9uc2USYgoNTGlzdFRyYW5zZmVycxInLm1hc3F1ZXMubGVkZ2VyLnYxLkxpc3RUcmFuc2ZlcnNSZXF1ZXN0GigubWFzcXVlcy5sZWRnZXIudjEuTGlzdFRyYW5zZmVyc1Jlc3BvbnNlEm4KEUdldEJhbGFuY2VIaXN0b3J5EisubWFzcXVlcy5sZWRnZXIudjEuR2V0QmFsYW5jZUhpc3RvcnlSZXF1ZXN0GiwubWFzcXVlcy5sZWRnZXIudjEuR2V0QmFsYW5jZUhpc3RvcnlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_masques_ledger_v1_common]);
+  fileDesc("CidtYXNxdWVzL2xlZGdlci92MS9hY2NvdW50X3NlcnZpY2UucHJvdG8SEW1hc3F1ZXMubGVkZ2VyLnYxIpQBCg1TcGVuZGluZ0xpbWl0EhMKC2xpbWl0X21pY3JvGAEgASgEEhEKCXVubGltaXRlZBgCIAEoCBISCgp1c2VkX21pY3JvGAMgASgEEhcKD3JlbWFpbmluZ19taWNybxgEIAEoBBIuCgpyZXNldF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIsChhHZXRTcGVuZGluZ0xpbWl0c1JlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkijwIKGUdldFNwZW5kaW5nTGltaXRzUmVzcG9uc2USEAoIYWdlbnRfaWQYASABKAkSLwoFZGFpbHkYAiABKAsyIC5tYXNxdWVzLmxlZGdlci52MS5TcGVuZGluZ0xpbWl0EjUKC3Blcl9zZXNzaW9uGAMgASgLMiAubWFzcXVlcy5sZWRnZXIudjEuU3BlbmRpbmdMaW1pdBI7ChFwZWVyX3RyYW5zZmVyX21heBgEIAEoCzIgLm1hc3F1ZXMubGVkZ2VyLnYxLlNwZW5kaW5nTGltaXQSOwoRcGVlcl9kYWlseV92b2x1bWUYBSABKAsyIC5tYXNxdWVzLmxlZGdlci52MS5TcGVuZGluZ0xpbWl0IpQBChhTZXRTcGVuZGluZ0xpbWl0c1JlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkSHAoPZGFpbHlfY2FwX21pY3JvGAIgASgESACIAQESHgoRc2Vzc2lvbl9jYXBfbWljcm8YAyABKARIAYgBAUISChBfZGFpbHlfY2FwX21pY3JvQhQKEl9zZXNzaW9uX2NhcF9taWNybyJZChlTZXRTcGVuZGluZ0xpbWl0c1Jlc3BvbnNlEjwKBmxpbWl0cxgBIAEoCzIsLm1hc3F1ZXMubGVkZ2VyLnYxLkdldFNwZW5kaW5nTGltaXRzUmVzcG9uc2UikAEKDFBlZXJUcmFuc2ZlchItCgh0cmFuc2ZlchgBIAEoCzIbLm1hc3F1ZXMubGVkZ2VyLnYxLlRyYW5zZmVyEhUKDWZyb21fYWdlbnRfaWQYAiABKAkSEwoLdG9fYWdlbnRfaWQYAyABKAkSDAoEbWVtbxgEIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBSABKAkifwoUVHJhbnNmZXJGdW5kc1JlcXVlc3QSFQoNZnJvbV9hZ2VudF9pZBgBIAEoCRITCgt0b19hZ2VudF9pZBgCIAEoCRIUCgxhbW91bnRfbWljcm8YAyABKAQSDAoEbWVtbxgEIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBSABKAkiSgoVVHJhbnNmZXJGdW5kc1Jlc3BvbnNlEjEKCHRyYW5zZmVyGAEgASgLMh8ubWFzcXVlcy5sZWRnZXIudjEuUGVlclRyYW5zZmVyIpABChhMaXN0UGVlclRyYW5zZmVyc1JlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkSOwoJZGlyZWN0aW9uGAIgASgOMigubWFzcXVlcy5sZWRnZXIudjEuUGVlclRyYW5zZmVyRGlyZWN0aW9uEhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJImgKGUxpc3RQZWVyVHJhbnNmZXJzUmVzcG9uc2USMgoJdHJhbnNmZXJzGAEgAygLMh8ubWFzcXVlcy5sZWRnZXIudjEuUGVlclRyYW5zZmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJzChZPcGVuQWdlbnRXYWxsZXRSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEisKBG1vZGUYAiABKA4yHS5tYXNxdWVzLmxlZGdlci52MS5XYWxsZXRNb2RlEhoKEmNyZWRpdF9saW1pdF9taWNybxgDIAEoBCJGChdPcGVuQWdlbnRXYWxsZXRSZXNwb25zZRIrCgdhY2NvdW50GAEgASgLMhoubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudCIuChlPcGVuQXV0aG9yRWFybmluZ3NSZXF1ZXN0EhEKCWF1dGhvcl9pZBgBIAEoCSJJChpPcGVuQXV0aG9yRWFybmluZ3NSZXNwb25zZRIrCgdhY2NvdW50GAEgASgLMhoubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudCJxChpPcGVuUGxhdGZvcm1BY2NvdW50UmVxdWVzdBIsCgRraW5kGAEgASgOMh4ubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudEtpbmQSJQoEcmFpbBgCIAEoDjIXLm1hc3F1ZXMubGVkZ2VyLnYxLlJhaWwiSgobT3BlblBsYXRmb3JtQWNjb3VudFJlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50IkMKEUdldEFjY291bnRSZXF1ZXN0Ei4KB2FjY291bnQYASABKAsyHS5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50UmVmIkEKEkdldEFjY291bnRSZXNwb25zZRIrCgdhY2NvdW50GAEgASgLMhoubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudCKWAQoORGVwb3NpdFJlcXVlc3QSLgoHYWNjb3VudBgBIAEoCzIdLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnRSZWYSFAoMYW1vdW50X21pY3JvGAIgASgEEiUKBHJhaWwYAyABKA4yFy5tYXNxdWVzLmxlZGdlci52MS5SYWlsEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCSJACg9EZXBvc2l0UmVzcG9uc2USLQoIdHJhbnNmZXIYASABKAsyGy5tYXNxdWVzLmxlZGdlci52MS5UcmFuc2ZlciKhAQoYQWRqdXN0Q3JlZGl0TGltaXRSZXF1ZXN0Ei4KB2FjY291bnQYASABKAsyHS5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50UmVmEhgKDmluY3JlYXNlX21pY3JvGAIgASgESAASGAoOZGVjcmVhc2VfbWljcm8YAyABKARIABIXCg9pZGVtcG90ZW5jeV9rZXkYBCABKAlCCAoGY2hhbmdlIncKGUFkanVzdENyZWRpdExpbWl0UmVzcG9uc2USLQoIdHJhbnNmZXIYASABKAsyGy5tYXNxdWVzLmxlZGdlci52MS5UcmFuc2ZlchIrCgdhY2NvdW50GAIgASgLMhoubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudCKzAgoUTGlzdFRyYW5zZmVyc1JlcXVlc3QSLgoHYWNjb3VudBgBIAEoCzIdLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnRSZWYSEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkSLQoEa2luZBgEIAEoDjIfLm1hc3F1ZXMubGVkZ2VyLnYxLlRyYW5zZmVyS2luZBI3CglkaXJlY3Rpb24YBSABKA4yJC5tYXNxdWVzLmxlZGdlci52MS5UcmFuc2ZlckRpcmVjdGlvbhIuCgpzdGFydF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiYgoVTGlzdFRyYW5zZmVyc1Jlc3BvbnNlEjAKB2VudHJpZXMYASADKAsyHy5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50RW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIs8BChhHZXRCYWxhbmNlSGlzdG9yeVJlcXVlc3QSLgoHYWNjb3VudBgBIAEoCzIdLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnRSZWYSEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkSLgoKc3RhcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImsKGUdldEJhbGFuY2VIaXN0b3J5UmVzcG9uc2USNQoJc25hcHNob3RzGAEgAygLMiIubWFzcXVlcy5sZWRnZXIudjEuQmFsYW5jZVNuYXBzaG90EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSqIAQoVUGVlclRyYW5zZmVyRGlyZWN0aW9uEicKI1BFRVJfVFJBTlNGRVJfRElSRUNUSU9OX1VOU1BFQ0lGSUVEEAASIAocUEVFUl9UUkFOU0ZFUl9ESVJFQ1RJT05fU0VOVBABEiQKIFBFRVJfVFJBTlNGRVJfRElSRUNUSU9OX1JFQ0VJVkVEEAIqXAoKV2FsbGV0TW9kZRIbChdXQUxMRVRfTU9ERV9VTlNQRUNJRklFRBAAEhcKE1dBTExFVF9NT0RFX1BSRVBBSUQQARIYChRXQUxMRVRfTU9ERV9QT1NUUEFJRBACMogKCg5BY2NvdW50U2VydmljZRJoCg9PcGVuQWdlbnRXYWxsZXQSKS5tYXNxdWVzLmxlZGdlci52MS5PcGVuQWdlbnRXYWxsZXRSZXF1ZXN0GioubWFzcXVlcy5sZWRnZXIudjEuT3BlbkFnZW50V2FsbGV0UmVzcG9uc2UScQoST3BlbkF1dGhvckVhcm5pbmdzEiwubWFzcXVlcy5sZWRnZXIudjEuT3BlbkF1dGhvckVhcm5pbmdzUmVxdWVzdBotLm1hc3F1ZXMubGVkZ2VyLnYxLk9wZW5BdXRob3JFYXJuaW5nc1Jlc3BvbnNlEnQKE09wZW5QbGF0Zm9ybUFjY291bnQSLS5tYXNxdWVzLmxlZGdlci52MS5PcGVuUGxhdGZvcm1BY2NvdW50UmVxdWVzdBouLm1hc3F1ZXMubGVkZ2VyLnYxLk9wZW5QbGF0Zm9ybUFjY291bnRSZXNwb25zZRJZCgpHZXRBY2NvdW50EiQubWFzcXVlcy5sZWRnZXIudjEuR2V0QWNjb3VudFJlcXVlc3QaJS5tYXNxdWVzLmxlZGdlci52MS5HZXRBY2NvdW50UmVzcG9uc2USUAoHRGVwb3NpdBIhLm1hc3F1ZXMubGVkZ2VyLnYxLkRlcG9zaXRSZXF1ZXN0GiIubWFzcXVlcy5sZWRnZXIudjEuRGVwb3NpdFJlc3BvbnNlEm4KEUFkanVzdENyZWRpdExpbWl0EisubWFzcXVlcy5sZWRnZXIudjEuQWRqdXN0Q3JlZGl0TGltaXRSZXF1ZXN0GiwubWFzcXVlcy5sZWRnZXIudjEuQWRqdXN0Q3JlZGl0TGltaXRSZXNwb25zZRJiCg1MaXN0VHJhbnNmZXJzEicubWFzcXVlcy5sZWRnZXIudjEuTGlzdFRyYW5zZmVyc1JlcXVlc3QaKC5tYXNxdWVzLmxlZGdlci52MS5MaXN0VHJhbnNmZXJzUmVzcG9uc2USbgoRR2V0QmFsYW5jZUhpc3RvcnkSKy5tYXNxdWVzLmxlZGdlci52MS5HZXRCYWxhbmNlSGlzdG9yeVJlcXVlc3QaLC5tYXNxdWVzLmxlZGdlci52MS5HZXRCYWxhbmNlSGlzdG9yeVJlc3BvbnNlEm4KEUdldFNwZW5kaW5nTGltaXRzEisubWFzcXVlcy5sZWRnZXIudjEuR2V0U3BlbmRpbmdMaW1pdHNSZXF1ZXN0GiwubWFzcXVlcy5sZWRnZXIudjEuR2V0U3BlbmRpbmdMaW1pdHNSZXNwb25zZRJuChFTZXRTcGVuZGluZ0xpbWl0cxIrLm1hc3F1ZXMubGVkZ2VyLnYxLlNldFNwZW5kaW5nTGltaXRzUmVxdWVzdBosLm1hc3F1ZXMubGVkZ2VyLnYxLlNldFNwZW5kaW5nTGltaXRzUmVzcG9uc2USYgoNVHJhbnNmZXJGdW5kcxInLm1hc3F1ZXMubGVkZ2VyLnYxLlRyYW5zZmVyRnVuZHNSZXF1ZXN0GigubWFzcXVlcy5sZWRnZXIudjEuVHJhbnNmZXJGdW5kc1Jlc3BvbnNlEm4KEUxpc3RQZWVyVHJhbnNmZXJzEisubWFzcXVlcy5sZWRnZXIudjEuTGlzdFBlZXJUcmFuc2ZlcnNSZXF1ZXN0GiwubWFzcXVlcy5sZWRnZXIudjEuTGlzdFBlZXJUcmFuc2ZlcnNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_masques_ledger_v1_common]);
+
+/**
+ * One spending limit as the ledger has it now.
+ *
+ * @generated from message masques.ledger.v1.SpendingLimit
+ */
+export type SpendingLimit = Message<"masques.ledger.v1.SpendingLimit"> & {
+  /**
+   * The limit in micro-USD (meaningless when unlimited).
+   *
+   * @generated from field: uint64 limit_micro = 1;
+   */
+  limitMicro: bigint;
+
+  /**
+   * True when there is no limit (stored as 2^63-1).
+   *
+   * @generated from field: bool unlimited = 2;
+   */
+  unlimited: boolean;
+
+  /**
+   * What counts against a daily limit in the current UTC day (0 for per-spend limits).
+   *
+   * @generated from field: uint64 used_micro = 3;
+   */
+  usedMicro: bigint;
+
+  /**
+   * What may still be spent: in the current UTC day for daily limits, per spend otherwise.
+   *
+   * @generated from field: uint64 remaining_micro = 4;
+   */
+  remainingMicro: bigint;
+
+  /**
+   * When a daily limit resets (the next UTC midnight); unset for per-spend limits.
+   *
+   * @generated from field: google.protobuf.Timestamp reset_time = 5;
+   */
+  resetTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message masques.ledger.v1.SpendingLimit.
+ * Use `create(SpendingLimitSchema)` to create a new message.
+ */
+export const SpendingLimitSchema: GenMessage<SpendingLimit> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 0);
+
+/**
+ * Request of AccountService.GetSpendingLimits.
+ *
+ * @generated from message masques.ledger.v1.GetSpendingLimitsRequest
+ */
+export type GetSpendingLimitsRequest = Message<"masques.ledger.v1.GetSpendingLimitsRequest"> & {
+  /**
+   * The agent (empty: the calling agent).
+   *
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+};
+
+/**
+ * Describes the message masques.ledger.v1.GetSpendingLimitsRequest.
+ * Use `create(GetSpendingLimitsRequestSchema)` to create a new message.
+ */
+export const GetSpendingLimitsRequestSchema: GenMessage<GetSpendingLimitsRequest> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 1);
+
+/**
+ * Response of AccountService.GetSpendingLimits.
+ *
+ * @generated from message masques.ledger.v1.GetSpendingLimitsResponse
+ */
+export type GetSpendingLimitsResponse = Message<"masques.ledger.v1.GetSpendingLimitsResponse"> & {
+  /**
+   * The agent.
+   *
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+
+  /**
+   * Daily cap on Don holds, peer transfers sent and soft-mode debt (UTC day).
+   *
+   * @generated from field: masques.ledger.v1.SpendingLimit daily = 2;
+   */
+  daily?: SpendingLimit | undefined;
+
+  /**
+   * Cap on one session's hold and charge.
+   *
+   * @generated from field: masques.ledger.v1.SpendingLimit per_session = 3;
+   */
+  perSession?: SpendingLimit | undefined;
+
+  /**
+   * Platform policy: the largest single peer transfer.
+   *
+   * @generated from field: masques.ledger.v1.SpendingLimit peer_transfer_max = 4;
+   */
+  peerTransferMax?: SpendingLimit | undefined;
+
+  /**
+   * Platform policy: the peer-transfer volume the agent may still send today.
+   *
+   * @generated from field: masques.ledger.v1.SpendingLimit peer_daily_volume = 5;
+   */
+  peerDailyVolume?: SpendingLimit | undefined;
+};
+
+/**
+ * Describes the message masques.ledger.v1.GetSpendingLimitsResponse.
+ * Use `create(GetSpendingLimitsResponseSchema)` to create a new message.
+ */
+export const GetSpendingLimitsResponseSchema: GenMessage<GetSpendingLimitsResponse> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 2);
+
+/**
+ * Request of AccountService.SetSpendingLimits. At least one cap must be set.
+ *
+ * @generated from message masques.ledger.v1.SetSpendingLimitsRequest
+ */
+export type SetSpendingLimitsRequest = Message<"masques.ledger.v1.SetSpendingLimitsRequest"> & {
+  /**
+   * The agent (empty: the calling agent).
+   *
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+
+  /**
+   * New daily cap in micro-USD; 9223372036854775807 (2^63-1) means no cap.
+   *
+   * @generated from field: optional uint64 daily_cap_micro = 2;
+   */
+  dailyCapMicro?: bigint | undefined;
+
+  /**
+   * New per-session cap in micro-USD; 9223372036854775807 (2^63-1) means no cap.
+   *
+   * @generated from field: optional uint64 session_cap_micro = 3;
+   */
+  sessionCapMicro?: bigint | undefined;
+};
+
+/**
+ * Describes the message masques.ledger.v1.SetSpendingLimitsRequest.
+ * Use `create(SetSpendingLimitsRequestSchema)` to create a new message.
+ */
+export const SetSpendingLimitsRequestSchema: GenMessage<SetSpendingLimitsRequest> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 3);
+
+/**
+ * Response of AccountService.SetSpendingLimits.
+ *
+ * @generated from message masques.ledger.v1.SetSpendingLimitsResponse
+ */
+export type SetSpendingLimitsResponse = Message<"masques.ledger.v1.SetSpendingLimitsResponse"> & {
+  /**
+   * The limits after the change.
+   *
+   * @generated from field: masques.ledger.v1.GetSpendingLimitsResponse limits = 1;
+   */
+  limits?: GetSpendingLimitsResponse | undefined;
+};
+
+/**
+ * Describes the message masques.ledger.v1.SetSpendingLimitsResponse.
+ * Use `create(SetSpendingLimitsResponseSchema)` to create a new message.
+ */
+export const SetSpendingLimitsResponseSchema: GenMessage<SetSpendingLimitsResponse> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 4);
+
+/**
+ * A transfer between two agent wallets.
+ *
+ * @generated from message masques.ledger.v1.PeerTransfer
+ */
+export type PeerTransfer = Message<"masques.ledger.v1.PeerTransfer"> & {
+  /**
+   * The ledger transfer (sender wallet -> recipient wallet).
+   *
+   * @generated from field: masques.ledger.v1.Transfer transfer = 1;
+   */
+  transfer?: Transfer | undefined;
+
+  /**
+   * The sending agent.
+   *
+   * @generated from field: string from_agent_id = 2;
+   */
+  fromAgentId: string;
+
+  /**
+   * The receiving agent.
+   *
+   * @generated from field: string to_agent_id = 3;
+   */
+  toAgentId: string;
+
+  /**
+   * The sender's memo.
+   *
+   * @generated from field: string memo = 4;
+   */
+  memo: string;
+
+  /**
+   * The sender's idempotency key.
+   *
+   * @generated from field: string idempotency_key = 5;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message masques.ledger.v1.PeerTransfer.
+ * Use `create(PeerTransferSchema)` to create a new message.
+ */
+export const PeerTransferSchema: GenMessage<PeerTransfer> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 5);
+
+/**
+ * Request of AccountService.TransferFunds.
+ *
+ * @generated from message masques.ledger.v1.TransferFundsRequest
+ */
+export type TransferFundsRequest = Message<"masques.ledger.v1.TransferFundsRequest"> & {
+  /**
+   * The sending agent (empty: the calling agent).
+   *
+   * @generated from field: string from_agent_id = 1;
+   */
+  fromAgentId: string;
+
+  /**
+   * The receiving agent; must differ from the sender and have a wallet.
+   *
+   * @generated from field: string to_agent_id = 2;
+   */
+  toAgentId: string;
+
+  /**
+   * The amount in micro-USD; > 0 and at most the platform's largest peer transfer.
+   *
+   * @generated from field: uint64 amount_micro = 3;
+   */
+  amountMicro: bigint;
+
+  /**
+   * A note for both sides, at most 280 characters.
+   *
+   * @generated from field: string memo = 4;
+   */
+  memo: string;
+
+  /**
+   * Identifies this transfer among the sender's (1-128 chars of [A-Za-z0-9._:@-]), e.g. a UUID.
+   *
+   * @generated from field: string idempotency_key = 5;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message masques.ledger.v1.TransferFundsRequest.
+ * Use `create(TransferFundsRequestSchema)` to create a new message.
+ */
+export const TransferFundsRequestSchema: GenMessage<TransferFundsRequest> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 6);
+
+/**
+ * Response of AccountService.TransferFunds.
+ *
+ * @generated from message masques.ledger.v1.TransferFundsResponse
+ */
+export type TransferFundsResponse = Message<"masques.ledger.v1.TransferFundsResponse"> & {
+  /**
+   * The transfer (the original one on a retry).
+   *
+   * @generated from field: masques.ledger.v1.PeerTransfer transfer = 1;
+   */
+  transfer?: PeerTransfer | undefined;
+};
+
+/**
+ * Describes the message masques.ledger.v1.TransferFundsResponse.
+ * Use `create(TransferFundsResponseSchema)` to create a new message.
+ */
+export const TransferFundsResponseSchema: GenMessage<TransferFundsResponse> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 7);
+
+/**
+ * Request of AccountService.ListPeerTransfers.
+ *
+ * @generated from message masques.ledger.v1.ListPeerTransfersRequest
+ */
+export type ListPeerTransfersRequest = Message<"masques.ledger.v1.ListPeerTransfersRequest"> & {
+  /**
+   * The agent (empty: the calling agent).
+   *
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+
+  /**
+   * Sent, received or both.
+   *
+   * @generated from field: masques.ledger.v1.PeerTransferDirection direction = 2;
+   */
+  direction: PeerTransferDirection;
+
+  /**
+   * Maximum transfers per page: 0 means 50; at most 1000.
+   *
+   * @generated from field: uint32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * A next_page_token from a previous response with the same filters; empty for the first page.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message masques.ledger.v1.ListPeerTransfersRequest.
+ * Use `create(ListPeerTransfersRequestSchema)` to create a new message.
+ */
+export const ListPeerTransfersRequestSchema: GenMessage<ListPeerTransfersRequest> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 8);
+
+/**
+ * Response of AccountService.ListPeerTransfers.
+ *
+ * @generated from message masques.ledger.v1.ListPeerTransfersResponse
+ */
+export type ListPeerTransfersResponse = Message<"masques.ledger.v1.ListPeerTransfersResponse"> & {
+  /**
+   * The transfers, newest first.
+   *
+   * @generated from field: repeated masques.ledger.v1.PeerTransfer transfers = 1;
+   */
+  transfers: PeerTransfer[];
+
+  /**
+   * Token for the next (older) page; empty when there are no more.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message masques.ledger.v1.ListPeerTransfersResponse.
+ * Use `create(ListPeerTransfersResponseSchema)` to create a new message.
+ */
+export const ListPeerTransfersResponseSchema: GenMessage<ListPeerTransfersResponse> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 9);
 
 /**
  * Request of AccountService.OpenAgentWallet.
@@ -60,7 +424,7 @@ export type OpenAgentWalletRequest = Message<"masques.ledger.v1.OpenAgentWalletR
  * Use `create(OpenAgentWalletRequestSchema)` to create a new message.
  */
 export const OpenAgentWalletRequestSchema: GenMessage<OpenAgentWalletRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 0);
+  messageDesc(file_masques_ledger_v1_account_service, 10);
 
 /**
  * Response of AccountService.OpenAgentWallet.
@@ -81,7 +445,7 @@ export type OpenAgentWalletResponse = Message<"masques.ledger.v1.OpenAgentWallet
  * Use `create(OpenAgentWalletResponseSchema)` to create a new message.
  */
 export const OpenAgentWalletResponseSchema: GenMessage<OpenAgentWalletResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 1);
+  messageDesc(file_masques_ledger_v1_account_service, 11);
 
 /**
  * Request of AccountService.OpenAuthorEarnings.
@@ -103,7 +467,7 @@ export type OpenAuthorEarningsRequest = Message<"masques.ledger.v1.OpenAuthorEar
  * Use `create(OpenAuthorEarningsRequestSchema)` to create a new message.
  */
 export const OpenAuthorEarningsRequestSchema: GenMessage<OpenAuthorEarningsRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 2);
+  messageDesc(file_masques_ledger_v1_account_service, 12);
 
 /**
  * Response of AccountService.OpenAuthorEarnings.
@@ -124,7 +488,7 @@ export type OpenAuthorEarningsResponse = Message<"masques.ledger.v1.OpenAuthorEa
  * Use `create(OpenAuthorEarningsResponseSchema)` to create a new message.
  */
 export const OpenAuthorEarningsResponseSchema: GenMessage<OpenAuthorEarningsResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 3);
+  messageDesc(file_masques_ledger_v1_account_service, 13);
 
 /**
  * Request of AccountService.OpenPlatformAccount.
@@ -153,7 +517,7 @@ export type OpenPlatformAccountRequest = Message<"masques.ledger.v1.OpenPlatform
  * Use `create(OpenPlatformAccountRequestSchema)` to create a new message.
  */
 export const OpenPlatformAccountRequestSchema: GenMessage<OpenPlatformAccountRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 4);
+  messageDesc(file_masques_ledger_v1_account_service, 14);
 
 /**
  * Response of AccountService.OpenPlatformAccount.
@@ -174,7 +538,7 @@ export type OpenPlatformAccountResponse = Message<"masques.ledger.v1.OpenPlatfor
  * Use `create(OpenPlatformAccountResponseSchema)` to create a new message.
  */
 export const OpenPlatformAccountResponseSchema: GenMessage<OpenPlatformAccountResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 5);
+  messageDesc(file_masques_ledger_v1_account_service, 15);
 
 /**
  * Request of AccountService.GetAccount.
@@ -195,7 +559,7 @@ export type GetAccountRequest = Message<"masques.ledger.v1.GetAccountRequest"> &
  * Use `create(GetAccountRequestSchema)` to create a new message.
  */
 export const GetAccountRequestSchema: GenMessage<GetAccountRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 6);
+  messageDesc(file_masques_ledger_v1_account_service, 16);
 
 /**
  * Response of AccountService.GetAccount.
@@ -216,7 +580,7 @@ export type GetAccountResponse = Message<"masques.ledger.v1.GetAccountResponse">
  * Use `create(GetAccountResponseSchema)` to create a new message.
  */
 export const GetAccountResponseSchema: GenMessage<GetAccountResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 7);
+  messageDesc(file_masques_ledger_v1_account_service, 17);
 
 /**
  * Request of AccountService.Deposit.
@@ -263,7 +627,7 @@ export type DepositRequest = Message<"masques.ledger.v1.DepositRequest"> & {
  * Use `create(DepositRequestSchema)` to create a new message.
  */
 export const DepositRequestSchema: GenMessage<DepositRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 8);
+  messageDesc(file_masques_ledger_v1_account_service, 18);
 
 /**
  * Response of AccountService.Deposit.
@@ -284,7 +648,7 @@ export type DepositResponse = Message<"masques.ledger.v1.DepositResponse"> & {
  * Use `create(DepositResponseSchema)` to create a new message.
  */
 export const DepositResponseSchema: GenMessage<DepositResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 9);
+  messageDesc(file_masques_ledger_v1_account_service, 19);
 
 /**
  * Request of AccountService.AdjustCreditLimit.
@@ -336,7 +700,7 @@ export type AdjustCreditLimitRequest = Message<"masques.ledger.v1.AdjustCreditLi
  * Use `create(AdjustCreditLimitRequestSchema)` to create a new message.
  */
 export const AdjustCreditLimitRequestSchema: GenMessage<AdjustCreditLimitRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 10);
+  messageDesc(file_masques_ledger_v1_account_service, 20);
 
 /**
  * Response of AccountService.AdjustCreditLimit.
@@ -364,7 +728,7 @@ export type AdjustCreditLimitResponse = Message<"masques.ledger.v1.AdjustCreditL
  * Use `create(AdjustCreditLimitResponseSchema)` to create a new message.
  */
 export const AdjustCreditLimitResponseSchema: GenMessage<AdjustCreditLimitResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 11);
+  messageDesc(file_masques_ledger_v1_account_service, 21);
 
 /**
  * Request of AccountService.ListTransfers.
@@ -427,7 +791,7 @@ export type ListTransfersRequest = Message<"masques.ledger.v1.ListTransfersReque
  * Use `create(ListTransfersRequestSchema)` to create a new message.
  */
 export const ListTransfersRequestSchema: GenMessage<ListTransfersRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 12);
+  messageDesc(file_masques_ledger_v1_account_service, 22);
 
 /**
  * Response of AccountService.ListTransfers.
@@ -455,7 +819,7 @@ export type ListTransfersResponse = Message<"masques.ledger.v1.ListTransfersResp
  * Use `create(ListTransfersResponseSchema)` to create a new message.
  */
 export const ListTransfersResponseSchema: GenMessage<ListTransfersResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 13);
+  messageDesc(file_masques_ledger_v1_account_service, 23);
 
 /**
  * Request of AccountService.GetBalanceHistory.
@@ -504,7 +868,7 @@ export type GetBalanceHistoryRequest = Message<"masques.ledger.v1.GetBalanceHist
  * Use `create(GetBalanceHistoryRequestSchema)` to create a new message.
  */
 export const GetBalanceHistoryRequestSchema: GenMessage<GetBalanceHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 14);
+  messageDesc(file_masques_ledger_v1_account_service, 24);
 
 /**
  * Response of AccountService.GetBalanceHistory.
@@ -532,7 +896,41 @@ export type GetBalanceHistoryResponse = Message<"masques.ledger.v1.GetBalanceHis
  * Use `create(GetBalanceHistoryResponseSchema)` to create a new message.
  */
 export const GetBalanceHistoryResponseSchema: GenMessage<GetBalanceHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 15);
+  messageDesc(file_masques_ledger_v1_account_service, 25);
+
+/**
+ * Which peer transfers to list.
+ *
+ * @generated from enum masques.ledger.v1.PeerTransferDirection
+ */
+export enum PeerTransferDirection {
+  /**
+   * Sent and received.
+   *
+   * @generated from enum value: PEER_TRANSFER_DIRECTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Only those the agent sent.
+   *
+   * @generated from enum value: PEER_TRANSFER_DIRECTION_SENT = 1;
+   */
+  SENT = 1,
+
+  /**
+   * Only those the agent received.
+   *
+   * @generated from enum value: PEER_TRANSFER_DIRECTION_RECEIVED = 2;
+   */
+  RECEIVED = 2,
+}
+
+/**
+ * Describes the enum masques.ledger.v1.PeerTransferDirection.
+ */
+export const PeerTransferDirectionSchema: GenEnum<PeerTransferDirection> = /*@__PURE__*/
+  enumDesc(file_masques_ledger_v1_account_service, 0);
 
 /**
  * How an agent wallet is funded.
@@ -566,7 +964,7 @@ export enum WalletMode {
  * Describes the enum masques.ledger.v1.WalletMode.
  */
 export const WalletModeSchema: GenEnum<WalletMode> = /*@__PURE__*/
-  enumDesc(file_masques_ledger_v1_account_service, 0);
+  enumDesc(file_masques_ledger_v1_account_service, 1);
 
 /**
  * Accounts and balances of agents, authors, rails and the platform.
@@ -662,6 +1060,57 @@ export const AccountService: GenService<{
     methodKind: "unary";
     input: typeof GetBalanceHistoryRequestSchema;
     output: typeof GetBalanceHistoryResponseSchema;
+  },
+  /**
+   * Reads an agent's spending limits with what is used and left today and when the daily
+   * window resets (the next UTC midnight), plus the platform's peer-transfer limits. The agent
+   * itself or an admin (ADR 0110).
+   *
+   * @generated from rpc masques.ledger.v1.AccountService.GetSpendingLimits
+   */
+  getSpendingLimits: {
+    methodKind: "unary";
+    input: typeof GetSpendingLimitsRequestSchema;
+    output: typeof GetSpendingLimitsResponseSchema;
+  },
+  /**
+   * Sets an agent's daily and/or per-session spending cap. The agent may only lower its own caps
+   * (a raise fails with PERMISSION_DENIED / SPENDING_LIMIT_RAISE_DENIED and changes nothing);
+   * admins may set any value. Takes effect at once, inside the ledger, for every daemon: a cap
+   * may be set below what was already spent today (further spends are then refused).
+   *
+   * @generated from rpc masques.ledger.v1.AccountService.SetSpendingLimits
+   */
+  setSpendingLimits: {
+    methodKind: "unary";
+    input: typeof SetSpendingLimitsRequestSchema;
+    output: typeof SetSpendingLimitsResponseSchema;
+  },
+  /**
+   * Moves money from one agent's wallet to another's (seed 004 FR-1, ADR 0111). The sender is
+   * the calling agent (or any agent, for admins). One linked chain: the transfer, the platform's
+   * largest-transfer and daily-volume limits and the sender's daily spending cap, all or nothing.
+   * Idempotent by (sender, idempotency_key): a retry returns the original transfer; the same key
+   * with another recipient, amount or memo fails with IDEMPOTENCY_KEY_REUSED. Over a limit:
+   * FAILED_PRECONDITION / SPENDING_LIMIT_EXCEEDED naming the limit, its value, what is left and
+   * when it resets; nothing moves.
+   *
+   * @generated from rpc masques.ledger.v1.AccountService.TransferFunds
+   */
+  transferFunds: {
+    methodKind: "unary";
+    input: typeof TransferFundsRequestSchema;
+    output: typeof TransferFundsResponseSchema;
+  },
+  /**
+   * Lists an agent's peer transfers (sent, received or both), newest first, paged.
+   *
+   * @generated from rpc masques.ledger.v1.AccountService.ListPeerTransfers
+   */
+  listPeerTransfers: {
+    methodKind: "unary";
+    input: typeof ListPeerTransfersRequestSchema;
+    output: typeof ListPeerTransfersResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_masques_ledger_v1_account_service, 0);
