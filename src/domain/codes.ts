@@ -39,6 +39,11 @@ export const AccountCode = {
   agent_debt: 103,
   /** A masque author's earnings. */
   author_earnings: 200,
+  /**
+   * What an author owes after a refund of a session already paid out (ADR 0112): its debit
+   * balance is the debt; future earnings repay it first, in the chains that credit earnings.
+   */
+  author_debt: 201,
   /** The platform's fee revenue. */
   platform_revenue: 300,
   /** Session escrow: holds posted session charges until they are split, zero after each Doff. */
@@ -79,6 +84,8 @@ export const AccountCode = {
   peer_transfer_max: 916,
   /** Platform policy: the peer-transfer volume a sender may send per UTC day (its available balance). */
   peer_daily_volume: 917,
+  /** A settled session's refundable amount (ledger spend_limit): credited once with the charge, debited by each refund. */
+  session_refundable: 918,
 } as const;
 export type AccountCode = (typeof AccountCode)[keyof typeof AccountCode];
 
@@ -129,6 +136,18 @@ export const TransferCode = {
   limit_check: 95,
   /** Peer transfer: agent wallet -> agent wallet (seed 004 FR-1, ADR 0111). */
   peer_transfer: 50,
+  /** Refund, author's part: author earnings -> agent wallet (ADR 0112). */
+  refund_author: 60,
+  /** Refund, platform's part: platform revenue -> agent wallet. */
+  refund_platform: 61,
+  /** Refund of a paid-out author: author debt -> author earnings (the part the earnings could not cover ends as debt). */
+  author_debt: 62,
+  /** Author debt repaid from earnings: author earnings -> author debt (balancing both sides). */
+  author_debt_repayment: 63,
+  /** A session's refundable amount: its one-time funding with the charge (ledger spend_limit). */
+  refundable_funding: 64,
+  /** A refund counted against the session's refundable amount (ledger spend_limit). */
+  refund_counted: 65,
 } as const;
 export type TransferCode = (typeof TransferCode)[keyof typeof TransferCode];
 

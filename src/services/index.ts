@@ -23,6 +23,7 @@ export function createServices(ctx: DaemonContext): ServiceRegistration[] {
       createAccountService({
         ledger: ctx.ledger,
         limits: { limits: createLimits(ctx.ledger, ctx.config), store: createLimitsStore(ctx.controlplane.db), clock: ctx.clock },
+        refunds: { store: createLimitsStore(ctx.controlplane.db), clock: ctx.clock, author_window_s: ctx.config.REFUND_AUTHOR_WINDOW_S },
       }),
     ),
     sessionServiceRegistration(ctx),

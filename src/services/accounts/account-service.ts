@@ -8,6 +8,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { createLimitHandlers, type LimitHandlerDeps } from "./limits-handlers.js";
+import { createRefundHandler, type RefundDeps } from "./refunds.js";
 import {
   AccountFilterFlags,
   CreateAccountStatus,
@@ -102,6 +103,8 @@ export interface AccountServiceDeps {
   readonly ledger: Client;
   /** Spending limits and peer transfers (ADR 0110/0111); absent: those RPCs are unavailable. */
   readonly limits?: Omit<LimitHandlerDeps, "ledger">;
+  /** Refunds (ADR 0112); absent: RefundSession is unavailable. */
+  readonly refunds?: Omit<RefundDeps, "ledger">;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -312,6 +315,7 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
   }
 
   const limitHandlers = deps.limits === undefined ? null : createLimitHandlers({ ledger, ...deps.limits });
+  const refund = deps.refunds === undefined ? null : createRefundHandler({ ledger, ...deps.refunds });
   const noLimits = (): never => {
     throw new ConnectError("spending limits and peer transfers need the daemon's control plane", Code.Unimplemented);
   };
@@ -321,6 +325,7 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
     setSpendingLimits: (req, ctx) => (limitHandlers ?? noLimits()).setSpendingLimits(req, ctx),
     transferFunds: (req, ctx) => (limitHandlers ?? noLimits()).transferFunds(req, ctx),
     listPeerTransfers: (req, ctx) => (limitHandlers ?? noLimits()).listPeerTransfers(req, ctx),
+    refundSession: (req, ctx) => (refund ?? noLimits())(req, ctx),
 
     async openAgentWallet(req: OpenAgentWalletRequest, ctx: HandlerContext) {
       const p = principalOf(ctx);

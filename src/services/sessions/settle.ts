@@ -31,6 +31,7 @@ import { failedPrecondition, ledgerRejected } from "../errors.js";
 import { debtAccountOf, ensureAuthors, ensureDebt, ensureSessionMeters } from "./accounts.js";
 import { priceBookOf, readSession, readSessionWithTransfers, sessionTransfers, type SessionRead } from "./reads.js";
 import type { SessionState } from "./state.js";
+import { planDebtRepayment } from "../../domain/refunds.js";
 import { appendTail, capDebtAtLimits, countedAtDon, limitTail } from "./limits.js";
 import { refusedBy, type ChainCheck } from "../limits/limits.js";
 
@@ -112,9 +113,11 @@ export async function settle(
   if (counted !== null && settlement.debt_micro > 0n) settlement = await capDebtAtLimits(s, v, counted, settlement, fee_bps);
   const plan = (st: typeof settlement): { chain: Transfer[]; checks: ChainCheck[] } => {
     const doff = planDoff(ids, { session_id: v.session_id, agent_id: agent_id ?? "", author_id: e.author, masque_index: v.masque_index, settlement: st, billed_duration_ms: billed, fee_bps, reason });
-    if (counted === null) return { chain: doff, checks: [] };
-    const { tail, checks } = limitTail(v, counted, st.posted_micro, st.debt_micro, doff.length);
-    return { chain: appendTail(doff, tail), checks };
+    // Author debt from refunds (ADR 0112) is repaid first from what this Doff credits.
+    const withRepay = appendTail(doff, [planDebtRepayment(sessionTransferIds(v.session_id).hold, ids.authorEarnings(e.author), v.session_id)]);
+    if (counted === null) return { chain: withRepay, checks: [] };
+    const { tail, checks } = limitTail(v, counted, st.posted_micro, st.debt_micro, withRepay.length);
+    return { chain: appendTail(withRepay, tail), checks };
   };
   let planned = plan(settlement);
   let chain = planned.chain;

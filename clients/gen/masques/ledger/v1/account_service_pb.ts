@@ -24,7 +24,134 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file masques/ledger/v1/account_service.proto.
  */
 export const file_masques_ledger_v1_account_service: GenFile = /*@__PURE__*/
-  fileDesc("CidtYXNxdWVzL2xlZGdlci92MS9hY2NvdW50X3NlcnZpY2UucHJvdG8SEW1hc3F1ZXMubGVkZ2VyLnYxIpQBCg1TcGVuZGluZ0xpbWl0EhMKC2xpbWl0X21pY3JvGAEgASgEEhEKCXVubGltaXRlZBgCIAEoCBISCgp1c2VkX21pY3JvGAMgASgEEhcKD3JlbWFpbmluZ19taWNybxgEIAEoBBIuCgpyZXNldF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIsChhHZXRTcGVuZGluZ0xpbWl0c1JlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkijwIKGUdldFNwZW5kaW5nTGltaXRzUmVzcG9uc2USEAoIYWdlbnRfaWQYASABKAkSLwoFZGFpbHkYAiABKAsyIC5tYXNxdWVzLmxlZGdlci52MS5TcGVuZGluZ0xpbWl0EjUKC3Blcl9zZXNzaW9uGAMgASgLMiAubWFzcXVlcy5sZWRnZXIudjEuU3BlbmRpbmdMaW1pdBI7ChFwZWVyX3RyYW5zZmVyX21heBgEIAEoCzIgLm1hc3F1ZXMubGVkZ2VyLnYxLlNwZW5kaW5nTGltaXQSOwoRcGVlcl9kYWlseV92b2x1bWUYBSABKAsyIC5tYXNxdWVzLmxlZGdlci52MS5TcGVuZGluZ0xpbWl0IpQBChhTZXRTcGVuZGluZ0xpbWl0c1JlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkSHAoPZGFpbHlfY2FwX21pY3JvGAIgASgESACIAQESHgoRc2Vzc2lvbl9jYXBfbWljcm8YAyABKARIAYgBAUISChBfZGFpbHlfY2FwX21pY3JvQhQKEl9zZXNzaW9uX2NhcF9taWNybyJZChlTZXRTcGVuZGluZ0xpbWl0c1Jlc3BvbnNlEjwKBmxpbWl0cxgBIAEoCzIsLm1hc3F1ZXMubGVkZ2VyLnYxLkdldFNwZW5kaW5nTGltaXRzUmVzcG9uc2UikAEKDFBlZXJUcmFuc2ZlchItCgh0cmFuc2ZlchgBIAEoCzIbLm1hc3F1ZXMubGVkZ2VyLnYxLlRyYW5zZmVyEhUKDWZyb21fYWdlbnRfaWQYAiABKAkSEwoLdG9fYWdlbnRfaWQYAyABKAkSDAoEbWVtbxgEIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBSABKAkifwoUVHJhbnNmZXJGdW5kc1JlcXVlc3QSFQoNZnJvbV9hZ2VudF9pZBgBIAEoCRITCgt0b19hZ2VudF9pZBgCIAEoCRIUCgxhbW91bnRfbWljcm8YAyABKAQSDAoEbWVtbxgEIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBSABKAkiSgoVVHJhbnNmZXJGdW5kc1Jlc3BvbnNlEjEKCHRyYW5zZmVyGAEgASgLMh8ubWFzcXVlcy5sZWRnZXIudjEuUGVlclRyYW5zZmVyIpABChhMaXN0UGVlclRyYW5zZmVyc1JlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkSOwoJZGlyZWN0aW9uGAIgASgOMigubWFzcXVlcy5sZWRnZXIudjEuUGVlclRyYW5zZmVyRGlyZWN0aW9uEhEKCXBhZ2Vfc2l6ZRgDIAEoDRISCgpwYWdlX3Rva2VuGAQgASgJImgKGUxpc3RQZWVyVHJhbnNmZXJzUmVzcG9uc2USMgoJdHJhbnNmZXJzGAEgAygLMh8ubWFzcXVlcy5sZWRnZXIudjEuUGVlclRyYW5zZmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJzChZPcGVuQWdlbnRXYWxsZXRSZXF1ZXN0EhAKCGFnZW50X2lkGAEgASgJEisKBG1vZGUYAiABKA4yHS5tYXNxdWVzLmxlZGdlci52MS5XYWxsZXRNb2RlEhoKEmNyZWRpdF9saW1pdF9taWNybxgDIAEoBCJGChdPcGVuQWdlbnRXYWxsZXRSZXNwb25zZRIrCgdhY2NvdW50GAEgASgLMhoubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudCIuChlPcGVuQXV0aG9yRWFybmluZ3NSZXF1ZXN0EhEKCWF1dGhvcl9pZBgBIAEoCSJJChpPcGVuQXV0aG9yRWFybmluZ3NSZXNwb25zZRIrCgdhY2NvdW50GAEgASgLMhoubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudCJxChpPcGVuUGxhdGZvcm1BY2NvdW50UmVxdWVzdBIsCgRraW5kGAEgASgOMh4ubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudEtpbmQSJQoEcmFpbBgCIAEoDjIXLm1hc3F1ZXMubGVkZ2VyLnYxLlJhaWwiSgobT3BlblBsYXRmb3JtQWNjb3VudFJlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50IkMKEUdldEFjY291bnRSZXF1ZXN0Ei4KB2FjY291bnQYASABKAsyHS5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50UmVmIkEKEkdldEFjY291bnRSZXNwb25zZRIrCgdhY2NvdW50GAEgASgLMhoubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudCKWAQoORGVwb3NpdFJlcXVlc3QSLgoHYWNjb3VudBgBIAEoCzIdLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnRSZWYSFAoMYW1vdW50X21pY3JvGAIgASgEEiUKBHJhaWwYAyABKA4yFy5tYXNxdWVzLmxlZGdlci52MS5SYWlsEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCSJACg9EZXBvc2l0UmVzcG9uc2USLQoIdHJhbnNmZXIYASABKAsyGy5tYXNxdWVzLmxlZGdlci52MS5UcmFuc2ZlciKhAQoYQWRqdXN0Q3JlZGl0TGltaXRSZXF1ZXN0Ei4KB2FjY291bnQYASABKAsyHS5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50UmVmEhgKDmluY3JlYXNlX21pY3JvGAIgASgESAASGAoOZGVjcmVhc2VfbWljcm8YAyABKARIABIXCg9pZGVtcG90ZW5jeV9rZXkYBCABKAlCCAoGY2hhbmdlIncKGUFkanVzdENyZWRpdExpbWl0UmVzcG9uc2USLQoIdHJhbnNmZXIYASABKAsyGy5tYXNxdWVzLmxlZGdlci52MS5UcmFuc2ZlchIrCgdhY2NvdW50GAIgASgLMhoubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudCKzAgoUTGlzdFRyYW5zZmVyc1JlcXVlc3QSLgoHYWNjb3VudBgBIAEoCzIdLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnRSZWYSEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkSLQoEa2luZBgEIAEoDjIfLm1hc3F1ZXMubGVkZ2VyLnYxLlRyYW5zZmVyS2luZBI3CglkaXJlY3Rpb24YBSABKA4yJC5tYXNxdWVzLmxlZGdlci52MS5UcmFuc2ZlckRpcmVjdGlvbhIuCgpzdGFydF90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiYgoVTGlzdFRyYW5zZmVyc1Jlc3BvbnNlEjAKB2VudHJpZXMYASADKAsyHy5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50RW50cnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIs8BChhHZXRCYWxhbmNlSGlzdG9yeVJlcXVlc3QSLgoHYWNjb3VudBgBIAEoCzIdLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnRSZWYSEQoJcGFnZV9zaXplGAIgASgNEhIKCnBhZ2VfdG9rZW4YAyABKAkSLgoKc3RhcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImsKGUdldEJhbGFuY2VIaXN0b3J5UmVzcG9uc2USNQoJc25hcHNob3RzGAEgAygLMiIubWFzcXVlcy5sZWRnZXIudjEuQmFsYW5jZVNuYXBzaG90EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSqIAQoVUGVlclRyYW5zZmVyRGlyZWN0aW9uEicKI1BFRVJfVFJBTlNGRVJfRElSRUNUSU9OX1VOU1BFQ0lGSUVEEAASIAocUEVFUl9UUkFOU0ZFUl9ESVJFQ1RJT05fU0VOVBABEiQKIFBFRVJfVFJBTlNGRVJfRElSRUNUSU9OX1JFQ0VJVkVEEAIqXAoKV2FsbGV0TW9kZRIbChdXQUxMRVRfTU9ERV9VTlNQRUNJRklFRBAAEhcKE1dBTExFVF9NT0RFX1BSRVBBSUQQARIYChRXQUxMRVRfTU9ERV9QT1NUUEFJRBACMogKCg5BY2NvdW50U2VydmljZRJoCg9PcGVuQWdlbnRXYWxsZXQSKS5tYXNxdWVzLmxlZGdlci52MS5PcGVuQWdlbnRXYWxsZXRSZXF1ZXN0GioubWFzcXVlcy5sZWRnZXIudjEuT3BlbkFnZW50V2FsbGV0UmVzcG9uc2UScQoST3BlbkF1dGhvckVhcm5pbmdzEiwubWFzcXVlcy5sZWRnZXIudjEuT3BlbkF1dGhvckVhcm5pbmdzUmVxdWVzdBotLm1hc3F1ZXMubGVkZ2VyLnYxLk9wZW5BdXRob3JFYXJuaW5nc1Jlc3BvbnNlEnQKE09wZW5QbGF0Zm9ybUFjY291bnQSLS5tYXNxdWVzLmxlZGdlci52MS5PcGVuUGxhdGZvcm1BY2NvdW50UmVxdWVzdBouLm1hc3F1ZXMubGVkZ2VyLnYxLk9wZW5QbGF0Zm9ybUFjY291bnRSZXNwb25zZRJZCgpHZXRBY2NvdW50EiQubWFzcXVlcy5sZWRnZXIudjEuR2V0QWNjb3VudFJlcXVlc3QaJS5tYXNxdWVzLmxlZGdlci52MS5HZXRBY2NvdW50UmVzcG9uc2USUAoHRGVwb3NpdBIhLm1hc3F1ZXMubGVkZ2VyLnYxLkRlcG9zaXRSZXF1ZXN0GiIubWFzcXVlcy5sZWRnZXIudjEuRGVwb3NpdFJlc3BvbnNlEm4KEUFkanVzdENyZWRpdExpbWl0EisubWFzcXVlcy5sZWRnZXIudjEuQWRqdXN0Q3JlZGl0TGltaXRSZXF1ZXN0GiwubWFzcXVlcy5sZWRnZXIudjEuQWRqdXN0Q3JlZGl0TGltaXRSZXNwb25zZRJiCg1MaXN0VHJhbnNmZXJzEicubWFzcXVlcy5sZWRnZXIudjEuTGlzdFRyYW5zZmVyc1JlcXVlc3QaKC5tYXNxdWVzLmxlZGdlci52MS5MaXN0VHJhbnNmZXJzUmVzcG9uc2USbgoRR2V0QmFsYW5jZUhpc3RvcnkSKy5tYXNxdWVzLmxlZGdlci52MS5HZXRCYWxhbmNlSGlzdG9yeVJlcXVlc3QaLC5tYXNxdWVzLmxlZGdlci52MS5HZXRCYWxhbmNlSGlzdG9yeVJlc3BvbnNlEm4KEUdldFNwZW5kaW5nTGltaXRzEisubWFzcXVlcy5sZWRnZXIudjEuR2V0U3BlbmRpbmdMaW1pdHNSZXF1ZXN0GiwubWFzcXVlcy5sZWRnZXIudjEuR2V0U3BlbmRpbmdMaW1pdHNSZXNwb25zZRJuChFTZXRTcGVuZGluZ0xpbWl0cxIrLm1hc3F1ZXMubGVkZ2VyLnYxLlNldFNwZW5kaW5nTGltaXRzUmVxdWVzdBosLm1hc3F1ZXMubGVkZ2VyLnYxLlNldFNwZW5kaW5nTGltaXRzUmVzcG9uc2USYgoNVHJhbnNmZXJGdW5kcxInLm1hc3F1ZXMubGVkZ2VyLnYxLlRyYW5zZmVyRnVuZHNSZXF1ZXN0GigubWFzcXVlcy5sZWRnZXIudjEuVHJhbnNmZXJGdW5kc1Jlc3BvbnNlEm4KEUxpc3RQZWVyVHJhbnNmZXJzEisubWFzcXVlcy5sZWRnZXIudjEuTGlzdFBlZXJUcmFuc2ZlcnNSZXF1ZXN0GiwubWFzcXVlcy5sZWRnZXIudjEuTGlzdFBlZXJUcmFuc2ZlcnNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_masques_ledger_v1_common]);
+  fileDesc("CidtYXNxdWVzL2xlZGdlci92MS9hY2NvdW50X3NlcnZpY2UucHJvdG8SEW1hc3F1ZXMubGVkZ2VyLnYxImkKFFJlZnVuZFNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSFAoMYW1vdW50X21pY3JvGAIgASgEEg4KBnJlYXNvbhgDIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBCABKAkikQIKFVJlZnVuZFNlc3Npb25SZXNwb25zZRIRCglyZWZ1bmRfaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIUCgxhbW91bnRfbWljcm8YAyABKAQSFAoMYXV0aG9yX21pY3JvGAQgASgEEhYKDnBsYXRmb3JtX21pY3JvGAUgASgEEhQKDGNoYXJnZV9taWNybxgGIAEoBBIcChRyZWZ1bmRlZF90b3RhbF9taWNybxgHIAEoBBIZChFhdXRob3JfZGVidF9taWNybxgIIAEoBBIOCgZyZWFzb24YCSABKAkSLgoJdHJhbnNmZXJzGAogAygLMhsubWFzcXVlcy5sZWRnZXIudjEuVHJhbnNmZXIilAEKDVNwZW5kaW5nTGltaXQSEwoLbGltaXRfbWljcm8YASABKAQSEQoJdW5saW1pdGVkGAIgASgIEhIKCnVzZWRfbWljcm8YAyABKAQSFwoPcmVtYWluaW5nX21pY3JvGAQgASgEEi4KCnJlc2V0X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiwKGEdldFNwZW5kaW5nTGltaXRzUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCSKPAgoZR2V0U3BlbmRpbmdMaW1pdHNSZXNwb25zZRIQCghhZ2VudF9pZBgBIAEoCRIvCgVkYWlseRgCIAEoCzIgLm1hc3F1ZXMubGVkZ2VyLnYxLlNwZW5kaW5nTGltaXQSNQoLcGVyX3Nlc3Npb24YAyABKAsyIC5tYXNxdWVzLmxlZGdlci52MS5TcGVuZGluZ0xpbWl0EjsKEXBlZXJfdHJhbnNmZXJfbWF4GAQgASgLMiAubWFzcXVlcy5sZWRnZXIudjEuU3BlbmRpbmdMaW1pdBI7ChFwZWVyX2RhaWx5X3ZvbHVtZRgFIAEoCzIgLm1hc3F1ZXMubGVkZ2VyLnYxLlNwZW5kaW5nTGltaXQilAEKGFNldFNwZW5kaW5nTGltaXRzUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRIcCg9kYWlseV9jYXBfbWljcm8YAiABKARIAIgBARIeChFzZXNzaW9uX2NhcF9taWNybxgDIAEoBEgBiAEBQhIKEF9kYWlseV9jYXBfbWljcm9CFAoSX3Nlc3Npb25fY2FwX21pY3JvIlkKGVNldFNwZW5kaW5nTGltaXRzUmVzcG9uc2USPAoGbGltaXRzGAEgASgLMiwubWFzcXVlcy5sZWRnZXIudjEuR2V0U3BlbmRpbmdMaW1pdHNSZXNwb25zZSKQAQoMUGVlclRyYW5zZmVyEi0KCHRyYW5zZmVyGAEgASgLMhsubWFzcXVlcy5sZWRnZXIudjEuVHJhbnNmZXISFQoNZnJvbV9hZ2VudF9pZBgCIAEoCRITCgt0b19hZ2VudF9pZBgDIAEoCRIMCgRtZW1vGAQgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgFIAEoCSJ/ChRUcmFuc2ZlckZ1bmRzUmVxdWVzdBIVCg1mcm9tX2FnZW50X2lkGAEgASgJEhMKC3RvX2FnZW50X2lkGAIgASgJEhQKDGFtb3VudF9taWNybxgDIAEoBBIMCgRtZW1vGAQgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgFIAEoCSJKChVUcmFuc2ZlckZ1bmRzUmVzcG9uc2USMQoIdHJhbnNmZXIYASABKAsyHy5tYXNxdWVzLmxlZGdlci52MS5QZWVyVHJhbnNmZXIikAEKGExpc3RQZWVyVHJhbnNmZXJzUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRI7CglkaXJlY3Rpb24YAiABKA4yKC5tYXNxdWVzLmxlZGdlci52MS5QZWVyVHJhbnNmZXJEaXJlY3Rpb24SEQoJcGFnZV9zaXplGAMgASgNEhIKCnBhZ2VfdG9rZW4YBCABKAkiaAoZTGlzdFBlZXJUcmFuc2ZlcnNSZXNwb25zZRIyCgl0cmFuc2ZlcnMYASADKAsyHy5tYXNxdWVzLmxlZGdlci52MS5QZWVyVHJhbnNmZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInMKFk9wZW5BZ2VudFdhbGxldFJlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkSKwoEbW9kZRgCIAEoDjIdLm1hc3F1ZXMubGVkZ2VyLnYxLldhbGxldE1vZGUSGgoSY3JlZGl0X2xpbWl0X21pY3JvGAMgASgEIkYKF09wZW5BZ2VudFdhbGxldFJlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50Ii4KGU9wZW5BdXRob3JFYXJuaW5nc1JlcXVlc3QSEQoJYXV0aG9yX2lkGAEgASgJIkkKGk9wZW5BdXRob3JFYXJuaW5nc1Jlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50InEKGk9wZW5QbGF0Zm9ybUFjY291bnRSZXF1ZXN0EiwKBGtpbmQYASABKA4yHi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50S2luZBIlCgRyYWlsGAIgASgOMhcubWFzcXVlcy5sZWRnZXIudjEuUmFpbCJKChtPcGVuUGxhdGZvcm1BY2NvdW50UmVzcG9uc2USKwoHYWNjb3VudBgBIAEoCzIaLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnQiQwoRR2V0QWNjb3VudFJlcXVlc3QSLgoHYWNjb3VudBgBIAEoCzIdLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnRSZWYiQQoSR2V0QWNjb3VudFJlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50IpYBCg5EZXBvc2l0UmVxdWVzdBIuCgdhY2NvdW50GAEgASgLMh0ubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudFJlZhIUCgxhbW91bnRfbWljcm8YAiABKAQSJQoEcmFpbBgDIAEoDjIXLm1hc3F1ZXMubGVkZ2VyLnYxLlJhaWwSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJIkAKD0RlcG9zaXRSZXNwb25zZRItCgh0cmFuc2ZlchgBIAEoCzIbLm1hc3F1ZXMubGVkZ2VyLnYxLlRyYW5zZmVyIqEBChhBZGp1c3RDcmVkaXRMaW1pdFJlcXVlc3QSLgoHYWNjb3VudBgBIAEoCzIdLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnRSZWYSGAoOaW5jcmVhc2VfbWljcm8YAiABKARIABIYCg5kZWNyZWFzZV9taWNybxgDIAEoBEgAEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCUIICgZjaGFuZ2UidwoZQWRqdXN0Q3JlZGl0TGltaXRSZXNwb25zZRItCgh0cmFuc2ZlchgBIAEoCzIbLm1hc3F1ZXMubGVkZ2VyLnYxLlRyYW5zZmVyEisKB2FjY291bnQYAiABKAsyGi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50IrMCChRMaXN0VHJhbnNmZXJzUmVxdWVzdBIuCgdhY2NvdW50GAEgASgLMh0ubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudFJlZhIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCRItCgRraW5kGAQgASgOMh8ubWFzcXVlcy5sZWRnZXIudjEuVHJhbnNmZXJLaW5kEjcKCWRpcmVjdGlvbhgFIAEoDjIkLm1hc3F1ZXMubGVkZ2VyLnYxLlRyYW5zZmVyRGlyZWN0aW9uEi4KCnN0YXJ0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJiChVMaXN0VHJhbnNmZXJzUmVzcG9uc2USMAoHZW50cmllcxgBIAMoCzIfLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnRFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkizwEKGEdldEJhbGFuY2VIaXN0b3J5UmVxdWVzdBIuCgdhY2NvdW50GAEgASgLMh0ubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudFJlZhIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiawoZR2V0QmFsYW5jZUhpc3RvcnlSZXNwb25zZRI1CglzbmFwc2hvdHMYASADKAsyIi5tYXNxdWVzLmxlZGdlci52MS5CYWxhbmNlU25hcHNob3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKogBChVQZWVyVHJhbnNmZXJEaXJlY3Rpb24SJwojUEVFUl9UUkFOU0ZFUl9ESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIgChxQRUVSX1RSQU5TRkVSX0RJUkVDVElPTl9TRU5UEAESJAogUEVFUl9UUkFOU0ZFUl9ESVJFQ1RJT05fUkVDRUlWRUQQAipcCgpXYWxsZXRNb2RlEhsKF1dBTExFVF9NT0RFX1VOU1BFQ0lGSUVEEAASFwoTV0FMTEVUX01PREVfUFJFUEFJRBABEhgKFFdBTExFVF9NT0RFX1BPU1RQQUlEEAIy7AoKDkFjY291bnRTZXJ2aWNlEmgKD09wZW5BZ2VudFdhbGxldBIpLm1hc3F1ZXMubGVkZ2VyLnYxLk9wZW5BZ2VudFdhbGxldFJlcXVlc3QaKi5tYXNxdWVzLmxlZGdlci52MS5PcGVuQWdlbnRXYWxsZXRSZXNwb25zZRJxChJPcGVuQXV0aG9yRWFybmluZ3MSLC5tYXNxdWVzLmxlZGdlci52MS5PcGVuQXV0aG9yRWFybmluZ3NSZXF1ZXN0Gi0ubWFzcXVlcy5sZWRnZXIudjEuT3BlbkF1dGhvckVhcm5pbmdzUmVzcG9uc2USdAoTT3BlblBsYXRmb3JtQWNjb3VudBItLm1hc3F1ZXMubGVkZ2VyLnYxLk9wZW5QbGF0Zm9ybUFjY291bnRSZXF1ZXN0Gi4ubWFzcXVlcy5sZWRnZXIudjEuT3BlblBsYXRmb3JtQWNjb3VudFJlc3BvbnNlElkKCkdldEFjY291bnQSJC5tYXNxdWVzLmxlZGdlci52MS5HZXRBY2NvdW50UmVxdWVzdBolLm1hc3F1ZXMubGVkZ2VyLnYxLkdldEFjY291bnRSZXNwb25zZRJQCgdEZXBvc2l0EiEubWFzcXVlcy5sZWRnZXIudjEuRGVwb3NpdFJlcXVlc3QaIi5tYXNxdWVzLmxlZGdlci52MS5EZXBvc2l0UmVzcG9uc2USbgoRQWRqdXN0Q3JlZGl0TGltaXQSKy5tYXNxdWVzLmxlZGdlci52MS5BZGp1c3RDcmVkaXRMaW1pdFJlcXVlc3QaLC5tYXNxdWVzLmxlZGdlci52MS5BZGp1c3RDcmVkaXRMaW1pdFJlc3BvbnNlEmIKDUxpc3RUcmFuc2ZlcnMSJy5tYXNxdWVzLmxlZGdlci52MS5MaXN0VHJhbnNmZXJzUmVxdWVzdBooLm1hc3F1ZXMubGVkZ2VyLnYxLkxpc3RUcmFuc2ZlcnNSZXNwb25zZRJuChFHZXRCYWxhbmNlSGlzdG9yeRIrLm1hc3F1ZXMubGVkZ2VyLnYxLkdldEJhbGFuY2VIaXN0b3J5UmVxdWVzdBosLm1hc3F1ZXMubGVkZ2VyLnYxLkdldEJhbGFuY2VIaXN0b3J5UmVzcG9uc2USbgoRR2V0U3BlbmRpbmdMaW1pdHMSKy5tYXNxdWVzLmxlZGdlci52MS5HZXRTcGVuZGluZ0xpbWl0c1JlcXVlc3QaLC5tYXNxdWVzLmxlZGdlci52MS5HZXRTcGVuZGluZ0xpbWl0c1Jlc3BvbnNlEm4KEVNldFNwZW5kaW5nTGltaXRzEisubWFzcXVlcy5sZWRnZXIudjEuU2V0U3BlbmRpbmdMaW1pdHNSZXF1ZXN0GiwubWFzcXVlcy5sZWRnZXIudjEuU2V0U3BlbmRpbmdMaW1pdHNSZXNwb25zZRJiCg1UcmFuc2ZlckZ1bmRzEicubWFzcXVlcy5sZWRnZXIudjEuVHJhbnNmZXJGdW5kc1JlcXVlc3QaKC5tYXNxdWVzLmxlZGdlci52MS5UcmFuc2ZlckZ1bmRzUmVzcG9uc2USbgoRTGlzdFBlZXJUcmFuc2ZlcnMSKy5tYXNxdWVzLmxlZGdlci52MS5MaXN0UGVlclRyYW5zZmVyc1JlcXVlc3QaLC5tYXNxdWVzLmxlZGdlci52MS5MaXN0UGVlclRyYW5zZmVyc1Jlc3BvbnNlEmIKDVJlZnVuZFNlc3Npb24SJy5tYXNxdWVzLmxlZGdlci52MS5SZWZ1bmRTZXNzaW9uUmVxdWVzdBooLm1hc3F1ZXMubGVkZ2VyLnYxLlJlZnVuZFNlc3Npb25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_masques_ledger_v1_common]);
+
+/**
+ * Request of AccountService.RefundSession.
+ *
+ * @generated from message masques.ledger.v1.RefundSessionRequest
+ */
+export type RefundSessionRequest = Message<"masques.ledger.v1.RefundSessionRequest"> & {
+  /**
+   * The settled session (32 hex digits or a UUID).
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * How much to refund in micro-USD; 0 refunds everything not refunded yet.
+   *
+   * @generated from field: uint64 amount_micro = 2;
+   */
+  amountMicro: bigint;
+
+  /**
+   * Why (1-500 characters); kept with the refund.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * Identifies this refund of the session (1-128 chars of [A-Za-z0-9._:@-]). A retry returns
+   * the original refund; the same key with another amount fails with IDEMPOTENCY_KEY_REUSED.
+   *
+   * @generated from field: string idempotency_key = 4;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message masques.ledger.v1.RefundSessionRequest.
+ * Use `create(RefundSessionRequestSchema)` to create a new message.
+ */
+export const RefundSessionRequestSchema: GenMessage<RefundSessionRequest> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 0);
+
+/**
+ * Response of AccountService.RefundSession.
+ *
+ * @generated from message masques.ledger.v1.RefundSessionResponse
+ */
+export type RefundSessionResponse = Message<"masques.ledger.v1.RefundSessionResponse"> & {
+  /**
+   * The refund's id (its counting transfer on the refundable ledger).
+   *
+   * @generated from field: string refund_id = 1;
+   */
+  refundId: string;
+
+  /**
+   * The session.
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+
+  /**
+   * Refunded by this refund.
+   *
+   * @generated from field: uint64 amount_micro = 3;
+   */
+  amountMicro: bigint;
+
+  /**
+   * The author's part of it (from their earnings).
+   *
+   * @generated from field: uint64 author_micro = 4;
+   */
+  authorMicro: bigint;
+
+  /**
+   * The platform's part of it (from platform revenue).
+   *
+   * @generated from field: uint64 platform_micro = 5;
+   */
+  platformMicro: bigint;
+
+  /**
+   * The session's charge (author share + platform fee).
+   *
+   * @generated from field: uint64 charge_micro = 6;
+   */
+  chargeMicro: bigint;
+
+  /**
+   * Refunded so far for the session, this refund included.
+   *
+   * @generated from field: uint64 refunded_total_micro = 7;
+   */
+  refundedTotalMicro: bigint;
+
+  /**
+   * What the author owes now (all refunds), repaid first from future earnings.
+   *
+   * @generated from field: uint64 author_debt_micro = 8;
+   */
+  authorDebtMicro: bigint;
+
+  /**
+   * The reason given.
+   *
+   * @generated from field: string reason = 9;
+   */
+  reason: string;
+
+  /**
+   * The money transfers of this refund (author part, platform part, debt and its repayment).
+   *
+   * @generated from field: repeated masques.ledger.v1.Transfer transfers = 10;
+   */
+  transfers: Transfer[];
+};
+
+/**
+ * Describes the message masques.ledger.v1.RefundSessionResponse.
+ * Use `create(RefundSessionResponseSchema)` to create a new message.
+ */
+export const RefundSessionResponseSchema: GenMessage<RefundSessionResponse> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 1);
 
 /**
  * One spending limit as the ledger has it now.
@@ -73,7 +200,7 @@ export type SpendingLimit = Message<"masques.ledger.v1.SpendingLimit"> & {
  * Use `create(SpendingLimitSchema)` to create a new message.
  */
 export const SpendingLimitSchema: GenMessage<SpendingLimit> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 0);
+  messageDesc(file_masques_ledger_v1_account_service, 2);
 
 /**
  * Request of AccountService.GetSpendingLimits.
@@ -94,7 +221,7 @@ export type GetSpendingLimitsRequest = Message<"masques.ledger.v1.GetSpendingLim
  * Use `create(GetSpendingLimitsRequestSchema)` to create a new message.
  */
 export const GetSpendingLimitsRequestSchema: GenMessage<GetSpendingLimitsRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 1);
+  messageDesc(file_masques_ledger_v1_account_service, 3);
 
 /**
  * Response of AccountService.GetSpendingLimits.
@@ -143,7 +270,7 @@ export type GetSpendingLimitsResponse = Message<"masques.ledger.v1.GetSpendingLi
  * Use `create(GetSpendingLimitsResponseSchema)` to create a new message.
  */
 export const GetSpendingLimitsResponseSchema: GenMessage<GetSpendingLimitsResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 2);
+  messageDesc(file_masques_ledger_v1_account_service, 4);
 
 /**
  * Request of AccountService.SetSpendingLimits. At least one cap must be set.
@@ -178,7 +305,7 @@ export type SetSpendingLimitsRequest = Message<"masques.ledger.v1.SetSpendingLim
  * Use `create(SetSpendingLimitsRequestSchema)` to create a new message.
  */
 export const SetSpendingLimitsRequestSchema: GenMessage<SetSpendingLimitsRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 3);
+  messageDesc(file_masques_ledger_v1_account_service, 5);
 
 /**
  * Response of AccountService.SetSpendingLimits.
@@ -199,7 +326,7 @@ export type SetSpendingLimitsResponse = Message<"masques.ledger.v1.SetSpendingLi
  * Use `create(SetSpendingLimitsResponseSchema)` to create a new message.
  */
 export const SetSpendingLimitsResponseSchema: GenMessage<SetSpendingLimitsResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 4);
+  messageDesc(file_masques_ledger_v1_account_service, 6);
 
 /**
  * A transfer between two agent wallets.
@@ -248,7 +375,7 @@ export type PeerTransfer = Message<"masques.ledger.v1.PeerTransfer"> & {
  * Use `create(PeerTransferSchema)` to create a new message.
  */
 export const PeerTransferSchema: GenMessage<PeerTransfer> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 5);
+  messageDesc(file_masques_ledger_v1_account_service, 7);
 
 /**
  * Request of AccountService.TransferFunds.
@@ -297,7 +424,7 @@ export type TransferFundsRequest = Message<"masques.ledger.v1.TransferFundsReque
  * Use `create(TransferFundsRequestSchema)` to create a new message.
  */
 export const TransferFundsRequestSchema: GenMessage<TransferFundsRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 6);
+  messageDesc(file_masques_ledger_v1_account_service, 8);
 
 /**
  * Response of AccountService.TransferFunds.
@@ -318,7 +445,7 @@ export type TransferFundsResponse = Message<"masques.ledger.v1.TransferFundsResp
  * Use `create(TransferFundsResponseSchema)` to create a new message.
  */
 export const TransferFundsResponseSchema: GenMessage<TransferFundsResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 7);
+  messageDesc(file_masques_ledger_v1_account_service, 9);
 
 /**
  * Request of AccountService.ListPeerTransfers.
@@ -360,7 +487,7 @@ export type ListPeerTransfersRequest = Message<"masques.ledger.v1.ListPeerTransf
  * Use `create(ListPeerTransfersRequestSchema)` to create a new message.
  */
 export const ListPeerTransfersRequestSchema: GenMessage<ListPeerTransfersRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 8);
+  messageDesc(file_masques_ledger_v1_account_service, 10);
 
 /**
  * Response of AccountService.ListPeerTransfers.
@@ -388,7 +515,7 @@ export type ListPeerTransfersResponse = Message<"masques.ledger.v1.ListPeerTrans
  * Use `create(ListPeerTransfersResponseSchema)` to create a new message.
  */
 export const ListPeerTransfersResponseSchema: GenMessage<ListPeerTransfersResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 9);
+  messageDesc(file_masques_ledger_v1_account_service, 11);
 
 /**
  * Request of AccountService.OpenAgentWallet.
@@ -424,7 +551,7 @@ export type OpenAgentWalletRequest = Message<"masques.ledger.v1.OpenAgentWalletR
  * Use `create(OpenAgentWalletRequestSchema)` to create a new message.
  */
 export const OpenAgentWalletRequestSchema: GenMessage<OpenAgentWalletRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 10);
+  messageDesc(file_masques_ledger_v1_account_service, 12);
 
 /**
  * Response of AccountService.OpenAgentWallet.
@@ -445,7 +572,7 @@ export type OpenAgentWalletResponse = Message<"masques.ledger.v1.OpenAgentWallet
  * Use `create(OpenAgentWalletResponseSchema)` to create a new message.
  */
 export const OpenAgentWalletResponseSchema: GenMessage<OpenAgentWalletResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 11);
+  messageDesc(file_masques_ledger_v1_account_service, 13);
 
 /**
  * Request of AccountService.OpenAuthorEarnings.
@@ -467,7 +594,7 @@ export type OpenAuthorEarningsRequest = Message<"masques.ledger.v1.OpenAuthorEar
  * Use `create(OpenAuthorEarningsRequestSchema)` to create a new message.
  */
 export const OpenAuthorEarningsRequestSchema: GenMessage<OpenAuthorEarningsRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 12);
+  messageDesc(file_masques_ledger_v1_account_service, 14);
 
 /**
  * Response of AccountService.OpenAuthorEarnings.
@@ -488,7 +615,7 @@ export type OpenAuthorEarningsResponse = Message<"masques.ledger.v1.OpenAuthorEa
  * Use `create(OpenAuthorEarningsResponseSchema)` to create a new message.
  */
 export const OpenAuthorEarningsResponseSchema: GenMessage<OpenAuthorEarningsResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 13);
+  messageDesc(file_masques_ledger_v1_account_service, 15);
 
 /**
  * Request of AccountService.OpenPlatformAccount.
@@ -517,7 +644,7 @@ export type OpenPlatformAccountRequest = Message<"masques.ledger.v1.OpenPlatform
  * Use `create(OpenPlatformAccountRequestSchema)` to create a new message.
  */
 export const OpenPlatformAccountRequestSchema: GenMessage<OpenPlatformAccountRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 14);
+  messageDesc(file_masques_ledger_v1_account_service, 16);
 
 /**
  * Response of AccountService.OpenPlatformAccount.
@@ -538,7 +665,7 @@ export type OpenPlatformAccountResponse = Message<"masques.ledger.v1.OpenPlatfor
  * Use `create(OpenPlatformAccountResponseSchema)` to create a new message.
  */
 export const OpenPlatformAccountResponseSchema: GenMessage<OpenPlatformAccountResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 15);
+  messageDesc(file_masques_ledger_v1_account_service, 17);
 
 /**
  * Request of AccountService.GetAccount.
@@ -559,7 +686,7 @@ export type GetAccountRequest = Message<"masques.ledger.v1.GetAccountRequest"> &
  * Use `create(GetAccountRequestSchema)` to create a new message.
  */
 export const GetAccountRequestSchema: GenMessage<GetAccountRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 16);
+  messageDesc(file_masques_ledger_v1_account_service, 18);
 
 /**
  * Response of AccountService.GetAccount.
@@ -580,7 +707,7 @@ export type GetAccountResponse = Message<"masques.ledger.v1.GetAccountResponse">
  * Use `create(GetAccountResponseSchema)` to create a new message.
  */
 export const GetAccountResponseSchema: GenMessage<GetAccountResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 17);
+  messageDesc(file_masques_ledger_v1_account_service, 19);
 
 /**
  * Request of AccountService.Deposit.
@@ -627,7 +754,7 @@ export type DepositRequest = Message<"masques.ledger.v1.DepositRequest"> & {
  * Use `create(DepositRequestSchema)` to create a new message.
  */
 export const DepositRequestSchema: GenMessage<DepositRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 18);
+  messageDesc(file_masques_ledger_v1_account_service, 20);
 
 /**
  * Response of AccountService.Deposit.
@@ -648,7 +775,7 @@ export type DepositResponse = Message<"masques.ledger.v1.DepositResponse"> & {
  * Use `create(DepositResponseSchema)` to create a new message.
  */
 export const DepositResponseSchema: GenMessage<DepositResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 19);
+  messageDesc(file_masques_ledger_v1_account_service, 21);
 
 /**
  * Request of AccountService.AdjustCreditLimit.
@@ -700,7 +827,7 @@ export type AdjustCreditLimitRequest = Message<"masques.ledger.v1.AdjustCreditLi
  * Use `create(AdjustCreditLimitRequestSchema)` to create a new message.
  */
 export const AdjustCreditLimitRequestSchema: GenMessage<AdjustCreditLimitRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 20);
+  messageDesc(file_masques_ledger_v1_account_service, 22);
 
 /**
  * Response of AccountService.AdjustCreditLimit.
@@ -728,7 +855,7 @@ export type AdjustCreditLimitResponse = Message<"masques.ledger.v1.AdjustCreditL
  * Use `create(AdjustCreditLimitResponseSchema)` to create a new message.
  */
 export const AdjustCreditLimitResponseSchema: GenMessage<AdjustCreditLimitResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 21);
+  messageDesc(file_masques_ledger_v1_account_service, 23);
 
 /**
  * Request of AccountService.ListTransfers.
@@ -791,7 +918,7 @@ export type ListTransfersRequest = Message<"masques.ledger.v1.ListTransfersReque
  * Use `create(ListTransfersRequestSchema)` to create a new message.
  */
 export const ListTransfersRequestSchema: GenMessage<ListTransfersRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 22);
+  messageDesc(file_masques_ledger_v1_account_service, 24);
 
 /**
  * Response of AccountService.ListTransfers.
@@ -819,7 +946,7 @@ export type ListTransfersResponse = Message<"masques.ledger.v1.ListTransfersResp
  * Use `create(ListTransfersResponseSchema)` to create a new message.
  */
 export const ListTransfersResponseSchema: GenMessage<ListTransfersResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 23);
+  messageDesc(file_masques_ledger_v1_account_service, 25);
 
 /**
  * Request of AccountService.GetBalanceHistory.
@@ -868,7 +995,7 @@ export type GetBalanceHistoryRequest = Message<"masques.ledger.v1.GetBalanceHist
  * Use `create(GetBalanceHistoryRequestSchema)` to create a new message.
  */
 export const GetBalanceHistoryRequestSchema: GenMessage<GetBalanceHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 24);
+  messageDesc(file_masques_ledger_v1_account_service, 26);
 
 /**
  * Response of AccountService.GetBalanceHistory.
@@ -896,7 +1023,7 @@ export type GetBalanceHistoryResponse = Message<"masques.ledger.v1.GetBalanceHis
  * Use `create(GetBalanceHistoryResponseSchema)` to create a new message.
  */
 export const GetBalanceHistoryResponseSchema: GenMessage<GetBalanceHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 25);
+  messageDesc(file_masques_ledger_v1_account_service, 27);
 
 /**
  * Which peer transfers to list.
@@ -1111,6 +1238,22 @@ export const AccountService: GenService<{
     methodKind: "unary";
     input: typeof ListPeerTransfersRequestSchema;
     output: typeof ListPeerTransfersResponseSchema;
+  },
+  /**
+   * Refunds a settled session in full or in part, with a reason (ADR 0112): admins always, the
+   * masque's author within REFUND_AUTHOR_WINDOW_S of settlement. The author's share and the
+   * platform fee go back to the agent's wallet in their split proportions, in one linked chain;
+   * the ledger keeps the total refunded at or below the session's charge (FAILED_PRECONDITION /
+   * REFUND_EXCEEDS_CHARGE otherwise, nothing moves). If the author was already paid out, the
+   * shortfall becomes author debt, repaid first from their future earnings; no payout is possible
+   * while it is outstanding. Idempotent by (session, idempotency_key).
+   *
+   * @generated from rpc masques.ledger.v1.AccountService.RefundSession
+   */
+  refundSession: {
+    methodKind: "unary";
+    input: typeof RefundSessionRequestSchema;
+    output: typeof RefundSessionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_masques_ledger_v1_account_service, 0);
