@@ -49,12 +49,27 @@ export function dayResetNs(day: bigint): bigint {
 export type CapKind = "daily" | "session" | "peer_max" | "peer_daily";
 export type DayKind = "spend" | "peer";
 
-export const limitOperatorId = (): bigint => deterministicId("account", "limit_operator", "platform");
-export const limitControlId = (): bigint => deterministicId("account", "limit_control", "platform");
+const OPERATOR_ID = deterministicId("account", "limit_operator", "platform");
+const CONTROL_ID = deterministicId("account", "limit_control", "platform");
+export const limitOperatorId = (): bigint => OPERATOR_ID;
+export const limitControlId = (): bigint => CONTROL_ID;
+
+/** Memoized id derivations (each is a SHA-256; Don and peer transfers derive the same few). */
+const ID_MEMO_MAX = 100_000;
+const idMemo = new Map<string, bigint>();
+function memoId(key: string, derive: () => bigint): bigint {
+  let id = idMemo.get(key);
+  if (id === undefined) {
+    id = derive();
+    if (idMemo.size >= ID_MEMO_MAX) idMemo.clear();
+    idMemo.set(key, id);
+  }
+  return id;
+}
 
 /** An agent's cap account, keyed by the agent's wallet id (so the hold alone names it). */
 export function agentCapId(kind: "daily" | "session", wallet_id: bigint): bigint {
-  return deterministicId("account", `agent_${kind}_cap`, idToHex(wallet_id));
+  return memoId(`${kind}|${wallet_id}`, () => deterministicId("account", `agent_${kind}_cap`, idToHex(wallet_id)));
 }
 /** A platform policy cap account. */
 export function platformCapId(kind: "peer_max" | "peer_daily"): bigint {
@@ -62,7 +77,7 @@ export function platformCapId(kind: "peer_max" | "peer_daily"): bigint {
 }
 /** An agent's day account of `kind` for UTC day `day`. */
 export function dayAccountId(kind: DayKind, wallet_id: bigint, day: bigint): bigint {
-  return deterministicId("account", `day_${kind}`, idToHex(wallet_id), day);
+  return memoId(`${kind}|${wallet_id}|${day}`, () => deterministicId("account", `day_${kind}`, idToHex(wallet_id), day));
 }
 
 const CAP_CODE: Record<CapKind, number> = {
