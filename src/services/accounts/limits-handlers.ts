@@ -26,7 +26,7 @@ import { TransferCode } from "../../domain/codes.js";
 import { idToHex } from "../../domain/ids.js";
 import { NO_CAP_MICRO, SET_CAP_PROBE_INDEX, agentCapId, planSetCap } from "../../domain/limits.js";
 import { MEMO_MAX_CHARS, peerTransferId, planPeerTransfer } from "../../domain/peer.js";
-import { isAdmin, principalOf, requireScope } from "../authz.js";
+import { authorizeAgentOwn, isAdmin, principalOf } from "../authz.js";
 import { accountNotFound, failedPrecondition, idempotencyKeyReused, insufficientFunds, invalidArgument, ledgerRejected, permissionDenied, type Violation } from "../errors.js";
 import { dayOf, refusedBy, spendingLimitExceeded, type LimitState, type Limits } from "../limits/limits.js";
 import { decodePageToken, encodePageToken, parsePageSize, timestampFromNs, transferView } from "../views.js";
@@ -40,15 +40,11 @@ export interface LimitHandlerDeps {
   readonly clock: () => bigint;
 }
 
-/** The agent a request names (empty: the calling agent), authorized: itself with `scope`, or an admin. */
+/** The agent a request names (empty: the calling agent), validated and authorized (authz.ts). */
 function agentOf(p: Principal, requested: string, field: string, scope: "ledger:read" | "ledger:write", action: string): string {
   const id = requested === "" && p.kind === "agent" ? p.id : requested;
   if (!OWNER_ID_RE.test(id)) throw invalidArgument([{ field, description: id === "" ? "must be set" : OWNER_ID_RULE }]);
-  if (isAdmin(p)) return id;
-  if (p.kind !== "agent" || p.id !== id) {
-    throw permissionDenied(`${p.kind} ${JSON.stringify(p.id)} may not ${action} of agent ${JSON.stringify(id)}: not its own`, { principal_kind: p.kind });
-  }
-  requireScope(p, [scope], action);
+  authorizeAgentOwn(p, id, scope, action);
   return id;
 }
 

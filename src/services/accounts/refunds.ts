@@ -9,7 +9,7 @@ import type { HandlerContext } from "@connectrpc/connect";
 import { CreateAccountStatus, CreateTransferStatus as CT, type Client, type Transfer } from "tigerbeetle-node";
 import { RefundSessionResponseSchema, type RefundSessionRequest } from "../../../clients/gen/masques/ledger/v1/account_service_pb.js";
 import type { LimitsStore } from "../../controlplane/limits.js";
-import { AMOUNT_MAX_MICRO, IDEMPOTENCY_KEY_RE, OWNER_ID_RULE, authorEarningsId, platformAccountId } from "../../domain/accounts.js";
+import { AMOUNT_MAX_MICRO, IDEMPOTENCY_KEY_RE, OWNER_ID_RULE, platformAccountId } from "../../domain/accounts.js";
 import { idToHex } from "../../domain/ids.js";
 import { capValueMicro } from "../../domain/limits.js";
 import {
@@ -24,8 +24,8 @@ import {
   splitRefund,
 } from "../../domain/refunds.js";
 import { parseSessionId, sessionTransferIds } from "../../domain/sessions.js";
-import { isAdmin, principalOf } from "../authz.js";
-import { failedPrecondition, idempotencyKeyReused, invalidArgument, ledgerRejected, permissionDenied, statusError, type Violation } from "../errors.js";
+import { authorizeRefund, principalOf } from "../authz.js";
+import { failedPrecondition, idempotencyKeyReused, invalidArgument, ledgerRejected, statusError, type Violation } from "../errors.js";
 import { transferView } from "../views.js";
 import { Code } from "@connectrpc/connect";
 
@@ -96,18 +96,7 @@ export function createRefundHandler(deps: RefundDeps) {
     if (v.length > 0) throw invalidArgument(v);
 
     const s = await readSettled(ledger, sid);
-    if (!isAdmin(p)) {
-      if (p.kind !== "author" || authorEarningsId(p.id) !== s.earnings_id || !p.scopes.includes("ledger:write")) {
-        throw permissionDenied(`${p.kind} ${JSON.stringify(p.id)} may not refund session ${idToHex(sid)}: admins, or its masque's author, only`, { principal_kind: p.kind });
-      }
-      const deadline = s.settled_ns + BigInt(deps.author_window_s) * 1_000_000_000n;
-      if (deps.author_window_s === 0 || clock() > deadline) {
-        throw permissionDenied(`the author may refund session ${idToHex(sid)} only within ${deps.author_window_s} s of its settlement; ask an admin`, {
-          principal_kind: p.kind,
-          reason: "REFUND_WINDOW_CLOSED",
-        });
-      }
-    }
+    authorizeRefund(p, s, clock(), deps.author_window_s);
     const charge = s.author_micro + s.platform_micro;
     if (charge === 0n) throw failedPrecondition("NOTHING_TO_REFUND", `session ${idToHex(sid)} charged nothing`, { session_id: idToHex(sid) });
     await ensure(s, charge);
