@@ -34,6 +34,13 @@ const boolFlag = z
 const uint = (what: string) =>
   z.string().regex(/^\d+$/, `expected a non-negative integer (${what})`).transform(Number);
 
+/** A micro-USD amount in the API's range (0..2^63-1), as a bigint. */
+const microAmount = z
+  .string()
+  .regex(/^\d{1,19}$/, "expected a non-negative integer amount of micro-USD")
+  .transform((t) => BigInt(t))
+  .refine((n) => n <= (1n << 63n) - 1n, "must be <= 9223372036854775807");
+
 /** Documentation of one variable (for `serve --help`, the README and .env.example). */
 export interface VarDoc {
   doc: string;
@@ -383,6 +390,26 @@ const vars = {
     uint("milliseconds").pipe(z.number().min(50).max(3_600_000)).default(30_000),
     "MASQUES_DIR is watched for changes (fs.watch) and also rescanned this often (ms), so a missed event is caught; a changed file applies without a restart.",
     "30000",
+  ),
+  // ---- limits: spending caps, peer transfers, refunds (issue 17, docs/adr/0110-0113) --------
+  SPEND_DAILY_CAP_MICRO: v(
+    microAmount.optional(),
+    "Default daily spending cap of an agent (micro-USD per UTC day: Don holds, peer transfers, soft-mode debt), applied when the agent's limits are first used; unset = no cap. Admins and the agent (lower only) change it per agent.",
+  ),
+  SPEND_SESSION_CAP_MICRO: v(
+    microAmount.optional(),
+    "Default per-session spending cap of an agent (micro-USD): a session's hold and charge never pass it; unset = no cap.",
+  ),
+  PEER_TRANSFER_MAX_MICRO: v(microAmount.default(100_000_000n), "Largest single peer transfer (TransferFunds), micro-USD (seed 004: 100 USD).", "100000000"),
+  PEER_DAILY_VOLUME_MICRO: v(
+    microAmount.default(500_000_000n),
+    "Peer-transfer volume a sender may send per UTC day, micro-USD (seed 004: 500 USD).",
+    "500000000",
+  ),
+  REFUND_AUTHOR_WINDOW_S: v(
+    uint("seconds").default(604_800),
+    "How long after a session settled its masque's author may refund it (admins always may), seconds; 0 = authors never.",
+    "604800",
   ),
 } as const;
 

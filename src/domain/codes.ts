@@ -19,6 +19,11 @@ export const Ledger = {
    * refuses the one past 2^63-1. Never money.
    */
   issuance_limit: 90,
+  /**
+   * Spending limits (issue 17, ADR 0110): caps as account balances, per-day spend counters and
+   * the control account of TigerBeetle's balance-invariant recipe, in micro-USD. Never money.
+   */
+  spend_limit: 91,
 } as const;
 export type Ledger = (typeof Ledger)[keyof typeof Ledger];
 
@@ -34,6 +39,11 @@ export const AccountCode = {
   agent_debt: 103,
   /** A masque author's earnings. */
   author_earnings: 200,
+  /**
+   * What an author owes after a refund of a session already paid out (ADR 0112): its debit
+   * balance is the debt; future earnings repay it first, in the chains that credit earnings.
+   */
+  author_debt: 201,
   /** The platform's fee revenue. */
   platform_revenue: 300,
   /** Session escrow: holds posted session charges until they are split, zero after each Doff. */
@@ -58,6 +68,24 @@ export const AccountCode = {
   issuance_limit_control: 901,
   /** Issuance limit counter: its credits are everything issued so far. */
   issuance_limit_issued: 902,
+  /** Spending limits (ADR 0110): the operator that funds caps and receives day spends (no flags). */
+  limit_operator: 910,
+  /** Spending limits: the zero-balance control account of the balance-invariant check. */
+  limit_control: 911,
+  /** An agent's daily spending cap: its available balance is the cap (AMOUNT_MAX: none). */
+  agent_daily_cap: 912,
+  /** An agent's per-session spending cap: its available balance is the cap (AMOUNT_MAX: none). */
+  agent_session_cap: 913,
+  /** An agent's spend on one UTC day: debits = spent or held, credits = released. */
+  agent_day_spend: 914,
+  /** An agent's peer-transfer volume sent on one UTC day (debits). */
+  agent_day_peer: 915,
+  /** Platform policy: the largest single peer transfer (its available balance). */
+  peer_transfer_max: 916,
+  /** Platform policy: the peer-transfer volume a sender may send per UTC day (its available balance). */
+  peer_daily_volume: 917,
+  /** A settled session's refundable amount (ledger spend_limit): credited once with the charge, debited by each refund. */
+  session_refundable: 918,
 } as const;
 export type AccountCode = (typeof AccountCode)[keyof typeof AccountCode];
 
@@ -103,6 +131,28 @@ export const TransferCode = {
   issuance_limit_funding: 90,
   /** Issuance limit: linked to each issuing transfer, same amount (ledger `issuance_limit`). */
   issuance_limit: 91,
+  /** Spending limits: setting a cap (operator <-> cap account). */
+  limit_set: 92,
+  /** Spending limits: a spend counted on a day account (day -> operator), same amount as the spend. */
+  limit_spend: 93,
+  /** Spending limits: part of a counted spend given back (an unused reservation; operator -> day). */
+  limit_release: 94,
+  /** Spending limits: the balance-invariant check's transient pending transfers (always voided). */
+  limit_check: 95,
+  /** Peer transfer: agent wallet -> agent wallet (seed 004 FR-1, ADR 0111). */
+  peer_transfer: 50,
+  /** Refund, author's part: author earnings -> agent wallet (ADR 0112). */
+  refund_author: 60,
+  /** Refund, platform's part: platform revenue -> agent wallet. */
+  refund_platform: 61,
+  /** Refund of a paid-out author: author debt -> author earnings (the part the earnings could not cover ends as debt). */
+  author_debt: 62,
+  /** Author debt repaid from earnings: author earnings -> author debt (balancing both sides). */
+  author_debt_repayment: 63,
+  /** A session's refundable amount: its one-time funding with the charge (ledger spend_limit). */
+  refundable_funding: 64,
+  /** A refund counted against the session's refundable amount (ledger spend_limit). */
+  refund_counted: 65,
 } as const;
 export type TransferCode = (typeof TransferCode)[keyof typeof TransferCode];
 

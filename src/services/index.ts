@@ -22,13 +22,21 @@ import { startDispatcher, type Dispatcher } from "../webhooks/dispatcher.js";
 
 /** The webhook dispatcher of each running daemon (started in onStart, stopped in onStop). */
 const dispatchers = new WeakMap<DaemonContext, Dispatcher>();
+import { createLimits } from "./limits/limits.js";
+import { createLimitsStore } from "../controlplane/limits.js";
 
 export function createServices(ctx: DaemonContext): ServiceRegistration[] {
   const sessions = createSessionInstance(ctx);
   return [
     defineService(
       AccountService,
-      createAccountService({ ledger: ctx.ledger, clock: ctx.clock, audit: (e) => ctx.controlplane.db.transaction().execute(async (trx) => void (await appendAudit(trx, e))) }),
+      createAccountService({
+        ledger: ctx.ledger,
+        clock: ctx.clock,
+        audit: (e) => ctx.controlplane.db.transaction().execute(async (trx) => void (await appendAudit(trx, e))),
+        limits: { limits: createLimits(ctx.ledger, ctx.config), store: createLimitsStore(ctx.controlplane.db), clock: ctx.clock },
+        refunds: { store: createLimitsStore(ctx.controlplane.db), clock: ctx.clock, author_window_s: ctx.config.REFUND_AUTHOR_WINDOW_S },
+      }),
     ),
     defineService(SessionService, sessionServiceImpl(sessions)),
     catalogServiceRegistration(ctx, sessions.state.live, sessions.ready),
@@ -58,6 +66,8 @@ export async function onStart(ctx: DaemonContext): Promise<void> {
   }
   const created = results.filter((r) => r.status === CreateAccountStatus.created).length;
   await provisionIssuanceLimit(ctx.ledger);
+  // Spending limits (ADR 0110): platform limit accounts and the peer-transfer policy from the environment.
+  await createLimits(ctx.ledger, ctx.config).provisionPlatform(`start-${ctx.clock()}`);
   ctx.log.info({ created, total: accounts.length }, "platform accounts ready");
   // Governance (issue 16) after the platform accounts: audit anchors move between two of them.
   await startGovernanceRuntime(ctx);

@@ -6,7 +6,9 @@
  * (debits_must_not_exceed_credits & co.), never after a read-then-write decision here.
  */
 import { create } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { createLimitHandlers, type LimitHandlerDeps } from "./limits-handlers.js";
+import { createRefundHandler, type RefundDeps } from "./refunds.js";
 import {
   AccountFilterFlags,
   CreateAccountStatus,
@@ -109,6 +111,10 @@ export interface AccountServiceDeps {
   readonly audit?: (entry: AuditInput) => Promise<void>;
   /** Daemon clock (ns) for audit times; default the wall clock. */
   readonly clock?: () => bigint;
+  /** Spending limits and peer transfers (ADR 0110/0111); absent: those RPCs are unavailable. */
+  readonly limits?: Omit<LimitHandlerDeps, "ledger">;
+  /** Refunds (ADR 0112); absent: RefundSession is unavailable. */
+  readonly refunds?: Omit<RefundDeps, "ledger">;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -325,7 +331,19 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
     return single(await ledger.lookupTransfers([t.id]), "lookup_transfers");
   }
 
+  const limitHandlers = deps.limits === undefined ? null : createLimitHandlers({ ledger, ...deps.limits });
+  const refund = deps.refunds === undefined ? null : createRefundHandler({ ledger, ...deps.refunds });
+  const noLimits = (): never => {
+    throw new ConnectError("spending limits and peer transfers need the daemon's control plane", Code.Unimplemented);
+  };
+
   return {
+    getSpendingLimits: (req, ctx) => (limitHandlers ?? noLimits()).getSpendingLimits(req, ctx),
+    setSpendingLimits: (req, ctx) => (limitHandlers ?? noLimits()).setSpendingLimits(req, ctx),
+    transferFunds: (req, ctx) => (limitHandlers ?? noLimits()).transferFunds(req, ctx),
+    listPeerTransfers: (req, ctx) => (limitHandlers ?? noLimits()).listPeerTransfers(req, ctx),
+    refundSession: (req, ctx) => (refund ?? noLimits())(req, ctx),
+
     async openAgentWallet(req: OpenAgentWalletRequest, ctx: HandlerContext) {
       const p = principalOf(ctx);
       const v: Violation[] = [];

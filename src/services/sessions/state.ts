@@ -11,6 +11,7 @@
  *   daemon registered, in the control-plane database (ADR 0071), with a content-addressed cache
  *   that is never stale, so a Don or Doff pays no database round trip for a known version.
  */
+import { createLimits, type Limits } from "../limits/limits.js";
 import path from "node:path";
 import type { Logger } from "pino";
 import type { Client, Transfer } from "tigerbeetle-node";
@@ -108,6 +109,8 @@ export interface SessionState {
    * may trust its index for reads. False with a TigerBeetle cluster (several daemons may write).
    */
   readonly singleWriter: boolean;
+  /** Spending limits (ADR 0110): accounts the Don and Doff chains name. */
+  readonly limits: Limits;
 }
 
 /**
@@ -143,6 +146,7 @@ export function createSessionState(ctx: DaemonContext): SessionState {
     authorsReady: new Set(),
     debtReady: new Set(),
     singleWriter: ctx.config.LEDGER === "embedded",
+    limits: createLimits(ctx.ledger, ctx.config),
   };
   return state;
 }
