@@ -140,7 +140,7 @@ export const TransferCode = {
   /** Spending limits: the balance-invariant check's transient pending transfers (always voided). */
   limit_check: 95,
   /** Peer transfer: agent wallet -> agent wallet (seed 004 FR-1, ADR 0111). */
-  peer_transfer: 50,
+  peer_transfer: 51,
   /** Refund, author's part: author earnings -> agent wallet (ADR 0112). */
   refund_author: 60,
   /** Refund, platform's part: platform revenue -> agent wallet. */
