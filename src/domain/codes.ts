@@ -19,6 +19,11 @@ export const Ledger = {
    * refuses the one past 2^63-1. Never money.
    */
   issuance_limit: 90,
+  /**
+   * Bitcoin in millisatoshis (1 unit = 10^-3 sat = 10^-11 BTC): the Lightning rail's own money
+   * (issue 15, ADR 0094). Joined to ledger 1 only by conversion chains through the exchange accounts.
+   */
+  btc_msat: 10,
 } as const;
 export type Ledger = (typeof Ledger)[keyof typeof Ledger];
 
@@ -52,6 +57,11 @@ export const AccountCode = {
   usage_meter: 500,
   /** Usage sink: one per usage ledger (credited by usage). */
   usage_sink: 510,
+  /**
+   * The platform's exchange desk, one per ledger (USD and msat, ADR 0094): every conversion
+   * credits one and debits the other; their balances are the open position reconcile reports.
+   */
+  exchange: 600,
   /** Issuance limit operator: funds the control account once with the whole limit (ADR 0055). */
   issuance_limit_operator: 900,
   /** Issuance limit control account: its available balance is what may still be issued. */
@@ -92,6 +102,11 @@ export const TransferCode = {
   payout: 30,
   /** Author payout fee: earnings → rail fees (pending with its payout, ADR 0085). */
   payout_fee: 31,
+  /**
+   * One leg of a currency conversion (ADR 0094): USD into / out of the exchange account on
+   * ledger 1, msat out of / into it on the msat ledger, linked in one chain, rate in user_data_64.
+   */
+  conversion: 50,
   /** Balance-bounds recipe helper transfers (postpaid credit checks). */
   bounds_check: 40,
   /** Issuance limit: the one-time funding of the control account (ledger `issuance_limit`). */

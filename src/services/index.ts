@@ -13,6 +13,7 @@ import { sessionServiceRegistration } from "./sessions/service.js";
 import { adminServiceRegistration } from "./admin/service.js";
 import { settlementServiceRegistration } from "./settlement/service.js";
 import { railFeesAccount } from "../domain/settlement/accounts.js";
+import { conversionAccounts } from "../domain/settlement/conversion.js";
 
 export function createServices(ctx: DaemonContext): ServiceRegistration[] {
   return [
@@ -32,7 +33,7 @@ export function createServices(ctx: DaemonContext): ServiceRegistration[] {
  * means the ledger and this build disagree, and the daemon refuses to start.
  */
 export async function onStart(ctx: DaemonContext): Promise<void> {
-  const accounts = [...startupPlatformAccounts(RAIL_NAMES), ...RAIL_NAMES.map(railFeesAccount)];
+  const accounts = [...startupPlatformAccounts(RAIL_NAMES), ...RAIL_NAMES.map(railFeesAccount), ...conversionAccounts()];
   const results = await ctx.ledger.createAccounts(accounts);
   const bad = results
     .map((r, i) => ({ r, a: accounts[i]! }))
