@@ -16,11 +16,13 @@ import { migrate, type ControlPlaneMigration, type MigrateResult } from "./migra
 import { MIGRATIONS } from "./migrations/index.js";
 import { createPriceBookStore, type PriceBookStore } from "./pricebooks.js";
 import { createDepositStore, createSettlementStore, type DepositStore, type SettlementStore } from "./settlement.js";
+import { createLightningStore, type LightningStore } from "./lightning.js";
 import type { Database } from "./schema.js";
 
 export { MigrationRefusedError } from "./migrations.js";
 export type { PriceBookStore } from "./pricebooks.js";
 export type { SettlementStore, PayoutRow, StoredChallenge, DepositStore, DepositRow } from "./settlement.js";
+export type { LightningStore, LightningPayoutRow, DepositInvoiceRow } from "./lightning.js";
 export type { EngineKind } from "./engine.js";
 
 export interface ControlPlane {
@@ -36,6 +38,8 @@ export interface ControlPlane {
   readonly settlement: SettlementStore;
   /** Deposit sources, reported deposits, refused reports (ADR 0087). */
   readonly deposits: DepositStore;
+  /** Lightning payout invoices and deposit invoices (issue 15, ADR 0095). */
+  readonly lightning: LightningStore;
   /** Close the connections (and release PGlite's directory lock). Idempotent. */
   close(): Promise<void>;
 }
@@ -78,6 +82,7 @@ export async function openControlPlane(opts: ControlPlaneOptions): Promise<Contr
     priceBooks: createPriceBookStore({ db: opened.db }),
     settlement: createSettlementStore(opened.db),
     deposits: createDepositStore(opened.db),
+    lightning: createLightningStore(opened.db),
     close: () => opened.close(),
   };
 }

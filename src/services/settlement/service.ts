@@ -95,6 +95,7 @@ import {
 } from "../errors.js";
 import { parseHexId, parsePageSize } from "../views.js";
 import { createDepositHandlers } from "./deposits.js";
+import { configuredRateProvider, withLightning } from "./lightning.js";
 import { canonicalBaseAddress, destinationView, payoutView, protoPayoutState, protoRail, railOf } from "./views.js";
 
 /** Rails this daemon pays out on today (Solana and Lightning follow, issues 14 and 15). */
@@ -668,7 +669,7 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
 
 /** The registration line for src/services/index.ts. */
 export function settlementServiceRegistration(ctx: DaemonContext): ServiceRegistration {
-  return defineService(SettlementService, {
+  const generic = {
     ...createSettlementService({ ledger: ctx.ledger, store: ctx.controlplane.settlement, config: ctx.config, clock: ctx.clock }),
     ...createDepositHandlers({
       ledger: ctx.ledger,
@@ -678,5 +679,17 @@ export function settlementServiceRegistration(ctx: DaemonContext): ServiceRegist
       clock: ctx.clock,
       rails: ENABLED_PAYOUT_RAILS,
     }),
-  });
+  };
+  // The Lightning rail (issue 15) wraps the generic handlers: ./lightning.ts.
+  return defineService(
+    SettlementService,
+    withLightning(generic, {
+      ledger: ctx.ledger,
+      store: ctx.controlplane.settlement,
+      lightning: ctx.controlplane.lightning,
+      config: ctx.config,
+      clock: ctx.clock,
+      rates: configuredRateProvider(ctx.config),
+    }),
+  );
 }
