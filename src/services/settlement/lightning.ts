@@ -65,7 +65,7 @@ import { canonicalDepositKey, payoutId, payoutTransferIds } from "../../domain/s
 import { holdOutcome, payoutHoldPlan, readPayoutHold } from "../../domain/settlement/plans.js";
 import { computePayoutQuote, isQuoteUsable } from "../../domain/settlement/quote.js";
 import { derivePayoutState, readPayoutLedgerFacts, type PayoutLedgerFacts, type PayoutState } from "../../domain/settlement/state.js";
-import { checkPayoutInvoice } from "../../rails/lightning/invoice.js";
+import { BIP122_CHAIN_ID, checkPayoutInvoice } from "../../rails/lightning/invoice.js";
 import { requestLogger } from "../../server/context.js";
 import { authorizeAuthorPayouts, authorizeRailAdapter, isAdmin, principalOf, requireScope } from "../authz.js";
 import {
@@ -102,16 +102,6 @@ const MAX_CLAIM = 100;
 const WATCH_GRACE_NS = 600n * NS_PER_S;
 /** A recorded deposit invoice may outlive its quote by at most this (node and daemon clocks differ). */
 const INVOICE_EXPIRY_SLACK_S = 60;
-
-/** CAIP-2 chain id of each Bitcoin network (bip122: + the first 32 hex of the genesis block hash). */
-export const BIP122_CHAIN_ID: Readonly<Record<Config["LIGHTNING_NETWORK"], string>> = {
-  mainnet: "bip122:000000000019d6689c085ae165831e93",
-  testnet: "bip122:000000000933ea01ad0ee984209779ba",
-  testnet4: "bip122:00000000da84f2bafbbc53dee25a72ae",
-  signet: "bip122:00000008819873e925422c1ff0f99f7c",
-  regtest: "bip122:0f9188f13cb7b2c71f2a335e3a4fc328",
-  simnet: "bip122:683e86bd5c6d110d91b94b97137ba6bf",
-};
 
 /** The rate provider configured for this daemon (the operator's rate), or null when Lightning is off. */
 export function configuredRateProvider(config: Config): RateProvider | null {
