@@ -191,6 +191,7 @@ export function withLightning(inner: Impl, deps: LightningDeps): Impl {
   function view(l: { row: PayoutRow; ln: LightningPayoutRow; state: PayoutState }): Payout {
     const p = payoutView(l.row, l.state);
     p.quote!.netConversion = conversionView(l.ln);
+    if (l.state === "confirmed" && l.ln.preimage !== null) p.preimage = l.ln.preimage;
     return p;
   }
   async function viewOf(id: string): Promise<Payout> {
