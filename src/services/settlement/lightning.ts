@@ -410,7 +410,11 @@ export function withLightning(inner: Impl, deps: LightningDeps): Impl {
         v.push({ field: "preimage", description: `sha256(preimage) must be the invoice's payment hash ${ln.payment_hash}` });
       }
       throwIf(v);
-      if (l.state === "confirmed") return create(CompletePayoutResponseSchema, { payout: view(l) });
+      if (l.state === "confirmed" && ln.preimage !== null) return create(CompletePayoutResponseSchema, { payout: view(l) });
+      // The node's facts first (the preimage proves payment; harmless if the post below fails),
+      // then the ledger: a crash between them is finished by the adapter's retry.
+      await lightning.recordPaid(row.payout_id, preimage, req.networkFeeNative);
+      if (l.state === "confirmed") return create(CompletePayoutResponseSchema, { payout: await viewOf(row.payout_id) });
       const ids = payoutTransferIds(BigInt(`0x${row.payout_id}`));
       const found = await ledger.lookupTransfers([ids.hold, ids.fee_hold]);
       const hold = found.find((t) => t.id === ids.hold);
@@ -430,7 +434,6 @@ export function withLightning(inner: Impl, deps: LightningDeps): Impl {
         }
         throw ledgerRejected("payout post", outcome.statuses.join(","));
       }
-      await lightning.recordPaid(row.payout_id, preimage, fee_msat);
       await store.markSettled(row.payout_id, "posted", deps.clock(), fee_msat);
       return create(CompletePayoutResponseSchema, { payout: await viewOf(row.payout_id) });
     },
