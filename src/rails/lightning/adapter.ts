@@ -198,8 +198,15 @@ export async function runAdapter(deps: LightningAdapterDeps, signal: AbortSignal
       deps.log.error({ event: "lightning_round_error", err: (e as Error).message }, "round failed (daemon or node unreachable?); retrying");
     }
     await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, deps.config.poll_interval_ms);
-      signal.addEventListener("abort", () => { clearTimeout(t); resolve(); }, { once: true });
+      const onAbort = () => {
+        clearTimeout(t);
+        resolve();
+      };
+      const t = setTimeout(() => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      }, deps.config.poll_interval_ms);
+      signal.addEventListener("abort", onAbort, { once: true });
     });
   }
 }
