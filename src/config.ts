@@ -283,6 +283,29 @@ const vars = {
     "Longest lease a rail adapter may ask for in ClaimPayouts, in seconds.",
     "3600",
   ),
+  // ---- settlement: Solana rail, service side (issue 14, docs/adr/0091) ---------------------
+  SETTLEMENT_SOLANA_CHAIN_ID: v(
+    z
+      .string()
+      .regex(/^solana:[1-9A-HJ-NP-Za-km-z]{32}$/, 'expected a CAIP-2 Solana chain id "solana:<first 32 base58 characters of the genesis hash>"')
+      .optional(),
+    "CAIP-2 chain id of the Solana rail (mainnet solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp, devnet solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1). Unset = the Solana rail is not enabled on this daemon. Checked on deposit reports; must be the Solana adapter's cluster.",
+  ),
+  SETTLEMENT_SOLANA_CLUSTER: v(
+    z.string().regex(/^[a-z0-9-]{1,32}$/, "expected 1-32 chars of [a-z0-9-]").default("mainnet-beta"),
+    "Solana cluster name written into ownership challenges (mainnet-beta, devnet, localnet).",
+    "mainnet-beta",
+  ),
+  SETTLEMENT_SOLANA_FINALITY_DEPTH: v(
+    uint("confirmations").pipe(z.number().min(1).max(10_000)).default(32),
+    "Confirmations (slots on top of the including one, as getSignatureStatuses counts them; finalized counts as this depth) a Solana payout or deposit must have before it is completed or credited. Must match the Solana adapter's required commitment.",
+    "32",
+  ),
+  PAYOUT_SOLANA_ACCOUNT_RENT_FEE_MICRO: v(
+    z.string().regex(/^\d{1,19}$/, "expected micro-USD as a non-negative integer").transform(BigInt).default(500_000n),
+    "Fee, micro-USD, added to a Solana payout's quote for the rent of the destination's USDC token account when the platform has not yet paid that destination; posted only if the payout created the account, otherwise returned to the author (ADR 0091).",
+    "500000",
+  ),
   OWNERSHIP_CHALLENGE_TTL_S: v(
     uint("seconds").pipe(z.number().min(1).max(86_400)).default(900),
     "How long an ownership challenge (CreateDestinationChallenge) can be signed and used, in seconds.",

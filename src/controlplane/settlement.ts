@@ -32,6 +32,8 @@ export interface PayoutRow {
   amount_micro: bigint;
   fee_micro: bigint;
   net_micro: bigint;
+  /** Solana: the part of fee_micro quoted for the destination's token account rent (ADR 0091). */
+  account_rent_fee_micro: bigint;
   quote_expire_time_ns: bigint;
   create_time_ns: bigint;
   update_time_ns: bigint;
@@ -57,6 +59,7 @@ const PAYOUT_COLUMNS = sql.raw(
   [
     "payout_id", "author_id", "idempotency_key", "rail", "request",
     "amount_micro::text as amount_micro", "fee_micro::text as fee_micro", "net_micro::text as net_micro",
+    "account_rent_fee_micro::text as account_rent_fee_micro",
     "quote_expire_time_ns::text as quote_expire_time_ns", "create_time_ns::text as create_time_ns",
     "update_time_ns::text as update_time_ns", "destination_address", "quote_cancelled", "confirm_refused", "held",
     "queued_time_ns::text as queued_time_ns", "claimed", "lease_expire_time_ns::text as lease_expire_time_ns",
@@ -79,6 +82,7 @@ function toPayout(r: RawPayout): PayoutRow {
     amount_micro: big(r.amount_micro),
     fee_micro: big(r.fee_micro),
     net_micro: big(r.net_micro),
+    account_rent_fee_micro: big(r.account_rent_fee_micro),
     quote_expire_time_ns: big(r.quote_expire_time_ns),
     create_time_ns: big(r.create_time_ns),
     update_time_ns: big(r.update_time_ns),
@@ -99,11 +103,25 @@ function toPayout(r: RawPayout): PayoutRow {
   };
 }
 
+/**
+ * An event the author must hear about (settlement outbox, migration 0005): written in the same
+ * transaction as the change it reports; the webhook engine delivers it and sets relay_time_ns.
+ * `payload` is the Standard Webhooks body (`{"type", "timestamp", "data"}`) as JSON text.
+ */
+export interface SettlementNotification {
+  notification_id: string;
+  event_type: string;
+  author_id: string;
+  rail: RailName;
+  payload: string;
+  create_time_ns: bigint;
+}
+
 /** What a new payout row holds (the quote). */
 export type NewPayout = Pick<
   PayoutRow,
   "payout_id" | "author_id" | "idempotency_key" | "rail" | "request" | "amount_micro" | "fee_micro" | "net_micro" | "quote_expire_time_ns" | "create_time_ns"
->;
+> & { account_rent_fee_micro?: bigint };
 
 /** Why RecordSignedTransaction's conditional update did not apply (read back after it). */
 export type RecordSignedResult = { ok: true; row: PayoutRow } | { ok: false; row: PayoutRow | null };
@@ -115,12 +133,19 @@ export interface SettlementStore {
   useChallenge(challenge_id: string, now_ms: number): Promise<boolean>;
 
   getDestinations(author_id: string, rail: RailName): Promise<RailDestinations>;
-  /** Replaces the author's destinations on the rail (one transaction). */
-  putDestinations(author_id: string, rail: RailName, d: RailDestinations): Promise<void>;
+  /**
+   * Replaces the author's destinations on the rail and, in the same transaction, records the
+   * author's notification of the change when there is one (the outbox: never a change without it).
+   */
+  putDestinations(author_id: string, rail: RailName, d: RailDestinations, notification?: SettlementNotification | null): Promise<void>;
+  /** The latest notification of `event_type` for (author, rail) whose payload data names `address`. */
+  latestNotification(author_id: string, rail: RailName, event_type: string, address: string): Promise<SettlementNotification | null>;
 
   /** Inserts a quoted payout; returns the row now stored under its id (an earlier one wins). */
   insertPayout(p: NewPayout): Promise<PayoutRow>;
   getPayout(payout_id: string): Promise<PayoutRow | null>;
+  /** Whether a payout of the author on the rail to `address` was ever posted (paid). */
+  hasPaidDestination(author_id: string, rail: RailName, address: string): Promise<boolean>;
   /** The author's payouts, newest first, strictly older than `before` (create_time_ns, payout_id). */
   listPayouts(author_id: string, rail: RailName | null, before: { create_time_ns: bigint; payout_id: string } | null, limit: number): Promise<PayoutRow[]>;
 
@@ -200,8 +225,13 @@ export function createSettlementStore(db: Kysely<Database>): SettlementStore {
       }
       return d;
     },
-    async putDestinations(author_id, rail, d) {
+    async putDestinations(author_id, rail, d, notification = null) {
       await db.transaction().execute(async (trx) => {
+        if (notification !== null) {
+          const n = notification;
+          await sql`insert into settlement_notification (notification_id, event_type, author_id, rail, payload, create_time_ns)
+            values (${n.notification_id}, ${n.event_type}, ${n.author_id}, ${n.rail}, ${n.payload}, ${n.create_time_ns.toString()})`.execute(trx);
+        }
         await sql`delete from payout_destination where author_id = ${author_id} and rail = ${rail}`.execute(trx);
         for (const [slot, dest] of [["active", d.active], ["pending", d.pending]] as const) {
           if (dest === null) continue;
@@ -211,16 +241,29 @@ export function createSettlementStore(db: Kysely<Database>): SettlementStore {
       });
     },
 
+    async latestNotification(author_id, rail, event_type, address) {
+      const r = await sql<{ notification_id: string; event_type: string; author_id: string; rail: string; payload: string; create_time_ns: string }>`select
+          notification_id, event_type, author_id, rail, payload, create_time_ns::text as create_time_ns from settlement_notification
+        where author_id = ${author_id} and rail = ${rail} and event_type = ${event_type} and (payload::jsonb -> 'data' ->> 'address') = ${address}
+        order by create_time_ns desc limit 1`.execute(db);
+      const n = r.rows[0];
+      return n ? { ...n, rail: n.rail as RailName, create_time_ns: BigInt(n.create_time_ns) } : null;
+    },
+
     async insertPayout(p) {
-      await sql`insert into payout (payout_id, author_id, idempotency_key, rail, request, amount_micro, fee_micro, net_micro, quote_expire_time_ns, create_time_ns, update_time_ns)
+      await sql`insert into payout (payout_id, author_id, idempotency_key, rail, request, amount_micro, fee_micro, net_micro, account_rent_fee_micro, quote_expire_time_ns, create_time_ns, update_time_ns)
         values (${p.payout_id}, ${p.author_id}, ${p.idempotency_key}, ${p.rail}, ${p.request}, ${p.amount_micro.toString()}, ${p.fee_micro.toString()},
-          ${p.net_micro.toString()}, ${p.quote_expire_time_ns.toString()}, ${p.create_time_ns.toString()}, ${p.create_time_ns.toString()})
+          ${p.net_micro.toString()}, ${(p.account_rent_fee_micro ?? 0n).toString()}, ${p.quote_expire_time_ns.toString()}, ${p.create_time_ns.toString()}, ${p.create_time_ns.toString()})
         on conflict do nothing`.execute(db);
       const row = await getPayout(p.payout_id);
       if (row === null) throw new Error(`payout ${p.payout_id} neither inserted nor found`);
       return row;
     },
     getPayout,
+    async hasPaidDestination(author_id, rail, address) {
+      const r = await sql`select 1 from payout where author_id = ${author_id} and rail = ${rail} and destination_address = ${address} and settled = 'posted' limit 1`.execute(db);
+      return r.rows.length > 0;
+    },
     async listPayouts(author_id, rail, before, limit) {
       const r = await sql<RawPayout>`select ${PAYOUT_COLUMNS} from payout where author_id = ${author_id}
         and (${rail}::text is null or rail = ${rail})
@@ -317,10 +360,41 @@ export interface DepositRow {
   block_hash: string;
   confirmations: number;
   finality_depth: number;
-  state: "confirming" | "credited" | "held";
+  state: "confirming" | "credited" | "held" | "reorged";
   agent_id: string | null;
   create_time_ns: bigint;
   update_time_ns: bigint;
+  /** Admin release (HELD → CREDITED, ADR 0088): the admin principal's id, reason and time. */
+  released_by: string | null;
+  release_reason: string | null;
+  release_time_ns: bigint | null;
+}
+
+/** A bound deposit source. */
+export interface DepositSourceRow {
+  rail: RailName;
+  address: string;
+  agent_id: string;
+  create_time_ns: bigint;
+}
+
+/** A refused deposit report, as kept. */
+export interface DepositRefusalRow {
+  refusal_id: bigint;
+  rail: RailName;
+  chain_id: string;
+  tx_ref: string;
+  event_index: number;
+  reason: string;
+  detail: string;
+  report: string;
+  time_ns: bigint;
+}
+
+/** Paging position: strictly older than (time, id), newest first. */
+export interface PageBefore {
+  time_ns: bigint;
+  id: string;
 }
 
 export interface DepositStore {
@@ -336,11 +410,36 @@ export interface DepositStore {
   recordDeposit(d: Omit<DepositRow, "create_time_ns" | "update_time_ns">, now_ns: bigint): Promise<DepositRow>;
   /** Keeps a refused report for the record. */
   recordRefusal(r: { rail: RailName; chain_id: string; tx_ref: string; event_index: number; reason: string; detail: string; report: string }, now_ns: bigint): Promise<void>;
+
+  /** The agent's sources, newest first, strictly older than `before` (create_time_ns, address). */
+  listSources(agent_id: string, rail: RailName | null, before: PageBefore | null, limit: number): Promise<DepositSourceRow[]>;
+  /**
+   * Deposits newest first, strictly older than `before` (create_time_ns, deposit_id): the agent's
+   * (recorded for it: from a source bound to it, or released to it), or with agent_id null the
+   * HELD ones (an admin's review queue).
+   */
+  listDeposits(agent_id: string | null, rail: RailName | null, before: PageBefore | null, limit: number): Promise<DepositRow[]>;
+  /** Refused reports, newest first, with refusal_id < `before`. */
+  listRefusals(rail: RailName | null, before: bigint | null, limit: number): Promise<DepositRefusalRow[]>;
+  /**
+   * Records an admin's release after the ledger credited it: HELD → CREDITED to `agent_id`
+   * (only from HELD; a retry for the same agent returns the row). Null when the row is neither.
+   */
+  releaseHeld(deposit_id: string, agent_id: string, admin_id: string, reason: string, now_ns: bigint): Promise<DepositRow | null>;
+  /**
+   * The adapter reported the deposit's block `block_hash` gone from the canonical chain: the
+   * block is remembered as orphaned for this deposit, and a CONFIRMING / HELD row whose recorded
+   * block is that one becomes REORGED. Returns the row after.
+   */
+  markOrphaned(deposit_id: string, block_hash: string, now_ns: bigint): Promise<DepositRow>;
+  /** True when the adapter reported `block_hash` orphaned for this deposit. */
+  isOrphaned(deposit_id: string, block_hash: string): Promise<boolean>;
 }
 
 const DEPOSIT_COLUMNS = sql.raw(
   "deposit_id, rail, chain_id, tx_ref, event_index, from_address, amount_micro::text as amount_micro, block_number::text as block_number, " +
-    "block_hash, confirmations, finality_depth, state, agent_id, create_time_ns::text as create_time_ns, update_time_ns::text as update_time_ns",
+    "block_hash, confirmations, finality_depth, state, agent_id, create_time_ns::text as create_time_ns, update_time_ns::text as update_time_ns, " +
+    "released_by, release_reason, release_time_ns::text as release_time_ns",
 );
 
 function toDeposit(r: Record<string, unknown>): DepositRow {
@@ -360,6 +459,9 @@ function toDeposit(r: Record<string, unknown>): DepositRow {
     agent_id: strOrNull(r.agent_id),
     create_time_ns: big(r.create_time_ns),
     update_time_ns: big(r.update_time_ns),
+    released_by: strOrNull(r.released_by),
+    release_reason: strOrNull(r.release_reason),
+    release_time_ns: bigOrNull(r.release_time_ns),
   };
 }
 
@@ -388,14 +490,72 @@ export function createDepositStore(db: Kysely<Database>): DepositStore {
         on conflict (deposit_id) do update set
           block_number = excluded.block_number, block_hash = excluded.block_hash,
           confirmations = excluded.confirmations, update_time_ns = excluded.update_time_ns,
-          state = case when deposit.state = 'confirming' then excluded.state else deposit.state end,
-          agent_id = case when deposit.state = 'confirming' then excluded.agent_id else deposit.agent_id end
+          state = case when deposit.state in ('confirming', 'reorged') then excluded.state else deposit.state end,
+          agent_id = case when deposit.state in ('confirming', 'reorged') then excluded.agent_id else deposit.agent_id end
         returning ${DEPOSIT_COLUMNS}`.execute(db);
       return toDeposit(r.rows[0]!);
     },
     async recordRefusal(x, now_ns) {
       await sql`insert into deposit_refusal (rail, chain_id, tx_ref, event_index, reason, detail, report, time_ns)
         values (${x.rail}, ${x.chain_id}, ${x.tx_ref}, ${x.event_index}, ${x.reason}, ${x.detail}, ${x.report}, ${now_ns.toString()})`.execute(db);
+    },
+    async listSources(agent_id, rail, before, limit) {
+      const r = await sql<{ rail: string; address: string; agent_id: string; create_time_ns: string }>`select rail, address, agent_id,
+          create_time_ns::text as create_time_ns from deposit_source
+        where agent_id = ${agent_id} and (${rail}::text is null or rail = ${rail})
+          and (${before === null} or (create_time_ns, address) < (${before?.time_ns.toString() ?? "0"}::bigint, ${before?.id ?? ""}))
+        order by create_time_ns desc, address desc limit ${limit}`.execute(db);
+      return r.rows.map((x) => ({ rail: x.rail as RailName, address: x.address, agent_id: x.agent_id, create_time_ns: BigInt(x.create_time_ns) }));
+    },
+    async listDeposits(agent_id, rail, before, limit) {
+      const r = await sql<Record<string, unknown>>`select ${DEPOSIT_COLUMNS} from deposit
+        where (${rail}::text is null or rail = ${rail})
+          and (case when ${agent_id}::text is null then state = 'held' else agent_id = ${agent_id} end)
+          and (${before === null} or (create_time_ns, deposit_id) < (${before?.time_ns.toString() ?? "0"}::bigint, ${before?.id ?? ""}))
+        order by create_time_ns desc, deposit_id desc limit ${limit}`.execute(db);
+      return r.rows.map(toDeposit);
+    },
+    async listRefusals(rail, before, limit) {
+      const r = await sql<Record<string, unknown>>`select refusal_id::text as refusal_id, rail, chain_id, tx_ref, event_index, reason, detail, report,
+          time_ns::text as time_ns from deposit_refusal
+        where (${rail}::text is null or rail = ${rail}) and (${before === null} or refusal_id < ${before?.toString() ?? "0"}::bigint)
+        order by refusal_id desc limit ${limit}`.execute(db);
+      return r.rows.map((x) => ({
+        refusal_id: big(x.refusal_id),
+        rail: String(x.rail) as RailName,
+        chain_id: String(x.chain_id),
+        tx_ref: String(x.tx_ref),
+        event_index: Number(x.event_index),
+        reason: String(x.reason),
+        detail: String(x.detail),
+        report: String(x.report),
+        time_ns: big(x.time_ns),
+      }));
+    },
+    async releaseHeld(id, agent_id, admin_id, reason, now_ns) {
+      const now = now_ns.toString();
+      const r = await sql<Record<string, unknown>>`update deposit set state = 'credited', agent_id = ${agent_id}, released_by = ${admin_id},
+          release_reason = ${reason}, release_time_ns = ${now}, update_time_ns = ${now}
+        where deposit_id = ${id} and state = 'held' returning ${DEPOSIT_COLUMNS}`.execute(db);
+      if (r.rows[0]) return toDeposit(r.rows[0]);
+      const cur = await sql<Record<string, unknown>>`select ${DEPOSIT_COLUMNS} from deposit where deposit_id = ${id}
+        and state = 'credited' and agent_id = ${agent_id} and released_by is not null`.execute(db);
+      return cur.rows[0] ? toDeposit(cur.rows[0]) : null;
+    },
+    async markOrphaned(id, block_hash, now_ns) {
+      const now = now_ns.toString();
+      return db.transaction().execute(async (trx) => {
+        await sql`insert into deposit_orphaned_block (deposit_id, block_hash, report_time_ns) values (${id}, ${block_hash}, ${now})
+          on conflict do nothing`.execute(trx);
+        await sql`update deposit set state = 'reorged', update_time_ns = ${now}
+          where deposit_id = ${id} and state in ('confirming', 'held') and block_hash = ${block_hash}`.execute(trx);
+        const r = await sql<Record<string, unknown>>`select ${DEPOSIT_COLUMNS} from deposit where deposit_id = ${id}`.execute(trx);
+        return toDeposit(r.rows[0]!);
+      });
+    },
+    async isOrphaned(id, block_hash) {
+      const r = await sql`select 1 from deposit_orphaned_block where deposit_id = ${id} and block_hash = ${block_hash}`.execute(db);
+      return r.rows.length > 0;
     },
   };
 }

@@ -272,3 +272,19 @@ export function authorizeBindDepositSource(p: Principal): string {
   requireScope(p, ["ledger:write"], "bind a deposit source");
   return p.id;
 }
+
+/**
+ * Reading deposits / deposit sources: an agent its own (an empty `requested` means itself), an
+ * admin anyone's. Returns the agent whose rows to read; "" only for an admin who named none
+ * (ListDeposits then lists the HELD deposits, the admin's review queue).
+ */
+export function authorizeReadDeposits(p: Principal, requested: string, action: string): string {
+  if (isAdmin(p)) return requested;
+  requireScope(p, ["ledger:read", "ledger:write"], action);
+  if (p.kind !== "agent" || (requested !== "" && requested !== p.id)) {
+    throw permissionDenied(`${who(p)} may not ${action}${requested ? ` of agent ${JSON.stringify(requested)}` : ""}: only its own`, {
+      principal_kind: p.kind,
+    });
+  }
+  return p.id;
+}

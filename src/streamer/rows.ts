@@ -71,6 +71,7 @@ export function identityKind(code: number): string {
       return "platform";
     case AccountCode.rail_inbound:
     case AccountCode.rail_outbound:
+    case AccountCode.rail_fees:
       return "rail";
     default:
       return "other";

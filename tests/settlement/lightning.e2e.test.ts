@@ -50,13 +50,14 @@ function startAdapter(): void {
     cwd: ROOT,
     env: {
       ...env,
-      MASQUES_ENDPOINT: `http://${h.d.daemon.grpcAddr}`,
-      MASQUES_TOKEN: railToken,
+      RAIL_DAEMON_ENDPOINT: `http://${h.d.daemon.grpcAddr}`,
+      RAIL_TOKEN_FILE: path.join(dir, "rail.token"),
+      RAIL_DATA_DIR: dir,
       LND_REST_URL: lnd.url,
       LND_MACAROON_FILE: path.join(dir, "a.macaroon"),
       LND_NETWORK: "regtest",
       LND_POLL_INTERVAL_MS: "100",
-      LOG_LEVEL: "info",
+
     },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -84,7 +85,6 @@ async function until(what: string, check: () => Promise<boolean> | boolean, time
   }
 }
 
-let railToken = "";
 const sends = () => lnd.calls.get("POST /v2/router/send") ?? 0;
 const tracks = () => lnd.calls.get("GET /v2/router/track") ?? 0;
 const totalCalls = () => [...lnd.calls.values()].reduce((a, b) => a + b, 0);
@@ -133,7 +133,7 @@ beforeAll(async () => {
   const mac = randomBytes(40);
   writeFileSync(path.join(dir, "a.macaroon"), mac);
   lnd = await startLndStandIn(pair, pair.a, mac.toString("hex"));
-  railToken = await h.d.token("rail", "lightning");
+  writeFileSync(path.join(dir, "rail.token"), await h.d.token("rail", "lightning"));
 }, 300_000);
 
 afterAll(async () => {

@@ -218,6 +218,14 @@ describe("who may do what", () => {
     const next = newAccount();
     const r = (await h.prove(AUTHOR, next)).destination!;
     expect(r).toMatchObject({ address: next.address, state: DestinationState.PENDING });
+    // The author is notified: an outbox event recorded with the change, shown on the pending row.
+    expect(r.notificationId).toMatch(/^ntf_[0-9a-f]{32}$/);
+    expect(r.notifyTime).toBeDefined();
+    const shown = (await (await h.settlement("author", AUTHOR)).listPayoutDestinations({})).destinations;
+    expect(shown).toEqual([
+      expect.objectContaining({ address: dest.address, state: DestinationState.ACTIVE, notificationId: "" }),
+      expect.objectContaining({ address: next.address, state: DestinationState.PENDING, notificationId: r.notificationId }),
+    ]);
     const p = await queued("payout-cooling", 100_000n);
     expect(p.destinationAddress).toBe(dest.address);
     h.d.advance(3601);

@@ -1,98 +1,119 @@
 /**
- * `masques-ledger rail <name>`: run a rail adapter as its own process (ARCHITECTURE "Settlement":
- * the only component holding chain / node credentials; it reaches the daemon only through the
- * generated SettlementService client as the `rail` principal of its rail). Built here:
- * `lightning` (issue 15, ADR 0096). The Base and Solana adapters plug into the same dispatch.
+ * `masques-ledger rail <rail>`: run a settlement rail adapter in the foreground (ADR 0081). Base and
+ * Lightning (src/rails/lightning/cli.ts, ADR 0096) are implemented; Solana adds its driver here. The adapter talks to the daemon only
+ * through the generated SettlementService client, as the `rail` principal of its rail.
  */
-import { parseArgs } from "node:util";
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import { SettlementService } from "../../../clients/gen/masques/ledger/v1/settlement_service_pb.js";
-import { createLogger } from "../../log.js";
-import { runAdapter } from "../../rails/lightning/adapter.js";
-import { LightningRailConfigError, lightningRailConfigDocs, loadLightningRailConfig, loadLndCredentials } from "../../rails/lightning/config.js";
-import { connectLnd, LndNetworkMismatchError, LndRestError } from "../../rails/lightning/lnd-rest.js";
 import type { CliCommand } from "../command.js";
 import { ExitCode } from "../command.js";
+import { createLogger } from "../../log.js";
+import { AdapterConfigError, adapterConfigDocs, loadAdapterConfig, readTokenFile } from "../../rails/adapter/config.js";
+import { fileCursorStore } from "../../rails/adapter/cursor.js";
+import { settlementClient } from "../../rails/adapter/daemon-client.js";
+import { createRailAdapter, type FaultPoint } from "../../rails/adapter/runner.js";
+import { BaseRailConfigError, baseRailConfigDocs, loadBaseRailConfig, loadHotWalletKey } from "../../rails/base/config.js";
+import { BaseChainStartupError, connectBaseChain } from "../../rails/base/chain.js";
+import { baseDriver } from "../../rails/base/driver.js";
+import { lightningRailHelp, runLightningRail } from "../../rails/lightning/cli.js";
 
-const help = `Usage: masques-ledger rail lightning
+const FAULT_POINTS: readonly FaultPoint[] = ["after_sign", "after_record", "after_broadcast"];
 
-Runs the Lightning rail adapter until SIGTERM/SIGINT: claims Lightning payouts and pays the
-author's BOLT11 invoice through LND's REST API (asking LND for the payment hash first: a hash is
-paid at most once, also after a crash), completes them with the preimage or fails them (the daemon
-voids; the author's money comes back); creates deposit invoices the daemon quoted and reports the
-settled ones (credited once, at the quoted rate).
+function docs(d: Readonly<Record<string, { doc: string; default: string }>>): string {
+  return Object.entries(d)
+    .map(([k, v]) => `  ${k}${v.default === "" ? "" : ` (default ${v.default})`}\n      ${v.doc}`)
+    .join("\n");
+}
 
-Environment:
-  MASQUES_ENDPOINT   the daemon's gRPC URL (e.g. http://127.0.0.1:50051). Required.
-  MASQUES_TOKEN      a bearer token of the rail principal "lightning" with scope rail:settle
-                     (e.g. masques-ledger token --kind rail --id lightning). Required.
-${Object.entries(lightningRailConfigDocs)
-  .map(([k, d]) => `  ${k}${d.default ? ` (default ${d.default})` : ""}\n      ${d.doc}`)
-  .join("\n")}
+const help = `Usage: masques-ledger rail base | masques-ledger rail lightning
 
-The LND REST client has been tested against an LND-compatible stand-in over real LDK nodes
-(tests/support/lnd-rest-server.ts), not against LND itself (docs/adr/0093).
+Runs the Base (USDC) rail adapter in the foreground: every BASE_POLL_INTERVAL_MS it claims the
+rail's payouts from the daemon, re-examines every payout already signed first (re-broadcasts the
+recorded transaction or settles it from the chain), then pre-flights, signs, records (through the
+daemon) and broadcasts new ones, completes them at BASE_FINALITY_DEPTH and fails them on a
+definite failure; then scans the chain for deposits from a durable cursor in RAIL_DATA_DIR,
+verifies each on chain and reports it. It never signs a payout anew while its recorded
+transaction can still land. Logs are JSON lines on stdout. SIGINT/SIGTERM finish the tick in
+progress, then exit 0. Exit codes: 0 stopped, 2 invalid configuration, 3 start-up failure.
 
-Exit codes: 0 stopped by a signal, 2 bad configuration, 3 LND or the daemon unreachable at start.`;
+Configuration (environment only):
+${docs(adapterConfigDocs)}
+${docs(baseRailConfigDocs)}
+  RAIL_FAULT_KILL_AT
+      Fault injection for crash-recovery tests only: after_sign | after_record | after_broadcast
+      makes the process SIGKILL itself the first time it reaches that step. Never set in production.
+
+${lightningRailHelp}`;
 
 export const railCommand: CliCommand = {
   name: "rail",
-  summary: "Run a rail adapter (lightning) as its own process",
+  summary: "Run a settlement rail adapter (base, lightning) in the foreground",
   help,
   async run(argv) {
-    const { positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true });
-    if (positionals[0] !== "lightning" || positionals.length !== 1) {
-      process.stderr.write(`masques-ledger rail: expected "lightning" (the rail to run)\n${help}\n`);
+    const [name, ...rest] = argv;
+    if (name === "lightning" && rest.length === 0) return runLightningRail();
+    if (name !== "base" || rest.length > 0) {
+      process.stderr.write(
+        name === "solana" ? `rail: the ${name} adapter is not built yet (base, lightning)\n` : `rail: expected exactly one rail name: base or lightning (see --help)\n`,
+      );
       return ExitCode.usage;
     }
-    const endpoint = process.env["MASQUES_ENDPOINT"]?.trim();
-    const token = process.env["MASQUES_TOKEN"]?.trim();
-    if (!endpoint || !token) {
-      process.stderr.write("masques-ledger rail lightning: MASQUES_ENDPOINT and MASQUES_TOKEN (a rail token for \"lightning\") must be set\n");
-      return ExitCode.usage;
-    }
-    let config;
-    let credentials;
+    let adapterConfig, baseConfig, key;
     try {
-      config = loadLightningRailConfig();
-      credentials = loadLndCredentials(config);
+      adapterConfig = loadAdapterConfig();
+      baseConfig = loadBaseRailConfig();
+      key = loadHotWalletKey(baseConfig.hot_wallet_key_file);
+      readTokenFile(adapterConfig.token_file);
     } catch (e) {
-      if (e instanceof LightningRailConfigError) {
-        process.stderr.write(`masques-ledger rail lightning: ${e.message}\n`);
+      if (e instanceof AdapterConfigError || e instanceof BaseRailConfigError) {
+        process.stderr.write(`masques-ledger rail base: ${e.message}\n`);
         return ExitCode.usage;
       }
       throw e;
     }
-    const log = createLogger({ level: process.env["LOG_LEVEL"] ?? "info" });
-    let lnd;
-    try {
-      lnd = await connectLnd({ config, credentials });
-    } catch (e) {
-      if (e instanceof LndNetworkMismatchError) {
-        process.stderr.write(`masques-ledger rail lightning: ${e.message}\n`);
-        return ExitCode.usage;
-      }
-      if (e instanceof LndRestError) {
-        process.stderr.write(`masques-ledger rail lightning: LND at ${config.rest_url}: ${e.message}\n`);
-        return ExitCode.outage;
-      }
-      throw e;
+    const faultText = process.env.RAIL_FAULT_KILL_AT?.trim() ?? "";
+    if (faultText !== "" && !FAULT_POINTS.includes(faultText as FaultPoint)) {
+      process.stderr.write(`masques-ledger rail base: RAIL_FAULT_KILL_AT: expected one of ${FAULT_POINTS.join(", ")}, got "${faultText}"\n`);
+      return ExitCode.usage;
     }
-    const auth: Interceptor = (next) => (req) => {
-      req.header.set("authorization", `Bearer ${token}`);
-      return next(req);
-    };
-    const settlement = createClient(SettlementService, createGrpcTransport({ baseUrl: endpoint, interceptors: [auth] }));
+    const log = createLogger({ level: process.env.MASQUES_LOG_LEVEL ?? "info" }).child({ component: "rail", rail: "base" });
+    let chain;
+    try {
+      chain = await connectBaseChain(baseConfig, key);
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      log.fatal({ err: message }, "cannot connect to the Base node");
+      process.stderr.write(`masques-ledger rail base: start-up failed: ${message}\n`);
+      return e instanceof BaseChainStartupError ? ExitCode.usage : ExitCode.outage;
+    }
+    const tokenFile = adapterConfig.token_file;
+    const adapter = createRailAdapter({
+      settlement: settlementClient(adapterConfig.daemon_endpoint, () => readTokenFile(tokenFile)),
+      driver: baseDriver(chain, baseConfig.scan_from_block),
+      cursor: fileCursorStore(adapterConfig.data_dir, "base"),
+      log,
+      claim_max: adapterConfig.claim_max,
+      resign_max: adapterConfig.resign_max,
+      ...(faultText === ""
+        ? {}
+        : {
+            fault: (point: FaultPoint) => {
+              if (point !== faultText) return;
+              log.warn({ event: "fault_injected", point }, "RAIL_FAULT_KILL_AT: killing this process");
+              process.kill(process.pid, "SIGKILL");
+            },
+          }),
+    });
     const stop = new AbortController();
-    for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => stop.abort());
-    try {
-      await runAdapter({ settlement, lnd, config, log, now_s: () => Math.floor(Date.now() / 1000) }, stop.signal);
-    } catch (e) {
-      const c = ConnectError.from(e);
-      process.stderr.write(`masques-ledger rail lightning: ${Code[c.code]}: ${c.rawMessage}\n`);
-      return ExitCode.outage;
-    }
+    const onSignal = (sig: NodeJS.Signals) => {
+      log.info({ signal: sig }, "stopping after the tick in progress");
+      stop.abort();
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+    log.info({ event: "listening", hot_wallet: chain.hot_wallet, chain_id: baseConfig.chain_id, daemon: adapterConfig.daemon_endpoint }, "rail adapter started");
+    await adapter.run(baseConfig.poll_interval_ms, stop.signal);
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    log.info({ event: "stopped" }, "rail adapter stopped");
     return ExitCode.ok;
   },
 };

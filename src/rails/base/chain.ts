@@ -660,6 +660,8 @@ export interface BaseChain {
   preflightPayout(req: PreflightRequest): Promise<PreflightResult>;
   suggestFees(): Promise<{ max_fee_per_gas: bigint; max_priority_fee_per_gas: bigint }>;
   nonces(): Promise<{ latest: number; pending: number }>;
+  /** The node's latest block number. */
+  headNumber(): Promise<bigint>;
 }
 
 /**
@@ -707,5 +709,6 @@ export async function connectBaseChain(config: BaseRailConfig, hot_wallet_key: H
     preflightPayout: (req) => preflightPayout(deps, req),
     suggestFees: () => suggestFees(deps),
     nonces: () => hotWalletNonces(deps),
+    headNumber: () => client.getBlockNumber(),
   };
 }

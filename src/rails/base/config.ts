@@ -76,6 +76,10 @@ const vars = {
     "Upper bound on the block range of one eth_getLogs call of the deposit scan (providers cap it).",
     "2000",
   ),
+  BASE_SCAN_FROM_BLOCK: v(
+    z.string().regex(/^\d+$/, "expected a block number").transform(BigInt).optional(),
+    "First block the adapter's deposit scan reads when it has no saved cursor yet (the deposit address's first use). Unset: the head at first start.",
+  ),
 } as const;
 
 type Vars = typeof vars;
@@ -104,6 +108,8 @@ export interface BaseRailConfig {
   readonly finality_depth: number;
   readonly poll_interval_ms: number;
   readonly log_range_max_blocks: number;
+  /** First block of a fresh deposit scan; null = the head at first start. */
+  readonly scan_from_block: bigint | null;
 }
 
 export class BaseRailConfigError extends Error {
@@ -139,6 +145,7 @@ export function loadBaseRailConfig(env: NodeJS.ProcessEnv = process.env): BaseRa
     finality_depth: c.BASE_FINALITY_DEPTH,
     poll_interval_ms: c.BASE_POLL_INTERVAL_MS,
     log_range_max_blocks: c.BASE_LOG_RANGE_MAX_BLOCKS,
+    scan_from_block: c.BASE_SCAN_FROM_BLOCK ?? null,
   };
 }
 

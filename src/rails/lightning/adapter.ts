@@ -17,15 +17,13 @@
  * Deposits: invoices to create are created (memo = the deposit invoice id, expiry = what is left
  * of the quote) and recorded; open invoices are looked up and SETTLED ones reported once.
  */
-import type { Client } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { Rail } from "../../../clients/gen/masques/ledger/v1/common_pb.js";
-import { DepositInvoiceState, type ClaimedPayout, type DepositInvoice, type SettlementService } from "../../../clients/gen/masques/ledger/v1/settlement_service_pb.js";
+import { DepositInvoiceState, type ClaimedPayout, type DepositInvoice } from "../../../clients/gen/masques/ledger/v1/settlement_service_pb.js";
+import type { SettlementClient } from "../adapter/daemon-client.js";
 import type { LightningRailConfig } from "./config.js";
 import { BIP122_CHAIN_ID, checkPayoutInvoice } from "./invoice.js";
 import type { LndRestClient, PayoutOutcome } from "./lnd-rest.js";
-
-export type SettlementClient = Client<typeof SettlementService>;
 
 export interface LightningAdapterDeps {
   readonly settlement: SettlementClient;

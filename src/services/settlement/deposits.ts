@@ -28,13 +28,13 @@ import { idToHex } from "../../domain/ids.js";
 import { decideDepositReport } from "../../domain/settlement/deposits.js";
 import { canonicalDepositKey, depositCreditId, DepositKeyError } from "../../domain/settlement/ids.js";
 import { depositOutcome } from "../../domain/settlement/plans.js";
-import { verifyOwnershipProof } from "../../rails/base/ownership.js";
+import { railProfile } from "./rails.js";
 import { requestLogger } from "../../server/context.js";
 import { authorizeBindDepositSource, authorizeRailAdapter, principalOf } from "../authz.js";
 import { alreadyExists, failedPrecondition, invalidArgument, ledgerRejected, permissionDenied, statusError, type Violation } from "../errors.js";
 import { Code } from "@connectrpc/connect";
 import { transferView, timestampFromNs } from "../views.js";
-import { canonicalBaseAddress, protoRail, railOf } from "./views.js";
+import { protoRail, railOf } from "./views.js";
 
 export interface DepositDeps {
   ledger: Client;
@@ -48,7 +48,7 @@ export interface DepositDeps {
 
 const NS_PER_MS = 1_000_000n;
 
-const STATE = { confirming: DepositState.CONFIRMING, credited: DepositState.CREDITED, held: DepositState.HELD } as const;
+const STATE = { confirming: DepositState.CONFIRMING, credited: DepositState.CREDITED, held: DepositState.HELD, reorged: DepositState.REORGED } as const;
 
 export function depositView(d: DepositRow) {
   return create(DepositSchema, {
@@ -64,14 +64,19 @@ export function depositView(d: DepositRow) {
     state: STATE[d.state],
     agentId: d.agent_id ?? "",
     createTime: timestampFromNs(d.create_time_ns),
+    blockNumber: d.block_number,
+    blockHash: d.block_hash,
+    releasedBy: d.released_by ?? "",
+    releaseReason: d.release_reason ?? "",
+    releaseTime: d.release_time_ns === null ? undefined : timestampFromNs(d.release_time_ns),
   });
 }
 
 /** The deposit handlers, merged into the SettlementService implementation. */
 export function createDepositHandlers(deps: DepositDeps): Pick<ServiceImpl<typeof SettlementService>, "bindDepositSource" | "reportDeposit"> {
   const { ledger, config } = deps;
-  const chainId = (rail: RailName): string => (rail === "base" ? `eip155:${config.SETTLEMENT_BASE_CHAIN_ID}` : "");
-  const finality = (rail: RailName): number => (rail === "base" ? config.SETTLEMENT_BASE_FINALITY_DEPTH : Number.MAX_SAFE_INTEGER);
+  const chainId = (rail: RailName): string => railProfile(config, rail).chain_id;
+  const finality = (rail: RailName): number => railProfile(config, rail).finality_depth;
 
   function enabled(r: number): RailName {
     const rail = railOf(r);
@@ -84,9 +89,10 @@ export function createDepositHandlers(deps: DepositDeps): Pick<ServiceImpl<typeo
     async bindDepositSource(req, ctx) {
       const agent = authorizeBindDepositSource(principalOf(ctx));
       const rail = enabled(req.rail);
+      const rp = railProfile(config, rail);
       const v: Violation[] = [];
-      const address = canonicalBaseAddress(req.address);
-      if (address === null) v.push({ field: "address", description: "must be a 20-byte 0x-hex address (all lower/upper case, or with a valid EIP-55 checksum)" });
+      const address = rp.canonicalAddress(req.address);
+      if (address === null) v.push({ field: "address", description: rp.address_rule });
       if (!req.proof || !/^[0-9a-f]{32}$/.test(req.proof.challengeId)) v.push({ field: "proof.challenge_id", description: "must be the 32-hex challenge_id from CreateDestinationChallenge" });
       if (v.length > 0) throw invalidArgument(v);
       const now = deps.clock();
@@ -105,7 +111,7 @@ export function createDepositHandlers(deps: DepositDeps): Pick<ServiceImpl<typeo
         if (owner !== null) return view(owner);
         throw invalid("already used");
       }
-      const proof = await verifyOwnershipProof(c, req.proof!.signature, Number(now / NS_PER_MS));
+      const proof = await rp.verifyProof(c, req.proof!.signature, Number(now / NS_PER_MS));
       if (!proof.ok) {
         if (proof.kind === "expired") throw invalid(proof.reason);
         if (proof.kind === "malformed_signature") throw invalidArgument([{ field: "proof.signature", description: proof.reason.replace(/^signature: /, "") }]);
@@ -122,8 +128,9 @@ export function createDepositHandlers(deps: DepositDeps): Pick<ServiceImpl<typeo
       if (rail === undefined) throw permissionDenied(`rail adapter ${JSON.stringify(p.id)} is not a known rail`, { principal_kind: p.kind });
       authorizeRailAdapter(p, rail, "report deposits");
       if (!deps.rails.includes(rail)) throw failedPrecondition("RAIL_NOT_ENABLED", `deposits on rail ${rail} are not enabled on this daemon`, { rail });
-      const from = canonicalBaseAddress(req.fromAddress);
-      if (from === null) throw invalidArgument([{ field: "from_address", description: "must be a 20-byte 0x-hex address" }]);
+      const rp = railProfile(config, rail);
+      const from = rp.canonicalAddress(req.fromAddress);
+      if (from === null) throw invalidArgument([{ field: "from_address", description: rp.address_rule }]);
       const now = deps.clock();
       const report = { chain_id: req.chainId, tx_ref: req.txRef, event_index: req.eventIndex, from_address: from, amount_micro: req.amountMicro, confirmations: req.confirmations };
       let depositId: string | null = null;
@@ -133,6 +140,8 @@ export function createDepositHandlers(deps: DepositDeps): Pick<ServiceImpl<typeo
         if (!(e instanceof DepositKeyError)) throw e;
       }
       const earlier = depositId === null ? null : await deps.deposits.getDeposit(depositId);
+      // Block hashes compare case-insensitively where they are hex (Base); Solana's are base58.
+      const blockHash = rp.canonicalBlockHash(req.blockHash);
       const boundAgent = await deps.deposits.sourceAgent(rail, from);
       let binding: { wallet_id: bigint; wallet: "open" | "missing" | "closed" } | null = null;
       if (boundAgent !== null) {
@@ -164,14 +173,45 @@ export function createDepositHandlers(deps: DepositDeps): Pick<ServiceImpl<typeo
             from_address: from,
             amount_micro: req.amountMicro,
             block_number: req.blockNumber,
-            block_hash: req.blockHash,
+            block_hash: blockHash,
             confirmations: req.confirmations,
             finality_depth: finality(rail),
             state,
             agent_id,
+            released_by: null,
+            release_reason: null,
+            release_time_ns: null,
           },
           now,
         );
+      /**
+       * Reorgs (ADR 0088): a report naming a block the adapter reported orphaned for this deposit
+       * is stale and refused; a `removed` report marks that block orphaned and a deposit not yet
+       * credited whose recorded block it is becomes REORGED (nothing credited); a credited one is
+       * an alarm (finality was not final) and the report is refused. Null: carry on.
+       */
+      const reorgStep = async (key: { chain_id: string; tx_ref: string; event_index: number }) => {
+        if (earlier !== null && (await deps.deposits.isOrphaned(earlier.deposit_id, blockHash))) {
+          await refuse("DEPOSIT_BLOCK_ORPHANED", `block ${blockHash} was reported orphaned for this deposit`);
+          throw failedPrecondition("DEPOSIT_BLOCK_ORPHANED", `block ${blockHash} was reported gone from the canonical chain for this deposit: a stale report; report the block that includes it now`, { deposit_id: earlier.deposit_id, block_hash: blockHash });
+        }
+        if (!req.removed) return null;
+        if (earlier !== null && earlier.state === "credited") {
+          requestLogger(ctx).error({ event: "deposit_reorged_after_credit", deposit_id: earlier.deposit_id, block_hash: blockHash }, "ALARM: a deposit credited at finality was reported gone from the chain");
+          await refuse("DEPOSIT_ALREADY_CREDITED", `removed at ${blockHash} after it was credited`);
+          throw failedPrecondition("DEPOSIT_ALREADY_CREDITED", `deposit ${earlier.deposit_id} was credited at finality; a removal is not applied (alarm raised)`, { deposit_id: earlier.deposit_id });
+        }
+        if (earlier === null) await record(key, "reorged", boundAgent);
+        const row = await deps.deposits.markOrphaned(depositId!, blockHash, now);
+        if (earlier?.state === "held" && row.state === "reorged") {
+          requestLogger(ctx).error({ event: "deposit_reorged_after_hold", deposit_id: row.deposit_id }, "a held deposit was reported gone from the chain: not releasable");
+        }
+        return create(ReportDepositResponseSchema, { deposit: depositView(row) });
+      };
+      if (decision.action !== "refuse" && depositId !== null) {
+        const reorg = await reorgStep(decision.key);
+        if (reorg !== null) return reorg;
+      }
       switch (decision.action) {
         case "refuse": {
           if (decision.reason === "INVALID_ARGUMENT") {
@@ -197,6 +237,13 @@ export function createDepositHandlers(deps: DepositDeps): Pick<ServiceImpl<typeo
         case "credit": {
           if (earlier !== null && earlier.state === "held") {
             return create(ReportDepositResponseSchema, { deposit: depositView(await record(decision.key, "held", null)) });
+          }
+          if (earlier !== null && earlier.state === "credited") {
+            // Already credited (by an earlier report or an admin's release): a replay, whatever
+            // the source's binding says now; nothing is submitted again.
+            const row = await record(decision.key, "credited", earlier.agent_id);
+            const [t] = await ledger.lookupTransfers([decision.transfer.id]);
+            return create(ReportDepositResponseSchema, { deposit: depositView(row), transfer: t ? transferView(t) : undefined });
           }
           const [result] = await ledger.createTransfers([decision.transfer]);
           const outcome = depositOutcome(result!);

@@ -29,6 +29,7 @@ import {
   ClaimPayoutsResponseSchema,
   CompletePayoutResponseSchema,
   ConfirmPayoutResponseSchema,
+  FailPayoutResponseSchema,
   ConversionSchema,
   DepositInvoiceSchema,
   DepositInvoiceState,
@@ -62,7 +63,7 @@ import {
   type RateProvider,
 } from "../../domain/settlement/conversion.js";
 import { canonicalDepositKey, payoutId, payoutTransferIds } from "../../domain/settlement/ids.js";
-import { holdOutcome, payoutHoldPlan, readPayoutHold } from "../../domain/settlement/plans.js";
+import { holdOutcome, payoutHoldPlan, payoutVoidPlan, readPayoutHold, settleOutcome } from "../../domain/settlement/plans.js";
 import { computePayoutQuote, isQuoteUsable } from "../../domain/settlement/quote.js";
 import { derivePayoutState, readPayoutLedgerFacts, type PayoutLedgerFacts, type PayoutState } from "../../domain/settlement/state.js";
 import { BIP122_CHAIN_ID, checkPayoutInvoice } from "../../rails/lightning/invoice.js";
@@ -345,7 +346,41 @@ export function withLightning(inner: Impl, deps: LightningDeps): Impl {
       return decorate(await inner.cancelPayout!(req, ctx));
     },
     async failPayout(req, ctx) {
-      return decorate(await inner.failPayout!(req, ctx));
+      const l = await loadLn(req.payoutId);
+      if (l === null) return inner.failPayout!(req, ctx);
+      railCaller(ctx, "fail a payout");
+      const { row } = l;
+      const v: Violation[] = [];
+      const reason = req.reason.trim();
+      if (reason === "" || reason.length > 1000) v.push({ field: "reason", description: "must be a sentence of 1-1000 characters" });
+      const hash = req.txRef.toLowerCase();
+      if (row.tx_ref === null && hash !== "") v.push({ field: "tx_ref", description: "must be empty: no payment is recorded for this payout" });
+      if (row.tx_ref !== null && hash !== row.tx_ref) v.push({ field: "tx_ref", description: `must be the recorded payment hash ${row.tx_ref}, which the node reported failed` });
+      throwIf(v);
+      if (l.state === "failed" || l.state === "cancelled") return create(FailPayoutResponseSchema, { payout: view(l) });
+      const posted = () => failedPrecondition("PAYOUT_ALREADY_POSTED", `payout ${row.payout_id} was already completed`, { payout_id: row.payout_id });
+      if (l.state === "confirmed") throw posted();
+      const intent = await store.setVoidIntent(row.payout_id, "failed", reason, deps.clock());
+      if (intent === null) {
+        const cur = (await loadLn(row.payout_id))!;
+        if (cur.state === "confirmed") throw posted();
+        if (cur.row.void_intent !== "cancelled") throw ledgerRejected("payout void", `unexpected state ${cur.state}`);
+      }
+      const outcome = settleOutcome(await ledger.createTransfers(payoutVoidPlan(BigInt(`0x${row.payout_id}`), intent === null ? "cancelled" : "failed")));
+      switch (outcome.kind) {
+        case "applied":
+        case "exists":
+        case "voided_with_other_cause":
+          await store.markSettled(row.payout_id, "voided", deps.clock(), null);
+          return create(FailPayoutResponseSchema, { payout: await viewOf(row.payout_id) });
+        case "already_posted":
+          throw posted();
+        case "already_voided":
+        case "hold_not_found":
+          throw ledgerRejected("payout void", outcome.kind);
+        case "rejected":
+          throw ledgerRejected("payout void", outcome.statuses.join(","));
+      }
     },
 
     // ---- the Lightning adapter: payouts ----

@@ -4,8 +4,9 @@
  * payout destinations (Base, EIP-191), quotes, confirmation (the pending hold earnings → rail
  * outbound with NO timeout), reads, cancel while queued, and the rail adapter's side (claim
  * under a lease, record the signed transaction before broadcast, complete = post, fail = void).
- * Deposits: ./deposits.ts (BindDepositSource, ReportDeposit). Not registered yet (UNIMPLEMENTED):
- * ListDepositSources, ListDeposits and the Lightning deposit invoices.
+ * Deposits: ./deposits.ts (BindDepositSource, ReportDeposit), ./deposit-reads.ts (ListDepositSources,
+ * ListDeposits, the admin's ListDepositRefusals and ReleaseHeldDeposit). Not registered here:
+ * the Lightning deposit invoices.
  *
  * Order of writes (ADR 0070, "the ledger decides, the database records"): the control-plane
  * intent first (fixed destination, void intent, signed transaction), then the ledger, then the
@@ -16,7 +17,6 @@
 import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { keccak256, toHex } from "viem";
 import {
   CancelPayoutDestinationChangeResponseSchema,
   CancelPayoutResponseSchema,
@@ -55,7 +55,10 @@ import {
   readPayoutHold,
   settleOutcome,
 } from "../../domain/settlement/plans.js";
+import { timestampFromNs } from "../views.js";
+import { DESTINATION_CHANGE_PENDING, DESTINATION_CHANGE_WITHDRAWN, destinationChangeNotification } from "./notifications.js";
 import {
+  type Destination,
   cancelDestinationChange,
   destinationsAt,
   payingDestination,
@@ -69,7 +72,6 @@ import {
   type PayoutLedgerFacts,
   type PayoutState,
 } from "../../domain/settlement/state.js";
-import { buildOwnershipChallenge, newChallengeNonce, verifyOwnershipProof } from "../../rails/base/ownership.js";
 import type { DaemonContext, ServiceRegistration } from "../../server/registry.js";
 import { defineService } from "../../server/registry.js";
 import { requestLogger } from "../../server/context.js";
@@ -95,11 +97,13 @@ import {
 } from "../errors.js";
 import { parseHexId, parsePageSize } from "../views.js";
 import { createDepositHandlers } from "./deposits.js";
+import { enabledRails, railProfile } from "./rails.js";
+import { createDepositReadHandlers } from "./deposit-reads.js";
 import { configuredRateProvider, withLightning } from "./lightning.js";
-import { canonicalBaseAddress, destinationView, payoutView, protoPayoutState, protoRail, railOf } from "./views.js";
+import { destinationView, payoutView, protoPayoutState, protoRail, railOf } from "./views.js";
 
-/** Rails this daemon pays out on today (Solana and Lightning follow, issues 14 and 15). */
-export const ENABLED_PAYOUT_RAILS: readonly RailName[] = ["base"];
+/** Rails a daemon can pay out on (Lightning follows, issue 15); enabled per configuration (rails.ts). */
+export const PAYOUT_RAILS: readonly RailName[] = ["base", "solana"];
 
 export interface SettlementServiceDeps {
   ledger: Client;
@@ -129,11 +133,11 @@ function payoutNotFound(id: string): Error {
 }
 
 /** The rail of a request, enabled here; throws INVALID_ARGUMENT / FAILED_PRECONDITION. */
-function enabledRail(r: number, field = "rail"): RailName {
+export function enabledRailOf(enabled: readonly RailName[], r: number, field = "rail"): RailName {
   const rail = railOf(r);
   if (rail === null) throw invalidArgument([{ field, description: "must be set (RAIL_BASE, RAIL_SOLANA or RAIL_LIGHTNING)" }]);
-  if (!ENABLED_PAYOUT_RAILS.includes(rail)) {
-    throw failedPrecondition("RAIL_NOT_ENABLED", `payouts on rail ${rail} are not enabled on this daemon (enabled: ${ENABLED_PAYOUT_RAILS.join(", ")})`, { rail });
+  if (!enabled.includes(rail) || !PAYOUT_RAILS.includes(rail)) {
+    throw failedPrecondition("RAIL_NOT_ENABLED", `payouts on rail ${rail} are not enabled on this daemon (enabled: ${enabled.join(", ")})`, { rail });
   }
   return rail;
 }
@@ -145,6 +149,9 @@ function throwIf(v: Violation[]): void {
 export function createSettlementService(deps: SettlementServiceDeps): Partial<ServiceImpl<typeof SettlementService>> {
   const { ledger, store, config } = deps;
   const schedule = feeSchedule(config);
+  const ENABLED_PAYOUT_RAILS = enabledRails(config).filter((r) => PAYOUT_RAILS.includes(r));
+  const enabledRail = (r: number, field = "rail") => enabledRailOf(ENABLED_PAYOUT_RAILS, r, field);
+  const profile = (rail: RailName) => railProfile(config, rail);
 
   async function ledgerFacts(id: bigint): Promise<PayoutLedgerFacts> {
     const ids = payoutTransferIds(id);
@@ -219,15 +226,36 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
     return l;
   }
 
+  /**
+   * Solana (ADR 0091): the author pays the rent of the destination's USDC token account when the
+   * platform never paid that destination (the adapter creates the account idempotently); the part
+   * is posted only if the payout created the account. 0 on other rails and for paid destinations.
+   */
+  async function accountRentFee(author_id: string, rail: RailName, address: string): Promise<bigint> {
+    if (rail !== "solana") return 0n;
+    return (await store.hasPaidDestination(author_id, rail, address)) ? 0n : config.PAYOUT_SOLANA_ACCOUNT_RENT_FEE_MICRO;
+  }
+
   async function availableEarnings(author_id: string): Promise<bigint> {
     const [a] = await ledger.lookupAccounts([authorEarningsId(author_id)]);
     return a === undefined ? 0n : availableMicro(a);
   }
 
-  function destinationList(rail: RailName, d: RailDestinations): PayoutDestination[] {
+  /** A pending destination's view with the notification recorded for it (ADR 0089). */
+  async function pendingView(author: string, rail: RailName, d: Destination): Promise<PayoutDestination> {
+    const v = destinationView(rail, d, "pending");
+    const n = await store.latestNotification(author, rail, DESTINATION_CHANGE_PENDING, d.address);
+    if (n !== null) {
+      v.notificationId = n.notification_id;
+      v.notifyTime = timestampFromNs(n.create_time_ns);
+    }
+    return v;
+  }
+
+  async function destinationList(author: string, rail: RailName, d: RailDestinations): Promise<PayoutDestination[]> {
     const out: PayoutDestination[] = [];
     if (d.active) out.push(destinationView(rail, d.active, "active"));
-    if (d.pending) out.push(destinationView(rail, d.pending, "pending"));
+    if (d.pending) out.push(await pendingView(author, rail, d.pending));
     return out;
   }
 
@@ -242,18 +270,11 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
       const purpose = req.purpose === OwnershipPurpose.PAYOUT_DESTINATION ? "payout_destination" : "deposit_source";
       const principal = purpose === "payout_destination" ? `author:${authorizeAuthorPayouts(p, "prove a payout destination")}` : `agent:${authorizeBindDepositSource(p)}`;
       const rail = enabledRail(req.rail);
-      const address = canonicalBaseAddress(req.address);
-      if (address === null) throw invalidArgument([{ field: "address", description: "must be a 20-byte 0x-hex address (all lower/upper case, or with a valid EIP-55 checksum)" }]);
+      const rp = profile(rail);
+      const address = rp.canonicalAddress(req.address);
+      if (address === null) throw invalidArgument([{ field: "address", description: rp.address_rule }]);
       const now_ms = Number(deps.clock() / NS_PER_MS);
-      const c = buildOwnershipChallenge({
-        purpose,
-        principal,
-        chain_id: config.SETTLEMENT_BASE_CHAIN_ID,
-        address,
-        nonce: newChallengeNonce(),
-        now_ms,
-        ttl_ms: config.OWNERSHIP_CHALLENGE_TTL_S * 1000,
-      });
+      const c = rp.issueChallenge({ purpose, principal, address, now_ms, ttl_ms: config.OWNERSHIP_CHALLENGE_TTL_S * 1000 });
       const challenge_id = randomBytes(16).toString("hex");
       await store.insertChallenge({ ...c, challenge_id, rail, used_at_ms: null });
       return create(CreateDestinationChallengeResponseSchema, {
@@ -269,9 +290,10 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
       const p = principalOf(ctx);
       const author = authorizeAuthorPayouts(p, "register a payout destination");
       const rail = enabledRail(req.rail);
+      const rp = profile(rail);
       const v: Violation[] = [];
-      const address = canonicalBaseAddress(req.address);
-      if (address === null) v.push({ field: "address", description: "must be a 20-byte 0x-hex address (all lower/upper case, or with a valid EIP-55 checksum)" });
+      const address = rp.canonicalAddress(req.address);
+      if (address === null) v.push({ field: "address", description: rp.address_rule });
       if (!req.proof || !/^[0-9a-f]{32}$/.test(req.proof.challengeId)) v.push({ field: "proof.challenge_id", description: "must be the 32-hex challenge_id from CreateDestinationChallenge" });
       throwIf(v);
       const now = deps.clock();
@@ -279,38 +301,45 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
       const c = await store.getChallenge(req.proof!.challengeId);
       if (c === null || c.principal !== `author:${author}` || c.purpose !== "payout_destination" || c.rail !== rail) throw invalid("unknown, or not issued to you for a payout destination on this rail");
       if (c.address !== address) throw invalid(`the challenge is for ${c.address}, not ${address}`);
-      const respond = (d: RailDestinations) => {
-        const dest = d.active?.address === address ? destinationView(rail, d.active, "active") : d.pending?.address === address ? destinationView(rail, d.pending, "pending") : null;
-        return dest;
+      const respond = async (d: RailDestinations) => {
+        if (d.active?.address === address) return destinationView(rail, d.active, "active");
+        if (d.pending?.address === address) return pendingView(author, rail, d.pending);
+        return null;
       };
       if (c.used_at_ms !== null) {
-        const again = respond(destinationsAt(await store.getDestinations(author, rail), now));
+        const again = await respond(destinationsAt(await store.getDestinations(author, rail), now));
         if (again !== null) return create(RegisterPayoutDestinationResponseSchema, { destination: again });
         throw invalid("already used");
       }
-      const proof = await verifyOwnershipProof(c, req.proof!.signature, Number(now / NS_PER_MS));
+      const proof = await rp.verifyProof(c, req.proof!.signature, Number(now / NS_PER_MS));
       if (!proof.ok) {
         if (proof.kind === "expired") throw invalid(proof.reason);
         if (proof.kind === "malformed_signature") throw invalidArgument([{ field: "proof.signature", description: proof.reason.replace(/^signature: /, "") }]);
         throw statusError(Code.PermissionDenied, "OWNERSHIP_PROOF_INVALID", proof.reason, { address });
       }
       if (!(await store.useChallenge(c.challenge_id, Number(now / NS_PER_MS)))) {
-        const again = respond(destinationsAt(await store.getDestinations(author, rail), now));
+        const again = await respond(destinationsAt(await store.getDestinations(author, rail), now));
         if (again !== null) return create(RegisterPayoutDestinationResponseSchema, { destination: again });
         throw invalid("already used");
       }
       const current = await store.getDestinations(author, rail);
       const r = registerDestination(current, address, now, config.PAYOUT_DESTINATION_COOLING_S);
-      await store.putDestinations(author, rail, r.destinations);
+      const before = destinationsAt(current, now);
+      const notification = !r.notify
+        ? null
+        : r.change === "pending"
+          ? destinationChangeNotification({ event_type: DESTINATION_CHANGE_PENDING, author_id: author, rail, address, active_address: before.active?.address ?? null, effective_time_ns: r.destinations.pending!.effective_time_ns, now_ns: now })
+          : destinationChangeNotification({ event_type: DESTINATION_CHANGE_WITHDRAWN, author_id: author, rail, address: before.pending!.address, active_address: before.active?.address ?? null, effective_time_ns: null, now_ns: now });
+      await store.putDestinations(author, rail, r.destinations, notification);
       if (r.notify) {
-        // The author's notification (issue 13: the account takeover path). Delivery channels
-        // (mail, webhook) are not built yet: the warn line is the record an operator alerts on.
+        // The author's notification (issue 13: the account takeover path) is the outbox row
+        // written with the change (ADR 0089); the warn line is for operators.
         requestLogger(ctx).warn(
-          { event: "payout_destination_change", author_id: author, rail, address, change: r.change, effective_time_ns: String(r.destinations.pending?.effective_time_ns ?? now) },
+          { event: "payout_destination_change", notification_id: notification?.notification_id, author_id: author, rail, address, change: r.change, effective_time_ns: String(r.destinations.pending?.effective_time_ns ?? now) },
           "payout destination change registered: notify the author",
         );
       }
-      const dest = respond(r.destinations);
+      const dest = await respond(r.destinations);
       if (dest === null) throw new Error("registered destination not found in its own result");
       return create(RegisterPayoutDestinationResponseSchema, { destination: dest });
     },
@@ -318,9 +347,15 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
     async cancelPayoutDestinationChange(req, ctx) {
       const author = authorizeAuthorPayouts(principalOf(ctx), "cancel a payout destination change");
       const rail = enabledRail(req.rail);
-      const d = cancelDestinationChange(await store.getDestinations(author, rail), deps.clock());
-      await store.putDestinations(author, rail, d);
-      return create(CancelPayoutDestinationChangeResponseSchema, { destinations: destinationList(rail, d) });
+      const now = deps.clock();
+      const before = destinationsAt(await store.getDestinations(author, rail), now);
+      const d = cancelDestinationChange(before, now);
+      const notification =
+        before.pending === null
+          ? null
+          : destinationChangeNotification({ event_type: DESTINATION_CHANGE_WITHDRAWN, author_id: author, rail, address: before.pending.address, active_address: before.active?.address ?? null, effective_time_ns: null, now_ns: now });
+      await store.putDestinations(author, rail, d, notification);
+      return create(CancelPayoutDestinationChangeResponseSchema, { destinations: await destinationList(author, rail, d) });
     },
 
     async listPayoutDestinations(req, ctx) {
@@ -329,7 +364,7 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
       const rails = req.rail === 0 ? ENABLED_PAYOUT_RAILS : [enabledRail(req.rail)];
       const now = deps.clock();
       const destinations: PayoutDestination[] = [];
-      for (const rail of rails) destinations.push(...destinationList(rail, destinationsAt(await store.getDestinations(author, rail), now)));
+      for (const rail of rails) destinations.push(...(await destinationList(author, rail, destinationsAt(await store.getDestinations(author, rail), now))));
       return create(ListPayoutDestinationsResponseSchema, { destinations });
     },
 
@@ -356,14 +391,16 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
         return create(RequestPayoutResponseSchema, { payout: await view(id) });
       }
       const now = deps.clock();
-      if (payingDestination(await store.getDestinations(author, rail), now) === null) {
+      const paying = payingDestination(await store.getDestinations(author, rail), now);
+      if (paying === null) {
         throw failedPrecondition("NO_PAYOUT_DESTINATION", `no active payout destination on rail ${rail}: register one first (RegisterPayoutDestination)`, { rail });
       }
+      const rent_fee_micro = await accountRentFee(author, rail, paying.address);
       const available = await availableEarnings(author);
       const quoted = computePayoutQuote(
         req.amount.case === "amountMicro" ? { amount_micro: req.amount.value } : { all_available: true },
         available,
-        schedule,
+        { ...schedule, fixed_fee_micro: schedule.fixed_fee_micro + rent_fee_micro },
         now,
       );
       if (!quoted.ok) {
@@ -389,6 +426,7 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
         amount_micro: q.amount_micro,
         fee_micro: q.fee_micro,
         net_micro: q.net_micro,
+        account_rent_fee_micro: rent_fee_micro,
         quote_expire_time_ns: q.expire_time_ns,
         create_time_ns: now,
       });
@@ -561,19 +599,25 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
     async recordSignedTransaction(req, ctx) {
       const l = await railPayout(ctx, req.payoutId, "record a signed transaction");
       const { row } = l;
+      const rp = profile(row.rail);
       const v: Violation[] = [];
       if (req.signedTransaction.length === 0) v.push({ field: "signed_transaction", description: "must not be empty" });
-      const tx_ref = req.txRef.toLowerCase();
-      const replaces = req.replacesTxRef.toLowerCase();
-      if (!/^0x[0-9a-f]{64}$/.test(tx_ref)) v.push({ field: "tx_ref", description: "must be the transaction hash, 0x + 64 hex digits" });
-      else if (req.signedTransaction.length > 0 && keccak256(toHex(req.signedTransaction)) !== tx_ref) {
-        v.push({ field: "tx_ref", description: "must be keccak256 of signed_transaction (the Base transaction hash)" });
-      }
-      if (replaces !== "" && !/^0x[0-9a-f]{64}$/.test(replaces)) v.push({ field: "replaces_tx_ref", description: "must be empty or a transaction hash" });
+      const tx_ref = rp.canonicalTxRef(req.txRef);
+      const replaces = rp.canonicalTxRef(req.replacesTxRef);
+      const bad = rp.checkSignedTransaction(req.signedTransaction, tx_ref);
+      if (bad !== null) v.push({ field: "tx_ref", description: bad });
+      if (replaces !== "" && rp.checkSignedTransaction(new Uint8Array(), replaces) !== null) v.push({ field: "replaces_tx_ref", description: "must be empty or a transaction reference" });
+      if (replaces === "" && req.observedBlockHeight !== 0n) v.push({ field: "observed_block_height", description: "must be 0 without replaces_tx_ref" });
       throwIf(v);
       if (row.tx_ref === tx_ref) return create(RecordSignedTransactionResponseSchema, { payout: payoutView(row, l.state) }); // same hash = same bytes
       if (l.state !== "claimed" && l.state !== "submitted") {
         throw failedPrecondition(l.state === "confirmed" ? "PAYOUT_ALREADY_POSTED" : "PAYOUT_ALREADY_VOIDED", `payout ${row.payout_id} is ${l.state}: nothing may be signed for it`, { payout_id: row.payout_id, state: l.state });
+      }
+      if (replaces !== "" && row.tx_ref === replaces) {
+        const proven = rp.checkReplacement(row.replay_guard, req.observedBlockHeight);
+        if (!proven.ok) {
+          throw failedPrecondition("REPLACEMENT_NOT_PROVEN", `observed_block_height: ${proven.rule}`, { payout_id: row.payout_id, recorded_tx_ref: row.tx_ref, replay_guard: String(row.replay_guard ?? "") });
+        }
       }
       const now = deps.clock();
       const r = await store.recordSigned({ payout_id: row.payout_id, now_ns: now, signed_transaction: req.signedTransaction, tx_ref, replay_guard: req.replayGuard, replaces_tx_ref: replaces });
@@ -596,11 +640,13 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
       const l = await railPayout(ctx, req.payoutId, "complete a payout");
       const { row } = l;
       const v: Violation[] = [];
-      const tx_ref = req.txRef.toLowerCase();
+      const rp = profile(row.rail);
+      const tx_ref = rp.canonicalTxRef(req.txRef);
       if (row.tx_ref === null) v.push({ field: "tx_ref", description: "no signed transaction is recorded for this payout: record it before broadcasting" });
       else if (tx_ref !== row.tx_ref) v.push({ field: "tx_ref", description: `must be the recorded transaction ${row.tx_ref}` });
-      if (req.confirmations < config.SETTLEMENT_BASE_FINALITY_DEPTH) v.push({ field: "confirmations", description: `must be >= the finality depth ${config.SETTLEMENT_BASE_FINALITY_DEPTH}` });
+      if (req.confirmations < rp.finality_depth) v.push({ field: "confirmations", description: `must be >= the finality depth ${rp.finality_depth}` });
       if (req.preimage !== "") v.push({ field: "preimage", description: `must be empty on rail ${row.rail}` });
+      if (req.accountCreated && row.rail !== "solana") v.push({ field: "account_created", description: `must be false on rail ${row.rail}` });
       throwIf(v);
       if (l.state === "confirmed") return create(CompletePayoutResponseSchema, { payout: payoutView(row, l.state) });
       const ids = payoutTransferIds(BigInt(`0x${row.payout_id}`));
@@ -609,7 +655,11 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
       const fee = found.find((t) => t.id === ids.fee_hold);
       if (!hold || !fee) throw ledgerRejected("payout post", "hold_not_found");
       const now = deps.clock();
-      const outcome = settleOutcome(await ledger.createTransfers(payoutPostPlan(readPayoutHold(hold, fee))));
+      // Solana: the quoted rent part of the fee is charged only if this payout created the
+      // destination's token account; otherwise it returns to the author (ADR 0091).
+      const held = readPayoutHold(hold, fee);
+      const fee_posted_micro = req.accountCreated ? held.fee_micro : held.fee_micro - row.account_rent_fee_micro;
+      const outcome = settleOutcome(await ledger.createTransfers(payoutPostPlan(held, { fee_posted_micro })));
       switch (outcome.kind) {
         case "applied":
         case "exists":
@@ -633,7 +683,7 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
       const v: Violation[] = [];
       const reason = req.reason.trim();
       if (reason === "" || reason.length > MAX_REASON_CHARS) v.push({ field: "reason", description: `must be a sentence of 1-${MAX_REASON_CHARS} characters` });
-      const tx_ref = req.txRef.toLowerCase();
+      const tx_ref = profile(row.rail).canonicalTxRef(req.txRef);
       if (row.tx_ref === null && tx_ref !== "") v.push({ field: "tx_ref", description: "must be empty: no signed transaction is recorded for this payout" });
       if (row.tx_ref !== null && tx_ref !== row.tx_ref) v.push({ field: "tx_ref", description: `must be the recorded transaction ${row.tx_ref}, which the chain proved can never land` });
       throwIf(v);
@@ -677,8 +727,9 @@ export function settlementServiceRegistration(ctx: DaemonContext): ServiceRegist
       deposits: ctx.controlplane.deposits,
       config: ctx.config,
       clock: ctx.clock,
-      rails: ENABLED_PAYOUT_RAILS,
+      rails: enabledRails(ctx.config),
     }),
+    ...createDepositReadHandlers({ ledger: ctx.ledger, deposits: ctx.controlplane.deposits, clock: ctx.clock }),
   };
   // The Lightning rail (issue 15) wraps the generic handlers: ./lightning.ts.
   return defineService(

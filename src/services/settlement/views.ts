@@ -69,6 +69,7 @@ export function payoutView(row: PayoutRow, state: PayoutState): Payout {
       feeMicro: row.fee_micro,
       netMicro: row.net_micro,
       expireTime: timestampFromNs(row.quote_expire_time_ns),
+      accountRentFeeMicro: row.account_rent_fee_micro,
     }),
     state: protoPayoutState(state),
     idempotencyKey: row.idempotency_key,
