@@ -214,7 +214,7 @@ const vars = {
   ),
   PLATFORM_FEE_BPS: v(
     uint("basis points").pipe(z.number().max(10_000, "must be <= 10000 basis points")).default(1500),
-    "Platform fee on every settled session, in basis points of the charge (1500 = 15%); rounds down, the remainder goes to the author.",
+    "Platform fee of the first platform-wide revenue rule, created at the daemon's first start (basis points of the charge, 1500 = 15%; rounds down, the remainder goes to the author). Afterwards revenue rules decide (AdminService); a change here is ignored.",
     "1500",
   ),
   BILLING_MODE: v(
@@ -236,6 +236,22 @@ const vars = {
     uint("milliseconds").pipe(z.number().min(10)).default(5_000),
     "How often the session reaper looks for idle sessions and sessions near their maximum length. At most SESSION_MAX_S x 1000 / 6 (the reaper settles sessions 3 intervals before their hold's timeout).",
     "5000",
+  ),
+  // ---- governance: revenue rules and the audit log (AdminService, issue 16, ADR 0100-0102) --
+  REVENUE_RULE_COOLING_S: v(
+    uint("seconds").default(172_800),
+    "Cooling period of an approved revenue rule before it activates by itself (s; 48 h by default). Emergency activation skips it.",
+    "172800",
+  ),
+  GOVERNANCE_TICK_MS: v(
+    uint("milliseconds").pipe(z.number().min(10).max(3_600_000)).default(1_000),
+    "How often the daemon activates revenue rules whose cooling is over and checks whether the audit log's head is due for anchoring.",
+    "1000",
+  ),
+  AUDIT_ANCHOR_INTERVAL_S: v(
+    uint("seconds").pipe(z.number().max(86_400)).default(60),
+    "Write the audit log's head into the ledger (a zero-amount anchor transfer) at most this often when it changed (s); 0 = at every governance tick.",
+    "60",
   ),
   // ---- settlement: author payouts (SettlementService, issue 13, docs/adr/0086) -------------
   SETTLEMENT_BASE_CHAIN_ID: v(
@@ -270,7 +286,7 @@ const vars = {
   ),
   PAYOUT_DESTINATION_COOLING_S: v(
     uint("seconds").pipe(z.number().max(30 * 86_400)).default(86_400),
-    "Cooling period of a CHANGED payout destination, in seconds: until then payouts go to the previous address, and the change is logged at warn level for the author's notification. The first destination is active at once.",
+    "Cooling period of a CHANGED payout destination, in seconds: until then payouts go to the previous address, and the author is notified (a settlement outbox event, ADR 0089). The first destination is active at once.",
     "86400",
   ),
   PAYOUT_LEASE_S: v(

@@ -106,7 +106,7 @@ export async function runDaemon(
   let streamer: RunningStreamer | undefined;
   if (config.STREAMER_ENABLED) {
     try {
-      streamer = await startStreamer({ ledger: ledger.client, config, log: log.child({ component: "streamer" }), clock });
+      streamer = await startStreamer({ ledger: ledger.client, config, log: log.child({ component: "streamer" }), clock, controlplane: controlplane.db });
     } catch (err) {
       log.error({ err }, "streamer failed to start; serving without analytics");
     }

@@ -106,9 +106,14 @@ export const TransferCode = {
    * One leg of a currency conversion (ADR 0094): USD into / out of the exchange account on
    * ledger 1, msat out of / into it on the msat ledger, linked in one chain, rate in user_data_64.
    */
-  conversion: 50,
+  conversion: 60,
   /** Balance-bounds recipe helper transfers (postpaid credit checks). */
   bounds_check: 40,
+  /**
+   * Audit-log anchor (ADR 0101): amount 0, platform operator → platform revenue; user_data_128
+   * holds the first 128 bits of the audit chain's head hash, user_data_64 its position.
+   */
+  audit_anchor: 50,
   /** Issuance limit: the one-time funding of the control account (ledger `issuance_limit`). */
   issuance_limit_funding: 90,
   /** Issuance limit: linked to each issuing transfer, same amount (ledger `issuance_limit`). */

@@ -30,7 +30,16 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { RAIL_NAMES } from "../domain/codes.js";
 import type { Principal, PrincipalKind, Scope } from "./principal.js";
 
-export const SCOPES: readonly Scope[] = ["ledger:read", "ledger:write", "rail:settle", "admin"];
+export const SCOPES: readonly Scope[] = [
+  "ledger:read",
+  "ledger:write",
+  "rail:settle",
+  "admin",
+  // governance (issue 16): never in a default token; grant them with --scopes
+  "admin:rules:write",
+  "admin:rules:approve",
+  "admin:rules:emergency",
+];
 export const PRINCIPAL_KINDS: readonly PrincipalKind[] = ["agent", "author", "rail", "admin"];
 const ALGS = ["EdDSA", "ES256"];
 const VERIFIED_CACHE_MAX = 10_000;
@@ -43,7 +52,7 @@ export const DEFAULT_SCOPES: Record<PrincipalKind, Scope[]> = {
   admin: ["ledger:read", "ledger:write", "admin"],
 };
 
-const scopeSchema = z.enum(["ledger:read", "ledger:write", "rail:settle", "admin"]);
+const scopeSchema = z.enum(["ledger:read", "ledger:write", "rail:settle", "admin", "admin:rules:write", "admin:rules:approve", "admin:rules:emergency"]);
 const claimsSchema = z
   .object({
     sub: z.string().min(1).max(256),

@@ -14,7 +14,13 @@ export type Scope =
   /** Rail adapters: credit deposits and settle payouts on their own rail. */
   | "rail:settle"
   /** Admins: open platform accounts, mint deposits by hand, read anything. */
-  | "admin";
+  | "admin"
+  /** Governance (issue 16, seed 003 FR-3): create and submit revenue rules (admins only). */
+  | "admin:rules:write"
+  /** Governance: approve (four-eyes), reject and activate revenue rules (admins only). */
+  | "admin:rules:approve"
+  /** Governance: emergency activation of a revenue rule, skipping approval and cooling (admins only). */
+  | "admin:rules:emergency";
 
 export type Principal =
   | { kind: "agent"; id: string; scopes: readonly Scope[] }

@@ -55,6 +55,16 @@ export function requireScope(p: Principal, scopes: readonly Scope[], action: str
   }
 }
 
+/**
+ * Governance (issue 16): an admin principal holding the action's own scope. The `admin` scope
+ * alone does not approve or activate rules (seed 003 FR-3: scopes per action).
+ */
+export function requireGovernanceScope(p: Principal, scope: "admin:rules:write" | "admin:rules:approve" | "admin:rules:emergency", action: string): void {
+  if (p.kind !== "admin" || !hasScope(p, scope)) {
+    throw permissionDenied(`${who(p)} may not ${action}: requires an admin token with scope ${scope}`, { principal_kind: p.kind, scope });
+  }
+}
+
 /** The accounts a (non-admin) principal owns. */
 export function ownedAccountIds(p: Principal): Set<bigint> {
   switch (p.kind) {

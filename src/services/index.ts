@@ -11,13 +11,18 @@ import { defineService, type DaemonContext, type ServiceRegistration } from "../
 import { createAccountService, provisionIssuanceLimit } from "./accounts/account-service.js";
 import { sessionServiceRegistration } from "./sessions/service.js";
 import { adminServiceRegistration } from "./admin/service.js";
+import { appendAudit } from "../controlplane/audit.js";
+import { startGovernanceRuntime, stopGovernanceRuntime } from "./governance.js";
 import { settlementServiceRegistration } from "./settlement/service.js";
 import { railFeesAccount } from "../domain/settlement/accounts.js";
 import { conversionAccounts } from "../domain/settlement/conversion.js";
 
 export function createServices(ctx: DaemonContext): ServiceRegistration[] {
   return [
-    defineService(AccountService, createAccountService({ ledger: ctx.ledger })),
+    defineService(
+      AccountService,
+      createAccountService({ ledger: ctx.ledger, clock: ctx.clock, audit: (e) => ctx.controlplane.db.transaction().execute(async (trx) => void (await appendAudit(trx, e))) }),
+    ),
     sessionServiceRegistration(ctx),
     adminServiceRegistration(ctx),
     settlementServiceRegistration(ctx),
@@ -45,4 +50,11 @@ export async function onStart(ctx: DaemonContext): Promise<void> {
   const created = results.filter((r) => r.status === CreateAccountStatus.created).length;
   await provisionIssuanceLimit(ctx.ledger);
   ctx.log.info({ created, total: accounts.length }, "platform accounts ready");
+  // Governance (issue 16) after the platform accounts: audit anchors move between two of them.
+  await startGovernanceRuntime(ctx);
+}
+
+/** On shutdown, after the listeners stopped: stop the governance scheduler (its last anchor). */
+export async function onStop(ctx: DaemonContext): Promise<void> {
+  await stopGovernanceRuntime(ctx);
 }

@@ -51,7 +51,10 @@ describe("Base rail configuration", () => {
       finality_depth: 12,
       poll_interval_ms: 2000,
       log_range_max_blocks: 2000,
+      scan_from_block: null,
     });
+    expect(loadBaseRailConfig(env({ BASE_SCAN_FROM_BLOCK: "123456" })).scan_from_block).toBe(123_456n);
+    expect(() => loadBaseRailConfig(env({ BASE_SCAN_FROM_BLOCK: "-1" }))).toThrow(/BASE_SCAN_FROM_BLOCK: expected a block number/);
     expect(c.token_address).toBe("0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913");
   });
 

@@ -5,7 +5,8 @@
  * at finality depth (blocks mined explicitly) and the ledger, the author's and the rail's balances
  * and the chain agree exactly. A hot wallet short of USDC or of gas fails and voids the payout
  * with a clear reason, nothing sent; an author can never pay out more than available, another's
- * earnings or to an unproven address, and concurrent requests never overdraw.
+ * earnings or to an unproven address, and concurrent requests never overdraw. A recorded
+ * transaction whose nonce was spent elsewhere (final) is signed anew once and paid once.
  */
 import { Code } from "@connectrpc/connect";
 import { parseEther } from "viem";
@@ -130,4 +131,32 @@ describe("what an author can never pay out", () => {
     expect(await adapter.stop()).toEqual({ code: 0, signal: null });
     expect(adapter.lines().some((l) => l.event === "stopped")).toBe(true);
   });
+});
+
+describe("a recorded transaction that can never land", () => {
+
+  it("a recorded transaction whose nonce another transaction used at depth is signed anew (replaces_tx_ref), paid once", async () => {
+    const amount = 200_000n;
+    const net = amount - expectedFee(amount);
+    const head0 = await x.chain.headNumber();
+    const p = await x.queue(AUTHOR, "replaced", amount);
+    const crashed = await x.startAdapter({ RAIL_FAULT_KILL_AT: "after_record" }); // recorded, never sent
+    expect(await crashed.exited).toEqual({ code: null, signal: "SIGKILL" });
+    const recorded = (await x.payout(AUTHOR, p.payoutId)).txRef;
+    expect(recorded).not.toBe("");
+    // The hot wallet's key spends that nonce elsewhere (an operator's manual transaction), and it is final.
+    const pc = x.chain.publicClient; // automine: the other transaction lands at once
+    const nonce = await pc.getTransactionCount({ address: x.hot.address, blockTag: "pending" });
+    const fees = await pc.estimateFeesPerGas();
+    const other = await x.hot.signTransaction({ chainId: 31337, type: "eip1559", to: x.hot.address, value: 0n, nonce, gas: 21_000n, maxFeePerGas: fees.maxFeePerGas * 2n, maxPriorityFeePerGas: fees.maxPriorityFeePerGas });
+    await pc.sendRawTransaction({ serializedTransaction: other });
+    await x.chain.mine(4);
+    const clean = await x.startAdapter();
+    const done = (await x.settled(AUTHOR, [p.payoutId]))[0]!;
+    expect(done.state).toBe(PayoutState.CONFIRMED);
+    expect(done.txRef).not.toBe(recorded);
+    expect(await x.payoutLogs(head0)).toEqual([{ tx_hash: done.txRef, to: dest.address, value: net }]);
+    expect(clean.lines().some((l) => l.event === "payout_resign" && l.replaces === recorded)).toBe(true);
+    await clean.stop();
+  }, 120_000);
 });

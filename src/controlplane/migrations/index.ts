@@ -8,6 +8,7 @@ import { m0002 } from "./0002_import_pricebooks_jsonl.js";
 import { m0003 } from "./0003_settlement_payouts.js";
 import { m0004 } from "./0004_settlement_deposits.js";
 import { m0005 } from "./0005_settlement_deposit_review.js";
+import { m0006 } from "./0006_governance.js";
 import { m0007 } from "./0007_lightning.js";
 
-export const MIGRATIONS: readonly ControlPlaneMigration[] = [m0001, m0002, m0003, m0004, m0005, m0007];
+export const MIGRATIONS: readonly ControlPlaneMigration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007];

@@ -46,10 +46,18 @@ export interface SignedPayout {
   readonly replay_guard: bigint;
 }
 
-/** Payouts already signed and recorded but not yet settled; a driver reserves funds for them. */
-export type InFlight = readonly { readonly order: PayoutOrder; readonly tx: SignedPayout }[];
+/**
+ * Payouts already signed and recorded but not yet settled. `landed`: the chain already holds the
+ * transaction (its funds already left the hot wallet), so a driver reserves funds only for the
+ * others, and takes replay guards (nonces) from all.
+ */
+export type InFlight = readonly { readonly order: PayoutOrder; readonly tx: SignedPayout; readonly landed: boolean }[];
 
-export type Preflight = { ok: true } | { ok: false; reason: string };
+/**
+ * `definite`: the hot wallet cannot pay this payout even with nothing else in flight (fail it);
+ * otherwise it is short only because of in-flight payouts (keep it leased and try again).
+ */
+export type Preflight = { ok: true } | { ok: false; definite: boolean; reason: string };
 
 export type BroadcastOutcome = { ok: true; detail: string } | { ok: false; reason: string };
 

@@ -25,7 +25,7 @@ import type { Logger } from "../../log.js";
 import type { ClaimedPayout } from "../../../clients/gen/masques/ledger/v1/settlement_service_pb.js";
 import { errorReason, type SettlementClient } from "./daemon-client.js";
 import type { CursorStore } from "./cursor.js";
-import type { DepositCandidate, InFlight, PayoutOrder, RailDriver, SignedPayout, VerifiedDeposit } from "./driver.js";
+import type { DepositCandidate, InFlight, PayoutFate, PayoutOrder, RailDriver, SignedPayout, VerifiedDeposit } from "./driver.js";
 
 /** Scans per tick while the scanner says it is not caught up. */
 export const SCAN_ROUNDS_MAX = 20;
@@ -56,11 +56,14 @@ export interface TickReport {
   deposits_refused: number;
 }
 
+/** A candidate's fate: reported, or why not (`kind`: the driver's refusal kind or the daemon's ErrorInfo reason). */
+export type DepositOutcome = { reported: true } | { reported: false; kind: string; reason: string };
+
 export interface RailAdapter {
   /** One round of payouts then deposits. Throws transport failures (the caller retries). */
   tick(): Promise<TickReport>;
   /** Verify one candidate on chain and report it only if it checks out (also used by tests). */
-  verifyAndReport(c: DepositCandidate): Promise<{ reported: boolean; reason: string }>;
+  verifyAndReport(c: DepositCandidate): Promise<DepositOutcome>;
   /** Tick every `interval_ms` until `signal` aborts; resolves after the tick in progress ends. */
   run(interval_ms: number, signal: AbortSignal): Promise<void>;
 }
@@ -101,6 +104,10 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
   /** Sign, record (before anything leaves), broadcast. `replaces` names a recorded tx that can never land. */
   async function signRecordBroadcast(order: PayoutOrder, in_flight: InFlight, replaces: string, r: TickReport): Promise<SignedPayout | null> {
     const pre = await driver.preflight(order, in_flight);
+    if (!pre.ok && !pre.definite) {
+      log.info({ event: "payout_deferred", payout_id: order.payout_id, reason: pre.reason }, "hot wallet short only because of in-flight payouts: trying again next tick");
+      return null;
+    }
     if (!pre.ok) {
       await fail(order, replaces, pre.reason, r);
       return null;
@@ -124,20 +131,19 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
     return tx;
   }
 
-  /** Step 2: a payout whose bytes are recorded. Returns the bytes still in flight, or null. */
-  async function settleRecorded(order: PayoutOrder, tx: SignedPayout, in_flight: InFlight, r: TickReport): Promise<SignedPayout | null> {
-    const fate = await driver.fate(tx);
+  /** Step 2: a payout whose bytes are recorded. Returns what is still in flight, or null. */
+  async function settleRecorded(order: PayoutOrder, tx: SignedPayout, fate: PayoutFate, in_flight: InFlight, r: TickReport): Promise<{ tx: SignedPayout; landed: boolean } | null> {
     switch (fate.kind) {
       case "pending":
-        return tx;
+        return { tx, landed: false };
       case "unknown": {
         const b = await driver.broadcast(tx);
         r.rebroadcast += 1;
         log.info({ event: "payout_rebroadcast", payout_id: order.payout_id, tx_ref: tx.tx_ref, ok: b.ok, detail: b.ok ? b.detail : b.reason }, "recorded transaction sent again");
-        return tx;
+        return { tx, landed: false };
       }
       case "landed":
-        if (!fate.final) return tx;
+        if (!fate.final) return { tx, landed: true };
         if (fate.success) await complete(order, tx, fate.confirmations, fate.fee_native, fate.block_number, r);
         else await fail(order, tx.tx_ref, fate.reason, r);
         return null;
@@ -149,7 +155,9 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
         }
         resigns.set(order.payout_id, n + 1);
         log.warn({ event: "payout_resign", payout_id: order.payout_id, replaces: tx.tx_ref, reason: fate.reason }, "recorded transaction can never land: signing anew");
-        return signRecordBroadcast(order, in_flight, tx.tx_ref, r);
+        const next = await signRecordBroadcast(order, in_flight, tx.tx_ref, r);
+        // Not re-signed (deferred or refused): the old bytes stay the recorded ones.
+        return next === null ? { tx, landed: false } : { tx: next, landed: false };
       }
     }
   }
@@ -158,20 +166,25 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
     const claimed = (await settlement.claimPayouts({ rail, maxPayouts: deps.claim_max })).payouts;
     const recorded = claimed.filter((c) => c.signedTransaction.length > 0);
     const fresh = claimed.filter((c) => c.signedTransaction.length === 0);
-    const in_flight: { order: PayoutOrder; tx: SignedPayout }[] = [];
-    for (const c of recorded) {
+    const in_flight: { order: PayoutOrder; tx: SignedPayout; landed: boolean }[] = [];
+    const examined = recorded.map((c) => {
       const order = orderOf(c);
       const tx = driver.decode(c.signedTransaction);
       if (tx.tx_ref !== c.payout!.txRef.toLowerCase() && tx.tx_ref !== c.payout!.txRef) {
         throw new Error(`payout ${order.payout_id}: recorded bytes hash to ${tx.tx_ref}, the daemon recorded ${c.payout!.txRef}`);
       }
-      const still = await settleRecorded(order, tx, in_flight, r);
-      if (still) in_flight.push({ order, tx: still });
+      return { order, tx };
+    });
+    // Reading fates has no side effect: ask the chain about all of them at once, then act in order.
+    const fates = await Promise.all(examined.map((e) => driver.fate(e.tx)));
+    for (const [i, { order, tx }] of examined.entries()) {
+      const still = await settleRecorded(order, tx, fates[i]!, in_flight, r);
+      if (still) in_flight.push({ order, ...still });
     }
     for (const c of fresh) {
       const order = orderOf(c);
       const tx = await signRecordBroadcast(order, in_flight, "", r);
-      if (tx) in_flight.push({ order, tx });
+      if (tx) in_flight.push({ order, tx, landed: false });
     }
   }
 
@@ -188,11 +201,11 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
     });
   }
 
-  async function verifyAndReport(c: DepositCandidate): Promise<{ reported: boolean; reason: string }> {
+  async function verifyAndReport(c: DepositCandidate): Promise<DepositOutcome> {
     const v = await driver.verifyDeposit(c);
     if (!v.ok) {
       log.warn({ event: "deposit_refused", tx_ref: c.tx_ref, event_index: c.event_index, kind: v.kind, reason: v.reason }, "deposit not verified on chain: not reported");
-      return { reported: false, reason: v.reason };
+      return { reported: false, kind: v.kind, reason: v.reason };
     }
     try {
       await report(v.deposit);
@@ -200,14 +213,20 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
       const reason = errorReason(e);
       if (reason === null) throw e;
       log.error({ event: "deposit_report_refused", tx_ref: c.tx_ref, event_index: c.event_index, reason }, "the daemon refused a verified deposit");
-      return { reported: false, reason };
+      return { reported: false, kind: reason, reason: e instanceof Error ? e.message : reason };
     }
     log.info({ event: "deposit_reported", tx_ref: v.deposit.tx_ref, event_index: v.deposit.event_index, amount_micro: String(v.deposit.amount_micro), confirmations: v.deposit.confirmations }, "verified deposit reported");
-    return { reported: true, reason: "" };
+    return { reported: true };
   }
 
   async function deposits(r: TickReport): Promise<void> {
-    let cursor = (await deps.cursor.load()) ?? (await driver.initialCursor());
+    let cursor = await deps.cursor.load();
+    if (cursor === null) {
+      // Persist the starting point at once: a restart must not move it to a later head.
+      cursor = await driver.initialCursor();
+      await deps.cursor.save(cursor);
+      log.info({ event: "deposit_cursor", cursor, initial: true }, "deposit scan starts here");
+    }
     for (let round = 0; round < SCAN_ROUNDS_MAX; round++) {
       const scan = await driver.scanDeposits(cursor);
       if (scan.reorg !== null) log.error({ event: "deposit_scan_reorg", detail: scan.reorg }, "ALARM: reorg deeper than the finality depth; cursor rewound");
@@ -221,10 +240,13 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
         if (tentativeSeen.get(key) === t.confirmations) continue;
         if (tentativeSeen.size >= TENTATIVE_MEMORY_MAX) tentativeSeen.clear();
         tentativeSeen.set(key, t.confirmations);
-        await report(t).catch((e: unknown) => {
+        try {
+          await report(t);
+          log.info({ event: "deposit_progress", tx_ref: t.tx_ref, event_index: t.event_index, confirmations: t.confirmations }, "deposit below finality depth reported (not credited)");
+        } catch (e) {
           if (errorReason(e) === null) throw e;
           log.warn({ event: "deposit_progress_refused", tx_ref: t.tx_ref, reason: errorReason(e) }, "the daemon refused a progress report");
-        });
+        }
       }
       if (scan.cursor !== cursor) {
         await deps.cursor.save(scan.cursor);
@@ -256,8 +278,15 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
       // Back off on repeated failures (bounded at 30 s), otherwise poll at the configured interval.
       const wait_ms = Math.min(interval_ms * 2 ** Math.min(failures, 5), Math.max(interval_ms, 30_000));
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, wait_ms);
-        signal.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
+        const onAbort = () => {
+          clearTimeout(t);
+          resolve();
+        };
+        const t = setTimeout(() => {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        }, wait_ms);
+        signal.addEventListener("abort", onAbort, { once: true });
       });
     }
   }

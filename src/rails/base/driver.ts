@@ -35,18 +35,24 @@ export function baseDriver(chain: BaseChain, scan_from_block: bigint | null): Ra
     if (tx.nonce === undefined || tx.chainId !== chain.config.chain_id) throw new Error(`recorded bytes are not a Base transaction for chain ${chain.config.chain_id}`);
     return { bytes, tx_ref: keccak256(raw).toLowerCase(), replay_guard: BigInt(tx.nonce) };
   };
-  const reserved = (in_flight: InFlight, max_fee_per_gas: bigint) => ({
-    reserved_micro: in_flight.reduce((s, f) => s + f.order.net_micro, 0n),
-    reserved_wei: BigInt(in_flight.length) * PAYOUT_GAS_LIMIT * max_fee_per_gas,
-  });
+  const reserved = (in_flight: InFlight, max_fee_per_gas: bigint) => {
+    const open = in_flight.filter((f) => !f.landed);
+    return {
+      reserved_micro: open.reduce((s, f) => s + f.order.net_micro, 0n),
+      reserved_wei: BigInt(open.length) * PAYOUT_GAS_LIMIT * max_fee_per_gas,
+    };
+  };
 
   return {
     rail: "base",
     proto_rail: Rail.BASE,
     async preflight(order, in_flight) {
       const fees = await chain.suggestFees();
-      const r = await chain.preflightPayout({ amount_micro: order.net_micro, gas_limit: PAYOUT_GAS_LIMIT, max_fee_per_gas: fees.max_fee_per_gas, ...reserved(in_flight, fees.max_fee_per_gas) });
-      return r.ok ? { ok: true } : { ok: false, reason: r.reason };
+      const req = { amount_micro: order.net_micro, gas_limit: PAYOUT_GAS_LIMIT, max_fee_per_gas: fees.max_fee_per_gas };
+      const r = await chain.preflightPayout({ ...req, ...reserved(in_flight, fees.max_fee_per_gas) });
+      if (r.ok) return { ok: true };
+      const alone = await chain.preflightPayout(req);
+      return { ok: false, definite: !alone.ok, reason: alone.ok ? `${r.reason} (with in-flight payouts)` : alone.reason };
     },
     async sign(order, in_flight) {
       const [fees, nonces] = await Promise.all([chain.suggestFees(), chain.nonces()]);

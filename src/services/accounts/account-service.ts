@@ -68,6 +68,8 @@ import {
   withIssuanceLimit,
 } from "../../domain/balance-bounds.js";
 import { idToHex } from "../../domain/ids.js";
+import type { AuditInput } from "../../domain/audit-chain.js";
+import { requestIdKey } from "../../server/principal.js";
 import { ledgerTimeWindow, parseTimeRange } from "../../domain/time-range.js";
 import {
   authorizeDeposit,
@@ -99,6 +101,14 @@ import {
 
 export interface AccountServiceDeps {
   readonly ledger: Client;
+  /**
+   * Appends an audit entry for an admin money action (issue 16, ADR 0101) once the ledger has
+   * accepted it; `dedupe_key` makes a retry's append a no-op. Unset: no audit (tests of the
+   * service alone).
+   */
+  readonly audit?: (entry: AuditInput) => Promise<void>;
+  /** Daemon clock (ns) for audit times; default the wall clock. */
+  readonly clock?: () => bigint;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -210,6 +220,13 @@ export async function provisionIssuanceLimit(ledger: Pick<Client, "createAccount
 
 export function createAccountService(deps: AccountServiceDeps): ServiceImpl<typeof AccountService> {
   const { ledger } = deps;
+  const clock = deps.clock ?? (() => BigInt(Date.now()) * 1_000_000n);
+
+  /** Audit an admin money action the ledger accepted (ADR 0101); a retry finds its entry. */
+  async function audited(ctx: HandlerContext, p: { kind: string; id: string }, e: Pick<AuditInput, "action" | "subject" | "before" | "after" | "dedupe_key">): Promise<void> {
+    if (!deps.audit) return;
+    await deps.audit({ ...e, time_ns: clock(), actor_kind: p.kind, actor_id: p.id, request_id: ctx.values.get(requestIdKey) || "unknown" });
+  }
 
   /** Look an account up with, for postpaid wallets, its credit limit (one ledger round trip). */
   async function readAccount(id: bigint): Promise<{ account: LedgerAccount; creditLimit: bigint } | null> {
@@ -352,6 +369,14 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
           }
           throw ledgerRejected("open credit line", name);
         });
+        // Opening a postpaid wallet sets its first credit limit (an admin money action, ADR 0101).
+        await audited(ctx, p, {
+          action: "account.open_postpaid_wallet",
+          subject: `account:${idToHex(walletId)}`,
+          before: null,
+          after: { agent_id: agentId, credit_limit_micro: req.creditLimitMicro },
+          dedupe_key: `account.open_postpaid_wallet:${idToHex(walletId)}`,
+        });
       }
       return { account: await viewOf(walletId) };
     },
@@ -438,6 +463,12 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
         }
         throw ledgerRejected("deposit", name);
       });
+      await audited(ctx, p, {
+        action: rail === null ? "account.manual_deposit" : "account.deposit",
+        subject: `account:${idToHex(walletId!)}`,
+        after: { transfer_id: idToHex(stored.id), amount_micro: stored.amount, rail: rail ?? "manual", idempotency_key: req.idempotencyKey },
+        dedupe_key: `account.deposit:${idToHex(stored.id)}`,
+      });
       return { transfer: transferView(stored) };
     },
 
@@ -459,7 +490,7 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
       checkIdempotencyKey(req.idempotencyKey, v);
       throwIfInvalid(v);
 
-      const { account: wallet } = await mustReadAccount(walletId!);
+      const { account: wallet, creditLimit: limitBefore } = await mustReadAccount(walletId!);
       if (wallet.code !== AccountCode.agent_wallet_postpaid) {
         throw invalidArgument([{ field: "account", description: "must be a postpaid agent wallet" }]);
       }
@@ -493,7 +524,15 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
         change!.direction === "increase"
           ? await submitIssuance(t, "increase_micro", onFailure)
           : await submitTransfer(t, onFailure);
-      return { transfer: transferView(stored), account: await viewOf(walletId!) };
+      const after = await viewOf(walletId!);
+      await audited(ctx, p, {
+        action: "account.adjust_credit_limit",
+        subject: `account:${idToHex(walletId!)}`,
+        before: { credit_limit_micro: limitBefore },
+        after: { credit_limit_micro: after.creditLimitMicro, transfer_id: idToHex(stored.id), change: change!.direction, amount_micro: change!.amountMicro, idempotency_key: req.idempotencyKey },
+        dedupe_key: `account.adjust_credit_limit:${idToHex(stored.id)}`,
+      });
+      return { transfer: transferView(stored), account: after };
     },
 
     async listTransfers(req: ListTransfersRequest, ctx: HandlerContext) {

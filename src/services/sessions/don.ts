@@ -11,6 +11,7 @@ import { planDon, reconstructSession, type SessionView } from "../../domain/sess
 import { accountNotFound, failedPrecondition, idempotencyKeyReused, insufficientFunds, ledgerRejected } from "../errors.js";
 import { ensureDebt, ensureSessionMeters } from "./accounts.js";
 import { readSession } from "./reads.js";
+import { pinRule } from "./pins.js";
 import type { SessionState } from "./state.js";
 
 export interface DonCommand {
@@ -30,6 +31,9 @@ export interface DonCommand {
 export async function executeDon(s: SessionState, d: DonCommand): Promise<{ view: SessionView; created: boolean }> {
   const sid = d.session_id;
   if (d.mode === "soft") await ensureDebt(s, d.agent_id);
+  // Pin the revenue rule before the hold exists (ADR 0100): a session the ledger has always has
+  // its pin; a Don that fails leaves an unused pin behind (its session id is spent anyway).
+  await pinRule(s, sid, d.masque);
   const t = planDon(s.ids, {
     session_id: sid,
     agent_id: d.agent_id,

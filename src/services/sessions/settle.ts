@@ -30,6 +30,7 @@ import {
 import { failedPrecondition, ledgerRejected } from "../errors.js";
 import { debtAccountOf, ensureAuthors, ensureDebt, ensureSessionMeters } from "./accounts.js";
 import { priceBookOf, readSession, readSessionWithTransfers, sessionTransfers, type SessionRead } from "./reads.js";
+import { pinnedFeeBps } from "./pins.js";
 import type { SessionState } from "./state.js";
 
 /**
@@ -86,7 +87,7 @@ export async function settle(
   agent_id: string | null,
 ): Promise<SessionView> {
   const e = await priceBookOf(s, v);
-  const fee_bps = s.config.PLATFORM_FEE_BPS;
+  const fee_bps = await pinnedFeeBps(s, v.session_id);
   const billed = billedDurationMs(v.don_ns, end_ns, s.config.SESSION_MAX_S);
   let settlement = priceSession(e.pricing, v.mode, v.hold_micro, v.usage, billed, fee_bps);
   if (settlement.debt_micro > 0n) {

@@ -15,11 +15,13 @@ import path from "node:path";
 import type { Logger } from "pino";
 import type { Client, Transfer } from "tigerbeetle-node";
 import type { Config } from "../../config.js";
+import type { GovernanceStore, SessionPin } from "../../controlplane/governance.js";
 import type { PriceBookStore } from "../../controlplane/pricebooks.js";
 import { loadCatalog, type Catalog } from "../../domain/catalog.js";
 import { sessionAccountIds } from "../../domain/session-accounts.js";
 import { USAGE_LEDGER, type SessionAccountIds, type SessionView } from "../../domain/sessions.js";
 import type { DaemonContext } from "../../server/registry.js";
+import { governanceOf } from "../governance.js";
 
 /** A session this daemon knows to be open (index only; the ledger is the record). */
 export interface OpenSession {
@@ -78,6 +80,13 @@ export interface SessionState {
    * database on a miss (a session donned by another daemon with a price book this one never loaded).
    */
   readonly registry: PriceBookStore;
+  /**
+   * Revenue rules (issue 16, ADR 0100): a session pins the applicable rule at Don (before its
+   * hold exists) and settles with the pinned split; `pins` caches pins (immutable once written;
+   * bounded: cleared when full).
+   */
+  readonly rules: GovernanceStore;
+  readonly pins: Map<bigint, SessionPin>;
   readonly ids: SessionAccountIds;
   /** Open-session index (see the file comment). */
   readonly open: Map<bigint, OpenSession>;
@@ -108,6 +117,8 @@ export function createSessionState(ctx: DaemonContext): SessionState {
     clock: ctx.clock,
     catalog,
     registry,
+    rules: governanceOf(ctx).rules,
+    pins: new Map(),
     ids: sessionAccountIds,
     open: new Map(),
     metered: new Set(),

@@ -562,6 +562,7 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
             minimumNetMicro: schedule.minimum_net_micro,
             quoteTtlS: schedule.quote_ttl_s,
             destinationCoolingS: config.PAYOUT_DESTINATION_COOLING_S,
+            accountRentFeeMicro: rail === "solana" ? config.PAYOUT_SOLANA_ACCOUNT_RENT_FEE_MICRO : 0n,
           }),
         ),
       });
