@@ -411,6 +411,32 @@ const vars = {
     "How long after a session settled its masque's author may refund it (admins always may), seconds; 0 = authors never.",
     "604800",
   ),
+  // ---- settlement: Lightning rail, msat ledger and conversion (issue 15, docs/adr/0094) ----------
+  LIGHTNING_RATE_MSAT_PER_USD: v(
+    z.string().regex(/^(\d{1,14})(\.\d{1,6})?$/, "expected msat per USD as a decimal with at most 6 fraction digits, e.g. 1052631.578947").optional(),
+    "Operator-set conversion rate for the Lightning rail, millisatoshis per 1 USD (the default rate provider; no network call). Unset = Lightning payouts and deposit invoices are not enabled. Recorded with every conversion.",
+    "",
+  ),
+  LIGHTNING_RATE_SOURCE: v(
+    z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, "expected 1-64 characters of [A-Za-z0-9._:-]").default("operator"),
+    "Name recorded as the source of LIGHTNING_RATE_MSAT_PER_USD in every quote and conversion.",
+    "operator",
+  ),
+  LIGHTNING_NETWORK: v(
+    z.enum(["mainnet", "testnet", "testnet4", "signet", "regtest", "simnet"]).default("mainnet"),
+    "Bitcoin network of the Lightning rail: payout invoices of another network are refused, and deposits are keyed by its genesis hash. Must equal the adapter's LND_NETWORK.",
+    "mainnet",
+  ),
+  LIGHTNING_QUOTE_TTL_S: v(
+    uint("seconds").pipe(z.number().min(60).max(86_400)).default(900),
+    "How long a Lightning deposit invoice (and its quoted rate) can be paid, in seconds; after it nothing is credited.",
+    "900",
+  ),
+  LIGHTNING_MIN_INVOICE_REMAINING_S: v(
+    uint("seconds").pipe(z.number().max(86_400)).default(60),
+    "A payout invoice must stay valid at least this long after ConfirmPayout (judged by the daemon's clock, not the node's block time).",
+    "60",
+  ),
 } as const;
 
 type Vars = typeof vars;

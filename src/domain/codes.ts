@@ -24,6 +24,11 @@ export const Ledger = {
    * the control account of TigerBeetle's balance-invariant recipe, in micro-USD. Never money.
    */
   spend_limit: 91,
+  /**
+   * Bitcoin in millisatoshis (1 unit = 10^-3 sat = 10^-11 BTC): the Lightning rail's own money
+   * (issue 15, ADR 0094). Joined to ledger 1 only by conversion chains through the exchange accounts.
+   */
+  btc_msat: 10,
 } as const;
 export type Ledger = (typeof Ledger)[keyof typeof Ledger];
 
@@ -62,6 +67,11 @@ export const AccountCode = {
   usage_meter: 500,
   /** Usage sink: one per usage ledger (credited by usage). */
   usage_sink: 510,
+  /**
+   * The platform's exchange desk, one per ledger (USD and msat, ADR 0094): every conversion
+   * credits one and debits the other; their balances are the open position reconcile reports.
+   */
+  exchange: 600,
   /** Issuance limit operator: funds the control account once with the whole limit (ADR 0055). */
   issuance_limit_operator: 900,
   /** Issuance limit control account: its available balance is what may still be issued. */
@@ -120,6 +130,11 @@ export const TransferCode = {
   payout: 30,
   /** Author payout fee: earnings → rail fees (pending with its payout, ADR 0085). */
   payout_fee: 31,
+  /**
+   * One leg of a currency conversion (ADR 0094): USD into / out of the exchange account on
+   * ledger 1, msat out of / into it on the msat ledger, linked in one chain, rate in user_data_64.
+   */
+  conversion: 70,
   /** Balance-bounds recipe helper transfers (postpaid credit checks). */
   bounds_check: 40,
   /**

@@ -24,6 +24,7 @@ import { startDispatcher, type Dispatcher } from "../webhooks/dispatcher.js";
 const dispatchers = new WeakMap<DaemonContext, Dispatcher>();
 import { createLimits } from "./limits/limits.js";
 import { createLimitsStore } from "../controlplane/limits.js";
+import { conversionAccounts } from "../domain/settlement/conversion.js";
 
 export function createServices(ctx: DaemonContext): ServiceRegistration[] {
   const sessions = createSessionInstance(ctx);
@@ -55,7 +56,7 @@ export function createServices(ctx: DaemonContext): ServiceRegistration[] {
  * means the ledger and this build disagree, and the daemon refuses to start.
  */
 export async function onStart(ctx: DaemonContext): Promise<void> {
-  const accounts = [...startupPlatformAccounts(RAIL_NAMES), ...RAIL_NAMES.map(railFeesAccount)];
+  const accounts = [...startupPlatformAccounts(RAIL_NAMES), ...RAIL_NAMES.map(railFeesAccount), ...conversionAccounts()];
   const results = await ctx.ledger.createAccounts(accounts);
   const bad = results
     .map((r, i) => ({ r, a: accounts[i]! }))

@@ -19,8 +19,9 @@
  * state (balances, ledger-side conservation across several pages) are reported as skipped, not
  * as drift, when a transfer landed while they were read.
  */
+import { exchangeAccountId, exchangePosition } from "../domain/settlement/conversion.js";
 import { QueryFilterFlags, TransferFlags, type Account, type Client, type QueryFilter } from "tigerbeetle-node";
-import { TransferCode } from "../domain/codes.js";
+import { Ledger, TransferCode } from "../domain/codes.js";
 import { bindDatabase, type ResultRow, type Sink } from "./sink.js";
 import { readCursors } from "./streamer.js";
 
@@ -399,6 +400,20 @@ export async function reconcile(opts: { client: Client; sink: Sink }): Promise<R
     ok: refundBad === 0,
     detail: `${refundCount} refunds in ${refunds.length} sessions, ${refundBad} not netting; ${String(peer?.n ?? 0)} peer transfers`,
   });
+
+  // ---- exchange position (Lightning conversion, ADR 0094) ---------------------------------------
+  // Informational: what the platform's exchange desk holds open on each ledger (the USD it took in
+  // for msat it paid out, net of deposits). The accounts themselves are compared above.
+  const xusd = ledgerAccounts.find((a) => a.id === exchangeAccountId(Ledger.usd_micro));
+  const xmsat = ledgerAccounts.find((a) => a.id === exchangeAccountId(Ledger.btc_msat));
+  if (xusd !== undefined && xmsat !== undefined) {
+    const pos = exchangePosition(xusd, xmsat);
+    checks.push({
+      name: "exchange position (open, per ledger)",
+      ok: true,
+      detail: `USD exchange account holds ${pos.usd_micro} micro-USD; msat exchange account paid out ${pos.msat_out} msat net`,
+    });
+  }
 
   return {
     ok: drift.length === 0,

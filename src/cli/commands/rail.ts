@@ -1,6 +1,6 @@
 /**
- * `masques-ledger rail <rail>`: run a settlement rail adapter in the foreground (ADR 0081). Base is
- * implemented; Solana and Lightning add their driver here. The adapter talks to the daemon only
+ * `masques-ledger rail <rail>`: run a settlement rail adapter in the foreground (ADR 0081). Base and
+ * Lightning (src/rails/lightning/cli.ts, ADR 0096) are implemented; Solana adds its driver here. The adapter talks to the daemon only
  * through the generated SettlementService client, as the `rail` principal of its rail.
  */
 import type { CliCommand } from "../command.js";
@@ -13,6 +13,7 @@ import { createRailAdapter, type FaultPoint } from "../../rails/adapter/runner.j
 import { BaseRailConfigError, baseRailConfigDocs, loadBaseRailConfig, loadHotWalletKey } from "../../rails/base/config.js";
 import { BaseChainStartupError, connectBaseChain } from "../../rails/base/chain.js";
 import { baseDriver } from "../../rails/base/driver.js";
+import { lightningRailHelp, runLightningRail } from "../../rails/lightning/cli.js";
 
 const FAULT_POINTS: readonly FaultPoint[] = ["after_sign", "after_record", "after_broadcast"];
 
@@ -22,7 +23,7 @@ function docs(d: Readonly<Record<string, { doc: string; default: string }>>): st
     .join("\n");
 }
 
-const help = `Usage: masques-ledger rail base
+const help = `Usage: masques-ledger rail base | masques-ledger rail lightning
 
 Runs the Base (USDC) rail adapter in the foreground: every BASE_POLL_INTERVAL_MS it claims the
 rail's payouts from the daemon, re-examines every payout already signed first (re-broadcasts the
@@ -38,19 +39,20 @@ ${docs(adapterConfigDocs)}
 ${docs(baseRailConfigDocs)}
   RAIL_FAULT_KILL_AT
       Fault injection for crash-recovery tests only: after_sign | after_record | after_broadcast
-      makes the process SIGKILL itself the first time it reaches that step. Never set in production.`;
+      makes the process SIGKILL itself the first time it reaches that step. Never set in production.
+
+${lightningRailHelp}`;
 
 export const railCommand: CliCommand = {
   name: "rail",
-  summary: "Run a settlement rail adapter (base) in the foreground",
+  summary: "Run a settlement rail adapter (base, lightning) in the foreground",
   help,
   async run(argv) {
     const [name, ...rest] = argv;
+    if (name === "lightning" && rest.length === 0) return runLightningRail();
     if (name !== "base" || rest.length > 0) {
       process.stderr.write(
-        name === "solana" || name === "lightning"
-          ? `rail: the ${name} adapter is not built yet (only base)\n`
-          : `rail: expected exactly one rail name: base (see --help)\n`,
+        name === "solana" ? `rail: the ${name} adapter is not built yet (base, lightning)\n` : `rail: expected exactly one rail name: base or lightning (see --help)\n`,
       );
       return ExitCode.usage;
     }

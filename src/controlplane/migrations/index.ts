@@ -12,5 +12,6 @@ import { m0006 } from "./0006_governance.js";
 import { m0007 } from "./0007_webhooks.js";
 import { m0008 } from "./0008_catalog_versions.js";
 import { m0009 } from "./0009_limits.js";
+import { m0010 } from "./0010_lightning.js";
 
-export const MIGRATIONS: readonly ControlPlaneMigration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009];
+export const MIGRATIONS: readonly ControlPlaneMigration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0010];
