@@ -31,7 +31,7 @@ import { RAIL_NAMES } from "../domain/codes.js";
 import type { Principal, PrincipalKind, Scope } from "./principal.js";
 
 export const SCOPES: readonly Scope[] = ["ledger:read", "ledger:write", "rail:settle", "admin"];
-export const PRINCIPAL_KINDS: readonly PrincipalKind[] = ["agent", "author", "rail", "admin"];
+export const PRINCIPAL_KINDS: readonly PrincipalKind[] = ["agent", "author", "rail", "admin", "collector"];
 const ALGS = ["EdDSA", "ES256"];
 const VERIFIED_CACHE_MAX = 10_000;
 
@@ -41,13 +41,14 @@ export const DEFAULT_SCOPES: Record<PrincipalKind, Scope[]> = {
   author: ["ledger:read", "ledger:write"],
   rail: ["ledger:read", "rail:settle"],
   admin: ["ledger:read", "ledger:write", "admin"],
+  collector: [],
 };
 
 const scopeSchema = z.enum(["ledger:read", "ledger:write", "rail:settle", "admin"]);
 const claimsSchema = z
   .object({
     sub: z.string().min(1).max(256),
-    kind: z.enum(["agent", "author", "rail", "admin"]),
+    kind: z.enum(["agent", "author", "rail", "admin", "collector"]),
     scopes: z.array(scopeSchema).optional(),
     scope: z.string().optional(),
   })

@@ -16,6 +16,7 @@ import type { Logger } from "pino";
 import type { Client, Transfer } from "tigerbeetle-node";
 import type { Config } from "../../config.js";
 import type { PriceBookStore } from "../../controlplane/pricebooks.js";
+import { otlpStore, type OtlpStore } from "../../controlplane/otlp.js";
 import { loadCatalog, type Catalog } from "../../domain/catalog.js";
 import { sessionAccountIds } from "../../domain/session-accounts.js";
 import { USAGE_LEDGER, type SessionAccountIds, type SessionView } from "../../domain/sessions.js";
@@ -78,6 +79,8 @@ export interface SessionState {
    * database on a miss (a session donned by another daemon with a price book this one never loaded).
    */
   readonly registry: PriceBookStore;
+  /** Claude Code session bindings of OTLP-metered sessions (issue 18, src/controlplane/otlp.ts). */
+  readonly otlp: OtlpStore;
   readonly ids: SessionAccountIds;
   /** Open-session index (see the file comment). */
   readonly open: Map<bigint, OpenSession>;
@@ -108,6 +111,7 @@ export function createSessionState(ctx: DaemonContext): SessionState {
     clock: ctx.clock,
     catalog,
     registry,
+    otlp: otlpStore(ctx.controlplane.db),
     ids: sessionAccountIds,
     open: new Map(),
     metered: new Set(),
