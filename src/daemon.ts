@@ -157,7 +157,7 @@ export async function runDaemon(
       limits,
       routes: telemetryRoutes({
         verifier,
-        ingest: { otlp: otlpStore(controlplane.db), sessions, sink: sinkOf, clock },
+        ingest: { otlp: otlpStore(controlplane.db), sessions, sink: sinkOf, clock, analyticsEnabled: config.STREAMER_ENABLED },
         metrics,
         readiness,
         log: log.child({ component: "otlp" }),

@@ -41,6 +41,8 @@ export interface IngestDeps {
   sessions: SessionServiceInstance | undefined;
   /** The ClickHouse sink (undefined: analytics is off or did not start). */
   sink: () => Sink | undefined;
+  /** STREAMER_ENABLED: analytics is configured (a missing sink is then an outage: 503). */
+  analyticsEnabled: boolean;
   clock: () => bigint;
 }
 
@@ -137,8 +139,10 @@ export async function ingestLogs(d: IngestDeps, p: Principal, req: ExportLogsSer
   let stored = 0;
   if (events.length > 0) {
     const sink = d.sink();
-    if (!sink) {
-      warnings.push("analytics (ClickHouse) is off: events billed, not stored");
+    if (!sink && d.analyticsEnabled) {
+      throw new OtlpError(503, "analytics store (ClickHouse) unavailable, retry later (billing is unaffected)");
+    } else if (!sink) {
+      warnings.push("analytics (ClickHouse) is off (STREAMER_ENABLED=false): events billed, not stored");
     } else {
       const known = await d.otlp.storedEvents(events.map((e) => e.event_id));
       const seen = new Set<string>();

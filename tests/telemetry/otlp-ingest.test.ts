@@ -18,13 +18,41 @@ import { SessionStatus, UsageOutcome } from "../../clients/gen/masques/ledger/v1
 import { ChdbSink } from "../../src/streamer/chdb-sink.js";
 import { newSessionId, startHarness, type Harness } from "../sessions/harness.js";
 import { startDaemon } from "../support/daemon.js";
+import { createClient, type Interceptor } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
+import { service as healthService } from "grpc-health-check";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { AccountService, WalletMode } from "../../clients/gen/masques/ledger/v1/account_service_pb.js";
+import { SessionService } from "../../clients/gen/masques/ledger/v1/session_service_pb.js";
+
+async function grpcHealth(addr: string, service: string): Promise<string> {
+  const Client = grpc.makeClientConstructor(healthService, "grpc.health.v1.Health");
+  const client = new Client(addr, grpc.credentials.createInsecure());
+  try {
+    return await new Promise<string>((resolve, reject) =>
+      (client as unknown as { check(req: object, cb: (e: Error | null, r: { status: string }) => void): void }).check({ service }, (e, r) =>
+        e ? reject(e) : resolve(r.status),
+      ),
+    );
+  } finally {
+    client.close();
+  }
+}
+
+function bearer(token: string): Interceptor {
+  return (next) => async (req) => {
+    req.header.set("authorization", `Bearer ${token}`);
+    return next(req);
+  };
+}
 
 let h: Harness;
 let agentToken: string;
 
 beforeAll(async () => {
-  // Grace 0 here: every test flushes its exporter before the Doff (the grace has its own test).
-  h = await startHarness({ env: { OTLP_DOFF_GRACE_MS: "0", OTLP_MAX_BODY_BYTES: "65536" } });
+  // A Doff of an OTLP-metered session waits this grace for events stamped before it; generous so
+  // the grace test's export lands inside it on a loaded machine.
+  h = await startHarness({ env: { OTLP_DOFF_GRACE_MS: "8000", OTLP_MAX_BODY_BYTES: "65536" } });
   agentToken = await h.daemon.token("agent", "otel-alice");
 }, 120_000);
 afterAll(async () => {
@@ -133,6 +161,21 @@ describe("OTLP logs in: billing from Claude Code's events", () => {
     expect(usage.results[0]!.reason).toBe("METERED_FROM_OTLP");
     const got = await c.sessions.getSession({ sessionId });
     expect(got.session!.usage).toMatchObject({ inputTokens: 4000n, outputTokens: 1000n, toolCalls: 0n });
+  });
+
+  test("Doff settles after the grace: events stamped before the Doff that arrive during it are billed", async () => {
+    const { c, sessionId } = await donWithClaude("otel-dave", "claude-4");
+    const dave = await h.daemon.token("agent", "otel-dave");
+    const records = claudeRecords([{ session: "claude-4", seq: 1, input: 1000, output: 0 }]); // stamped now, before the Doff
+    const doff = c.sessions.doff({ sessionId });
+    await h.daemon.waitForLog((l) => l.msg === "doff waits for OTLP events stamped before it" && l.session_id === sessionId);
+    const ex = exporter("proto", dave);
+    expect((await send(ex, records)).code).toBe(ExportResultCode.SUCCESS);
+    await ex.shutdown();
+    const settled = (await doff).session!;
+    expect(settled.status).toBe(SessionStatus.DOFFED);
+    expect(settled.usage).toMatchObject({ inputTokens: 1000n });
+    expect(settled.priceMicro).toBe(200n);
   });
 
   test("events of an unknown Claude session, of a closed session, of another agent's session, or sent by a collector are stored and never billed", async () => {
@@ -269,6 +312,24 @@ describe("readiness without ClickHouse", () => {
       const body = (await r.json()) as { ready: boolean; checks: Record<string, string> };
       expect(body.ready).toBe(true);
       expect(body.checks.analytics).toMatch(/^unreachable/);
+      // Payments are unaffected: an OTLP-metered session is still billed from its events.
+      const admin = await d.token("admin", "ops");
+      const agent = await d.token("agent", "otel-erin");
+      const transport = createGrpcTransport({ baseUrl: `http://${d.grpcAddr}`, interceptors: [bearer(agent)] });
+      const adminT = createGrpcTransport({ baseUrl: `http://${d.grpcAddr}`, interceptors: [bearer(admin)] });
+      const sessions = createClient(SessionService, transport);
+      await createClient(AccountService, transport).openAgentWallet({ mode: WalletMode.PREPAID });
+      await createClient(AccountService, adminT).deposit({ account: { ref: { case: "agentWallet", value: "otel-erin" } }, amountMicro: 1_000_000n, idempotencyKey: "fund-erin" });
+      const sessionId = newSessionId();
+      await sessions.don({ sessionId, masque: "researcher", claudeSessionId: "claude-5" });
+      const ex = new ProtoLogExporter({ url: `http://${d.httpAddr}/v1/logs`, headers: { Authorization: `Bearer ${agent}` } });
+      // Billed, then answered 503 (not stored): the exporter's retry is told to come back.
+      expect((await send(ex, claudeRecords([{ session: "claude-5", seq: 1, input: 1000, output: 1000 }]))).code).toBe(ExportResultCode.FAILED);
+      await ex.shutdown();
+      expect((await sessions.getSession({ sessionId })).session!.usage).toMatchObject({ inputTokens: 1000n, outputTokens: 1000n });
+      // gRPC health: the payments API serving, masques.analytics not.
+      expect(await grpcHealth(d.grpcAddr, "")).toBe("SERVING");
+      expect(await grpcHealth(d.grpcAddr, "masques.analytics")).toBe("NOT_SERVING");
     } finally {
       await d.stop();
     }

@@ -165,6 +165,7 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
         const store = s.otlp;
         if ((await store.bindingsOf([idToHex(sid)], { fresh: false })).size > 0) {
           await store.markDoff(idToHex(sid), end_ns);
+          s.log.info({ session_id: idToHex(sid), grace_ms }, "doff waits for OTLP events stamped before it");
           await new Promise((resolve) => setTimeout(resolve, grace_ms));
           r = await readForAction(sid);
         }
