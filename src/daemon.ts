@@ -145,6 +145,7 @@ export async function runDaemon(
             return n;
           }
         : undefined,
+      coalescer: (ledger.client as { stats?: { batches: number; requests: number; events: number } }).stats,
       streamerLag: () => {
         const l = streamer?.lag();
         return l ? { lag_s: Number(l.head_ts - l.cursor_ts) / 1e9, events_behind: l.events_behind } : null;

@@ -28,6 +28,8 @@ export interface GaugeSources {
   /** Open sessions whose hold times out within the next SESSION_IDLE_S. */
   holdsNearExpiry?: () => number;
   streamerLag?: () => { lag_s: number; events_behind: number } | null;
+  /** The coalescer's running totals (src/ledger/coalescer.ts): ledger requests sent, caller requests, events. */
+  coalescer?: { batches: number; requests: number; events: number };
 }
 
 /** Recording handles and the /metrics handler. */
@@ -114,6 +116,15 @@ export function createDaemonMetrics(opts: MetricsOptions = {}): DaemonMetrics {
           const l = src.streamerLag!();
           if (l) r.observe(l.events_behind);
         });
+      }
+      const c = src.coalescer;
+      if (c) {
+        const counter = (name: string, description: string, unit: string, read: () => number) =>
+          meter.createObservableCounter(name, { description, unit }).addCallback((r) => r.observe(read()));
+        counter("masques.ledger.batches", "Create requests sent to the ledger by the coalescer (merged batches)", "{request}", () => c.batches);
+        counter("masques.ledger.requests", "Create requests received by the coalescer from callers; requests / batches = merge ratio", "{request}", () => c.requests);
+        counter("masques.ledger.events", "Events sent to the ledger in create requests; events / batches = mean batch size", "{event}", () => c.events);
+        gauge("masques.ledger.merge_ratio", "Caller requests per ledger request since start (coalescer)", "1", (r) => r.observe(c.batches === 0 ? 0 : c.requests / c.batches));
       }
       gauge("process.memory.usage", "Resident set size of the daemon", "By", (r) => r.observe(process.memoryUsage().rss));
       gauge("process.memory.heap_used", "V8 heap in use", "By", (r) => r.observe(process.memoryUsage().heapUsed));

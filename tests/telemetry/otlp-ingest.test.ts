@@ -266,6 +266,7 @@ describe("telemetry out", () => {
     expect(text).toMatch(/rpc_method="Don"/);
     expect(text).toMatch(/masques_otlp_records(?:_total)?\{[^}]*outcome="billed"[^}]*\} [1-9]/);
     expect(text).toMatch(/process_memory_usage\{[^}]*\} [1-9]/);
+    expect(text).toMatch(/masques_ledger_batches(?:_total)?\{[^}]*\} [1-9]/);
   });
 
   test("readiness: ledger and control plane ok, analytics (embedded chDB) reported on its own", async () => {
