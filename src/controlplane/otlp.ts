@@ -33,6 +33,12 @@ export interface OtlpStore {
   bindingsOf(session_ids: readonly string[], opts: { fresh: boolean }): Promise<Map<string, SessionBinding>>;
   /** Bindings of one Claude session, newest first (at most `limit`). */
   sessionsOfClaude(claude_session_id: string, limit: number): Promise<SessionBinding[]>;
+  /**
+   * Remember that a session this daemon just created on the ledger has no binding (a Don without
+   * claude_session_id writes none, and bindings are only written before the hold), so its
+   * RecordUsage and Doff never query the database for it.
+   */
+  markUnbound(session_id: string): void;
   /** Stamp the Doff request time once (the first stamp wins). */
   markDoff(session_id: string, doff_time_ns: bigint): Promise<void>;
   /** Of `event_ids`, those already stored. */
@@ -117,6 +123,9 @@ function createOtlpStore(db: Kysely<Database>): OtlpStore {
       const r = await sql<BindingRow>`select ${cols} from otlp_session_binding where claude_session_id = ${claude}
         order by bind_time_ns desc limit ${limit}`.execute(db);
       return r.rows.map(toBinding);
+    },
+    markUnbound(sid) {
+      if (!cache.has(sid)) remember(sid, null);
     },
     async markDoff(sid, t) {
       await sql`update otlp_session_binding set doff_time_ns = ${t.toString()}::bigint where session_id = ${sid} and doff_time_ns is null`.execute(db);

@@ -117,6 +117,7 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
         }
       }
       const r = await executeDon(s, { session_id: sid, agent_id, masque, mode, hold_micro });
+      if (claude === "" && r.created) s.otlp.markUnbound(idToHex(sid));
       return { session: await sessionToProto(s, r.view), created: r.created };
     },
 
