@@ -20,6 +20,7 @@ import { startStreamer, type RunningStreamer } from "./streamer/index.js";
 import { otlpStore } from "./controlplane/otlp.js";
 import { sessionInstanceOf } from "./services/sessions/service.js";
 import { telemetryRoutes } from "./telemetry/http.js";
+import { groupedInserter } from "./telemetry/ingest.js";
 import { createDaemonMetrics } from "./telemetry/metrics.js";
 import { ANALYTICS_HEALTH_SERVICE, createReadiness } from "./telemetry/readiness.js";
 
@@ -158,7 +159,7 @@ export async function runDaemon(
       limits,
       routes: telemetryRoutes({
         verifier,
-        ingest: { otlp: otlpStore(controlplane.db), sessions, sink: sinkOf, clock, analyticsEnabled: config.STREAMER_ENABLED },
+        ingest: { otlp: otlpStore(controlplane.db), sessions, sink: sinkOf, insert: groupedInserter(sinkOf), clock, analyticsEnabled: config.STREAMER_ENABLED },
         metrics,
         readiness,
         log: log.child({ component: "otlp" }),

@@ -2,7 +2,7 @@
  * OTLP logs in: Claude Code's events -> billing on the masque session they ran under (through
  * the same ledger plan as RecordUsage) and one api_requests row each in ClickHouse. ADR 0115.
  *
- * Exactly once, in this order (every step idempotent, so an exporter's retry is harmless):
+ * Exactly once (every step idempotent, so an exporter's retry is harmless; 1 runs beside 2-3):
  *  1. bill: usage events with seq derived from the event identity (claude-events.ts); the
  *     ledger answers `exists` (DUPLICATE) for a retried event, so nothing is billed twice;
  *  2. store: events whose id the control plane does not hold yet are inserted into api_requests
@@ -41,6 +41,8 @@ export interface IngestDeps {
   sessions: SessionServiceInstance | undefined;
   /** The ClickHouse sink (undefined: analytics is off or did not start). */
   sink: () => Sink | undefined;
+  /** Inserts api_requests rows (groupedInserter over `sink`). */
+  insert: (rows: ApiRow[]) => Promise<void>;
   /** STREAMER_ENABLED: analytics is configured (a missing sink is then an outage: 503). */
   analyticsEnabled: boolean;
   clock: () => bigint;
@@ -52,6 +54,47 @@ export interface IngestReport extends PartialSuccess {
   billed: number;
   duplicates: number;
   stored: number;
+}
+
+type ApiRow = (string | number | bigint)[];
+
+/** Most rows one grouped ClickHouse insert carries (bounded; more wait for the next one). */
+const GROUP_MAX_ROWS = 50_000;
+
+/**
+ * Group commit for api_requests: rows of concurrent exports are inserted together, one insert in
+ * flight at a time (chDB and ClickHouse pay per insert, not per row). Each caller's promise
+ * settles with the insert that carried its rows; a failed insert fails every caller in it.
+ */
+export function groupedInserter(sink: () => Sink | undefined): (rows: ApiRow[]) => Promise<void> {
+  let queue: { rows: ApiRow[]; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  let running = false;
+  const pump = async (): Promise<void> => {
+    running = true;
+    while (queue.length > 0) {
+      const take: typeof queue = [];
+      let n = 0;
+      while (queue.length > 0 && (take.length === 0 || n + queue[0]!.rows.length <= GROUP_MAX_ROWS)) {
+        const q = queue.shift()!;
+        n += q.rows.length;
+        take.push(q);
+      }
+      try {
+        const s = sink();
+        if (!s) throw new Error("analytics store is not running");
+        await s.insert("api_requests", API_REQUEST_COLUMNS, take.flatMap((q) => q.rows));
+        for (const q of take) q.resolve();
+      } catch (err) {
+        for (const q of take) q.reject(err);
+      }
+    }
+    running = false;
+  };
+  return (rows) =>
+    new Promise<void>((resolve, reject) => {
+      queue.push({ rows, resolve, reject });
+      if (!running) void pump();
+    });
 }
 
 /** ns since the epoch -> ClickHouse DateTime64(9) text, UTC. */
@@ -68,7 +111,7 @@ function mapLiteral(m: Map<string, string>): string {
   return `{${[...m].map(([k, v]) => `${q(k)}:${q(v)}`).join(",")}}`;
 }
 
-function row(e: ClaudeEvent, session_id: bigint, agent_id: string): (string | number | bigint)[] {
+function row(e: ClaudeEvent, session_id: bigint, agent_id: string): ApiRow {
   return [
     dateTime64(e.time_ns), e.event_id, session_id, agent_id, e.service_name, e.model,
     e.name === "claude_code.api_request" ? "api_request" : "tool_result", e.success ? 200 : 500, e.duration_ms,
@@ -99,7 +142,24 @@ export async function ingestLogs(d: IngestDeps, p: Principal, req: ExportLogsSer
     if (b) sessionOf.set(e.event_id, b);
   }
 
-  // 1. bill (agents only, own sessions only).
+  // Billing and storage are independent and each idempotent: they run side by side.
+  // Both settle before the answer, so a 503 for storage is only sent once billing is done.
+  const [billR, storeR] = await Promise.allSettled([billEvents(d, p, events, sessionOf, warnings), storeEvents(d, p, events, sessionOf, warnings)]);
+  if (billR.status === "rejected") throw billR.reason;
+  if (storeR.status === "rejected") throw storeR.reason;
+  const bill = billR.value;
+  const stored = storeR.value;
+  return { events: events.length, billed: bill.billed, duplicates: bill.duplicates, stored, rejected: refused.length, errorMessage: warnings.join("; ") };
+}
+
+/** 1. bill (agents only, own sessions only). */
+async function billEvents(
+  d: IngestDeps,
+  p: Principal,
+  events: readonly ClaudeEvent[],
+  sessionOf: Map<string, SessionBinding>,
+  warnings: string[],
+): Promise<{ billed: number; duplicates: number }> {
   let billed = 0;
   let duplicates = 0;
   const billable = p.kind === "agent" && p.scopes.includes("ledger:write") && d.sessions !== undefined;
@@ -135,7 +195,17 @@ export async function ingestLogs(d: IngestDeps, p: Principal, req: ExportLogsSer
     }
   }
 
-  // 2. + 3. store once.
+  return { billed, duplicates };
+}
+
+/** 2. + 3. store once: new ids into api_requests, then recorded in the control plane. */
+async function storeEvents(
+  d: IngestDeps,
+  p: Principal,
+  events: readonly ClaudeEvent[],
+  sessionOf: Map<string, SessionBinding>,
+  warnings: string[],
+): Promise<number> {
   let stored = 0;
   if (events.length > 0) {
     const sink = d.sink();
@@ -149,9 +219,7 @@ export async function ingestLogs(d: IngestDeps, p: Principal, req: ExportLogsSer
       const fresh = events.filter((e) => !known.has(e.event_id) && !seen.has(e.event_id) && seen.add(e.event_id));
       if (fresh.length > 0) {
         try {
-          await sink.insert(
-            "api_requests",
-            API_REQUEST_COLUMNS,
+          await d.insert(
             fresh.map((e) => {
               const b = sessionOf.get(e.event_id);
               return row(e, b ? BigInt(`0x${b.session_id}`) : 0n, b?.agent_id ?? (p.kind === "agent" ? p.id : ""));
@@ -168,5 +236,5 @@ export async function ingestLogs(d: IngestDeps, p: Principal, req: ExportLogsSer
       }
     }
   }
-  return { events: events.length, billed, duplicates, stored, rejected: refused.length, errorMessage: warnings.join("; ") };
+  return stored;
 }

@@ -11,7 +11,7 @@
  */
 import { createRequire } from "node:module";
 import { gunzipSync } from "node:zlib";
-import protobuf from "protobufjs/minimal.js";
+import protobuf from "protobufjs";
 
 /** An OTLP AnyValue as decoded (only the members we read). */
 export interface AnyValue {
