@@ -12,6 +12,9 @@ import { SeverityNumber } from "@opentelemetry/api-logs";
 import { OTLPLogExporter as ProtoLogExporter } from "@opentelemetry/exporter-logs-otlp-proto";
 import { OTLPLogExporter as JsonLogExporter } from "@opentelemetry/exporter-logs-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
+import { OTLPMetricExporter as ProtoMetricExporter } from "@opentelemetry/exporter-metrics-otlp-proto";
+import { OTLPMetricExporter as JsonMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
+import { MeterProvider, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
 import { InMemoryLogRecordExporter, LoggerProvider, SimpleLogRecordProcessor, type ReadableLogRecord } from "@opentelemetry/sdk-logs";
 import { ExportResultCode, type ExportResult } from "@opentelemetry/core";
 import { SessionStatus, UsageOutcome } from "../../clients/gen/masques/ledger/v1/session_service_pb.js";
@@ -254,6 +257,26 @@ describe("OTLP/HTTP refusals", () => {
     const body = (await mixed.json()) as { partialSuccess?: { rejectedLogRecords?: string | number; errorMessage?: string } };
     expect(Number(body.partialSuccess?.rejectedLogRecords)).toBe(1);
     expect(body.partialSuccess?.errorMessage).toMatch(/input_tokens must be a non-negative integer/);
+  });
+});
+
+describe("OTLP metrics in", () => {
+  test("Claude Code's metrics from the real OTLP metric exporters (protobuf and JSON) are accepted and counted", async () => {
+    for (const Exporter of [ProtoMetricExporter, JsonMetricExporter]) {
+      const reader = new PeriodicExportingMetricReader({
+        exporter: new Exporter({ url: `http://${h.daemon.httpAddr}/v1/metrics`, headers: { Authorization: `Bearer ${agentToken}` } }),
+        exportIntervalMillis: 3_600_000,
+      });
+      const provider = new MeterProvider({ resource: resourceFromAttributes({ "service.name": "claude-code" }), readers: [reader] });
+      const meter = provider.getMeter("com.anthropic.claude_code");
+      meter.createCounter("claude_code.token.usage", { unit: "tokens" }).add(1200, { "session.id": "claude-1", type: "input", model: "claude-sonnet-4" });
+      meter.createCounter("claude_code.cost.usage", { unit: "USD" }).add(0.01, { "session.id": "claude-1", model: "claude-sonnet-4" });
+      // forceFlush rejects when the export is not answered with success.
+      await provider.forceFlush();
+      await provider.shutdown();
+    }
+    const text = await (await fetch(`http://${h.daemon.httpAddr}/metrics`)).text();
+    expect(text).toMatch(/masques_otlp_records(?:_total)?\{[^}]*signal="metrics"[^}]*outcome="accepted"[^}]*\} [1-9]/);
   });
 });
 
