@@ -146,6 +146,7 @@ export async function runDaemon(
             return n;
           }
         : undefined,
+      reaper: sessions?.state.reaped,
       coalescer: (ledger.client as { stats?: { batches: number; requests: number; events: number } }).stats,
       streamerLag: () => {
         const l = streamer?.lag();

@@ -30,6 +30,8 @@ export interface GaugeSources {
   streamerLag?: () => { lag_s: number; events_behind: number } | null;
   /** The coalescer's running totals (src/ledger/coalescer.ts): ledger requests sent, caller requests, events. */
   coalescer?: { batches: number; requests: number; events: number };
+  /** Reaper actions since start: sessions reaped idle / at max length / recovered, holds found expired. */
+  reaper?: Readonly<Record<"idle" | "max_length" | "recover" | "expired", number>>;
 }
 
 /** Recording handles and the /metrics handler. */
@@ -39,8 +41,6 @@ export interface DaemonMetrics {
   recordRpc(rpc: string, code: string, duration_ms: number): void;
   /** OTLP ingest outcome counts. */
   recordOtlp(signal: "logs" | "metrics", outcome: "accepted" | "billed" | "duplicate" | "refused", n: number): void;
-  /** Reaper actions (finalized / expired sessions). */
-  recordReaper(action: string, n: number): void;
   /** Register gauges (called once the services exist). */
   observe(sources: GaugeSources): void;
   /** Serve the Prometheus text exposition. */
@@ -73,7 +73,6 @@ export function createDaemonMetrics(opts: MetricsOptions = {}): DaemonMetrics {
     advice: { explicitBucketBoundaries: [0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000, 5000] },
   });
   const otlpEvents: Counter = meter.createCounter("masques.otlp.records", { description: "OTLP records received, by signal and outcome" });
-  const reaper: Counter = meter.createCounter("masques.reaper.actions", { description: "Sessions finalized by the reaper, by action" });
   const attrCache = new Map<string, Attributes>();
   const attrsOf = (rpc: string, code: string): Attributes => {
     const key = `${rpc}\0${code}`;
@@ -92,9 +91,6 @@ export function createDaemonMetrics(opts: MetricsOptions = {}): DaemonMetrics {
     },
     recordOtlp(signal, outcome, n) {
       if (n > 0) otlpEvents.add(n, { signal, outcome });
-    },
-    recordReaper(action, n) {
-      if (n > 0) reaper.add(n, { action });
     },
     observe(src) {
       const gauge = (name: string, description: string, unit: string, read: (r: ObservableResult) => void) =>
@@ -125,6 +121,14 @@ export function createDaemonMetrics(opts: MetricsOptions = {}): DaemonMetrics {
         counter("masques.ledger.requests", "Create requests received by the coalescer from callers; requests / batches = merge ratio", "{request}", () => c.requests);
         counter("masques.ledger.events", "Events sent to the ledger in create requests; events / batches = mean batch size", "{event}", () => c.events);
         gauge("masques.ledger.merge_ratio", "Caller requests per ledger request since start (coalescer)", "1", (r) => r.observe(c.batches === 0 ? 0 : c.requests / c.batches));
+      }
+      const rp = src.reaper;
+      if (rp) {
+        meter
+          .createObservableCounter("masques.reaper.actions", { description: "Reaper actions since start, by action (idle, max_length, recover, expired)" })
+          .addCallback((r) => {
+            for (const action of ["idle", "max_length", "recover", "expired"] as const) r.observe(rp[action], { action });
+          });
       }
       gauge("process.memory.usage", "Resident set size of the daemon", "By", (r) => r.observe(process.memoryUsage().rss));
       gauge("process.memory.heap_used", "V8 heap in use", "By", (r) => r.observe(process.memoryUsage().heapUsed));

@@ -290,6 +290,7 @@ describe("telemetry out", () => {
     expect(text).toMatch(/masques_otlp_records(?:_total)?\{[^}]*outcome="billed"[^}]*\} [1-9]/);
     expect(text).toMatch(/process_memory_usage\{[^}]*\} [1-9]/);
     expect(text).toMatch(/masques_ledger_batches(?:_total)?\{[^}]*\} [1-9]/);
+    expect(text).toMatch(/masques_reaper_actions(?:_total)?\{[^}]*action="idle"[^}]*\} \d/);
   });
 
   test("readiness: ledger and control plane ok, analytics (embedded chDB) reported on its own", async () => {

@@ -79,6 +79,8 @@ export interface SessionState {
    * database on a miss (a session donned by another daemon with a price book this one never loaded).
    */
   readonly registry: PriceBookStore;
+  /** Reaper actions since start, by kind (read by the daemon's metrics, issue 18). */
+  readonly reaped: { idle: number; max_length: number; recover: number; expired: number };
   /** Claude Code session bindings of OTLP-metered sessions (issue 18, src/controlplane/otlp.ts). */
   readonly otlp: OtlpStore;
   readonly ids: SessionAccountIds;
@@ -112,6 +114,7 @@ export function createSessionState(ctx: DaemonContext): SessionState {
     catalog,
     registry,
     otlp: otlpStore(ctx.controlplane.db),
+    reaped: { idle: 0, max_length: 0, recover: 0, expired: 0 },
     ids: sessionAccountIds,
     open: new Map(),
     metered: new Set(),
