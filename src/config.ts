@@ -196,6 +196,36 @@ const vars = {
     "Inside `serve` (with the streamer): reconcile the ledger against ClickHouse every this many seconds, pausing the streamer while it compares; 0 = only on request (AdminService.RunReconciliation, `masques-ledger reconcile`).",
     "3600",
   ),
+  // ---- telemetry in and out (issue 18, src/telemetry, docs/telemetry.md) --------------------
+  OTLP_MAX_BODY_BYTES: v(
+    uint("bytes").pipe(z.number().min(1024).max(64 * 1024 * 1024)).default(4 * 1024 * 1024),
+    "Largest OTLP/HTTP request body accepted on /v1/logs and /v1/metrics, in bytes, both as sent and after gzip decompression (413 past it).",
+    "4194304",
+  ),
+  OTLP_MAX_LOG_RECORDS: v(
+    uint("records").pipe(z.number().min(1).max(100_000)).default(10_000),
+    "Most log records one OTLP export may carry (413 past it).",
+    "10000",
+  ),
+  OTLP_DOFF_GRACE_MS: v(
+    uint("milliseconds").pipe(z.number().max(120_000)).default(6_000),
+    "Doff of a session metered from OTLP (Don with claude_session_id) settles this long after the Doff request, so events stamped before the Doff that the exporter still batches are billed (Claude Code exports logs every 5 s).",
+    "6000",
+  ),
+  MASQUES_METRICS_PUBLIC: v(
+    boolFlag.default(false),
+    "Serve GET /metrics (Prometheus text) without a token on a non-loopback MASQUES_HTTP_ADDR. Default: loopback needs no token; elsewhere an admin token is required.",
+    "false",
+  ),
+  MASQUES_METRICS_OTLP_ENDPOINT: v(
+    z.string().url().optional(),
+    "Push the daemon's own metrics over OTLP/HTTP (JSON) to this URL (e.g. http://collector:4318/v1/metrics). Unset = Prometheus text at /metrics only.",
+  ),
+  MASQUES_METRICS_EXPORT_INTERVAL_MS: v(
+    uint("milliseconds").pipe(z.number().min(1000)).default(60_000),
+    "Interval of the OTLP metrics push (MASQUES_METRICS_OTLP_ENDPOINT).",
+    "60000",
+  ),
   // ---- control-plane database (issue 10, src/controlplane) ---------------------------------
   DATABASE_URL: v(
     z

@@ -17,6 +17,12 @@ import { wrapService } from "./server/pipeline.js";
 import type { DaemonContext, ServicesModule } from "./server/registry.js";
 import * as servicesModule from "./services/index.js";
 import { startStreamer, type RunningStreamer } from "./streamer/index.js";
+import { otlpStore } from "./controlplane/otlp.js";
+import { sessionInstanceOf } from "./services/sessions/service.js";
+import { telemetryRoutes } from "./telemetry/http.js";
+import { groupedInserter } from "./telemetry/ingest.js";
+import { createDaemonMetrics } from "./telemetry/metrics.js";
+import { ANALYTICS_HEALTH_SERVICE, createReadiness } from "./telemetry/readiness.js";
 
 export interface RunningDaemon {
   grpcAddr: string;
@@ -115,13 +121,53 @@ export async function runDaemon(
   let grpcServer: GrpcServer | undefined;
   let httpServer: HttpServer | undefined;
   let specs: ServiceImplSpec[] = [];
+  // Telemetry out (issue 18): metrics, readiness; telemetry in: OTLP on the HTTP port.
+  const metrics = createDaemonMetrics({ otlpEndpoint: config.MASQUES_METRICS_OTLP_ENDPOINT, exportIntervalMs: config.MASQUES_METRICS_EXPORT_INTERVAL_MS });
+  const sinkOf = () => streamer?.sink;
+  let onHealth: (ready: boolean, analytics: boolean) => void = () => {};
+  const readiness = createReadiness({
+    ledger: ledger.client,
+    db: controlplane.db,
+    sink: sinkOf,
+    onReport: (r) => onHealth(r.ready, r.checks.analytics === "ok"),
+  });
   try {
-    specs = services.createServices(ctx).map((r) => wrapService(r, { verifier, log, maxEchoChars: limits.maxEchoChars }));
+    const onRpc = (rpc: string, code: string, ms: number) => metrics.recordRpc(rpc, code, ms);
+    specs = services.createServices(ctx).map((r) => wrapService(r, { verifier, log, maxEchoChars: limits.maxEchoChars, onRpc }));
+    const sessions = sessionInstanceOf(ctx);
+    const idle_ns = BigInt(config.SESSION_IDLE_S) * 1_000_000_000n;
+    metrics.observe({
+      openSessions: sessions ? () => sessions.state.open.size : undefined,
+      holdsNearExpiry: sessions
+        ? () => {
+            const soon = clock() + idle_ns;
+            let n = 0;
+            for (const o of sessions.state.open.values()) if (o.deadline_ns <= soon) n++;
+            return n;
+          }
+        : undefined,
+      reaper: sessions?.state.reaped,
+      coalescer: (ledger.client as { stats?: { batches: number; requests: number; events: number } }).stats,
+      streamerLag: () => {
+        const l = streamer?.lag();
+        return l ? { lag_s: Number(l.head_ts - l.cursor_ts) / 1e9, events_behind: l.events_behind } : null;
+      },
+    });
     if (services.onStart) await services.onStart(ctx);
     grpcServer = await startGrpcServer(specs, config.MASQUES_GRPC_ADDR.host, config.MASQUES_GRPC_ADDR.port, log, limits);
     httpServer = await startHttpServer(specs, config.MASQUES_HTTP_ADDR.host, config.MASQUES_HTTP_ADDR.port, log, {
       corsOrigins: config.MASQUES_CORS_ORIGINS,
       limits,
+      routes: telemetryRoutes({
+        verifier,
+        ingest: { otlp: otlpStore(controlplane.db), sessions, sink: sinkOf, insert: groupedInserter(sinkOf), clock, analyticsEnabled: config.STREAMER_ENABLED },
+        metrics,
+        readiness,
+        log: log.child({ component: "otlp" }),
+        maxBodyBytes: config.OTLP_MAX_BODY_BYTES,
+        maxLogRecords: config.OTLP_MAX_LOG_RECORDS,
+        metricsPublic: config.MASQUES_METRICS_PUBLIC || isLoopbackHost(config.MASQUES_HTTP_ADDR.host),
+      }),
     });
   } catch (err) {
     grpcServer?.front.destroyAll();
@@ -137,6 +183,20 @@ export async function runDaemon(
   const h = httpServer;
   setServing(g, specs, true);
   h.setServing(true);
+  readiness.setServing(true);
+  // gRPC health follows the readiness probes: "" and every service = payments readiness;
+  // masques.analytics = ClickHouse alone (never takes the payments API out of rotation).
+  let healthServing = true;
+  onHealth = (ready, analytics) => {
+    g.health.setStatus(ANALYTICS_HEALTH_SERVICE, analytics ? "SERVING" : "NOT_SERVING");
+    if (ready !== healthServing && !stopping) {
+      healthServing = ready;
+      setServing(g, specs, ready);
+    }
+  };
+  const healthTimer = setInterval(() => void readiness.check(), 5_000);
+  healthTimer.unref();
+  void readiness.check();
   const grpcAddr = hostPort(config.MASQUES_GRPC_ADDR.host, g.port);
   const httpAddr = hostPort(config.MASQUES_HTTP_ADDR.host, h.port);
   log.info(
@@ -157,8 +217,10 @@ export async function runDaemon(
     stopping ??= (async () => {
       const graceMs = config.MASQUES_SHUTDOWN_GRACE_S * 1000;
       log.info({ reason, grace_s: config.MASQUES_SHUTDOWN_GRACE_S }, "shutting down: draining in-flight calls");
+      clearInterval(healthTimer);
       setServing(g, specs, false);
       h.setServing(false);
+      readiness.setServing(false);
       const frontClosed = g.front.close();
       const grpcDone = new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
@@ -191,6 +253,7 @@ export async function runDaemon(
       } catch (err) {
         log.error({ err }, "control-plane close failed");
       }
+      await metrics.shutdown().catch(() => undefined);
       log.info("stopped");
       resolveStopped();
     })();

@@ -40,7 +40,7 @@ export const SCOPES: readonly Scope[] = [
   "admin:rules:approve",
   "admin:rules:emergency",
 ];
-export const PRINCIPAL_KINDS: readonly PrincipalKind[] = ["agent", "author", "rail", "admin"];
+export const PRINCIPAL_KINDS: readonly PrincipalKind[] = ["agent", "author", "rail", "admin", "collector"];
 const ALGS = ["EdDSA", "ES256"];
 const VERIFIED_CACHE_MAX = 10_000;
 
@@ -50,13 +50,14 @@ export const DEFAULT_SCOPES: Record<PrincipalKind, Scope[]> = {
   author: ["ledger:read", "ledger:write"],
   rail: ["ledger:read", "rail:settle"],
   admin: ["ledger:read", "ledger:write", "admin"],
+  collector: [],
 };
 
 const scopeSchema = z.enum(["ledger:read", "ledger:write", "rail:settle", "admin", "admin:rules:write", "admin:rules:approve", "admin:rules:emergency"]);
 const claimsSchema = z
   .object({
     sub: z.string().min(1).max(256),
-    kind: z.enum(["agent", "author", "rail", "admin"]),
+    kind: z.enum(["agent", "author", "rail", "admin", "collector"]),
     scopes: z.array(scopeSchema).optional(),
     scope: z.string().optional(),
   })

@@ -56,6 +56,8 @@ function withCors(origins: readonly string[], next: NodeHandler): NodeHandler {
 export interface HttpServerOptions {
   corsOrigins?: readonly string[];
   limits?: TransportLimits;
+  /** Extra routes (telemetry: /v1/logs, /v1/metrics, /metrics, /readyz): true when answered. */
+  routes?: (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => boolean;
 }
 
 const HEALTH_PATHS = ["/healthz", "/readyz"];
@@ -79,6 +81,7 @@ export async function startHttpServer(
   const limits = opts.limits ?? DEFAULT_LIMITS;
   let serving = false;
   const handler = createConnectHandler(services, limits, log, (req, res) => {
+    if (opts.routes?.(req, res)) return;
     if (req.method === "GET" && HEALTH_PATHS.includes(req.url ?? "")) {
       res.writeHead(serving ? 200 : 503, { "content-type": "application/json" });
       res.end(JSON.stringify({ status: serving ? "SERVING" : "NOT_SERVING" }));

@@ -26,7 +26,9 @@ export type Principal =
   | { kind: "agent"; id: string; scopes: readonly Scope[] }
   | { kind: "author"; id: string; scopes: readonly Scope[] }
   | { kind: "rail"; id: RailName; scopes: readonly Scope[] }
-  | { kind: "admin"; id: string; scopes: readonly Scope[] };
+  | { kind: "admin"; id: string; scopes: readonly Scope[] }
+  /** An OTLP collector forwarding many agents' telemetry: its events are stored, never billed (issue 18). */
+  | { kind: "collector"; id: string; scopes: readonly Scope[] };
 
 export type PrincipalKind = Principal["kind"];
 

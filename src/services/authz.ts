@@ -77,6 +77,7 @@ export function ownedAccountIds(p: Principal): Set<bigint> {
     case "rail":
       return new Set([railAccountId("rail_inbound", p.id), railAccountId("rail_outbound", p.id)]);
     case "admin":
+    case "collector":
       return new Set();
   }
 }

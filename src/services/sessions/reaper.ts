@@ -67,6 +67,7 @@ export async function reapOnce(s: SessionState): Promise<number> {
       due.push({ sid: o.session_id, reason: "recover", end_ns: now }); // settlement started, not finished
     } else if (now >= o.deadline_ns) {
       s.open.delete(o.session_id);
+      s.reaped.expired++;
       log.warn({ session_id: idToHex(o.session_id) }, "session expired in the ledger before it could be reaped");
       expired.push(o);
     } else if (now >= o.deadline_ns - margin) {
@@ -89,7 +90,10 @@ export async function reapOnce(s: SessionState): Promise<number> {
           if (d.reason === "recover") {
             // Finish on the terms the close recorded (finishSession adopts them).
             const r = await finishSession(s, v, { reason: "idle", end_ns: v.last_activity_ns }, null);
-            if (r.status === "reaped") settled++;
+            if (r.status === "reaped") {
+              settled++;
+              s.reaped.recover++;
+            }
             log.info({ session_id: idToHex(d.sid), status: r.status }, "session settlement finished after an interruption");
             return;
           }
@@ -98,7 +102,10 @@ export async function reapOnce(s: SessionState): Promise<number> {
           if (d.reason === "idle" && o && s.clock() - o.last_activity_ns < idle_ns) return;
           const end = d.reason === "idle" ? (o && o.last_activity_ns > v.last_activity_ns ? o.last_activity_ns : v.last_activity_ns) : d.end_ns;
           const r = await finishSession(s, v, { reason: d.reason, end_ns: end }, null);
-          if (r.status === "reaped") settled++;
+          if (r.status === "reaped") {
+            settled++;
+            s.reaped[d.reason]++;
+          }
           log.info({ session_id: idToHex(d.sid), reason: d.reason, status: r.status }, "session reaped");
         } catch (err) {
           log.error({ err, session_id: idToHex(d.sid) }, "reaping a session failed; will retry");

@@ -88,7 +88,16 @@ export function sessionServiceImpl(inst: SessionServiceInstance): ServiceImpl<ty
   };
 }
 
+const instances = new WeakMap<DaemonContext, SessionServiceInstance>();
+
+/** The instance serving a daemon context (the OTLP ingest bills through it, issue 18). */
+export function sessionInstanceOf(ctx: DaemonContext): SessionServiceInstance | undefined {
+  return instances.get(ctx);
+}
+
 /** One registration for src/services/index.ts. */
 export function sessionServiceRegistration(ctx: DaemonContext): ServiceRegistration {
-  return defineService(SessionService, sessionServiceImpl(createSessionInstance(ctx)));
+  const inst = createSessionInstance(ctx);
+  instances.set(ctx, inst);
+  return defineService(SessionService, sessionServiceImpl(inst));
 }

@@ -204,10 +204,10 @@ export function assertOpen(s: SessionState, v: SessionView, action: string): voi
 }
 
 /** Doff an (authorized) session read: settle it now, or return its recorded settlement. */
-export async function executeDoff(s: SessionState, r: SessionRead, agent_id: string | null): Promise<SessionView> {
+export async function executeDoff(s: SessionState, r: SessionRead, agent_id: string | null, end_ns?: bigint): Promise<SessionView> {
   if (r.status === "doffed" || r.status === "reaped") return r;
   assertOpen(s, r, "doff");
-  const settled = await finishSession(s, r, { reason: "doff", end_ns: s.clock() }, agent_id);
+  const settled = await finishSession(s, r, { reason: "doff", end_ns: end_ns ?? s.clock() }, agent_id);
   if (settled.status === "doffed" || settled.status === "reaped") return settled;
   assertOpen(s, settled, "doff");
   throw ledgerRejected("doff", settled.status);

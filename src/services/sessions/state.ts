@@ -21,6 +21,7 @@ import type { PriceBookStore } from "../../controlplane/pricebooks.js";
 import type { WebhookStore } from "../../controlplane/webhooks.js";
 import type { Catalog } from "../../domain/catalog.js";
 import { createLiveCatalog, type LiveCatalog } from "../catalog/live.js";
+import { otlpStore, type OtlpStore } from "../../controlplane/otlp.js";
 import { sessionAccountIds } from "../../domain/session-accounts.js";
 import { USAGE_LEDGER, type SessionAccountIds, type SessionView } from "../../domain/sessions.js";
 import type { DaemonContext } from "../../server/registry.js";
@@ -95,6 +96,10 @@ export interface SessionState {
   readonly pins: Map<bigint, SessionPin>;
   /** The webhook outbox: session.settled / session.expired are enqueued after the ledger decided. */
   readonly webhooks: WebhookStore;
+  /** Reaper actions since start, by kind (read by the daemon's metrics, issue 18). */
+  readonly reaped: { idle: number; max_length: number; recover: number; expired: number };
+  /** Claude Code session bindings of OTLP-metered sessions (issue 18, src/controlplane/otlp.ts). */
+  readonly otlp: OtlpStore;
   readonly ids: SessionAccountIds;
   /** Open-session index (see the file comment). */
   readonly open: Map<bigint, OpenSession>;
@@ -140,6 +145,8 @@ export function createSessionState(ctx: DaemonContext): SessionState {
     rules: governanceOf(ctx).rules,
     pins: new Map(),
     webhooks: ctx.controlplane.webhooks,
+    otlp: otlpStore(ctx.controlplane.db),
+    reaped: { idle: 0, max_length: 0, recover: 0, expired: 0 },
     ids: sessionAccountIds,
     open: new Map(),
     metered: new Set(),
