@@ -111,7 +111,9 @@ export async function runDaemon(
       log.error({ err }, "streamer failed to start; serving without analytics");
     }
   }
-  const ctx: DaemonContext = { ledger: ledger.client, controlplane, config, log, clock, reconciliation: streamer?.reconciler };
+  const running = streamer;
+  const analytics = running ? { sink: running.sink, describe: running.describe, lag: () => running.lag() } : undefined;
+  const ctx: DaemonContext = { ledger: ledger.client, controlplane, config, log, clock, reconciliation: streamer?.reconciler, analytics };
   let grpcServer: GrpcServer | undefined;
   let httpServer: HttpServer | undefined;
   let specs: ServiceImplSpec[] = [];

@@ -12,6 +12,7 @@ import { createAccountService, provisionIssuanceLimit } from "./accounts/account
 import { sessionServiceRegistration } from "./sessions/service.js";
 import { adminServiceRegistration } from "./admin/service.js";
 import { settlementServiceRegistration } from "./settlement/service.js";
+import { analyticsServiceRegistration } from "./analytics/service.js";
 import { railFeesAccount } from "../domain/settlement/accounts.js";
 
 export function createServices(ctx: DaemonContext): ServiceRegistration[] {
@@ -20,6 +21,7 @@ export function createServices(ctx: DaemonContext): ServiceRegistration[] {
     sessionServiceRegistration(ctx),
     adminServiceRegistration(ctx),
     settlementServiceRegistration(ctx),
+    analyticsServiceRegistration(ctx),
   ];
 }
 
