@@ -56,6 +56,8 @@ function withCors(origins: readonly string[], next: NodeHandler): NodeHandler {
 export interface HttpServerOptions {
   corsOrigins?: readonly string[];
   limits?: TransportLimits;
+  /** Extra plain-HTTP routes tried before the 404 (the dashboard at /ui/); true = answered. */
+  routes?: (req: Parameters<NodeHandler>[0], res: Parameters<NodeHandler>[1]) => boolean;
 }
 
 const HEALTH_PATHS = ["/healthz", "/readyz"];
@@ -84,6 +86,7 @@ export async function startHttpServer(
       res.end(JSON.stringify({ status: serving ? "SERVING" : "NOT_SERVING" }));
       return;
     }
+    if (opts.routes?.(req, res)) return;
     const path = boundEcho(`${req.method ?? "?"} ${req.url ?? ""}`, limits.maxEchoChars);
     writeConnectError(res, unimplementedRoute(path), 404);
   });
