@@ -16,6 +16,11 @@ import http from "node:http";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Page } from "playwright-core";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { Rail } from "../../clients/gen/masques/ledger/v1/common_pb.js";
+import { OwnershipPurpose, PayoutState, SettlementService } from "../../clients/gen/masques/ledger/v1/settlement_service_pb.js";
 import { formatUsd } from "../../clients/sdk/money.js";
 import { newSessionId, startHarness, type Clients, type Harness } from "../sessions/harness.js";
 import { ARTIFACTS, REBIND_HOST, ensureDashboardBuilt, launchChromium, type TestBrowser } from "./browser.js";
@@ -104,7 +109,17 @@ describe("dashboard in Chromium", () => {
   beforeAll(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     ensureDashboardBuilt();
-    h = await startHarness({ env: { STREAM_POLL_MS: "50", RECONCILE_INTERVAL_S: "0" } });
+    h = await startHarness({
+      env: {
+        STREAM_POLL_MS: "50",
+        RECONCILE_INTERVAL_S: "0",
+        // small payouts allowed, so the author's earnings from a few sessions can be paid out
+        SETTLEMENT_BASE_CHAIN_ID: "31337",
+        PAYOUT_FIXED_FEE_MICRO: "1000",
+        PAYOUT_FEE_BPS: "0",
+        PAYOUT_MIN_NET_MICRO: "1000",
+      },
+    });
     origin = `http://${h.daemon.httpAddr}`;
     b = await launchChromium();
     agent = await h.fundedAgent("dash-agent", 25_000_000n);
@@ -146,6 +161,35 @@ describe("dashboard in Chromium", () => {
     await waitText(page, "earnings-total", formatUsd(ledger));
     await expectLabelled(page);
     await screenshots(page, "author");
+    await page.close();
+  });
+
+  it("author page: request a payout, confirm its quote, see it in the payouts table", async () => {
+    // the destination is proven with the author's wallet signature (not a dashboard action)
+    const token = await h.daemon.token("author", "author-ada");
+    const settlement = createClient(
+      SettlementService,
+      createGrpcTransport({ baseUrl: `http://${h.daemon.grpcAddr}`, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] }),
+    );
+    const wallet = privateKeyToAccount(generatePrivateKey());
+    const { challenge } = await settlement.createDestinationChallenge({ purpose: OwnershipPurpose.PAYOUT_DESTINATION, rail: Rail.BASE, address: wallet.address.toLowerCase() });
+    const signature = await wallet.signMessage({ message: challenge!.message });
+    await settlement.registerPayoutDestination({ rail: Rail.BASE, address: wallet.address, proof: { challengeId: challenge!.challengeId, signature } });
+
+    const page = await newPage();
+    await pasteSignIn(page, token);
+    await page.getByLabel("Rail").selectOption({ label: "Base (USDC)" });
+    await page.getByLabel(/Amount in USD/).fill("0.02");
+    await page.getByRole("button", { name: "Get a quote" }).click();
+    const form = page.getByRole("form", { name: "Request a payout" });
+    await form.getByText("Quote: $0.02 leaves your earnings, fee $0.001, $0.019 arrives").waitFor({ timeout: WAIT_MS });
+    await form.getByRole("button", { name: "Confirm payout" }).click();
+    await form.getByText("Payout requested.").waitFor({ timeout: WAIT_MS });
+    const listed = (await settlement.listPayouts({})).payouts;
+    expect(listed.map((p) => [p.state, p.quote?.amountMicro])).toEqual([[PayoutState.REQUESTED, 20_000n]]);
+    await expect.poll(() => text(page, "payouts-table"), { timeout: WAIT_MS }).toContain("REQUESTED");
+    expect(await text(page, "payouts-table")).toContain("$0.019");
+    await screenshots(page, "author-payout");
     await page.close();
   });
 
