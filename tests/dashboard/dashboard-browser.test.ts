@@ -70,6 +70,13 @@ describe("dashboard in Chromium", () => {
     await expect.poll(() => text(page, testId), { timeout: WAIT_MS, interval: 250 }).toBe(want);
   }
 
+  /** Wait until the page has finished one more refresh of all its panels. */
+  async function nextRefresh(page: Page): Promise<void> {
+    const loadedAt = async () => (await page.locator("body").getAttribute("data-loaded-at")) ?? "";
+    const before = await loadedAt();
+    await expect.poll(loadedAt, { timeout: WAIT_MS, interval: 100 }).not.toBe(before);
+  }
+
   async function devSignIn(page: Page, kind: "author" | "agent", id: string): Promise<void> {
     await page.goto(`${origin}/ui/`);
     await page.getByLabel("As").selectOption(kind);
@@ -180,9 +187,13 @@ describe("dashboard in Chromium", () => {
     await pasteSignIn(page, token);
     await page.getByLabel("Rail").selectOption({ label: "Base (USDC)" });
     await page.getByLabel(/Amount in USD/).fill("0.02");
+    // the page refreshes its panels every 2 s: what the user typed, and the quote, survive it
+    await nextRefresh(page);
+    expect(await page.getByLabel(/Amount in USD/).inputValue()).toBe("0.02");
     await page.getByRole("button", { name: "Get a quote" }).click();
     const form = page.getByRole("form", { name: "Request a payout" });
     await form.getByText("Quote: $0.02 leaves your earnings, fee $0.001, $0.019 arrives").waitFor({ timeout: WAIT_MS });
+    await nextRefresh(page);
     await form.getByRole("button", { name: "Confirm payout" }).click();
     await form.getByText("Payout requested.").waitFor({ timeout: WAIT_MS });
     const listed = (await settlement.listPayouts({})).payouts;

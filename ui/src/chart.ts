@@ -5,7 +5,7 @@
  * shown as text is exact).
  */
 import { BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, Tooltip } from "chart.js";
-import { h } from "./dom.js";
+import { DISPOSE_EVENT, h } from "./dom.js";
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, Tooltip, Legend);
 
@@ -23,7 +23,7 @@ export function barChart(name: string, labels: string[], series: Series[]): HTML
   const canvas = h("canvas", { role: "img", "aria-label": `${name} (the same figures are in the table below)` });
   const box = h("div", { class: "chart" }, canvas);
   if (labels.length === 0) return h("p", { class: "empty" }, "No data in this period yet.");
-  new Chart(canvas, {
+  const chart = new Chart(canvas, {
     type: "bar",
     data: {
       labels,
@@ -44,5 +44,6 @@ export function barChart(name: string, labels: string[], series: Series[]): HTML
       plugins: { legend: { position: "bottom" } },
     },
   });
+  canvas.addEventListener(DISPOSE_EVENT, () => chart.destroy(), { once: true });
   return box;
 }

@@ -1,5 +1,6 @@
 /** Small DOM helpers: elements, tables, panels and the formats every page uses. */
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { formatUsd } from "../../clients/sdk/money.js";
 
 type Child = Node | string | null | undefined | false;
@@ -57,32 +58,61 @@ export function table(caption: string, headers: string[], rows: Child[][], testI
  * A page section that loads itself: a heading, a status line read out when it changes, and a
  * body filled by `load` (called again on every refresh). A failed load shows the daemon's reason
  * in this panel only; the rest of the page keeps working (e.g. a feature not on this daemon yet).
+ * Controls (`before` / `after` the body: radio groups, forms) are built once and never replaced,
+ * so what a user types or has focused survives the refreshes; a timed refresh also skips a body
+ * that holds the keyboard focus (a scrolled table), and `refresh(true)` always reloads.
  */
+/** Sent to every canvas of a panel body about to be replaced. */
+export const DISPOSE_EVENT = "masques:dispose";
+
 export interface Panel {
   el: HTMLElement;
-  refresh(): Promise<void>;
+  refresh(force?: boolean): Promise<void>;
 }
 
-export function panel(id: string, title: string, load: (body: HTMLElement) => Promise<void>, describeError: (e: unknown) => string): Panel {
+export interface PanelControls {
+  before?: HTMLElement;
+  after?: HTMLElement;
+}
+
+export function panel(
+  id: string,
+  title: string,
+  load: (body: HTMLElement) => Promise<void>,
+  describeError: (e: unknown) => string,
+  controls: PanelControls = {},
+): Panel {
   const headingId = `${id}-h`;
   const body = h("div", { class: "panel-body" });
   const status = h("p", { class: "status", role: "status", "aria-live": "polite" });
-  const el = h("section", { class: "panel", id, "aria-labelledby": headingId, "data-testid": id }, h("h2", { id: headingId }, title), status, body);
+  const el = h(
+    "section",
+    { class: "panel", id, "aria-labelledby": headingId, "data-testid": id },
+    h("h2", { id: headingId }, title),
+    status,
+    controls.before,
+    body,
+    controls.after,
+  );
   let running: Promise<void> | null = null;
   return {
     el,
-    refresh() {
+    refresh(force = false) {
+      if (!force && body.contains(document.activeElement)) return Promise.resolve();
       running ??= (async () => {
         el.setAttribute("aria-busy", "true");
         try {
           const next = h("div", { class: "panel-body" });
           await load(next);
+          // let what is replaced release its resources (charts listen for this)
+          for (const c of body.querySelectorAll("canvas")) c.dispatchEvent(new Event(DISPOSE_EVENT));
           body.replaceChildren(...next.childNodes);
           status.textContent = "";
-          el.classList.remove("failed");
+          el.classList.remove("failed", "unavailable");
         } catch (err) {
           status.textContent = describeError(err);
-          el.classList.add("failed");
+          // a feature this daemon does not serve yet is information, not an error
+          el.classList.add(ConnectError.from(err).code === Code.Unimplemented ? "unavailable" : "failed");
         } finally {
           el.removeAttribute("aria-busy");
           running = null;
@@ -91,6 +121,18 @@ export function panel(id: string, title: string, load: (body: HTMLElement) => Pr
       return running;
     },
   };
+}
+
+/** A radio group ("Group by: Day / Week") that calls `onChange` with the chosen value. */
+export function radioGroup<T extends string | number>(name: string, legend: string, options: readonly (readonly [T, string])[], initial: T, onChange: (v: T) => void): HTMLElement {
+  return h(
+    "fieldset",
+    { class: "inline" },
+    h("legend", {}, legend),
+    ...options.map(([value, label]) =>
+      h("label", {}, h("input", { type: "radio", name, value: String(value), checked: value === initial, onchange: () => onChange(value) }), ` ${label}`),
+    ),
+  );
 }
 
 /** A random idempotency key for one user action (a retry of the same action reuses it). */

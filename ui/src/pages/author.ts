@@ -12,7 +12,7 @@ import { parseUsdInput } from "../../../clients/sdk/money.js";
 import { describeError, type Api } from "../api.js";
 import type { Identity } from "../auth.js";
 import { barChart } from "../chart.js";
-import { dayOf, h, idempotencyKey, money, panel, table, timeOf, usd, type Panel } from "../dom.js";
+import { dayOf, h, idempotencyKey, money, panel, radioGroup, table, timeOf, usd, type Panel } from "../dom.js";
 
 export const STATUS_NAMES: Record<number, string> = {
   [SessionStatus.OPEN]: "open",
@@ -40,33 +40,6 @@ function earningsPanel(api: Api, who: Identity): Panel {
       ]);
       const balance = account?.account?.balance;
       const ledger = balance ? BigInt(balance.postedMicro) : null;
-      const pick = h(
-        "fieldset",
-        { class: "inline" },
-        h("legend", {}, "Group by"),
-        ...(
-          [
-            [TimeBucket.DAY, "Day"],
-            [TimeBucket.WEEK, "Week"],
-          ] as const
-        ).map(([b, label]) =>
-          h(
-            "label",
-            {},
-            h("input", {
-              type: "radio",
-              name: "earnings-bucket",
-              value: String(b),
-              checked: b === bucket,
-              onchange: () => {
-                bucket = b;
-                void p.refresh();
-              },
-            }),
-            ` ${label}`,
-          ),
-        ),
-      );
       const labels = [...new Set(series.points.map((p) => dayOf(p.bucketStart)))];
       const masques = [...new Set(series.points.map((p) => p.masqueName))].sort();
       const value = (p: EarningsPoint | undefined) => (p ? p.earnedMicro : 0n);
@@ -83,7 +56,6 @@ function earningsPanel(api: Api, who: Identity): Panel {
           h("div", {}, h("dt", {}, "Earned in the last 90 days"), h("dd", {}, money(series.totalEarnedMicro, "earnings-total"))),
           h("div", {}, h("dt", {}, "Figures as of"), h("dd", {}, timeOf(series.asOfTime))),
         ),
-        pick,
         chart,
         table(
           `Earnings per ${bucket === TimeBucket.WEEK ? "week (starting Monday)" : "day"} and masque`,
@@ -94,6 +66,12 @@ function earningsPanel(api: Api, who: Identity): Panel {
       );
     },
     describeError,
+    {
+      before: radioGroup("earnings-bucket", "Group by", [[TimeBucket.DAY, "Day"], [TimeBucket.WEEK, "Week"]] as const, bucket, (b) => {
+        bucket = b;
+        void p.refresh(true);
+      }),
+    },
   );
   return p;
 }
@@ -137,7 +115,8 @@ function sessionsPanel(api: Api): Panel {
 }
 
 function payoutsPanel(api: Api): Panel {
-  const p = panel(
+  const form = requestPayoutForm(api, () => void p.refresh(true));
+  const p: Panel = panel(
     "author-payouts",
     "Payouts",
     async (body) => {
@@ -157,10 +136,10 @@ function payoutsPanel(api: Api): Panel {
           ]),
           "payouts-table",
         ),
-        requestPayoutForm(api, () => void p.refresh()),
       );
     },
     describeError,
+    { after: form },
   );
   return p;
 }

@@ -7,7 +7,7 @@ import { TimeBucket } from "../../../clients/gen/masques/ledger/v1/analytics_ser
 import { SessionStatus } from "../../../clients/gen/masques/ledger/v1/session_service_pb.js";
 import { describeError, type Api } from "../api.js";
 import { barChart } from "../chart.js";
-import { dayOf, h, money, panel, table, timeOf, type Panel } from "../dom.js";
+import { dayOf, h, money, panel, radioGroup, table, timeOf, type Panel } from "../dom.js";
 
 function streamerPanel(api: Api): Panel {
   return panel(
@@ -95,19 +95,6 @@ function revenuePanel(api: Api): Panel {
       const labels = r.points.map((x) => dayOf(x.bucketStart));
       body.append(
         h("dl", { class: "figures" }, h("div", {}, h("dt", {}, "Platform fees, last 90 days"), h("dd", {}, money(r.totalPlatformMicro, "revenue-total")))),
-        h(
-          "fieldset",
-          { class: "inline" },
-          h("legend", {}, "Group by"),
-          ...(
-            [
-              [TimeBucket.DAY, "Day"],
-              [TimeBucket.WEEK, "Week"],
-            ] as const
-          ).map(([b, label]) =>
-            h("label", {}, h("input", { type: "radio", name: "revenue-bucket", checked: b === bucket, onchange: () => ((bucket = b), void p.refresh()) }), ` ${label}`),
-          ),
-        ),
         barChart("Platform fees and authors' shares per period", labels, [
           { label: "Platform fees", values: r.points.map((x) => x.platformMicro) },
           { label: "Authors' shares", values: r.points.map((x) => x.authorMicro) },
@@ -120,6 +107,12 @@ function revenuePanel(api: Api): Panel {
       );
     },
     describeError,
+    {
+      before: radioGroup("revenue-bucket", "Group by", [[TimeBucket.DAY, "Day"], [TimeBucket.WEEK, "Week"]] as const, bucket, (b) => {
+        bucket = b;
+        void p.refresh(true);
+      }),
+    },
   );
   return p;
 }
