@@ -207,7 +207,13 @@ describe("dashboard in Chromium", () => {
   it("an author sees only its own figures; the API refuses the other author's", async () => {
     const page = await newPage();
     const token = await h.daemon.token("author", "author-grace");
-    await pasteSignIn(page, token);
+    // keyboard only: paste into the labelled field, Tab to the button, Enter
+    await page.goto(`${origin}/ui/`);
+    await page.getByLabel("Bearer token").focus();
+    await page.keyboard.insertText(token);
+    await page.keyboard.press("Tab");
+    await page.keyboard.press("Enter");
+    await page.getByTestId("signed-in-as").filter({ hasText: "author author-grace" }).waitFor({ timeout: WAIT_MS });
     const ledger = await h.earnings("author-grace");
     await waitText(page, "earnings-total", formatUsd(ledger));
     const earnings = await text(page, "earnings-table");
