@@ -196,7 +196,12 @@ export function createDashboardRoutes(opts: DashboardOptions): (req: Req, res: R
       res.end();
       return;
     }
-    createReadStream(file).pipe(res as NodeJS.WritableStream);
+    const stream = createReadStream(file);
+    stream.on("error", (err) => {
+      opts.log.warn({ err, file: rel }, "dashboard file read failed");
+      res.destroy();
+    });
+    stream.pipe(res as NodeJS.WritableStream);
   }
 
   async function devLogin(req: Req, res: Res): Promise<void> {

@@ -21,7 +21,9 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { Rail } from "../../clients/gen/masques/ledger/v1/common_pb.js";
 import { OwnershipPurpose, PayoutState, SettlementService } from "../../clients/gen/masques/ledger/v1/settlement_service_pb.js";
+import { exportJWK, generateKeyPair } from "jose";
 import { formatUsd } from "../../clients/sdk/money.js";
+import { mintToken } from "../../src/server/auth.js";
 import { newSessionId, startHarness, type Clients, type Harness } from "../sessions/harness.js";
 import { ARTIFACTS, REBIND_HOST, ensureDashboardBuilt, launchChromium, type TestBrowser } from "./browser.js";
 
@@ -311,6 +313,21 @@ describe("dashboard in Chromium", () => {
     });
     expect(rebind.status).toBe(403);
     expect(rebind.body).toContain("rebind.test");
+    await page.close();
+  });
+
+  it("a token the daemon refuses sends the user back to sign-in", async () => {
+    // well-formed and unexpired, but signed by a key this daemon does not know
+    const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+    const forged = await mintToken(
+      { ...(await exportJWK(privateKey)), alg: "EdDSA" },
+      { kind: "author", id: "author-ada", scopes: ["ledger:read"], ttlS: 600, issuer: "masques-ledger", audience: "masques-ledger" },
+    );
+    const page = await newPage();
+    await pasteSignIn(page, forged);
+    await page.getByLabel("Bearer token").waitFor({ timeout: WAIT_MS });
+    await expect.poll(() => page.evaluate<string>("location.hash"), { timeout: WAIT_MS }).toBe("#/sign-in");
+    expect(await page.getByTestId("signed-in-as").count()).toBe(0);
     await page.close();
   });
 

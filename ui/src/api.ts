@@ -19,11 +19,19 @@ export interface Api {
   admin: Client<typeof AdminService>;
 }
 
-/** Clients that send `Authorization: Bearer <token>` on every call. */
-export function createApi(token: string): Api {
-  const bearer: Interceptor = (next) => (req) => {
+/**
+ * Clients that send `Authorization: Bearer <token>` on every call; `onUnauthenticated` runs when
+ * the daemon refuses the token (expired, revoked keys), so the page can ask to sign in again.
+ */
+export function createApi(token: string, onUnauthenticated: () => void): Api {
+  const bearer: Interceptor = (next) => async (req) => {
     req.header.set("authorization", `Bearer ${token}`);
-    return next(req);
+    try {
+      return await next(req);
+    } catch (err) {
+      if (isUnauthenticated(err)) onUnauthenticated();
+      throw err;
+    }
   };
   const transport = createConnectTransport({
     baseUrl: window.location.origin,

@@ -4,7 +4,7 @@
  * refresh timer so open sessions and balances stay live.
  */
 import "./style.css";
-import { createApi, isUnauthenticated } from "./api.js";
+import { createApi } from "./api.js";
 import { currentIdentity, devLogin, devLoginOffered, signIn, signOut, type Identity } from "./auth.js";
 import { h, type Panel } from "./dom.js";
 import { agentPanels } from "./pages/agent.js";
@@ -97,7 +97,10 @@ async function renderSignIn(): Promise<void> {
 }
 
 function renderPage(who: Identity, route: Route): void {
-  const api = createApi(who.token);
+  const api = createApi(who.token, () => {
+    signOut();
+    go("sign-in");
+  });
   const titles: Record<Exclude<Route, "sign-in">, string> = { author: "Author", agent: "Agent", operator: "Operator" };
   let panels: Panel[];
   if (route === "author") panels = authorPanels(api, who);
@@ -135,10 +138,4 @@ function render(): void {
 }
 
 window.addEventListener("hashchange", render);
-window.addEventListener("unhandledrejection", (ev) => {
-  if (isUnauthenticated(ev.reason)) {
-    signOut();
-    go("sign-in");
-  }
-});
 render();
