@@ -156,6 +156,7 @@ export async function runDaemon(
       services: specs.map((s) => s.service.typeName),
       auth: verifier.source,
       streamer: streamer ? streamer.describe : "off",
+      dashboard: config.MASQUES_UI_ENABLED ? `http://${httpAddr}/ui/${devLogin ? " (dev login on)" : ""}` : "off",
     },
     "listening",
   );
