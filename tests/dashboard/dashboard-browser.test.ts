@@ -268,6 +268,14 @@ describe("dashboard in Chromium", () => {
     const page = await newPage();
     await pasteSignIn(page, await h.daemon.token("admin", "ops"));
     await page.getByTestId("signed-in-as").filter({ hasText: "admin ops" }).waitFor({ timeout: WAIT_MS });
+    // an open session appears among open sessions and, by its hold, among the holds closest to expiry
+    const live = newSessionId();
+    await agent.sessions.don({ sessionId: live, masque: "researcher" });
+    await expect.poll(() => text(page, "operator-open-table"), { timeout: WAIT_MS }).toContain(live.slice(0, 12));
+    await expect.poll(() => text(page, "expiring-holds-table"), { timeout: WAIT_MS }).toContain(live.slice(0, 12));
+    await screenshots(page, "operator-open-session");
+    await agent.sessions.cancel({ sessionId: live });
+    await expect.poll(() => text(page, "expiring-holds-table"), { timeout: WAIT_MS }).not.toContain(live.slice(0, 12));
     await waitText(page, "streamer-caught-up", "yes");
     const spend = await h.as("agent", "dash-agent");
     const fees = (await spend.sessions.listSessions({})).sessions.reduce((a, s) => a + s.platformFeeMicro, 0n);
