@@ -77,9 +77,11 @@ describe("AnalyticsService", () => {
     expect(monday.getUTCDay()).toBe(1);
     expect(monday.getUTCHours()).toBe(0);
 
-    const spend = await (await analytics("agent", "an-agent")).getAgentSpend({});
-    expect(spend.sessions.map((s) => s.sessionId).sort()).toEqual([...ids].sort());
+    // the copy follows the ledger: wait for the last doff to arrive, then compare exactly
     const spent = 20_000_000n - (await h.available("an-agent"));
+    const me = await analytics("agent", "an-agent");
+    const spend = await until("the agent's spend in ClickHouse", () => me.getAgentSpend({}), (r) => r.sessions.length === ids.length);
+    expect(spend.sessions.map((s) => s.sessionId).sort()).toEqual([...ids].sort());
     expect(spend.totalPriceMicro).toBe(spent);
     for (const s of spend.sessions) {
       expect(s.authorMicro + s.platformMicro).toBe(s.priceMicro);
