@@ -467,6 +467,16 @@ const vars = {
     "A payout invoice must stay valid at least this long after ConfirmPayout (judged by the daemon's clock, not the node's block time).",
     "60",
   ),
+  // ---- dashboard (issue 19, docs/adr/0121) -------------------------------------------------
+  MASQUES_UI_ENABLED: v(
+    boolFlag.default(true),
+    "Serve the web dashboard at /ui/ on the HTTP port (true/false). It calls the same API with the user's bearer token; the one-click dev login exists only on a loopback daemon using its dev keys.",
+    "true",
+  ),
+  MASQUES_UI_DIR: v(
+    z.string().min(1).optional(),
+    "Directory of the built dashboard (index.html + assets/). Default: ui/dist in the installation (built by `npm install` / `npm run build:ui`).",
+  ),
 } as const;
 
 type Vars = typeof vars;

@@ -16,6 +16,7 @@ import { limitsFromConfig } from "./server/limits.js";
 import { wrapService } from "./server/pipeline.js";
 import type { DaemonContext, ServicesModule } from "./server/registry.js";
 import * as servicesModule from "./services/index.js";
+import { DEFAULT_UI_DIR, createDashboardRoutes, type DaemonDevLogin } from "./dashboard/routes.js";
 import { startStreamer, type RunningStreamer } from "./streamer/index.js";
 import { otlpStore } from "./controlplane/otlp.js";
 import { sessionInstanceOf } from "./services/sessions/service.js";
@@ -42,11 +43,12 @@ export function systemClock(): bigint {
   return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)) * 1000n;
 }
 
-async function makeVerifier(config: Config, log: Logger): Promise<Verifier> {
+/** The verifier, and the dev signing key when it is the local dev key pair (loopback only). */
+async function makeVerifier(config: Config, log: Logger): Promise<{ verifier: Verifier; devLogin?: DaemonDevLogin }> {
   const opts = { issuer: config.MASQUES_JWT_ISSUER, audience: config.MASQUES_JWT_AUDIENCE };
   if (config.MASQUES_JWT_PUBLIC_KEYS) {
     try {
-      return createVerifier(parsePublicKeys(config.MASQUES_JWT_PUBLIC_KEYS), "MASQUES_JWT_PUBLIC_KEYS", opts);
+      return { verifier: createVerifier(parsePublicKeys(config.MASQUES_JWT_PUBLIC_KEYS), "MASQUES_JWT_PUBLIC_KEYS", opts) };
     } catch (err) {
       throw new ConfigError([{ variable: "MASQUES_JWT_PUBLIC_KEYS", message: (err as Error).message.replace(/^MASQUES_JWT_PUBLIC_KEYS: /, "") }]);
     }
@@ -55,7 +57,7 @@ async function makeVerifier(config: Config, log: Logger): Promise<Verifier> {
     const file = config.MASQUES_JWT_PUBLIC_KEYS_FILE;
     try {
       const text = await readFile(file, "utf8");
-      return createVerifier(parsePublicKeys(text), `MASQUES_JWT_PUBLIC_KEYS_FILE (${file})`, opts);
+      return { verifier: createVerifier(parsePublicKeys(text), `MASQUES_JWT_PUBLIC_KEYS_FILE (${file})`, opts) };
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       const message = e.code ? `cannot read ${file}: ${e.code}` : e.message.replace(/^MASQUES_JWT_PUBLIC_KEYS: /, "");
@@ -79,7 +81,10 @@ async function makeVerifier(config: Config, log: Logger): Promise<Verifier> {
     throw err;
   }
   log.warn({ key_dir: dev.dir }, "no MASQUES_JWT_PUBLIC_KEYS: using the local dev key pair (loopback only); mint tokens with `masques-ledger token`");
-  return createVerifier(parsePublicKeys(JSON.stringify(dev.publicJwks)), "dev key pair", opts);
+  return {
+    verifier: createVerifier(parsePublicKeys(JSON.stringify(dev.publicJwks)), "dev key pair", opts),
+    devLogin: { privateJwk: dev.privateJwk, issuer: opts.issuer, audience: opts.audience },
+  };
 }
 
 export async function runDaemon(
@@ -90,7 +95,7 @@ export async function runDaemon(
   const services: ServicesModule = opts.services ?? servicesModule;
   // Owner-only: balances, keys and analytics live below (umask 022 would make it world-readable).
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const verifier = await makeVerifier(config, log);
+  const { verifier, devLogin } = await makeVerifier(config, log);
   // Refuses to start on an unknown or changed applied migration (ADR 0070).
   const controlplane: ControlPlane = await openControlPlane(controlPlaneOptions(config));
   log.info({ controlplane: controlplane.describe, migrations_applied: controlplane.migrations.applied }, "control plane open");
@@ -117,7 +122,9 @@ export async function runDaemon(
       log.error({ err }, "streamer failed to start; serving without analytics");
     }
   }
-  const ctx: DaemonContext = { ledger: ledger.client, controlplane, config, log, clock, reconciliation: streamer?.reconciler };
+  const running = streamer;
+  const analytics = running ? { sink: running.sink, describe: running.describe, lag: () => running.lag() } : undefined;
+  const ctx: DaemonContext = { ledger: ledger.client, controlplane, config, log, clock, reconciliation: streamer?.reconciler, analytics };
   let grpcServer: GrpcServer | undefined;
   let httpServer: HttpServer | undefined;
   let specs: ServiceImplSpec[] = [];
@@ -158,16 +165,21 @@ export async function runDaemon(
     httpServer = await startHttpServer(specs, config.MASQUES_HTTP_ADDR.host, config.MASQUES_HTTP_ADDR.port, log, {
       corsOrigins: config.MASQUES_CORS_ORIGINS,
       limits,
-      routes: telemetryRoutes({
-        verifier,
-        ingest: { otlp: otlpStore(controlplane.db), sessions, sink: sinkOf, insert: groupedInserter(sinkOf), clock, analyticsEnabled: config.STREAMER_ENABLED },
-        metrics,
-        readiness,
-        log: log.child({ component: "otlp" }),
-        maxBodyBytes: config.OTLP_MAX_BODY_BYTES,
-        maxLogRecords: config.OTLP_MAX_LOG_RECORDS,
-        metricsPublic: config.MASQUES_METRICS_PUBLIC || isLoopbackHost(config.MASQUES_HTTP_ADDR.host),
-      }),
+      routes: ((telemetry, dashboard) => (req: Parameters<typeof telemetry>[0], res: Parameters<typeof telemetry>[1]) => telemetry(req, res) || (dashboard?.(req, res) ?? false))(
+        telemetryRoutes({
+          verifier,
+          ingest: { otlp: otlpStore(controlplane.db), sessions, sink: sinkOf, insert: groupedInserter(sinkOf), clock, analyticsEnabled: config.STREAMER_ENABLED },
+          metrics,
+          readiness,
+          log: log.child({ component: "otlp" }),
+          maxBodyBytes: config.OTLP_MAX_BODY_BYTES,
+          maxLogRecords: config.OTLP_MAX_LOG_RECORDS,
+          metricsPublic: config.MASQUES_METRICS_PUBLIC || isLoopbackHost(config.MASQUES_HTTP_ADDR.host),
+        }),
+        config.MASQUES_UI_ENABLED
+          ? createDashboardRoutes({ distDir: config.MASQUES_UI_DIR ?? DEFAULT_UI_DIR, devLogin, log: log.child({ component: "dashboard" }) })
+          : undefined,
+      ),
     });
   } catch (err) {
     grpcServer?.front.destroyAll();
@@ -206,6 +218,7 @@ export async function runDaemon(
       services: specs.map((s) => s.service.typeName),
       auth: verifier.source,
       streamer: streamer ? streamer.describe : "off",
+      dashboard: config.MASQUES_UI_ENABLED ? `http://${httpAddr}/ui/${devLogin ? " (dev login on)" : ""}` : "off",
     },
     "listening",
   );

@@ -56,7 +56,10 @@ function withCors(origins: readonly string[], next: NodeHandler): NodeHandler {
 export interface HttpServerOptions {
   corsOrigins?: readonly string[];
   limits?: TransportLimits;
-  /** Extra routes (telemetry: /v1/logs, /v1/metrics, /metrics, /readyz): true when answered. */
+  /**
+   * Extra plain-HTTP routes tried before the 404 (telemetry: /v1/logs, /v1/metrics, /metrics,
+   * /readyz; the dashboard at /ui/): true when answered.
+   */
   routes?: (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => boolean;
 }
 
@@ -87,6 +90,7 @@ export async function startHttpServer(
       res.end(JSON.stringify({ status: serving ? "SERVING" : "NOT_SERVING" }));
       return;
     }
+    if (opts.routes?.(req, res)) return;
     const path = boundEcho(`${req.method ?? "?"} ${req.url ?? ""}`, limits.maxEchoChars);
     writeConnectError(res, unimplementedRoute(path), 404);
   });

@@ -16,6 +16,7 @@ import { adminServiceRegistration } from "./admin/service.js";
 import { appendAudit } from "../controlplane/audit.js";
 import { startGovernanceRuntime, stopGovernanceRuntime } from "./governance.js";
 import { settlementServiceRegistration } from "./settlement/service.js";
+import { analyticsServiceRegistration } from "./analytics/service.js";
 import { railFeesAccount } from "../domain/settlement/accounts.js";
 import { webhookServiceRegistration } from "./webhooks/service.js";
 import { startDispatcher, type Dispatcher } from "../webhooks/dispatcher.js";
@@ -44,6 +45,7 @@ export function createServices(ctx: DaemonContext): ServiceRegistration[] {
     adminServiceRegistration(ctx),
     settlementServiceRegistration(ctx),
     webhookServiceRegistration(ctx),
+    analyticsServiceRegistration(ctx),
   ];
 }
 
