@@ -14,6 +14,7 @@ import { setServing, startGrpcServer, type GrpcServer } from "./server/grpc.js";
 import { startHttpServer, type HttpServer } from "./server/http.js";
 import { limitsFromConfig } from "./server/limits.js";
 import { wrapService } from "./server/pipeline.js";
+import { rateLimiterFromConfig } from "./server/rate-limit.js";
 import type { DaemonContext, ServicesModule } from "./server/registry.js";
 import * as servicesModule from "./services/index.js";
 import { startStreamer, type RunningStreamer } from "./streamer/index.js";
@@ -115,8 +116,9 @@ export async function runDaemon(
   let grpcServer: GrpcServer | undefined;
   let httpServer: HttpServer | undefined;
   let specs: ServiceImplSpec[] = [];
+  const rateLimiter = rateLimiterFromConfig(config);
   try {
-    specs = services.createServices(ctx).map((r) => wrapService(r, { verifier, log, maxEchoChars: limits.maxEchoChars }));
+    specs = services.createServices(ctx).map((r) => wrapService(r, { verifier, log, maxEchoChars: limits.maxEchoChars, rateLimiter }));
     if (services.onStart) await services.onStart(ctx);
     grpcServer = await startGrpcServer(specs, config.MASQUES_GRPC_ADDR.host, config.MASQUES_GRPC_ADDR.port, log, limits);
     httpServer = await startHttpServer(specs, config.MASQUES_HTTP_ADDR.host, config.MASQUES_HTTP_ADDR.port, log, {

@@ -20,6 +20,7 @@ import { principalKey, requestIdKey } from "./principal.js";
 import { DEFAULT_LIMITS } from "./limits.js";
 import type { ServiceRegistration } from "./registry.js";
 import { finalError } from "./transport-errors.js";
+import { methodClass, rateLimitedError, type MethodClass, type RateLimiter } from "./rate-limit.js";
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:\-]{1,128}$/;
 
@@ -28,6 +29,8 @@ export interface PipelineDeps {
   log: Logger;
   /** MASQUES_MAX_ECHO_CHARS (default DEFAULT_LIMITS.maxEchoChars). */
   maxEchoChars?: number;
+  /** Per-principal rate limits (src/server/rate-limit.ts); undefined = unlimited. */
+  rateLimiter?: RateLimiter;
 }
 
 /**
@@ -59,7 +62,7 @@ function hasDirectHeaders(ctx: HandlerContext): ctx is HandlerContext & DirectHe
   return typeof (ctx as Partial<DirectHeaders>).requestHeaderValue === "function";
 }
 
-async function begin(ctx: HandlerContext, deps: PipelineDeps): Promise<{ log: RequestLog; t0: number }> {
+async function begin(ctx: HandlerContext, deps: PipelineDeps, cls: MethodClass): Promise<{ log: RequestLog; t0: number }> {
   const t0 = performance.now();
   const direct = hasDirectHeaders(ctx) ? ctx : null;
   const header = (name: string) => (direct ? direct.requestHeaderValue(name) : ctx.requestHeader.get(name));
@@ -78,6 +81,10 @@ async function begin(ctx: HandlerContext, deps: PipelineDeps): Promise<{ log: Re
     const principal = await deps.verifier.authenticate(header("authorization"));
     ctx.values.set(principalKey, principal);
     log.bind("principal", `${principal.kind}:${principal.id}`);
+    if (deps.rateLimiter) {
+      const d = deps.rateLimiter.take(principal, cls);
+      if (!d.ok) throw rateLimitedError(cls, d.retryAfterMs);
+    }
   } catch (err) {
     const ce = toConnectError(err, log, deps.maxEchoChars);
     if (log.isLevelEnabled("info")) {
@@ -106,11 +113,12 @@ function finishError(err: unknown, log: RequestLog, t0: number, maxEchoChars: nu
 }
 
 function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
+  const cls = methodClass(spec.method.parent.typeName, spec.method.name);
   switch (spec.kind) {
     case "unary": {
       const impl = spec.impl;
       return createMethodImplSpec(spec.method, async (req: MessageShape<DescMessage>, ctx: HandlerContext) => {
-        const { log, t0 } = await begin(ctx, deps);
+        const { log, t0 } = await begin(ctx, deps, cls);
         try {
           const res = await impl(req, ctx);
           finishOk(log, t0);
@@ -123,7 +131,7 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
     case "server_streaming": {
       const impl = spec.impl;
       return createMethodImplSpec(spec.method, async function* (req: MessageShape<DescMessage>, ctx: HandlerContext) {
-        const { log, t0 } = await begin(ctx, deps);
+        const { log, t0 } = await begin(ctx, deps, cls);
         try {
           yield* impl(req, ctx);
           finishOk(log, t0);
@@ -135,7 +143,7 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
     case "client_streaming": {
       const impl = spec.impl;
       return createMethodImplSpec(spec.method, async (reqs: AsyncIterable<MessageShape<DescMessage>>, ctx: HandlerContext) => {
-        const { log, t0 } = await begin(ctx, deps);
+        const { log, t0 } = await begin(ctx, deps, cls);
         try {
           const res = await impl(reqs, ctx);
           finishOk(log, t0);
@@ -148,7 +156,7 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
     case "bidi_streaming": {
       const impl = spec.impl;
       return createMethodImplSpec(spec.method, async function* (reqs: AsyncIterable<MessageShape<DescMessage>>, ctx: HandlerContext) {
-        const { log, t0 } = await begin(ctx, deps);
+        const { log, t0 } = await begin(ctx, deps, cls);
         try {
           yield* impl(reqs, ctx);
           finishOk(log, t0);
