@@ -35,6 +35,10 @@ const uint = (what: string) =>
   z.string().regex(/^\d+$/, `expected a non-negative integer (${what})`).transform(Number);
 
 /** A micro-USD amount in the API's range (0..2^63-1), as a bigint. */
+/** A non-negative decimal rate (e.g. "2000", "0.5"). */
+const rate = (what: string) =>
+  z.string().regex(/^\d{1,9}(\.\d{1,9})?$/, `expected a non-negative decimal number (${what})`).transform(Number);
+
 const microAmount = z
   .string()
   .regex(/^\d{1,19}$/, "expected a non-negative integer amount of micro-USD")
@@ -477,6 +481,14 @@ const vars = {
     z.string().min(1).optional(),
     "Directory of the built dashboard (index.html + assets/). Default: ui/dist in the installation (built by `npm install` / `npm run build:ui`).",
   ),
+  // ---- hot path: per-principal rate limits (issue 17 rate limits, src/server/rate-limit.ts) ----
+  RATE_LIMIT_ENABLED: v(boolFlag.default(true), "Per-principal token-bucket rate limits on every RPC except health and reflection (over the limit: RESOURCE_EXHAUSTED with retry-after; HTTP 429 on the JSON port).", "true"),
+  RATE_LIMIT_READ_PER_S: v(rate("calls per second").default(2_000), "Read calls (Get*, List*, Verify*) one principal may make per second, sustained; 0 = unlimited.", "2000"),
+  RATE_LIMIT_READ_BURST: v(uint("calls").pipe(z.number().min(1)).default(4_000), "Read calls one principal may make at once above the sustained rate (bucket size).", "4000"),
+  RATE_LIMIT_WRITE_PER_S: v(rate("calls per second").default(2_000), "Other non-admin calls (Don, RecordUsage, Doff, transfers, …) one principal may make per second, sustained; 0 = unlimited.", "2000"),
+  RATE_LIMIT_WRITE_BURST: v(uint("calls").pipe(z.number().min(1)).default(4_000), "Write calls one principal may make at once above the sustained rate (bucket size).", "4000"),
+  RATE_LIMIT_ADMIN_PER_S: v(rate("calls per second").default(100), "AdminService calls one principal may make per second, sustained; 0 = unlimited.", "100"),
+  RATE_LIMIT_ADMIN_BURST: v(uint("calls").pipe(z.number().min(1)).default(200), "AdminService calls one principal may make at once above the sustained rate (bucket size).", "200"),
 } as const;
 
 type Vars = typeof vars;

@@ -14,6 +14,7 @@ import { setServing, startGrpcServer, type GrpcServer } from "./server/grpc.js";
 import { startHttpServer, type HttpServer } from "./server/http.js";
 import { limitsFromConfig } from "./server/limits.js";
 import { wrapService } from "./server/pipeline.js";
+import { rateLimiterFromConfig } from "./server/rate-limit.js";
 import type { DaemonContext, ServicesModule } from "./server/registry.js";
 import * as servicesModule from "./services/index.js";
 import { DEFAULT_UI_DIR, createDashboardRoutes, type DaemonDevLogin } from "./dashboard/routes.js";
@@ -138,9 +139,10 @@ export async function runDaemon(
     sink: sinkOf,
     onReport: (r) => onHealth(r.ready, r.checks.analytics === "ok"),
   });
+  const rateLimiter = rateLimiterFromConfig(config);
   try {
     const onRpc = (rpc: string, code: string, ms: number) => metrics.recordRpc(rpc, code, ms);
-    specs = services.createServices(ctx).map((r) => wrapService(r, { verifier, log, maxEchoChars: limits.maxEchoChars, onRpc }));
+    specs = services.createServices(ctx).map((r) => wrapService(r, { verifier, log, maxEchoChars: limits.maxEchoChars, onRpc, rateLimiter }));
     const sessions = sessionInstanceOf(ctx);
     const idle_ns = BigInt(config.SESSION_IDLE_S) * 1_000_000_000n;
     metrics.observe({

@@ -178,6 +178,11 @@ export interface GovernanceStore {
    * a session pinned earlier (a retried Don) keeps its first pin. Null when no rule is active.
    */
   pinSession(session_id: string, masque_name: string, author: string): Promise<SessionPin | null>;
+  /**
+   * `pinSession` for many sessions in one statement (one control-plane commit: issue 20, ADR
+   * 0126); answers in the order of `items`, same rules per item.
+   */
+  pinSessions(items: readonly { session_id: string; masque_name: string; author: string }[]): Promise<(SessionPin | null)[]>;
   /** The session's pin (null: donned before governance, or never pinned). */
   pinOf(session_id: string): Promise<SessionPin | null>;
 }
@@ -351,6 +356,34 @@ export function createGovernanceStore(db: Kysely<Database>, opts: { clock: () =>
         returning session_id, rule_id, platform_fee_bps, pin_time_ns::text as pin_time_ns`.execute(db);
       const p = r.rows[0];
       return p ? { ...p, pin_time_ns: BigInt(p.pin_time_ns) } : pinOf(session_id);
+    },
+    async pinSessions(items) {
+      if (items.length === 0) return [];
+      type Row = { session_id: string; rule_id: string; platform_fee_bps: number; pin_time_ns: string };
+      const values = sql.join(items.map((i) => sql`(${i.session_id}, ${i.masque_name}, ${i.author})`));
+      // Same choice as pinSession per row: the most specific active rule, pinned unless pinned.
+      const r = await sql<Row>`
+        insert into session_rule_pin (session_id, rule_id, platform_fee_bps, pin_time_ns)
+        select v.session_id, r.rule_id, r.platform_fee_bps, ${opts.clock().toString()}
+          from (values ${values}) as v(session_id, masque_name, author)
+          cross join lateral (
+            select rule_id, platform_fee_bps from revenue_rule
+              where state = 'active' and ((scope_kind = 'masque' and scope_value = v.masque_name)
+                or (scope_kind = 'author' and scope_value = v.author) or (scope_kind = 'platform' and scope_value = ''))
+              order by case scope_kind when 'masque' then 0 when 'author' then 1 else 2 end limit 1) as r
+        on conflict (session_id) do nothing
+        returning session_id, rule_id, platform_fee_bps, pin_time_ns::text as pin_time_ns`.execute(db);
+      const pins = new Map<string, SessionPin>();
+      for (const p of r.rows) pins.set(p.session_id, { ...p, pin_time_ns: BigInt(p.pin_time_ns) });
+      // Sessions pinned earlier (retried Dons) keep their first pin: read those back in one query.
+      const missing = [...new Set(items.map((i) => i.session_id).filter((id) => !pins.has(id)))];
+      if (missing.length > 0) {
+        const old = await sql<Row>`
+          select session_id, rule_id, platform_fee_bps, pin_time_ns::text as pin_time_ns from session_rule_pin
+            where session_id in (${sql.join(missing)})`.execute(db);
+        for (const p of old.rows) pins.set(p.session_id, { ...p, pin_time_ns: BigInt(p.pin_time_ns) });
+      }
+      return items.map((i) => pins.get(i.session_id) ?? null);
     },
     pinOf,
   };

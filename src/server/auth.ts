@@ -9,7 +9,7 @@
  * Claims: `sub` = principal id, `kind` = agent|author|rail|admin, `scopes` = array of scopes
  * (or OAuth-style space-separated `scope`), plus `iss`, `aud`, `exp` (required).
  */
-import { createPublicKey, type KeyObject } from "node:crypto";
+import { createHash, createPublicKey, timingSafeEqual, type KeyObject } from "node:crypto";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import {
@@ -91,6 +91,13 @@ export interface Verifier {
   authenticate(authorization: string | null): Promise<Principal>;
   /** Where keys came from (for the start-up log line; never the keys themselves). */
   readonly source: string;
+  /**
+   * Trust these keys from now on (key rotation / reload) and forget every verified token, so a
+   * token signed by a key no longer trusted is refused on its next call.
+   */
+  rotateKeys(getKey: JWTVerifyGetKey, source: string): void;
+  /** Verified tokens currently cached (for tests and diagnostics). */
+  readonly cachedTokens: number;
 }
 
 export interface VerifierOptions {
@@ -98,6 +105,8 @@ export interface VerifierOptions {
   audience: string;
   /** Clock tolerance for exp/nbf, seconds. */
   clockToleranceS?: number;
+  /** Wall clock in ms since the epoch (injectable for tests); default Date.now. */
+  nowMs?: () => number;
 }
 
 function unauthenticated(message: string): ConnectError {
@@ -147,8 +156,23 @@ export function parsePublicKeys(text: string): JWTVerifyGetKey {
   return getKey;
 }
 
+/** A cached verification: the principal, until the token's `exp` (ms since the epoch). */
+interface CachedPrincipal {
+  digest: Buffer;
+  principal: Principal;
+  expMs: number;
+}
+
+/**
+ * A Verifier over `getKey` (from parsePublicKeys). Verified tokens are cached until their `exp`
+ * (ADR 0125): keyed by the token's SHA-256 (raw tokens are never kept), the digest compared
+ * with timingSafeEqual on a hit, bounded (least recently used evicted first), emptied by
+ * `rotateKeys`. Errors: ConnectError UNAUTHENTICATED naming what is wrong with the token.
+ */
 export function createVerifier(getKey: JWTVerifyGetKey, source: string, opts: VerifierOptions): Verifier {
-  const candidates = (getKey as { candidates?: { alg: string; key: KeyObject }[] }).candidates;
+  let keys = getKey;
+  let keySource = source;
+  const nowMs = opts.nowMs ?? Date.now;
   const verifyOpts = {
     issuer: opts.issuer,
     audience: opts.audience,
@@ -157,11 +181,13 @@ export function createVerifier(getKey: JWTVerifyGetKey, source: string, opts: Ve
     requiredClaims: ["exp", "sub"],
   };
   async function verify(jwt: string): Promise<JWTPayload> {
+    const currentDate = new Date(nowMs());
+    const candidates = (keys as { candidates?: { alg: string; key: KeyObject }[] }).candidates;
     if (candidates && candidates.length > 1) {
       let last: unknown;
       for (const c of candidates) {
         try {
-          return (await jwtVerify(jwt, c.key, { ...verifyOpts, algorithms: [c.alg] })).payload;
+          return (await jwtVerify(jwt, c.key, { ...verifyOpts, algorithms: [c.alg], currentDate })).payload;
         } catch (err) {
           last = err;
           if (!(err instanceof joseErrors.JWSSignatureVerificationFailed) && !(err instanceof joseErrors.JOSEAlgNotAllowed)) throw err;
@@ -169,15 +195,24 @@ export function createVerifier(getKey: JWTVerifyGetKey, source: string, opts: Ve
       }
       throw last;
     }
-    return (await jwtVerify(jwt, getKey, verifyOpts)).payload;
+    return (await jwtVerify(jwt, keys, { ...verifyOpts, currentDate })).payload;
   }
-  // Verified tokens are cached by their exact text until they expire: a token's signature and
-  // claims cannot change, and signature verification dominated the per-RPC cost (measured in
-  // bench/transport.ts). Bounded; the oldest entry is evicted first.
-  const cache = new Map<string, { principal: Principal; expMs: number }>();
+  // Signature verification dominated the per-RPC cost (ADR 0035, bench/transport.ts); a token's
+  // signature and claims cannot change, so one verification holds until it expires.
+  const cache = new Map<string, CachedPrincipal>();
   const toleranceMs = (opts.clockToleranceS ?? 5) * 1000;
   return {
-    source,
+    get source() {
+      return keySource;
+    },
+    get cachedTokens() {
+      return cache.size;
+    },
+    rotateKeys(next, nextSource) {
+      keys = next;
+      keySource = nextSource;
+      cache.clear();
+    },
     async authenticate(authorization) {
       if (!authorization) {
         throw unauthenticated("missing bearer token: send `authorization: Bearer <JWT>`");
@@ -185,11 +220,18 @@ export function createVerifier(getKey: JWTVerifyGetKey, source: string, opts: Ve
       const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
       if (!m) throw unauthenticated("malformed authorization header: expected `Bearer <JWT>`");
       const jwt = m[1] as string;
-      const hit = cache.get(jwt);
-      if (hit) {
-        if (Date.now() < hit.expMs + toleranceMs) return hit.principal;
-        cache.delete(jwt);
+      const digest = createHash("sha256").update(jwt).digest();
+      const key = digest.toString("base64");
+      const hit = cache.get(key);
+      if (hit && timingSafeEqual(hit.digest, digest)) {
+        cache.delete(key);
+        if (nowMs() < hit.expMs + toleranceMs) {
+          cache.set(key, hit); // most recently used last
+          return hit.principal;
+        }
+        throw unauthenticated("token expired");
       }
+      const usedKeys = keys;
       let payload: JWTPayload;
       try {
         payload = await verify(jwt);
@@ -202,12 +244,13 @@ export function createVerifier(getKey: JWTVerifyGetKey, source: string, opts: Ve
         throw unauthenticated(`invalid token claims: ${i ? `${i.path.join(".") || "claims"}: ${i.message}` : "rejected"}`);
       }
       const nbfMs = (payload.nbf ?? 0) * 1000;
-      if (typeof payload.exp === "number" && nbfMs <= Date.now()) {
+      // Not cached when the keys rotated during verification, or before the token is valid.
+      if (typeof payload.exp === "number" && nbfMs <= nowMs() && usedKeys === keys) {
         if (cache.size >= VERIFIED_CACHE_MAX) {
           const oldest = cache.keys().next();
           if (!oldest.done) cache.delete(oldest.value);
         }
-        cache.set(jwt, { principal: parsed.data, expMs: payload.exp * 1000 });
+        cache.set(key, { digest, principal: parsed.data, expMs: payload.exp * 1000 });
       }
       return parsed.data;
     },

@@ -20,6 +20,7 @@ import { principalKey, requestIdKey } from "./principal.js";
 import { DEFAULT_LIMITS } from "./limits.js";
 import type { ServiceRegistration } from "./registry.js";
 import { finalError } from "./transport-errors.js";
+import { methodClass, rateLimitedError, type MethodClass, type RateLimiter } from "./rate-limit.js";
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._:\-]{1,128}$/;
 
@@ -30,6 +31,8 @@ export interface PipelineDeps {
   maxEchoChars?: number;
   /** Called once per finished unary RPC (metrics, issue 18): "pkg.Service/Method", code name, ms. */
   onRpc?: (rpc: string, code: string, duration_ms: number) => void;
+  /** Per-principal rate limits (src/server/rate-limit.ts); undefined = unlimited. */
+  rateLimiter?: RateLimiter;
 }
 
 /**
@@ -61,7 +64,7 @@ function hasDirectHeaders(ctx: HandlerContext): ctx is HandlerContext & DirectHe
   return typeof (ctx as Partial<DirectHeaders>).requestHeaderValue === "function";
 }
 
-async function begin(ctx: HandlerContext, deps: PipelineDeps): Promise<{ log: RequestLog; t0: number }> {
+async function begin(ctx: HandlerContext, deps: PipelineDeps, cls: MethodClass): Promise<{ log: RequestLog; t0: number }> {
   const t0 = performance.now();
   const direct = hasDirectHeaders(ctx) ? ctx : null;
   const header = (name: string) => (direct ? direct.requestHeaderValue(name) : ctx.requestHeader.get(name));
@@ -80,6 +83,10 @@ async function begin(ctx: HandlerContext, deps: PipelineDeps): Promise<{ log: Re
     const principal = await deps.verifier.authenticate(header("authorization"));
     ctx.values.set(principalKey, principal);
     log.bind("principal", `${principal.kind}:${principal.id}`);
+    if (deps.rateLimiter) {
+      const d = deps.rateLimiter.take(principal, cls);
+      if (!d.ok) throw rateLimitedError(cls, d.retryAfterMs);
+    }
   } catch (err) {
     const ce = toConnectError(err, log, deps.maxEchoChars);
     if (log.isLevelEnabled("info")) {
@@ -108,6 +115,7 @@ function finishError(err: unknown, log: RequestLog, t0: number, maxEchoChars: nu
 }
 
 function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
+  const cls = methodClass(spec.method.parent.typeName, spec.method.name);
   switch (spec.kind) {
     case "unary": {
       const impl = spec.impl;
@@ -119,7 +127,7 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
           let log: RequestLog;
           let t0: number;
           try {
-            ({ log, t0 } = await begin(ctx, deps));
+            ({ log, t0 } = await begin(ctx, deps, cls));
           } catch (err) {
             onRpc(rpc, Code[(err as ConnectError).code] ?? "Unknown", performance.now() - t);
             throw err;
@@ -137,7 +145,7 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
         });
       }
       return createMethodImplSpec(spec.method, async (req: MessageShape<DescMessage>, ctx: HandlerContext) => {
-        const { log, t0 } = await begin(ctx, deps);
+        const { log, t0 } = await begin(ctx, deps, cls);
         try {
           const res = await impl(req, ctx);
           finishOk(log, t0);
@@ -150,7 +158,7 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
     case "server_streaming": {
       const impl = spec.impl;
       return createMethodImplSpec(spec.method, async function* (req: MessageShape<DescMessage>, ctx: HandlerContext) {
-        const { log, t0 } = await begin(ctx, deps);
+        const { log, t0 } = await begin(ctx, deps, cls);
         try {
           yield* impl(req, ctx);
           finishOk(log, t0);
@@ -162,7 +170,7 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
     case "client_streaming": {
       const impl = spec.impl;
       return createMethodImplSpec(spec.method, async (reqs: AsyncIterable<MessageShape<DescMessage>>, ctx: HandlerContext) => {
-        const { log, t0 } = await begin(ctx, deps);
+        const { log, t0 } = await begin(ctx, deps, cls);
         try {
           const res = await impl(reqs, ctx);
           finishOk(log, t0);
@@ -175,7 +183,7 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
     case "bidi_streaming": {
       const impl = spec.impl;
       return createMethodImplSpec(spec.method, async function* (reqs: AsyncIterable<MessageShape<DescMessage>>, ctx: HandlerContext) {
-        const { log, t0 } = await begin(ctx, deps);
+        const { log, t0 } = await begin(ctx, deps, cls);
         try {
           yield* impl(reqs, ctx);
           finishOk(log, t0);

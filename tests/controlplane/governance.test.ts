@@ -116,3 +116,33 @@ describe(`revenue rules under concurrency (${ENGINE})`, () => {
     expect(await readChain(cp.db)).toEqual([]);
   });
 });
+
+describe(`pins written in batches (issue 20, ${ENGINE})`, () => {
+  it("pinSessions pins each session to its most specific active rule in one statement; a pinned session keeps its first pin", async () => {
+    const [s] = stores();
+    const platform = await s.bootstrap(1500);
+    expect(platform).not.toBeNull();
+    const adaRule = await cooled(s, 1000, "ada");
+    now_ns += BigInt(COOLING_S + 1) * 1_000_000_000n;
+    await s.activate(actor("bob"), adaRule);
+    const pins = await s.pinSessions([
+      { session_id: "s1", masque_name: "m-ada", author: "ada" },
+      { session_id: "s2", masque_name: "m-bea", author: "bea" },
+      { session_id: "s1", masque_name: "m-ada", author: "ada" }, // the same Don twice in one batch
+    ]);
+    expect(pins.map((p) => p?.rule_id)).toEqual([adaRule, platform!.rule_id, adaRule]);
+    expect(pins.map((p) => p?.platform_fee_bps)).toEqual([1000, 1500, 1000]);
+    // A retried Don, after a newer rule for ada became active, keeps the session's first pin.
+    const newer = await cooled(s, 2000, "ada");
+    now_ns += BigInt(COOLING_S + 1) * 1_000_000_000n;
+    await s.activate(actor("bob"), newer);
+    const again = await s.pinSessions([
+      { session_id: "s1", masque_name: "m-ada", author: "ada" },
+      { session_id: "s3", masque_name: "m-ada", author: "ada" },
+    ]);
+    expect(again.map((p) => p?.rule_id)).toEqual([adaRule, newer]);
+    expect(await s.pinOf("s1")).toEqual(pins[0]);
+    // And it agrees with the one-at-a-time path.
+    expect((await s.pinSession("s4", "m-ada", "ada"))?.rule_id).toBe(newer);
+  });
+});
