@@ -13,6 +13,7 @@ import { createRailAdapter, type FaultPoint } from "../../rails/adapter/runner.j
 import { BaseRailConfigError, baseRailConfigDocs, loadBaseRailConfig, loadHotWalletKey } from "../../rails/base/config.js";
 import { BaseChainStartupError, connectBaseChain } from "../../rails/base/chain.js";
 import { baseDriver } from "../../rails/base/driver.js";
+import { runSolanaRail, solanaRailHelp } from "../../rails/solana/command.js";
 
 const FAULT_POINTS: readonly FaultPoint[] = ["after_sign", "after_record", "after_broadcast"];
 
@@ -38,7 +39,9 @@ ${docs(adapterConfigDocs)}
 ${docs(baseRailConfigDocs)}
   RAIL_FAULT_KILL_AT
       Fault injection for crash-recovery tests only: after_sign | after_record | after_broadcast
-      makes the process SIGKILL itself the first time it reaches that step. Never set in production.`;
+      makes the process SIGKILL itself the first time it reaches that step. Never set in production.
+
+${solanaRailHelp}`;
 
 export const railCommand: CliCommand = {
   name: "rail",
@@ -46,11 +49,12 @@ export const railCommand: CliCommand = {
   help,
   async run(argv) {
     const [name, ...rest] = argv;
+    if (name === "solana" && rest.length === 0) return runSolanaRail();
     if (name !== "base" || rest.length > 0) {
       process.stderr.write(
-        name === "solana" || name === "lightning"
-          ? `rail: the ${name} adapter is not built yet (only base)\n`
-          : `rail: expected exactly one rail name: base (see --help)\n`,
+        name === "lightning"
+          ? `rail: the ${name} adapter is not built yet (only base and solana)\n`
+          : `rail: expected exactly one rail name: base | solana (see --help)\n`,
       );
       return ExitCode.usage;
     }
