@@ -135,7 +135,8 @@ export function solanaDriver(chain: SolanaChain): RailDriver {
         confirmations: await confirmationsOf(signature),
         block_number: f.slot,
         block_ref: `slot:${f.slot}`,
-        fee_native: BigInt(got.meta.fee) + (account_created ? BigInt(got.meta.postBalances[destIndex] ?? 0) : 0n),
+        // What the hot wallet (fee payer, account 0) spent in lamports: the fee plus any new ATA's rent.
+        fee_native: BigInt(got.meta.preBalances[0] ?? 0) - BigInt(got.meta.postBalances[0] ?? 0),
         reason: f.status === "success" ? "" : `transaction ${signature} failed on chain in slot ${f.slot} (${f.commitment}): ${f.reason ?? ""}`,
         account_created,
       };
