@@ -412,7 +412,7 @@ describe("deposits", () => {
       claim_max: 1,
       resign_max: 0,
     });
-    adapter = startAdapter();
+    adapter = startAdapter({ RAIL_DATA_DIR: path.join(dir, "deposit-adapter") }); // a fresh cursor: it starts at the newest signature
     await until("the adapter's first cursor", async () => adapter.lines().some((l) => l.event === "deposit_cursor"), Boolean);
   }, 180_000);
 
