@@ -7,7 +7,8 @@
  * The facade SIMULATES commitment (LiteSVM has no cluster): the bench advances one slot per poll
  * round (~40 ms, a fast cluster), a transaction is finalized FINALIZE slots after it lands.
  * - payouts/s: N payouts (AMOUNT each, one author, one destination) confirmed at once; from the
- *   first confirmation to the last one CONFIRMED at `finalized`.
+ *   first confirmation to the last one CONFIRMED at `finalized`. (The ATA rent fee is set to 0 here:
+ *   every one of the concurrent first payouts to a fresh destination would otherwise quote it.)
  * - deposit detection lag: M deposits one after another; from the slot advance that makes one
  *   finalized to the agent's wallet showing the credit (read every ~5 ms); p50 / p99. The
  *   adapter polls every 50 ms.
@@ -64,7 +65,7 @@ export async function benchSolana(N: number, M: number): Promise<void> {
   const node = await startLiteSvmRpc({ finalize_depth: FINALIZE });
   const rpc = createSolanaRpc(node.url);
   const dir = await mkdtemp(path.join(tmpdir(), "bench-solana-"));
-  const h = await startSettlementHarness({ SETTLEMENT_SOLANA_CHAIN_ID: CHAIN, SETTLEMENT_SOLANA_CLUSTER: "devnet" });
+  const h = await startSettlementHarness({ SETTLEMENT_SOLANA_CHAIN_ID: CHAIN, SETTLEMENT_SOLANA_CLUSTER: "devnet", PAYOUT_SOLANA_ACCOUNT_RENT_FEE_MICRO: "0" });
   const b58 = getBase58Decoder();
   const send = async (payer: KeyPairSigner, ixs: Instruction[]) => {
     const { value } = await rpc.getLatestBlockhash().send();
