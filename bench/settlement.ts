@@ -11,7 +11,8 @@
  *   block that makes it final is mined to the moment the agent's wallet shows the credit (daemon
  *   read every ~5 ms); p50 / p99. The adapter polls every BASE_POLL_INTERVAL_MS (50 ms here).
  *
- * Rails: base is implemented; solana and lightning are added by their engineers (same shape).
+ * Rails: base is implemented here; lightning in bench/settlement-lightning.ts (issue 15); solana is
+ * added by its engineer (same shape).
  * The machine is shared and loaded: compare figures from one run, and read the load average.
  */
 import { loadavg } from "node:os";
@@ -31,8 +32,14 @@ const { values } = parseArgs({
     deposits: { type: "string", default: "20" },
   },
 });
+if (values.rail === "lightning") {
+  // Lightning (issue 15): two real LDK nodes behind the LND stand-in; bench/settlement-lightning.ts.
+  const { run } = await import("./settlement-lightning.js");
+  await run(["--payouts", values.payouts ?? "40"]);
+  process.exit(0);
+}
 if (values.rail !== "base" && values.rail !== "solana") {
-  console.error(`bench:settlement: --rail ${values.rail} is not implemented yet (base and solana are; lightning is added with its adapter)`);
+  console.error(`bench:settlement: --rail ${values.rail} is not implemented (base, lightning, solana)`);
   process.exit(2);
 }
 const N = Number(values.payouts);

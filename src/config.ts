@@ -34,6 +34,13 @@ const boolFlag = z
 const uint = (what: string) =>
   z.string().regex(/^\d+$/, `expected a non-negative integer (${what})`).transform(Number);
 
+/** A micro-USD amount in the API's range (0..2^63-1), as a bigint. */
+const microAmount = z
+  .string()
+  .regex(/^\d{1,19}$/, "expected a non-negative integer amount of micro-USD")
+  .transform((t) => BigInt(t))
+  .refine((n) => n <= (1n << 63n) - 1n, "must be <= 9223372036854775807");
+
 /** Documentation of one variable (for `serve --help`, the README and .env.example). */
 export interface VarDoc {
   doc: string;
@@ -189,6 +196,36 @@ const vars = {
     "Inside `serve` (with the streamer): reconcile the ledger against ClickHouse every this many seconds, pausing the streamer while it compares; 0 = only on request (AdminService.RunReconciliation, `masques-ledger reconcile`).",
     "3600",
   ),
+  // ---- telemetry in and out (issue 18, src/telemetry, docs/telemetry.md) --------------------
+  OTLP_MAX_BODY_BYTES: v(
+    uint("bytes").pipe(z.number().min(1024).max(64 * 1024 * 1024)).default(4 * 1024 * 1024),
+    "Largest OTLP/HTTP request body accepted on /v1/logs and /v1/metrics, in bytes, both as sent and after gzip decompression (413 past it).",
+    "4194304",
+  ),
+  OTLP_MAX_LOG_RECORDS: v(
+    uint("records").pipe(z.number().min(1).max(100_000)).default(10_000),
+    "Most log records one OTLP export may carry (413 past it).",
+    "10000",
+  ),
+  OTLP_DOFF_GRACE_MS: v(
+    uint("milliseconds").pipe(z.number().max(120_000)).default(6_000),
+    "Doff of a session metered from OTLP (Don with claude_session_id) settles this long after the Doff request, so events stamped before the Doff that the exporter still batches are billed (Claude Code exports logs every 5 s).",
+    "6000",
+  ),
+  MASQUES_METRICS_PUBLIC: v(
+    boolFlag.default(false),
+    "Serve GET /metrics (Prometheus text) without a token on a non-loopback MASQUES_HTTP_ADDR. Default: loopback needs no token; elsewhere an admin token is required.",
+    "false",
+  ),
+  MASQUES_METRICS_OTLP_ENDPOINT: v(
+    z.string().url().optional(),
+    "Push the daemon's own metrics over OTLP/HTTP (JSON) to this URL (e.g. http://collector:4318/v1/metrics). Unset = Prometheus text at /metrics only.",
+  ),
+  MASQUES_METRICS_EXPORT_INTERVAL_MS: v(
+    uint("milliseconds").pipe(z.number().min(1000)).default(60_000),
+    "Interval of the OTLP metrics push (MASQUES_METRICS_OTLP_ENDPOINT).",
+    "60000",
+  ),
   // ---- control-plane database (issue 10, src/controlplane) ---------------------------------
   DATABASE_URL: v(
     z
@@ -209,12 +246,12 @@ const vars = {
   // ---- sessions (SessionService, issue 4) ---------------------------------------------------
   MASQUES_DIR: v(
     z.string().default("./masques"),
-    "Directory of masque YAML files (the catalog with author and pricing); loaded at start-up.",
+    "Directory of masque YAML files (the catalog with author and pricing); re-read on change without a restart. An invalid file is reported and skipped.",
     "./masques",
   ),
   PLATFORM_FEE_BPS: v(
     uint("basis points").pipe(z.number().max(10_000, "must be <= 10000 basis points")).default(1500),
-    "Platform fee on every settled session, in basis points of the charge (1500 = 15%); rounds down, the remainder goes to the author.",
+    "Platform fee of the first platform-wide revenue rule, created at the daemon's first start (basis points of the charge, 1500 = 15%; rounds down, the remainder goes to the author). Afterwards revenue rules decide (AdminService); a change here is ignored.",
     "1500",
   ),
   BILLING_MODE: v(
@@ -236,6 +273,22 @@ const vars = {
     uint("milliseconds").pipe(z.number().min(10)).default(5_000),
     "How often the session reaper looks for idle sessions and sessions near their maximum length. At most SESSION_MAX_S x 1000 / 6 (the reaper settles sessions 3 intervals before their hold's timeout).",
     "5000",
+  ),
+  // ---- governance: revenue rules and the audit log (AdminService, issue 16, ADR 0100-0102) --
+  REVENUE_RULE_COOLING_S: v(
+    uint("seconds").default(172_800),
+    "Cooling period of an approved revenue rule before it activates by itself (s; 48 h by default). Emergency activation skips it.",
+    "172800",
+  ),
+  GOVERNANCE_TICK_MS: v(
+    uint("milliseconds").pipe(z.number().min(10).max(3_600_000)).default(1_000),
+    "How often the daemon activates revenue rules whose cooling is over and checks whether the audit log's head is due for anchoring.",
+    "1000",
+  ),
+  AUDIT_ANCHOR_INTERVAL_S: v(
+    uint("seconds").pipe(z.number().max(86_400)).default(60),
+    "Write the audit log's head into the ledger (a zero-amount anchor transfer) at most this often when it changed (s); 0 = at every governance tick.",
+    "60",
   ),
   // ---- settlement: author payouts (SettlementService, issue 13, docs/adr/0086) -------------
   SETTLEMENT_BASE_CHAIN_ID: v(
@@ -270,7 +323,7 @@ const vars = {
   ),
   PAYOUT_DESTINATION_COOLING_S: v(
     uint("seconds").pipe(z.number().max(30 * 86_400)).default(86_400),
-    "Cooling period of a CHANGED payout destination, in seconds: until then payouts go to the previous address, and the change is logged at warn level for the author's notification. The first destination is active at once.",
+    "Cooling period of a CHANGED payout destination, in seconds: until then payouts go to the previous address, and the author is notified (a settlement outbox event, ADR 0089). The first destination is active at once.",
     "86400",
   ),
   PAYOUT_LEASE_S: v(
@@ -310,6 +363,119 @@ const vars = {
     uint("seconds").pipe(z.number().min(1).max(86_400)).default(900),
     "How long an ownership challenge (CreateDestinationChallenge) can be signed and used, in seconds.",
     "900",
+  ),
+  // ---- webhooks: signed notifications (issue 16, docs/adr/0105) ---------------------------
+  WEBHOOK_DISPATCH_ENABLED: v(
+    boolFlag.default(true),
+    "Deliver queued webhooks from this daemon (true/false). Events are always queued; several daemons may dispatch from one database.",
+    "true",
+  ),
+  WEBHOOK_POLL_MS: v(
+    uint("milliseconds").pipe(z.number().min(10).max(60_000)).default(1_000),
+    "How often the webhook dispatcher looks for due deliveries (ms).",
+    "1000",
+  ),
+  WEBHOOK_CONCURRENCY: v(
+    uint("requests").pipe(z.number().min(1).max(256)).default(8),
+    "Most webhook requests in flight from this daemon at once (1..256); a slow endpoint holds one slot at most WEBHOOK_TIMEOUT_MS.",
+    "8",
+  ),
+  WEBHOOK_TIMEOUT_MS: v(
+    uint("milliseconds").pipe(z.number().min(100).max(60_000)).default(10_000),
+    "Whole-attempt timeout of one webhook request (connect, send, answer), ms; then the attempt fails and is retried.",
+    "10000",
+  ),
+  WEBHOOK_MAX_ATTEMPTS: v(
+    uint("attempts").pipe(z.number().min(1).max(30)).default(8),
+    "Attempts per delivery before it is dead-lettered (redeliver on demand with WebhookService.RedeliverWebhook).",
+    "8",
+  ),
+  WEBHOOK_BACKOFF_BASE_MS: v(
+    uint("milliseconds").pipe(z.number().min(1)).default(5_000),
+    "Delay before the 2nd attempt; each later delay doubles (exponential backoff), capped at WEBHOOK_BACKOFF_MAX_MS.",
+    "5000",
+  ),
+  WEBHOOK_BACKOFF_MAX_MS: v(
+    uint("milliseconds").pipe(z.number().min(1)).default(36_000_000),
+    "Longest delay between two attempts of one delivery (ms; default 10 h).",
+    "36000000",
+  ),
+  WEBHOOK_ALLOW_PRIVATE_NETWORK: v(
+    boolFlag.default(false),
+    "LOCAL DEVELOPMENT ONLY: let author endpoints resolve to loopback, private or link-local addresses (an admin can also allow it per endpoint).",
+    "false",
+  ),
+  WEBHOOK_ENDPOINTS_PER_OWNER_MAX: v(
+    uint("endpoints").pipe(z.number().min(1).max(1_000)).default(20),
+    "Most enabled webhook endpoints one author (or one admin) may register.",
+    "20",
+  ),
+  // ---- live catalog (issue 16, docs/adr/0107, 0031) ----------------------------------------
+  CATALOG_PRICE_NOTICE_S: v(
+    uint("seconds").pipe(z.number().max(365 * 86_400)).default(604_800),
+    "Notice period of a published price change, in seconds: a new price applies to sessions donned this long after it was published (default 7 days); the first version of a masque applies at once.",
+    "604800",
+  ),
+  CATALOG_RESCAN_MS: v(
+    uint("milliseconds").pipe(z.number().min(50).max(3_600_000)).default(30_000),
+    "MASQUES_DIR is watched for changes (fs.watch) and also rescanned this often (ms), so a missed event is caught; a changed file applies without a restart.",
+    "30000",
+  ),
+  // ---- limits: spending caps, peer transfers, refunds (issue 17, docs/adr/0110-0113) --------
+  SPEND_DAILY_CAP_MICRO: v(
+    microAmount.optional(),
+    "Default daily spending cap of an agent (micro-USD per UTC day: Don holds, peer transfers, soft-mode debt), applied when the agent's limits are first used; unset = no cap. Admins and the agent (lower only) change it per agent.",
+  ),
+  SPEND_SESSION_CAP_MICRO: v(
+    microAmount.optional(),
+    "Default per-session spending cap of an agent (micro-USD): a session's hold and charge never pass it; unset = no cap.",
+  ),
+  PEER_TRANSFER_MAX_MICRO: v(microAmount.default(100_000_000n), "Largest single peer transfer (TransferFunds), micro-USD (seed 004: 100 USD).", "100000000"),
+  PEER_DAILY_VOLUME_MICRO: v(
+    microAmount.default(500_000_000n),
+    "Peer-transfer volume a sender may send per UTC day, micro-USD (seed 004: 500 USD).",
+    "500000000",
+  ),
+  REFUND_AUTHOR_WINDOW_S: v(
+    uint("seconds").default(604_800),
+    "How long after a session settled its masque's author may refund it (admins always may), seconds; 0 = authors never.",
+    "604800",
+  ),
+  // ---- settlement: Lightning rail, msat ledger and conversion (issue 15, docs/adr/0094) ----------
+  LIGHTNING_RATE_MSAT_PER_USD: v(
+    z.string().regex(/^(\d{1,14})(\.\d{1,6})?$/, "expected msat per USD as a decimal with at most 6 fraction digits, e.g. 1052631.578947").optional(),
+    "Operator-set conversion rate for the Lightning rail, millisatoshis per 1 USD (the default rate provider; no network call). Unset = Lightning payouts and deposit invoices are not enabled. Recorded with every conversion.",
+    "",
+  ),
+  LIGHTNING_RATE_SOURCE: v(
+    z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, "expected 1-64 characters of [A-Za-z0-9._:-]").default("operator"),
+    "Name recorded as the source of LIGHTNING_RATE_MSAT_PER_USD in every quote and conversion.",
+    "operator",
+  ),
+  LIGHTNING_NETWORK: v(
+    z.enum(["mainnet", "testnet", "testnet4", "signet", "regtest", "simnet"]).default("mainnet"),
+    "Bitcoin network of the Lightning rail: payout invoices of another network are refused, and deposits are keyed by its genesis hash. Must equal the adapter's LND_NETWORK.",
+    "mainnet",
+  ),
+  LIGHTNING_QUOTE_TTL_S: v(
+    uint("seconds").pipe(z.number().min(60).max(86_400)).default(900),
+    "How long a Lightning deposit invoice (and its quoted rate) can be paid, in seconds; after it nothing is credited.",
+    "900",
+  ),
+  LIGHTNING_MIN_INVOICE_REMAINING_S: v(
+    uint("seconds").pipe(z.number().max(86_400)).default(60),
+    "A payout invoice must stay valid at least this long after ConfirmPayout (judged by the daemon's clock, not the node's block time).",
+    "60",
+  ),
+  // ---- dashboard (issue 19, docs/adr/0121) -------------------------------------------------
+  MASQUES_UI_ENABLED: v(
+    boolFlag.default(true),
+    "Serve the web dashboard at /ui/ on the HTTP port (true/false). It calls the same API with the user's bearer token; the one-click dev login exists only on a loopback daemon using its dev keys.",
+    "true",
+  ),
+  MASQUES_UI_DIR: v(
+    z.string().min(1).optional(),
+    "Directory of the built dashboard (index.html + assets/). Default: ui/dist in the installation (built by `npm install` / `npm run build:ui`).",
   ),
 } as const;
 

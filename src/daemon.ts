@@ -16,7 +16,14 @@ import { limitsFromConfig } from "./server/limits.js";
 import { wrapService } from "./server/pipeline.js";
 import type { DaemonContext, ServicesModule } from "./server/registry.js";
 import * as servicesModule from "./services/index.js";
+import { DEFAULT_UI_DIR, createDashboardRoutes, type DaemonDevLogin } from "./dashboard/routes.js";
 import { startStreamer, type RunningStreamer } from "./streamer/index.js";
+import { otlpStore } from "./controlplane/otlp.js";
+import { sessionInstanceOf } from "./services/sessions/service.js";
+import { telemetryRoutes } from "./telemetry/http.js";
+import { groupedInserter } from "./telemetry/ingest.js";
+import { createDaemonMetrics } from "./telemetry/metrics.js";
+import { ANALYTICS_HEALTH_SERVICE, createReadiness } from "./telemetry/readiness.js";
 
 export interface RunningDaemon {
   grpcAddr: string;
@@ -36,11 +43,12 @@ export function systemClock(): bigint {
   return BigInt(Math.round((performance.timeOrigin + performance.now()) * 1000)) * 1000n;
 }
 
-async function makeVerifier(config: Config, log: Logger): Promise<Verifier> {
+/** The verifier, and the dev signing key when it is the local dev key pair (loopback only). */
+async function makeVerifier(config: Config, log: Logger): Promise<{ verifier: Verifier; devLogin?: DaemonDevLogin }> {
   const opts = { issuer: config.MASQUES_JWT_ISSUER, audience: config.MASQUES_JWT_AUDIENCE };
   if (config.MASQUES_JWT_PUBLIC_KEYS) {
     try {
-      return createVerifier(parsePublicKeys(config.MASQUES_JWT_PUBLIC_KEYS), "MASQUES_JWT_PUBLIC_KEYS", opts);
+      return { verifier: createVerifier(parsePublicKeys(config.MASQUES_JWT_PUBLIC_KEYS), "MASQUES_JWT_PUBLIC_KEYS", opts) };
     } catch (err) {
       throw new ConfigError([{ variable: "MASQUES_JWT_PUBLIC_KEYS", message: (err as Error).message.replace(/^MASQUES_JWT_PUBLIC_KEYS: /, "") }]);
     }
@@ -49,7 +57,7 @@ async function makeVerifier(config: Config, log: Logger): Promise<Verifier> {
     const file = config.MASQUES_JWT_PUBLIC_KEYS_FILE;
     try {
       const text = await readFile(file, "utf8");
-      return createVerifier(parsePublicKeys(text), `MASQUES_JWT_PUBLIC_KEYS_FILE (${file})`, opts);
+      return { verifier: createVerifier(parsePublicKeys(text), `MASQUES_JWT_PUBLIC_KEYS_FILE (${file})`, opts) };
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       const message = e.code ? `cannot read ${file}: ${e.code}` : e.message.replace(/^MASQUES_JWT_PUBLIC_KEYS: /, "");
@@ -73,7 +81,10 @@ async function makeVerifier(config: Config, log: Logger): Promise<Verifier> {
     throw err;
   }
   log.warn({ key_dir: dev.dir }, "no MASQUES_JWT_PUBLIC_KEYS: using the local dev key pair (loopback only); mint tokens with `masques-ledger token`");
-  return createVerifier(parsePublicKeys(JSON.stringify(dev.publicJwks)), "dev key pair", opts);
+  return {
+    verifier: createVerifier(parsePublicKeys(JSON.stringify(dev.publicJwks)), "dev key pair", opts),
+    devLogin: { privateJwk: dev.privateJwk, issuer: opts.issuer, audience: opts.audience },
+  };
 }
 
 export async function runDaemon(
@@ -84,7 +95,7 @@ export async function runDaemon(
   const services: ServicesModule = opts.services ?? servicesModule;
   // Owner-only: balances, keys and analytics live below (umask 022 would make it world-readable).
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const verifier = await makeVerifier(config, log);
+  const { verifier, devLogin } = await makeVerifier(config, log);
   // Refuses to start on an unknown or changed applied migration (ADR 0070).
   const controlplane: ControlPlane = await openControlPlane(controlPlaneOptions(config));
   log.info({ controlplane: controlplane.describe, migrations_applied: controlplane.migrations.applied }, "control plane open");
@@ -106,22 +117,69 @@ export async function runDaemon(
   let streamer: RunningStreamer | undefined;
   if (config.STREAMER_ENABLED) {
     try {
-      streamer = await startStreamer({ ledger: ledger.client, config, log: log.child({ component: "streamer" }), clock });
+      streamer = await startStreamer({ ledger: ledger.client, config, log: log.child({ component: "streamer" }), clock, controlplane: controlplane.db });
     } catch (err) {
       log.error({ err }, "streamer failed to start; serving without analytics");
     }
   }
-  const ctx: DaemonContext = { ledger: ledger.client, controlplane, config, log, clock, reconciliation: streamer?.reconciler };
+  const running = streamer;
+  const analytics = running ? { sink: running.sink, describe: running.describe, lag: () => running.lag() } : undefined;
+  const ctx: DaemonContext = { ledger: ledger.client, controlplane, config, log, clock, reconciliation: streamer?.reconciler, analytics };
   let grpcServer: GrpcServer | undefined;
   let httpServer: HttpServer | undefined;
   let specs: ServiceImplSpec[] = [];
+  // Telemetry out (issue 18): metrics, readiness; telemetry in: OTLP on the HTTP port.
+  const metrics = createDaemonMetrics({ otlpEndpoint: config.MASQUES_METRICS_OTLP_ENDPOINT, exportIntervalMs: config.MASQUES_METRICS_EXPORT_INTERVAL_MS });
+  const sinkOf = () => streamer?.sink;
+  let onHealth: (ready: boolean, analytics: boolean) => void = () => {};
+  const readiness = createReadiness({
+    ledger: ledger.client,
+    db: controlplane.db,
+    sink: sinkOf,
+    onReport: (r) => onHealth(r.ready, r.checks.analytics === "ok"),
+  });
   try {
-    specs = services.createServices(ctx).map((r) => wrapService(r, { verifier, log, maxEchoChars: limits.maxEchoChars }));
+    const onRpc = (rpc: string, code: string, ms: number) => metrics.recordRpc(rpc, code, ms);
+    specs = services.createServices(ctx).map((r) => wrapService(r, { verifier, log, maxEchoChars: limits.maxEchoChars, onRpc }));
+    const sessions = sessionInstanceOf(ctx);
+    const idle_ns = BigInt(config.SESSION_IDLE_S) * 1_000_000_000n;
+    metrics.observe({
+      openSessions: sessions ? () => sessions.state.open.size : undefined,
+      holdsNearExpiry: sessions
+        ? () => {
+            const soon = clock() + idle_ns;
+            let n = 0;
+            for (const o of sessions.state.open.values()) if (o.deadline_ns <= soon) n++;
+            return n;
+          }
+        : undefined,
+      reaper: sessions?.state.reaped,
+      coalescer: (ledger.client as { stats?: { batches: number; requests: number; events: number } }).stats,
+      streamerLag: () => {
+        const l = streamer?.lag();
+        return l ? { lag_s: Number(l.head_ts - l.cursor_ts) / 1e9, events_behind: l.events_behind } : null;
+      },
+    });
     if (services.onStart) await services.onStart(ctx);
     grpcServer = await startGrpcServer(specs, config.MASQUES_GRPC_ADDR.host, config.MASQUES_GRPC_ADDR.port, log, limits);
     httpServer = await startHttpServer(specs, config.MASQUES_HTTP_ADDR.host, config.MASQUES_HTTP_ADDR.port, log, {
       corsOrigins: config.MASQUES_CORS_ORIGINS,
       limits,
+      routes: ((telemetry, dashboard) => (req: Parameters<typeof telemetry>[0], res: Parameters<typeof telemetry>[1]) => telemetry(req, res) || (dashboard?.(req, res) ?? false))(
+        telemetryRoutes({
+          verifier,
+          ingest: { otlp: otlpStore(controlplane.db), sessions, sink: sinkOf, insert: groupedInserter(sinkOf), clock, analyticsEnabled: config.STREAMER_ENABLED },
+          metrics,
+          readiness,
+          log: log.child({ component: "otlp" }),
+          maxBodyBytes: config.OTLP_MAX_BODY_BYTES,
+          maxLogRecords: config.OTLP_MAX_LOG_RECORDS,
+          metricsPublic: config.MASQUES_METRICS_PUBLIC || isLoopbackHost(config.MASQUES_HTTP_ADDR.host),
+        }),
+        config.MASQUES_UI_ENABLED
+          ? createDashboardRoutes({ distDir: config.MASQUES_UI_DIR ?? DEFAULT_UI_DIR, devLogin, log: log.child({ component: "dashboard" }) })
+          : undefined,
+      ),
     });
   } catch (err) {
     grpcServer?.front.destroyAll();
@@ -137,6 +195,20 @@ export async function runDaemon(
   const h = httpServer;
   setServing(g, specs, true);
   h.setServing(true);
+  readiness.setServing(true);
+  // gRPC health follows the readiness probes: "" and every service = payments readiness;
+  // masques.analytics = ClickHouse alone (never takes the payments API out of rotation).
+  let healthServing = true;
+  onHealth = (ready, analytics) => {
+    g.health.setStatus(ANALYTICS_HEALTH_SERVICE, analytics ? "SERVING" : "NOT_SERVING");
+    if (ready !== healthServing && !stopping) {
+      healthServing = ready;
+      setServing(g, specs, ready);
+    }
+  };
+  const healthTimer = setInterval(() => void readiness.check(), 5_000);
+  healthTimer.unref();
+  void readiness.check();
   const grpcAddr = hostPort(config.MASQUES_GRPC_ADDR.host, g.port);
   const httpAddr = hostPort(config.MASQUES_HTTP_ADDR.host, h.port);
   log.info(
@@ -146,6 +218,7 @@ export async function runDaemon(
       services: specs.map((s) => s.service.typeName),
       auth: verifier.source,
       streamer: streamer ? streamer.describe : "off",
+      dashboard: config.MASQUES_UI_ENABLED ? `http://${httpAddr}/ui/${devLogin ? " (dev login on)" : ""}` : "off",
     },
     "listening",
   );
@@ -157,8 +230,10 @@ export async function runDaemon(
     stopping ??= (async () => {
       const graceMs = config.MASQUES_SHUTDOWN_GRACE_S * 1000;
       log.info({ reason, grace_s: config.MASQUES_SHUTDOWN_GRACE_S }, "shutting down: draining in-flight calls");
+      clearInterval(healthTimer);
       setServing(g, specs, false);
       h.setServing(false);
+      readiness.setServing(false);
       const frontClosed = g.front.close();
       const grpcDone = new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
@@ -191,6 +266,7 @@ export async function runDaemon(
       } catch (err) {
         log.error({ err }, "control-plane close failed");
       }
+      await metrics.shutdown().catch(() => undefined);
       log.info("stopped");
       resolveStopped();
     })();

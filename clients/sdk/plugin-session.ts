@@ -31,6 +31,8 @@ export interface DonOptions {
   billing_mode?: "shadow" | "soft" | "live";
   /** The plugin's `source` (private | shared). Default: keep the file's, else "shared". */
   source?: string;
+  /** The Claude Code session id: the daemon bills the session from its OTLP events (issue 18). */
+  claude_session_id?: string;
 }
 
 export type DonResult =
@@ -130,6 +132,7 @@ export async function donMasque(client: MasquesClient, path: string, o: DonOptio
       ...(o.agent_id ? { agent_id: o.agent_id } : {}),
       ...(ledger.max_spend_micro !== undefined ? { max_spend_micro: ledger.max_spend_micro } : {}),
       ...(o.billing_mode ? { billing_mode: o.billing_mode } : {}),
+      ...(o.claude_session_id ? { claude_session_id: o.claude_session_id } : {}),
     }));
   } catch (e) {
     if (e instanceof MasquesError && e.kind === "user") {

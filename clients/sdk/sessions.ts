@@ -40,6 +40,11 @@ export interface DonInput {
   max_spend_micro?: bigint;
   /** Admin-only override. */
   billing_mode?: "shadow" | "soft" | "live";
+  /**
+   * The Claude Code session id (its OpenTelemetry `session.id`) this masque session runs in: the
+   * daemon then bills the session from Claude Code's OTLP events (docs/telemetry.md).
+   */
+  claude_session_id?: string;
 }
 
 export interface UsageInput {
@@ -76,7 +81,14 @@ export class SessionsApi {
     const res = await this.c.invoke(
       (o) =>
         this.svc.don(
-          { sessionId: session_id, masque: input.masque, agentId: input.agent_id ?? "", maxSpendMicro: input.max_spend_micro ?? 0n, billingMode },
+          {
+            sessionId: session_id,
+            masque: input.masque,
+            agentId: input.agent_id ?? "",
+            maxSpendMicro: input.max_spend_micro ?? 0n,
+            billingMode,
+            claudeSessionId: input.claude_session_id ?? "",
+          },
           o,
         ),
       { ...opts, idempotent: true, account_owner: this.c.ownerOf(input.agent_id ? { agent_id: input.agent_id } : undefined) },

@@ -16,12 +16,18 @@ import { migrate, type ControlPlaneMigration, type MigrateResult } from "./migra
 import { MIGRATIONS } from "./migrations/index.js";
 import { createPriceBookStore, type PriceBookStore } from "./pricebooks.js";
 import { createDepositStore, createSettlementStore, type DepositStore, type SettlementStore } from "./settlement.js";
+import { createLightningStore, type LightningStore } from "./lightning.js";
 import type { Database } from "./schema.js";
+import { createWebhookStore, type WebhookStore } from "./webhooks.js";
+import { createCatalogStore, type CatalogStore } from "./catalog.js";
 
 export { MigrationRefusedError } from "./migrations.js";
 export type { PriceBookStore } from "./pricebooks.js";
 export type { SettlementStore, PayoutRow, StoredChallenge, DepositStore, DepositRow } from "./settlement.js";
+export type { LightningStore, LightningPayoutRow, DepositInvoiceRow } from "./lightning.js";
 export type { EngineKind } from "./engine.js";
+export { enqueueWebhookEvent, type WebhookStore } from "./webhooks.js";
+export type { CatalogStore, CatalogVersionRow } from "./catalog.js";
 
 export interface ControlPlane {
   /** The query builder over the chosen engine (for the stores in this folder). */
@@ -36,6 +42,12 @@ export interface ControlPlane {
   readonly settlement: SettlementStore;
   /** Deposit sources, reported deposits, refused reports (ADR 0087). */
   readonly deposits: DepositStore;
+  /** Webhook endpoints and the delivery outbox (ADR 0105); producers call `enqueueWebhookEvent`. */
+  readonly webhooks: WebhookStore;
+  /** Published masque versions (the live catalog, ADR 0107). */
+  readonly catalog: CatalogStore;
+  /** Lightning payout invoices and deposit invoices (issue 15, ADR 0095). */
+  readonly lightning: LightningStore;
   /** Close the connections (and release PGlite's directory lock). Idempotent. */
   close(): Promise<void>;
 }
@@ -78,6 +90,9 @@ export async function openControlPlane(opts: ControlPlaneOptions): Promise<Contr
     priceBooks: createPriceBookStore({ db: opened.db }),
     settlement: createSettlementStore(opened.db),
     deposits: createDepositStore(opened.db),
+    webhooks: createWebhookStore(opened.db),
+    catalog: createCatalogStore(opened.db),
+    lightning: createLightningStore(opened.db),
     close: () => opened.close(),
   };
 }

@@ -16,11 +16,13 @@ import { z } from "zod";
 import { canonicalPriceBook, priceBookFromCanonical, priceBookFromText, type PriceBook } from "./pricing.js";
 import { parseUsdToMicro } from "./money.js";
 
-const usd = z
-  .string()
+/** The rule a YAML number breaks where a price is expected (floats are not exact). */
+export const QUOTED_PRICE_RULE = 'write decimal prices as quoted strings, e.g. "0.01" (a YAML number is not exact)';
+const priceString = () =>
+  z.string({ error: (iss) => (typeof iss.input === "number" ? QUOTED_PRICE_RULE : undefined) });
+const usd = priceString()
   .regex(/^\d{1,18}(\.\d{1,6})?$/, "expected a decimal USD amount with at most 6 fractional digits, e.g. \"0.25\"");
-const rate = z
-  .string()
+const rate = priceString()
   .regex(/^\d{1,18}(\.\d{1,12})?$/, "expected a decimal USD rate with at most 12 fractional digits, e.g. \"0.0015\"");
 /** YAML may give numbers; prices must stay exact, so only strings and integers are accepted. */
 const decimal = <T extends z.ZodString>(s: T) =>
@@ -146,6 +148,60 @@ export class Catalog {
   indexesOfAuthor(author: string): number[] {
     return this.list().filter((m) => m.author === author).map((m) => m.index);
   }
+}
+
+/** One catalog file that was skipped, and why (file, then "field: rule"). */
+export interface CatalogProblem {
+  file: string;
+  message: string;
+}
+
+/** Most YAML files read from MASQUES_DIR per scan; more is an error naming the limit. */
+export const CATALOG_FILES_MAX = 10_000;
+/** Largest masque file read, bytes. */
+export const CATALOG_FILE_BYTES_MAX = 1024 * 1024;
+
+/**
+ * Read every *.yaml / *.yml file in `dir` (non-recursive, sorted), SKIPPING the invalid ones: a
+ * file that does not parse, breaks the schema, or reuses a name or index of an earlier file (in
+ * sorted order) is reported in `problems` and left out; the others form the catalog. A missing dir
+ * is an empty catalog. Never throws for a file's content (ADR 0031 as amended by ADR 0107).
+ */
+export function scanCatalog(dir: string): { catalog: Catalog; problems: CatalogProblem[] } {
+  const problems: CatalogProblem[] = [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir).filter((f) => /\.ya?ml$/i.test(f)).sort();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { catalog: new Catalog([]), problems };
+    return { catalog: new Catalog([]), problems: [{ file: dir, message: `cannot read the directory: ${(err as Error).message}` }] };
+  }
+  if (names.length > CATALOG_FILES_MAX) {
+    problems.push({ file: dir, message: `${names.length} masque files; only the first ${CATALOG_FILES_MAX} are read` });
+    names = names.slice(0, CATALOG_FILES_MAX);
+  }
+  const byName = new Map<string, Masque>();
+  const byIndex = new Map<number, Masque>();
+  for (const f of names) {
+    const file = path.join(dir, f);
+    try {
+      const st = fs.statSync(file);
+      if (!st.isFile()) continue;
+      if (st.size > CATALOG_FILE_BYTES_MAX) throw new CatalogError(`${file}: (file): larger than ${CATALOG_FILE_BYTES_MAX} bytes`);
+      const m = parseMasque(fs.readFileSync(file, "utf8"), file);
+      const a = byName.get(m.name);
+      if (a) throw new CatalogError(`${file}: name: masque name "${m.name}" already defined in ${a.file}`);
+      const b = byIndex.get(m.index);
+      if (b) throw new CatalogError(`${file}: index: masque index ${m.index} already used by ${b.file}`);
+      byName.set(m.name, m);
+      byIndex.set(m.index, m);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") continue; // removed while scanning
+      const message = (err as Error).message;
+      problems.push({ file, message: message.startsWith(`${file}: `) ? message.slice(file.length + 2) : message });
+    }
+  }
+  return { catalog: new Catalog([...byName.values()]), problems };
 }
 
 /** Load every *.yaml / *.yml file in `dir` (non-recursive, sorted). A missing dir = empty catalog. */

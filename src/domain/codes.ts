@@ -19,6 +19,16 @@ export const Ledger = {
    * refuses the one past 2^63-1. Never money.
    */
   issuance_limit: 90,
+  /**
+   * Spending limits (issue 17, ADR 0110): caps as account balances, per-day spend counters and
+   * the control account of TigerBeetle's balance-invariant recipe, in micro-USD. Never money.
+   */
+  spend_limit: 91,
+  /**
+   * Bitcoin in millisatoshis (1 unit = 10^-3 sat = 10^-11 BTC): the Lightning rail's own money
+   * (issue 15, ADR 0094). Joined to ledger 1 only by conversion chains through the exchange accounts.
+   */
+  btc_msat: 10,
 } as const;
 export type Ledger = (typeof Ledger)[keyof typeof Ledger];
 
@@ -34,6 +44,11 @@ export const AccountCode = {
   agent_debt: 103,
   /** A masque author's earnings. */
   author_earnings: 200,
+  /**
+   * What an author owes after a refund of a session already paid out (ADR 0112): its debit
+   * balance is the debt; future earnings repay it first, in the chains that credit earnings.
+   */
+  author_debt: 201,
   /** The platform's fee revenue. */
   platform_revenue: 300,
   /** Session escrow: holds posted session charges until they are split, zero after each Doff. */
@@ -52,12 +67,35 @@ export const AccountCode = {
   usage_meter: 500,
   /** Usage sink: one per usage ledger (credited by usage). */
   usage_sink: 510,
+  /**
+   * The platform's exchange desk, one per ledger (USD and msat, ADR 0094): every conversion
+   * credits one and debits the other; their balances are the open position reconcile reports.
+   */
+  exchange: 600,
   /** Issuance limit operator: funds the control account once with the whole limit (ADR 0055). */
   issuance_limit_operator: 900,
   /** Issuance limit control account: its available balance is what may still be issued. */
   issuance_limit_control: 901,
   /** Issuance limit counter: its credits are everything issued so far. */
   issuance_limit_issued: 902,
+  /** Spending limits (ADR 0110): the operator that funds caps and receives day spends (no flags). */
+  limit_operator: 910,
+  /** Spending limits: the zero-balance control account of the balance-invariant check. */
+  limit_control: 911,
+  /** An agent's daily spending cap: its available balance is the cap (AMOUNT_MAX: none). */
+  agent_daily_cap: 912,
+  /** An agent's per-session spending cap: its available balance is the cap (AMOUNT_MAX: none). */
+  agent_session_cap: 913,
+  /** An agent's spend on one UTC day: debits = spent or held, credits = released. */
+  agent_day_spend: 914,
+  /** An agent's peer-transfer volume sent on one UTC day (debits). */
+  agent_day_peer: 915,
+  /** Platform policy: the largest single peer transfer (its available balance). */
+  peer_transfer_max: 916,
+  /** Platform policy: the peer-transfer volume a sender may send per UTC day (its available balance). */
+  peer_daily_volume: 917,
+  /** A settled session's refundable amount (ledger spend_limit): credited once with the charge, debited by each refund. */
+  session_refundable: 918,
 } as const;
 export type AccountCode = (typeof AccountCode)[keyof typeof AccountCode];
 
@@ -92,12 +130,44 @@ export const TransferCode = {
   payout: 30,
   /** Author payout fee: earnings → rail fees (pending with its payout, ADR 0085). */
   payout_fee: 31,
+  /**
+   * One leg of a currency conversion (ADR 0094): USD into / out of the exchange account on
+   * ledger 1, msat out of / into it on the msat ledger, linked in one chain, rate in user_data_64.
+   */
+  conversion: 70,
   /** Balance-bounds recipe helper transfers (postpaid credit checks). */
   bounds_check: 40,
+  /**
+   * Audit-log anchor (ADR 0101): amount 0, platform operator → platform revenue; user_data_128
+   * holds the first 128 bits of the audit chain's head hash, user_data_64 its position.
+   */
+  audit_anchor: 50,
   /** Issuance limit: the one-time funding of the control account (ledger `issuance_limit`). */
   issuance_limit_funding: 90,
   /** Issuance limit: linked to each issuing transfer, same amount (ledger `issuance_limit`). */
   issuance_limit: 91,
+  /** Spending limits: setting a cap (operator <-> cap account). */
+  limit_set: 92,
+  /** Spending limits: a spend counted on a day account (day -> operator), same amount as the spend. */
+  limit_spend: 93,
+  /** Spending limits: part of a counted spend given back (an unused reservation; operator -> day). */
+  limit_release: 94,
+  /** Spending limits: the balance-invariant check's transient pending transfers (always voided). */
+  limit_check: 95,
+  /** Peer transfer: agent wallet -> agent wallet (seed 004 FR-1, ADR 0111). */
+  peer_transfer: 51,
+  /** Refund, author's part: author earnings -> agent wallet (ADR 0112). */
+  refund_author: 60,
+  /** Refund, platform's part: platform revenue -> agent wallet. */
+  refund_platform: 61,
+  /** Refund of a paid-out author: author debt -> author earnings (the part the earnings could not cover ends as debt). */
+  author_debt: 62,
+  /** Author debt repaid from earnings: author earnings -> author debt (balancing both sides). */
+  author_debt_repayment: 63,
+  /** A session's refundable amount: its one-time funding with the charge (ledger spend_limit). */
+  refundable_funding: 64,
+  /** A refund counted against the session's refundable amount (ledger spend_limit). */
+  refund_counted: 65,
 } as const;
 export type TransferCode = (typeof TransferCode)[keyof typeof TransferCode];
 

@@ -555,7 +555,7 @@ export function reconstructSession(session_id: bigint, transfers: readonly Trans
     else if (t.id === ids.debt) debt = t;
     else if (t.code === TransferCode.session_meter_close) {
       if (closing === null && sessionCloseIds(session_id).includes(t.id)) closing = closeTermsOf(t);
-    } else if (t.user_data_128 === session_id && t.ledger !== Ledger.usd_micro) {
+    } else if (t.user_data_128 === session_id && t.ledger !== Ledger.usd_micro && t.ledger !== Ledger.spend_limit) {
       if (t.code === TransferCode.usage_input_tokens) usage.input_tokens += t.amount;
       else if (t.code === TransferCode.usage_output_tokens) usage.output_tokens += t.amount;
       else if (t.code === TransferCode.usage_tool_calls) usage.tool_calls += t.amount;

@@ -30,8 +30,17 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { RAIL_NAMES } from "../domain/codes.js";
 import type { Principal, PrincipalKind, Scope } from "./principal.js";
 
-export const SCOPES: readonly Scope[] = ["ledger:read", "ledger:write", "rail:settle", "admin"];
-export const PRINCIPAL_KINDS: readonly PrincipalKind[] = ["agent", "author", "rail", "admin"];
+export const SCOPES: readonly Scope[] = [
+  "ledger:read",
+  "ledger:write",
+  "rail:settle",
+  "admin",
+  // governance (issue 16): never in a default token; grant them with --scopes
+  "admin:rules:write",
+  "admin:rules:approve",
+  "admin:rules:emergency",
+];
+export const PRINCIPAL_KINDS: readonly PrincipalKind[] = ["agent", "author", "rail", "admin", "collector"];
 const ALGS = ["EdDSA", "ES256"];
 const VERIFIED_CACHE_MAX = 10_000;
 
@@ -41,13 +50,14 @@ export const DEFAULT_SCOPES: Record<PrincipalKind, Scope[]> = {
   author: ["ledger:read", "ledger:write"],
   rail: ["ledger:read", "rail:settle"],
   admin: ["ledger:read", "ledger:write", "admin"],
+  collector: [],
 };
 
-const scopeSchema = z.enum(["ledger:read", "ledger:write", "rail:settle", "admin"]);
+const scopeSchema = z.enum(["ledger:read", "ledger:write", "rail:settle", "admin", "admin:rules:write", "admin:rules:approve", "admin:rules:emergency"]);
 const claimsSchema = z
   .object({
     sub: z.string().min(1).max(256),
-    kind: z.enum(["agent", "author", "rail", "admin"]),
+    kind: z.enum(["agent", "author", "rail", "admin", "collector"]),
     scopes: z.array(scopeSchema).optional(),
     scope: z.string().optional(),
   })

@@ -56,6 +56,11 @@ function withCors(origins: readonly string[], next: NodeHandler): NodeHandler {
 export interface HttpServerOptions {
   corsOrigins?: readonly string[];
   limits?: TransportLimits;
+  /**
+   * Extra plain-HTTP routes tried before the 404 (telemetry: /v1/logs, /v1/metrics, /metrics,
+   * /readyz; the dashboard at /ui/): true when answered.
+   */
+  routes?: (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => boolean;
 }
 
 const HEALTH_PATHS = ["/healthz", "/readyz"];
@@ -79,11 +84,13 @@ export async function startHttpServer(
   const limits = opts.limits ?? DEFAULT_LIMITS;
   let serving = false;
   const handler = createConnectHandler(services, limits, log, (req, res) => {
+    if (opts.routes?.(req, res)) return;
     if (req.method === "GET" && HEALTH_PATHS.includes(req.url ?? "")) {
       res.writeHead(serving ? 200 : 503, { "content-type": "application/json" });
       res.end(JSON.stringify({ status: serving ? "SERVING" : "NOT_SERVING" }));
       return;
     }
+    if (opts.routes?.(req, res)) return;
     const path = boundEcho(`${req.method ?? "?"} ${req.url ?? ""}`, limits.maxEchoChars);
     writeConnectError(res, unimplementedRoute(path), 404);
   });

@@ -28,6 +28,8 @@ export interface PipelineDeps {
   log: Logger;
   /** MASQUES_MAX_ECHO_CHARS (default DEFAULT_LIMITS.maxEchoChars). */
   maxEchoChars?: number;
+  /** Called once per finished unary RPC (metrics, issue 18): "pkg.Service/Method", code name, ms. */
+  onRpc?: (rpc: string, code: string, duration_ms: number) => void;
 }
 
 /**
@@ -109,6 +111,31 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
   switch (spec.kind) {
     case "unary": {
       const impl = spec.impl;
+      const onRpc = deps.onRpc;
+      if (onRpc) {
+        const rpc = `${spec.method.parent.typeName}/${spec.method.name}`;
+        return createMethodImplSpec(spec.method, async (req: MessageShape<DescMessage>, ctx: HandlerContext) => {
+          const t = performance.now();
+          let log: RequestLog;
+          let t0: number;
+          try {
+            ({ log, t0 } = await begin(ctx, deps));
+          } catch (err) {
+            onRpc(rpc, Code[(err as ConnectError).code] ?? "Unknown", performance.now() - t);
+            throw err;
+          }
+          try {
+            const res = await impl(req, ctx);
+            finishOk(log, t0);
+            onRpc(rpc, "OK", performance.now() - t);
+            return res;
+          } catch (err) {
+            const ce = finishError(err, log, t0, deps.maxEchoChars);
+            onRpc(rpc, Code[ce.code] ?? "Unknown", performance.now() - t);
+            throw ce;
+          }
+        });
+      }
       return createMethodImplSpec(spec.method, async (req: MessageShape<DescMessage>, ctx: HandlerContext) => {
         const { log, t0 } = await begin(ctx, deps);
         try {

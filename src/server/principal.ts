@@ -14,13 +14,21 @@ export type Scope =
   /** Rail adapters: credit deposits and settle payouts on their own rail. */
   | "rail:settle"
   /** Admins: open platform accounts, mint deposits by hand, read anything. */
-  | "admin";
+  | "admin"
+  /** Governance (issue 16, seed 003 FR-3): create and submit revenue rules (admins only). */
+  | "admin:rules:write"
+  /** Governance: approve (four-eyes), reject and activate revenue rules (admins only). */
+  | "admin:rules:approve"
+  /** Governance: emergency activation of a revenue rule, skipping approval and cooling (admins only). */
+  | "admin:rules:emergency";
 
 export type Principal =
   | { kind: "agent"; id: string; scopes: readonly Scope[] }
   | { kind: "author"; id: string; scopes: readonly Scope[] }
   | { kind: "rail"; id: RailName; scopes: readonly Scope[] }
-  | { kind: "admin"; id: string; scopes: readonly Scope[] };
+  | { kind: "admin"; id: string; scopes: readonly Scope[] }
+  /** An OTLP collector forwarding many agents' telemetry: its events are stored, never billed (issue 18). */
+  | { kind: "collector"; id: string; scopes: readonly Scope[] };
 
 export type PrincipalKind = Principal["kind"];
 

@@ -17,6 +17,8 @@ import type { Client } from "tigerbeetle-node";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import type { ReconciliationPort } from "../streamer/reconciler.js";
+import type { Sink } from "../streamer/sink.js";
+import type { StreamerLag } from "../streamer/streamer.js";
 import type { ControlPlane } from "../controlplane/index.js";
 
 /** What every service factory receives. */
@@ -33,6 +35,16 @@ export interface DaemonContext {
   readonly clock: () => bigint;
   /** Reconciliation ledger vs ClickHouse (AdminService); undefined when the streamer is not running. */
   readonly reconciliation?: ReconciliationPort;
+  /** Read access to the ClickHouse copy (AnalyticsService); undefined when the streamer is not running. */
+  readonly analytics?: AnalyticsPort;
+}
+
+/** The streamer's ClickHouse sink (fixed SELECTs only) and how far the copy is behind the ledger. */
+export interface AnalyticsPort {
+  readonly sink: Sink;
+  /** Where the copy lives, for operators ("embedded chDB at …"). */
+  readonly describe: string;
+  lag(): StreamerLag;
 }
 
 /**

@@ -55,6 +55,16 @@ export function requireScope(p: Principal, scopes: readonly Scope[], action: str
   }
 }
 
+/**
+ * Governance (issue 16): an admin principal holding the action's own scope. The `admin` scope
+ * alone does not approve or activate rules (seed 003 FR-3: scopes per action).
+ */
+export function requireGovernanceScope(p: Principal, scope: "admin:rules:write" | "admin:rules:approve" | "admin:rules:emergency", action: string): void {
+  if (p.kind !== "admin" || !hasScope(p, scope)) {
+    throw permissionDenied(`${who(p)} may not ${action}: requires an admin token with scope ${scope}`, { principal_kind: p.kind, scope });
+  }
+}
+
 /** The accounts a (non-admin) principal owns. */
 export function ownedAccountIds(p: Principal): Set<bigint> {
   switch (p.kind) {
@@ -67,6 +77,7 @@ export function ownedAccountIds(p: Principal): Set<bigint> {
     case "rail":
       return new Set([railAccountId("rail_inbound", p.id), railAccountId("rail_outbound", p.id)]);
     case "admin":
+    case "collector":
       return new Set();
   }
 }
@@ -287,4 +298,41 @@ export function authorizeReadDeposits(p: Principal, requested: string, action: s
     });
   }
   return p.id;
+}
+
+// ---- limits, peer transfers, refunds (issue 17, ADR 0110-0113) --------------------------------
+
+/**
+ * Spending limits and peer transfers of agent `agentId`: the agent itself with `scope`, or an
+ * admin. (Whether an agent's cap change is a raise is decided by the ledger, ADR 0110.)
+ */
+export function authorizeAgentOwn(p: Principal, agentId: string, scope: Scope, action: string): void {
+  if (isAdmin(p)) return;
+  if (p.kind !== "agent" || p.id !== agentId) {
+    throw permissionDenied(`${who(p)} may not ${action} of agent ${JSON.stringify(agentId)}: not its own`, { principal_kind: p.kind });
+  }
+  requireScope(p, [scope], action);
+}
+
+/**
+ * RefundSession: an admin, or the session's author (their earnings account received its share)
+ * with ledger:write while `now_ns` <= settlement + `window_s` (0: never). ADR 0112.
+ */
+export function authorizeRefund(
+  p: Principal,
+  session: { session_id: bigint; earnings_id: bigint; settled_ns: bigint },
+  now_ns: bigint,
+  window_s: number,
+): void {
+  if (isAdmin(p)) return;
+  if (p.kind !== "author" || authorEarningsId(p.id) !== session.earnings_id) {
+    throw permissionDenied(`${who(p)} may not refund session ${idToHex(session.session_id)}: admins, or its masque's author, only`, { principal_kind: p.kind });
+  }
+  requireScope(p, ["ledger:write"], "refund a session");
+  if (window_s === 0 || now_ns > session.settled_ns + BigInt(window_s) * 1_000_000_000n) {
+    throw permissionDenied(`the author may refund session ${idToHex(session.session_id)} only within ${window_s} s of its settlement; ask an admin`, {
+      principal_kind: p.kind,
+      reason: "REFUND_WINDOW_CLOSED",
+    });
+  }
 }

@@ -7,7 +7,10 @@
  *   await s.stop();     // before closing the ledger
  */
 import path from "node:path";
+import type { Kysely } from "kysely";
 import type { Client } from "tigerbeetle-node";
+import type { Database } from "../controlplane/schema.js";
+import { copyAuditLog } from "./audit.js";
 import type { Config } from "../config.js";
 import { openLedger } from "../ledger/index.js";
 import { reconcile, type ReconcileReport } from "./reconcile.js";
@@ -106,6 +109,8 @@ export async function startStreamer(opts: {
   clock?: () => bigint;
   /** Overrides of the configured settings (tests, the `stream` command). */
   settings?: Partial<StreamerSettings>;
+  /** The control-plane database: its audit log is copied too (issue 16). Unset: not copied. */
+  controlplane?: Kysely<Database>;
 }): Promise<RunningStreamer> {
   const settings = { ...streamerSettings(opts.config), ...opts.settings };
   const { sink, migrations, describe } = await openSink(settings);
@@ -131,6 +136,16 @@ export async function startStreamer(opts: {
     log: opts.log,
   });
   reconciler.start();
+  // The audit log (issue 16): copied between the streamer's passes (never during one or during a
+  // reconciliation), every poll interval (at least 1 s).
+  const cp = opts.controlplane;
+  let auditCopy: Promise<unknown> = Promise.resolve();
+  const auditTimer = cp
+    ? setInterval(() => {
+        auditCopy = streamer.exclusive(() => copyAuditLog(cp, sink)).catch((err: unknown) => opts.log?.error({ err }, "streamer: audit log copy failed; retrying"));
+      }, Math.max(1000, settings.pollMs))
+    : undefined;
+  auditTimer?.unref();
   let stopped: Promise<void> | null = null;
   return {
     streamer,
@@ -140,6 +155,8 @@ export async function startStreamer(opts: {
     lag: () => streamer.lag(),
     stop: () =>
       (stopped ??= (async () => {
+        clearInterval(auditTimer);
+        await auditCopy;
         await reconciler.stop();
         await streamer.stop();
         const h = streamer.lagHistogram;

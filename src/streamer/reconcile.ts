@@ -10,7 +10,8 @@
  * 4. sessions: for every session, author + platform + refund = hold + debt (soft-mode overrun),
  *    and one session row per hold in the ledger;
  * 5. usage after settlement: no usage (or heartbeat) recorded after its session was settled or
- *    cancelled — usage the price never included (issue 11, ADR 0036).
+ *    cancelled — usage the price never included (issue 11, ADR 0036);
+ * 6. refunds: every refund nets to zero (ADR 0112).
  * Any difference is drift: `ok` is false and the CLI exits non-zero.
  *
  * It may run against a ledger that keeps moving (inside the daemon, with the streamer paused):
@@ -18,8 +19,9 @@
  * state (balances, ledger-side conservation across several pages) are reported as skipped, not
  * as drift, when a transfer landed while they were read.
  */
+import { exchangeAccountId, exchangePosition } from "../domain/settlement/conversion.js";
 import { QueryFilterFlags, TransferFlags, type Account, type Client, type QueryFilter } from "tigerbeetle-node";
-import { TransferCode } from "../domain/codes.js";
+import { Ledger, TransferCode } from "../domain/codes.js";
 import { bindDatabase, type ResultRow, type Sink } from "./sink.js";
 import { readCursors } from "./streamer.js";
 
@@ -358,6 +360,60 @@ export async function reconcile(opts: { client: Client; sink: Sink }): Promise<R
     ok: late.length === 0,
     detail: `${late.length} sessions with usage recorded after they were settled or cancelled`,
   });
+
+  // ---- refunds (ADR 0112): every refund nets to zero ---------------------------------------------
+  // Per session: what the refundable counter counted (ledger 91) = what reached the agent's wallet
+  // (author part + platform part), and the author debt taken on = the author part paid from
+  // earnings (the repayment then moves only between earnings and debt).
+  const C = TransferCode;
+  const refunds = await sink.query(
+    bindDatabase(
+      `SELECT user_data_128 AS session_id,
+              sumIf(toUInt256(amount), code = ${C.refund_counted}) AS counted,
+              sumIf(toUInt256(amount), code IN (${C.refund_author}, ${C.refund_platform})) AS refunded,
+              sumIf(toUInt256(amount), code = ${C.author_debt}) AS debt_in,
+              sumIf(toUInt256(amount), code = ${C.refund_author}) AS author_part,
+              countIf(code = ${C.refund_counted}) AS n
+       FROM {{db}}.transfers FINAL
+       WHERE timestamp <= ${cursor} AND code IN (${C.refund_counted}, ${C.refund_author}, ${C.refund_platform}, ${C.author_debt})
+       GROUP BY user_data_128`,
+      db,
+    ),
+  );
+  let refundCount = 0;
+  let refundBad = 0;
+  for (const r of refunds) {
+    refundCount += Number(r.n ?? 0);
+    if (big(r.counted ?? 0) !== big(r.refunded ?? 0) || big(r.debt_in ?? 0) !== big(r.author_part ?? 0)) {
+      refundBad++;
+      addDrift({
+        check: "refunds",
+        subject: `session ${big(r.session_id).toString(16)}`,
+        ledger: `counted ${String(r.counted)}, author debt taken ${String(r.debt_in)}`,
+        clickhouse: `refunded to the wallet ${String(r.refunded)}, author part ${String(r.author_part)}`,
+      });
+    }
+  }
+  const [peer] = await sink.query(bindDatabase(`SELECT count() AS n FROM {{db}}.transfers FINAL WHERE timestamp <= ${cursor} AND code = ${C.peer_transfer}`, db));
+  checks.push({
+    name: "refunds (every refund nets to zero: counted = refunded to the wallet; author debt = author part)",
+    ok: refundBad === 0,
+    detail: `${refundCount} refunds in ${refunds.length} sessions, ${refundBad} not netting; ${String(peer?.n ?? 0)} peer transfers`,
+  });
+
+  // ---- exchange position (Lightning conversion, ADR 0094) ---------------------------------------
+  // Informational: what the platform's exchange desk holds open on each ledger (the USD it took in
+  // for msat it paid out, net of deposits). The accounts themselves are compared above.
+  const xusd = ledgerAccounts.find((a) => a.id === exchangeAccountId(Ledger.usd_micro));
+  const xmsat = ledgerAccounts.find((a) => a.id === exchangeAccountId(Ledger.btc_msat));
+  if (xusd !== undefined && xmsat !== undefined) {
+    const pos = exchangePosition(xusd, xmsat);
+    checks.push({
+      name: "exchange position (open, per ledger)",
+      ok: true,
+      detail: `USD exchange account holds ${pos.usd_micro} micro-USD; msat exchange account paid out ${pos.msat_out} msat net`,
+    });
+  }
 
   return {
     ok: drift.length === 0,

@@ -68,6 +68,7 @@ export function identityKind(code: number): string {
     case AccountCode.platform_credit_issuer:
     case AccountCode.platform_operator:
     case AccountCode.usage_sink:
+    case AccountCode.exchange:
       return "platform";
     case AccountCode.rail_inbound:
     case AccountCode.rail_outbound:

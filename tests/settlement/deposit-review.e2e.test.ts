@@ -163,6 +163,8 @@ describe("reorgs", () => {
     expect(seen.state).toBe(DepositState.CONFIRMING);
     const gone = (await rail.reportDeposit(report(tx, src.address, 0, { block: BLOCK_A, removed: true }))).deposit!;
     expect(gone).toMatchObject({ state: DepositState.REORGED, depositId: seen.depositId });
+    // The adapter's retry of the removal is idempotent.
+    expect((await rail.reportDeposit(report(tx, src.address, 0, { block: BLOCK_A, removed: true }))).deposit!.state).toBe(DepositState.REORGED);
     // A lagging adapter process still counting on the orphaned block (upper-case hex too).
     await expectStatus(rail.reportDeposit(report(tx, src.address, 5, { block: BLOCK_A.toUpperCase().replace("0X", "0x") })), Code.FailedPrecondition, "DEPOSIT_BLOCK_ORPHANED");
     expect(await h.d.available("erin")).toBe(before);
@@ -177,6 +179,20 @@ describe("reorgs", () => {
     expect(await h.d.available("erin")).toBe(before + 2_000_000n);
     // A removal after credit is an alarm, refused; nothing moves.
     await expectStatus(rail.reportDeposit(report(tx, src.address, 0, { block: BLOCK_B, removed: true })), Code.FailedPrecondition, "DEPOSIT_ALREADY_CREDITED");
+    expect(await h.d.available("erin")).toBe(before + 2_000_000n);
+  });
+
+  it("re-reported in another block: confirmations count from the new block, a lagging report of the old block is refused even at depth", async () => {
+    const rail = await h.settlement("rail", "base");
+    const src = newAccount();
+    await bind("erin", src);
+    const before = await h.d.available("erin");
+    const tx = txHash();
+    await rail.reportDeposit(report(tx, src.address, 2, { block: BLOCK_A }));
+    expect((await rail.reportDeposit(report(tx, src.address, 1, { block: BLOCK_B }))).deposit).toMatchObject({ state: DepositState.CONFIRMING, confirmations: 1, blockHash: BLOCK_B });
+    await expectStatus(rail.reportDeposit(report(tx, src.address, 5, { block: BLOCK_A })), Code.FailedPrecondition, "DEPOSIT_BLOCK_ORPHANED");
+    expect(await h.d.available("erin")).toBe(before);
+    expect((await rail.reportDeposit(report(tx, src.address, 3, { block: BLOCK_B }))).deposit!.state).toBe(DepositState.CREDITED);
     expect(await h.d.available("erin")).toBe(before + 2_000_000n);
   });
 

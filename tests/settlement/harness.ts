@@ -52,8 +52,8 @@ export interface SettlementHarness {
   stop(): Promise<void>;
 }
 
-export async function startSettlementHarness(env: Record<string, string> = {}): Promise<SettlementHarness> {
-  const d = await startClockDaemon({ ...TEST_PAYOUT_ENV, ...env });
+export async function startSettlementHarness(env: Record<string, string> = {}, opts: Parameters<typeof startClockDaemon>[1] = {}): Promise<SettlementHarness> {
+  const d = await startClockDaemon({ ...TEST_PAYOUT_ENV, ...env }, opts);
   const settlement = async (kind: PrincipalKind, id: string): Promise<Settlement> => {
     const token = await d.token(kind, id);
     const auth: Interceptor = (next) => (req) => {

@@ -114,6 +114,8 @@ describe("Solana payouts", () => {
     const fees0 = await credits(railFeesAccountId("solana"));
     const out0 = await credits(railAccountId("rail_outbound", "solana"));
 
+    const fees = (await a.listPayoutFees({})).rails;
+    expect(fees.map((f) => [f.rail, f.accountRentFeeMicro])).toEqual([[Rail.BASE, 0n], [Rail.SOLANA, RENT_FEE]]);
     const q = (await a.requestPayout({ rail: Rail.SOLANA, amount: { case: "amountMicro", value: 800_000n }, idempotencyKey: "sol-1" })).payout!;
     const fee = expectedFee(800_000n) + RENT_FEE;
     expect(q.quote).toMatchObject({ amountMicro: 800_000n, feeMicro: fee, netMicro: 800_000n - fee, accountRentFeeMicro: RENT_FEE });

@@ -20,7 +20,10 @@ import { AccountService, WalletMode } from "../../clients/gen/masques/ledger/v1/
 import { SessionService } from "../../clients/gen/masques/ledger/v1/session_service_pb.js";
 import { loadConfig } from "../../src/config.js";
 import { seedControlPlane } from "./pglite-template.js";
+import type { Client } from "tigerbeetle-node";
 import { runDaemon, systemClock, type RunningDaemon } from "../../src/daemon.js";
+import * as servicesModule from "../../src/services/index.js";
+import type { ServicesModule } from "../../src/server/registry.js";
 import { createLogger } from "../../src/log.js";
 import { DEFAULT_SCOPES, loadOrCreateDevKeys, mintToken } from "../../src/server/auth.js";
 import type { PrincipalKind } from "../../src/server/principal.js";
@@ -43,7 +46,8 @@ export interface ClockDaemon {
   stop(): Promise<void>;
 }
 
-export async function startClockDaemon(env: Record<string, string> = {}): Promise<ClockDaemon> {
+/** Options: `onLedger` receives the daemon's ledger client (each start), for tests that read accounts the API does not show (e.g. the msat ledger). */
+export async function startClockDaemon(env: Record<string, string> = {}, opts: { onLedger?: (ledger: Client) => void } = {}): Promise<ClockDaemon> {
   const dir = await mkdtemp(path.join(tmpdir(), "clock-daemon-"));
   let offset_ns = 0n;
   const lines: Record<string, unknown>[] = [];
@@ -62,7 +66,14 @@ export async function startClockDaemon(env: Record<string, string> = {}): Promis
     ...env,
   });
   await seedControlPlane(dir, env);
-  const start = () => runDaemon(config, createLogger({ destination: sink }), { clock: () => systemClock() + offset_ns });
+  const services: ServicesModule = {
+    ...servicesModule,
+    createServices(ctx) {
+      opts.onLedger?.(ctx.ledger);
+      return servicesModule.createServices(ctx);
+    },
+  };
+  const start = () => runDaemon(config, createLogger({ destination: sink }), { clock: () => systemClock() + offset_ns, services });
   let daemon = await start();
   const keys = await loadOrCreateDevKeys(dir);
   const token = (kind: PrincipalKind, id: string): Promise<string> =>

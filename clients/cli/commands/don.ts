@@ -24,12 +24,15 @@ outage (exit 3) re-running finishes the same Don (same session id) — it never 
     agent: { type: "string" },
     "billing-mode": { type: "string" },
     source: { type: "string" },
+    "claude-session-id": { type: "string" },
     "no-session-file": { type: "boolean" },
   },
   optionHelp: `  --max-spend USD         your cap for this session; the hold is min(masque reserve, cap)
   --agent ID              don for this agent (admin tokens only)
   --billing-mode MODE     shadow | soft | live (admin tokens only; default: the daemon's)
   --source private|shared recorded as active.source, like the plugin does (default shared)
+  --claude-session-id ID  the Claude Code session this runs in (default: $MASQUES_CLAUDE_SESSION_ID);
+                          the daemon then bills from Claude Code's OpenTelemetry events, no usage hook
   --no-session-file       do not read or write the session file (scripts); prints the session id`,
   sessionFile: true,
   positionals: { min: 1, max: Number.MAX_SAFE_INTEGER, names: "<masque> [intent...]" },
@@ -45,6 +48,8 @@ outage (exit 3) re-running finishes the same Don (same session id) — it never 
     const source = ctx.str("source");
     if (source !== undefined && source !== "private" && source !== "shared") throw new UsageError(`--source: expected private or shared, got ${JSON.stringify(source)}`);
     const agent = ctx.str("agent");
+    const claude = ctx.str("claude-session-id") ?? process.env.MASQUES_CLAUDE_SESSION_ID;
+    if (claude !== undefined && (claude.length === 0 || claude.length > 256)) throw new UsageError("--claude-session-id: 1 to 256 characters");
     const client = await ctx.client();
     const input = {
       masque,
@@ -52,6 +57,7 @@ outage (exit 3) re-running finishes the same Don (same session id) — it never 
       ...(max_spend_micro !== undefined ? { max_spend_micro } : {}),
       ...(agent ? { agent_id: agent } : {}),
       ...(mode ? { billing_mode: mode as (typeof MODES)[number] } : {}),
+      ...(claude ? { claude_session_id: claude } : {}),
     };
     try {
       if (ctx.bool("no-session-file")) {

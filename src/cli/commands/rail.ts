@@ -1,6 +1,6 @@
 /**
- * `masques-ledger rail <rail>`: run a settlement rail adapter in the foreground (ADR 0081). Base is
- * implemented; Solana and Lightning add their driver here. The adapter talks to the daemon only
+ * `masques-ledger rail <rail>`: run a settlement rail adapter in the foreground (ADR 0081). Base and
+ * Lightning (src/rails/lightning/cli.ts, ADR 0096) are implemented; Solana adds its driver here. The adapter talks to the daemon only
  * through the generated SettlementService client, as the `rail` principal of its rail.
  */
 import type { CliCommand } from "../command.js";
@@ -13,6 +13,7 @@ import { createRailAdapter, type FaultPoint } from "../../rails/adapter/runner.j
 import { BaseRailConfigError, baseRailConfigDocs, loadBaseRailConfig, loadHotWalletKey } from "../../rails/base/config.js";
 import { BaseChainStartupError, connectBaseChain } from "../../rails/base/chain.js";
 import { baseDriver } from "../../rails/base/driver.js";
+import { lightningRailHelp, runLightningRail } from "../../rails/lightning/cli.js";
 import { runSolanaRail, solanaRailHelp } from "../../rails/solana/command.js";
 
 const FAULT_POINTS: readonly FaultPoint[] = ["after_sign", "after_record", "after_broadcast"];
@@ -23,7 +24,7 @@ function docs(d: Readonly<Record<string, { doc: string; default: string }>>): st
     .join("\n");
 }
 
-const help = `Usage: masques-ledger rail base
+const help = `Usage: masques-ledger rail base | masques-ledger rail lightning
 
 Runs the Base (USDC) rail adapter in the foreground: every BASE_POLL_INTERVAL_MS it claims the
 rail's payouts from the daemon, re-examines every payout already signed first (re-broadcasts the
@@ -41,20 +42,21 @@ ${docs(baseRailConfigDocs)}
       Fault injection for crash-recovery tests only: after_sign | after_record | after_broadcast
       makes the process SIGKILL itself the first time it reaches that step. Never set in production.
 
+${lightningRailHelp}
+
 ${solanaRailHelp}`;
 
 export const railCommand: CliCommand = {
   name: "rail",
-  summary: "Run a settlement rail adapter (base) in the foreground",
+  summary: "Run a settlement rail adapter (base, lightning, solana) in the foreground",
   help,
   async run(argv) {
     const [name, ...rest] = argv;
+    if (name === "lightning" && rest.length === 0) return runLightningRail();
     if (name === "solana" && rest.length === 0) return runSolanaRail();
     if (name !== "base" || rest.length > 0) {
       process.stderr.write(
-        name === "lightning"
-          ? `rail: the ${name} adapter is not built yet (only base and solana)\n`
-          : `rail: expected exactly one rail name: base | solana (see --help)\n`,
+        `rail: expected exactly one rail name: base, lightning or solana (see --help)\n`,
       );
       return ExitCode.usage;
     }

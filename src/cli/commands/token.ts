@@ -16,7 +16,7 @@ import { createVerifier, DEFAULT_SCOPES, PRINCIPAL_KINDS, SCOPES, mintToken, par
 import { RAIL_NAMES } from "../../domain/codes.js";
 import type { PrincipalKind, Scope } from "../../server/principal.js";
 
-const help = `Usage: masques-ledger token --kind <agent|author|rail|admin> --id <id> [--scopes a,b] [--ttl-s N] [--data-dir DIR]
+const help = `Usage: masques-ledger token --kind <agent|author|rail|admin|collector> --id <id> [--scopes a,b] [--ttl-s N] [--data-dir DIR]
 
 Mints a bearer JWT signed with the daemon's dev key pair and prints it. The key pair is the one a
 loopback \`serve\` without MASQUES_JWT_PUBLIC_KEYS creates on its first start in
@@ -25,7 +25,7 @@ relative to the current directory) or in --data-dir, and never creates one. It r
 when there is no key pair there, or when the daemon's configuration (MASQUES_JWT_PUBLIC_KEYS or
 MASQUES_JWT_PUBLIC_KEYS_FILE) would not accept the token.
 
-  --kind      principal kind: agent, author, rail or admin
+  --kind      principal kind: agent, author, rail, admin or collector (OTLP forwarder: stores, never bills)
   --id        principal id (agent / author / admin id; for rail: ${RAIL_NAMES.join(", ")})
   --scopes    comma-separated, from: ${SCOPES.join(", ")}
               (default: agent/author ledger:read,ledger:write; rail ledger:read,rail:settle;

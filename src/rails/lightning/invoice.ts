@@ -28,6 +28,19 @@ export const INVOICE_PREFIX: Readonly<Record<LightningNetwork, string>> = {
   simnet: "sb",
 };
 
+/**
+ * CAIP-2 chain id of each network (namespace bip122: the first 32 hex digits of the genesis block
+ * hash), as deposits on the Lightning rail are keyed (ADR 0085: `bip122:<genesis>` / payment hash / 0).
+ */
+export const BIP122_CHAIN_ID: Readonly<Record<LightningNetwork, string>> = {
+  mainnet: "bip122:000000000019d6689c085ae165831e93",
+  testnet: "bip122:000000000933ea01ad0ee984209779ba",
+  testnet4: "bip122:00000000da84f2bafbbc53dee25a72ae",
+  signet: "bip122:00000008819873e925422c1ff0f99f7c",
+  regtest: "bip122:0f9188f13cb7b2c71f2a335e3a4fc328",
+  simnet: "bip122:683e86bd5c6d110d91b94b97137ba6bf",
+};
+
 /** A payout invoice that passed every check. */
 export interface CheckedInvoice {
   readonly payment_request: string;

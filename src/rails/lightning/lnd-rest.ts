@@ -397,7 +397,7 @@ export function feeLimitMsat(config: Pick<LightningRailConfig, "max_routing_fee_
  */
 export async function payInvoiceOnce(
   deps: LndRestDeps,
-  req: { payment_request: string; amount_msat: bigint; now_s: number },
+  req: { payment_request: string; amount_msat: bigint; now_s: number; max_fee_limit_msat?: bigint },
 ): Promise<PayoutOutcome> {
   const check = checkPayoutInvoice(req.payment_request, {
     network: deps.config.network,
@@ -407,7 +407,9 @@ export async function payInvoiceOnce(
   });
   if (!check.ok) return { kind: "refused", refusal: check.refusal };
   const invoice = check.invoice;
-  const fee_limit_msat = feeLimitMsat(deps.config, invoice.amount_msat);
+  const configured = feeLimitMsat(deps.config, invoice.amount_msat);
+  // The daemon's cap (the fee held from the author, in msat) lowers the configured limit, never raises it.
+  const fee_limit_msat = req.max_fee_limit_msat !== undefined && req.max_fee_limit_msat < configured ? req.max_fee_limit_msat : configured;
   const known = await trackPayment(deps, invoice.payment_hash_hex);
   if (known) return outcome(invoice, known, fee_limit_msat, true);
   let result: LndPayment;
@@ -444,7 +446,7 @@ export interface LndRestClient {
   lookupInvoice(payment_hash_hex: string): Promise<LndInvoice | null>;
   trackPayment(payment_hash_hex: string): Promise<LndPayment | null>;
   sendPayment(req: { payment_request: string; fee_limit_msat: bigint; timeout_s: number }): Promise<LndPayment>;
-  payInvoiceOnce(req: { payment_request: string; amount_msat: bigint; now_s: number }): Promise<PayoutOutcome>;
+  payInvoiceOnce(req: { payment_request: string; amount_msat: bigint; now_s: number; max_fee_limit_msat?: bigint }): Promise<PayoutOutcome>;
 }
 
 /** LND is on another network than LND_NETWORK says. */

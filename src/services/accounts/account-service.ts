@@ -6,7 +6,9 @@
  * (debits_must_not_exceed_credits & co.), never after a read-then-write decision here.
  */
 import { create } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { createLimitHandlers, type LimitHandlerDeps } from "./limits-handlers.js";
+import { createRefundHandler, type RefundDeps } from "./refunds.js";
 import {
   AccountFilterFlags,
   CreateAccountStatus,
@@ -68,6 +70,8 @@ import {
   withIssuanceLimit,
 } from "../../domain/balance-bounds.js";
 import { idToHex } from "../../domain/ids.js";
+import type { AuditInput } from "../../domain/audit-chain.js";
+import { requestIdKey } from "../../server/principal.js";
 import { ledgerTimeWindow, parseTimeRange } from "../../domain/time-range.js";
 import {
   authorizeDeposit,
@@ -99,6 +103,18 @@ import {
 
 export interface AccountServiceDeps {
   readonly ledger: Client;
+  /**
+   * Appends an audit entry for an admin money action (issue 16, ADR 0101) once the ledger has
+   * accepted it; `dedupe_key` makes a retry's append a no-op. Unset: no audit (tests of the
+   * service alone).
+   */
+  readonly audit?: (entry: AuditInput) => Promise<void>;
+  /** Daemon clock (ns) for audit times; default the wall clock. */
+  readonly clock?: () => bigint;
+  /** Spending limits and peer transfers (ADR 0110/0111); absent: those RPCs are unavailable. */
+  readonly limits?: Omit<LimitHandlerDeps, "ledger">;
+  /** Refunds (ADR 0112); absent: RefundSession is unavailable. */
+  readonly refunds?: Omit<RefundDeps, "ledger">;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -210,6 +226,13 @@ export async function provisionIssuanceLimit(ledger: Pick<Client, "createAccount
 
 export function createAccountService(deps: AccountServiceDeps): ServiceImpl<typeof AccountService> {
   const { ledger } = deps;
+  const clock = deps.clock ?? (() => BigInt(Date.now()) * 1_000_000n);
+
+  /** Audit an admin money action the ledger accepted (ADR 0101); a retry finds its entry. */
+  async function audited(ctx: HandlerContext, p: { kind: string; id: string }, e: Pick<AuditInput, "action" | "subject" | "before" | "after" | "dedupe_key">): Promise<void> {
+    if (!deps.audit) return;
+    await deps.audit({ ...e, time_ns: clock(), actor_kind: p.kind, actor_id: p.id, request_id: ctx.values.get(requestIdKey) || "unknown" });
+  }
 
   /** Look an account up with, for postpaid wallets, its credit limit (one ledger round trip). */
   async function readAccount(id: bigint): Promise<{ account: LedgerAccount; creditLimit: bigint } | null> {
@@ -308,7 +331,19 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
     return single(await ledger.lookupTransfers([t.id]), "lookup_transfers");
   }
 
+  const limitHandlers = deps.limits === undefined ? null : createLimitHandlers({ ledger, ...deps.limits });
+  const refund = deps.refunds === undefined ? null : createRefundHandler({ ledger, ...deps.refunds });
+  const noLimits = (): never => {
+    throw new ConnectError("spending limits and peer transfers need the daemon's control plane", Code.Unimplemented);
+  };
+
   return {
+    getSpendingLimits: (req, ctx) => (limitHandlers ?? noLimits()).getSpendingLimits(req, ctx),
+    setSpendingLimits: (req, ctx) => (limitHandlers ?? noLimits()).setSpendingLimits(req, ctx),
+    transferFunds: (req, ctx) => (limitHandlers ?? noLimits()).transferFunds(req, ctx),
+    listPeerTransfers: (req, ctx) => (limitHandlers ?? noLimits()).listPeerTransfers(req, ctx),
+    refundSession: (req, ctx) => (refund ?? noLimits())(req, ctx),
+
     async openAgentWallet(req: OpenAgentWalletRequest, ctx: HandlerContext) {
       const p = principalOf(ctx);
       const v: Violation[] = [];
@@ -351,6 +386,14 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
             );
           }
           throw ledgerRejected("open credit line", name);
+        });
+        // Opening a postpaid wallet sets its first credit limit (an admin money action, ADR 0101).
+        await audited(ctx, p, {
+          action: "account.open_postpaid_wallet",
+          subject: `account:${idToHex(walletId)}`,
+          before: null,
+          after: { agent_id: agentId, credit_limit_micro: req.creditLimitMicro },
+          dedupe_key: `account.open_postpaid_wallet:${idToHex(walletId)}`,
         });
       }
       return { account: await viewOf(walletId) };
@@ -438,6 +481,12 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
         }
         throw ledgerRejected("deposit", name);
       });
+      await audited(ctx, p, {
+        action: rail === null ? "account.manual_deposit" : "account.deposit",
+        subject: `account:${idToHex(walletId!)}`,
+        after: { transfer_id: idToHex(stored.id), amount_micro: stored.amount, rail: rail ?? "manual", idempotency_key: req.idempotencyKey },
+        dedupe_key: `account.deposit:${idToHex(stored.id)}`,
+      });
       return { transfer: transferView(stored) };
     },
 
@@ -459,7 +508,7 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
       checkIdempotencyKey(req.idempotencyKey, v);
       throwIfInvalid(v);
 
-      const { account: wallet } = await mustReadAccount(walletId!);
+      const { account: wallet, creditLimit: limitBefore } = await mustReadAccount(walletId!);
       if (wallet.code !== AccountCode.agent_wallet_postpaid) {
         throw invalidArgument([{ field: "account", description: "must be a postpaid agent wallet" }]);
       }
@@ -493,7 +542,15 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
         change!.direction === "increase"
           ? await submitIssuance(t, "increase_micro", onFailure)
           : await submitTransfer(t, onFailure);
-      return { transfer: transferView(stored), account: await viewOf(walletId!) };
+      const after = await viewOf(walletId!);
+      await audited(ctx, p, {
+        action: "account.adjust_credit_limit",
+        subject: `account:${idToHex(walletId!)}`,
+        before: { credit_limit_micro: limitBefore },
+        after: { credit_limit_micro: after.creditLimitMicro, transfer_id: idToHex(stored.id), change: change!.direction, amount_micro: change!.amountMicro, idempotency_key: req.idempotencyKey },
+        dedupe_key: `account.adjust_credit_limit:${idToHex(stored.id)}`,
+      });
+      return { transfer: transferView(stored), account: after };
     },
 
     async listTransfers(req: ListTransfersRequest, ctx: HandlerContext) {

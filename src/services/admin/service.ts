@@ -15,12 +15,16 @@ import { defineService, type DaemonContext, type ServiceRegistration } from "../
 import type { ReconciliationPort } from "../../streamer/reconciler.js";
 import { principalOf, requireAdmin } from "../authz.js";
 import { failedPrecondition } from "../errors.js";
+import { governanceHandlers, type GovernanceDeps } from "./governance.js";
+import { governanceOf } from "../governance.js";
 import { reconciliationView, timestampOfNs } from "./views.js";
 
 /** What the admin service depends on. */
 export interface AdminServiceDeps {
   /** Undefined when the daemon runs without its streamer. */
   reconciliation: ReconciliationPort | undefined;
+  /** Revenue rules and the audit log (issue 16). */
+  governance: GovernanceDeps;
 }
 
 function reconcilerOf(deps: AdminServiceDeps): ReconciliationPort {
@@ -35,7 +39,18 @@ function reconcilerOf(deps: AdminServiceDeps): ReconciliationPort {
 
 /** The handler object (Connect v2 ServiceImpl). Every method checks the admin principal first. */
 export function createAdminService(deps: AdminServiceDeps): ServiceImpl<typeof AdminService> {
+  const governance = governanceHandlers(deps.governance);
   return {
+    createRevenueRule: governance.createRevenueRule!,
+    submitRevenueRule: governance.submitRevenueRule!,
+    approveRevenueRule: governance.approveRevenueRule!,
+    rejectRevenueRule: governance.rejectRevenueRule!,
+    activateRevenueRule: governance.activateRevenueRule!,
+    emergencyActivateRevenueRule: governance.emergencyActivateRevenueRule!,
+    getRevenueRule: governance.getRevenueRule!,
+    listRevenueRules: governance.listRevenueRules!,
+    listAuditEntries: governance.listAuditEntries!,
+    verifyAuditLog: governance.verifyAuditLog!,
     async runReconciliation(_req, ctx: HandlerContext) {
       requireAdmin(principalOf(ctx), "run a reconciliation");
       const run = await reconcilerOf(deps).run("request");
@@ -56,5 +71,9 @@ export function createAdminService(deps: AdminServiceDeps): ServiceImpl<typeof A
 
 /** The registration line for src/services/index.ts. */
 export function adminServiceRegistration(ctx: DaemonContext): ServiceRegistration {
-  return defineService(AdminService, createAdminService({ reconciliation: ctx.reconciliation }));
+  const g = governanceOf(ctx);
+  return defineService(
+    AdminService,
+    createAdminService({ reconciliation: ctx.reconciliation, governance: { db: ctx.controlplane.db, rules: g.rules, audit: g.audit } }),
+  );
 }

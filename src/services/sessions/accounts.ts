@@ -5,7 +5,8 @@
  * success); what exists is remembered in SessionState so hot paths skip it.
  */
 import { AccountFlags, CreateAccountStatus, QueryFilterFlags, type Account } from "tigerbeetle-node";
-import { agentDebtId, agentWalletId, authorEarningsAccount } from "../../domain/accounts.js";
+import { agentDebtId, agentWalletId, authorEarningsAccount, authorEarningsId } from "../../domain/accounts.js";
+import { authorDebtAccount } from "../../domain/refunds.js";
 import { AccountCode, Ledger } from "../../domain/codes.js";
 import { idToHex } from "../../domain/ids.js";
 import { newAccount } from "../../domain/records.js";
@@ -65,7 +66,8 @@ export async function ensureDebt(s: SessionState, agent_id: string): Promise<voi
 export async function ensureAuthors(s: SessionState, authors: string[]): Promise<void> {
   const missing = authors.filter((a) => !s.authorsReady.has(a));
   if (missing.length === 0) return;
-  await createAccountsOk(s, missing.map(authorEarningsAccount), "author earnings");
+  // With each earnings account its debt account (ADR 0112): every Doff chain names it.
+  await createAccountsOk(s, missing.flatMap((a) => [authorEarningsAccount(a), authorDebtAccount(authorEarningsId(a))]), "author earnings");
   for (const a of missing) s.authorsReady.add(a);
 }
 

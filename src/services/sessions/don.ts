@@ -2,7 +2,7 @@
  * Don: create the session's hold (src/domain/sessions.ts planDon) and map the ledger's answer.
  * The request is validated and authorized by the handler before this runs.
  */
-import { CreateTransferStatus as CT } from "tigerbeetle-node";
+import { CreateTransferStatus as CT, TransferFlags, type Transfer } from "tigerbeetle-node";
 import { availableMicro } from "../../domain/accounts.js";
 import type { Masque } from "../../domain/catalog.js";
 import { idToHex } from "../../domain/ids.js";
@@ -11,7 +11,30 @@ import { planDon, reconstructSession, type SessionView } from "../../domain/sess
 import { accountNotFound, failedPrecondition, idempotencyKeyReused, insufficientFunds, ledgerRejected } from "../errors.js";
 import { ensureDebt, ensureSessionMeters } from "./accounts.js";
 import { readSession } from "./reads.js";
+import { pinRule } from "./pins.js";
 import type { SessionState } from "./state.js";
+import { dayOf, refusedBy, spendingLimitExceeded, type ChainCheck } from "../limits/limits.js";
+import { agentCapId, link, planDayCheck, planMaxCheck } from "../../domain/limits.js";
+
+/**
+ * The Don chain with its limit checks: [hold, session-cap probe and void, day debit, daily
+ * check (4)]. The hold is first, so a retried Don is answered by the hold itself (`exists`).
+ * The hold is shrunk to the per-session cap as read now (the probe re-checks it in the chain).
+ */
+async function limitedDon(s: SessionState, t: Transfer, sid: bigint): Promise<{ chain: Transfer[]; checks: ChainCheck[]; day: bigint }> {
+  const wallet = t.debit_account_id;
+  const day = dayOf(s.clock());
+  await s.limits.ensureAgent(wallet);
+  const [dayId, now] = await Promise.all([s.limits.ensureDay("spend", wallet, day), s.limits.read(wallet, day)]);
+  if (t.amount > now.session.limit_micro) t.amount = now.session.limit_micro;
+  const chain = link([
+    { ...t },
+    ...planMaxCheck(t.id, "spend", agentCapId("session", wallet), t.amount),
+    ...planDayCheck({ base_id: t.id, family: "spend", day_account_id: dayId, cap_account_id: agentCapId("daily", wallet), amount_micro: t.amount, user_data_128: sid }),
+  ]);
+  chain[chain.length - 1]!.flags &= ~TransferFlags.linked;
+  return { chain, checks: [{ index: 1, limit: "session_cap" }, { index: 3 + 2, limit: "daily_cap" }], day };
+}
 
 export interface DonCommand {
   session_id: bigint;
@@ -30,6 +53,9 @@ export interface DonCommand {
 export async function executeDon(s: SessionState, d: DonCommand): Promise<{ view: SessionView; created: boolean }> {
   const sid = d.session_id;
   if (d.mode === "soft") await ensureDebt(s, d.agent_id);
+  // Pin the revenue rule before the hold exists (ADR 0100): a session the ledger has always has
+  // its pin; a Don that fails leaves an unused pin behind (its session id is spent anyway).
+  await pinRule(s, sid, d.masque);
   const t = planDon(s.ids, {
     session_id: sid,
     agent_id: d.agent_id,
@@ -39,10 +65,24 @@ export async function executeDon(s: SessionState, d: DonCommand): Promise<{ view
     hold_micro: d.hold_micro,
     timeout_s: s.config.SESSION_MAX_S,
   });
+  // Spending limits (ADR 0110): the hold is counted on today's day account and checked against
+  // the daily and per-session caps in the hold's own linked chain.
+  const limited = t.amount > 0n ? await limitedDon(s, t, sid) : null;
+  const chain = limited?.chain ?? [t];
   // The session's usage meters (ADR 0036) with the hold, concurrently: a failed Don leaves three
   // empty meter accounts behind (harmless); a retried Don finds them (`exists`).
-  const [, [r]] = await Promise.all([ensureSessionMeters(s, sid, t.debit_account_id), s.ledger.createTransfers([t])]);
-  if (!r) throw ledgerRejected("don", "no result");
+  const [, res] = await Promise.all([ensureSessionMeters(s, sid, t.debit_account_id), s.ledger.createTransfers(chain)]);
+  const r = res[0];
+  if (!r || res.length !== chain.length) throw ledgerRejected("don", "result count mismatch");
+  if (limited !== null && r.status === CT.linked_event_failed) {
+    const limit = refusedBy(res, limited.checks);
+    if (limit !== null) {
+      const now = await s.limits.read(t.debit_account_id, limited.day);
+      throw spendingLimitExceeded(limit, limit === "daily_cap" ? now.daily : now.session, t.amount, `agent ${JSON.stringify(d.agent_id)}`);
+    }
+    const failed = res.find((x) => x.status !== CT.linked_event_failed);
+    throw ledgerRejected("don", failed ? (CT[failed.status] ?? String(failed.status)) : "linked_event_failed");
+  }
   if (r.status === CT.created) {
     const now = r.timestamp;
     t.timestamp = now; // the hold as the ledger stored it (t is ours: planDon built it for this call)

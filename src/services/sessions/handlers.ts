@@ -16,6 +16,7 @@ import {
   type UsageEvent,
 } from "../../../clients/gen/masques/ledger/v1/session_service_pb.js";
 import { AMOUNT_MAX_MICRO, OWNER_ID_RE, OWNER_ID_RULE } from "../../domain/accounts.js";
+import { idToHex } from "../../domain/ids.js";
 import { parseSessionId } from "../../domain/sessions.js";
 import { reservationMicro, type BillingMode } from "../../domain/pricing.js";
 import type { Principal } from "../../server/principal.js";
@@ -40,6 +41,10 @@ import type { SessionState } from "./state.js";
 import { executeHeartbeat, executeUsage, lookupSessions, MAX_USAGE_EVENTS, type UsageReport } from "./usage.js";
 
 const LIST_DEFAULT = 50;
+/** Longest Claude Code session id a Don may bind (they are UUIDs). */
+const CLAUDE_SESSION_ID_MAX = 256;
+/** RecordUsage's answer for an event of a session metered from OTLP (issue 18, docs/telemetry.md). */
+export const METERED_FROM_OTLP = "METERED_FROM_OTLP";
 const LIST_MAX = 500;
 
 function throwIfInvalid(v: readonly Violation[]): void {
@@ -59,7 +64,7 @@ function parseSid(text: string, field: string, v: Violation[]): bigint {
 type Fields<T> = Omit<T, "$typeName" | "$unknown">;
 
 export interface SessionHandlers {
-  don(p: Principal, req: Fields<DonRequest>): Promise<{ session: Session; created: boolean }>;
+  don(p: Principal, req: Omit<Fields<DonRequest>, "claudeSessionId"> & { claudeSessionId?: string }): Promise<{ session: Session; created: boolean }>;
   recordUsage(p: Principal, events: readonly UsageEvent[]): Promise<UsageReport>;
   heartbeat(p: Principal, session_id: string): Promise<{ status: ApiSessionStatus; idleDeadlineTime: ReturnType<typeof timestampFromNs> | undefined }>;
   doff(p: Principal, session_id: string): Promise<Session>;
@@ -88,7 +93,12 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
       const sid = req.sessionId === "" ? BigInt(`0x${randomBytes(16).toString("hex")}`) | 1n : parseSid(req.sessionId, "session_id", v);
       if (req.maxSpendMicro > AMOUNT_MAX_MICRO) v.push({ field: "max_spend_micro", description: "must be <= 2^63-1" });
       if (!req.masque) v.push({ field: "masque", description: "required: the masque's name" });
+      const claude = req.claudeSessionId ?? "";
+      if (claude.length > CLAUDE_SESSION_ID_MAX || /[\u0000-\u001f]/.test(claude)) {
+        v.push({ field: "claude_session_id", description: `at most ${CLAUDE_SESSION_ID_MAX} printable characters` });
+      }
       throwIfInvalid(v);
+      await ready; // the published catalog is read at start-up
       const masque = s.catalog.byName.get(req.masque);
       if (!masque) {
         throw statusError(Code.NotFound, "MASQUE_NOT_FOUND", `masque ${JSON.stringify(req.masque)} is not in the catalog`, {
@@ -98,7 +108,17 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
       const mode: BillingMode = MODE_FROM_API[req.billingMode] ?? s.config.BILLING_MODE;
       const hold_micro = mode === "shadow" ? 0n : reservationMicro(masque.pricing, req.maxSpendMicro);
       await ready;
+      if (claude !== "") {
+        // Written before the hold: once the session exists, whether it is OTLP-metered is final.
+        const b = await s.otlp.bind({ session_id: idToHex(sid), claude_session_id: claude, agent_id, bind_time_ns: s.clock() });
+        if (b.claude_session_id !== claude || b.agent_id !== agent_id) {
+          throw statusError(Code.AlreadyExists, "SESSION_BOUND_ELSEWHERE", `session ${idToHex(sid)} is already bound to another Claude session or agent`, {
+            session_id: idToHex(sid),
+          });
+        }
+      }
       const r = await executeDon(s, { session_id: sid, agent_id, masque, mode, hold_micro });
+      if (claude === "" && r.created) s.otlp.markUnbound(idToHex(sid));
       return { session: await sessionToProto(s, r.view), created: r.created };
     },
 
@@ -108,7 +128,18 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
       if (events.length === 0 || events.length > MAX_USAGE_EVENTS) {
         throw invalidArgument([{ field: "events", description: `must hold 1 to ${MAX_USAGE_EVENTS} events` }]);
       }
-      return executeUsage(s, events, (wallet) => usageAgentFor(p, wallet));
+      // Sessions donned with a Claude session id are metered from OTLP only (never both paths).
+      const sids = new Set<string>();
+      for (const e of events) {
+        try {
+          sids.add(idToHex(parseSessionId(e.sessionId)));
+        } catch {
+          // refused by executeUsage (INVALID_ARGUMENT)
+        }
+      }
+      const bound = await s.otlp.bindingsOf([...sids], { fresh: false });
+      const refuse = bound.size === 0 ? undefined : (sid: bigint) => (bound.has(idToHex(sid)) ? METERED_FROM_OTLP : null);
+      return executeUsage(s, events, (wallet) => usageAgentFor(p, wallet), refuse);
     },
 
     async heartbeat(p, session_id) {
@@ -127,9 +158,21 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
       const v: Violation[] = [];
       const sid = parseSid(session_id, "session_id", v);
       throwIfInvalid(v);
-      const r = await readForAction(sid);
+      let r = await readForAction(sid);
       authorizeActOnSession(p, r.agent_wallet_id, sid, "doff");
-      return await sessionToProto(s, await executeDoff(s, r, p.kind === "agent" ? p.id : null));
+      const end_ns = s.clock();
+      const grace_ms = s.config.OTLP_DOFF_GRACE_MS;
+      if (r.status === "open" && grace_ms > 0) {
+        // OTLP-metered: events stamped before this Doff may still be in the exporter's batch.
+        const store = s.otlp;
+        if ((await store.bindingsOf([idToHex(sid)], { fresh: false })).size > 0) {
+          await store.markDoff(idToHex(sid), end_ns);
+          s.log.info({ session_id: idToHex(sid), grace_ms }, "doff waits for OTLP events stamped before it");
+          await new Promise((resolve) => setTimeout(resolve, grace_ms));
+          r = await readForAction(sid);
+        }
+      }
+      return await sessionToProto(s, await executeDoff(s, r, p.kind === "agent" ? p.id : null, end_ns));
     },
 
     async cancel(p, session_id) {

@@ -17,7 +17,20 @@
 import { idToHex } from "../../domain/ids.js";
 import { readSession } from "./reads.js";
 import { finishSession } from "./settle.js";
-import { idleNs, type SessionState } from "./state.js";
+import { idleNs, type OpenSession, type SessionState } from "./state.js";
+import { sessionExpiredEvent } from "../../webhooks/events.js";
+import { decodeHoldTag } from "../../domain/sessions.js";
+
+/** Enqueue `session.expired` (ADR 0105); never fails the pass (logged). */
+async function notifyExpired(s: SessionState, o: OpenSession): Promise<void> {
+  try {
+    const version = o.hold ? decodeHoldTag(o.hold.user_data_32).price_version : (await readSession(s, o.session_id))?.price_version;
+    const e = version === undefined ? undefined : await s.registry.get(version);
+    await s.webhooks.enqueue(sessionExpiredEvent(o.session_id, o.masque_index, e?.author ?? null, o.deadline_ns), s.clock());
+  } catch (err) {
+    s.log.error({ err, session_id: idToHex(o.session_id) }, "session.expired webhook not enqueued");
+  }
+}
 
 export interface Reaper {
   stop(): void;
@@ -47,19 +60,23 @@ export async function reapOnce(s: SessionState): Promise<number> {
   const now = s.clock();
   const margin = reapMarginNs(s.config.SESSION_REAPER_INTERVAL_MS, s.config.SESSION_MAX_S);
   const idle_ns = idleNs(s);
+  const expired: OpenSession[] = [];
   const due: { sid: bigint; reason: "idle" | "max_length" | "recover"; end_ns: bigint }[] = [];
   for (const o of s.open.values()) {
     if (o.closing === true && now < o.deadline_ns) {
       due.push({ sid: o.session_id, reason: "recover", end_ns: now }); // settlement started, not finished
     } else if (now >= o.deadline_ns) {
       s.open.delete(o.session_id);
+      s.reaped.expired++;
       log.warn({ session_id: idToHex(o.session_id) }, "session expired in the ledger before it could be reaped");
+      expired.push(o);
     } else if (now >= o.deadline_ns - margin) {
       due.push({ sid: o.session_id, reason: "max_length", end_ns: now });
     } else if (now - o.last_activity_ns >= idle_ns) {
       due.push({ sid: o.session_id, reason: "idle", end_ns: o.last_activity_ns });
     }
   }
+  for (const o of expired) await notifyExpired(s, o);
   let settled = 0;
   for (let i = 0; i < due.length; i += PARALLEL) {
     await Promise.all(
@@ -73,7 +90,10 @@ export async function reapOnce(s: SessionState): Promise<number> {
           if (d.reason === "recover") {
             // Finish on the terms the close recorded (finishSession adopts them).
             const r = await finishSession(s, v, { reason: "idle", end_ns: v.last_activity_ns }, null);
-            if (r.status === "reaped") settled++;
+            if (r.status === "reaped") {
+              settled++;
+              s.reaped.recover++;
+            }
             log.info({ session_id: idToHex(d.sid), status: r.status }, "session settlement finished after an interruption");
             return;
           }
@@ -82,7 +102,10 @@ export async function reapOnce(s: SessionState): Promise<number> {
           if (d.reason === "idle" && o && s.clock() - o.last_activity_ns < idle_ns) return;
           const end = d.reason === "idle" ? (o && o.last_activity_ns > v.last_activity_ns ? o.last_activity_ns : v.last_activity_ns) : d.end_ns;
           const r = await finishSession(s, v, { reason: d.reason, end_ns: end }, null);
-          if (r.status === "reaped") settled++;
+          if (r.status === "reaped") {
+            settled++;
+            s.reaped[d.reason]++;
+          }
           log.info({ session_id: idToHex(d.sid), reason: d.reason, status: r.status }, "session reaped");
         } catch (err) {
           log.error({ err, session_id: idToHex(d.sid) }, "reaping a session failed; will retry");

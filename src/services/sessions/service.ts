@@ -39,6 +39,7 @@ export function createSessionInstance(ctx: DaemonContext, opts: SessionServiceOp
   let stopped = false;
   const ready = rebuildState(state).then(() => {
     if (opts.reaper !== false && !stopped) reaper = startReaper(state);
+    if (!stopped) state.live.watch();
   });
   // A failed start-up is reported on every call (and logged once here).
   ready.catch((err: unknown) => state.log.error({ err }, "session service start-up failed"));
@@ -50,6 +51,7 @@ export function createSessionInstance(ctx: DaemonContext, opts: SessionServiceOp
     stop() {
       stopped = true;
       reaper?.stop();
+      state.live.stop();
     },
   };
 }
@@ -86,7 +88,16 @@ export function sessionServiceImpl(inst: SessionServiceInstance): ServiceImpl<ty
   };
 }
 
+const instances = new WeakMap<DaemonContext, SessionServiceInstance>();
+
+/** The instance serving a daemon context (the OTLP ingest bills through it, issue 18). */
+export function sessionInstanceOf(ctx: DaemonContext): SessionServiceInstance | undefined {
+  return instances.get(ctx);
+}
+
 /** One registration for src/services/index.ts. */
 export function sessionServiceRegistration(ctx: DaemonContext): ServiceRegistration {
-  return defineService(SessionService, sessionServiceImpl(createSessionInstance(ctx)));
+  const inst = createSessionInstance(ctx);
+  instances.set(ctx, inst);
+  return defineService(SessionService, sessionServiceImpl(inst));
 }

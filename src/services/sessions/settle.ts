@@ -30,7 +30,28 @@ import {
 import { failedPrecondition, ledgerRejected } from "../errors.js";
 import { debtAccountOf, ensureAuthors, ensureDebt, ensureSessionMeters } from "./accounts.js";
 import { priceBookOf, readSession, readSessionWithTransfers, sessionTransfers, type SessionRead } from "./reads.js";
+import { pinnedFeeBps } from "./pins.js";
 import type { SessionState } from "./state.js";
+import { sessionSettledEvent } from "../../webhooks/events.js";
+import type { PriceBookEntry } from "../../domain/catalog.js";
+
+/**
+ * Enqueue `session.settled` for a session the ledger shows settled (ADR 0105). The ledger already
+ * decided, so a failure to write the event is logged and never fails the settlement; the event id
+ * is the session's, so the next settler that reads the settlement (a retried Doff, the reaper)
+ * enqueues it again harmlessly.
+ */
+export async function notifySettled(s: SessionState, v: SessionView, e: Pick<PriceBookEntry, "masque_name" | "author">): Promise<void> {
+  if (v.status !== "doffed" && v.status !== "reaped") return;
+  try {
+    await s.webhooks.enqueue(sessionSettledEvent(v, e.masque_name, e.author), s.clock());
+  } catch (err) {
+    s.log.error({ err, session_id: idToHex(v.session_id) }, "session.settled webhook not enqueued");
+  }
+}
+import { planDebtRepayment } from "../../domain/refunds.js";
+import { appendTail, capDebtAtLimits, countedAtDon, limitTail } from "./limits.js";
+import { refusedBy, type ChainCheck } from "../limits/limits.js";
 
 /**
  * Step 1: close the session's usage meters with `terms`, or find them closed. Returns the terms
@@ -86,7 +107,7 @@ export async function settle(
   agent_id: string | null,
 ): Promise<SessionView> {
   const e = await priceBookOf(s, v);
-  const fee_bps = s.config.PLATFORM_FEE_BPS;
+  const fee_bps = await pinnedFeeBps(s, v.session_id);
   const billed = billedDurationMs(v.don_ns, end_ns, s.config.SESSION_MAX_S);
   let settlement = priceSession(e.pricing, v.mode, v.hold_micro, v.usage, billed, fee_bps);
   if (settlement.debt_micro > 0n) {
@@ -105,18 +126,30 @@ export async function settle(
       ids.agentDebt = () => debt;
     }
   }
-  const plan = (st: typeof settlement) =>
-    planDoff(ids, { session_id: v.session_id, agent_id: agent_id ?? "", author_id: e.author, masque_index: v.masque_index, settlement: st, billed_duration_ms: billed, fee_bps, reason });
-  let chain = plan(settlement);
+  // Spending limits (ADR 0110): what the Don counted on its day; a debt is cut to the caps.
+  const counted = v.hold_micro > 0n ? await countedAtDon(s, v.session_id) : null;
+  if (counted !== null && settlement.debt_micro > 0n) settlement = await capDebtAtLimits(s, v, counted, settlement, fee_bps);
+  const plan = (st: typeof settlement): { chain: Transfer[]; checks: ChainCheck[] } => {
+    const doff = planDoff(ids, { session_id: v.session_id, agent_id: agent_id ?? "", author_id: e.author, masque_index: v.masque_index, settlement: st, billed_duration_ms: billed, fee_bps, reason });
+    // Author debt from refunds (ADR 0112) is repaid first from what this Doff credits.
+    const withRepay = appendTail(doff, [planDebtRepayment(sessionTransferIds(v.session_id).hold, ids.authorEarnings(e.author), v.session_id)]);
+    if (counted === null) return { chain: withRepay, checks: [] };
+    const { tail, checks } = limitTail(v, counted, st.posted_micro, st.debt_micro, withRepay.length);
+    return { chain: appendTail(withRepay, tail), checks };
+  };
+  let planned = plan(settlement);
+  let chain = planned.chain;
   let res = await s.ledger.createTransfers(chain);
   const limitAt = chain.findIndex((t) => t.id === issuanceLimitTransferId(sessionTransferIds(v.session_id).debt));
   const limitStatus = limitAt >= 0 ? res[limitAt]?.status : undefined;
-  if (limitStatus === CT.exceeds_credits || limitStatus === CT.id_already_failed) {
-    // A concurrent issuance took the headroom read above (it never grows back): settle with the
-    // whole overrun unbilled rather than refuse the Doff. Only the limit transfer's id failed
-    // for good; the chain's other ids were rolled back and stay usable.
+  if (limitStatus === CT.exceeds_credits || limitStatus === CT.id_already_failed || refusedBy(res, planned.checks) !== null) {
+    // A concurrent issuance took the headroom read above (it never grows back), or a concurrent
+    // spend took the cap's room: settle with the whole overrun unbilled rather than refuse the
+    // Doff. Only the failing check's id failed for good; the chain's other ids were rolled back
+    // and stay usable, and the retried chain has no debt events.
     settlement = capDebtAtIssuanceHeadroom(settlement, 0n, fee_bps);
-    chain = plan(settlement);
+    planned = plan(settlement);
+    chain = planned.chain;
     res = await s.ledger.createTransfers(chain);
   }
   s.open.delete(v.session_id);
@@ -124,7 +157,9 @@ export async function settle(
     const stamped = chain.map((t, i) => ({ ...t, timestamp: res[i]!.timestamp }));
     const now = res[res.length - 1]!.timestamp;
     const txs = [...(v._txs ?? (await sessionTransfers(s, v.session_id))), ...stamped];
-    return reconstructSession(v.session_id, txs, now)!;
+    const settled = reconstructSession(v.session_id, txs, now)!;
+    await notifySettled(s, settled, e);
+    return settled;
   }
   const first = res.find((r) => r.status !== CT.linked_event_failed);
   const status = first?.status ?? CT.linked_event_failed;
@@ -137,7 +172,10 @@ export async function settle(
   ) {
     // Settled (or cancelled / expired) concurrently: the ledger's record wins.
     const now = await readSession(s, v.session_id);
-    if (now) return now;
+    if (now) {
+      await notifySettled(s, now, e);
+      return now;
+    }
   }
   throw ledgerRejected("doff", CT[status] ?? String(status));
 }
@@ -166,10 +204,10 @@ export function assertOpen(s: SessionState, v: SessionView, action: string): voi
 }
 
 /** Doff an (authorized) session read: settle it now, or return its recorded settlement. */
-export async function executeDoff(s: SessionState, r: SessionRead, agent_id: string | null): Promise<SessionView> {
+export async function executeDoff(s: SessionState, r: SessionRead, agent_id: string | null, end_ns?: bigint): Promise<SessionView> {
   if (r.status === "doffed" || r.status === "reaped") return r;
   assertOpen(s, r, "doff");
-  const settled = await finishSession(s, r, { reason: "doff", end_ns: s.clock() }, agent_id);
+  const settled = await finishSession(s, r, { reason: "doff", end_ns: end_ns ?? s.clock() }, agent_id);
   if (settled.status === "doffed" || settled.status === "reaped") return settled;
   assertOpen(s, settled, "doff");
   throw ledgerRejected("doff", settled.status);
@@ -189,7 +227,10 @@ export async function executeCancel(s: SessionState, r: SessionRead): Promise<Se
 async function voidHold(s: SessionState, r: SessionRead): Promise<SessionView> {
   const sid = r.session_id;
   const t = planCancel(sid);
-  const [res] = await s.ledger.createTransfers([t]);
+  // The whole counted hold goes back to the Don day's account, in the void's chain (ADR 0110).
+  const counted = r.hold_micro > 0n ? await countedAtDon(s, sid) : null;
+  const chain = counted === null ? [t] : appendTail([t], limitTail(r, counted, 0n, 0n, 1).tail);
+  const [res] = await s.ledger.createTransfers(chain);
   s.open.delete(sid);
   if (res && res.status === CT.created) {
     return reconstructSession(sid, [...r._txs, { ...t, timestamp: res.timestamp }], res.timestamp)!;

@@ -10,11 +10,30 @@ import { reconstructSession, sessionTransferIds } from "../../domain/sessions.js
 import { ensureAuthors } from "./accounts.js";
 import { LEDGER_LIMIT, sessionTransfers } from "./reads.js";
 import { openSessionFromView, type SessionState } from "./state.js";
+import { decodeHoldTag } from "../../domain/sessions.js";
+import { sessionExpiredEvent } from "../../webhooks/events.js";
+import { idToHex } from "../../domain/ids.js";
+
+/**
+ * `session.expired` for a hold the ledger voided while the daemon was down (ADR 0105). Idempotent
+ * by event id, so every start may enqueue it again; a failure is logged, never fatal.
+ */
+async function notifyExpiredHold(s: SessionState, h: Transfer): Promise<void> {
+  try {
+    const e = await s.registry.get(decodeHoldTag(h.user_data_32).price_version);
+    const deadline = h.timestamp + BigInt(h.timeout) * 1_000_000_000n;
+    await s.webhooks.enqueue(sessionExpiredEvent(h.user_data_128, Number(h.user_data_64), e?.author ?? null, deadline), s.clock());
+  } catch (err) {
+    s.log.error({ err, session_id: idToHex(h.user_data_128) }, "session.expired webhook not enqueued");
+  }
+}
 
 /** Rebuild `s` from the ledger; resolves when the service may serve. */
 export async function rebuildState(s: SessionState): Promise<void> {
   // Database first, then the ledger: no Don may hold money under a version not yet committed.
-  await s.registry.registerCatalog(s.catalog);
+  await s.registry.registerCatalog(s.live.files());
+  // Published versions' price books were stored at publish, before their rows (ADR 0107).
+  await s.live.refreshPublished();
   const books = await s.registry.all();
   const authors = new Set(books.map((e) => e.author));
   if (authors.size > 0) await ensureAuthors(s, [...authors]);
@@ -56,11 +75,17 @@ async function rebuildOpenSessions(s: SessionState): Promise<void> {
       }),
     );
     const closed = new Set(ends.map((t) => t.pending_id));
+    const expired: Transfer[] = [];
     const candidates = chunk.filter((h) => {
       if (closed.has(h.id)) return false;
       const deadline = h.timestamp + BigInt(h.timeout) * 1_000_000_000n;
-      return !(h.timeout > 0 && deadline <= now); // expired while we were down
+      if (h.timeout > 0 && deadline <= now) {
+        expired.push(h); // expired while we were down
+        return false;
+      }
+      return true;
     });
+    for (const h of expired) await notifyExpiredHold(s, h);
     await Promise.all(
       candidates.map(async (h) => {
         const txs = await sessionTransfers(s, h.user_data_128);

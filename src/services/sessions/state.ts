@@ -11,15 +11,21 @@
  *   daemon registered, in the control-plane database (ADR 0071), with a content-addressed cache
  *   that is never stale, so a Don or Doff pays no database round trip for a known version.
  */
+import { createLimits, type Limits } from "../limits/limits.js";
 import path from "node:path";
 import type { Logger } from "pino";
 import type { Client, Transfer } from "tigerbeetle-node";
 import type { Config } from "../../config.js";
+import type { GovernanceStore, SessionPin } from "../../controlplane/governance.js";
 import type { PriceBookStore } from "../../controlplane/pricebooks.js";
-import { loadCatalog, type Catalog } from "../../domain/catalog.js";
+import type { WebhookStore } from "../../controlplane/webhooks.js";
+import type { Catalog } from "../../domain/catalog.js";
+import { createLiveCatalog, type LiveCatalog } from "../catalog/live.js";
+import { otlpStore, type OtlpStore } from "../../controlplane/otlp.js";
 import { sessionAccountIds } from "../../domain/session-accounts.js";
 import { USAGE_LEDGER, type SessionAccountIds, type SessionView } from "../../domain/sessions.js";
 import type { DaemonContext } from "../../server/registry.js";
+import { governanceOf } from "../governance.js";
 
 /** A session this daemon knows to be open (index only; the ledger is the record). */
 export interface OpenSession {
@@ -72,12 +78,28 @@ export interface SessionState {
   readonly log: Logger;
   /** Wall clock, ns since the epoch. */
   readonly clock: () => bigint;
+  /** The catalog in force now (folder + published versions, ADR 0107); a new object after a change. */
   readonly catalog: Catalog;
+  /** The live catalog behind `catalog`: the folder (hot reloaded) and the published versions. */
+  readonly live: LiveCatalog;
   /**
    * Price books of every daemon (control-plane database). `peek` is cache-only; `get` reads the
    * database on a miss (a session donned by another daemon with a price book this one never loaded).
    */
   readonly registry: PriceBookStore;
+  /**
+   * Revenue rules (issue 16, ADR 0100): a session pins the applicable rule at Don (before its
+   * hold exists) and settles with the pinned split; `pins` caches pins (immutable once written;
+   * bounded: cleared when full).
+   */
+  readonly rules: GovernanceStore;
+  readonly pins: Map<bigint, SessionPin>;
+  /** The webhook outbox: session.settled / session.expired are enqueued after the ledger decided. */
+  readonly webhooks: WebhookStore;
+  /** Reaper actions since start, by kind (read by the daemon's metrics, issue 18). */
+  readonly reaped: { idle: number; max_length: number; recover: number; expired: number };
+  /** Claude Code session bindings of OTLP-metered sessions (issue 18, src/controlplane/otlp.ts). */
+  readonly otlp: OtlpStore;
   readonly ids: SessionAccountIds;
   /** Open-session index (see the file comment). */
   readonly open: Map<bigint, OpenSession>;
@@ -92,29 +114,48 @@ export interface SessionState {
    * may trust its index for reads. False with a TigerBeetle cluster (several daemons may write).
    */
   readonly singleWriter: boolean;
+  /** Spending limits (ADR 0110): accounts the Don and Doff chains name. */
+  readonly limits: Limits;
 }
 
 /**
- * Build the state of one instance; throws (failing the daemon's start-up) on a bad catalog. The
+ * Build the state of one instance. Invalid masque files are logged and skipped (ADR 0107). The
  * catalog's price books are stored by rebuildState (startup.ts) before the instance serves.
  */
 export function createSessionState(ctx: DaemonContext): SessionState {
-  const catalog = loadCatalog(path.resolve(ctx.config.MASQUES_DIR));
   const registry = ctx.controlplane.priceBooks;
-  return {
+  const log = ctx.log.child({ component: "sessions" });
+  const live = createLiveCatalog({
+    dir: path.resolve(ctx.config.MASQUES_DIR),
+    rescan_ms: ctx.config.CATALOG_RESCAN_MS,
+    store: ctx.controlplane.catalog,
+    priceBooks: registry,
+    log: ctx.log.child({ component: "catalog" }),
+  });
+  const state: SessionState = {
     ledger: ctx.ledger,
     config: ctx.config,
-    log: ctx.log.child({ component: "sessions" }),
+    log,
     clock: ctx.clock,
-    catalog,
+    get catalog() {
+      return live.at(ctx.clock());
+    },
+    live,
     registry,
+    rules: governanceOf(ctx).rules,
+    pins: new Map(),
+    webhooks: ctx.controlplane.webhooks,
+    otlp: otlpStore(ctx.controlplane.db),
+    reaped: { idle: 0, max_length: 0, recover: 0, expired: 0 },
     ids: sessionAccountIds,
     open: new Map(),
     metered: new Set(),
     authorsReady: new Set(),
     debtReady: new Set(),
     singleWriter: ctx.config.LEDGER === "embedded",
+    limits: createLimits(ctx.ledger, ctx.config),
   };
+  return state;
 }
 
 /** SESSION_IDLE_S in ns. */

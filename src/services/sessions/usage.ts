@@ -129,11 +129,13 @@ export interface UsageReport {
 /**
  * Record `events` (1..MAX_USAGE_EVENTS, checked by the handler). `agentFor(wallet)` is the
  * per-event authorization rule: the agent whose meters take the usage, or null (PERMISSION_DENIED).
+ * `refuse(session)`, when given, names why a session's events are refused (REJECTED with that reason).
  */
 export async function executeUsage(
   s: SessionState,
   events: readonly UsageEvent[],
   agentFor: (session_wallet_id: bigint) => string | null,
+  refuse?: (session_id: bigint) => string | null,
 ): Promise<UsageReport> {
   const results: { outcome: UsageOutcome; reason: string }[] = events.map(() => ({ outcome: UsageOutcome.UNSPECIFIED, reason: "" }));
   const sidCache = new Map<string, bigint | null>();
@@ -169,6 +171,11 @@ export async function executeUsage(
     const agent_id = agentFor(wallet);
     if (agent_id === null) {
       results[i] = { outcome: UsageOutcome.REJECTED, reason: "PERMISSION_DENIED" };
+      continue;
+    }
+    const refusal = refuse?.(sid) ?? null;
+    if (refusal !== null) {
+      results[i] = { outcome: UsageOutcome.REJECTED, reason: refusal };
       continue;
     }
     const open = "wallet_id" in v ? v.deadline_ns > now : v.status === "open";

@@ -186,16 +186,24 @@ export function createDepositHandlers(deps: DepositDeps): Pick<ServiceImpl<typeo
         );
       /**
        * Reorgs (ADR 0088): a report naming a block the adapter reported orphaned for this deposit
-       * is stale and refused; a `removed` report marks that block orphaned and a deposit not yet
+       * (or that a later report replaced with another block) is stale and refused; a `removed`
+       * report marks that block orphaned and a deposit not yet
        * credited whose recorded block it is becomes REORGED (nothing credited); a credited one is
        * an alarm (finality was not final) and the report is refused. Null: carry on.
        */
       const reorgStep = async (key: { chain_id: string; tx_ref: string; event_index: number }) => {
-        if (earlier !== null && (await deps.deposits.isOrphaned(earlier.deposit_id, blockHash))) {
+        if (!req.removed && earlier !== null && (await deps.deposits.isOrphaned(earlier.deposit_id, blockHash))) {
           await refuse("DEPOSIT_BLOCK_ORPHANED", `block ${blockHash} was reported orphaned for this deposit`);
           throw failedPrecondition("DEPOSIT_BLOCK_ORPHANED", `block ${blockHash} was reported gone from the canonical chain for this deposit: a stale report; report the block that includes it now`, { deposit_id: earlier.deposit_id, block_hash: blockHash });
         }
-        if (!req.removed) return null;
+        if (!req.removed) {
+          // The same event in another block: the chain reorganised, the recorded block is no
+          // longer canonical. Remember it, so a lagging report still counting on it is stale.
+          if (earlier !== null && earlier.state !== "credited" && earlier.block_hash !== "" && blockHash !== "" && earlier.block_hash !== blockHash) {
+            await deps.deposits.markOrphaned(earlier.deposit_id, earlier.block_hash, now);
+          }
+          return null;
+        }
         if (earlier !== null && earlier.state === "credited") {
           requestLogger(ctx).error({ event: "deposit_reorged_after_credit", deposit_id: earlier.deposit_id, block_hash: blockHash }, "ALARM: a deposit credited at finality was reported gone from the chain");
           await refuse("DEPOSIT_ALREADY_CREDITED", `removed at ${blockHash} after it was credited`);

@@ -99,6 +99,7 @@ import { parseHexId, parsePageSize } from "../views.js";
 import { createDepositHandlers } from "./deposits.js";
 import { enabledRails, railProfile } from "./rails.js";
 import { createDepositReadHandlers } from "./deposit-reads.js";
+import { configuredRateProvider, withLightning } from "./lightning.js";
 import { destinationView, payoutView, protoPayoutState, protoRail, railOf } from "./views.js";
 
 /** Rails a daemon can pay out on (Lightning follows, issue 15); enabled per configuration (rails.ts). */
@@ -561,6 +562,7 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
             minimumNetMicro: schedule.minimum_net_micro,
             quoteTtlS: schedule.quote_ttl_s,
             destinationCoolingS: config.PAYOUT_DESTINATION_COOLING_S,
+            accountRentFeeMicro: rail === "solana" ? config.PAYOUT_SOLANA_ACCOUNT_RENT_FEE_MICRO : 0n,
           }),
         ),
       });
@@ -718,7 +720,7 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
 
 /** The registration line for src/services/index.ts. */
 export function settlementServiceRegistration(ctx: DaemonContext): ServiceRegistration {
-  return defineService(SettlementService, {
+  const generic = {
     ...createSettlementService({ ledger: ctx.ledger, store: ctx.controlplane.settlement, config: ctx.config, clock: ctx.clock }),
     ...createDepositHandlers({
       ledger: ctx.ledger,
@@ -729,5 +731,17 @@ export function settlementServiceRegistration(ctx: DaemonContext): ServiceRegist
       rails: enabledRails(ctx.config),
     }),
     ...createDepositReadHandlers({ ledger: ctx.ledger, deposits: ctx.controlplane.deposits, clock: ctx.clock }),
-  });
+  };
+  // The Lightning rail (issue 15) wraps the generic handlers: ./lightning.ts.
+  return defineService(
+    SettlementService,
+    withLightning(generic, {
+      ledger: ctx.ledger,
+      store: ctx.controlplane.settlement,
+      lightning: ctx.controlplane.lightning,
+      config: ctx.config,
+      clock: ctx.clock,
+      rates: configuredRateProvider(ctx.config),
+    }),
+  );
 }

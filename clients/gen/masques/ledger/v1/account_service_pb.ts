@@ -24,7 +24,498 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file masques/ledger/v1/account_service.proto.
  */
 export const file_masques_ledger_v1_account_service: GenFile = /*@__PURE__*/
-  fileDesc("CidtYXNxdWVzL2xlZGdlci92MS9hY2NvdW50X3NlcnZpY2UucHJvdG8SEW1hc3F1ZXMubGVkZ2VyLnYxInMKFk9wZW5BZ2VudFdhbGxldFJlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkSKwoEbW9kZRgCIAEoDjIdLm1hc3F1ZXMubGVkZ2VyLnYxLldhbGxldE1vZGUSGgoSY3JlZGl0X2xpbWl0X21pY3JvGAMgASgEIkYKF09wZW5BZ2VudFdhbGxldFJlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50Ii4KGU9wZW5BdXRob3JFYXJuaW5nc1JlcXVlc3QSEQoJYXV0aG9yX2lkGAEgASgJIkkKGk9wZW5BdXRob3JFYXJuaW5nc1Jlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50InEKGk9wZW5QbGF0Zm9ybUFjY291bnRSZXF1ZXN0EiwKBGtpbmQYASABKA4yHi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50S2luZBIlCgRyYWlsGAIgASgOMhcubWFzcXVlcy5sZWRnZXIudjEuUmFpbCJKChtPcGVuUGxhdGZvcm1BY2NvdW50UmVzcG9uc2USKwoHYWNjb3VudBgBIAEoCzIaLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnQiQwoRR2V0QWNjb3VudFJlcXVlc3QSLgoHYWNjb3VudBgBIAEoCzIdLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnRSZWYiQQoSR2V0QWNjb3VudFJlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50IpYBCg5EZXBvc2l0UmVxdWVzdBIuCgdhY2NvdW50GAEgASgLMh0ubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudFJlZhIUCgxhbW91bnRfbWljcm8YAiABKAQSJQoEcmFpbBgDIAEoDjIXLm1hc3F1ZXMubGVkZ2VyLnYxLlJhaWwSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJIkAKD0RlcG9zaXRSZXNwb25zZRItCgh0cmFuc2ZlchgBIAEoCzIbLm1hc3F1ZXMubGVkZ2VyLnYxLlRyYW5zZmVyIqEBChhBZGp1c3RDcmVkaXRMaW1pdFJlcXVlc3QSLgoHYWNjb3VudBgBIAEoCzIdLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnRSZWYSGAoOaW5jcmVhc2VfbWljcm8YAiABKARIABIYCg5kZWNyZWFzZV9taWNybxgDIAEoBEgAEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCUIICgZjaGFuZ2UidwoZQWRqdXN0Q3JlZGl0TGltaXRSZXNwb25zZRItCgh0cmFuc2ZlchgBIAEoCzIbLm1hc3F1ZXMubGVkZ2VyLnYxLlRyYW5zZmVyEisKB2FjY291bnQYAiABKAsyGi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50IrMCChRMaXN0VHJhbnNmZXJzUmVxdWVzdBIuCgdhY2NvdW50GAEgASgLMh0ubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudFJlZhIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCRItCgRraW5kGAQgASgOMh8ubWFzcXVlcy5sZWRnZXIudjEuVHJhbnNmZXJLaW5kEjcKCWRpcmVjdGlvbhgFIAEoDjIkLm1hc3F1ZXMubGVkZ2VyLnYxLlRyYW5zZmVyRGlyZWN0aW9uEi4KCnN0YXJ0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJiChVMaXN0VHJhbnNmZXJzUmVzcG9uc2USMAoHZW50cmllcxgBIAMoCzIfLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnRFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkizwEKGEdldEJhbGFuY2VIaXN0b3J5UmVxdWVzdBIuCgdhY2NvdW50GAEgASgLMh0ubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudFJlZhIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiawoZR2V0QmFsYW5jZUhpc3RvcnlSZXNwb25zZRI1CglzbmFwc2hvdHMYASADKAsyIi5tYXNxdWVzLmxlZGdlci52MS5CYWxhbmNlU25hcHNob3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKlwKCldhbGxldE1vZGUSGwoXV0FMTEVUX01PREVfVU5TUEVDSUZJRUQQABIXChNXQUxMRVRfTU9ERV9QUkVQQUlEEAESGAoUV0FMTEVUX01PREVfUE9TVFBBSUQQAjLUBgoOQWNjb3VudFNlcnZpY2USaAoPT3BlbkFnZW50V2FsbGV0EikubWFzcXVlcy5sZWRnZXIudjEuT3BlbkFnZW50V2FsbGV0UmVxdWVzdBoqLm1hc3F1ZXMubGVkZ2VyLnYxLk9wZW5BZ2VudFdhbGxldFJlc3BvbnNlEnEKEk9wZW5BdXRob3JFYXJuaW5ncxIsLm1hc3F1ZXMubGVkZ2VyLnYxLk9wZW5BdXRob3JFYXJuaW5nc1JlcXVlc3QaLS5tYXNxdWVzLmxlZGdlci52MS5PcGVuQXV0aG9yRWFybmluZ3NSZXNwb25zZRJ0ChNPcGVuUGxhdGZvcm1BY2NvdW50Ei0ubWFzcXVlcy5sZWRnZXIudjEuT3BlblBsYXRmb3JtQWNjb3VudFJlcXVlc3QaLi5tYXNxdWVzLmxlZGdlci52MS5PcGVuUGxhdGZvcm1BY2NvdW50UmVzcG9uc2USWQoKR2V0QWNjb3VudBIkLm1hc3F1ZXMubGVkZ2VyLnYxLkdldEFjY291bnRSZXF1ZXN0GiUubWFzcXVlcy5sZWRnZXIudjEuR2V0QWNjb3VudFJlc3BvbnNlElAKB0RlcG9zaXQSIS5tYXNxdWVzLmxlZGdlci52MS5EZXBvc2l0UmVxdWVzdBoiLm1hc3F1ZXMubGVkZ2VyLnYxLkRlcG9zaXRSZXNwb25zZRJuChFBZGp1c3RDcmVkaXRMaW1pdBIrLm1hc3F1ZXMubGVkZ2VyLnYxLkFkanVzdENyZWRpdExpbWl0UmVxdWVzdBosLm1hc3F1ZXMubGVkZ2VyLnYxLkFkanVzdENyZWRpdExpbWl0UmVzcG9uc2USYgoNTGlzdFRyYW5zZmVycxInLm1hc3F1ZXMubGVkZ2VyLnYxLkxpc3RUcmFuc2ZlcnNSZXF1ZXN0GigubWFzcXVlcy5sZWRnZXIudjEuTGlzdFRyYW5zZmVyc1Jlc3BvbnNlEm4KEUdldEJhbGFuY2VIaXN0b3J5EisubWFzcXVlcy5sZWRnZXIudjEuR2V0QmFsYW5jZUhpc3RvcnlSZXF1ZXN0GiwubWFzcXVlcy5sZWRnZXIudjEuR2V0QmFsYW5jZUhpc3RvcnlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_masques_ledger_v1_common]);
+  fileDesc("CidtYXNxdWVzL2xlZGdlci92MS9hY2NvdW50X3NlcnZpY2UucHJvdG8SEW1hc3F1ZXMubGVkZ2VyLnYxImkKFFJlZnVuZFNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSFAoMYW1vdW50X21pY3JvGAIgASgEEg4KBnJlYXNvbhgDIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYBCABKAkikQIKFVJlZnVuZFNlc3Npb25SZXNwb25zZRIRCglyZWZ1bmRfaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCRIUCgxhbW91bnRfbWljcm8YAyABKAQSFAoMYXV0aG9yX21pY3JvGAQgASgEEhYKDnBsYXRmb3JtX21pY3JvGAUgASgEEhQKDGNoYXJnZV9taWNybxgGIAEoBBIcChRyZWZ1bmRlZF90b3RhbF9taWNybxgHIAEoBBIZChFhdXRob3JfZGVidF9taWNybxgIIAEoBBIOCgZyZWFzb24YCSABKAkSLgoJdHJhbnNmZXJzGAogAygLMhsubWFzcXVlcy5sZWRnZXIudjEuVHJhbnNmZXIilAEKDVNwZW5kaW5nTGltaXQSEwoLbGltaXRfbWljcm8YASABKAQSEQoJdW5saW1pdGVkGAIgASgIEhIKCnVzZWRfbWljcm8YAyABKAQSFwoPcmVtYWluaW5nX21pY3JvGAQgASgEEi4KCnJlc2V0X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiwKGEdldFNwZW5kaW5nTGltaXRzUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCSKPAgoZR2V0U3BlbmRpbmdMaW1pdHNSZXNwb25zZRIQCghhZ2VudF9pZBgBIAEoCRIvCgVkYWlseRgCIAEoCzIgLm1hc3F1ZXMubGVkZ2VyLnYxLlNwZW5kaW5nTGltaXQSNQoLcGVyX3Nlc3Npb24YAyABKAsyIC5tYXNxdWVzLmxlZGdlci52MS5TcGVuZGluZ0xpbWl0EjsKEXBlZXJfdHJhbnNmZXJfbWF4GAQgASgLMiAubWFzcXVlcy5sZWRnZXIudjEuU3BlbmRpbmdMaW1pdBI7ChFwZWVyX2RhaWx5X3ZvbHVtZRgFIAEoCzIgLm1hc3F1ZXMubGVkZ2VyLnYxLlNwZW5kaW5nTGltaXQilAEKGFNldFNwZW5kaW5nTGltaXRzUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRIcCg9kYWlseV9jYXBfbWljcm8YAiABKARIAIgBARIeChFzZXNzaW9uX2NhcF9taWNybxgDIAEoBEgBiAEBQhIKEF9kYWlseV9jYXBfbWljcm9CFAoSX3Nlc3Npb25fY2FwX21pY3JvIlkKGVNldFNwZW5kaW5nTGltaXRzUmVzcG9uc2USPAoGbGltaXRzGAEgASgLMiwubWFzcXVlcy5sZWRnZXIudjEuR2V0U3BlbmRpbmdMaW1pdHNSZXNwb25zZSKQAQoMUGVlclRyYW5zZmVyEi0KCHRyYW5zZmVyGAEgASgLMhsubWFzcXVlcy5sZWRnZXIudjEuVHJhbnNmZXISFQoNZnJvbV9hZ2VudF9pZBgCIAEoCRITCgt0b19hZ2VudF9pZBgDIAEoCRIMCgRtZW1vGAQgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgFIAEoCSJ/ChRUcmFuc2ZlckZ1bmRzUmVxdWVzdBIVCg1mcm9tX2FnZW50X2lkGAEgASgJEhMKC3RvX2FnZW50X2lkGAIgASgJEhQKDGFtb3VudF9taWNybxgDIAEoBBIMCgRtZW1vGAQgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgFIAEoCSJKChVUcmFuc2ZlckZ1bmRzUmVzcG9uc2USMQoIdHJhbnNmZXIYASABKAsyHy5tYXNxdWVzLmxlZGdlci52MS5QZWVyVHJhbnNmZXIikAEKGExpc3RQZWVyVHJhbnNmZXJzUmVxdWVzdBIQCghhZ2VudF9pZBgBIAEoCRI7CglkaXJlY3Rpb24YAiABKA4yKC5tYXNxdWVzLmxlZGdlci52MS5QZWVyVHJhbnNmZXJEaXJlY3Rpb24SEQoJcGFnZV9zaXplGAMgASgNEhIKCnBhZ2VfdG9rZW4YBCABKAkiaAoZTGlzdFBlZXJUcmFuc2ZlcnNSZXNwb25zZRIyCgl0cmFuc2ZlcnMYASADKAsyHy5tYXNxdWVzLmxlZGdlci52MS5QZWVyVHJhbnNmZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJInMKFk9wZW5BZ2VudFdhbGxldFJlcXVlc3QSEAoIYWdlbnRfaWQYASABKAkSKwoEbW9kZRgCIAEoDjIdLm1hc3F1ZXMubGVkZ2VyLnYxLldhbGxldE1vZGUSGgoSY3JlZGl0X2xpbWl0X21pY3JvGAMgASgEIkYKF09wZW5BZ2VudFdhbGxldFJlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50Ii4KGU9wZW5BdXRob3JFYXJuaW5nc1JlcXVlc3QSEQoJYXV0aG9yX2lkGAEgASgJIkkKGk9wZW5BdXRob3JFYXJuaW5nc1Jlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50InEKGk9wZW5QbGF0Zm9ybUFjY291bnRSZXF1ZXN0EiwKBGtpbmQYASABKA4yHi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50S2luZBIlCgRyYWlsGAIgASgOMhcubWFzcXVlcy5sZWRnZXIudjEuUmFpbCJKChtPcGVuUGxhdGZvcm1BY2NvdW50UmVzcG9uc2USKwoHYWNjb3VudBgBIAEoCzIaLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnQiQwoRR2V0QWNjb3VudFJlcXVlc3QSLgoHYWNjb3VudBgBIAEoCzIdLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnRSZWYiQQoSR2V0QWNjb3VudFJlc3BvbnNlEisKB2FjY291bnQYASABKAsyGi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50IpYBCg5EZXBvc2l0UmVxdWVzdBIuCgdhY2NvdW50GAEgASgLMh0ubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudFJlZhIUCgxhbW91bnRfbWljcm8YAiABKAQSJQoEcmFpbBgDIAEoDjIXLm1hc3F1ZXMubGVkZ2VyLnYxLlJhaWwSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJIkAKD0RlcG9zaXRSZXNwb25zZRItCgh0cmFuc2ZlchgBIAEoCzIbLm1hc3F1ZXMubGVkZ2VyLnYxLlRyYW5zZmVyIqEBChhBZGp1c3RDcmVkaXRMaW1pdFJlcXVlc3QSLgoHYWNjb3VudBgBIAEoCzIdLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnRSZWYSGAoOaW5jcmVhc2VfbWljcm8YAiABKARIABIYCg5kZWNyZWFzZV9taWNybxgDIAEoBEgAEhcKD2lkZW1wb3RlbmN5X2tleRgEIAEoCUIICgZjaGFuZ2UidwoZQWRqdXN0Q3JlZGl0TGltaXRSZXNwb25zZRItCgh0cmFuc2ZlchgBIAEoCzIbLm1hc3F1ZXMubGVkZ2VyLnYxLlRyYW5zZmVyEisKB2FjY291bnQYAiABKAsyGi5tYXNxdWVzLmxlZGdlci52MS5BY2NvdW50IrMCChRMaXN0VHJhbnNmZXJzUmVxdWVzdBIuCgdhY2NvdW50GAEgASgLMh0ubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudFJlZhIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCRItCgRraW5kGAQgASgOMh8ubWFzcXVlcy5sZWRnZXIudjEuVHJhbnNmZXJLaW5kEjcKCWRpcmVjdGlvbhgFIAEoDjIkLm1hc3F1ZXMubGVkZ2VyLnYxLlRyYW5zZmVyRGlyZWN0aW9uEi4KCnN0YXJ0X3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGVuZF90aW1lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJiChVMaXN0VHJhbnNmZXJzUmVzcG9uc2USMAoHZW50cmllcxgBIAMoCzIfLm1hc3F1ZXMubGVkZ2VyLnYxLkFjY291bnRFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkizwEKGEdldEJhbGFuY2VIaXN0b3J5UmVxdWVzdBIuCgdhY2NvdW50GAEgASgLMh0ubWFzcXVlcy5sZWRnZXIudjEuQWNjb3VudFJlZhIRCglwYWdlX3NpemUYAiABKA0SEgoKcGFnZV90b2tlbhgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiawoZR2V0QmFsYW5jZUhpc3RvcnlSZXNwb25zZRI1CglzbmFwc2hvdHMYASADKAsyIi5tYXNxdWVzLmxlZGdlci52MS5CYWxhbmNlU25hcHNob3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKogBChVQZWVyVHJhbnNmZXJEaXJlY3Rpb24SJwojUEVFUl9UUkFOU0ZFUl9ESVJFQ1RJT05fVU5TUEVDSUZJRUQQABIgChxQRUVSX1RSQU5TRkVSX0RJUkVDVElPTl9TRU5UEAESJAogUEVFUl9UUkFOU0ZFUl9ESVJFQ1RJT05fUkVDRUlWRUQQAipcCgpXYWxsZXRNb2RlEhsKF1dBTExFVF9NT0RFX1VOU1BFQ0lGSUVEEAASFwoTV0FMTEVUX01PREVfUFJFUEFJRBABEhgKFFdBTExFVF9NT0RFX1BPU1RQQUlEEAIy7AoKDkFjY291bnRTZXJ2aWNlEmgKD09wZW5BZ2VudFdhbGxldBIpLm1hc3F1ZXMubGVkZ2VyLnYxLk9wZW5BZ2VudFdhbGxldFJlcXVlc3QaKi5tYXNxdWVzLmxlZGdlci52MS5PcGVuQWdlbnRXYWxsZXRSZXNwb25zZRJxChJPcGVuQXV0aG9yRWFybmluZ3MSLC5tYXNxdWVzLmxlZGdlci52MS5PcGVuQXV0aG9yRWFybmluZ3NSZXF1ZXN0Gi0ubWFzcXVlcy5sZWRnZXIudjEuT3BlbkF1dGhvckVhcm5pbmdzUmVzcG9uc2USdAoTT3BlblBsYXRmb3JtQWNjb3VudBItLm1hc3F1ZXMubGVkZ2VyLnYxLk9wZW5QbGF0Zm9ybUFjY291bnRSZXF1ZXN0Gi4ubWFzcXVlcy5sZWRnZXIudjEuT3BlblBsYXRmb3JtQWNjb3VudFJlc3BvbnNlElkKCkdldEFjY291bnQSJC5tYXNxdWVzLmxlZGdlci52MS5HZXRBY2NvdW50UmVxdWVzdBolLm1hc3F1ZXMubGVkZ2VyLnYxLkdldEFjY291bnRSZXNwb25zZRJQCgdEZXBvc2l0EiEubWFzcXVlcy5sZWRnZXIudjEuRGVwb3NpdFJlcXVlc3QaIi5tYXNxdWVzLmxlZGdlci52MS5EZXBvc2l0UmVzcG9uc2USbgoRQWRqdXN0Q3JlZGl0TGltaXQSKy5tYXNxdWVzLmxlZGdlci52MS5BZGp1c3RDcmVkaXRMaW1pdFJlcXVlc3QaLC5tYXNxdWVzLmxlZGdlci52MS5BZGp1c3RDcmVkaXRMaW1pdFJlc3BvbnNlEmIKDUxpc3RUcmFuc2ZlcnMSJy5tYXNxdWVzLmxlZGdlci52MS5MaXN0VHJhbnNmZXJzUmVxdWVzdBooLm1hc3F1ZXMubGVkZ2VyLnYxLkxpc3RUcmFuc2ZlcnNSZXNwb25zZRJuChFHZXRCYWxhbmNlSGlzdG9yeRIrLm1hc3F1ZXMubGVkZ2VyLnYxLkdldEJhbGFuY2VIaXN0b3J5UmVxdWVzdBosLm1hc3F1ZXMubGVkZ2VyLnYxLkdldEJhbGFuY2VIaXN0b3J5UmVzcG9uc2USbgoRR2V0U3BlbmRpbmdMaW1pdHMSKy5tYXNxdWVzLmxlZGdlci52MS5HZXRTcGVuZGluZ0xpbWl0c1JlcXVlc3QaLC5tYXNxdWVzLmxlZGdlci52MS5HZXRTcGVuZGluZ0xpbWl0c1Jlc3BvbnNlEm4KEVNldFNwZW5kaW5nTGltaXRzEisubWFzcXVlcy5sZWRnZXIudjEuU2V0U3BlbmRpbmdMaW1pdHNSZXF1ZXN0GiwubWFzcXVlcy5sZWRnZXIudjEuU2V0U3BlbmRpbmdMaW1pdHNSZXNwb25zZRJiCg1UcmFuc2ZlckZ1bmRzEicubWFzcXVlcy5sZWRnZXIudjEuVHJhbnNmZXJGdW5kc1JlcXVlc3QaKC5tYXNxdWVzLmxlZGdlci52MS5UcmFuc2ZlckZ1bmRzUmVzcG9uc2USbgoRTGlzdFBlZXJUcmFuc2ZlcnMSKy5tYXNxdWVzLmxlZGdlci52MS5MaXN0UGVlclRyYW5zZmVyc1JlcXVlc3QaLC5tYXNxdWVzLmxlZGdlci52MS5MaXN0UGVlclRyYW5zZmVyc1Jlc3BvbnNlEmIKDVJlZnVuZFNlc3Npb24SJy5tYXNxdWVzLmxlZGdlci52MS5SZWZ1bmRTZXNzaW9uUmVxdWVzdBooLm1hc3F1ZXMubGVkZ2VyLnYxLlJlZnVuZFNlc3Npb25SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_masques_ledger_v1_common]);
+
+/**
+ * Request of AccountService.RefundSession.
+ *
+ * @generated from message masques.ledger.v1.RefundSessionRequest
+ */
+export type RefundSessionRequest = Message<"masques.ledger.v1.RefundSessionRequest"> & {
+  /**
+   * The settled session (32 hex digits or a UUID).
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * How much to refund in micro-USD; 0 refunds everything not refunded yet.
+   *
+   * @generated from field: uint64 amount_micro = 2;
+   */
+  amountMicro: bigint;
+
+  /**
+   * Why (1-500 characters); kept with the refund.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+
+  /**
+   * Identifies this refund of the session (1-128 chars of [A-Za-z0-9._:@-]). A retry returns
+   * the original refund; the same key with another amount fails with IDEMPOTENCY_KEY_REUSED.
+   *
+   * @generated from field: string idempotency_key = 4;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message masques.ledger.v1.RefundSessionRequest.
+ * Use `create(RefundSessionRequestSchema)` to create a new message.
+ */
+export const RefundSessionRequestSchema: GenMessage<RefundSessionRequest> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 0);
+
+/**
+ * Response of AccountService.RefundSession.
+ *
+ * @generated from message masques.ledger.v1.RefundSessionResponse
+ */
+export type RefundSessionResponse = Message<"masques.ledger.v1.RefundSessionResponse"> & {
+  /**
+   * The refund's id (its counting transfer on the refundable ledger).
+   *
+   * @generated from field: string refund_id = 1;
+   */
+  refundId: string;
+
+  /**
+   * The session.
+   *
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+
+  /**
+   * Refunded by this refund.
+   *
+   * @generated from field: uint64 amount_micro = 3;
+   */
+  amountMicro: bigint;
+
+  /**
+   * The author's part of it (from their earnings).
+   *
+   * @generated from field: uint64 author_micro = 4;
+   */
+  authorMicro: bigint;
+
+  /**
+   * The platform's part of it (from platform revenue).
+   *
+   * @generated from field: uint64 platform_micro = 5;
+   */
+  platformMicro: bigint;
+
+  /**
+   * The session's charge (author share + platform fee).
+   *
+   * @generated from field: uint64 charge_micro = 6;
+   */
+  chargeMicro: bigint;
+
+  /**
+   * Refunded so far for the session, this refund included.
+   *
+   * @generated from field: uint64 refunded_total_micro = 7;
+   */
+  refundedTotalMicro: bigint;
+
+  /**
+   * What the author owes now (all refunds), repaid first from future earnings.
+   *
+   * @generated from field: uint64 author_debt_micro = 8;
+   */
+  authorDebtMicro: bigint;
+
+  /**
+   * The reason given.
+   *
+   * @generated from field: string reason = 9;
+   */
+  reason: string;
+
+  /**
+   * The money transfers of this refund (author part, platform part, debt and its repayment).
+   *
+   * @generated from field: repeated masques.ledger.v1.Transfer transfers = 10;
+   */
+  transfers: Transfer[];
+};
+
+/**
+ * Describes the message masques.ledger.v1.RefundSessionResponse.
+ * Use `create(RefundSessionResponseSchema)` to create a new message.
+ */
+export const RefundSessionResponseSchema: GenMessage<RefundSessionResponse> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 1);
+
+/**
+ * One spending limit as the ledger has it now.
+ *
+ * @generated from message masques.ledger.v1.SpendingLimit
+ */
+export type SpendingLimit = Message<"masques.ledger.v1.SpendingLimit"> & {
+  /**
+   * The limit in micro-USD (meaningless when unlimited).
+   *
+   * @generated from field: uint64 limit_micro = 1;
+   */
+  limitMicro: bigint;
+
+  /**
+   * True when there is no limit (stored as 2^63-1).
+   *
+   * @generated from field: bool unlimited = 2;
+   */
+  unlimited: boolean;
+
+  /**
+   * What counts against a daily limit in the current UTC day (0 for per-spend limits).
+   *
+   * @generated from field: uint64 used_micro = 3;
+   */
+  usedMicro: bigint;
+
+  /**
+   * What may still be spent: in the current UTC day for daily limits, per spend otherwise.
+   *
+   * @generated from field: uint64 remaining_micro = 4;
+   */
+  remainingMicro: bigint;
+
+  /**
+   * When a daily limit resets (the next UTC midnight); unset for per-spend limits.
+   *
+   * @generated from field: google.protobuf.Timestamp reset_time = 5;
+   */
+  resetTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message masques.ledger.v1.SpendingLimit.
+ * Use `create(SpendingLimitSchema)` to create a new message.
+ */
+export const SpendingLimitSchema: GenMessage<SpendingLimit> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 2);
+
+/**
+ * Request of AccountService.GetSpendingLimits.
+ *
+ * @generated from message masques.ledger.v1.GetSpendingLimitsRequest
+ */
+export type GetSpendingLimitsRequest = Message<"masques.ledger.v1.GetSpendingLimitsRequest"> & {
+  /**
+   * The agent (empty: the calling agent).
+   *
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+};
+
+/**
+ * Describes the message masques.ledger.v1.GetSpendingLimitsRequest.
+ * Use `create(GetSpendingLimitsRequestSchema)` to create a new message.
+ */
+export const GetSpendingLimitsRequestSchema: GenMessage<GetSpendingLimitsRequest> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 3);
+
+/**
+ * Response of AccountService.GetSpendingLimits.
+ *
+ * @generated from message masques.ledger.v1.GetSpendingLimitsResponse
+ */
+export type GetSpendingLimitsResponse = Message<"masques.ledger.v1.GetSpendingLimitsResponse"> & {
+  /**
+   * The agent.
+   *
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+
+  /**
+   * Daily cap on Don holds, peer transfers sent and soft-mode debt (UTC day).
+   *
+   * @generated from field: masques.ledger.v1.SpendingLimit daily = 2;
+   */
+  daily?: SpendingLimit | undefined;
+
+  /**
+   * Cap on one session's hold and charge.
+   *
+   * @generated from field: masques.ledger.v1.SpendingLimit per_session = 3;
+   */
+  perSession?: SpendingLimit | undefined;
+
+  /**
+   * Platform policy: the largest single peer transfer.
+   *
+   * @generated from field: masques.ledger.v1.SpendingLimit peer_transfer_max = 4;
+   */
+  peerTransferMax?: SpendingLimit | undefined;
+
+  /**
+   * Platform policy: the peer-transfer volume the agent may still send today.
+   *
+   * @generated from field: masques.ledger.v1.SpendingLimit peer_daily_volume = 5;
+   */
+  peerDailyVolume?: SpendingLimit | undefined;
+};
+
+/**
+ * Describes the message masques.ledger.v1.GetSpendingLimitsResponse.
+ * Use `create(GetSpendingLimitsResponseSchema)` to create a new message.
+ */
+export const GetSpendingLimitsResponseSchema: GenMessage<GetSpendingLimitsResponse> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 4);
+
+/**
+ * Request of AccountService.SetSpendingLimits. At least one cap must be set.
+ *
+ * @generated from message masques.ledger.v1.SetSpendingLimitsRequest
+ */
+export type SetSpendingLimitsRequest = Message<"masques.ledger.v1.SetSpendingLimitsRequest"> & {
+  /**
+   * The agent (empty: the calling agent).
+   *
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+
+  /**
+   * New daily cap in micro-USD; 9223372036854775807 (2^63-1) means no cap.
+   *
+   * @generated from field: optional uint64 daily_cap_micro = 2;
+   */
+  dailyCapMicro?: bigint | undefined;
+
+  /**
+   * New per-session cap in micro-USD; 9223372036854775807 (2^63-1) means no cap.
+   *
+   * @generated from field: optional uint64 session_cap_micro = 3;
+   */
+  sessionCapMicro?: bigint | undefined;
+};
+
+/**
+ * Describes the message masques.ledger.v1.SetSpendingLimitsRequest.
+ * Use `create(SetSpendingLimitsRequestSchema)` to create a new message.
+ */
+export const SetSpendingLimitsRequestSchema: GenMessage<SetSpendingLimitsRequest> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 5);
+
+/**
+ * Response of AccountService.SetSpendingLimits.
+ *
+ * @generated from message masques.ledger.v1.SetSpendingLimitsResponse
+ */
+export type SetSpendingLimitsResponse = Message<"masques.ledger.v1.SetSpendingLimitsResponse"> & {
+  /**
+   * The limits after the change.
+   *
+   * @generated from field: masques.ledger.v1.GetSpendingLimitsResponse limits = 1;
+   */
+  limits?: GetSpendingLimitsResponse | undefined;
+};
+
+/**
+ * Describes the message masques.ledger.v1.SetSpendingLimitsResponse.
+ * Use `create(SetSpendingLimitsResponseSchema)` to create a new message.
+ */
+export const SetSpendingLimitsResponseSchema: GenMessage<SetSpendingLimitsResponse> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 6);
+
+/**
+ * A transfer between two agent wallets.
+ *
+ * @generated from message masques.ledger.v1.PeerTransfer
+ */
+export type PeerTransfer = Message<"masques.ledger.v1.PeerTransfer"> & {
+  /**
+   * The ledger transfer (sender wallet -> recipient wallet).
+   *
+   * @generated from field: masques.ledger.v1.Transfer transfer = 1;
+   */
+  transfer?: Transfer | undefined;
+
+  /**
+   * The sending agent.
+   *
+   * @generated from field: string from_agent_id = 2;
+   */
+  fromAgentId: string;
+
+  /**
+   * The receiving agent.
+   *
+   * @generated from field: string to_agent_id = 3;
+   */
+  toAgentId: string;
+
+  /**
+   * The sender's memo.
+   *
+   * @generated from field: string memo = 4;
+   */
+  memo: string;
+
+  /**
+   * The sender's idempotency key.
+   *
+   * @generated from field: string idempotency_key = 5;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message masques.ledger.v1.PeerTransfer.
+ * Use `create(PeerTransferSchema)` to create a new message.
+ */
+export const PeerTransferSchema: GenMessage<PeerTransfer> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 7);
+
+/**
+ * Request of AccountService.TransferFunds.
+ *
+ * @generated from message masques.ledger.v1.TransferFundsRequest
+ */
+export type TransferFundsRequest = Message<"masques.ledger.v1.TransferFundsRequest"> & {
+  /**
+   * The sending agent (empty: the calling agent).
+   *
+   * @generated from field: string from_agent_id = 1;
+   */
+  fromAgentId: string;
+
+  /**
+   * The receiving agent; must differ from the sender and have a wallet.
+   *
+   * @generated from field: string to_agent_id = 2;
+   */
+  toAgentId: string;
+
+  /**
+   * The amount in micro-USD; > 0 and at most the platform's largest peer transfer.
+   *
+   * @generated from field: uint64 amount_micro = 3;
+   */
+  amountMicro: bigint;
+
+  /**
+   * A note for both sides, at most 280 characters.
+   *
+   * @generated from field: string memo = 4;
+   */
+  memo: string;
+
+  /**
+   * Identifies this transfer among the sender's (1-128 chars of [A-Za-z0-9._:@-]), e.g. a UUID.
+   *
+   * @generated from field: string idempotency_key = 5;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message masques.ledger.v1.TransferFundsRequest.
+ * Use `create(TransferFundsRequestSchema)` to create a new message.
+ */
+export const TransferFundsRequestSchema: GenMessage<TransferFundsRequest> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 8);
+
+/**
+ * Response of AccountService.TransferFunds.
+ *
+ * @generated from message masques.ledger.v1.TransferFundsResponse
+ */
+export type TransferFundsResponse = Message<"masques.ledger.v1.TransferFundsResponse"> & {
+  /**
+   * The transfer (the original one on a retry).
+   *
+   * @generated from field: masques.ledger.v1.PeerTransfer transfer = 1;
+   */
+  transfer?: PeerTransfer | undefined;
+};
+
+/**
+ * Describes the message masques.ledger.v1.TransferFundsResponse.
+ * Use `create(TransferFundsResponseSchema)` to create a new message.
+ */
+export const TransferFundsResponseSchema: GenMessage<TransferFundsResponse> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 9);
+
+/**
+ * Request of AccountService.ListPeerTransfers.
+ *
+ * @generated from message masques.ledger.v1.ListPeerTransfersRequest
+ */
+export type ListPeerTransfersRequest = Message<"masques.ledger.v1.ListPeerTransfersRequest"> & {
+  /**
+   * The agent (empty: the calling agent).
+   *
+   * @generated from field: string agent_id = 1;
+   */
+  agentId: string;
+
+  /**
+   * Sent, received or both.
+   *
+   * @generated from field: masques.ledger.v1.PeerTransferDirection direction = 2;
+   */
+  direction: PeerTransferDirection;
+
+  /**
+   * Maximum transfers per page: 0 means 50; at most 1000.
+   *
+   * @generated from field: uint32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * A next_page_token from a previous response with the same filters; empty for the first page.
+   *
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message masques.ledger.v1.ListPeerTransfersRequest.
+ * Use `create(ListPeerTransfersRequestSchema)` to create a new message.
+ */
+export const ListPeerTransfersRequestSchema: GenMessage<ListPeerTransfersRequest> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 10);
+
+/**
+ * Response of AccountService.ListPeerTransfers.
+ *
+ * @generated from message masques.ledger.v1.ListPeerTransfersResponse
+ */
+export type ListPeerTransfersResponse = Message<"masques.ledger.v1.ListPeerTransfersResponse"> & {
+  /**
+   * The transfers, newest first.
+   *
+   * @generated from field: repeated masques.ledger.v1.PeerTransfer transfers = 1;
+   */
+  transfers: PeerTransfer[];
+
+  /**
+   * Token for the next (older) page; empty when there are no more.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message masques.ledger.v1.ListPeerTransfersResponse.
+ * Use `create(ListPeerTransfersResponseSchema)` to create a new message.
+ */
+export const ListPeerTransfersResponseSchema: GenMessage<ListPeerTransfersResponse> = /*@__PURE__*/
+  messageDesc(file_masques_ledger_v1_account_service, 11);
 
 /**
  * Request of AccountService.OpenAgentWallet.
@@ -60,7 +551,7 @@ export type OpenAgentWalletRequest = Message<"masques.ledger.v1.OpenAgentWalletR
  * Use `create(OpenAgentWalletRequestSchema)` to create a new message.
  */
 export const OpenAgentWalletRequestSchema: GenMessage<OpenAgentWalletRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 0);
+  messageDesc(file_masques_ledger_v1_account_service, 12);
 
 /**
  * Response of AccountService.OpenAgentWallet.
@@ -81,7 +572,7 @@ export type OpenAgentWalletResponse = Message<"masques.ledger.v1.OpenAgentWallet
  * Use `create(OpenAgentWalletResponseSchema)` to create a new message.
  */
 export const OpenAgentWalletResponseSchema: GenMessage<OpenAgentWalletResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 1);
+  messageDesc(file_masques_ledger_v1_account_service, 13);
 
 /**
  * Request of AccountService.OpenAuthorEarnings.
@@ -103,7 +594,7 @@ export type OpenAuthorEarningsRequest = Message<"masques.ledger.v1.OpenAuthorEar
  * Use `create(OpenAuthorEarningsRequestSchema)` to create a new message.
  */
 export const OpenAuthorEarningsRequestSchema: GenMessage<OpenAuthorEarningsRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 2);
+  messageDesc(file_masques_ledger_v1_account_service, 14);
 
 /**
  * Response of AccountService.OpenAuthorEarnings.
@@ -124,7 +615,7 @@ export type OpenAuthorEarningsResponse = Message<"masques.ledger.v1.OpenAuthorEa
  * Use `create(OpenAuthorEarningsResponseSchema)` to create a new message.
  */
 export const OpenAuthorEarningsResponseSchema: GenMessage<OpenAuthorEarningsResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 3);
+  messageDesc(file_masques_ledger_v1_account_service, 15);
 
 /**
  * Request of AccountService.OpenPlatformAccount.
@@ -153,7 +644,7 @@ export type OpenPlatformAccountRequest = Message<"masques.ledger.v1.OpenPlatform
  * Use `create(OpenPlatformAccountRequestSchema)` to create a new message.
  */
 export const OpenPlatformAccountRequestSchema: GenMessage<OpenPlatformAccountRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 4);
+  messageDesc(file_masques_ledger_v1_account_service, 16);
 
 /**
  * Response of AccountService.OpenPlatformAccount.
@@ -174,7 +665,7 @@ export type OpenPlatformAccountResponse = Message<"masques.ledger.v1.OpenPlatfor
  * Use `create(OpenPlatformAccountResponseSchema)` to create a new message.
  */
 export const OpenPlatformAccountResponseSchema: GenMessage<OpenPlatformAccountResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 5);
+  messageDesc(file_masques_ledger_v1_account_service, 17);
 
 /**
  * Request of AccountService.GetAccount.
@@ -195,7 +686,7 @@ export type GetAccountRequest = Message<"masques.ledger.v1.GetAccountRequest"> &
  * Use `create(GetAccountRequestSchema)` to create a new message.
  */
 export const GetAccountRequestSchema: GenMessage<GetAccountRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 6);
+  messageDesc(file_masques_ledger_v1_account_service, 18);
 
 /**
  * Response of AccountService.GetAccount.
@@ -216,7 +707,7 @@ export type GetAccountResponse = Message<"masques.ledger.v1.GetAccountResponse">
  * Use `create(GetAccountResponseSchema)` to create a new message.
  */
 export const GetAccountResponseSchema: GenMessage<GetAccountResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 7);
+  messageDesc(file_masques_ledger_v1_account_service, 19);
 
 /**
  * Request of AccountService.Deposit.
@@ -263,7 +754,7 @@ export type DepositRequest = Message<"masques.ledger.v1.DepositRequest"> & {
  * Use `create(DepositRequestSchema)` to create a new message.
  */
 export const DepositRequestSchema: GenMessage<DepositRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 8);
+  messageDesc(file_masques_ledger_v1_account_service, 20);
 
 /**
  * Response of AccountService.Deposit.
@@ -284,7 +775,7 @@ export type DepositResponse = Message<"masques.ledger.v1.DepositResponse"> & {
  * Use `create(DepositResponseSchema)` to create a new message.
  */
 export const DepositResponseSchema: GenMessage<DepositResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 9);
+  messageDesc(file_masques_ledger_v1_account_service, 21);
 
 /**
  * Request of AccountService.AdjustCreditLimit.
@@ -336,7 +827,7 @@ export type AdjustCreditLimitRequest = Message<"masques.ledger.v1.AdjustCreditLi
  * Use `create(AdjustCreditLimitRequestSchema)` to create a new message.
  */
 export const AdjustCreditLimitRequestSchema: GenMessage<AdjustCreditLimitRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 10);
+  messageDesc(file_masques_ledger_v1_account_service, 22);
 
 /**
  * Response of AccountService.AdjustCreditLimit.
@@ -364,7 +855,7 @@ export type AdjustCreditLimitResponse = Message<"masques.ledger.v1.AdjustCreditL
  * Use `create(AdjustCreditLimitResponseSchema)` to create a new message.
  */
 export const AdjustCreditLimitResponseSchema: GenMessage<AdjustCreditLimitResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 11);
+  messageDesc(file_masques_ledger_v1_account_service, 23);
 
 /**
  * Request of AccountService.ListTransfers.
@@ -427,7 +918,7 @@ export type ListTransfersRequest = Message<"masques.ledger.v1.ListTransfersReque
  * Use `create(ListTransfersRequestSchema)` to create a new message.
  */
 export const ListTransfersRequestSchema: GenMessage<ListTransfersRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 12);
+  messageDesc(file_masques_ledger_v1_account_service, 24);
 
 /**
  * Response of AccountService.ListTransfers.
@@ -455,7 +946,7 @@ export type ListTransfersResponse = Message<"masques.ledger.v1.ListTransfersResp
  * Use `create(ListTransfersResponseSchema)` to create a new message.
  */
 export const ListTransfersResponseSchema: GenMessage<ListTransfersResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 13);
+  messageDesc(file_masques_ledger_v1_account_service, 25);
 
 /**
  * Request of AccountService.GetBalanceHistory.
@@ -504,7 +995,7 @@ export type GetBalanceHistoryRequest = Message<"masques.ledger.v1.GetBalanceHist
  * Use `create(GetBalanceHistoryRequestSchema)` to create a new message.
  */
 export const GetBalanceHistoryRequestSchema: GenMessage<GetBalanceHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 14);
+  messageDesc(file_masques_ledger_v1_account_service, 26);
 
 /**
  * Response of AccountService.GetBalanceHistory.
@@ -532,7 +1023,41 @@ export type GetBalanceHistoryResponse = Message<"masques.ledger.v1.GetBalanceHis
  * Use `create(GetBalanceHistoryResponseSchema)` to create a new message.
  */
 export const GetBalanceHistoryResponseSchema: GenMessage<GetBalanceHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_masques_ledger_v1_account_service, 15);
+  messageDesc(file_masques_ledger_v1_account_service, 27);
+
+/**
+ * Which peer transfers to list.
+ *
+ * @generated from enum masques.ledger.v1.PeerTransferDirection
+ */
+export enum PeerTransferDirection {
+  /**
+   * Sent and received.
+   *
+   * @generated from enum value: PEER_TRANSFER_DIRECTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Only those the agent sent.
+   *
+   * @generated from enum value: PEER_TRANSFER_DIRECTION_SENT = 1;
+   */
+  SENT = 1,
+
+  /**
+   * Only those the agent received.
+   *
+   * @generated from enum value: PEER_TRANSFER_DIRECTION_RECEIVED = 2;
+   */
+  RECEIVED = 2,
+}
+
+/**
+ * Describes the enum masques.ledger.v1.PeerTransferDirection.
+ */
+export const PeerTransferDirectionSchema: GenEnum<PeerTransferDirection> = /*@__PURE__*/
+  enumDesc(file_masques_ledger_v1_account_service, 0);
 
 /**
  * How an agent wallet is funded.
@@ -566,7 +1091,7 @@ export enum WalletMode {
  * Describes the enum masques.ledger.v1.WalletMode.
  */
 export const WalletModeSchema: GenEnum<WalletMode> = /*@__PURE__*/
-  enumDesc(file_masques_ledger_v1_account_service, 0);
+  enumDesc(file_masques_ledger_v1_account_service, 1);
 
 /**
  * Accounts and balances of agents, authors, rails and the platform.
@@ -662,6 +1187,73 @@ export const AccountService: GenService<{
     methodKind: "unary";
     input: typeof GetBalanceHistoryRequestSchema;
     output: typeof GetBalanceHistoryResponseSchema;
+  },
+  /**
+   * Reads an agent's spending limits with what is used and left today and when the daily
+   * window resets (the next UTC midnight), plus the platform's peer-transfer limits. The agent
+   * itself or an admin (ADR 0110).
+   *
+   * @generated from rpc masques.ledger.v1.AccountService.GetSpendingLimits
+   */
+  getSpendingLimits: {
+    methodKind: "unary";
+    input: typeof GetSpendingLimitsRequestSchema;
+    output: typeof GetSpendingLimitsResponseSchema;
+  },
+  /**
+   * Sets an agent's daily and/or per-session spending cap. The agent may only lower its own caps
+   * (a raise fails with PERMISSION_DENIED / SPENDING_LIMIT_RAISE_DENIED and changes nothing);
+   * admins may set any value. Takes effect at once, inside the ledger, for every daemon: a cap
+   * may be set below what was already spent today (further spends are then refused).
+   *
+   * @generated from rpc masques.ledger.v1.AccountService.SetSpendingLimits
+   */
+  setSpendingLimits: {
+    methodKind: "unary";
+    input: typeof SetSpendingLimitsRequestSchema;
+    output: typeof SetSpendingLimitsResponseSchema;
+  },
+  /**
+   * Moves money from one agent's wallet to another's (seed 004 FR-1, ADR 0111). The sender is
+   * the calling agent (or any agent, for admins). One linked chain: the transfer, the platform's
+   * largest-transfer and daily-volume limits and the sender's daily spending cap, all or nothing.
+   * Idempotent by (sender, idempotency_key): a retry returns the original transfer; the same key
+   * with another recipient, amount or memo fails with IDEMPOTENCY_KEY_REUSED. Over a limit:
+   * FAILED_PRECONDITION / SPENDING_LIMIT_EXCEEDED naming the limit, its value, what is left and
+   * when it resets; nothing moves.
+   *
+   * @generated from rpc masques.ledger.v1.AccountService.TransferFunds
+   */
+  transferFunds: {
+    methodKind: "unary";
+    input: typeof TransferFundsRequestSchema;
+    output: typeof TransferFundsResponseSchema;
+  },
+  /**
+   * Lists an agent's peer transfers (sent, received or both), newest first, paged.
+   *
+   * @generated from rpc masques.ledger.v1.AccountService.ListPeerTransfers
+   */
+  listPeerTransfers: {
+    methodKind: "unary";
+    input: typeof ListPeerTransfersRequestSchema;
+    output: typeof ListPeerTransfersResponseSchema;
+  },
+  /**
+   * Refunds a settled session in full or in part, with a reason (ADR 0112): admins always, the
+   * masque's author within REFUND_AUTHOR_WINDOW_S of settlement. The author's share and the
+   * platform fee go back to the agent's wallet in their split proportions, in one linked chain;
+   * the ledger keeps the total refunded at or below the session's charge (FAILED_PRECONDITION /
+   * REFUND_EXCEEDS_CHARGE otherwise, nothing moves). If the author was already paid out, the
+   * shortfall becomes author debt, repaid first from their future earnings; no payout is possible
+   * while it is outstanding. Idempotent by (session, idempotency_key).
+   *
+   * @generated from rpc masques.ledger.v1.AccountService.RefundSession
+   */
+  refundSession: {
+    methodKind: "unary";
+    input: typeof RefundSessionRequestSchema;
+    output: typeof RefundSessionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_masques_ledger_v1_account_service, 0);

@@ -1,0 +1,240 @@
+/**
+ * OTLP logs in: Claude Code's events -> billing on the masque session they ran under (through
+ * the same ledger plan as RecordUsage) and one api_requests row each in ClickHouse. ADR 0115.
+ *
+ * Exactly once (every step idempotent, so an exporter's retry is harmless; 1 runs beside 2-3):
+ *  1. bill: usage events with seq derived from the event identity (claude-events.ts); the
+ *     ledger answers `exists` (DUPLICATE) for a retried event, so nothing is billed twice;
+ *  2. store: events whose id the control plane does not hold yet are inserted into api_requests
+ *     (ReplacingMergeTree keyed by (day, request_id): a crash between the insert and step 3
+ *     leaves a duplicate row that merges away, never a second request);
+ *  3. record the ids in the control plane.
+ * Analytics down: billing still happens (ADR 0040) and the export is answered 503 so the
+ * exporter retries the storage.
+ *
+ * Who is billed: only an agent token bills, and only its own sessions; a collector (or admin)
+ * token's events are stored, never billed. An event is billed on the masque session bound to its
+ * Claude session (Don's claude_session_id) that was donned at or before the event's time and whose
+ * Doff was not asked for before it.
+ */
+import { create } from "@bufbuild/protobuf";
+import { UsageEventSchema, UsageOutcome, type UsageEvent } from "../../clients/gen/masques/ledger/v1/session_service_pb.js";
+import type { OtlpStore, SessionBinding } from "../controlplane/otlp.js";
+import type { Principal } from "../server/principal.js";
+import { usageAgentFor } from "../services/authz.js";
+import type { SessionServiceInstance } from "../services/sessions/service.js";
+import { executeUsage, MAX_USAGE_EVENTS } from "../services/sessions/usage.js";
+import type { Sink } from "../streamer/sink.js";
+import { claudeEvents, type ClaudeEvent } from "./claude-events.js";
+import { OtlpError, type ExportLogsServiceRequest, type PartialSuccess } from "./otlp.js";
+
+/** Most bindings looked at per Claude session (a Claude session dons few masques). */
+const BINDINGS_PER_CLAUDE_SESSION = 64;
+
+export const API_REQUEST_COLUMNS = [
+  "timestamp", "request_id", "session_id", "agent_id", "service_name", "model", "operation", "status_code", "duration_ms",
+  "input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens", "cost_micro", "trace_id", "span_id", "attributes",
+] as const;
+
+export interface IngestDeps {
+  otlp: OtlpStore;
+  sessions: SessionServiceInstance | undefined;
+  /** The ClickHouse sink (undefined: analytics is off or did not start). */
+  sink: () => Sink | undefined;
+  /** Inserts api_requests rows (groupedInserter over `sink`). */
+  insert: (rows: ApiRow[]) => Promise<void>;
+  /** STREAMER_ENABLED: analytics is configured (a missing sink is then an outage: 503). */
+  analyticsEnabled: boolean;
+  clock: () => bigint;
+}
+
+/** What one export did (for the response, metrics and tests). */
+export interface IngestReport extends PartialSuccess {
+  events: number;
+  billed: number;
+  duplicates: number;
+  stored: number;
+}
+
+type ApiRow = (string | number | bigint)[];
+
+/** Most rows one grouped ClickHouse insert carries (bounded; more wait for the next one). */
+const GROUP_MAX_ROWS = 50_000;
+
+/**
+ * Group commit for api_requests: rows of concurrent exports are inserted together, one insert in
+ * flight at a time (chDB and ClickHouse pay per insert, not per row). Each caller's promise
+ * settles with the insert that carried its rows; a failed insert fails every caller in it.
+ */
+export function groupedInserter(sink: () => Sink | undefined): (rows: ApiRow[]) => Promise<void> {
+  let queue: { rows: ApiRow[]; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  let running = false;
+  const pump = async (): Promise<void> => {
+    running = true;
+    while (queue.length > 0) {
+      const take: typeof queue = [];
+      let n = 0;
+      while (queue.length > 0 && (take.length === 0 || n + queue[0]!.rows.length <= GROUP_MAX_ROWS)) {
+        const q = queue.shift()!;
+        n += q.rows.length;
+        take.push(q);
+      }
+      try {
+        const s = sink();
+        if (!s) throw new Error("analytics store is not running");
+        await s.insert("api_requests", API_REQUEST_COLUMNS, take.flatMap((q) => q.rows));
+        for (const q of take) q.resolve();
+      } catch (err) {
+        for (const q of take) q.reject(err);
+      }
+    }
+    running = false;
+  };
+  return (rows) =>
+    new Promise<void>((resolve, reject) => {
+      queue.push({ rows, resolve, reject });
+      if (!running) void pump();
+    });
+}
+
+/** ns since the epoch -> ClickHouse DateTime64(9) text, UTC. */
+export function dateTime64(ns: bigint): string {
+  const ms = ns / 1_000_000n;
+  const iso = new Date(Number(ms)).toISOString(); // 2026-11-30T04:30:13.123Z
+  const frac = (ns % 1_000_000_000n).toString().padStart(9, "0");
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}.${frac}`;
+}
+
+/** A ClickHouse Map(String, String) literal (values escaped as quoted strings). */
+function mapLiteral(m: Map<string, string>): string {
+  const q = (s: string) => `'${s.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+  return `{${[...m].map(([k, v]) => `${q(k)}:${q(v)}`).join(",")}}`;
+}
+
+function row(e: ClaudeEvent, session_id: bigint, agent_id: string): ApiRow {
+  return [
+    dateTime64(e.time_ns), e.event_id, session_id, agent_id, e.service_name, e.model,
+    e.name === "claude_code.api_request" ? "api_request" : "tool_result", e.success ? 200 : 500, e.duration_ms,
+    e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_creation_tokens, e.cost_micro, e.trace_id, e.span_id,
+    mapLiteral(e.attributes),
+  ];
+}
+
+/** The binding an event falls in (see the file comment), or null. */
+function bindingFor(e: ClaudeEvent, bindings: readonly SessionBinding[]): SessionBinding | null {
+  for (const b of bindings) {
+    if (b.bind_time_ns <= e.time_ns && (b.doff_time_ns === null || e.time_ns <= b.doff_time_ns)) return b;
+  }
+  return null;
+}
+
+/** Ingest one decoded ExportLogsServiceRequest from `p`. Throws OtlpError 503 when analytics is down. */
+export async function ingestLogs(d: IngestDeps, p: Principal, req: ExportLogsServiceRequest): Promise<IngestReport> {
+  const { events, refused } = claudeEvents(req);
+  const warnings: string[] = refused.slice(0, 5).map((r) => r.reason);
+  // Bindings of every Claude session named (newest first).
+  const claudes = [...new Set(events.map((e) => e.claude_session_id))];
+  const bindings = new Map<string, SessionBinding[]>();
+  await Promise.all(claudes.map(async (c) => bindings.set(c, await d.otlp.sessionsOfClaude(c, BINDINGS_PER_CLAUDE_SESSION))));
+  const sessionOf = new Map<string, SessionBinding>();
+  for (const e of events) {
+    const b = bindingFor(e, bindings.get(e.claude_session_id) ?? []);
+    if (b) sessionOf.set(e.event_id, b);
+  }
+
+  // Billing and storage are independent and each idempotent: they run side by side.
+  // Both settle before the answer, so a 503 for storage is only sent once billing is done.
+  const [billR, storeR] = await Promise.allSettled([billEvents(d, p, events, sessionOf, warnings), storeEvents(d, p, events, sessionOf, warnings)]);
+  if (billR.status === "rejected") throw billR.reason;
+  if (storeR.status === "rejected") throw storeR.reason;
+  const bill = billR.value;
+  const stored = storeR.value;
+  return { events: events.length, billed: bill.billed, duplicates: bill.duplicates, stored, rejected: refused.length, errorMessage: warnings.join("; ") };
+}
+
+/** 1. bill (agents only, own sessions only). */
+async function billEvents(
+  d: IngestDeps,
+  p: Principal,
+  events: readonly ClaudeEvent[],
+  sessionOf: Map<string, SessionBinding>,
+  warnings: string[],
+): Promise<{ billed: number; duplicates: number }> {
+  let billed = 0;
+  let duplicates = 0;
+  const billable = p.kind === "agent" && p.scopes.includes("ledger:write") && d.sessions !== undefined;
+  if (billable) {
+    const usage: UsageEvent[] = [];
+    let foreign = 0;
+    for (const e of events) {
+      const b = sessionOf.get(e.event_id);
+      if (!b) continue;
+      if (b.agent_id !== p.id) {
+        foreign++;
+        continue;
+      }
+      usage.push(
+        create(UsageEventSchema, {
+          sessionId: b.session_id,
+          seq: e.seq,
+          inputTokens: e.name === "claude_code.api_request" ? e.input_tokens : 0n,
+          outputTokens: e.name === "claude_code.api_request" ? e.output_tokens : 0n,
+          toolCalls: e.name === "claude_code.tool_result" ? 1n : 0n,
+        }),
+      );
+    }
+    if (foreign > 0) warnings.push(`${foreign} event(s) name a masque session of another agent: stored, not billed`);
+    const inst = d.sessions!;
+    await inst.ready;
+    for (let k = 0; k < usage.length; k += MAX_USAGE_EVENTS) {
+      const r = await executeUsage(inst.state, usage.slice(k, k + MAX_USAGE_EVENTS), (wallet) => usageAgentFor(p, wallet));
+      billed += r.applied;
+      duplicates += r.duplicates;
+      const notOpen = r.results.filter((x) => x.outcome === UsageOutcome.REJECTED).length;
+      if (notOpen > 0) warnings.push(`${notOpen} event(s) not billed: ${[...new Set(r.results.filter((x) => x.outcome === UsageOutcome.REJECTED).map((x) => x.reason))].join(", ")}`);
+    }
+  }
+
+  return { billed, duplicates };
+}
+
+/** 2. + 3. store once: new ids into api_requests, then recorded in the control plane. */
+async function storeEvents(
+  d: IngestDeps,
+  p: Principal,
+  events: readonly ClaudeEvent[],
+  sessionOf: Map<string, SessionBinding>,
+  warnings: string[],
+): Promise<number> {
+  let stored = 0;
+  if (events.length > 0) {
+    const sink = d.sink();
+    if (!sink && d.analyticsEnabled) {
+      throw new OtlpError(503, "analytics store (ClickHouse) unavailable, retry later (billing is unaffected)");
+    } else if (!sink) {
+      warnings.push("analytics (ClickHouse) is off (STREAMER_ENABLED=false): events billed, not stored");
+    } else {
+      const known = await d.otlp.storedEvents(events.map((e) => e.event_id));
+      const seen = new Set<string>();
+      const fresh = events.filter((e) => !known.has(e.event_id) && !seen.has(e.event_id) && seen.add(e.event_id));
+      if (fresh.length > 0) {
+        try {
+          await d.insert(
+            fresh.map((e) => {
+              const b = sessionOf.get(e.event_id);
+              return row(e, b ? BigInt(`0x${b.session_id}`) : 0n, b?.agent_id ?? (p.kind === "agent" ? p.id : ""));
+            }),
+          );
+        } catch (err) {
+          throw new OtlpError(503, `analytics store unavailable, retry later (billing is unaffected): ${(err as Error).message.slice(0, 200)}`);
+        }
+        await d.otlp.recordEvents(
+          fresh.map((e) => ({ event_id: e.event_id, event_name: e.name, claude_session_id: e.claude_session_id })),
+          d.clock(),
+        );
+        stored = fresh.length;
+      }
+    }
+  }
+  return stored;
+}

@@ -1,0 +1,141 @@
+/**
+ * The daemon's own metrics (issue 18, ADR 0116), with the OpenTelemetry JS SDK: one
+ * MeterProvider whose readers are the Prometheus exporter (text served at GET /metrics on the
+ * HTTP port, never its own server) and, when MASQUES_METRICS_OTLP_ENDPOINT is set, a periodic
+ * OTLP/HTTP push. Names follow the OpenTelemetry semantic conventions where one exists
+ * (`rpc.server.duration`, with `rpc.method` and `rpc.grpc.status_code`-style attributes).
+ *
+ * The per-RPC cost is one histogram record with a cached attribute object (measured with
+ * `npm run bench`, figures in docs/telemetry.md).
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { ValueType, type Attributes, type Histogram, type Counter, type Meter, type ObservableResult } from "@opentelemetry/api";
+import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
+import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from "@opentelemetry/sdk-metrics";
+
+export interface MetricsOptions {
+  /** OTLP/HTTP metrics URL; unset = no push. */
+  otlpEndpoint?: string;
+  exportIntervalMs?: number;
+  serviceName?: string;
+}
+
+/** Gauges read at collection time (each callback must be cheap and never throw). */
+export interface GaugeSources {
+  openSessions?: () => number;
+  /** Open sessions whose hold times out within the next SESSION_IDLE_S. */
+  holdsNearExpiry?: () => number;
+  streamerLag?: () => { lag_s: number; events_behind: number } | null;
+  /** The coalescer's running totals (src/ledger/coalescer.ts): ledger requests sent, caller requests, events. */
+  coalescer?: { batches: number; requests: number; events: number };
+  /** Reaper actions since start: sessions reaped idle / at max length / recovered, holds found expired. */
+  reaper?: Readonly<Record<"idle" | "max_length" | "recover" | "expired", number>>;
+}
+
+/** Recording handles and the /metrics handler. */
+export interface DaemonMetrics {
+  readonly meter: Meter;
+  /** One RPC finished: `rpc` = "package.Service/Method", `code` = Connect code name ("OK", …). */
+  recordRpc(rpc: string, code: string, duration_ms: number): void;
+  /** OTLP ingest outcome counts. */
+  recordOtlp(signal: "logs" | "metrics", outcome: "accepted" | "billed" | "duplicate" | "refused", n: number): void;
+  /** Register gauges (called once the services exist). */
+  observe(sources: GaugeSources): void;
+  /** Serve the Prometheus text exposition. */
+  handle(req: IncomingMessage, res: ServerResponse): void;
+  shutdown(): Promise<void>;
+}
+
+const MAX_RPC_SERIES = 2_000;
+
+/** Build the provider and instruments. */
+export function createDaemonMetrics(opts: MetricsOptions = {}): DaemonMetrics {
+  const prometheus = new PrometheusExporter({ preventServerStart: true });
+  const readers: MetricReader[] = [prometheus];
+  if (opts.otlpEndpoint) {
+    readers.push(
+      new PeriodicExportingMetricReader({
+        exporter: new OTLPMetricExporter({ url: opts.otlpEndpoint }),
+        exportIntervalMillis: opts.exportIntervalMs ?? 60_000,
+      }),
+    );
+  }
+  const provider = new MeterProvider({
+    resource: resourceFromAttributes({ "service.name": opts.serviceName ?? "masques-ledger" }),
+    readers,
+  });
+  const meter = provider.getMeter("masques-ledger");
+  const rpcDuration: Histogram = meter.createHistogram("rpc.server.duration", {
+    description: "Duration of RPCs served (every transport), by method and code",
+    unit: "ms",
+    advice: { explicitBucketBoundaries: [0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000, 5000] },
+  });
+  const otlpEvents: Counter = meter.createCounter("masques.otlp.records", { description: "OTLP records received, by signal and outcome" });
+  const attrCache = new Map<string, Attributes>();
+  const attrsOf = (rpc: string, code: string): Attributes => {
+    const key = `${rpc}\0${code}`;
+    let a = attrCache.get(key);
+    if (!a) {
+      const slash = rpc.lastIndexOf("/");
+      a = { "rpc.service": rpc.slice(0, slash), "rpc.method": rpc.slice(slash + 1), "rpc.connect_rpc.error_code": code };
+      if (attrCache.size < MAX_RPC_SERIES) attrCache.set(key, a);
+    }
+    return a;
+  };
+  return {
+    meter,
+    recordRpc(rpc, code, duration_ms) {
+      rpcDuration.record(duration_ms, attrsOf(rpc, code));
+    },
+    recordOtlp(signal, outcome, n) {
+      if (n > 0) otlpEvents.add(n, { signal, outcome });
+    },
+    observe(src) {
+      const gauge = (name: string, description: string, unit: string, read: (r: ObservableResult) => void) =>
+        meter.createObservableGauge(name, { description, unit, valueType: ValueType.DOUBLE }).addCallback((r) => {
+          try {
+            read(r);
+          } catch {
+            // a gauge never breaks a scrape
+          }
+        });
+      if (src.openSessions) gauge("masques.sessions.open", "Open masque sessions in this daemon's index", "{session}", (r) => r.observe(src.openSessions!()));
+      if (src.holdsNearExpiry) gauge("masques.holds.near_expiry", "Open sessions whose ledger hold times out within SESSION_IDLE_S", "{session}", (r) => r.observe(src.holdsNearExpiry!()));
+      if (src.streamerLag) {
+        gauge("masques.streamer.lag", "How far ClickHouse is behind the ledger", "s", (r) => {
+          const l = src.streamerLag!();
+          if (l) r.observe(l.lag_s);
+        });
+        gauge("masques.streamer.events_behind", "Ledger events read but not yet in ClickHouse", "{event}", (r) => {
+          const l = src.streamerLag!();
+          if (l) r.observe(l.events_behind);
+        });
+      }
+      const c = src.coalescer;
+      if (c) {
+        const counter = (name: string, description: string, unit: string, read: () => number) =>
+          meter.createObservableCounter(name, { description, unit }).addCallback((r) => r.observe(read()));
+        counter("masques.ledger.batches", "Create requests sent to the ledger by the coalescer (merged batches)", "{request}", () => c.batches);
+        counter("masques.ledger.requests", "Create requests received by the coalescer from callers; requests / batches = merge ratio", "{request}", () => c.requests);
+        counter("masques.ledger.events", "Events sent to the ledger in create requests; events / batches = mean batch size", "{event}", () => c.events);
+        gauge("masques.ledger.merge_ratio", "Caller requests per ledger request since start (coalescer)", "1", (r) => r.observe(c.batches === 0 ? 0 : c.requests / c.batches));
+      }
+      const rp = src.reaper;
+      if (rp) {
+        meter
+          .createObservableCounter("masques.reaper.actions", { description: "Reaper actions since start, by action (idle, max_length, recover, expired)" })
+          .addCallback((r) => {
+            for (const action of ["idle", "max_length", "recover", "expired"] as const) r.observe(rp[action], { action });
+          });
+      }
+      gauge("process.memory.usage", "Resident set size of the daemon", "By", (r) => r.observe(process.memoryUsage().rss));
+      gauge("process.memory.heap_used", "V8 heap in use", "By", (r) => r.observe(process.memoryUsage().heapUsed));
+    },
+    handle(req, res) {
+      prometheus.getMetricsRequestHandler(req, res);
+    },
+    shutdown: () => provider.shutdown(),
+  };
+}
