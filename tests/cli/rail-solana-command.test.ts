@@ -34,7 +34,6 @@ describe("masques-ledger rail solana", () => {
     const missing = await runCli(["rail", "solana"], { RAIL_TOKEN_FILE: path.join(dir, "t.jwt"), RAIL_DATA_DIR: dir });
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/SOLANA_RPC_URL: required/);
-    expect(missing.stderr).toMatch(/SOLANA_CHAIN_ID: required/);
     const keyFile = path.join(dir, "hot.json");
     const bytes = Array.from({ length: 63 }, (_v, i) => 200 - i);
     await writeFile(keyFile, JSON.stringify(bytes));
@@ -50,5 +49,15 @@ describe("masques-ledger rail solana", () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/SOLANA_HOT_WALLET_KEYPAIR_FILE: .*64 byte values/);
     expect(bad.stdout + bad.stderr).not.toContain(bytes.slice(0, 8).join(","));
-  }, 60_000);
+    const noChain = await runCli(["rail", "solana"], {
+      RAIL_TOKEN_FILE: path.join(dir, "t.jwt"),
+      RAIL_DATA_DIR: dir,
+      SOLANA_RPC_URL: "http://127.0.0.1:1",
+      SOLANA_USDC_MINT: "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
+      SOLANA_DEPOSIT_OWNER: "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
+      SOLANA_HOT_WALLET_KEYPAIR_FILE: keyFile,
+    });
+    expect(noChain.code).toBe(2);
+    expect(noChain.stderr).toMatch(/SOLANA_CHAIN_ID: required/);
+  }, 120_000);
 });

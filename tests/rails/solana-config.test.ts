@@ -56,7 +56,7 @@ describe("Solana rail configuration", () => {
 
   test("every missing required variable is named; the optional deposit account is not", () => {
     const issues = issuesOf(() => loadSolanaRailConfig({ SOLANA_RPC_URL: " " }));
-    expect(issues.map((i) => i.variable).sort()).toEqual(["SOLANA_CHAIN_ID", "SOLANA_DEPOSIT_OWNER", "SOLANA_HOT_WALLET_KEYPAIR_FILE", "SOLANA_RPC_URL", "SOLANA_USDC_MINT"]);
+    expect(issues.map((i) => i.variable).sort()).toEqual(["SOLANA_DEPOSIT_OWNER", "SOLANA_HOT_WALLET_KEYPAIR_FILE", "SOLANA_RPC_URL", "SOLANA_USDC_MINT"]);
     expect(issues.every((i) => i.message === "required")).toBe(true);
   });
 

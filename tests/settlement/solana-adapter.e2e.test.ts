@@ -406,7 +406,7 @@ describe("deposits", () => {
     const token = await h.d.token("rail", "solana");
     gate = createRailAdapter({
       settlement: settlementClient(`http://${h.d.daemon.grpcAddr}`, () => token),
-      driver: solanaDriver(chain),
+      driver: solanaDriver(chain, CHAIN),
       cursor: fileCursorStore(path.join(dir, "gate"), "solana"),
       log: createLogger({ level: "silent" }),
       claim_max: 1,

@@ -47,6 +47,7 @@ export async function runSolanaRail(): Promise<number> {
   try {
     adapterConfig = loadAdapterConfig();
     config = loadSolanaRailConfig();
+    if (config.chain_id === null) throw new SolanaRailConfigError([{ variable: "SOLANA_CHAIN_ID", message: "required" }]);
     keypair = loadHotWalletKeypair(config.hot_wallet_keypair_file);
     readTokenFile(adapterConfig.token_file);
   } catch (e) {
@@ -74,7 +75,7 @@ export async function runSolanaRail(): Promise<number> {
   const tokenFile = adapterConfig.token_file;
   const adapter = createRailAdapter({
     settlement: settlementClient(adapterConfig.daemon_endpoint, () => readTokenFile(tokenFile)),
-    driver: solanaDriver(chain),
+    driver: solanaDriver(chain, config.chain_id),
     cursor: fileCursorStore(adapterConfig.data_dir, "solana"),
     log,
     claim_max: adapterConfig.claim_max,

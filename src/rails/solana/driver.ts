@@ -47,8 +47,8 @@ export function formatSolanaCursor(sig: Signature | null): string {
   return sig === null ? "start" : `sig:${sig}`;
 }
 
-/** The Solana driver over a connected chain port. */
-export function solanaDriver(chain: SolanaChain): RailDriver {
+/** The Solana driver over a connected chain port; `chain_id` = CAIP-2 id deposits are reported under. */
+export function solanaDriver(chain: SolanaChain, chain_id: string): RailDriver {
   const config = chain.config;
   const rpc = createSolanaRpc(config.rpc_url);
   /** Signed by pre-flight, handed out by `sign` (payout id → signed). */
@@ -168,7 +168,7 @@ export function solanaDriver(chain: SolanaChain): RailDriver {
       return {
         ok: true,
         deposit: {
-          chain_id: config.chain_id,
+          chain_id,
           tx_ref: d.signature,
           event_index: d.instruction_index,
           from_address: d.source_owner,
