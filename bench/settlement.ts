@@ -38,8 +38,8 @@ if (values.rail === "lightning") {
   await run(["--payouts", values.payouts ?? "40"]);
   process.exit(0);
 }
-if (values.rail !== "base") {
-  console.error(`bench:settlement: --rail ${values.rail} is not implemented yet (base and lightning are; solana is added with its adapter)`);
+if (values.rail !== "base" && values.rail !== "solana") {
+  console.error(`bench:settlement: --rail ${values.rail} is not implemented (base, lightning, solana)`);
   process.exit(2);
 }
 const N = Number(values.payouts);
@@ -47,6 +47,10 @@ const M = Number(values.deposits);
 if (!(Number.isInteger(N) && N >= 1 && N <= 500) || !(Number.isInteger(M) && M >= 1 && M <= 500)) {
   console.error("bench:settlement: --payouts and --deposits must be integers in 1..500");
   process.exit(2);
+}
+if (values.rail === "solana") {
+  await (await import("./settlement-solana.js")).benchSolana(N, M);
+  process.exit(0);
 }
 
 const AUTHOR = "author-grace"; // the researcher masque pays author-grace

@@ -127,6 +127,7 @@ async function tokenBalance(account: Address): Promise<bigint> {
 function envFor(over: Record<string, string> = {}): NodeJS.ProcessEnv {
   return {
     SOLANA_RPC_URL: node.url,
+    SOLANA_CHAIN_ID: "solana:4uhcVJyU9pJkvQyS88uRDiswHXSCkY3z",
     SOLANA_USDC_MINT: usdc,
     SOLANA_HOT_WALLET_KEYPAIR_FILE: path.join(dir, "hot.json"),
     SOLANA_DEPOSIT_OWNER: depositOwner.address,

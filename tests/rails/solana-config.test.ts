@@ -22,6 +22,7 @@ afterAll(async () => {
 
 const env = (over: Record<string, string | undefined> = {}): NodeJS.ProcessEnv => ({
   SOLANA_RPC_URL: "http://127.0.0.1:8899",
+  SOLANA_CHAIN_ID: "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp",
   SOLANA_USDC_MINT: MINT,
   SOLANA_HOT_WALLET_KEYPAIR_FILE: "/run/secrets/solana-hot-wallet.json",
   SOLANA_DEPOSIT_OWNER: OWNER,
@@ -42,6 +43,7 @@ describe("Solana rail configuration", () => {
   test("defaults: finalized for payouts and deposits, deposit account = the owner's ATA (null)", () => {
     expect(loadSolanaRailConfig(env())).toEqual({
       rpc_url: "http://127.0.0.1:8899",
+      chain_id: "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp",
       usdc_mint: MINT,
       hot_wallet_keypair_file: "/run/secrets/solana-hot-wallet.json",
       deposit_owner: OWNER,

@@ -14,6 +14,7 @@ import { BaseRailConfigError, baseRailConfigDocs, loadBaseRailConfig, loadHotWal
 import { BaseChainStartupError, connectBaseChain } from "../../rails/base/chain.js";
 import { baseDriver } from "../../rails/base/driver.js";
 import { lightningRailHelp, runLightningRail } from "../../rails/lightning/cli.js";
+import { runSolanaRail, solanaRailHelp } from "../../rails/solana/command.js";
 
 const FAULT_POINTS: readonly FaultPoint[] = ["after_sign", "after_record", "after_broadcast"];
 
@@ -41,18 +42,21 @@ ${docs(baseRailConfigDocs)}
       Fault injection for crash-recovery tests only: after_sign | after_record | after_broadcast
       makes the process SIGKILL itself the first time it reaches that step. Never set in production.
 
-${lightningRailHelp}`;
+${lightningRailHelp}
+
+${solanaRailHelp}`;
 
 export const railCommand: CliCommand = {
   name: "rail",
-  summary: "Run a settlement rail adapter (base, lightning) in the foreground",
+  summary: "Run a settlement rail adapter (base, lightning, solana) in the foreground",
   help,
   async run(argv) {
     const [name, ...rest] = argv;
     if (name === "lightning" && rest.length === 0) return runLightningRail();
+    if (name === "solana" && rest.length === 0) return runSolanaRail();
     if (name !== "base" || rest.length > 0) {
       process.stderr.write(
-        name === "solana" ? `rail: the ${name} adapter is not built yet (base, lightning)\n` : `rail: expected exactly one rail name: base or lightning (see --help)\n`,
+        `rail: expected exactly one rail name: base, lightning or solana (see --help)\n`,
       );
       return ExitCode.usage;
     }

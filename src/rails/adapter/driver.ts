@@ -77,9 +77,15 @@ export type PayoutFate =
       block_ref: string;
       fee_native: bigint;
       reason: string;
+      /** Solana: the payout created the destination's token account (CompletePayout.account_created). */
+      account_created?: boolean;
     }
-  /** The recorded bytes can never land (nonce used, blockhash expired, payment failed). */
-  | { kind: "never_lands"; reason: string };
+  /**
+   * The recorded bytes can never land (nonce used, blockhash expired, payment failed).
+   * `observed_block_height` (Solana): the block height seen past the recorded replay guard, the
+   * proof RecordSignedTransaction asks of a replacement (ADR 0091).
+   */
+  | { kind: "never_lands"; reason: string; observed_block_height?: bigint };
 
 /** A deposit event as the scan found it; the runner passes it to `verifyDeposit` before reporting. */
 export interface DepositCandidate {

@@ -81,8 +81,8 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
   const resigns = new Map<string, number>();
   const tentativeSeen = new Map<string, number>();
 
-  async function complete(order: PayoutOrder, tx: SignedPayout, confirmations: number, fee_native: bigint, block_number: bigint, r: TickReport) {
-    await settlement.completePayout({ payoutId: order.payout_id, txRef: tx.tx_ref, confirmations, networkFeeNative: fee_native });
+  async function complete(order: PayoutOrder, tx: SignedPayout, confirmations: number, fee_native: bigint, block_number: bigint, r: TickReport, account_created = false) {
+    await settlement.completePayout({ payoutId: order.payout_id, txRef: tx.tx_ref, confirmations, networkFeeNative: fee_native, accountCreated: account_created });
     resigns.delete(order.payout_id);
     r.completed += 1;
     log.info({ event: "payout_completed", payout_id: order.payout_id, tx_ref: tx.tx_ref, block_number: String(block_number), confirmations, fee_native: String(fee_native) }, "payout confirmed at finality depth");
@@ -102,7 +102,7 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
   }
 
   /** Sign, record (before anything leaves), broadcast. `replaces` names a recorded tx that can never land. */
-  async function signRecordBroadcast(order: PayoutOrder, in_flight: InFlight, replaces: string, r: TickReport): Promise<SignedPayout | null> {
+  async function signRecordBroadcast(order: PayoutOrder, in_flight: InFlight, replaces: string, r: TickReport, observed_block_height = 0n): Promise<SignedPayout | null> {
     const pre = await driver.preflight(order, in_flight);
     if (!pre.ok && !pre.definite) {
       log.info({ event: "payout_deferred", payout_id: order.payout_id, reason: pre.reason }, "hot wallet short only because of in-flight payouts: trying again next tick");
@@ -115,7 +115,7 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
     const tx = await driver.sign(order, in_flight);
     deps.fault?.("after_sign");
     try {
-      await settlement.recordSignedTransaction({ payoutId: order.payout_id, signedTransaction: tx.bytes, txRef: tx.tx_ref, replayGuard: tx.replay_guard, replacesTxRef: replaces });
+      await settlement.recordSignedTransaction({ payoutId: order.payout_id, signedTransaction: tx.bytes, txRef: tx.tx_ref, replayGuard: tx.replay_guard, replacesTxRef: replaces, observedBlockHeight: observed_block_height });
     } catch (e) {
       const reason = errorReason(e);
       if (reason === null) throw e;
@@ -144,7 +144,7 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
       }
       case "landed":
         if (!fate.final) return { tx, landed: true };
-        if (fate.success) await complete(order, tx, fate.confirmations, fate.fee_native, fate.block_number, r);
+        if (fate.success) await complete(order, tx, fate.confirmations, fate.fee_native, fate.block_number, r, fate.account_created ?? false);
         else await fail(order, tx.tx_ref, fate.reason, r);
         return null;
       case "never_lands": {
@@ -155,7 +155,7 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
         }
         resigns.set(order.payout_id, n + 1);
         log.warn({ event: "payout_resign", payout_id: order.payout_id, replaces: tx.tx_ref, reason: fate.reason }, "recorded transaction can never land: signing anew");
-        const next = await signRecordBroadcast(order, in_flight, tx.tx_ref, r);
+        const next = await signRecordBroadcast(order, in_flight, tx.tx_ref, r, fate.observed_block_height ?? 0n);
         // Not re-signed (deferred or refused): the old bytes stay the recorded ones.
         return next === null ? { tx, landed: false } : { tx: next, landed: false };
       }

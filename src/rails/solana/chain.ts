@@ -22,10 +22,12 @@ import {
   createKeyPairSignerFromBytes,
   createSolanaRpc,
   createTransactionMessage,
+  getBase58Decoder,
   getBase58Encoder,
   getBase64EncodedWireTransaction,
   getCompiledTransactionMessageDecoder,
   getSignatureFromTransaction,
+  getTransactionDecoder,
   getUtf8Encoder,
   pipe,
   setTransactionMessageFeePayerSigner,
@@ -41,8 +43,10 @@ import {
   type Rpc,
   type Signature,
   type SolanaRpcApi,
+  type Transaction,
 } from "@solana/kit";
 import {
+  ASSOCIATED_TOKEN_PROGRAM_ADDRESS,
   AccountState,
   TOKEN_PROGRAM_ADDRESS,
   TRANSFER_CHECKED_DISCRIMINATOR,
@@ -501,7 +505,7 @@ export async function signPayout(
       amount: req.amount_micro,
       decimals: USDC_DECIMALS,
     }),
-    { programAddress: MEMO_PROGRAM_ADDRESS, data: getUtf8Encoder().encode(`masques:payout:${req.payout_id}`) },
+    { programAddress: MEMO_PROGRAM_ADDRESS, data: getUtf8Encoder().encode(payoutMemo(req.payout_id, last_valid_block_height)) },
   );
   const tx = await pipe(
     createTransactionMessage({ version: 0 }),
@@ -525,6 +529,63 @@ export async function signPayout(
       ata_rent_lamports,
       fee_lamports: LAMPORTS_PER_SIGNATURE,
     },
+  };
+}
+
+/**
+ * The payout memo: `masques:payout:<payout_id>:lvbh:<last valid block height>`. The payout id makes
+ * two equal payouts differ; the block height travels inside the signed bytes, so a recorded
+ * transaction read back after a crash says until when it can land (decodeSignedPayout).
+ */
+export function payoutMemo(payout_id: string, last_valid_block_height: bigint): string {
+  return `masques:payout:${payout_id}:lvbh:${last_valid_block_height}`;
+}
+
+const MEMO_TEXT = /^masques:payout:([A-Za-z0-9._:-]{1,64}):lvbh:(\d{1,20})$/;
+
+/** A recorded payout transaction read back from its wire bytes (decodeSignedPayout). */
+export interface DecodedPayout {
+  readonly signature: Signature;
+  readonly payout_id: string;
+  readonly last_valid_block_height: bigint;
+  readonly destination: Address;
+  readonly amount_micro: bigint;
+  /** The transaction carries a create-ATA-idempotent instruction. */
+  readonly creates_destination_account: boolean;
+}
+
+/**
+ * Parse wire bytes this port signed (signPayout): the first signature, the memo's payout id and
+ * last valid block height, and the single USDC transferChecked from `hot_token_account` signed by
+ * `hot_wallet`. Throws an Error naming what does not match for any other bytes.
+ */
+export function decodeSignedPayout(wire: Uint8Array, expect: { hot_wallet: Address; hot_token_account: Address; usdc_mint: Address }): DecodedPayout {
+  let tx: Transaction;
+  try {
+    tx = getTransactionDecoder().decode(wire);
+  } catch (e) {
+    throw new Error(`recorded bytes are not a Solana wire transaction: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const msg = getCompiledTransactionMessageDecoder().decode(tx.messageBytes);
+  if (!("instructions" in msg)) throw new Error("recorded transaction has an unexpected message version");
+  const keys = msg.staticAccounts;
+  const signature = tx.signatures[expect.hot_wallet];
+  if (keys[0] !== expect.hot_wallet || !signature) throw new Error(`recorded transaction is not signed by the hot wallet ${expect.hot_wallet}`);
+  const memos = msg.instructions.filter((i) => keys[i.programAddressIndex] === MEMO_PROGRAM_ADDRESS);
+  const memo = memos.length === 1 && memos[0]?.data ? MEMO_TEXT.exec(new TextDecoder().decode(Uint8Array.from(memos[0].data))) : null;
+  if (!memo || memo[1] === undefined || memo[2] === undefined) throw new Error("recorded transaction carries no masques payout memo");
+  const token = msg.instructions.filter((i) => keys[i.programAddressIndex] === TOKEN_PROGRAM_ADDRESS);
+  const t = token.length === 1 && token[0] ? decodeTokenTransfer(keys, [...(token[0].accountIndices ?? [])], token[0].data ?? new Uint8Array()) : null;
+  if (!t || t.mint !== expect.usdc_mint || t.source !== expect.hot_token_account || t.authority !== expect.hot_wallet) {
+    throw new Error("recorded transaction is not a USDC transferChecked from the hot wallet");
+  }
+  return {
+    signature: getBase58Decoder().decode(signature) as Signature,
+    payout_id: memo[1],
+    last_valid_block_height: BigInt(memo[2]),
+    destination: t.destination,
+    amount_micro: t.amount,
+    creates_destination_account: msg.instructions.some((i) => keys[i.programAddressIndex] === ASSOCIATED_TOKEN_PROGRAM_ADDRESS),
   };
 }
 

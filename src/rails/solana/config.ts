@@ -45,6 +45,10 @@ const vars = {
     z.string().url("expected an http(s) URL").refine((u) => /^https?:\/\//.test(u), "expected an http(s) URL"),
     "JSON-RPC endpoint of a Solana node (http/https). Required for `masques-ledger rail solana`.",
   ),
+  SOLANA_CHAIN_ID: v(
+    z.string().regex(/^solana:[1-9A-HJ-NP-Za-km-z]{32}$/, 'expected a CAIP-2 Solana chain id "solana:<first 32 base58 characters of the genesis hash>"'),
+    "CAIP-2 chain id of the cluster (mainnet solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp); must equal the daemon's SETTLEMENT_SOLANA_CHAIN_ID. Deposits are reported under it. Required by `masques-ledger rail solana` (not by `reconcile --rails`).",
+  ),
   SOLANA_USDC_MINT: v(
     address,
     "USDC mint (SPL Token, 6 decimals; start-up checks the mint's decimals = 6). Only transfers of this mint are deposits. Required.",
@@ -97,6 +101,8 @@ export type RequiredCommitment = Extract<Commitment, "confirmed" | "finalized">;
 /** Parsed rail configuration. Money-free; the keypair is loaded separately (loadHotWalletKeypair). */
 export interface SolanaRailConfig {
   readonly rpc_url: string;
+  /** CAIP-2 `solana:<genesis prefix>`; null when unset (only `rail solana` requires it). */
+  readonly chain_id: string | null;
   readonly usdc_mint: Address;
   readonly hot_wallet_keypair_file: string;
   readonly deposit_owner: Address;
@@ -114,7 +120,7 @@ export class SolanaRailConfigError extends Error {
   }
 }
 
-const OPTIONAL = new Set(["SOLANA_DEPOSIT_TOKEN_ACCOUNT"]);
+const OPTIONAL = new Set(["SOLANA_DEPOSIT_TOKEN_ACCOUNT", "SOLANA_CHAIN_ID"]);
 
 /** Parse the environment. Throws SolanaRailConfigError naming every bad or missing variable. */
 export function loadSolanaRailConfig(env: NodeJS.ProcessEnv = process.env): SolanaRailConfig {
@@ -123,7 +129,7 @@ export function loadSolanaRailConfig(env: NodeJS.ProcessEnv = process.env): Sola
     const value = env[k];
     if (value !== undefined && value.trim() !== "") input[k] = value.trim();
   }
-  const parsed = schema.partial({ SOLANA_DEPOSIT_TOKEN_ACCOUNT: true }).safeParse(input);
+  const parsed = schema.partial({ SOLANA_DEPOSIT_TOKEN_ACCOUNT: true, SOLANA_CHAIN_ID: true }).safeParse(input);
   if (!parsed.success) {
     throw new SolanaRailConfigError(
       parsed.error.issues.map((i) => {
@@ -135,6 +141,7 @@ export function loadSolanaRailConfig(env: NodeJS.ProcessEnv = process.env): Sola
   const c = parsed.data;
   return {
     rpc_url: c.SOLANA_RPC_URL,
+    chain_id: c.SOLANA_CHAIN_ID ?? null,
     usdc_mint: c.SOLANA_USDC_MINT,
     hot_wallet_keypair_file: c.SOLANA_HOT_WALLET_KEYPAIR_FILE,
     deposit_owner: c.SOLANA_DEPOSIT_OWNER,
