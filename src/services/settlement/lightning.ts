@@ -81,7 +81,7 @@ import {
   type Violation,
 } from "../errors.js";
 import { parseHexId, timestampFromNs, transferView } from "../views.js";
-import { feeSchedule } from "./service.js";
+import { feeSchedule } from "./fees.js";
 import { payoutView } from "./views.js";
 
 type Impl = Partial<ServiceImpl<typeof SettlementService>>;

@@ -41,6 +41,7 @@ import {
   type PayoutDestination,
 } from "../../../clients/gen/masques/ledger/v1/settlement_service_pb.js";
 import type { Config } from "../../config.js";
+import { feeSchedule } from "./fees.js";
 import type { SettlementStore, PayoutRow } from "../../controlplane/settlement.js";
 import { IDEMPOTENCY_KEY_RE, OWNER_ID_RULE, authorEarningsId, availableMicro } from "../../domain/accounts.js";
 import type { RailName } from "../../domain/codes.js";
@@ -117,16 +118,6 @@ const NS_PER_MS = 1_000_000n;
 const NS_PER_S = 1_000_000_000n;
 const MAX_CLAIM = 100;
 const MAX_REASON_CHARS = 1000;
-
-/** The fee schedule of a rail (configuration; one schedule for every enabled rail today). */
-export function feeSchedule(config: Config): PayoutFeeSchedule {
-  return {
-    fixed_fee_micro: config.PAYOUT_FIXED_FEE_MICRO,
-    fee_bps: config.PAYOUT_FEE_BPS,
-    minimum_net_micro: config.PAYOUT_MIN_NET_MICRO,
-    quote_ttl_s: config.PAYOUT_QUOTE_TTL_S,
-  };
-}
 
 function payoutNotFound(id: string): Error {
   return statusError(Code.NotFound, "PAYOUT_NOT_FOUND", `payout ${id} does not exist (or is not yours)`, { payout_id: id });
