@@ -123,3 +123,42 @@ export function sessionExpiredEvent(session_id: bigint, masque_index: number, au
     data: { session_id: sid, masque_index, author_id, deadline_time: rfc3339(deadline_ns) },
   };
 }
+
+/** A revenue rule as the `revenue_rule.*` events describe it (src/domain/revenue-rules.ts RevenueRule). */
+export interface RuleEventSubject {
+  readonly rule_id: string;
+  readonly scope: { readonly kind: string; readonly value: string };
+  readonly author_bps: number;
+  readonly platform_fee_bps: number;
+  readonly approved_by: string | null;
+  readonly cooling_end_time_ns: bigint | null;
+  readonly emergency: boolean;
+  readonly justification: string;
+  readonly superseded_by_rule: string | null;
+}
+
+/** The `revenue_rule.*` event types, by the transition that emits them. */
+export type RevenueRuleEventType = Extract<WebhookEventType, `revenue_rule.${string}`>;
+
+/**
+ * `revenue_rule.<transition>` for `rule` after the transition, done by `actor` at `time_ns`
+ * (platform-only: author_id null, so admin endpoints receive it). One event per (type, rule): a
+ * rule passes each transition at most once, so the rule id is the idempotency key.
+ */
+export function revenueRuleEvent(type: RevenueRuleEventType, rule: RuleEventSubject, actor: string, reason: string, time_ns: bigint): WebhookEvent {
+  const scope = rule.scope.kind === "platform" ? "platform" : `${rule.scope.kind}:${rule.scope.value}`;
+  const data: WebhookData =
+    type === "revenue_rule.superseded"
+      ? { rule_id: rule.rule_id, scope, superseded_by: rule.superseded_by_rule }
+      : { rule_id: rule.rule_id, scope, author_share_bps: rule.author_bps, platform_fee_bps: rule.platform_fee_bps, actor, reason };
+  if (type === "revenue_rule.approved") {
+    data.approver = rule.approved_by;
+    data.effective_time = rule.cooling_end_time_ns === null ? null : rfc3339(rule.cooling_end_time_ns);
+  }
+  if (type === "revenue_rule.rejected") data.approver = actor;
+  if (type === "revenue_rule.activated") {
+    data.emergency = rule.emergency;
+    data.justification = rule.justification;
+  }
+  return { event_id: webhookEventId(type, rule.rule_id), type, author_id: null, time_ns, data };
+}
