@@ -28,6 +28,8 @@ export const WEBHOOK_EVENT_TYPES = {
   "payout.completed": "A payout reached the rail's finality depth and was posted. data: as payout.submitted.",
   "payout.failed": "A payout failed definitively and its hold was voided (nothing paid). data: as payout.requested plus failure_reason.",
   "payout.cancelled": "A payout was cancelled before it was sent. data: as payout.requested.",
+  "payout_destination.change_pending": "A new payout destination was registered and is cooling: it pays from effective_time unless the author withdraws it (ADR 0089). data: author_id, rail, address, active_address, effective_time.",
+  "payout_destination.change_withdrawn": "A pending payout destination change was withdrawn. data: author_id, rail, address, active_address.",
 } as const;
 
 export type WebhookEventType = keyof typeof WEBHOOK_EVENT_TYPES;
@@ -161,4 +163,60 @@ export function revenueRuleEvent(type: RevenueRuleEventType, rule: RuleEventSubj
     data.justification = rule.justification;
   }
   return { event_id: webhookEventId(type, rule.rule_id), type, author_id: null, time_ns, data };
+}
+
+/** A payout as the `payout.*` events describe it (src/controlplane/settlement.ts PayoutRow). */
+export interface PayoutEventSubject {
+  readonly payout_id: string;
+  readonly author_id: string;
+  readonly rail: string;
+  readonly amount_micro: bigint;
+  readonly fee_micro: bigint;
+  readonly net_micro: bigint;
+  readonly tx_ref: string | null;
+  readonly failure_reason: string | null;
+}
+
+/** The `payout.*` event types. */
+export type PayoutEventType = Extract<WebhookEventType, `payout.${string}`>;
+
+const PAYOUT_STATUS: Record<PayoutEventType, string> = {
+  "payout.requested": "queued",
+  "payout.submitted": "submitted",
+  "payout.completed": "completed",
+  "payout.failed": "failed",
+  "payout.cancelled": "cancelled",
+};
+
+/**
+ * `payout.<state>` for `p` at `time_ns`, scoped to the payout's author (their endpoints and the
+ * admins' receive it). One event per (type, payout): a payout enters each state at most once.
+ */
+export function payoutEvent(type: PayoutEventType, p: PayoutEventSubject, time_ns: bigint): WebhookEvent {
+  const data: WebhookData = {
+    payout_id: p.payout_id,
+    author_id: p.author_id,
+    rail: p.rail,
+    amount_micro: p.amount_micro.toString(),
+    fee_micro: p.fee_micro.toString(),
+    net_micro: p.net_micro.toString(),
+    status: PAYOUT_STATUS[type],
+  };
+  if (type === "payout.submitted" || type === "payout.completed") data.tx_ref = p.tx_ref;
+  if (type === "payout.failed") data.failure_reason = p.failure_reason;
+  return { event_id: webhookEventId(type, p.payout_id), type, author_id: p.author_id, time_ns, data };
+}
+
+/**
+ * The webhook event of a settlement outbox row (ADR 0089; its payload is already a Standard
+ * Webhooks body): same type and data, the row's id as idempotency key. Throws when the row's
+ * type is not a webhook event type or its payload is not such a body.
+ */
+export function settlementNotificationEvent(n: { notification_id: string; event_type: string; author_id: string; payload: string; create_time_ns: bigint }): WebhookEvent {
+  if (!isWebhookEventType(n.event_type)) throw new Error(`settlement notification ${n.notification_id}: unknown event type ${n.event_type}`);
+  const body = JSON.parse(n.payload) as { type?: unknown; data?: unknown };
+  if (body.type !== n.event_type || typeof body.data !== "object" || body.data === null) {
+    throw new Error(`settlement notification ${n.notification_id}: payload is not a ${n.event_type} body`);
+  }
+  return { event_id: webhookEventId(n.event_type, n.notification_id), type: n.event_type, author_id: n.author_id, time_ns: n.create_time_ns, data: body.data as WebhookData };
 }
