@@ -13,6 +13,7 @@ import type { RailName } from "../domain/codes.js";
 import type { RailDestinations } from "../domain/settlement/destinations.js";
 import type { OwnershipChallenge } from "../rails/base/ownership.js";
 import { payoutEvent, settlementNotificationEvent } from "../webhooks/events.js";
+import { appendAudit } from "./audit.js";
 import { enqueueWebhookEvent } from "./webhooks.js";
 import type { Database } from "./schema.js";
 
@@ -414,6 +415,12 @@ export interface PageBefore {
   id: string;
 }
 
+/** Who releases a held deposit, for its audit entry (the actor id is the releasing admin). */
+export interface ReleaseAudit {
+  actor_kind: string;
+  request_id: string;
+}
+
 export interface DepositStore {
   /** The agent an address is bound to on a rail, or null. */
   sourceAgent(rail: RailName, address: string): Promise<string | null>;
@@ -442,7 +449,7 @@ export interface DepositStore {
    * Records an admin's release after the ledger credited it: HELD → CREDITED to `agent_id`
    * (only from HELD; a retry for the same agent returns the row). Null when the row is neither.
    */
-  releaseHeld(deposit_id: string, agent_id: string, admin_id: string, reason: string, now_ns: bigint): Promise<DepositRow | null>;
+  releaseHeld(deposit_id: string, agent_id: string, admin_id: string, reason: string, now_ns: bigint, audit?: ReleaseAudit): Promise<DepositRow | null>;
   /**
    * The adapter reported the deposit's block `block_hash` gone from the canonical chain: the
    * block is remembered as orphaned for this deposit, and a CONFIRMING / HELD row whose recorded
@@ -549,12 +556,34 @@ export function createDepositStore(db: Kysely<Database>): DepositStore {
         time_ns: big(x.time_ns),
       }));
     },
-    async releaseHeld(id, agent_id, admin_id, reason, now_ns) {
+    async releaseHeld(id, agent_id, admin_id, reason, now_ns, audit) {
       const now = now_ns.toString();
-      const r = await sql<Record<string, unknown>>`update deposit set state = 'credited', agent_id = ${agent_id}, released_by = ${admin_id},
-          release_reason = ${reason}, release_time_ns = ${now}, update_time_ns = ${now}
-        where deposit_id = ${id} and state = 'held' returning ${DEPOSIT_COLUMNS}`.execute(db);
-      if (r.rows[0]) return toDeposit(r.rows[0]);
+      const released = await db.transaction().execute(async (trx) => {
+        const before = await sql<Record<string, unknown>>`select ${DEPOSIT_COLUMNS} from deposit where deposit_id = ${id} and state = 'held' for update`.execute(trx);
+        const r = await sql<Record<string, unknown>>`update deposit set state = 'credited', agent_id = ${agent_id}, released_by = ${admin_id},
+            release_reason = ${reason}, release_time_ns = ${now}, update_time_ns = ${now}
+          where deposit_id = ${id} and state = 'held' returning ${DEPOSIT_COLUMNS}`.execute(trx);
+        if (!r.rows[0] || !before.rows[0]) return null;
+        const after = toDeposit(r.rows[0]);
+        if (audit) {
+          const b = toDeposit(before.rows[0]);
+          // The release and its audit entry commit together (issue 16, ADR 0109).
+          await appendAudit(trx, {
+            time_ns: now_ns,
+            actor_kind: audit.actor_kind,
+            actor_id: admin_id,
+            action: "deposit.release_held",
+            subject: `deposit:${id}`,
+            request_id: audit.request_id,
+            reason,
+            before: { state: b.state, agent_id: b.agent_id, amount_micro: b.amount_micro.toString() },
+            after: { state: after.state, agent_id: after.agent_id, amount_micro: after.amount_micro.toString() },
+            dedupe_key: `deposit.release_held:${id}`,
+          });
+        }
+        return after;
+      });
+      if (released) return released;
       const cur = await sql<Record<string, unknown>>`select ${DEPOSIT_COLUMNS} from deposit where deposit_id = ${id}
         and state = 'credited' and agent_id = ${agent_id} and released_by is not null`.execute(db);
       return cur.rows[0] ? toDeposit(cur.rows[0]) : null;
