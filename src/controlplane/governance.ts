@@ -21,7 +21,9 @@ import {
   type RuleState,
   type ScopeKind,
 } from "../domain/revenue-rules.js";
+import { revenueRuleEvent, type RevenueRuleEventType } from "../webhooks/events.js";
 import { appendAudit } from "./audit.js";
+import { enqueueWebhookEvent } from "./webhooks.js";
 import type { Database } from "./schema.js";
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -195,11 +197,30 @@ export interface SessionPin {
   pin_time_ns: bigint;
 }
 
+/** The webhook event each audited transition emits (bootstrap emits none: no endpoint exists yet). */
+const RULE_EVENT_OF_ACTION: Partial<Record<string, RevenueRuleEventType>> = {
+  "revenue_rule.create": "revenue_rule.created",
+  "revenue_rule.submit": "revenue_rule.submitted",
+  "revenue_rule.approve": "revenue_rule.approved",
+  "revenue_rule.reject": "revenue_rule.rejected",
+  "revenue_rule.activate": "revenue_rule.activated",
+  "revenue_rule.emergency_activate": "revenue_rule.activated",
+  "revenue_rule.supersede": "revenue_rule.superseded",
+};
+
 /** Build the store. */
 export function createGovernanceStore(db: Kysely<Database>, opts: { clock: () => bigint; cooling_s: () => number }): GovernanceStore {
-  const audit = (trx: Transaction<Database>, actor: Actor, action: string, before: RevenueRule | null, after: RevenueRule, reason = "", emergency = false) =>
-    appendAudit(trx, {
-      time_ns: opts.clock(),
+  /**
+   * Record a transition in `trx`: its audit entry and, for the transitions webhooks announce, its
+   * `revenue_rule.*` event (issue 16, ADR 0109), so the change, its record and its notification
+   * commit together.
+   */
+  const audit = async (trx: Transaction<Database>, actor: Actor, action: string, before: RevenueRule | null, after: RevenueRule, reason = "", emergency = false) => {
+    const now = opts.clock();
+    const type = RULE_EVENT_OF_ACTION[action];
+    if (type) await enqueueWebhookEvent(trx, revenueRuleEvent(type, after, actor.id, reason, now), now);
+    return appendAudit(trx, {
+      time_ns: now,
       actor_kind: actor.kind,
       actor_id: actor.id,
       action,
@@ -211,6 +232,7 @@ export function createGovernanceStore(db: Kysely<Database>, opts: { clock: () =>
       after: snapshot(after),
       emergency,
     });
+  };
 
   /** Make `rule` the scope's active rule, superseding the current one; in `trx`. */
   async function activateIn(trx: Transaction<Database>, actor: Actor, rule: RevenueRule, emergency: boolean, justification: string): Promise<RevenueRule> {

@@ -12,6 +12,9 @@ import { sql, type Kysely, type RawBuilder } from "kysely";
 import type { RailName } from "../domain/codes.js";
 import type { RailDestinations } from "../domain/settlement/destinations.js";
 import type { OwnershipChallenge } from "../rails/base/ownership.js";
+import { payoutEvent, settlementNotificationEvent } from "../webhooks/events.js";
+import { appendAudit } from "./audit.js";
+import { enqueueWebhookEvent } from "./webhooks.js";
 import type { Database } from "./schema.js";
 
 /** A stored challenge, with its id and when it was used (null: never). */
@@ -229,8 +232,10 @@ export function createSettlementStore(db: Kysely<Database>): SettlementStore {
       await db.transaction().execute(async (trx) => {
         if (notification !== null) {
           const n = notification;
-          await sql`insert into settlement_notification (notification_id, event_type, author_id, rail, payload, create_time_ns)
-            values (${n.notification_id}, ${n.event_type}, ${n.author_id}, ${n.rail}, ${n.payload}, ${n.create_time_ns.toString()})`.execute(trx);
+          // Relayed into the webhook outbox in this same transaction (ADR 0109): relay_time_ns is set.
+          await enqueueWebhookEvent(trx, settlementNotificationEvent(n), n.create_time_ns);
+          await sql`insert into settlement_notification (notification_id, event_type, author_id, rail, payload, create_time_ns, relay_time_ns)
+            values (${n.notification_id}, ${n.event_type}, ${n.author_id}, ${n.rail}, ${n.payload}, ${n.create_time_ns.toString()}, ${n.create_time_ns.toString()})`.execute(trx);
         }
         await sql`delete from payout_destination where author_id = ${author_id} and rail = ${rail}`.execute(trx);
         for (const [slot, dest] of [["active", d.active], ["pending", d.pending]] as const) {
@@ -277,8 +282,11 @@ export function createSettlementStore(db: Kysely<Database>): SettlementStore {
         where payout_id = ${id} and not quote_cancelled returning ${PAYOUT_COLUMNS}`);
     },
     async markHeld(id, now_ns) {
-      await sql`update payout set held = true, queued_time_ns = coalesce(queued_time_ns, ${now_ns.toString()}), update_time_ns = ${now_ns.toString()}
-        where payout_id = ${id} and not held`.execute(db);
+      await db.transaction().execute(async (trx) => {
+        const r = await sql<RawPayout>`update payout set held = true, queued_time_ns = coalesce(queued_time_ns, ${now_ns.toString()}), update_time_ns = ${now_ns.toString()}
+          where payout_id = ${id} and not held returning ${PAYOUT_COLUMNS}`.execute(trx);
+        if (r.rows[0]) await enqueueWebhookEvent(trx, payoutEvent("payout.requested", toPayout(r.rows[0]), now_ns), now_ns);
+      });
     },
     async markConfirmRefused(id, now_ns) {
       await sql`update payout set confirm_refused = true, update_time_ns = ${now_ns.toString()} where payout_id = ${id} and not held`.execute(db);
@@ -321,7 +329,10 @@ export function createSettlementStore(db: Kysely<Database>): SettlementStore {
         }
         await sql`insert into payout_transaction (payout_id, tx_ref, signed_transaction, replay_guard, record_time_ns)
           values (${a.payout_id}, ${a.tx_ref}, ${a.signed_transaction}, ${a.replay_guard.toString()}, ${now})`.execute(trx);
-        return toPayout(r.rows[0]!);
+        const row = toPayout(r.rows[0]!);
+        // The first signed transaction is the submission (a fee bump keeps the event: same id).
+        await enqueueWebhookEvent(trx, payoutEvent("payout.submitted", row, a.now_ns), a.now_ns);
+        return row;
       });
       return updated !== null ? { ok: true, row: updated } : { ok: false, row: await getPayout(a.payout_id) };
     },
@@ -339,8 +350,15 @@ export function createSettlementStore(db: Kysely<Database>): SettlementStore {
         returning ${PAYOUT_COLUMNS}`);
     },
     async markSettled(id, settled, now_ns, fee) {
-      await sql`update payout set settled = ${settled}, network_fee_native = coalesce(${fee === null ? null : fee.toString()}::numeric, network_fee_native),
-        update_time_ns = ${now_ns.toString()} where payout_id = ${id} and (settled is null or settled = ${settled})`.execute(db);
+      await db.transaction().execute(async (trx) => {
+        const r = await sql<RawPayout>`update payout set settled = ${settled}, network_fee_native = coalesce(${fee === null ? null : fee.toString()}::numeric, network_fee_native),
+          update_time_ns = ${now_ns.toString()} where payout_id = ${id} and (settled is null or settled = ${settled}) returning ${PAYOUT_COLUMNS}`.execute(trx);
+        const row = r.rows[0] ? toPayout(r.rows[0]) : null;
+        if (row === null) return;
+        // A repeat (same `settled`) enqueues the same event id again: nothing new is stored.
+        const type = settled === "posted" ? "payout.completed" : row.void_intent === "cancelled" ? "payout.cancelled" : "payout.failed";
+        await enqueueWebhookEvent(trx, payoutEvent(type, row, now_ns), now_ns);
+      });
     },
   };
 }
@@ -397,6 +415,12 @@ export interface PageBefore {
   id: string;
 }
 
+/** Who releases a held deposit, for its audit entry (the actor id is the releasing admin). */
+export interface ReleaseAudit {
+  actor_kind: string;
+  request_id: string;
+}
+
 export interface DepositStore {
   /** The agent an address is bound to on a rail, or null. */
   sourceAgent(rail: RailName, address: string): Promise<string | null>;
@@ -425,7 +449,7 @@ export interface DepositStore {
    * Records an admin's release after the ledger credited it: HELD → CREDITED to `agent_id`
    * (only from HELD; a retry for the same agent returns the row). Null when the row is neither.
    */
-  releaseHeld(deposit_id: string, agent_id: string, admin_id: string, reason: string, now_ns: bigint): Promise<DepositRow | null>;
+  releaseHeld(deposit_id: string, agent_id: string, admin_id: string, reason: string, now_ns: bigint, audit?: ReleaseAudit): Promise<DepositRow | null>;
   /**
    * The adapter reported the deposit's block `block_hash` gone from the canonical chain: the
    * block is remembered as orphaned for this deposit, and a CONFIRMING / HELD row whose recorded
@@ -532,12 +556,34 @@ export function createDepositStore(db: Kysely<Database>): DepositStore {
         time_ns: big(x.time_ns),
       }));
     },
-    async releaseHeld(id, agent_id, admin_id, reason, now_ns) {
+    async releaseHeld(id, agent_id, admin_id, reason, now_ns, audit) {
       const now = now_ns.toString();
-      const r = await sql<Record<string, unknown>>`update deposit set state = 'credited', agent_id = ${agent_id}, released_by = ${admin_id},
-          release_reason = ${reason}, release_time_ns = ${now}, update_time_ns = ${now}
-        where deposit_id = ${id} and state = 'held' returning ${DEPOSIT_COLUMNS}`.execute(db);
-      if (r.rows[0]) return toDeposit(r.rows[0]);
+      const released = await db.transaction().execute(async (trx) => {
+        const before = await sql<Record<string, unknown>>`select ${DEPOSIT_COLUMNS} from deposit where deposit_id = ${id} and state = 'held' for update`.execute(trx);
+        const r = await sql<Record<string, unknown>>`update deposit set state = 'credited', agent_id = ${agent_id}, released_by = ${admin_id},
+            release_reason = ${reason}, release_time_ns = ${now}, update_time_ns = ${now}
+          where deposit_id = ${id} and state = 'held' returning ${DEPOSIT_COLUMNS}`.execute(trx);
+        if (!r.rows[0] || !before.rows[0]) return null;
+        const after = toDeposit(r.rows[0]);
+        if (audit) {
+          const b = toDeposit(before.rows[0]);
+          // The release and its audit entry commit together (issue 16, ADR 0109).
+          await appendAudit(trx, {
+            time_ns: now_ns,
+            actor_kind: audit.actor_kind,
+            actor_id: admin_id,
+            action: "deposit.release_held",
+            subject: `deposit:${id}`,
+            request_id: audit.request_id,
+            reason,
+            before: { state: b.state, agent_id: b.agent_id, amount_micro: b.amount_micro.toString() },
+            after: { state: after.state, agent_id: after.agent_id, amount_micro: after.amount_micro.toString() },
+            dedupe_key: `deposit.release_held:${id}`,
+          });
+        }
+        return after;
+      });
+      if (released) return released;
       const cur = await sql<Record<string, unknown>>`select ${DEPOSIT_COLUMNS} from deposit where deposit_id = ${id}
         and state = 'credited' and agent_id = ${agent_id} and released_by is not null`.execute(db);
       return cur.rows[0] ? toDeposit(cur.rows[0]) : null;

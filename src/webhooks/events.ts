@@ -28,6 +28,8 @@ export const WEBHOOK_EVENT_TYPES = {
   "payout.completed": "A payout reached the rail's finality depth and was posted. data: as payout.submitted.",
   "payout.failed": "A payout failed definitively and its hold was voided (nothing paid). data: as payout.requested plus failure_reason.",
   "payout.cancelled": "A payout was cancelled before it was sent. data: as payout.requested.",
+  "payout_destination.change_pending": "A new payout destination was registered and is cooling: it pays from effective_time unless the author withdraws it (ADR 0089). data: author_id, rail, address, active_address, effective_time.",
+  "payout_destination.change_withdrawn": "A pending payout destination change was withdrawn. data: author_id, rail, address, active_address.",
 } as const;
 
 export type WebhookEventType = keyof typeof WEBHOOK_EVENT_TYPES;
@@ -122,4 +124,99 @@ export function sessionExpiredEvent(session_id: bigint, masque_index: number, au
     time_ns: deadline_ns,
     data: { session_id: sid, masque_index, author_id, deadline_time: rfc3339(deadline_ns) },
   };
+}
+
+/** A revenue rule as the `revenue_rule.*` events describe it (src/domain/revenue-rules.ts RevenueRule). */
+export interface RuleEventSubject {
+  readonly rule_id: string;
+  readonly scope: { readonly kind: string; readonly value: string };
+  readonly author_bps: number;
+  readonly platform_fee_bps: number;
+  readonly approved_by: string | null;
+  readonly cooling_end_time_ns: bigint | null;
+  readonly emergency: boolean;
+  readonly justification: string;
+  readonly superseded_by_rule: string | null;
+}
+
+/** The `revenue_rule.*` event types, by the transition that emits them. */
+export type RevenueRuleEventType = Extract<WebhookEventType, `revenue_rule.${string}`>;
+
+/**
+ * `revenue_rule.<transition>` for `rule` after the transition, done by `actor` at `time_ns`
+ * (platform-only: author_id null, so admin endpoints receive it). One event per (type, rule): a
+ * rule passes each transition at most once, so the rule id is the idempotency key.
+ */
+export function revenueRuleEvent(type: RevenueRuleEventType, rule: RuleEventSubject, actor: string, reason: string, time_ns: bigint): WebhookEvent {
+  const scope = rule.scope.kind === "platform" ? "platform" : `${rule.scope.kind}:${rule.scope.value}`;
+  const data: WebhookData =
+    type === "revenue_rule.superseded"
+      ? { rule_id: rule.rule_id, scope, superseded_by: rule.superseded_by_rule }
+      : { rule_id: rule.rule_id, scope, author_share_bps: rule.author_bps, platform_fee_bps: rule.platform_fee_bps, actor, reason };
+  if (type === "revenue_rule.approved") {
+    data.approver = rule.approved_by;
+    data.effective_time = rule.cooling_end_time_ns === null ? null : rfc3339(rule.cooling_end_time_ns);
+  }
+  if (type === "revenue_rule.rejected") data.approver = actor;
+  if (type === "revenue_rule.activated") {
+    data.emergency = rule.emergency;
+    data.justification = rule.justification;
+  }
+  return { event_id: webhookEventId(type, rule.rule_id), type, author_id: null, time_ns, data };
+}
+
+/** A payout as the `payout.*` events describe it (src/controlplane/settlement.ts PayoutRow). */
+export interface PayoutEventSubject {
+  readonly payout_id: string;
+  readonly author_id: string;
+  readonly rail: string;
+  readonly amount_micro: bigint;
+  readonly fee_micro: bigint;
+  readonly net_micro: bigint;
+  readonly tx_ref: string | null;
+  readonly failure_reason: string | null;
+}
+
+/** The `payout.*` event types. */
+export type PayoutEventType = Extract<WebhookEventType, `payout.${string}`>;
+
+const PAYOUT_STATUS: Record<PayoutEventType, string> = {
+  "payout.requested": "queued",
+  "payout.submitted": "submitted",
+  "payout.completed": "completed",
+  "payout.failed": "failed",
+  "payout.cancelled": "cancelled",
+};
+
+/**
+ * `payout.<state>` for `p` at `time_ns`, scoped to the payout's author (their endpoints and the
+ * admins' receive it). One event per (type, payout): a payout enters each state at most once.
+ */
+export function payoutEvent(type: PayoutEventType, p: PayoutEventSubject, time_ns: bigint): WebhookEvent {
+  const data: WebhookData = {
+    payout_id: p.payout_id,
+    author_id: p.author_id,
+    rail: p.rail,
+    amount_micro: p.amount_micro.toString(),
+    fee_micro: p.fee_micro.toString(),
+    net_micro: p.net_micro.toString(),
+    status: PAYOUT_STATUS[type],
+  };
+  if (type === "payout.submitted" || type === "payout.completed") data.tx_ref = p.tx_ref;
+  if (type === "payout.failed") data.failure_reason = p.failure_reason;
+  return { event_id: webhookEventId(type, p.payout_id), type, author_id: p.author_id, time_ns, data };
+}
+
+/**
+ * The webhook event of a settlement outbox row (ADR 0089; its payload is already a Standard
+ * Webhooks body): same type and data, the row's id as idempotency key. Throws when the row's
+ * type is not a webhook event type or its payload is not such a body.
+ */
+export function settlementNotificationEvent(n: { notification_id: string; event_type: string; author_id: string; payload: string; create_time_ns: bigint }): WebhookEvent {
+  if (!isWebhookEventType(n.event_type)) throw new Error(`settlement notification ${n.notification_id}: unknown event type ${n.event_type}`);
+  const body = JSON.parse(n.payload) as { type?: unknown; data?: unknown };
+  if (body.type !== n.event_type || typeof body.data !== "object" || body.data === null) {
+    throw new Error(`settlement notification ${n.notification_id}: payload is not a ${n.event_type} body`);
+  }
+  return { event_id: webhookEventId(n.event_type, n.notification_id), type: n.event_type, author_id: n.author_id, time_ns: n.create_time_ns, data: body.data as WebhookData };
 }

@@ -41,7 +41,8 @@ describe("destination change notifications", () => {
       const third = { address: "0x" + "33".repeat(20), effective_time_ns: NOW + 1n, create_time_ns: NOW };
       await expect(s.putDestinations("ann", "base", { active, pending: third }, n)).rejects.toThrow();
       expect((await s.getDestinations("ann", "base")).pending?.address).toBe(pending.address);
-      const rows = await sql<{ n: number }>`select count(*)::int as n from settlement_notification where relay_time_ns is null`.execute(cp.db);
+      // Relayed into the webhook outbox in the same transaction (ADR 0109): none is left unrelayed.
+      const rows = await sql<{ n: number }>`select count(*)::int as n from settlement_notification where relay_time_ns is not null`.execute(cp.db);
       expect(rows.rows[0]!.n).toBe(1);
     } finally {
       await cp.close();

@@ -13,6 +13,7 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { AccountService } from "../../clients/gen/masques/ledger/v1/account_service_pb.js";
 import { AdminService } from "../../clients/gen/masques/ledger/v1/admin_service_pb.js";
 import { SessionService } from "../../clients/gen/masques/ledger/v1/session_service_pb.js";
+import { WebhookService } from "../../clients/gen/masques/ledger/v1/webhook_service_pb.js";
 import { loadConfig } from "../../src/config.js";
 import { runDaemon, systemClock, type RunningDaemon } from "../../src/daemon.js";
 import { createLogger } from "../../src/log.js";
@@ -27,6 +28,7 @@ export interface As {
   admin: Client<typeof AdminService>;
   accounts: Client<typeof AccountService>;
   sessions: Client<typeof SessionService>;
+  hooks: Client<typeof WebhookService>;
 }
 
 export interface GovDaemon {
@@ -96,7 +98,7 @@ export async function startGovDaemon(env: Record<string, string> = {}): Promise<
         transport === "grpc"
           ? createGrpcTransport({ baseUrl: `http://${daemon.grpcAddr}`, interceptors: [auth] })
           : createConnectTransport({ baseUrl: `http://${daemon.httpAddr}`, httpVersion: "1.1", useBinaryFormat: false, interceptors: [auth] });
-      return { admin: createClient(AdminService, t), accounts: createClient(AccountService, t), sessions: createClient(SessionService, t) };
+      return { admin: createClient(AdminService, t), accounts: createClient(AccountService, t), sessions: createClient(SessionService, t), hooks: createClient(WebhookService, t) };
     },
     advance(seconds) {
       if (!(seconds > 0)) throw new Error("the clock only moves forward");

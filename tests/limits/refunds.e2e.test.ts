@@ -9,6 +9,7 @@ import { TransferKind } from "../../clients/gen/masques/ledger/v1/common_pb.js";
 import { startClockDaemon, type ClockDaemon } from "../support/clock-daemon.js";
 import { newSessionId, type Clients } from "../sessions/harness.js";
 import { expectStatus } from "../accounts/errors.js";
+import { auditEntriesAbout } from "../wiring/audit-reader.js";
 
 const USD = 1_000_000n;
 let d: ClockDaemon;
@@ -54,6 +55,15 @@ describe("RefundSession", () => {
     expect(rest.amountMicro).toBe(s.charged - 100_000n);
     expect(rest.refundedTotalMicro).toBe(s.charged);
     expect(await d.available(s.agent)).toBe(before + s.charged);
+    // Each refund is audited once (the retried key added nothing): actor, reason, before/after (ADR 0109).
+    const entries = await auditEntriesAbout(d, "ops", `session:${s.sid}`);
+    expect(entries.map((e) => [e.action, e.actorKind, e.reason])).toEqual([
+      ["session.refund", "admin", "bad answer"],
+      ["session.refund", "admin", "the rest"],
+    ]);
+    expect(entries.every((e) => e.requestId !== "")).toBe(true);
+    expect(JSON.parse(entries[1]!.afterJson)).toMatchObject({ amount_micro: String(s.charged - 100_000n), refundable_micro: "0" });
+    expect(JSON.parse(entries[1]!.beforeJson)).toMatchObject({ charge_micro: String(s.charged), refundable_micro: String(s.charged - 100_000n) });
     // The agent's statement shows both refund parts.
     const st = await s.c.accounts.listTransfers({ account: { ref: { case: "agentWallet", value: s.agent } } });
     const kinds = st.entries.map((e) => e.transfer!.kind);

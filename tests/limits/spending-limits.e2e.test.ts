@@ -9,6 +9,7 @@ import { PeerTransferDirection, WalletMode } from "../../clients/gen/masques/led
 import { startClockDaemon, type ClockDaemon } from "../support/clock-daemon.js";
 import { newSessionId, type Clients } from "../sessions/harness.js";
 import { expectStatus, keyReusedOf, rpcError } from "../accounts/errors.js";
+import { auditEntriesAbout } from "../wiring/audit-reader.js";
 
 const USD = 1_000_000n;
 let d: ClockDaemon;
@@ -111,6 +112,12 @@ describe("daily spending cap", () => {
     expect(await d.available(a)).toBe(10n * USD - 300_000n);
     await admin.accounts.setSpendingLimits({ agentId: a, dailyCapMicro: 9n * USD });
     expect((await c.accounts.getSpendingLimits({})).daily!.limitMicro).toBe(9n * USD);
+    // The admin's change is audited with the caps before and after; the agent's own are not (ADR 0109).
+    const entries = await auditEntriesAbout(d, "ops", `agent:${a}`);
+    expect(entries.map((e) => [e.action, e.actorKind, e.actorId])).toEqual([["account.set_spending_limits", "admin", "ops"]]);
+    expect(JSON.parse(entries[0]!.beforeJson)).toMatchObject({ daily_cap_micro: String(5n * USD), session_cap_micro: "300000" });
+    expect(JSON.parse(entries[0]!.afterJson)).toMatchObject({ daily_cap_micro: String(9n * USD), session_cap_micro: "300000" });
+    expect(await auditEntriesAbout(d, a, `agent:${a}`)).toEqual([]);
     // Another agent may not touch it.
     await expectStatus((await d.as("agent", uniq("other"))).accounts.setSpendingLimits({ agentId: a, dailyCapMicro: 1n }), Code.PermissionDenied, "PERMISSION_DENIED");
   });

@@ -7,7 +7,9 @@
  * a stale report naming the orphaned block is refused even at depth, and the re-included deposit
  * is credited once at finality.
  */
-import { Code } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { AdminService } from "../../clients/gen/masques/ledger/v1/admin_service_pb.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Rail } from "../../clients/gen/masques/ledger/v1/common_pb.js";
 import { DepositState, OwnershipPurpose } from "../../clients/gen/masques/ledger/v1/settlement_service_pb.js";
@@ -119,6 +121,18 @@ describe("admin release of HELD deposits", () => {
     // (even once the source is bound to someone else): the original credit, nothing more.
     expect((await admin.releaseHeldDeposit({ depositId: held.depositId, agentId: "fay", reason: "retry" })).transfer!.transferId).toBe(held.depositId);
     await expectStatus(admin.releaseHeldDeposit({ depositId: held.depositId, agentId: "erin", reason: "oops" }), Code.FailedPrecondition, "DEPOSIT_NOT_HELD");
+    // The release is in the audit log once (the retry added nothing): actor from the token,
+    // before/after, the reason (issue 16, ADR 0109).
+    const opsToken = await h.d.token("admin", "ops");
+    const auditReader = createClient(AdminService, createGrpcTransport({
+      baseUrl: `http://${h.d.daemon.grpcAddr}`,
+      interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${opsToken}`), next(req))],
+    }));
+    const releases = (await auditReader.listAuditEntries({ actorId: "ops", pageSize: 499 })).entries.filter((e) => e.subject === `deposit:${held.depositId}`);
+    expect(releases.map((e) => [e.action, e.actorKind, e.actorId, e.reason])).toEqual([["deposit.release_held", "admin", "ops", "support ticket 42: fay sent it from an exchange"]]);
+    expect(releases[0]!.requestId).not.toBe("");
+    expect(JSON.parse(releases[0]!.beforeJson)).toMatchObject({ state: "held", amount_micro: "7000000" });
+    expect(JSON.parse(releases[0]!.afterJson)).toMatchObject({ state: "credited", agent_id: "fay", amount_micro: "7000000" });
     await bind("erin", stranger);
     const erinBefore = await h.d.available("erin");
     const again = await rail.reportDeposit(report(tx, stranger.address, 9, { amount: 7_000_000n }));

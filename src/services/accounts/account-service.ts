@@ -331,8 +331,9 @@ export function createAccountService(deps: AccountServiceDeps): ServiceImpl<type
     return single(await ledger.lookupTransfers([t.id]), "lookup_transfers");
   }
 
-  const limitHandlers = deps.limits === undefined ? null : createLimitHandlers({ ledger, ...deps.limits });
-  const refund = deps.refunds === undefined ? null : createRefundHandler({ ledger, ...deps.refunds });
+  const audit = deps.audit ? { audit: deps.audit } : {};
+  const limitHandlers = deps.limits === undefined ? null : createLimitHandlers({ ledger, ...audit, ...deps.limits });
+  const refund = deps.refunds === undefined ? null : createRefundHandler({ ledger, ...audit, ...deps.refunds });
   const noLimits = (): never => {
     throw new ConnectError("spending limits and peer transfers need the daemon's control plane", Code.Unimplemented);
   };

@@ -30,7 +30,8 @@ import { authorizeAgentOwn, isAdmin, principalOf } from "../authz.js";
 import { accountNotFound, failedPrecondition, idempotencyKeyReused, insufficientFunds, invalidArgument, ledgerRejected, permissionDenied, type Violation } from "../errors.js";
 import { dayOf, refusedBy, spendingLimitExceeded, type LimitState, type Limits } from "../limits/limits.js";
 import { decodePageToken, encodePageToken, parsePageSize, timestampFromNs, transferView } from "../views.js";
-import type { Principal } from "../../server/principal.js";
+import { requestIdKey, type Principal } from "../../server/principal.js";
+import type { AuditInput } from "../../domain/audit-chain.js";
 
 export interface LimitHandlerDeps {
   readonly ledger: Client;
@@ -38,6 +39,13 @@ export interface LimitHandlerDeps {
   readonly store: LimitsStore;
   /** Wall clock, ns since the epoch (the UTC day of a spend). */
   readonly clock: () => bigint;
+  /** Appends an audit entry (ADR 0101); an admin's SetSpendingLimits is recorded (ADR 0109). */
+  readonly audit?: (entry: AuditInput) => Promise<void>;
+}
+
+/** The caps an audit entry records (micro-USD; NO_CAP_MICRO means none). */
+function capsOf(v: GetSpendingLimitsResponse): { daily_cap_micro: bigint | null; session_cap_micro: bigint | null } {
+  return { daily_cap_micro: v.daily?.limitMicro ?? null, session_cap_micro: v.perSession?.limitMicro ?? null };
 }
 
 /** The agent a request names (empty: the calling agent), validated and authorized (authz.ts). */
@@ -110,6 +118,7 @@ export function createLimitHandlers(deps: LimitHandlerDeps) {
       const wallet = await mustWallet(agent, "agent_id");
       await limits.ensureAgent(wallet);
       const lowerOnly = !isAdmin(p);
+      const before = lowerOnly || !deps.audit ? null : await limitsView(agent, wallet);
       const nonce = randomUUID();
       const parts: { field: string; chain: LedgerTransfer[] }[] = [];
       if (req.dailyCapMicro !== undefined) parts.push({ field: "daily_cap_micro", chain: planSetCap(agentCapId("daily", wallet), req.dailyCapMicro, nonce, lowerOnly) });
@@ -132,7 +141,22 @@ export function createLimitHandlers(deps: LimitHandlerDeps) {
         const bad = res.find((r) => r.status !== CT.linked_event_failed && r.status !== CT.created);
         throw ledgerRejected("set spending limits", bad ? (CT[bad.status] ?? String(bad.status)) : "linked_event_failed");
       }
-      return { limits: await limitsView(agent, wallet) };
+      const after = await limitsView(agent, wallet);
+      if (before !== null && deps.audit) {
+        // An admin money action (issue 16, ADR 0109): recorded once the ledger accepted it.
+        await deps.audit({
+          time_ns: clock(),
+          actor_kind: p.kind,
+          actor_id: p.id,
+          action: "account.set_spending_limits",
+          subject: `agent:${agent}`,
+          request_id: ctx.values.get(requestIdKey) || "unknown",
+          before: capsOf(before),
+          after: capsOf(after),
+          dedupe_key: `account.set_spending_limits:${nonce}`,
+        });
+      }
+      return { limits: after };
     },
 
     async transferFunds(req: TransferFundsRequest, ctx: HandlerContext) {

@@ -25,6 +25,8 @@ import {
 } from "../../domain/refunds.js";
 import { parseSessionId, sessionTransferIds } from "../../domain/sessions.js";
 import { authorizeRefund, principalOf } from "../authz.js";
+import { requestIdKey } from "../../server/principal.js";
+import type { AuditInput } from "../../domain/audit-chain.js";
 import { failedPrecondition, idempotencyKeyReused, invalidArgument, ledgerRejected, statusError, type Violation } from "../errors.js";
 import { transferView } from "../views.js";
 import { Code } from "@connectrpc/connect";
@@ -35,6 +37,8 @@ export interface RefundDeps {
   readonly clock: () => bigint;
   /** REFUND_AUTHOR_WINDOW_S (0: authors may not refund). */
   readonly author_window_s: number;
+  /** Appends an audit entry (ADR 0101): every refund is recorded once (ADR 0109). */
+  readonly audit?: (entry: AuditInput) => Promise<void>;
 }
 
 const REASON_MAX_CHARS = 500;
@@ -136,6 +140,22 @@ export function createRefundHandler(deps: RefundDeps) {
       remaining(sid),
       store.refunds([idToHex(id)]),
     ]);
+    if (deps.audit) {
+      // A money action (issue 16, ADR 0109), recorded once the ledger accepted it; a retry of the
+      // same key finds its entry (dedupe) and appends nothing.
+      await deps.audit({
+        time_ns: clock(),
+        actor_kind: p.kind,
+        actor_id: p.id,
+        action: "session.refund",
+        subject: `session:${idToHex(sid)}`,
+        request_id: ctx.values.get(requestIdKey) || "unknown",
+        reason: req.reason.trim(),
+        before: { charge_micro: charge, refundable_micro: rem + amount },
+        after: { refund_id: idToHex(id), amount_micro: amount, author_micro: split.author_micro, platform_micro: split.platform_micro, refundable_micro: rem },
+        dedupe_key: `session.refund:${idToHex(id)}`,
+      });
+    }
     return create(RefundSessionResponseSchema, {
       refundId: idToHex(id),
       sessionId: idToHex(sid),

@@ -30,6 +30,7 @@ import { depositCreditPlan, depositOutcome } from "../../domain/settlement/plans
 import { canonicalDepositKey } from "../../domain/settlement/ids.js";
 import { idToHex } from "../../domain/ids.js";
 import { requestLogger } from "../../server/context.js";
+import { requestIdKey } from "../../server/principal.js";
 import { authorizeReadDeposits, principalOf, requireAdmin } from "../authz.js";
 import { accountNotFound, failedPrecondition, invalidArgument, ledgerRejected, statusError, type Violation } from "../errors.js";
 import { parseHexId, parsePageSize, timestampFromNs, transferView } from "../views.js";
@@ -184,7 +185,7 @@ export function createDepositReadHandlers(
           throw ledgerRejected("deposit release", outcome.status);
       }
       const now = deps.clock();
-      const released = await deposits.releaseHeld(row.deposit_id, req.agentId, p.id, reason, now);
+      const released = await deposits.releaseHeld(row.deposit_id, req.agentId, p.id, reason, now, { actor_kind: p.kind, request_id: ctx.values.get(requestIdKey) || "unknown" });
       if (released === null) throw notHeld("changed while being released");
       requestLogger(ctx).warn(
         { event: "deposit_released", deposit_id: row.deposit_id, agent_id: req.agentId, admin: p.id, reason, amount_micro: String(row.amount_micro) },
