@@ -82,7 +82,7 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
   const tentativeSeen = new Map<string, number>();
 
   async function complete(order: PayoutOrder, tx: SignedPayout, confirmations: number, fee_native: bigint, block_number: bigint, r: TickReport) {
-    await settlement.completePayout({ payoutId: order.payout_id, txRef: tx.tx_ref, confirmations, networkFeeNative: fee_native });
+    await settlement.completePayout({ payoutId: order.payout_id, txRef: tx.tx_ref, confirmations, networkFeeNative: fee_native, blockNumber: block_number });
     resigns.delete(order.payout_id);
     r.completed += 1;
     log.info({ event: "payout_completed", payout_id: order.payout_id, tx_ref: tx.tx_ref, block_number: String(block_number), confirmations, fee_native: String(fee_native) }, "payout confirmed at finality depth");

@@ -660,6 +660,8 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
       // destination's token account; otherwise it returns to the author (ADR 0091).
       const held = readPayoutHold(hold, fee);
       const fee_posted_micro = req.accountCreated ? held.fee_micro : held.fee_micro - row.account_rent_fee_micro;
+      // The rail's facts first (ADR 0084): the streamer that sees the post must find them.
+      await store.recordRailFacts(row.payout_id, { network_fee_native: req.networkFeeNative, block_number: req.blockNumber, confirmations: req.confirmations }, now);
       const outcome = settleOutcome(await ledger.createTransfers(payoutPostPlan(held, { fee_posted_micro })));
       switch (outcome.kind) {
         case "applied":
