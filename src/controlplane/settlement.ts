@@ -56,6 +56,37 @@ export interface PayoutRow {
   network_fee_native: bigint | null;
 }
 
+/** The rail's facts of a payout's transaction (ADR 0084); units as in CompletePayoutRequest. */
+export interface PayoutRailFacts {
+  network_fee_native: bigint;
+  block_number: bigint;
+  confirmations: number;
+}
+
+/** A payout's rail facts as the analytics copy reads them (payout id as stored, 32 hex digits). */
+export interface PayoutRailFactsRow extends PayoutRailFacts {
+  payout_id: string;
+  tx_ref: string;
+}
+
+/**
+ * Reads the rail facts of these payouts (those with a recorded transaction); for the streamer's
+ * `settlements` rows (ADR 0084). Missing facts read as 0.
+ */
+export async function readPayoutRailFacts(db: Kysely<Database>, payout_ids: readonly string[]): Promise<PayoutRailFactsRow[]> {
+  if (payout_ids.length === 0) return [];
+  const r = await sql<{ payout_id: string; tx_ref: string; fee: string | null; block: string | null; confirmations: number | null }>`
+    select payout_id, tx_ref, network_fee_native::text as fee, rail_block_number::text as block, rail_confirmations as confirmations
+    from payout where payout_id in (${sql.join(payout_ids)}) and tx_ref is not null`.execute(db);
+  return r.rows.map((x) => ({
+    payout_id: x.payout_id,
+    tx_ref: x.tx_ref,
+    network_fee_native: BigInt(x.fee ?? "0"),
+    block_number: BigInt(x.block ?? "0"),
+    confirmations: x.confirmations ?? 0,
+  }));
+}
+
 type RawPayout = Record<keyof PayoutRow, unknown>;
 
 const PAYOUT_COLUMNS = sql.raw(
@@ -178,6 +209,12 @@ export interface SettlementStore {
   setVoidIntent(payout_id: string, cause: "cancelled" | "failed", reason: string, now_ns: bigint): Promise<PayoutRow | null>;
   /** Records the ledger's post or void (after the ledger accepted it). */
   markSettled(payout_id: string, settled: "posted" | "voided", now_ns: bigint, network_fee_native: bigint | null): Promise<void>;
+  /**
+   * Records what the rail reports of a payout's final transaction (fee in the rail's native
+   * unit, block or slot, confirmations) BEFORE the ledger post (ADR 0084). Idempotent: a retry
+   * overwrites with the adapter's latest report; nothing changes once the payout is settled.
+   */
+  recordRailFacts(payout_id: string, facts: PayoutRailFacts, now_ns: bigint): Promise<void>;
 }
 
 export function createSettlementStore(db: Kysely<Database>): SettlementStore {
@@ -348,6 +385,10 @@ export function createSettlementStore(db: Kysely<Database>): SettlementStore {
       return one(sql<RawPayout>`update payout set void_intent = 'failed', failure_reason = coalesce(failure_reason, ${reason}), update_time_ns = ${now}
         where payout_id = ${id} and held and (void_intent is null or void_intent = 'failed') and (settled is null or settled = 'voided')
         returning ${PAYOUT_COLUMNS}`);
+    },
+    async recordRailFacts(id, f, now_ns) {
+      await sql`update payout set network_fee_native = ${f.network_fee_native.toString()}::numeric, rail_block_number = ${f.block_number.toString()}::numeric,
+        rail_confirmations = ${f.confirmations}, update_time_ns = ${now_ns.toString()} where payout_id = ${id} and settled is null`.execute(db);
     },
     async markSettled(id, settled, now_ns, fee) {
       await db.transaction().execute(async (trx) => {

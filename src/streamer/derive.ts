@@ -91,13 +91,40 @@ FROM
   );
 }
 
-/** Recompute the `settlements` rows of these payout ids (payout = pending earnings -> rail outbound). */
-export function recomputeSettlementsSql(database: string, payoutIds: Iterable<bigint>): string {
+/**
+ * What the rail knows of a payout's transaction (ADR 0084), from the control plane: tx reference,
+ * block (or slot), confirmations at finality, network fee in the rail's native unit.
+ */
+export interface SettlementRailFacts {
+  payout_id: bigint;
+  tx_ref: string;
+  block_number: bigint;
+  confirmations: number;
+  network_fee_native: bigint;
+}
+
+/** A ClickHouse string literal (quotes and backslashes escaped). */
+function chString(s: string): string {
+  return `'${s.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
+}
+
+/**
+ * Recompute the `settlements` rows of these payout ids (payout = pending earnings -> rail
+ * outbound), with the rail's facts where given (looked up by payout id; absent: '' and 0).
+ */
+export function recomputeSettlementsSql(database: string, payoutIds: Iterable<bigint>, facts: readonly SettlementRailFacts[] = []): string {
   const ids = u128Array(payoutIds);
   const pend = `code = ${C.payout} AND phase = 'pending'`;
+  const fIds = u128Array(facts.map((f) => f.payout_id));
+  const at = (values: string, fallback: string) => (facts.length === 0 ? fallback : `arrayElement(${values}, indexOf(${fIds}, p.tag_id))`);
+  const fTx = at(`[${facts.map((f) => chString(f.tx_ref)).join(", ")}]`, "''");
+  const fBlock = at(`CAST([${facts.map((f) => String(f.block_number)).join(", ")}] AS Array(UInt64))`, "toUInt64(0)");
+  const fConf = at(`CAST([${facts.map((f) => String(f.confirmations)).join(", ")}] AS Array(UInt32))`, "toUInt32(0)");
+  const fFee = at(`CAST([${facts.map((f) => `'${f.network_fee_native}'`).join(", ")}] AS Array(UInt128))`, "toUInt128(0)");
   return bindDatabase(
     `INSERT INTO {{db}}.settlements
-    (payout_id, author_account_id, rail, rail_account_id, amount_micro, status, transfer_id, requested_ns, settled_ns, version)
+    (payout_id, author_account_id, rail, rail_account_id, amount_micro, status, transfer_id, requested_ns, settled_ns, version,
+     rail_tx, rail_block, rail_confirmations, network_fee_native)
 SELECT
     p.tag_id,
     p.author_account_id,
@@ -108,7 +135,11 @@ SELECT
     p.transfer_id,
     p.requested_ns,
     multiIf(p.posted_ns > 0, p.posted_ns, p.voided_ns > 0, p.voided_ns, p.expired_ns),
-    greatest(p.last_ns, p.expired_ns)
+    greatest(p.last_ns, p.expired_ns),
+    ${fTx},
+    ${fBlock},
+    ${fConf},
+    ${fFee}
 FROM
 (
     SELECT

@@ -10,6 +10,9 @@ import path from "node:path";
 import type { Kysely } from "kysely";
 import type { Client } from "tigerbeetle-node";
 import type { Database } from "../controlplane/schema.js";
+import { readPayoutRailFacts } from "../controlplane/settlement.js";
+import { idToHex } from "../domain/ids.js";
+import type { SettlementRailFacts } from "./derive.js";
 import { copyAuditLog } from "./audit.js";
 import type { Config } from "../config.js";
 import { openLedger } from "../ledger/index.js";
@@ -95,6 +98,14 @@ export interface RunningStreamer {
   stop(): Promise<void>;
 }
 
+/** Reads payouts' rail facts from the control plane for `settlements` (ADR 0084). */
+function railFactsReader(db: Kysely<Database>): (payout_ids: readonly bigint[]) => Promise<SettlementRailFacts[]> {
+  return async (payout_ids) => {
+    const rows = await readPayoutRailFacts(db, payout_ids.map(idToHex));
+    return rows.map((r) => ({ payout_id: BigInt(`0x${r.payout_id}`), tx_ref: r.tx_ref, block_number: r.block_number, confirmations: r.confirmations, network_fee_native: r.network_fee_native }));
+  };
+}
+
 /**
  * Open the sink, migrate, resume from the stored cursor and copy continuously in the background.
  * Resolves once running (typically well under 2 s); rejects if the sink cannot be opened or
@@ -121,6 +132,7 @@ export async function startStreamer(opts: {
     poll_ms: settings.pollMs,
     now_ns: opts.clock,
     logger: opts.log,
+    rail_facts: opts.controlplane === undefined ? undefined : railFactsReader(opts.controlplane),
   });
   opts.log?.info(
     { sink: describe, migrations_applied: migrations.applied, cursor_ts: String(streamer.cursor.transfers) },

@@ -18,6 +18,7 @@ import {
   PAYOUT_CODES,
   recomputeSessionsSql,
   recomputeSettlementsSql,
+  type SettlementRailFacts,
   SESSION_CODES,
 } from "./derive.js";
 import {
@@ -67,6 +68,12 @@ export interface StreamerOptions {
    * everything: harmless, every table is idempotent). The stored cursor never moves back.
    */
   resume_from?: bigint;
+  /**
+   * The rail's facts of these payouts (ADR 0084), copied into their `settlements` rows; the
+   * daemon reads them from the control plane, where they are written before the ledger post.
+   * Unset (a standalone `stream` without a control plane): the columns stay '' / 0.
+   */
+  rail_facts?: (payout_ids: readonly bigint[]) => Promise<SettlementRailFacts[]>;
 }
 
 export interface StreamerLag {
@@ -171,6 +178,8 @@ export class Streamer {
   private windowStart = Date.now();
   private windowEvents = 0;
 
+  private readonly railFacts: StreamerOptions["rail_facts"];
+
   private constructor(opts: StreamerOptions) {
     this.client = opts.client;
     this.sink = opts.sink;
@@ -178,6 +187,7 @@ export class Streamer {
     this.chunkMax = Math.max(this.batch, opts.chunk_max ?? this.batch * 8);
     this.pollMs = opts.poll_ms ?? 200;
     this.nowNs = opts.now_ns ?? wallClockNs;
+    this.railFacts = opts.rail_facts;
     this.expiryCheckMs = opts.expiry_check_ms ?? 5000;
     this.statsLogMs = opts.stats_log_ms ?? 10_000;
     this.log = opts.logger;
@@ -483,7 +493,10 @@ export class Streamer {
       return groups;
     };
     for (const g of ids(sessions)) out.push(this.sink.exec(recomputeSessionsSql(this.sink.database, g)));
-    for (const g of ids(payouts)) out.push(this.sink.exec(recomputeSettlementsSql(this.sink.database, g)));
+    const facts = this.railFacts;
+    for (const g of ids(payouts)) {
+      out.push((async () => this.sink.exec(recomputeSettlementsSql(this.sink.database, g, facts === undefined ? [] : await facts(g))))());
+    }
     return out;
   }
 

@@ -14,7 +14,7 @@ import { authorDebtAccount, authorDebtId, planDebtRepayment, planRefund, refundI
 import { sessionAccountIds } from "../../src/domain/session-accounts.js";
 import { planDoff, planDon, sessionTransferIds } from "../../src/domain/sessions.js";
 import { settle } from "../../src/domain/split.js";
-import { payoutHoldPlan, payoutPostPlan } from "../../src/domain/settlement/index.js";
+import { payoutHoldPlan, payoutPostPlan, payoutVoidPlan, settleOutcome } from "../../src/domain/settlement/index.js";
 import { appendTail } from "../../src/services/sessions/limits.js";
 import { debtMicro } from "../../src/services/accounts/refunds.js";
 import { account, fundAuthor, openAgentWallet, openSettlementLedger, type SettlementLedger } from "../settlement/fixture.js";
@@ -125,5 +125,35 @@ describe("refunds and author debt", () => {
     // Every refund nets to zero: what the wallet got = what earnings + revenue + debt gave.
     const e = await earnings();
     expect(e.credits_posted - e.debits_posted - e.debits_pending).toBe(0n);
+  });
+
+  it("a payout still pending when a refund creates debt, then voided: the returned money repays the debt first, no new payout can use it", async () => {
+    const s1 = await session(10_000_000n); // author earns 8.5 USD
+    const p1 = payoutHoldPlan({ author_id: AUTHOR, idempotency_key: "pending", rail: "base", net_micro: 7_900_000n, fee_micro: 100_000n });
+    await ok(p1.transfers); // 8.0 held, 0.5 available
+    expect(availableMicro(await earnings())).toBe(500_000n);
+    // Full refund while the payout is pending: author part 8.5, earnings cover 0.5 -> debt 8.0.
+    expect((await refund(s1, 10_000_000n, "full"))[0]).toBe(CT.created);
+    expect(await debt()).toBe(8_000_000n);
+    // The rail fails the payout: 8.0 returns to the earnings and repays the debt in the same chain.
+    expect(settleOutcome(await l.client.createTransfers(payoutVoidPlan(p1.hold.payout_id, "failed", p1.hold.earnings_id)))).toEqual({ kind: "applied" });
+    expect(await debt()).toBe(0n);
+    expect(availableMicro(await earnings())).toBe(0n);
+    expect((await payout("after-void", 1n))[0]).toBe(CT.exceeds_credits);
+    // A retried void is `exists` and moves nothing.
+    expect(settleOutcome(await l.client.createTransfers(payoutVoidPlan(p1.hold.payout_id, "failed", p1.hold.earnings_id)))).toEqual({ kind: "exists" });
+    expect(await debt()).toBe(0n);
+  });
+
+  it("a voided payout with a smaller debt outstanding: the debt is repaid and only the rest is the author's again", async () => {
+    const s1 = await session(10_000_000n); // author earns 8.5 USD
+    const p1 = payoutHoldPlan({ author_id: AUTHOR, idempotency_key: "pending-2", rail: "base", net_micro: 8_000_000n, fee_micro: 0n });
+    await ok(p1.transfers); // 0.5 available
+    expect((await refund(s1, 2_000_000n, "part"))[0]).toBe(CT.created); // author part 1.7: 0.5 from earnings, debt 1.2
+    expect(await debt()).toBe(1_200_000n);
+    expect(settleOutcome(await l.client.createTransfers(payoutVoidPlan(p1.hold.payout_id, "cancelled", p1.hold.earnings_id)))).toEqual({ kind: "applied" });
+    expect(await debt()).toBe(0n);
+    expect(availableMicro(await earnings())).toBe(8_000_000n - 1_200_000n);
+    expect(await payout("rest", 6_800_000n)).toEqual([CT.created, CT.created]);
   });
 });

@@ -5,6 +5,8 @@
  * token file. One anvil + one daemon per test file; adapters are started and SIGKILLed at will.
  * Waiting is always "until a condition holds" with generous bounds, mining blocks explicitly.
  */
+import type { AnalyticsPort } from "../../src/server/registry.js";
+import type { Sink } from "../../src/streamer/sink.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -48,6 +50,8 @@ export interface AdapterHarness {
   until<T>(what: string, probe: () => Promise<T>, pred: (v: T) => boolean, opts?: { mine?: boolean; timeout_ms?: number }): Promise<T>;
   /** Until every payout is terminal (mining blocks). */
   settled(author: string, ids: string[]): Promise<Payout[]>;
+  /** The daemon streamer's ClickHouse sink (only with `streamer: true`). */
+  analytics(): Sink;
   /** USDC Transfer logs from the hot wallet since `fromBlock`. */
   payoutLogs(fromBlock: bigint): Promise<{ tx_hash: Hash; to: Address; value: bigint }[]>;
   usdcOf(a: Address): Promise<bigint>;
@@ -61,7 +65,8 @@ process.once("exit", () => {
 
 const TERMINAL = new Set([PayoutState.CONFIRMED, PayoutState.FAILED, PayoutState.CANCELLED, PayoutState.EXPIRED]);
 
-export async function startAdapterHarness(): Promise<AdapterHarness> {
+/** `streamer`: run the daemon's CDC streamer (embedded chDB) and expose its sink as `analytics`. */
+export async function startAdapterHarness(opts: { streamer?: boolean } = {}): Promise<AdapterHarness> {
   const chain = await startAnvil();
   let h: SettlementHarness | undefined;
   const dataDir = await mkdtemp(path.join(tmpdir(), "rail-adapter-"));
@@ -70,7 +75,11 @@ export async function startAdapterHarness(): Promise<AdapterHarness> {
     const usdc = await chain.deployToken();
     const hot = privateKeyToAccount(DEV_KEYS[1]);
     const deposit_address = privateKeyToAccount(DEV_KEYS[3]).address;
-    h = await startSettlementHarness({ SETTLEMENT_BASE_FINALITY_DEPTH: String(FINALITY_DEPTH) });
+    let analytics: AnalyticsPort | undefined;
+    h = await startSettlementHarness(
+      { SETTLEMENT_BASE_FINALITY_DEPTH: String(FINALITY_DEPTH), ...(opts.streamer === true ? { STREAMER_ENABLED: "true" } : {}) },
+      { onAnalytics: (a) => (analytics = a) },
+    );
     const keyFile = path.join(dataDir, "hot.key");
     await writeFile(keyFile, DEV_KEYS[1], { mode: 0o600 });
     const tokenFile = path.join(dataDir, "rail.jwt");
@@ -105,6 +114,10 @@ export async function startAdapterHarness(): Promise<AdapterHarness> {
     const payout = async (author: string, id: string) => (await (await harness.settlement("author", author)).getPayout({ payoutId: id })).payout!;
 
     return {
+      analytics: () => {
+        if (analytics === undefined) throw new Error("the daemon runs no streamer: startAdapterHarness({ streamer: true })");
+        return analytics.sink;
+      },
       h: harness,
       chain,
       usdc,

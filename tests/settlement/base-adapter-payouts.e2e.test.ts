@@ -23,7 +23,7 @@ let x: AdapterHarness;
 let adapter: AdapterProcess;
 
 beforeAll(async () => {
-  x = await startAdapterHarness();
+  x = await startAdapterHarness({ streamer: true });
   await x.h.earn("payer", 8); // 3,400,000 micro-USD to the author
   await x.h.prove(AUTHOR, dest);
   await x.chain.mint(x.usdc, x.hot.address, 1_500_000n);
@@ -51,6 +51,22 @@ describe("a payout through the adapter process", () => {
     const receipt = await x.chain.publicClient.getTransactionReceipt({ hash: done.txRef as `0x${string}` });
     expect(done.networkFeeNative).toBe(receipt.gasUsed * receipt.effectiveGasPrice);
     expect(await x.chain.headNumber()).toBeGreaterThanOrEqual(receipt.blockNumber + 2n); // depth 3
+    // ClickHouse `settlements` (ADR 0084): the ledger's side and the rail's facts, equal to the receipt.
+    const id = BigInt(`0x${p.payoutId}`).toString();
+    const row = await x.until(
+      `settlements row of ${p.payoutId} to be paid`,
+      async () => (await x.analytics().query(`SELECT status, amount_micro, rail_tx, rail_block, rail_confirmations, network_fee_native FROM masques.settlements FINAL WHERE payout_id = toUInt128('${id}')`))[0],
+      (r) => r?.status === "paid",
+    );
+    expect(row).toEqual({
+      status: "paid",
+      amount_micro: String(amount - fee),
+      rail_tx: receipt.transactionHash,
+      rail_block: String(receipt.blockNumber),
+      rail_confirmations: expect.any(Number),
+      network_fee_native: String(receipt.gasUsed * receipt.effectiveGasPrice),
+    });
+    expect(row!.rail_confirmations).toBeGreaterThanOrEqual(3);
   });
 
   it("a hot wallet short of USDC: failed and voided before signing, money back, the reason names the shortfall", async () => {

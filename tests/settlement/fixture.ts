@@ -3,6 +3,7 @@
  * test says so), with the accounts settlement needs: platform accounts, every rail's inbound,
  * outbound and fee accounts, and helpers to fund an author's earnings and open agent wallets.
  */
+import { authorDebtAccount } from "../../src/domain/refunds.js";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -55,6 +56,8 @@ export async function openSettlementLedger(): Promise<SettlementLedger> {
 export async function fundAuthor(l: SettlementLedger, author_id: string, amount_micro: bigint): Promise<bigint> {
   const acct = authorEarningsAccount(author_id);
   expect(accountStatuses(await l.client.createAccounts([acct]))).toEqual(["created"]);
+  // The daemon opens an author's debt account with their earnings (ADR 0112); payout voids need it.
+  expect(accountStatuses(await l.client.createAccounts([authorDebtAccount(acct.id)]))).toEqual(["created"]);
   const t = newTransfer({
     id: deterministicId("test", "earn", author_id),
     debit_account_id: platformAccountId("platform_operator"),

@@ -106,7 +106,7 @@ describe("payout hold → void", () => {
     const h = await hold("author-c", "p", 2_000_000n, 100_000n);
     expect(availableMicro(await account(l, earnings))).toBe(900_000n);
 
-    expect(settleOutcome(await submit(l, payoutVoidPlan(h.payout_id, "failed")))).toEqual({ kind: "applied" });
+    expect(settleOutcome(await submit(l, payoutVoidPlan(h.payout_id, "failed", h.earnings_id)))).toEqual({ kind: "applied" });
     const e = await account(l, earnings);
     expect([e.debits_pending, e.debits_posted, availableMicro(e)]).toEqual([0n, 0n, 3_000_000n]);
     expect((await account(l, outbound())).credits_posted).toBe(0n);
@@ -114,8 +114,8 @@ describe("payout hold → void", () => {
     expect(derivePayoutState({ ledger: await ledgerFacts(h.payout_id), control: { ...noControl(), claimed: true, signed_recorded: true } }, l.nowNs())).toBe("failed");
 
     // Retry: exists. A cancel racing the failure loses: the ledger keeps the first cause.
-    expect(settleOutcome(await submit(l, payoutVoidPlan(h.payout_id, "failed")))).toEqual({ kind: "exists" });
-    expect(settleOutcome(await submit(l, payoutVoidPlan(h.payout_id, "cancelled")))).toEqual({ kind: "voided_with_other_cause" });
+    expect(settleOutcome(await submit(l, payoutVoidPlan(h.payout_id, "failed", h.earnings_id)))).toEqual({ kind: "exists" });
+    expect(settleOutcome(await submit(l, payoutVoidPlan(h.payout_id, "cancelled", h.earnings_id)))).toEqual({ kind: "voided_with_other_cause" });
     // Posting after the void is the alarm case (money left while the ledger returned it).
     expect(settleOutcome(await submit(l, payoutPostPlan(h)))).toEqual({ kind: "already_voided" });
     expect((await account(l, outbound())).credits_posted).toBe(0n);
@@ -125,7 +125,7 @@ describe("payout hold → void", () => {
     const earnings = await fundAuthor(l, "author-d", 3_000_000n);
     const h = await hold("author-d", "p", 1_000_000n, 0n);
     expect(settleOutcome(await submit(l, payoutPostPlan(h))).kind).toBe("applied");
-    expect(settleOutcome(await submit(l, payoutVoidPlan(h.payout_id, "failed")))).toEqual({ kind: "already_posted" });
+    expect(settleOutcome(await submit(l, payoutVoidPlan(h.payout_id, "failed", h.earnings_id)))).toEqual({ kind: "already_posted" });
     expect((await account(l, earnings)).debits_posted).toBe(1_000_000n);
     expect((await account(l, outbound())).credits_posted).toBe(1_000_000n);
   });
@@ -138,7 +138,7 @@ describe("a payout resolves exactly once", () => {
       const earnings = await fundAuthor(l, author, 1_000_000n);
       const h = await hold(author, "p", 600_000n, 10_000n);
       const before = (await account(l, outbound())).credits_posted;
-      const submitted = i % 2 === 0 ? [payoutPostPlan(h), payoutVoidPlan(h.payout_id, "failed")] : [payoutVoidPlan(h.payout_id, "failed"), payoutPostPlan(h)];
+      const submitted = i % 2 === 0 ? [payoutPostPlan(h), payoutVoidPlan(h.payout_id, "failed", h.earnings_id)] : [payoutVoidPlan(h.payout_id, "failed", h.earnings_id), payoutPostPlan(h)];
       const [first, second] = await Promise.all(submitted.map((plan) => submit(l, plan)));
       const kinds = [settleOutcome(first!).kind, settleOutcome(second!).kind].sort();
       const facts = await ledgerFacts(h.payout_id);

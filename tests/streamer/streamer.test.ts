@@ -8,6 +8,7 @@ import { deterministicId } from "../../src/domain/ids.js";
 import { reconstructSession } from "../../src/domain/sessions.js";
 import { createEmbeddedClient, type EmbeddedClient } from "../../src/ledger/embedded/index.js";
 import { ChdbSink, migrate, readCursors, reconcile, Streamer } from "../../src/streamer/index.js";
+import type { StreamerOptions } from "../../src/streamer/streamer.js";
 import { runSession, createSessionAccounts, sessionTransfers, type SessionScript } from "./sessions-fixture.js";
 import { clickhouseAggregates, CREATED, createFixtureAccounts, ledgerAggregates, scalar, tempDir, transfer, writeTransfers } from "./support.js";
 
@@ -27,7 +28,7 @@ describe("CDC streamer: embedded ledger -> embedded chDB", () => {
     sink = await ChdbSink.open({ path: path.join(tmp.dir, "chdb"), database: "masques" });
     await migrate(sink);
   };
-  const streamer = (over: { resume_from?: bigint } = {}) =>
+  const streamer = (over: { resume_from?: bigint; rail_facts?: StreamerOptions["rail_facts"] } = {}) =>
     Streamer.create({ client, sink, now_ns: clock, expiry_check_ms: 0, ...over });
 
   beforeAll(async () => {
@@ -188,16 +189,26 @@ describe("CDC streamer: embedded ledger -> embedded chDB", () => {
       transfer(deterministicId("test-payout-void", 2), { pending_id: p2.id, flags: TransferFlags.void_pending_transfer, ledger: 0, code: 0 }),
     ]);
     expect(finish.map((r) => r.status)).toEqual([CREATED, CREATED]);
-    const s = await streamer();
+    // The rail's facts, as the control plane holds them (ADR 0084); p3 never had a transaction.
+    const fee_wei = 2n ** 70n + 12_345n; // beyond UInt64: network fees are UInt128
+    const facts = [
+      { payout_id: 9001n, tx_ref: "0x" + "ab".repeat(32), block_number: 18_000_123n, confirmations: 3, network_fee_native: fee_wei },
+      { payout_id: 9002n, tx_ref: "it's\\odd", block_number: 0n, confirmations: 0, network_fee_native: 0n },
+    ];
+    const asked: bigint[] = [];
+    const s = await streamer({ rail_facts: async (ids) => (asked.push(...ids), facts.filter((f) => ids.includes(f.payout_id))) });
     await s.syncOnce();
+    expect(new Set(asked)).toEqual(new Set([9001n, 9002n, 9003n]));
     offset_ns += 60n * 1_000_000_000n; // p3 passes its deadline
     await writeTransfers(client, 1, 64, nextId++);
     expect((await s.syncOnce()).expired).toBe(1);
-    const rows = await sink.query("SELECT payout_id, rail, amount_micro, status FROM masques.settlements FINAL ORDER BY payout_id");
+    const rows = await sink.query(
+      "SELECT payout_id, rail, amount_micro, status, rail_tx, rail_block, rail_confirmations, network_fee_native FROM masques.settlements FINAL ORDER BY payout_id",
+    );
     expect(rows).toEqual([
-      { payout_id: "9001", rail: "base", amount_micro: "10000", status: "paid" },
-      { payout_id: "9002", rail: "base", amount_micro: "20000", status: "failed" },
-      { payout_id: "9003", rail: "base", amount_micro: "30000", status: "expired" },
+      { payout_id: "9001", rail: "base", amount_micro: "10000", status: "paid", rail_tx: facts[0]!.tx_ref, rail_block: "18000123", rail_confirmations: 3, network_fee_native: String(fee_wei) },
+      { payout_id: "9002", rail: "base", amount_micro: "20000", status: "failed", rail_tx: facts[1]!.tx_ref, rail_block: "0", rail_confirmations: 0, network_fee_native: "0" },
+      { payout_id: "9003", rail: "base", amount_micro: "30000", status: "expired", rail_tx: "", rail_block: "0", rail_confirmations: 0, network_fee_native: "0" },
     ]);
     expect((await reconcile({ client, sink })).drift).toEqual([]);
   });

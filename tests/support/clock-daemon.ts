@@ -10,6 +10,7 @@
  *   await d.restart();                                // stopped, then started on the same data
  *   await d.stop();
  */
+import type { DaemonContext } from "../../src/server/registry.js";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -46,8 +47,11 @@ export interface ClockDaemon {
   stop(): Promise<void>;
 }
 
-/** Options: `onLedger` receives the daemon's ledger client (each start), for tests that read accounts the API does not show (e.g. the msat ledger). */
-export async function startClockDaemon(env: Record<string, string> = {}, opts: { onLedger?: (ledger: Client) => void } = {}): Promise<ClockDaemon> {
+/** Options: `onLedger` receives the daemon's ledger client (each start), for tests that read accounts the API does not show (e.g. the msat ledger); `onAnalytics` the streamer's sink (STREAMER_ENABLED=true). */
+export async function startClockDaemon(
+  env: Record<string, string> = {},
+  opts: { onLedger?: (ledger: Client) => void; onAnalytics?: (analytics: DaemonContext["analytics"]) => void } = {},
+): Promise<ClockDaemon> {
   const dir = await mkdtemp(path.join(tmpdir(), "clock-daemon-"));
   let offset_ns = 0n;
   const lines: Record<string, unknown>[] = [];
@@ -70,6 +74,7 @@ export async function startClockDaemon(env: Record<string, string> = {}, opts: {
     ...servicesModule,
     createServices(ctx) {
       opts.onLedger?.(ctx.ledger);
+      opts.onAnalytics?.(ctx.analytics);
       return servicesModule.createServices(ctx);
     },
   };

@@ -14,5 +14,6 @@ import { m0008 } from "./0008_catalog_versions.js";
 import { m0009 } from "./0009_limits.js";
 import { m0010 } from "./0010_lightning.js";
 import { m0011 } from "./0011_otlp_telemetry.js";
+import { m0012 } from "./0012_payout_rail_facts.js";
 
-export const MIGRATIONS: readonly ControlPlaneMigration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0010, m0011];
+export const MIGRATIONS: readonly ControlPlaneMigration[] = [m0001, m0002, m0003, m0004, m0005, m0006, m0007, m0008, m0009, m0010, m0011, m0012];

@@ -10,7 +10,8 @@
  *   (linked: both or neither; together they can never take more than the earnings' credits,
  *    because earnings keep debits_must_not_exceed_credits and pending debits count)
  *   post / fee_post   post both (fee_post may post less than held: a Lightning routing fee cap)
- *   void / fee_void   void both; void.user_data_64 = why (1 cancelled, 2 failed)
+ *   void / fee_void   void both; void.user_data_64 = why (1 cancelled, 2 failed); linked to the
+ *                     author debt repayment (ADR 0112): returned money repays a refund's debt first
  *
  *   deposit   rail inbound → agent wallet   amount_micro   code deposit   id = deposit id
  *
@@ -22,6 +23,7 @@ import { CreateTransferStatus, TransferFlags, type CreateTransferResult, type Tr
 import { AccountCode, Ledger, Rail, TransferCode, type RailName } from "../codes.js";
 import { AMOUNT_MAX_MICRO, authorEarningsId, railAccountId } from "../accounts.js";
 import { newTransfer } from "../records.js";
+import { planDebtRepayment } from "../refunds.js";
 import { depositCreditId, payoutId, payoutTransferIds, railFeesAccountId, type DepositKey } from "./ids.js";
 
 /** Why a payout hold was voided, stored in the void's user_data_64 (0 is never used). */
@@ -164,13 +166,19 @@ export function payoutPostPlan(hold: PayoutHold, options: { fee_posted_micro?: b
  * returns to the author's earnings. The cause is recorded in user_data_64, and both causes share
  * one void id: a cancel racing a failure is decided by the ledger (the loser gets
  * exists_with_different_user_data_64).
+ *
+ * Like every chain that credits an author's earnings (ADR 0112), the void ends with the author
+ * debt repayment event: money returning while a refund's debt is outstanding repays the debt
+ * first, so a new payout can never use it. `earnings_id` is the hold's debit account; the author's
+ * debt account (authorDebtAccount(earnings_id)) must exist, or the whole chain fails.
  */
-export function payoutVoidPlan(payout_id: bigint, cause: PayoutVoidCauseName): Transfer[] {
+export function payoutVoidPlan(payout_id: bigint, cause: PayoutVoidCauseName, earnings_id: bigint): Transfer[] {
   const ids = payoutTransferIds(payout_id);
   const common = { ledger: 0, amount: 0n, user_data_128: payout_id, user_data_64: PayoutVoidCause[cause] };
   return [
     newTransfer({ ...common, id: ids.void, pending_id: ids.hold, flags: TransferFlags.void_pending_transfer | TransferFlags.linked }),
-    newTransfer({ ...common, id: ids.fee_void, pending_id: ids.fee_hold, flags: TransferFlags.void_pending_transfer }),
+    newTransfer({ ...common, id: ids.fee_void, pending_id: ids.fee_hold, flags: TransferFlags.void_pending_transfer | TransferFlags.linked }),
+    planDebtRepayment(ids.void, earnings_id, payout_id),
   ];
 }
 
@@ -263,9 +271,9 @@ export type SettleOutcome =
   | { kind: "hold_not_found" }
   | { kind: "rejected"; statuses: string[] };
 
-/** Maps the results of payoutPostPlan or payoutVoidPlan. */
+/** Maps the results of payoutPostPlan (2 events) or payoutVoidPlan (3: the repayment ends it). */
 export function settleOutcome(results: readonly CreateTransferResult[]): SettleOutcome {
-  const c = chainOutcome(results, 2);
+  const c = chainOutcome(results, results.length === 3 ? 3 : 2);
   if (c === "created") return { kind: "applied" };
   if (c === "exists") return { kind: "exists" };
   const has = (s: CreateTransferStatus): boolean => results.some((r) => r.status === s);

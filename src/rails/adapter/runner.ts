@@ -82,7 +82,7 @@ export function createRailAdapter(deps: AdapterDeps): RailAdapter {
   const tentativeSeen = new Map<string, number>();
 
   async function complete(order: PayoutOrder, tx: SignedPayout, confirmations: number, fee_native: bigint, block_number: bigint, r: TickReport, account_created = false) {
-    await settlement.completePayout({ payoutId: order.payout_id, txRef: tx.tx_ref, confirmations, networkFeeNative: fee_native, accountCreated: account_created });
+    await settlement.completePayout({ payoutId: order.payout_id, txRef: tx.tx_ref, confirmations, networkFeeNative: fee_native, blockNumber: block_number, accountCreated: account_created });
     resigns.delete(order.payout_id);
     r.completed += 1;
     log.info({ event: "payout_completed", payout_id: order.payout_id, tx_ref: tx.tx_ref, block_number: String(block_number), confirmations, fee_native: String(fee_native) }, "payout confirmed at finality depth");

@@ -18,6 +18,7 @@
  * the payment hash of a SETTLED invoice credits the wallet amount_micro once (the credit id is
  * the deposit id of (bip122 chain, payment hash, 0)), with the conversion in the same chain.
  */
+import { submitPayoutVoid } from "./void.js";
 import { createHash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
@@ -63,7 +64,7 @@ import {
   type RateProvider,
 } from "../../domain/settlement/conversion.js";
 import { canonicalDepositKey, payoutId, payoutTransferIds } from "../../domain/settlement/ids.js";
-import { holdOutcome, payoutHoldPlan, payoutVoidPlan, readPayoutHold, settleOutcome } from "../../domain/settlement/plans.js";
+import { holdOutcome, payoutHoldPlan, readPayoutHold, settleOutcome } from "../../domain/settlement/plans.js";
 import { computePayoutQuote, isQuoteUsable } from "../../domain/settlement/quote.js";
 import { derivePayoutState, readPayoutLedgerFacts, type PayoutLedgerFacts, type PayoutState } from "../../domain/settlement/state.js";
 import { BIP122_CHAIN_ID, checkPayoutInvoice } from "../../rails/lightning/invoice.js";
@@ -366,7 +367,7 @@ export function withLightning(inner: Impl, deps: LightningDeps): Impl {
         if (cur.state === "confirmed") throw posted();
         if (cur.row.void_intent !== "cancelled") throw ledgerRejected("payout void", `unexpected state ${cur.state}`);
       }
-      const outcome = settleOutcome(await ledger.createTransfers(payoutVoidPlan(BigInt(`0x${row.payout_id}`), intent === null ? "cancelled" : "failed")));
+      const outcome = settleOutcome(await submitPayoutVoid(ledger, row.payout_id, row.author_id, intent === null ? "cancelled" : "failed"));
       switch (outcome.kind) {
         case "applied":
         case "exists":

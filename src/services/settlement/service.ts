@@ -14,6 +14,7 @@
  * facts (derivePayoutState) and brings a lagging row up to the ledger (syncRow), so a crash
  * between the ledger write and its record is repaired by the next read or retry.
  */
+import { submitPayoutVoid } from "./void.js";
 import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
@@ -52,7 +53,6 @@ import {
   holdOutcome,
   payoutHoldPlan,
   payoutPostPlan,
-  payoutVoidPlan,
   readPayoutHold,
   settleOutcome,
 } from "../../domain/settlement/plans.js";
@@ -525,7 +525,7 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
       if (!isCancellable(l.state, row.lease_expire_time_ns, now)) throw notCancellable(l.state);
       const intent = await store.setVoidIntent(row.payout_id, "cancelled", "cancelled by the author while queued", now);
       if (intent === null) throw notCancellable((await load(row.payout_id))!.state);
-      const outcome = settleOutcome(await ledger.createTransfers(payoutVoidPlan(BigInt(`0x${row.payout_id}`), "cancelled")));
+      const outcome = settleOutcome(await submitPayoutVoid(ledger, row.payout_id, row.author_id, "cancelled"));
       switch (outcome.kind) {
         case "applied":
         case "exists":
@@ -651,6 +651,8 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
       // destination's token account; otherwise it returns to the author (ADR 0091).
       const held = readPayoutHold(hold, fee);
       const fee_posted_micro = req.accountCreated ? held.fee_micro : held.fee_micro - row.account_rent_fee_micro;
+      // The rail's facts first (ADR 0084): the streamer that sees the post must find them.
+      await store.recordRailFacts(row.payout_id, { network_fee_native: req.networkFeeNative, block_number: req.blockNumber, confirmations: req.confirmations }, now);
       const outcome = settleOutcome(await ledger.createTransfers(payoutPostPlan(held, { fee_posted_micro })));
       switch (outcome.kind) {
         case "applied":
@@ -690,7 +692,7 @@ export function createSettlementService(deps: SettlementServiceDeps): Partial<Se
         // Being cancelled by the author: void as cancelled (the money returns either way).
       }
       const cause = intent === null ? "cancelled" : "failed";
-      const outcome = settleOutcome(await ledger.createTransfers(payoutVoidPlan(BigInt(`0x${row.payout_id}`), cause)));
+      const outcome = settleOutcome(await submitPayoutVoid(ledger, row.payout_id, row.author_id, cause));
       switch (outcome.kind) {
         case "applied":
         case "exists":
