@@ -8,6 +8,8 @@
  *     shows the spending caps with what remains today, as the ledger enforces them;
  *   - the operator page (pasted admin token) shows the streamer, revenue and reconciliation, a
  *     revenue rule waiting for approval, and the payout queued on its rail;
+ *   - the author page lists the pending rule change for that author only (and the API refuses
+ *     another author's rules);
  *   - the one-click dev login is refused to non-loopback Host / Origin (DNS rebinding), and never
  *     mints admin tokens;
  *   - nothing is requested from anywhere but the daemon; every form field has a label; the pages
@@ -58,6 +60,7 @@ describe("dashboard in Chromium", () => {
   let origin: string;
   let agent: Clients;
   let openSession: string;
+  let pendingRule = "";
   const requested: string[] = [];
 
   async function newPage(): Promise<Page> {
@@ -289,6 +292,7 @@ describe("dashboard in Chromium", () => {
     );
     const { rule } = await governance.createRevenueRule({ scopeKind: RevenueRuleScopeKind.AUTHOR, scopeValue: "author-ada", authorBps: 8_500, platformFeeBps: 1_500, description: "ada's loyalty split" });
     await governance.submitRevenueRule({ ruleId: rule!.ruleId });
+    pendingRule = rule!.ruleId;
     const page = await newPage();
     await pasteSignIn(page, await h.daemon.token("admin", "ops"));
     await page.getByTestId("signed-in-as").filter({ hasText: "admin ops" }).waitFor({ timeout: WAIT_MS });
@@ -321,6 +325,34 @@ describe("dashboard in Chromium", () => {
     await waitText(page, "webhooks-pending", "0");
     await screenshots(page, "operator");
     await page.close();
+  });
+
+  it("author page: a pending change of my split is listed for me, not for another author", async () => {
+    expect(pendingRule).not.toBe(""); // proposed in the operator test above
+    const page = await newPage();
+    await devSignIn(page, "author", "author-ada");
+    const mine = page.getByTestId("author-rules-table").locator("tr", { has: page.locator(`[data-rule="${pendingRule}"]`) });
+    await expect.poll(() => mine.count(), { timeout: WAIT_MS }).toBe(1);
+    expect((await mine.locator("td").allTextContents()).slice(1, 4)).toEqual(["you", "pending approval", "85.00% / 15.00%"]);
+    await screenshots(page, "author-rules");
+    await page.close();
+
+    const token = await h.daemon.token("author", "author-grace");
+    const other = await newPage();
+    await pasteSignIn(other, token);
+    await other.getByTestId("author-rules-table").waitFor({ timeout: WAIT_MS });
+    expect(await other.locator(`[data-rule="${pendingRule}"]`).count()).toBe(0);
+    const asked = await other.evaluate(async (t) => {
+      const r = await fetch("/masques.ledger.v1.AdminService/ListRevenueRules", {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${t}` },
+        body: JSON.stringify({ scopeKind: "REVENUE_RULE_SCOPE_KIND_AUTHOR", scopeValue: "author-ada" }),
+      });
+      return { status: r.status, body: (await r.json()) as { code?: string; message?: string } };
+    }, token);
+    expect(asked.status).toBe(403);
+    expect(asked.body.message).toContain('author "author-grace" may list only');
+    await other.close();
   });
 
   it("dev login: loopback Host and Origin only, never for admins, refused to a rebinding page", async () => {
