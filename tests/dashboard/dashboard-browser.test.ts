@@ -290,7 +290,7 @@ describe("dashboard in Chromium", () => {
       AdminService,
       createGrpcTransport({ baseUrl: `http://${h.daemon.grpcAddr}`, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${govToken}`), next(req))] }),
     );
-    const { rule } = await governance.createRevenueRule({ scopeKind: RevenueRuleScopeKind.AUTHOR, scopeValue: "author-ada", authorBps: 8_500, platformFeeBps: 1_500, description: "ada's loyalty split" });
+    const { rule } = await governance.createRevenueRule({ scopeKind: RevenueRuleScopeKind.AUTHOR, scopeValue: "author-ada", authorBps: 9_000, platformFeeBps: 1_000, description: "ada's loyalty split" });
     await governance.submitRevenueRule({ ruleId: rule!.ruleId });
     pendingRule = rule!.ruleId;
     const page = await newPage();
@@ -316,7 +316,7 @@ describe("dashboard in Chromium", () => {
     const ruleRow = (await queued.textContent()) ?? "";
     expect(ruleRow).toContain("pending approval");
     expect(ruleRow).toContain("AUTHOR author-ada");
-    expect(ruleRow).toContain("8500 / 1500");
+    expect(ruleRow).toContain("9000 / 1000");
     expect(ruleRow).toContain("gov-alice");
     // the payout ada confirmed above waits on the Base rail (no adapter runs here)
     const base = page.getByTestId("rail-queues-table").locator("tr", { hasText: "BASE" });
@@ -333,7 +333,7 @@ describe("dashboard in Chromium", () => {
     await devSignIn(page, "author", "author-ada");
     const mine = page.getByTestId("author-rules-table").locator("tr", { has: page.locator(`[data-rule="${pendingRule}"]`) });
     await expect.poll(() => mine.count(), { timeout: WAIT_MS }).toBe(1);
-    expect((await mine.locator("td").allTextContents()).slice(1, 4)).toEqual(["you", "pending approval", "85.00% / 15.00%"]);
+    expect((await mine.locator("td").allTextContents()).slice(1, 4)).toEqual(["you", "pending approval", "90.00% / 10.00%"]);
     await screenshots(page, "author-rules");
     await page.close();
 
