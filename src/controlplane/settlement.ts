@@ -180,7 +180,10 @@ export interface SettlementStore {
   getPayout(payout_id: string): Promise<PayoutRow | null>;
   /** Whether a payout of the author on the rail to `address` was ever posted (paid). */
   hasPaidDestination(author_id: string, rail: RailName, address: string): Promise<boolean>;
-  /** The author's payouts, newest first, strictly older than `before` (create_time_ns, payout_id). */
+  /**
+   * The author's payouts (`author_id` "": every author's, for admin reads), newest first,
+   * strictly older than `before` (create_time_ns, payout_id).
+   */
   listPayouts(author_id: string, rail: RailName | null, before: { create_time_ns: bigint; payout_id: string } | null, limit: number): Promise<PayoutRow[]>;
 
   /** Fixes the destination at confirmation (only once, only if the quote was not cancelled). */
@@ -307,7 +310,7 @@ export function createSettlementStore(db: Kysely<Database>): SettlementStore {
       return r.rows.length > 0;
     },
     async listPayouts(author_id, rail, before, limit) {
-      const r = await sql<RawPayout>`select ${PAYOUT_COLUMNS} from payout where author_id = ${author_id}
+      const r = await sql<RawPayout>`select ${PAYOUT_COLUMNS} from payout where (${author_id} = '' or author_id = ${author_id})
         and (${rail}::text is null or rail = ${rail})
         and (${before === null} or (create_time_ns, payout_id) < (${before?.create_time_ns.toString() ?? "0"}::bigint, ${before?.payout_id ?? ""}))
         order by create_time_ns desc, payout_id desc limit ${limit}`.execute(db);

@@ -4,8 +4,12 @@
  *   - the author page shows the earnings the ledger holds, to the micro-USD;
  *   - an author sees only its own figures (and the API refuses the other author's, also when
  *     asked from the page with the author's token);
- *   - the agent page follows a session from open (accrued price) to doffed (history, wallet);
- *   - the operator page (pasted admin token) shows the streamer, revenue and reconciliation;
+ *   - the agent page follows a session from open (accrued price) to doffed (history, wallet), and
+ *     shows the spending caps with what remains today, as the ledger enforces them;
+ *   - the operator page (pasted admin token) shows the streamer, revenue and reconciliation, a
+ *     revenue rule waiting for approval, and the payout queued on its rail;
+ *   - the author page lists the pending rule change for that author only (and the API refuses
+ *     another author's rules);
  *   - the one-click dev login is refused to non-loopback Host / Origin (DNS rebinding), and never
  *     mints admin tokens;
  *   - nothing is requested from anywhere but the daemon; every form field has a label; the pages
@@ -19,6 +23,7 @@ import type { Page } from "playwright-core";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { AdminService, RevenueRuleScopeKind } from "../../clients/gen/masques/ledger/v1/admin_service_pb.js";
 import { Rail } from "../../clients/gen/masques/ledger/v1/common_pb.js";
 import { OwnershipPurpose, PayoutState, SettlementService } from "../../clients/gen/masques/ledger/v1/settlement_service_pb.js";
 import { exportJWK, generateKeyPair } from "jose";
@@ -55,6 +60,7 @@ describe("dashboard in Chromium", () => {
   let origin: string;
   let agent: Clients;
   let openSession: string;
+  let pendingRule = "";
   const requested: string[] = [];
 
   async function newPage(): Promise<Page> {
@@ -132,6 +138,9 @@ describe("dashboard in Chromium", () => {
     origin = `http://${h.daemon.httpAddr}`;
     b = await launchChromium();
     agent = await h.fundedAgent("dash-agent", 25_000_000n);
+    // caps set by an admin: every Don below counts against the daily one
+    const admin = await h.as("admin", "ops");
+    await admin.accounts.setSpendingLimits({ agentId: "dash-agent", dailyCapMicro: 20_000_000n, sessionCapMicro: 7_000_000n });
     // settled sessions on ada's and grace's masques, and one left open
     for (const [i, masque] of ["code-reviewer", "researcher", "pair-programmer"].entries()) {
       const sessionId = newSessionId();
@@ -240,6 +249,16 @@ describe("dashboard in Chromium", () => {
   it("agent page: an open session's accrued price, then the doff moves it to history and the wallet", async () => {
     const page = await newPage();
     await devSignIn(page, "agent", "dash-agent");
+    // the caps and what remains today, as the ledger has them (the Dons above used some)
+    const limits = await agent.accounts.getSpendingLimits({});
+    expect(limits.daily?.limitMicro).toBe(20_000_000n);
+    expect(limits.daily!.usedMicro).toBeGreaterThan(0n);
+    expect(limits.daily!.remainingMicro).toBe(20_000_000n - limits.daily!.usedMicro);
+    await waitText(page, "cap-daily-limit", formatUsd(20_000_000n));
+    await waitText(page, "cap-daily-used", formatUsd(limits.daily!.usedMicro));
+    await waitText(page, "cap-daily-remaining", formatUsd(limits.daily!.remainingMicro));
+    await waitText(page, "cap-session-limit", formatUsd(7_000_000n));
+    await waitText(page, "cap-session-remaining", formatUsd(limits.perSession!.remainingMicro));
     const open = page.getByTestId("open-sessions-table");
     await expect.poll(() => open.locator(`[data-session="${openSession}"]`).count(), { timeout: WAIT_MS }).toBe(1);
     const before = await h.available("dash-agent");
@@ -264,7 +283,16 @@ describe("dashboard in Chromium", () => {
     await page.close();
   });
 
-  it("operator page with a pasted admin token: streamer, revenue, reconciliation", async () => {
+  it("operator page with a pasted admin token: streamer, revenue, reconciliation, queues", async () => {
+    // a rule proposed by one admin waits for a second one's approval
+    const govToken = await h.daemon.token("admin", "gov-alice", ["ledger:read", "admin", "admin:rules:write"]);
+    const governance = createClient(
+      AdminService,
+      createGrpcTransport({ baseUrl: `http://${h.daemon.grpcAddr}`, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${govToken}`), next(req))] }),
+    );
+    const { rule } = await governance.createRevenueRule({ scopeKind: RevenueRuleScopeKind.AUTHOR, scopeValue: "author-ada", authorBps: 9_000, platformFeeBps: 1_000, description: "ada's loyalty split" });
+    await governance.submitRevenueRule({ ruleId: rule!.ruleId });
+    pendingRule = rule!.ruleId;
     const page = await newPage();
     await pasteSignIn(page, await h.daemon.token("admin", "ops"));
     await page.getByTestId("signed-in-as").filter({ hasText: "admin ops" }).waitFor({ timeout: WAIT_MS });
@@ -282,8 +310,49 @@ describe("dashboard in Chromium", () => {
     expect(fees).toBeGreaterThan(0n);
     await waitText(page, "revenue-total", formatUsd(fees));
     expect(await page.getByTestId("operator-reconciliation").textContent()).toMatch(/No reconciliation has finished|No drift|Drift/);
+    // the governance queue shows the rule waiting for approval
+    const queued = page.getByTestId("governance-table").locator("tr", { has: page.locator(`[data-rule="${rule!.ruleId}"]`) });
+    await expect.poll(() => queued.count(), { timeout: WAIT_MS }).toBe(1);
+    const ruleRow = (await queued.textContent()) ?? "";
+    expect(ruleRow).toContain("pending approval");
+    expect(ruleRow).toContain("AUTHOR author-ada");
+    expect(ruleRow).toContain("9000 / 1000");
+    expect(ruleRow).toContain("gov-alice");
+    // the payout ada confirmed above waits on the Base rail (no adapter runs here)
+    const base = page.getByTestId("rail-queues-table").locator("tr", { hasText: "BASE" });
+    await expect.poll(() => base.count(), { timeout: WAIT_MS }).toBe(1);
+    expect((await base.locator("td").allTextContents()).slice(0, 5)).toEqual(["BASE", "1", "0", "0", "$0.02"]);
+    await waitText(page, "webhooks-pending", "0");
     await screenshots(page, "operator");
     await page.close();
+  });
+
+  it("author page: a pending change of my split is listed for me, not for another author", async () => {
+    expect(pendingRule).not.toBe(""); // proposed in the operator test above
+    const page = await newPage();
+    await devSignIn(page, "author", "author-ada");
+    const mine = page.getByTestId("author-rules-table").locator("tr", { has: page.locator(`[data-rule="${pendingRule}"]`) });
+    await expect.poll(() => mine.count(), { timeout: WAIT_MS }).toBe(1);
+    expect((await mine.locator("td").allTextContents()).slice(1, 4)).toEqual(["you", "pending approval", "90.00% / 10.00%"]);
+    await screenshots(page, "author-rules");
+    await page.close();
+
+    const token = await h.daemon.token("author", "author-grace");
+    const other = await newPage();
+    await pasteSignIn(other, token);
+    await other.getByTestId("author-rules-table").waitFor({ timeout: WAIT_MS });
+    expect(await other.locator(`[data-rule="${pendingRule}"]`).count()).toBe(0);
+    const asked = await other.evaluate(async (t) => {
+      const r = await fetch("/masques.ledger.v1.AdminService/ListRevenueRules", {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${t}` },
+        body: JSON.stringify({ scopeKind: "REVENUE_RULE_SCOPE_KIND_AUTHOR", scopeValue: "author-ada" }),
+      });
+      return { status: r.status, body: (await r.json()) as { code?: string; message?: string } };
+    }, token);
+    expect(asked.status).toBe(403);
+    expect(asked.body.message).toContain('author "author-grace" may list only');
+    await other.close();
   });
 
   it("dev login: loopback Host and Origin only, never for admins, refused to a rebinding page", async () => {

@@ -10,6 +10,7 @@ import { AdminService } from "../../clients/gen/masques/ledger/v1/admin_service_
 import { AnalyticsService } from "../../clients/gen/masques/ledger/v1/analytics_service_pb.js";
 import { SessionService } from "../../clients/gen/masques/ledger/v1/session_service_pb.js";
 import { SettlementService } from "../../clients/gen/masques/ledger/v1/settlement_service_pb.js";
+import { WebhookService } from "../../clients/gen/masques/ledger/v1/webhook_service_pb.js";
 
 export interface Api {
   accounts: Client<typeof AccountService>;
@@ -17,6 +18,7 @@ export interface Api {
   settlement: Client<typeof SettlementService>;
   analytics: Client<typeof AnalyticsService>;
   admin: Client<typeof AdminService>;
+  webhooks: Client<typeof WebhookService>;
 }
 
 /**
@@ -44,6 +46,7 @@ export function createApi(token: string, onUnauthenticated: () => void): Api {
     settlement: createClient(SettlementService, transport),
     analytics: createClient(AnalyticsService, transport),
     admin: createClient(AdminService, transport),
+    webhooks: createClient(WebhookService, transport),
   };
 }
 

@@ -62,6 +62,19 @@ export function ruleView(r: RevenueRule): RevenueRuleMessage {
   });
 }
 
+/**
+ * A stored rule as an author reads it (ListRevenueRules of its own split): the split, state and
+ * times, without the admins' subjects (created/approved/rejected/activated by).
+ */
+export function authorRuleView(r: RevenueRule): RevenueRuleMessage {
+  const v = ruleView(r);
+  v.createdBy = "";
+  v.approvedBy = "";
+  v.rejectedBy = "";
+  v.activatedBy = "";
+  return v;
+}
+
 /** A stored audit entry as the API returns it. */
 export function auditEntryView(e: AuditEntry): AuditEntryMessage {
   return create(AuditEntrySchema, {

@@ -24,10 +24,10 @@ import { AUDIT_PAGE_MAX, listAudit } from "../../controlplane/audit.js";
 import { RuleNotFoundError, type Actor, type GovernanceStore } from "../../controlplane/governance.js";
 import { RuleInputError, RuleTransitionError, requireText, type RuleScope, type RuleState, type ScopeKind } from "../../domain/revenue-rules.js";
 import { principalKey, requestIdKey } from "../../server/principal.js";
-import { principalOf, requireAdmin, requireGovernanceScope } from "../authz.js";
+import { isAdmin, principalOf, requireAdmin, requireGovernanceScope, requireScope } from "../authz.js";
 import { failedPrecondition, invalidArgument, permissionDenied, statusError } from "../errors.js";
 import type { AuditVerifier } from "../governance-runtime.js";
-import { auditEntryView, nsOfTimestamp, ruleView } from "./governance-views.js";
+import { auditEntryView, authorRuleView, nsOfTimestamp, ruleView } from "./governance-views.js";
 import type { Kysely } from "kysely";
 import type { Database } from "../../controlplane/schema.js";
 
@@ -139,9 +139,18 @@ export function governanceHandlers(deps: GovernanceDeps): Partial<ServiceImpl<ty
       return create(GetRevenueRuleResponseSchema, { rule: ruleView(rule) });
     },
     async listRevenueRules(req, ctx) {
-      requireAdmin(principalOf(ctx), "list revenue rules");
-      const limit = pageSize(req.pageSize, 50, 500);
+      const p = principalOf(ctx);
       const kind = req.scopeKind === RevenueRuleScopeKind.UNSPECIFIED ? undefined : scopeKindOf(req.scopeKind);
+      // An author reads the rules that set its split (the platform's and its own author-scoped
+      // ones; the dashboard's author page), without who proposed or approved them. Masque-scoped
+      // rules and everything else stay admin-only.
+      const asAuthor = p.kind === "author" && !isAdmin(p);
+      if (asAuthor) {
+        requireScope(p, ["ledger:read"], "list revenue rules");
+        const own = (kind === "platform" && req.scopeValue === "") || (kind === "author" && req.scopeValue === p.id);
+        if (!own) throw permissionDenied(`author ${JSON.stringify(p.id)} may list only the platform's revenue rules (scope_kind PLATFORM) and its own (scope_kind AUTHOR, scope_value its id)`, { principal_kind: p.kind });
+      } else requireAdmin(p, "list revenue rules");
+      const limit = pageSize(req.pageSize, 50, 500);
       const after = decodeToken(req.pageToken, ([t, id]) => (t && /^\d+$/.test(t) && id ? { create_time_ns: BigInt(t), rule_id: id } : null));
       const state = req.state === RevenueRuleState.UNSPECIFIED ? undefined : stateOf(req.state);
       const page = await rules.list({ ...(state ? { state } : {}), ...(kind ? { scope: { kind, value: req.scopeValue } } : {}), ...(after ? { after } : {}) }, limit + 1);
@@ -149,7 +158,8 @@ export function governanceHandlers(deps: GovernanceDeps): Partial<ServiceImpl<ty
       const shown = page.slice(0, limit);
       const last = shown[shown.length - 1];
       return create(ListRevenueRulesResponseSchema, {
-        rules: shown.map(ruleView),
+        // drafts are an admin's work in progress: not shown to authors
+        rules: asAuthor ? shown.filter((r) => r.state !== "draft").map(authorRuleView) : shown.map(ruleView),
         nextPageToken: more && last ? encodeToken(last.create_time_ns.toString(), last.rule_id) : "",
       });
     },

@@ -1,8 +1,9 @@
 /**
  * Agent owner page: the wallet (available vs held), open sessions with their accrued price (live:
  * the page refreshes on a timer), ended sessions with each one's cost breakdown (analytics), and
- * deposits. Spending caps join here when the ledger has them.
+ * deposits, and the spending caps the ledger enforces with what remains of them today (ADR 0110).
  */
+import type { SpendingLimit } from "../../../clients/gen/masques/ledger/v1/account_service_pb.js";
 import { DepositState } from "../../../clients/gen/masques/ledger/v1/settlement_service_pb.js";
 import { SessionStatus } from "../../../clients/gen/masques/ledger/v1/session_service_pb.js";
 import { describeError, type Api } from "../api.js";
@@ -123,7 +124,38 @@ function depositsPanel(api: Api): Panel {
   );
 }
 
+/** One cap as a row: its limit, what is used today and what remains (the ledger's own figures). */
+function capRow(name: string, l: SpendingLimit | undefined, testId: string): HTMLElement[] {
+  if (!l || l.unlimited) return [h("span", {}, name), h("span", { "data-testid": `${testId}-limit` }, "No cap"), h("span", {}, "—"), h("span", {}, "—"), h("span", {}, "—")];
+  return [
+    h("span", {}, name),
+    money(l.limitMicro, `${testId}-limit`),
+    l.resetTime ? money(l.usedMicro, `${testId}-used`) : h("span", {}, "—"),
+    money(l.remainingMicro, `${testId}-remaining`),
+    h("span", {}, l.resetTime ? timeOf(l.resetTime) : "per session"),
+  ];
+}
+
+function capsPanel(api: Api): Panel {
+  return panel(
+    "agent-caps",
+    "Spending caps",
+    async (body) => {
+      const r = await api.accounts.getSpendingLimits({});
+      body.append(
+        table(
+          "Spending caps and what remains (UTC day)",
+          ["Cap", "Limit", "Used today", "Remaining", "Resets"],
+          [capRow("Daily", r.daily, "cap-daily"), capRow("Per session", r.perSession, "cap-session")],
+          "caps-table",
+        ),
+      );
+    },
+    describeError,
+  );
+}
+
 /** The agent page's panels, in order. */
 export function agentPanels(api: Api, who: Identity): Panel[] {
-  return [walletPanel(api, who), openSessionsPanel(api), historyPanel(api), depositsPanel(api)];
+  return [walletPanel(api, who), capsPanel(api), openSessionsPanel(api), historyPanel(api), depositsPanel(api)];
 }

@@ -1,9 +1,11 @@
 /**
  * Author page: what my masques earn (ledger balance, charts by day / week per masque from the
  * analytics RPC), the sessions that paid me, the split applied at settlement, my payouts with a
- * request-payout action, and my catalog entries with their prices. Panels added later
- * (governance rules, …) append to `panels`.
+ * request-payout action, my catalog entries with their prices, and the revenue rules that set my
+ * split: the active one and changes pending approval or cooling down (ADR 0100; the platform's
+ * rules and my author-scoped ones, which ListRevenueRules lets an author read).
  */
+import { RevenueRuleScopeKind, RevenueRuleState, type RevenueRule } from "../../../clients/gen/masques/ledger/v1/admin_service_pb.js";
 import { TimeBucket, type EarningsPoint } from "../../../clients/gen/masques/ledger/v1/analytics_service_pb.js";
 import { Rail } from "../../../clients/gen/masques/ledger/v1/common_pb.js";
 import { PayoutState } from "../../../clients/gen/masques/ledger/v1/settlement_service_pb.js";
@@ -236,6 +238,44 @@ function catalogPanel(api: Api, who: Identity): Panel {
 }
 
 /** The author page's panels, in order. */
+const RULE_STATE_NAMES: Partial<Record<RevenueRuleState, string>> = {
+  [RevenueRuleState.PENDING_APPROVAL]: "pending approval",
+  [RevenueRuleState.COOLING_DOWN]: "cooling down",
+  [RevenueRuleState.ACTIVE]: "active",
+};
+
+function rulesPanel(api: Api, who: Identity): Panel {
+  return panel(
+    "author-rules",
+    "Split rules and pending changes",
+    async (body) => {
+      const [platform, mine] = await Promise.all([
+        api.admin.listRevenueRules({ scopeKind: RevenueRuleScopeKind.PLATFORM, pageSize: 500 }),
+        api.admin.listRevenueRules({ scopeKind: RevenueRuleScopeKind.AUTHOR, scopeValue: who.id, pageSize: 500 }),
+      ]);
+      const shown = (rs: RevenueRule[]) => rs.filter((r) => RULE_STATE_NAMES[r.state] !== undefined);
+      const rules = [...shown(mine.rules), ...shown(platform.rules)];
+      const row = (r: RevenueRule) => [
+        h("code", { "data-rule": r.ruleId }, r.ruleId.slice(0, 8) + "…"),
+        r.scopeKind === RevenueRuleScopeKind.AUTHOR ? "you" : "every author",
+        RULE_STATE_NAMES[r.state] ?? "?",
+        `${(r.authorBps / 100).toFixed(2)}% / ${(r.platformFeeBps / 100).toFixed(2)}%`,
+        r.state === RevenueRuleState.COOLING_DOWN ? timeOf(r.coolingEndTime) : r.state === RevenueRuleState.ACTIVE ? timeOf(r.activateTime) : "after approval and cooling",
+        r.description,
+      ];
+      body.append(
+        table(
+          "Rules that set your split (a rule for you wins over the platform's; masque rules are not listed)",
+          ["Rule", "Applies to", "State", "You / platform", "Active from", "Why"],
+          rules.map(row),
+          "author-rules-table",
+        ),
+      );
+    },
+    describeError,
+  );
+}
+
 export function authorPanels(api: Api, who: Identity): Panel[] {
-  return [earningsPanel(api, who), sessionsPanel(api), payoutsPanel(api), catalogPanel(api, who)];
+  return [earningsPanel(api, who), sessionsPanel(api), rulesPanel(api, who), payoutsPanel(api), catalogPanel(api, who)];
 }

@@ -1,8 +1,13 @@
 /**
  * Operator page (admin token): open sessions, holds closest to expiry and streamer lag, the last
- * reconciliation, platform revenue over time. Governance, webhook and rail queues join here as
- * those services land.
+ * reconciliation, platform revenue over time, and the queues: revenue rules waiting for approval
+ * or cooling down (ADR 0100), webhook deliveries pending or dead-lettered (ADR 0105), and payouts
+ * queued / claimed / submitted per rail.
  */
+import { RevenueRuleScopeKind, RevenueRuleState } from "../../../clients/gen/masques/ledger/v1/admin_service_pb.js";
+import { Rail } from "../../../clients/gen/masques/ledger/v1/common_pb.js";
+import { PayoutState, type Payout } from "../../../clients/gen/masques/ledger/v1/settlement_service_pb.js";
+import { WebhookDeliveryStatus, type WebhookDelivery } from "../../../clients/gen/masques/ledger/v1/webhook_service_pb.js";
 import { TimeBucket } from "../../../clients/gen/masques/ledger/v1/analytics_service_pb.js";
 import { SessionStatus } from "../../../clients/gen/masques/ledger/v1/session_service_pb.js";
 import { describeError, type Api } from "../api.js";
@@ -117,7 +122,111 @@ function revenuePanel(api: Api): Panel {
   return p;
 }
 
+/** "MASQUE code-reviewer", "AUTHOR author-ada", "PLATFORM". */
+export function ruleScopeLabel(kind: RevenueRuleScopeKind, value: string): string {
+  const name = RevenueRuleScopeKind[kind] ?? "?";
+  return value === "" ? name : `${name} ${value}`;
+}
+
+function governancePanel(api: Api): Panel {
+  return panel(
+    "operator-governance",
+    "Governance queue",
+    async (body) => {
+      const [pending, cooling] = await Promise.all([
+        api.admin.listRevenueRules({ state: RevenueRuleState.PENDING_APPROVAL, pageSize: 100 }),
+        api.admin.listRevenueRules({ state: RevenueRuleState.COOLING_DOWN, pageSize: 100 }),
+      ]);
+      const rules = [...pending.rules, ...cooling.rules];
+      body.append(
+        table(
+          "Revenue rules waiting for a second admin or cooling down",
+          ["Rule", "State", "Applies to", "Author / platform (bps)", "Created by", "Approved by", "Activates", "Why"],
+          rules.map((r) => [
+            h("code", { "data-rule": r.ruleId }, r.ruleId),
+            r.state === RevenueRuleState.PENDING_APPROVAL ? "pending approval" : "cooling down",
+            ruleScopeLabel(r.scopeKind, r.scopeValue),
+            `${r.authorBps} / ${r.platformFeeBps}`,
+            r.createdBy,
+            r.approvedBy || "—",
+            r.coolingEndTime ? timeOf(r.coolingEndTime) : "after approval and cooling",
+            r.description,
+          ]),
+          "governance-table",
+        ),
+      );
+    },
+    describeError,
+  );
+}
+
+function webhookPanel(api: Api): Panel {
+  return panel(
+    "operator-webhooks",
+    "Webhook queue",
+    async (body) => {
+      const { endpoints } = await api.webhooks.listWebhookEndpoints({});
+      const queued: [string, WebhookDelivery][] = [];
+      for (const e of endpoints.slice(0, 50)) {
+        for (const status of [WebhookDeliveryStatus.PENDING, WebhookDeliveryStatus.DEAD]) {
+          const r = await api.webhooks.listWebhookDeliveries({ endpointId: e.endpointId, status, pageSize: 20 });
+          for (const d of r.deliveries) queued.push([e.url, d]);
+        }
+      }
+      const count = (s: WebhookDeliveryStatus) => queued.filter(([, d]) => d.status === s).length;
+      body.append(
+        h(
+          "dl",
+          { class: "figures" },
+          h("div", {}, h("dt", {}, "Endpoints"), h("dd", {}, String(endpoints.length))),
+          h("div", {}, h("dt", {}, "Pending"), h("dd", { "data-testid": "webhooks-pending" }, String(count(WebhookDeliveryStatus.PENDING)))),
+          h("div", {}, h("dt", {}, "Dead-lettered"), h("dd", { "data-testid": "webhooks-dead" }, String(count(WebhookDeliveryStatus.DEAD)))),
+        ),
+        table(
+          "Deliveries pending or dead-lettered (up to 20 of each per endpoint)",
+          ["Delivery", "Endpoint", "Event", "State", "Attempts", "Next attempt", "Last error"],
+          queued.map(([url, d]) => [
+            h("code", {}, d.deliveryId),
+            url,
+            d.eventType,
+            d.status === WebhookDeliveryStatus.DEAD ? "dead-lettered" : "pending",
+            String(d.attempts),
+            d.nextAttemptTime ? timeOf(d.nextAttemptTime) : "—",
+            d.history.at(-1)?.error ?? "",
+          ]),
+          "webhooks-table",
+        ),
+      );
+    },
+    describeError,
+  );
+}
+
+const IN_FLIGHT = [PayoutState.REQUESTED, PayoutState.CLAIMED, PayoutState.SUBMITTED] as const;
+
+function railQueuesPanel(api: Api): Panel {
+  return panel(
+    "operator-rails",
+    "Rail queues",
+    async (body) => {
+      const r = await api.settlement.listPayouts({ states: [...IN_FLIGHT], pageSize: 1000 });
+      const byRail = new Map<Rail, Payout[]>();
+      for (const p of r.payouts) byRail.set(p.rail, [...(byRail.get(p.rail) ?? []), p]);
+      const rows = [...byRail.entries()].map(([rail, ps]) => {
+        const of = (s: PayoutState) => ps.filter((p) => p.state === s);
+        const total = ps.reduce((a, p) => a + (p.quote?.amountMicro ?? 0n), 0n);
+        return [Rail[rail] ?? "?", String(of(PayoutState.REQUESTED).length), String(of(PayoutState.CLAIMED).length), String(of(PayoutState.SUBMITTED).length), money(total)];
+      });
+      body.append(
+        table("Payouts in flight per rail", ["Rail", "Queued", "Claimed", "Submitted", "Amount held"], rows, "rail-queues-table"),
+        r.nextPageToken !== "" ? h("p", {}, "More than 1000 payouts in flight: the figures above are the newest 1000.") : h("span", {}),
+      );
+    },
+    describeError,
+  );
+}
+
 /** The operator page's panels, in order. */
 export function operatorPanels(api: Api): Panel[] {
-  return [openSessionsPanel(api), streamerPanel(api), reconciliationPanel(api), revenuePanel(api)];
+  return [openSessionsPanel(api), streamerPanel(api), governancePanel(api), railQueuesPanel(api), webhookPanel(api), reconciliationPanel(api), revenuePanel(api)];
 }

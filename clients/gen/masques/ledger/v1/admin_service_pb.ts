@@ -1284,7 +1284,8 @@ export const AdminService: GenService<{
     output: typeof GetRevenueRuleResponseSchema;
   },
   /**
-   * Rules, oldest first, optionally by state and scope (`admin`), paged.
+   * Rules, oldest first, optionally by state and scope (`admin`), paged. An author may list the
+   * platform's rules and its own author-scoped ones (not drafts, without the admins' subjects).
    *
    * @generated from rpc masques.ledger.v1.AdminService.ListRevenueRules
    */
