@@ -9,7 +9,7 @@ import { startupPlatformAccounts } from "../domain/accounts.js";
 import { idToHex } from "../domain/ids.js";
 import { defineService, type DaemonContext, type ServiceRegistration } from "../server/registry.js";
 import { createAccountService, provisionIssuanceLimit } from "./accounts/account-service.js";
-import { createSessionInstance, sessionServiceImpl } from "./sessions/service.js";
+import { bindSessionInstance, createSessionInstance, sessionServiceImpl } from "./sessions/service.js";
 import { SessionService } from "../../clients/gen/masques/ledger/v1/session_service_pb.js";
 import { catalogServiceRegistration } from "./catalog/service.js";
 import { adminServiceRegistration } from "./admin/service.js";
@@ -28,7 +28,7 @@ import { createLimitsStore } from "../controlplane/limits.js";
 import { conversionAccounts } from "../domain/settlement/conversion.js";
 
 export function createServices(ctx: DaemonContext): ServiceRegistration[] {
-  const sessions = createSessionInstance(ctx);
+  const sessions = bindSessionInstance(ctx, createSessionInstance(ctx));
   return [
     defineService(
       AccountService,

@@ -4,7 +4,7 @@
  */
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { SessionService } from "../../../clients/gen/masques/ledger/v1/session_service_pb.js";
-import { defineService, type DaemonContext, type ServiceRegistration } from "../../server/registry.js";
+import type { DaemonContext } from "../../server/registry.js";
 import { principalOf } from "../authz.js";
 import { sessionHandlers, type SessionHandlers } from "./handlers.js";
 import { startReaper, type Reaper } from "./reaper.js";
@@ -95,9 +95,11 @@ export function sessionInstanceOf(ctx: DaemonContext): SessionServiceInstance | 
   return instances.get(ctx);
 }
 
-/** One registration for src/services/index.ts. */
-export function sessionServiceRegistration(ctx: DaemonContext): ServiceRegistration {
-  const inst = createSessionInstance(ctx);
+/**
+ * Make `inst` the instance serving `ctx` (src/services/index.ts, which shares it with the catalog
+ * service): the OTLP ingest and the daemon's metrics find it through `sessionInstanceOf`.
+ */
+export function bindSessionInstance(ctx: DaemonContext, inst: SessionServiceInstance): SessionServiceInstance {
   instances.set(ctx, inst);
-  return defineService(SessionService, sessionServiceImpl(inst));
+  return inst;
 }
