@@ -59,6 +59,7 @@ import { railAccountId } from "../../src/domain/accounts.js";
 import { idToHex } from "../../src/domain/ids.js";
 import { railFeesAccountId } from "../../src/domain/settlement/ids.js";
 import { createLogger } from "../../src/log.js";
+import type { AnalyticsPort } from "../../src/server/registry.js";
 import { fileCursorStore } from "../../src/rails/adapter/cursor.js";
 import { settlementClient } from "../../src/rails/adapter/daemon-client.js";
 import { createRailAdapter, type RailAdapter } from "../../src/rails/adapter/runner.js";
@@ -227,11 +228,17 @@ async function landedTo(account: Address): Promise<Signature[]> {
   return (await rpc.getSignaturesForAddress(account, { commitment: "confirmed" }).send()).map((s) => s.signature);
 }
 
+/** The daemon streamer's ClickHouse copy (STREAMER_ENABLED, embedded chDB). */
+let analytics: AnalyticsPort | undefined;
+
 beforeAll(async () => {
   node = await startLiteSvmRpc({ finalize_depth: FINALIZE });
   rpc = createSolanaRpc(node.url);
   dir = await mkdtemp(path.join(tmpdir(), "solana-adapter-"));
-  h = await startSettlementHarness({ SETTLEMENT_SOLANA_CHAIN_ID: CHAIN, SETTLEMENT_SOLANA_CLUSTER: "devnet", PAYOUT_SOLANA_ACCOUNT_RENT_FEE_MICRO: String(RENT_FEE) });
+  h = await startSettlementHarness(
+    { SETTLEMENT_SOLANA_CHAIN_ID: CHAIN, SETTLEMENT_SOLANA_CLUSTER: "devnet", PAYOUT_SOLANA_ACCOUNT_RENT_FEE_MICRO: String(RENT_FEE), STREAMER_ENABLED: "true" },
+    { onAnalytics: (a) => (analytics = a) },
+  );
   [authority, dest, depositOwner, source] = await Promise.all([generateKeyPairSigner(), generateKeyPairSigner(), generateKeyPairSigner(), generateKeyPairSigner()]);
   node.svm.airdrop(authority.address, lamports(100n * SOL)); // test setup funds accounts straight on the SVM
   node.svm.airdrop(source.address, lamports(10n * SOL));
@@ -293,6 +300,14 @@ describe("payouts through the adapter process", () => {
       expect(await credits(railAccountId("rail_outbound", "solana"))).toBe(out0 + 1_000_000n - fee);
       const rent = BigInt(await rpc.getMinimumBalanceForRentExemption(165n).send());
       expect(done.networkFeeNative).toBe(5_000n + rent); // the fee and the new ATA's rent, in lamports
+      // ClickHouse `settlements` (ADR 0084): the ledger's side and the rail's facts (signature, fee in lamports).
+      const row = await until(
+        `settlements row of ${p.payoutId} to be paid`,
+        async () =>
+          (await analytics!.sink.query(`SELECT status, amount_micro, rail_tx, network_fee_native FROM masques.settlements FINAL WHERE payout_id = toUInt128('${BigInt(`0x${p.payoutId}`).toString()}')`))[0],
+        (r) => r?.status === "paid",
+      );
+      expect(row).toEqual({ status: "paid", amount_micro: String(1_000_000n - fee), rail_tx: done.txRef, network_fee_native: String(5_000n + rent) });
     } finally {
       await adapter.kill();
     }
