@@ -649,3 +649,19 @@ export function createDepositStore(db: Kysely<Database>): DepositStore {
     },
   };
 }
+
+/**
+ * Deposits changed at or after `from` (update_time_ns, deposit_id), oldest change first: the rail
+ * facts of deposits copied into ClickHouse `rail_deposits` by the streamer (issue 13, ADR 0084).
+ * Keyset order (update_time_ns, deposit_id), so a page boundary never skips a row.
+ */
+export async function listDepositsChangedSince(
+  db: Kysely<Database>,
+  from: { update_time_ns: bigint; deposit_id: string },
+  limit: number,
+): Promise<DepositRow[]> {
+  const r = await sql<Record<string, unknown>>`select ${DEPOSIT_COLUMNS} from deposit
+    where (update_time_ns, deposit_id) > (${from.update_time_ns.toString()}::bigint, ${from.deposit_id})
+    order by update_time_ns, deposit_id limit ${limit}`.execute(db);
+  return r.rows.map(toDeposit);
+}

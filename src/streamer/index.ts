@@ -14,6 +14,7 @@ import { readPayoutRailFacts } from "../controlplane/settlement.js";
 import { idToHex } from "../domain/ids.js";
 import type { SettlementRailFacts } from "./derive.js";
 import { copyAuditLog } from "./audit.js";
+import { copyRailDeposits } from "./rail-deposits.js";
 import type { Config } from "../config.js";
 import { openLedger } from "../ledger/index.js";
 import { reconcile, type ReconcileReport } from "./reconcile.js";
@@ -154,7 +155,13 @@ export async function startStreamer(opts: {
   let auditCopy: Promise<unknown> = Promise.resolve();
   const auditTimer = cp
     ? setInterval(() => {
-        auditCopy = streamer.exclusive(() => copyAuditLog(cp, sink)).catch((err: unknown) => opts.log?.error({ err }, "streamer: audit log copy failed; retrying"));
+        auditCopy = streamer
+          .exclusive(async () => {
+            await copyAuditLog(cp, sink);
+            // Deposits' rail facts (issue 13, ADR 0084), the same way.
+            await copyRailDeposits(cp, sink);
+          })
+          .catch((err: unknown) => opts.log?.error({ err }, "streamer: audit log / rail deposits copy failed; retrying"));
       }, Math.max(1000, settings.pollMs))
     : undefined;
   auditTimer?.unref();

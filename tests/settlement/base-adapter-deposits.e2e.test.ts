@@ -73,7 +73,7 @@ async function send(raw: `0x${string}`): Promise<Hash> {
 }
 
 beforeAll(async () => {
-  x = await startAdapterHarness();
+  x = await startAdapterHarness({ streamer: true });
   await x.h.d.fundedAgent(AGENT, 1n);
   const s = await x.h.settlement("agent", AGENT);
   const { challenge } = await s.createDestinationChallenge({ purpose: OwnershipPurpose.DEPOSIT_SOURCE, rail: Rail.BASE, address: source.address });
@@ -101,6 +101,16 @@ describe("deposits through the adapter process", () => {
     await cursorPast("the cursor past the deposit", block + 5n);
     expect(await available()).toBe(before + 2_000_000n);
     expect(adapter.lines().filter((l) => l.event === "deposit_reported" && l.tx_ref === tx.toLowerCase()).length).toBe(1);
+    // ClickHouse `rail_deposits` (ADR 0084): the rail's facts of the credited deposit, once.
+    const rows = await x.until(
+      "the rail_deposits row to be credited",
+      async () => x.analytics().query(`SELECT rail, tx_ref, amount_micro, block_number, confirmations, state FROM masques.rail_deposits FINAL WHERE tx_ref = '${tx.toLowerCase()}'`),
+      (r) => r[0]?.state === "credited",
+    );
+    expect(rows).toEqual([
+      { rail: "base", tx_ref: tx.toLowerCase(), amount_micro: "2000000", block_number: String(block), confirmations: expect.any(Number), state: "credited" },
+    ]);
+    expect(rows[0]!.confirmations).toBeGreaterThanOrEqual(FINALITY_DEPTH);
   });
 
   it("reorged away before depth: never credited; the same transaction re-included: credited once", async () => {

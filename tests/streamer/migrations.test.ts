@@ -19,7 +19,7 @@ describe("ClickHouse migrations (sql/)", () => {
 
   it("applies every numbered migration once, then nothing on every later run", async () => {
     const files = loadMigrations();
-    expect(files.map((m) => m.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(files.map((m) => m.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     const first = await migrate(sink);
     expect(first.applied).toEqual(files.map((m) => m.name));
     const tables = await sink.query("SELECT name, create_table_query FROM system.tables WHERE database = 'masques' ORDER BY name");
@@ -29,7 +29,7 @@ describe("ClickHouse migrations (sql/)", () => {
       expect(again.already).toEqual(files.map((m) => m.name));
     }
     expect(await sink.query("SELECT name, create_table_query FROM system.tables WHERE database = 'masques' ORDER BY name")).toEqual(tables);
-    expect(await scalar(sink, "SELECT count() FROM {{db}}.schema_migrations FINAL")).toBe("10");
+    expect(await scalar(sink, "SELECT count() FROM {{db}}.schema_migrations FINAL")).toBe("11");
     const names = tables.map((t) => String(t.name));
     for (const t of ["identities", "accounts", "account_balances", "transfers", "sessions", "usage", "settlements", "api_requests", "reputation_masques", "reputation_authors", "stream_cursor", "audit_log"]) {
       expect(names).toContain(t);
