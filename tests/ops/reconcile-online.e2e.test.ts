@@ -57,6 +57,8 @@ describe("reconciliation while the daemon runs", () => {
       "conservation (debits = credits per ledger)",
       "sessions (author + platform + refund = hold + debt)",
       "usage after settlement (every usage event is in its session's price)",
+      "refunds (every refund nets to zero: counted = refunded to the wallet; author debt = author part)",
+      "exchange position (open, per ledger)",
     ]);
   }, 240_000);
 
