@@ -200,6 +200,17 @@ const vars = {
     "Inside `serve` (with the streamer): reconcile the ledger against ClickHouse every this many seconds, pausing the streamer while it compares; 0 = only on request (AdminService.RunReconciliation, `masques-ledger reconcile`).",
     "3600",
   ),
+  // ---- analytics recovery (issue 18, ADR 0119) -----------------------------------------------
+  STREAMER_RETRY_MIN_MS: v(
+    uint("milliseconds").pipe(z.number().min(10).max(600_000)).default(1_000),
+    "Inside `serve`: first delay before retrying to start the streamer (open + migrate ClickHouse) after it failed; doubles per failed attempt up to STREAMER_RETRY_MAX_MS (ms).",
+    "1000",
+  ),
+  STREAMER_RETRY_MAX_MS: v(
+    uint("milliseconds").pipe(z.number().min(10).max(3_600_000)).default(60_000),
+    "Inside `serve`: longest delay between attempts to start the streamer (ms); attempts go on until ClickHouse answers or the daemon stops.",
+    "60000",
+  ),
   // ---- telemetry in and out (issue 18, src/telemetry, docs/telemetry.md) --------------------
   OTLP_MAX_BODY_BYTES: v(
     uint("bytes").pipe(z.number().min(1024).max(64 * 1024 * 1024)).default(4 * 1024 * 1024),

@@ -18,7 +18,8 @@ import { rateLimiterFromConfig } from "./server/rate-limit.js";
 import type { DaemonContext, ServicesModule } from "./server/registry.js";
 import * as servicesModule from "./services/index.js";
 import { DEFAULT_UI_DIR, createDashboardRoutes, type DaemonDevLogin } from "./dashboard/routes.js";
-import { startStreamer, type RunningStreamer } from "./streamer/index.js";
+import { startStreamer } from "./streamer/index.js";
+import { superviseStreamer, type StreamerSupervisor } from "./streamer/supervisor.js";
 import { otlpStore } from "./controlplane/otlp.js";
 import { sessionInstanceOf } from "./services/sessions/service.js";
 import { telemetryRoutes } from "./telemetry/http.js";
@@ -112,33 +113,60 @@ export async function runDaemon(
 
   const limits = limitsFromConfig(config);
   const clock = opts.clock ?? systemClock;
-  // CDC to ClickHouse: not on the money path, so a streamer that cannot start is logged and the
-  // daemon serves without analytics (`masques-ledger reconcile` reports the gap later). It starts
-  // before the services so AdminService can reach its reconciler.
-  let streamer: RunningStreamer | undefined;
-  if (config.STREAMER_ENABLED) {
-    try {
-      streamer = await startStreamer({ ledger: ledger.client, config, log: log.child({ component: "streamer" }), clock, controlplane: controlplane.db });
-    } catch (err) {
-      log.error({ err }, "streamer failed to start; serving without analytics");
-    }
-  }
-  const running = streamer;
-  const analytics = running ? { sink: running.sink, describe: running.describe, lag: () => running.lag() } : undefined;
-  const ctx: DaemonContext = { ledger: ledger.client, controlplane, config, log, clock, reconciliation: streamer?.reconciler, analytics };
+  // Telemetry out (issue 18): metrics (ledger requests timed by operation), readiness; telemetry
+  // in: OTLP on the HTTP port.
+  const metrics = createDaemonMetrics({ otlpEndpoint: config.MASQUES_METRICS_OTLP_ENDPOINT, exportIntervalMs: config.MASQUES_METRICS_EXPORT_INTERVAL_MS });
+  const ledgerClient = metrics.instrumentLedger(ledger.client);
+  // CDC to ClickHouse: not on the money path, so a streamer that cannot start is logged, the
+  // daemon serves without analytics, and the supervisor retries the start with capped backoff
+  // until ClickHouse answers (ADR 0119); the copy then resumes from its stored cursor. The first
+  // attempt runs before the services, so a healthy start has AdminService's reconciler at once.
+  let readinessRefresh: () => void = () => {};
+  const supervisor: StreamerSupervisor | undefined = config.STREAMER_ENABLED
+    ? superviseStreamer({
+        start: () => startStreamer({ ledger: ledgerClient, config, log: log.child({ component: "streamer" }), clock, controlplane: controlplane.db }),
+        retry_min_ms: config.STREAMER_RETRY_MIN_MS,
+        retry_max_ms: config.STREAMER_RETRY_MAX_MS,
+        log: log.child({ component: "streamer" }),
+        on_started: () => readinessRefresh(),
+      })
+    : undefined;
+  await supervisor?.begin();
+  const streamerNow = () => supervisor?.current();
+  // Read per call: AdminService and AnalyticsService see a streamer that started late.
+  const ctx: DaemonContext = {
+    ledger: ledgerClient,
+    controlplane,
+    config,
+    log,
+    clock,
+    get reconciliation() {
+      return streamerNow()?.reconciler;
+    },
+    get analytics() {
+      const s = streamerNow();
+      return s ? { sink: s.sink, describe: s.describe, lag: () => s.lag() } : undefined;
+    },
+  };
   let grpcServer: GrpcServer | undefined;
   let httpServer: HttpServer | undefined;
   let specs: ServiceImplSpec[] = [];
-  // Telemetry out (issue 18): metrics, readiness; telemetry in: OTLP on the HTTP port.
-  const metrics = createDaemonMetrics({ otlpEndpoint: config.MASQUES_METRICS_OTLP_ENDPOINT, exportIntervalMs: config.MASQUES_METRICS_EXPORT_INTERVAL_MS });
-  const sinkOf = () => streamer?.sink;
+  const sinkOf = () => streamerNow()?.sink;
   let onHealth: (ready: boolean, analytics: boolean) => void = () => {};
   const readiness = createReadiness({
-    ledger: ledger.client,
+    ledger: ledgerClient,
     db: controlplane.db,
     sink: sinkOf,
+    analyticsDown: () => {
+      const st = supervisor?.state();
+      if (!st) return "analytics is off (STREAMER_ENABLED=false)";
+      if (st.state === "retrying") return `the streamer could not start (${st.start_failures} attempt(s), retrying with backoff): ${st.last_error ?? ""}`;
+      return `the streamer is ${st.state}`;
+    },
+    streamerHealth: () => streamerNow()?.streamer.health(),
     onReport: (r) => onHealth(r.ready, r.checks.analytics === "ok"),
   });
+  readinessRefresh = () => void readiness.refresh();
   const rateLimiter = rateLimiterFromConfig(config);
   try {
     const onRpc = (rpc: string, code: string, ms: number) => metrics.recordRpc(rpc, code, ms);
@@ -158,9 +186,12 @@ export async function runDaemon(
       reaper: sessions?.state.reaped,
       coalescer: (ledger.client as { stats?: { batches: number; requests: number; events: number } }).stats,
       streamerLag: () => {
-        const l = streamer?.lag();
+        const l = streamerNow()?.lag();
         return l ? { lag_s: Number(l.head_ts - l.cursor_ts) / 1e9, events_behind: l.events_behind } : null;
       },
+      streamerFailures: supervisor
+        ? () => ({ start: supervisor.state().start_failures, sync: streamerNow()?.streamer.health().failures_total ?? 0 })
+        : undefined,
     });
     if (services.onStart) await services.onStart(ctx);
     grpcServer = await startGrpcServer(specs, config.MASQUES_GRPC_ADDR.host, config.MASQUES_GRPC_ADDR.port, log, limits);
@@ -188,7 +219,7 @@ export async function runDaemon(
     await grpcServer?.front.close();
     grpcServer?.server.forceShutdown();
     await httpServer?.close(0);
-    await streamer?.stop().catch(() => undefined);
+    await supervisor?.stop().catch(() => undefined);
     await ledger.close();
     await controlplane.close();
     throw err;
@@ -219,7 +250,7 @@ export async function runDaemon(
       http_addr: httpAddr,
       services: specs.map((s) => s.service.typeName),
       auth: verifier.source,
-      streamer: streamer ? streamer.describe : "off",
+      streamer: supervisor ? (streamerNow()?.describe ?? `retrying: ${supervisor.state().last_error ?? ""}`) : "off",
       dashboard: config.MASQUES_UI_ENABLED ? `http://${httpAddr}/ui/${devLogin ? " (dev login on)" : ""}` : "off",
     },
     "listening",
@@ -258,7 +289,7 @@ export async function runDaemon(
         log.error({ err }, "service shutdown hook failed");
       }
       try {
-        await streamer?.stop();
+        await supervisor?.stop();
       } catch (err) {
         log.error({ err }, "streamer shutdown failed");
       }

@@ -69,9 +69,9 @@ export class ChdbSink implements Sink {
     }
     if (current) current.refs++;
     else {
-      // Owner-only (analytics rows are balances), whatever the umask.
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
       try {
+        // Owner-only (analytics rows are balances), whatever the umask.
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
         current = {
           path: dir,
           session: new Session(dir, { connectionArgs: ["--output_format_json_quote_64bit_integers=1"] }),

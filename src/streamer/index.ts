@@ -126,15 +126,23 @@ export async function startStreamer(opts: {
 }): Promise<RunningStreamer> {
   const settings = { ...streamerSettings(opts.config), ...opts.settings };
   const { sink, migrations, describe } = await openSink(settings);
-  const streamer = await Streamer.create({
-    client: opts.ledger,
-    sink,
-    batch: settings.batch,
-    poll_ms: settings.pollMs,
-    now_ns: opts.clock,
-    logger: opts.log,
-    rail_facts: opts.controlplane === undefined ? undefined : railFactsReader(opts.controlplane),
-  });
+  let streamer: Streamer;
+  try {
+    streamer = await Streamer.create({
+      client: opts.ledger,
+      sink,
+      batch: settings.batch,
+      poll_ms: settings.pollMs,
+      now_ns: opts.clock,
+      logger: opts.log,
+      rail_facts: opts.controlplane === undefined ? undefined : railFactsReader(opts.controlplane),
+    });
+  } catch (err) {
+    // Reading the stored cursor failed: release the sink so the daemon's next attempt (ADR 0119)
+    // opens it afresh.
+    await sink.close().catch(() => undefined);
+    throw err;
+  }
   opts.log?.info(
     { sink: describe, migrations_applied: migrations.applied, cursor_ts: String(streamer.cursor.transfers) },
     "streamer started",

@@ -90,6 +90,17 @@ export interface StreamerLag {
   caught_up: boolean;
 }
 
+/** The background copy's failures (see Streamer.health). */
+export interface StreamerHealth {
+  /** The last copy pass failed; cleared by the next pass that succeeds. */
+  failing: boolean;
+  consecutive_failures: number;
+  /** Failed passes since this streamer was created (a counter). */
+  failures_total: number;
+  /** The last failure's message (at most 200 characters) while failing. */
+  last_error?: string;
+}
+
 export interface SyncResult {
   accounts: number;
   transfers: number;
@@ -163,6 +174,9 @@ export class Streamer {
   /** Holds with a deadline at or before this were all checked for expiry. */
   private expiryCheckedTo = 0n;
   private eventsTotal = 0n;
+  private consecutiveFailures = 0;
+  private failuresTotal = 0;
+  private lastError: string | undefined;
 
   private loop: Promise<void> | null = null;
   private readonly startedAt = Date.now();
@@ -283,7 +297,21 @@ export class Streamer {
     return run;
   }
 
-  /** Run syncOnce in the background until stop(). Errors are logged and retried with backoff. */
+  /**
+   * How the background copy is doing: `failing` while the last pass failed (ClickHouse or the
+   * ledger unreachable mid-run); it clears on the next pass that succeeds. Readiness reports it as
+   * `checks.analytics` (ADR 0119).
+   */
+  health(): StreamerHealth {
+    return {
+      failing: this.consecutiveFailures > 0,
+      consecutive_failures: this.consecutiveFailures,
+      failures_total: this.failuresTotal,
+      ...(this.lastError === undefined ? {} : { last_error: this.lastError }),
+    };
+  }
+
+  /** Run syncOnce in the background until stop(). Errors are logged and retried with backoff (capped at 5 s). */
   start(): void {
     if (this.loop) return;
     this.stopping = false;
@@ -293,12 +321,18 @@ export class Streamer {
         let idle = true;
         try {
           const r = await this.exclusive(() => this.syncOnce());
+          if (failures > 0) this.log?.info({ failures }, "streamer: sync recovered; copying from the stored cursor");
           failures = 0;
+          this.consecutiveFailures = 0;
+          this.lastError = undefined;
           idle = r.transfers === 0 && r.accounts === 0;
           if (r.expired > 0) this.log?.info({ expired: r.expired }, "streamer: expired holds recorded");
           this.logStats(this.statsLogMs);
         } catch (err) {
           failures++;
+          this.consecutiveFailures = failures;
+          this.failuresTotal++;
+          this.lastError = (err as Error).message.slice(0, 200);
           this.log?.error({ err, failures }, "streamer: sync failed; retrying from the stored cursor");
         }
         if (this.stopping) break;

@@ -14,6 +14,7 @@ import { PrometheusExporter } from "@opentelemetry/exporter-prometheus";
 import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { MeterProvider, PeriodicExportingMetricReader, type MetricReader } from "@opentelemetry/sdk-metrics";
+import type { Client } from "tigerbeetle-node";
 
 export interface MetricsOptions {
   /** OTLP/HTTP metrics URL; unset = no push. */
@@ -32,7 +33,25 @@ export interface GaugeSources {
   coalescer?: { batches: number; requests: number; events: number };
   /** Reaper actions since start: sessions reaped idle / at max length / recovered, holds found expired. */
   reaper?: Readonly<Record<"idle" | "max_length" | "recover" | "expired", number>>;
+  /**
+   * Analytics retries since start (ADR 0119): failed attempts to start the streamer (open +
+   * migrate ClickHouse) and failed copy passes of a running streamer. Running totals.
+   */
+  streamerFailures?: () => { start: number; sync: number };
 }
+
+/** The ledger operations timed by `instrumentLedger` (the tigerbeetle-node Client methods). */
+export const LEDGER_OPERATIONS = [
+  "createAccounts",
+  "createTransfers",
+  "lookupAccounts",
+  "lookupTransfers",
+  "getAccountTransfers",
+  "getAccountBalances",
+  "queryAccounts",
+  "queryTransfers",
+] as const;
+export type LedgerOperation = (typeof LEDGER_OPERATIONS)[number];
 
 /** Recording handles and the /metrics handler. */
 export interface DaemonMetrics {
@@ -41,6 +60,13 @@ export interface DaemonMetrics {
   recordRpc(rpc: string, code: string, duration_ms: number): void;
   /** OTLP ingest outcome counts. */
   recordOtlp(signal: "logs" | "metrics", outcome: "accepted" | "billed" | "duplicate" | "refused", n: number): void;
+  /**
+   * The same ledger port, each request timed into `db.client.operation.duration` (seconds, by
+   * `db.operation.name`, with `db.system.name` = "tigerbeetle" and `error.type` on a rejected
+   * request): the latency a caller sees, coalescer wait included. Results and errors pass
+   * through unchanged; `destroy` is not timed.
+   */
+  instrumentLedger(client: Client): Client;
   /** Register gauges (called once the services exist). */
   observe(sources: GaugeSources): void;
   /** Serve the Prometheus text exposition. */
@@ -72,6 +98,13 @@ export function createDaemonMetrics(opts: MetricsOptions = {}): DaemonMetrics {
     unit: "ms",
     advice: { explicitBucketBoundaries: [0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000, 5000] },
   });
+  // OpenTelemetry's database client convention (db.client.operation.duration, seconds); the
+  // buckets span the embedded engine's tens of µs to a remote cluster's timeouts.
+  const ledgerDuration: Histogram = meter.createHistogram("db.client.operation.duration", {
+    description: "Duration of ledger requests (TigerBeetle Client port, coalescer wait included), by operation",
+    unit: "s",
+    advice: { explicitBucketBoundaries: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5] },
+  });
   const otlpEvents: Counter = meter.createCounter("masques.otlp.records", { description: "OTLP records received, by signal and outcome" });
   const attrCache = new Map<string, Attributes>();
   const attrsOf = (rpc: string, code: string): Attributes => {
@@ -88,6 +121,9 @@ export function createDaemonMetrics(opts: MetricsOptions = {}): DaemonMetrics {
     meter,
     recordRpc(rpc, code, duration_ms) {
       rpcDuration.record(duration_ms, attrsOf(rpc, code));
+    },
+    instrumentLedger(client) {
+      return instrumentLedger(client, ledgerDuration);
     },
     recordOtlp(signal, outcome, n) {
       if (n > 0) otlpEvents.add(n, { signal, outcome });
@@ -130,6 +166,18 @@ export function createDaemonMetrics(opts: MetricsOptions = {}): DaemonMetrics {
             for (const action of ["idle", "max_length", "recover", "expired"] as const) r.observe(rp[action], { action });
           });
       }
+      const sf = src.streamerFailures;
+      if (sf) {
+        meter
+          .createObservableCounter("masques.streamer.failures", {
+            description: "Analytics retries since start, by phase: start (opening / migrating ClickHouse failed) and sync (a copy pass failed)",
+          })
+          .addCallback((r) => {
+            const f = sf();
+            r.observe(f.start, { phase: "start" });
+            r.observe(f.sync, { phase: "sync" });
+          });
+      }
       gauge("process.memory.usage", "Resident set size of the daemon", "By", (r) => r.observe(process.memoryUsage().rss));
       gauge("process.memory.heap_used", "V8 heap in use", "By", (r) => r.observe(process.memoryUsage().heapUsed));
     },
@@ -137,5 +185,37 @@ export function createDaemonMetrics(opts: MetricsOptions = {}): DaemonMetrics {
       prometheus.getMetricsRequestHandler(req, res);
     },
     shutdown: () => provider.shutdown(),
+  };
+}
+
+/**
+ * Wrap a ledger port so every request is recorded in `histogram` (seconds) by operation. A plain
+ * object of bound methods: the client's own extras (e.g. the coalescer's `stats`) are read from
+ * the client itself.
+ */
+function instrumentLedger(client: Client, histogram: Histogram): Client {
+  const timed = <A, R>(op: LedgerOperation, inner: (arg: A) => Promise<R>): ((arg: A) => Promise<R>) => {
+    const okAttrs: Attributes = { "db.system.name": "tigerbeetle", "db.operation.name": op };
+    const failedAttrs: Attributes = { ...okAttrs, "error.type": "rejected" };
+    return (arg: A) => {
+      const t0 = performance.now();
+      const p = inner(arg);
+      p.then(
+        () => histogram.record((performance.now() - t0) / 1000, okAttrs),
+        () => histogram.record((performance.now() - t0) / 1000, failedAttrs),
+      );
+      return p;
+    };
+  };
+  return {
+    createAccounts: timed("createAccounts", (b) => client.createAccounts(b)),
+    createTransfers: timed("createTransfers", (b) => client.createTransfers(b)),
+    lookupAccounts: timed("lookupAccounts", (b) => client.lookupAccounts(b)),
+    lookupTransfers: timed("lookupTransfers", (b) => client.lookupTransfers(b)),
+    getAccountTransfers: timed("getAccountTransfers", (f) => client.getAccountTransfers(f)),
+    getAccountBalances: timed("getAccountBalances", (f) => client.getAccountBalances(f)),
+    queryAccounts: timed("queryAccounts", (f) => client.queryAccounts(f)),
+    queryTransfers: timed("queryTransfers", (f) => client.queryTransfers(f)),
+    destroy: () => client.destroy(),
   };
 }

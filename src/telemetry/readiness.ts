@@ -4,11 +4,16 @@
  * (ClickHouse) is probed and reported as its own health service (`masques.analytics`) and never
  * makes the daemon not-ready (ADR 0040). Probes are bounded by `timeout_ms` and their answer is
  * reused for `cache_ms`, so a burst of checks costs one probe.
+ *
+ * Analytics is `ok` only while the streamer runs, its sink answers `SELECT 1` and its last copy
+ * pass succeeded (ADR 0119): a streamer still retrying its start, or one whose copy is failing
+ * mid-run, is reported with the reason, and turns `ok` again once it recovers.
  */
 import { sql, type Kysely } from "kysely";
 import type { Client } from "tigerbeetle-node";
 import type { Database } from "../controlplane/schema.js";
 import type { Sink } from "../streamer/sink.js";
+import type { StreamerHealth } from "../streamer/streamer.js";
 
 export const ANALYTICS_HEALTH_SERVICE = "masques.analytics";
 
@@ -20,6 +25,8 @@ export interface ReadinessReport {
 
 export interface Readiness {
   check(): Promise<ReadinessReport>;
+  /** Probe now, ignoring the cached answer (e.g. when analytics just came back). */
+  refresh(): Promise<ReadinessReport>;
   setServing(serving: boolean): void;
 }
 
@@ -27,6 +34,10 @@ export interface ReadinessDeps {
   ledger: Client;
   db: Kysely<Database>;
   sink: () => Sink | undefined;
+  /** Why there is no sink (e.g. the streamer's last start failure), for `checks.analytics`. */
+  analyticsDown?: () => string | undefined;
+  /** The running streamer's copy health: a failing copy makes analytics not ok. */
+  streamerHealth?: () => StreamerHealth | undefined;
   timeout_ms?: number;
   cache_ms?: number;
   /** Called after each probe (the gRPC health statuses follow it). */
@@ -55,11 +66,18 @@ export function createReadiness(d: ReadinessDeps): Readiness {
   const cache_ms = d.cache_ms ?? 500;
   const run = async (): Promise<ReadinessReport> => {
     const sink = d.sink();
-    const [ledger, controlplane, analytics] = await Promise.all([
+    const [ledger, controlplane, analyticsProbe] = await Promise.all([
       probe(() => d.ledger.lookupAccounts([1n]), timeout_ms),
       probe(() => sql`select 1`.execute(d.db), timeout_ms),
-      sink ? probe(() => sink.query("SELECT 1 AS ok"), timeout_ms) : Promise.resolve("unreachable: analytics is off or did not start"),
+      sink
+        ? probe(() => sink.query("SELECT 1 AS ok"), timeout_ms)
+        : Promise.resolve(`unreachable: ${d.analyticsDown?.() ?? "analytics is off or did not start"}`),
     ]);
+    const copy = sink && analyticsProbe === "ok" ? d.streamerHealth?.() : undefined;
+    const analytics =
+      copy?.failing === true
+        ? `failing: the copy to ClickHouse failed ${copy.consecutive_failures} time(s) in a row, retrying: ${copy.last_error ?? "unknown error"}`
+        : analyticsProbe;
     const ready = serving && ledger === "ok" && controlplane === "ok";
     const report: ReadinessReport = { ready, status: ready ? "SERVING" : "NOT_SERVING", checks: { serving, ledger, controlplane, analytics } };
     d.onReport?.(report);
@@ -69,6 +87,10 @@ export function createReadiness(d: ReadinessDeps): Readiness {
     check() {
       const now = Date.now();
       if (!last || now - last.at > cache_ms) last = { at: now, report: run() };
+      return last.report;
+    },
+    refresh() {
+      last = { at: Date.now(), report: run() };
       return last.report;
     },
     setServing(s) {

@@ -74,6 +74,12 @@ export function adminServiceRegistration(ctx: DaemonContext): ServiceRegistratio
   const g = governanceOf(ctx);
   return defineService(
     AdminService,
-    createAdminService({ reconciliation: ctx.reconciliation, governance: { db: ctx.controlplane.db, rules: g.rules, audit: g.audit } }),
+    // `reconciliation` is read per call: the daemon's streamer may start after the services (ADR 0119).
+    createAdminService({
+      get reconciliation() {
+        return ctx.reconciliation;
+      },
+      governance: { db: ctx.controlplane.db, rules: g.rules, audit: g.audit },
+    }),
   );
 }

@@ -239,6 +239,13 @@ export function createAnalyticsService(deps: AnalyticsServiceDeps): ServiceImpl<
 export function analyticsServiceRegistration(ctx: DaemonContext): ServiceRegistration {
   return defineService(
     AnalyticsService,
-    createAnalyticsService({ analytics: ctx.analytics, priceBooks: ctx.controlplane.priceBooks, clock: ctx.clock }),
+    // `analytics` is read per call: the daemon's streamer may start after the services (ADR 0119).
+    createAnalyticsService({
+      get analytics() {
+        return ctx.analytics;
+      },
+      priceBooks: ctx.controlplane.priceBooks,
+      clock: ctx.clock,
+    }),
   );
 }
