@@ -291,6 +291,10 @@ describe("telemetry out", () => {
     expect(text).toMatch(/process_memory_usage\{[^}]*\} [1-9]/);
     expect(text).toMatch(/masques_ledger_batches(?:_total)?\{[^}]*\} [1-9]/);
     expect(text).toMatch(/masques_reaper_actions(?:_total)?\{[^}]*action="idle"[^}]*\} \d/);
+    // Ledger request latency by operation (the Don above wrote transfers; the streamer queried them).
+    expect(text).toMatch(/db_client_operation_duration_count\{[^}]*db_system_name="tigerbeetle"[^}]*db_operation_name="createTransfers"[^}]*\} [1-9]/);
+    expect(text).toMatch(/db_client_operation_duration_bucket\{[^}]*db_operation_name="queryTransfers"[^}]*\} [1-9]/);
+    expect(text).toMatch(/masques_streamer_failures(?:_total)?\{[^}]*phase="start"[^}]*\} 0/);
   });
 
   test("readiness: ledger and control plane ok, analytics (embedded chDB) reported on its own", async () => {
