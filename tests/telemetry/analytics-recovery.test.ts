@@ -6,9 +6,12 @@
  * daemon keeps retrying (logged, counted in /metrics). Money moves during the outage. Then the
  * test removes the file: the daemon's next attempt opens chDB, `masques.analytics` and
  * `checks.analytics` turn SERVING / ok, the analytics API answers again, and every ledger event
- * made during the outage is in ClickHouse exactly once (reconciled against the ledger).
+ * made during the outage is in ClickHouse exactly once (reconciled against the ledger). Then
+ * ClickHouse fails mid-run for real (a table's storage directory replaced by a plain file): the
+ * copy fails, analytics turns NOT_SERVING while payments stay ready, and once the directory is
+ * back the copy resumes from its cursor and analytics is SERVING again.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -171,6 +174,41 @@ describe("analytics recovery: ClickHouse unavailable at start, then back", () =>
     expect(st.sink).toContain(chdbPath);
   }, 180_000);
 
+  test("ClickHouse fails mid-run (the transfers table's storage is replaced by a file): payments stay ready, analytics turns NOT_SERVING, then recovers and copies what it missed", async () => {
+    // The table's directory, from chDB's own metadata (Atomic database: store/<3>/<uuid>/).
+    const meta = await readFile(path.join(chdbPath, "metadata", "masques", "transfers.sql"), "utf8");
+    const uuid = /UUID '([0-9a-f-]{36})'/.exec(meta)?.[1];
+    expect(uuid).toBeDefined();
+    const tableDir = path.join(chdbPath, "store", uuid!.slice(0, 3), uuid!);
+    await rename(tableDir, `${tableDir}.away`);
+    await writeFile(tableDir, "not a directory: chDB cannot write parts here\n");
+    try {
+      const c = await h.as("agent", agent);
+      const sessionId = newSessionId();
+      await c.sessions.don({ sessionId, masque: "researcher" });
+      await c.sessions.doff({ sessionId });
+      sessionIds.push(sessionId);
+      spent = 10_000_000n - (await h.available(agent));
+      const down = await until("/readyz analytics failing", () => readyz(h), (r) => r.body.checks.analytics.startsWith("failing:"));
+      expect(down.status).toBe(200);
+      expect(down.body).toMatchObject({ ready: true, checks: { ledger: "ok", controlplane: "ok" } });
+      expect(down.body.checks.analytics).toMatch(/^failing: the copy to ClickHouse failed \d+ time\(s\) in a row, retrying: .*Not a directory/);
+      expect(await grpcHealth(h.daemon.grpcAddr, "masques.analytics")).toBe("NOT_SERVING");
+      expect(await grpcHealth(h.daemon.grpcAddr, "")).toBe("SERVING");
+      const text = await (await fetch(`http://${h.daemon.httpAddr}/metrics`)).text();
+      expect(text).toMatch(/masques_streamer_failures(?:_total)?\{[^}]*phase="sync"[^}]*\} [1-9]/);
+    } finally {
+      await rm(tableDir, { force: true });
+      await rename(`${tableDir}.away`, tableDir);
+    }
+    await until("/readyz analytics ok again", () => readyz(h), (r) => r.body.checks.analytics === "ok");
+    expect(await grpcHealth(h.daemon.grpcAddr, "masques.analytics")).toBe("SERVING");
+    const me = await analytics("agent", agent);
+    const spend = await until("the mid-run session in ClickHouse", () => me.getAgentSpend({}), (r) => r.sessions.length === sessionIds.length);
+    expect(spend.sessions.map((s) => s.sessionId).sort()).toEqual([...sessionIds].sort());
+    expect(spend.totalPriceMicro).toBe(spent);
+  }, 180_000);
+
   test("every ledger event is in ClickHouse exactly once (read after the daemon stops)", async () => {
     expect(await h.daemon.shutdown()).toBe(0);
     // The ledger against its copy: counts and sums per account, balances, every session's split.
@@ -183,7 +221,7 @@ describe("analytics recovery: ClickHouse unavailable at start, then back", () =>
       const [t] = await sink.query("SELECT count() AS n, uniqExact(id) AS ids FROM masques.transfers");
       expect(Number(t!.n)).toBeGreaterThan(0);
       expect(t!.n).toBe(t!.ids);
-      // The only sessions this daemon ever had are the outage's two.
+      // The only sessions this daemon ever had are the outages' three.
       const sessions = await sink.query("SELECT count() AS n, countIf(status = 'closed') AS closed FROM masques.sessions FINAL");
       expect(sessions[0]).toEqual({ n: String(sessionIds.length), closed: String(sessionIds.length) });
     } finally {
