@@ -4,6 +4,7 @@
  *
  *   npm run bench                       # start a daemon (temp data dir), print a table
  *   npm run bench -- --json             # one JSON object with the same figures
+ *   BENCH_DAEMON_NODE_ARGS="--single-threaded-gc" npm run bench   # extra node/V8 flags, daemon only
  *   npm run bench -- --grpc-addr 127.0.0.1:50051 --data-dir ./data   # use a running daemon
  *                                       # (tokens are minted from its dev key pair in --data-dir)
  * Options: --n N (requests per phase, default 20000), --concurrency C (in flight, default 256),
@@ -33,7 +34,7 @@
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
@@ -286,9 +287,12 @@ async function worker(cfg: WorkerConfig): Promise<WorkerResult> {
     await round(cfg.splitN, cfg.splitUsageEvents, async (name, run) => {
       const before = new Set(listProfiles(dir));
       process.kill(pid, CPU_PROFILE_SIGNAL);
+      const marker = path.join(dir, `daemon-${pid}.profiling`);
+      await until(() => existsSync(marker), `the daemon (pid ${pid}) to start profiling`);
+      const { start_ms } = JSON.parse(readFileSync(marker, "utf8")) as { start_ms: number };
       const res = await run();
       process.kill(pid, CPU_PROFILE_SIGNAL);
-      profiles[name] = { file: await newProfile(dir, before), result: res };
+      profiles[name] = { file: await newProfile(dir, before), result: res, start_ms };
       return res;
     });
   }
@@ -307,6 +311,8 @@ type PhaseName = (typeof PHASES)[number];
 interface ProfiledPhase {
   file: string;
   result: PhaseResult;
+  /** How long the daemon took to start the profiler (before the phase began), ms. */
+  start_ms: number;
 }
 interface WorkerResult extends Record<PhaseName, PhaseResult> {
   don_vs_check: number;
@@ -322,15 +328,20 @@ function listProfiles(dir: string): string[] {
   }
 }
 
+/** Poll `cond` every 20 ms, for at most 120 s (then throw naming `what`). */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after 120 s waiting for ${what} (was it started with MASQUES_CPU_PROFILE_DIR?)`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** The profile file that appears in `dir` after a stop signal (the daemon renames it into place when complete). */
 async function newProfile(dir: string, before: Set<string>): Promise<string> {
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const f = listProfiles(dir).find((x) => !before.has(x));
-    if (f) return path.join(dir, f);
-    if (Date.now() > deadline) throw new Error(`no CPU profile appeared in ${dir} within 120 s (was the daemon started with MASQUES_CPU_PROFILE_DIR=${dir}?)`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  let f: string | undefined;
+  await until(() => (f = listProfiles(dir).find((x) => !before.has(x))) !== undefined, `a new CPU profile in ${dir}`);
+  return path.join(dir, f!);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -367,7 +378,9 @@ async function startBenchDaemon(
   const prof = process.env.BENCH_DAEMON_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_DAEMON_CPU_PROF}`] : [];
   // The per-phase split: the daemon profiles on SIGUSR2 into this directory (src/telemetry/profiler.ts).
   const cpuProfileDir = profileDir(dataDir);
-  const child = spawn(process.execPath, [...prof, path.join(root, "bin/masques-ledger.js"), "serve"], {
+  // BENCH_DAEMON_NODE_ARGS="--single-threaded-gc ...": extra node/V8 flags for the daemon only (experiments).
+  const nodeArgs = (process.env.BENCH_DAEMON_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
+  const child = spawn(process.execPath, [...prof, ...nodeArgs, path.join(root, "bin/masques-ledger.js"), "serve"], {
     cwd: root,
     env: {
       ...process.env,
@@ -520,7 +533,7 @@ interface PhaseSplit {
   sampling_interval_us: number;
   other_top: { frame: string; pct: number }[];
   /** The profiled re-run's own figures (its daemon CPU vs the measured one is the profiler's overhead). */
-  profiled: { ops: number; rate: number; daemon_cpu_us_per_op: number; daemon_main_thread_cpu_us_per_op: number };
+  profiled: { ops: number; rate: number; daemon_cpu_us_per_op: number; daemon_main_thread_cpu_us_per_op: number; profiler_start_ms: number };
 }
 interface CpuSplit {
   method: string;
@@ -550,6 +563,7 @@ function splitOf(measured: Record<PhaseName, PhaseResult>, profiles: Partial<Rec
         rate: pr.result.rate,
         daemon_cpu_us_per_op: pr.result.daemon_cpu_us_per_op,
         daemon_main_thread_cpu_us_per_op: pr.result.daemon_main_thread_cpu_us_per_op,
+        profiler_start_ms: pr.start_ms,
       },
     };
   }

@@ -3,14 +3,17 @@
  * starts with MASQUES_CPU_PROFILE_DIR: then each SIGUSR2 toggles a V8 CPU profile of the
  * daemon's main thread (a `node:inspector` Profiler session in-process); the stop writes
  * `<dir>/daemon-<pid>-<n>.cpuprofile` (n = 1, 2, … per process; written to a temporary name and
- * renamed, so a file that exists is complete). `npm run bench` uses it to split each phase's
- * daemon CPU by category (bench/profile-categories.ts); the files open in Chrome DevTools.
+ * renamed, so a file that exists is complete). While a profile runs, `<dir>/daemon-<pid>.profiling`
+ * exists (written once sampling has started, like the profiles under a temporary name first;
+ * removed at the stop), so a driver can wait for the
+ * start instead of guessing. `npm run bench` uses it to split each phase's daemon CPU by category
+ * (bench/profile-categories.ts); the files open in Chrome DevTools.
  *
  * Costs nothing when off (no signal handler, no session). While a profile runs, the sampler
  * interrupts the main thread every {@link CPU_PROFILE_SAMPLING_INTERVAL_US} µs (ADR 0123 has the
  * measured overhead). Failures are logged and never stop the daemon.
  */
-import { mkdir, rename, writeFile } from "node:fs/promises";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { Session } from "node:inspector/promises";
 import path from "node:path";
 import type { Logger } from "pino";
@@ -40,8 +43,10 @@ export function startCpuProfiler(dir: string | undefined, log: Logger): CpuProfi
   let session: Session | undefined;
   let seq = 0;
   let chain: Promise<string | null> = Promise.resolve(null);
+  const marker = path.join(dir, `daemon-${process.pid}.profiling`);
 
   const start = async (): Promise<null> => {
+    const t0 = performance.now();
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const s = new Session();
     s.connect();
@@ -49,7 +54,10 @@ export function startCpuProfiler(dir: string | undefined, log: Logger): CpuProfi
     await s.post("Profiler.setSamplingInterval", { interval: CPU_PROFILE_SAMPLING_INTERVAL_US });
     await s.post("Profiler.start");
     session = s;
-    log.info({ dir, sampling_interval_us: CPU_PROFILE_SAMPLING_INTERVAL_US }, "cpu profile started");
+    const start_ms = Math.round(performance.now() - t0);
+    await writeFile(`${marker}.tmp`, JSON.stringify({ pid: process.pid, sampling_interval_us: CPU_PROFILE_SAMPLING_INTERVAL_US, start_ms }), { mode: 0o600 });
+    await rename(`${marker}.tmp`, marker);
+    log.info({ dir, sampling_interval_us: CPU_PROFILE_SAMPLING_INTERVAL_US, start_ms }, "cpu profile started");
     return null;
   };
   const stop = async (): Promise<string> => {
@@ -57,6 +65,7 @@ export function startCpuProfiler(dir: string | undefined, log: Logger): CpuProfi
     session = undefined;
     try {
       const { profile } = await s.post("Profiler.stop");
+      await rm(marker, { force: true });
       seq += 1;
       const file = path.join(dir, `daemon-${process.pid}-${seq}.cpuprofile`);
       await writeFile(`${file}.tmp`, JSON.stringify(profile), { mode: 0o600 });
@@ -86,6 +95,7 @@ export function startCpuProfiler(dir: string | undefined, log: Logger): CpuProfi
       if (s) {
         await s.post("Profiler.stop").catch(() => undefined);
         s.disconnect();
+        await rm(marker, { force: true });
       }
     },
   };

@@ -4,6 +4,7 @@
  * the signal neither stops nor disturbs the daemon, and a second start/stop pair writes a second
  * file. (`npm run bench` relies on exactly this for its per-call CPU split.)
  */
+import { existsSync } from "node:fs";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -27,6 +28,8 @@ async function profileOnce(k: number): Promise<string> {
   const started = d.logs().filter((l) => l.msg === "cpu profile started").length;
   process.kill(d.pid!, "SIGUSR2");
   await d.waitForLog(() => d.logs().filter((l) => l.msg === "cpu profile started").length > started, 60_000);
+  // While it runs, the marker a driver waits for exists.
+  expect(existsSync(path.join(dir, `daemon-${d.pid}.profiling`))).toBe(true);
   for (let i = 0; i < 20; i++) expect((await fetch(`http://${d.httpAddr}/healthz`)).status).toBe(200);
   process.kill(d.pid!, "SIGUSR2");
   const line = await d.waitForLog((l) => l.msg === "cpu profile written" && typeof l.file === "string" && l.file.endsWith(`-${k}.cpuprofile`), 60_000);
@@ -46,7 +49,7 @@ test("SIGUSR2 starts and stops a CPU profile of the daemon; the file is complete
 
   const second = await profileOnce(2);
   expect(path.basename(second)).toBe(`daemon-${d.pid}-2.cpuprofile`);
-  // Only complete files are visible (written under a temporary name, then renamed).
+  // Only complete files are visible (written under a temporary name, then renamed); no marker is left.
   expect((await readdir(dir)).sort()).toEqual([`daemon-${d.pid}-1.cpuprofile`, `daemon-${d.pid}-2.cpuprofile`]);
   expect((await fetch(`http://${d.httpAddr}/healthz`)).status).toBe(200);
 });
