@@ -222,11 +222,13 @@ async function worker(cfg: WorkerConfig): Promise<WorkerResult> {
   const doff = (s: string, i: number) =>
     raw("/masques.ledger.v1.SessionService/Doff", DoffRequestSchema, { sessionId: s }, metas[i % A]!);
 
-  // warm-up: connections, JIT, caches (meters of every agent)
+  // warm-up: connections, caches (meters of every agent) and the JIT. V8 compiles hot JS and
+  // PGlite's wasm on background threads; with a short warm-up that compilation landed in the
+  // measured Don phase as off-main-thread CPU (ADR 0123), so Don and Doff warm up at full load.
   await phase(2000, cfg.concurrency, () => check());
-  const warm = Array.from({ length: A * 4 }, sid);
-  await phase(warm.length, 64, (i) => don(warm[i]!, i).then(() => undefined));
-  await phase(warm.length, 64, (i) => doff(warm[i]!, i).then(() => undefined));
+  const warm = Array.from({ length: Math.max(A * 4, Math.min(cfg.n, 2000)) }, sid);
+  await phase(warm.length, cfg.concurrency, (i) => don(warm[i]!, i).then(() => undefined));
+  await phase(warm.length, cfg.concurrency, (i) => doff(warm[i]!, i).then(() => undefined));
 
   /** One round of the five phases; `around` wraps each phase (the profiled round toggles the profiler). */
   type Around = (name: PhaseName, run: () => Promise<PhaseResult>) => Promise<PhaseResult>;
@@ -634,8 +636,12 @@ function printTables(res: WorkerResult, concurrency: number, usageBatch: number,
     if (!p) continue;
     console.log(PHASE_LABEL[name].padEnd(26) + p.daemon_cpu_us_per_op.toFixed(1).padStart(8) + cols.map((c) => p.us_per_op[c].toFixed(1).padStart(11)).join(""));
   }
-  console.log("\nprofiler overhead (daemon CPU µs/call, profiler on vs off): " +
-    PHASES.filter((n) => cpuSplit.phases[n]).map((n) => `${n} ${cpuSplit.phases[n]!.profiled.daemon_cpu_us_per_op} vs ${cpuSplit.phases[n]!.daemon_cpu_us_per_op}`).join(", "));
+  console.log(
+    "\nprofiler overhead, daemon main-thread CPU µs/call with the profiler on vs off (the shares come from the main thread; the sampler's own thread is extra): " +
+      PHASES.filter((n) => cpuSplit.phases[n])
+        .map((n) => `${n} ${cpuSplit.phases[n]!.profiled.daemon_main_thread_cpu_us_per_op} vs ${cpuSplit.phases[n]!.daemon_main_thread_cpu_us_per_op}`)
+        .join(", "),
+  );
   console.log("other, by innermost frame (% of the phase's busy samples):");
   for (const name of PHASES) {
     const p = cpuSplit.phases[name];
