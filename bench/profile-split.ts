@@ -8,7 +8,8 @@
  * Profiles: `npm run bench` writes one per phase when it starts the daemon itself (kept with
  * `--keep-profiles <dir>`); `BENCH_DAEMON_CPU_PROF=<dir> npm run bench` also writes a whole-run
  * profile (`node --cpu-prof`, start-up included); a daemon started with MASQUES_CPU_PROFILE_DIR
- * writes one per SIGUSR2 start/stop pair. `--us-per-op N` also prints N µs split by the shares.
+ * writes one per SIGUSR2 start/stop pair. `--us-per-op N` also prints N µs split by the shares
+ * (give the daemon's MAIN-THREAD CPU µs per call: the profile samples only that thread).
  */
 import { readFileSync } from "node:fs";
 import { CATEGORIES, CATEGORY_DOC, microsPerCall, splitProfile, type CpuProfile } from "./profile-categories.js";
