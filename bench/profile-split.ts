@@ -1,92 +1,37 @@
 /**
- * Split a daemon CPU profile into where the hot path spends its time (issue 20, ADR 0126):
- * transport, authentication, service, ledger, control plane, GC — by the innermost frame of each
- * sample that belongs to one of the categories below (idle samples are left out).
+ * Split a daemon CPU profile into where its main thread spends its time (issue 20, ADR 0123):
+ * transport, authentication, rate limit, service, ledger, control plane, telemetry, GC, native,
+ * other — rules in bench/profile-categories.ts (the module `npm run bench` uses per phase).
  *
- *   BENCH_DAEMON_CPU_PROF=/tmp/prof npm run bench -- --json
- *   npx tsx bench/profile-split.ts /tmp/prof/<the daemon's>.cpuprofile [--json]
+ *   npx tsx bench/profile-split.ts <file.cpuprofile> [--json] [--us-per-op N]
  *
- * Costs nothing when not benchmarking: the daemon only profiles when the bench starts it with
- * --cpu-prof (BENCH_DAEMON_CPU_PROF). Shares are of busy samples over the whole run (all phases);
- * multiply by the bench's daemon CPU µs/op of a phase to get µs per call of that phase.
+ * Profiles: `npm run bench` writes one per phase when it starts the daemon itself (kept with
+ * `--keep-profiles <dir>`); `BENCH_DAEMON_CPU_PROF=<dir> npm run bench` also writes a whole-run
+ * profile (`node --cpu-prof`, start-up included); a daemon started with MASQUES_CPU_PROFILE_DIR
+ * writes one per SIGUSR2 start/stop pair. `--us-per-op N` also prints N µs split by the shares
+ * (give the daemon's MAIN-THREAD CPU µs per call: the profile samples only that thread).
  */
 import { readFileSync } from "node:fs";
-
-interface CallFrame {
-  functionName: string;
-  url: string;
-}
-interface ProfileNode {
-  id: number;
-  callFrame: CallFrame;
-  children?: number[];
-}
-interface Profile {
-  nodes: ProfileNode[];
-  samples: number[];
-}
-
-type Category = "authentication" | "rate_limit" | "control_plane" | "ledger" | "service" | "transport" | "gc" | "other";
-
-/** The category a frame belongs to, or null when it says nothing (keep walking outwards). */
-function categoryOf(f: CallFrame): Category | null {
-  const u = f.url;
-  if (f.functionName === "(garbage collector)") return "gc";
-  if (u.includes("/node_modules/jose/") || u.endsWith("/src/server/auth.ts")) return "authentication";
-  if (u.includes("/node_modules/limiter/") || u.endsWith("/src/server/rate-limit.ts")) return "rate_limit";
-  if (u.includes("@electric-sql/pglite") || u.includes("/node_modules/kysely") || u.includes("/node_modules/pg/") || u.includes("/src/controlplane/")) return "control_plane";
-  if (u.includes("/src/ledger/") || u.includes("tigerbeetle-node")) return "ledger";
-  if (u.includes("/src/services/") || u.includes("/src/domain/")) return "service";
-  if (u.includes("@grpc/") || u.includes("@connectrpc/") || u.includes("@bufbuild/") || u.includes("/src/server/") || u.startsWith("node:")) return "transport";
-  return null;
-}
+import { CATEGORIES, CATEGORY_DOC, microsPerCall, splitProfile, type CpuProfile } from "./profile-categories.js";
 
 const file = process.argv[2];
-if (!file) {
-  console.error("usage: tsx bench/profile-split.ts <file.cpuprofile> [--json]");
+if (!file || file.startsWith("--")) {
+  console.error("usage: tsx bench/profile-split.ts <file.cpuprofile> [--json] [--us-per-op N]");
   process.exit(2);
 }
-const p = JSON.parse(readFileSync(file, "utf8")) as Profile;
-const byId = new Map<number, ProfileNode>();
-const parent = new Map<number, number>();
-for (const n of p.nodes) {
-  byId.set(n.id, n);
-  for (const c of n.children ?? []) parent.set(c, n.id);
+const i = process.argv.indexOf("--us-per-op");
+const usPerOp = i >= 0 ? Number(process.argv[i + 1]) : null;
+if (usPerOp !== null && !(usPerOp >= 0)) {
+  console.error("--us-per-op: expected a non-negative number of µs");
+  process.exit(2);
 }
-const memo = new Map<number, Category | "idle">();
-function classify(id: number): Category | "idle" {
-  const hit = memo.get(id);
-  if (hit) return hit;
-  let x: number | undefined = id;
-  let out: Category | "idle" = "other";
-  const first = byId.get(id)?.callFrame.functionName;
-  if (first === "(idle)") out = "idle";
-  else {
-    while (x !== undefined) {
-      const n = byId.get(x);
-      if (!n) break;
-      const c = categoryOf(n.callFrame);
-      if (c) {
-        out = c;
-        break;
-      }
-      x = parent.get(x);
-    }
-  }
-  memo.set(id, out);
-  return out;
-}
-const counts = new Map<string, number>();
-let busy = 0;
-for (const s of p.samples) {
-  const c = classify(s);
-  if (c === "idle") continue;
-  busy++;
-  counts.set(c, (counts.get(c) ?? 0) + 1);
-}
-const shares = Object.fromEntries([...counts.entries()].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, Math.round((1000 * v) / Math.max(busy, 1)) / 10]));
-if (process.argv.includes("--json")) console.log(JSON.stringify({ busy_samples: busy, share_pct: shares }));
+const split = splitProfile(JSON.parse(readFileSync(file, "utf8")) as CpuProfile, { otherTop: 10 });
+const us = usPerOp === null ? null : microsPerCall(split, usPerOp);
+if (process.argv.includes("--json")) console.log(JSON.stringify({ ...split, ...(us ? { us_per_op: us } : {}) }));
 else {
-  console.log(`busy samples: ${busy}`);
-  for (const [k, v] of Object.entries(shares)) console.log(`${k.padEnd(16)}${String(v).padStart(6)} %`);
+  console.log(`busy samples: ${split.busy_samples} (every ~${split.interval_us} µs)`);
+  for (const c of CATEGORIES) {
+    console.log(`${c.padEnd(16)}${split.share_pct[c].toFixed(1).padStart(6)} %${us ? `${us[c].toFixed(1).padStart(10)} µs` : ""}   ${CATEGORY_DOC[c]}`);
+  }
+  if (split.other_top.length > 0) console.log(`other, by innermost frame: ${split.other_top.map((o) => `${o.frame} ${o.pct} %`).join("; ")}`);
 }

@@ -128,6 +128,11 @@ const vars = {
     "Merge concurrent ledger requests into batches of at most 8189 events (true/false).",
     "true",
   ),
+  // ---- benchmarking and debugging (issue 20, ADR 0123, src/telemetry/profiler.ts) ------------
+  MASQUES_CPU_PROFILE_DIR: v(
+    z.string().min(1).optional(),
+    "Bench/debug switch, unset in production: when set, SIGUSR2 starts a CPU profile of the daemon's main thread and the next SIGUSR2 writes it to this directory as daemon-<pid>-<n>.cpuprofile (`npm run bench` sets it for its per-call CPU split). Unset = no SIGUSR2 handler (the signal's default ends the process).",
+  ),
   // ---- transport limits (issue 12 "Hostile load", docs/adr/0006-transport-limits.md) --------
   MASQUES_MAX_CONNECTIONS: v(
     uint("connections").pipe(z.number().min(1)).default(1024),

@@ -25,6 +25,7 @@ import { sessionInstanceOf } from "./services/sessions/service.js";
 import { telemetryRoutes } from "./telemetry/http.js";
 import { groupedInserter } from "./telemetry/ingest.js";
 import { createDaemonMetrics } from "./telemetry/metrics.js";
+import { startCpuProfiler } from "./telemetry/profiler.js";
 import { ANALYTICS_HEALTH_SERVICE, createReadiness } from "./telemetry/readiness.js";
 
 export interface RunningDaemon {
@@ -168,6 +169,7 @@ export async function runDaemon(
   });
   readinessRefresh = () => void readiness.refresh();
   const rateLimiter = rateLimiterFromConfig(config);
+  startCpuProfiler(config.MASQUES_CPU_PROFILE_DIR, log); // bench/debug only: SIGUSR2 toggles a CPU profile (ADR 0123)
   try {
     const onRpc = (rpc: string, code: string, ms: number) => metrics.recordRpc(rpc, code, ms);
     specs = services.createServices(ctx).map((r) => wrapService(r, { verifier, log, maxEchoChars: limits.maxEchoChars, onRpc, rateLimiter }));
