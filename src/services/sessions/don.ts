@@ -25,8 +25,9 @@ async function limitedDon(s: SessionState, t: Transfer, sid: bigint): Promise<{ 
   const wallet = t.debit_account_id;
   const day = dayOf(s.clock());
   await s.limits.ensureAgent(wallet);
-  const [dayId, now] = await Promise.all([s.limits.ensureDay("spend", wallet, day), s.limits.read(wallet, day)]);
-  if (t.amount > now.session.limit_micro) t.amount = now.session.limit_micro;
+  // Only the session cap is read here; the refusal path reads the rest for its message.
+  const [dayId, session_cap_micro] = await Promise.all([s.limits.ensureDay("spend", wallet, day), s.limits.sessionCap(wallet)]);
+  if (t.amount > session_cap_micro) t.amount = session_cap_micro;
   const chain = link([
     { ...t },
     ...planMaxCheck(t.id, "spend", agentCapId("session", wallet), t.amount),
