@@ -187,6 +187,25 @@ export interface GovernanceStore {
   pinSessions(items: readonly { session_id: string; masque_name: string; author: string }[]): Promise<(SessionPin | null)[]>;
   /** The session's pin (null: donned before governance, or never pinned). */
   pinOf(session_id: string): Promise<SessionPin | null>;
+  /**
+   * The active rule applying to (masque, author) — masque, then author, then platform scope —
+   * from this store's in-memory view of the active rules (issue 20, ADR 0124), without I/O.
+   * `undefined` until the view is loaded (`refreshActive`); null when no rule is active. The view
+   * is updated when this store activates a rule (after its transaction commits) and on every
+   * `refreshActive` (the governance tick), so a rule another daemon activated is seen within one
+   * GOVERNANCE_TICK_MS.
+   */
+  activeFor(masque_name: string, author: string): ActiveRule | null | undefined;
+  /** Reload the in-memory view of the active rules from the database. */
+  refreshActive(): Promise<void>;
+}
+
+/** An active rule as sessions pin it (ADR 0124). */
+export interface ActiveRule {
+  rule_id: string;
+  scope: RuleScope;
+  platform_fee_bps: number;
+  activate_time_ns: bigint;
 }
 
 /** The rule a session settles under. */
@@ -208,8 +227,60 @@ const RULE_EVENT_OF_ACTION: Partial<Record<string, RevenueRuleEventType>> = {
   "revenue_rule.supersede": "revenue_rule.superseded",
 };
 
+const scopeKey = (s: RuleScope): string => `${s.kind}\u0000${s.value}`;
+
+/**
+ * This daemon's view of the active rules, one per scope (ADR 0124). A refresh replaces the view
+ * with the database's, except for scopes this daemon activated a rule in while the refresh's
+ * query ran (the query may predate that commit).
+ */
+class ActiveRules {
+  private rules: Map<string, ActiveRule> | null = null;
+  private epoch = 0;
+  /** Scopes this daemon activated a rule in: the epoch of the activation and the rule. */
+  private readonly touched = new Map<string, { epoch: number; rule: ActiveRule }>();
+
+  /** The rule applying to (masque, author); undefined before the first load. */
+  find(masque_name: string, author: string): ActiveRule | null | undefined {
+    const rules = this.rules;
+    if (rules === null) return undefined;
+    return rules.get(scopeKey({ kind: "masque", value: masque_name })) ?? rules.get(scopeKey({ kind: "author", value: author })) ?? rules.get(scopeKey({ kind: "platform", value: "" })) ?? null;
+  }
+
+  /** A rule this daemon made active (its transaction committed). */
+  note(r: RevenueRule): void {
+    if (r.state !== "active" || r.activate_time_ns === null) return;
+    const k = scopeKey(r.scope);
+    const rule: ActiveRule = { rule_id: r.rule_id, scope: r.scope, platform_fee_bps: r.platform_fee_bps, activate_time_ns: r.activate_time_ns };
+    this.touched.set(k, { epoch: ++this.epoch, rule });
+    this.rules?.set(k, rule);
+  }
+
+  /** Replace the view with `read()`'s active rules (see the class comment). */
+  async refresh(read: () => Promise<RevenueRule[]>): Promise<void> {
+    const start = this.epoch;
+    const rows = await read();
+    const next = new Map<string, ActiveRule>();
+    for (const r of rows) {
+      if (r.activate_time_ns === null) continue;
+      next.set(scopeKey(r.scope), { rule_id: r.rule_id, scope: r.scope, platform_fee_bps: r.platform_fee_bps, activate_time_ns: r.activate_time_ns });
+    }
+    for (const [k, t] of this.touched) {
+      if (t.epoch <= start) this.touched.delete(k);
+      else next.set(k, t.rule);
+    }
+    this.rules = next;
+  }
+}
+
 /** Build the store. */
 export function createGovernanceStore(db: Kysely<Database>, opts: { clock: () => bigint; cooling_s: () => number }): GovernanceStore {
+  const active = new ActiveRules();
+  /** Note an activation once its transaction has committed, and pass the rule on. */
+  const noted = (r: RevenueRule): RevenueRule => {
+    active.note(r);
+    return r;
+  };
   /**
    * Record a transition in `trx`: its audit entry and, for the transitions webhooks announce, its
    * `revenue_rule.*` event (issue 16, ADR 0109), so the change, its record and its notification
@@ -311,17 +382,23 @@ export function createGovernanceStore(db: Kysely<Database>, opts: { clock: () =>
         return after;
       }),
     activate: (actor, rule_id) =>
-      db.transaction().execute(async (trx) => {
-        const rule = await lockRule(trx, rule_id);
-        if (!checkActivate(rule, opts.clock())) return rule;
-        return activateIn(trx, actor, rule, false, "");
-      }),
+      db
+        .transaction()
+        .execute(async (trx) => {
+          const rule = await lockRule(trx, rule_id);
+          if (!checkActivate(rule, opts.clock())) return rule;
+          return activateIn(trx, actor, rule, false, "");
+        })
+        .then(noted),
     emergencyActivate: (actor, rule_id, justification) =>
-      db.transaction().execute(async (trx) => {
-        const rule = await lockRule(trx, rule_id);
-        checkEmergencyActivate(rule);
-        return activateIn(trx, actor, rule, true, justification);
-      }),
+      db
+        .transaction()
+        .execute(async (trx) => {
+          const rule = await lockRule(trx, rule_id);
+          checkEmergencyActivate(rule);
+          return activateIn(trx, actor, rule, true, justification);
+        })
+        .then(noted),
     async activateDue(limit) {
       const now = opts.clock();
       const due = await sql<{ rule_id: string }>`select rule_id from revenue_rule where state = 'cooling_down' and cooling_end_time_ns <= ${now.toString()}
@@ -335,7 +412,7 @@ export function createGovernanceStore(db: Kysely<Database>, opts: { clock: () =>
           if (!checkActivate(rule, opts.clock())) return null;
           return activateIn(trx, systemActor(`scheduler-${randomUUID()}`), rule, false, "");
         });
-        if (done) out.push(done);
+        if (done) out.push(noted(done));
       }
       return out;
     },
@@ -355,7 +432,8 @@ export function createGovernanceStore(db: Kysely<Database>, opts: { clock: () =>
         const rule = ruleOf(r.rows[0]!);
         await audit(trx, actor, "revenue_rule.bootstrap", null, rule, input.description);
         return rule;
-      }),
+      })
+        .then((r) => (r === null ? null : noted(r))),
     get: (rule_id) => getRule(db, rule_id),
     async list(f, limit) {
       const conds = [sql`true`];
@@ -408,5 +486,8 @@ export function createGovernanceStore(db: Kysely<Database>, opts: { clock: () =>
       return items.map((i) => pins.get(i.session_id) ?? null);
     },
     pinOf,
+    activeFor: (masque_name, author) => active.find(masque_name, author),
+    refreshActive: () =>
+      active.refresh(async () => (await sql<RawRule>`select ${COLUMNS} from revenue_rule where state = 'active'`.execute(db)).rows.map(ruleOf)),
   };
 }

@@ -56,20 +56,23 @@ export const limitControlId = (): bigint => CONTROL_ID;
 
 /** Memoized id derivations (each is a SHA-256; Don and peer transfers derive the same few). */
 const ID_MEMO_MAX = 100_000;
-const idMemo = new Map<string, bigint>();
-function memoId(key: string, derive: () => bigint): bigint {
-  let id = idMemo.get(key);
-  if (id === undefined) {
-    id = derive();
-    if (idMemo.size >= ID_MEMO_MAX) idMemo.clear();
-    idMemo.set(key, id);
-  }
-  return id;
+/**
+ * One memo per id family, keyed by the wallet id itself (no string key: turning a 128-bit id
+ * into a decimal string on every Don cost more than the lookup; issue 20, ADR 0124). Day
+ * accounts remember the wallet's latest day only.
+ */
+const capMemo = { daily: new Map<bigint, bigint>(), session: new Map<bigint, bigint>() };
+const dayMemo = { spend: new Map<bigint, { day: bigint; id: bigint }>(), peer: new Map<bigint, { day: bigint; id: bigint }>() };
+function bounded<K, V>(m: Map<K, V>, k: K, v: V): V {
+  if (m.size >= ID_MEMO_MAX) m.clear();
+  m.set(k, v);
+  return v;
 }
 
 /** An agent's cap account, keyed by the agent's wallet id (so the hold alone names it). */
 export function agentCapId(kind: "daily" | "session", wallet_id: bigint): bigint {
-  return memoId(`${kind}|${wallet_id}`, () => deterministicId("account", `agent_${kind}_cap`, idToHex(wallet_id)));
+  const memo = capMemo[kind];
+  return memo.get(wallet_id) ?? bounded(memo, wallet_id, deterministicId("account", `agent_${kind}_cap`, idToHex(wallet_id)));
 }
 /** A platform policy cap account. */
 export function platformCapId(kind: "peer_max" | "peer_daily"): bigint {
@@ -77,7 +80,10 @@ export function platformCapId(kind: "peer_max" | "peer_daily"): bigint {
 }
 /** An agent's day account of `kind` for UTC day `day`. */
 export function dayAccountId(kind: DayKind, wallet_id: bigint, day: bigint): bigint {
-  return memoId(`${kind}|${wallet_id}|${day}`, () => deterministicId("account", `day_${kind}`, idToHex(wallet_id), day));
+  const memo = dayMemo[kind];
+  const hit = memo.get(wallet_id);
+  if (hit !== undefined && hit.day === day) return hit.id;
+  return bounded(memo, wallet_id, { day, id: deterministicId("account", `day_${kind}`, idToHex(wallet_id), day) }).id;
 }
 
 const CAP_CODE: Record<CapKind, number> = {
@@ -190,9 +196,14 @@ const TAG = {
 export const FAMILY = { spend: 0x00n, debt: 0x10n, peer: 0x20n } as const;
 export type Family = keyof typeof FAMILY;
 
+/** (tag + family) << 120 for every pair, computed once (BigInt shifts allocate). */
+const TAG_MASK = Object.fromEntries(
+  Object.entries(FAMILY).map(([f, fv]) => [f, Object.fromEntries(Object.entries(TAG).map(([t, tv]) => [t, (tv + fv) << 120n]))]),
+) as Record<Family, Record<keyof typeof TAG, bigint>>;
+
 /** The id of limit transfer `tag` of family `family` for the spend `base_id`. */
 export function limitTransferId(base_id: bigint, family: Family, tag: keyof typeof TAG): bigint {
-  const id = base_id ^ ((TAG[tag] + FAMILY[family]) << 120n);
+  const id = base_id ^ TAG_MASK[family][tag];
   return id === 0n || id === (1n << 128n) - 1n ? deterministicId("transfer", "limit", idToHex(base_id), family, tag) : id;
 }
 
@@ -214,6 +225,54 @@ export interface DayCheck {
  */
 export function planDayCheck(c: DayCheck): Transfer[] {
   assertMicro(c.amount_micro, "spend");
+  const m = TAG_MASK[c.family];
+  const lend = c.base_id ^ m.lend;
+  const probe = c.base_id ^ m.probe;
+  if (isReserved(lend) || isReserved(probe) || isReserved(c.base_id ^ m.day_spend) || isReserved(c.base_id ^ m.void_lend) || isReserved(c.base_id ^ m.void_probe)) {
+    return planDayCheckSlow(c);
+  }
+  const P = TransferFlags.pending;
+  const V = TransferFlags.void_pending_transfer;
+  const K = TransferCode.limit_check;
+  return link(
+    [
+      limitEvent(c.base_id ^ m.day_spend, c.day_account_id, OPERATOR_ID, c.amount_micro, 0n, c.user_data_128, TransferCode.limit_spend, 0),
+      limitEvent(lend, c.cap_account_id, c.day_account_id, AMOUNT_MAX_MICRO, 0n, 0n, K, P | TransferFlags.balancing_debit),
+      limitEvent(probe, CONTROL_ID, c.day_account_id, AMOUNT_MAX_MICRO, 0n, 0n, K, P | TransferFlags.balancing_credit),
+      limitEvent(c.base_id ^ m.void_lend, 0n, 0n, 0n, lend, 0n, K, V),
+      limitEvent(c.base_id ^ m.void_probe, 0n, 0n, 0n, probe, 0n, K, V),
+    ],
+    true,
+  );
+}
+
+const U128_MAX = (1n << 128n) - 1n;
+const isReserved = (id: bigint): boolean => id === 0n || id === U128_MAX;
+
+/**
+ * One event on the spend_limit ledger, every field in one fixed order (one object shape on the
+ * Don path; issue 20, ADR 0124).
+ */
+function limitEvent(id: bigint, debit: bigint, credit: bigint, amount: bigint, pending_id: bigint, user_data_128: bigint, code: number, flags: number): Transfer {
+  return {
+    id,
+    debit_account_id: debit,
+    credit_account_id: credit,
+    amount,
+    pending_id,
+    user_data_128,
+    user_data_64: 0n,
+    user_data_32: 0,
+    timeout: 0,
+    ledger: L,
+    code,
+    flags,
+    timestamp: 0n,
+  };
+}
+
+/** planDayCheck for the (astronomically rare) spend whose XOR-derived ids hit 0 or 2^128-1. */
+function planDayCheckSlow(c: DayCheck): Transfer[] {
   const id = (tag: keyof typeof TAG) => limitTransferId(c.base_id, c.family, tag);
   const chk = { ledger: L, code: TransferCode.limit_check };
   return link(
@@ -243,12 +302,12 @@ export function planDayCheck(c: DayCheck): Transfer[] {
  */
 export function planMaxCheck(base_id: bigint, family: Family, cap_account_id: bigint, amount_micro: bigint): Transfer[] {
   assertMicro(amount_micro, "spend");
-  const chk = { ledger: L, code: TransferCode.limit_check };
   const probe = limitTransferId(base_id, family, "max_probe");
+  const K = TransferCode.limit_check;
   return link(
     [
-      newTransfer({ ...chk, id: probe, debit_account_id: cap_account_id, credit_account_id: limitOperatorId(), amount: amount_micro, flags: TransferFlags.pending }),
-      newTransfer({ ...chk, id: limitTransferId(base_id, family, "max_void"), pending_id: probe, flags: TransferFlags.void_pending_transfer }),
+      limitEvent(probe, cap_account_id, OPERATOR_ID, amount_micro, 0n, 0n, K, TransferFlags.pending),
+      limitEvent(limitTransferId(base_id, family, "max_void"), 0n, 0n, 0n, probe, 0n, K, TransferFlags.void_pending_transfer),
     ],
     true,
   );

@@ -5,7 +5,9 @@
  *   position of the first bad entry; the daemon keeps serving and stops anchoring);
  * - every GOVERNANCE_TICK_MS: activate rules whose cooling is over (several daemons may tick at
  *   once: each rule is claimed in a transaction, so it activates exactly once), and, at most every
- *   AUDIT_ANCHOR_INTERVAL_S by the daemon clock, anchor the chain's head in the ledger.
+ *   AUDIT_ANCHOR_INTERVAL_S by the daemon clock, anchor the chain's head in the ledger;
+ * - at start-up and on every tick: reload the store's in-memory view of the active rules, which
+ *   Don pins from (ADR 0124), so a rule another daemon activated is seen within one tick.
  */
 import { QueryFilterFlags, CreateTransferStatus as CT, type Client, type Transfer } from "tigerbeetle-node";
 import type { Kysely } from "kysely";
@@ -102,6 +104,7 @@ export async function startGovernance(deps: {
   const { log } = deps;
   const first = await deps.rules.bootstrap(deps.platform_fee_bps);
   if (first) log.info({ rule_id: first.rule_id, platform_fee_bps: first.platform_fee_bps }, "revenue rules: first platform-wide rule created from PLATFORM_FEE_BPS");
+  await deps.rules.refreshActive();
   const v = await deps.audit.verify();
   let chainBroken = !v.ok;
   if (v.ok) log.info({ entries: v.entries, anchors: v.anchors }, "audit log verified");
@@ -111,6 +114,8 @@ export async function startGovernance(deps: {
   const tick = async (): Promise<void> => {
     const activated = await deps.rules.activateDue(ACTIVATIONS_PER_TICK);
     for (const r of activated) log.info({ rule_id: r.rule_id, scope: r.scope, platform_fee_bps: r.platform_fee_bps }, "revenue rule activated at the end of its cooling period");
+    // Rules other daemons activated (emergency activations, scheduled ones they claimed).
+    await deps.rules.refreshActive();
     const now = deps.clock();
     if (!chainBroken && now - lastAnchorNs >= BigInt(deps.anchor_interval_s) * 1_000_000_000n) {
       try {

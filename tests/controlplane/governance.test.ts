@@ -146,3 +146,36 @@ describe(`pins written in batches (issue 20, ${ENGINE})`, () => {
     expect((await s.pinSession("s4", "m-ada", "ada"))?.rule_id).toBe(newer);
   });
 });
+
+describe(`the in-memory view of the active rules Don pins from (issue 20, ADR 0124, ${ENGINE})`, () => {
+  it("is unknown until loaded; sees this store's activations at once and another daemon's after its next refresh; picks the most specific scope", async () => {
+    const [a, b] = stores();
+    expect(a.activeFor("m-ada", "ada")).toBeUndefined();
+    const platform = (await a.bootstrap(1500))!;
+    await Promise.all([a.refreshActive(), b.refreshActive()]);
+    expect(a.activeFor("m-ada", "ada")).toMatchObject({ rule_id: platform.rule_id, platform_fee_bps: 1500, scope: { kind: "platform", value: "" } });
+
+    // Another daemon (b) activates an author rule: a sees it only after its refresh (the tick).
+    const adaRule = await cooled(b, 1000, "ada");
+    now_ns += BigInt(COOLING_S + 1) * 1_000_000_000n;
+    const active = await b.activate(actor("bob"), adaRule);
+    expect(b.activeFor("m-ada", "ada")).toEqual({ rule_id: adaRule, scope: { kind: "author", value: "ada" }, platform_fee_bps: 1000, activate_time_ns: active.activate_time_ns });
+    expect(a.activeFor("m-ada", "ada")?.rule_id).toBe(platform.rule_id);
+    await a.refreshActive();
+    expect(a.activeFor("m-ada", "ada")?.rule_id).toBe(adaRule);
+    expect(a.activeFor("m-bea", "bea")?.rule_id).toBe(platform.rule_id);
+
+    // An emergency activation in this store (a masque rule) is seen at once, and a refresh whose
+    // query started before it committed does not undo it.
+    const m = await a.create(actor("alice"), { scope: { kind: "masque", value: "m-ada" }, author_bps: 7000, platform_fee_bps: 3000, description: "" });
+    const stale = a.refreshActive();
+    await a.emergencyActivate(actor("frank"), m.rule_id, "urgent");
+    await stale;
+    expect(a.activeFor("m-ada", "ada")).toMatchObject({ rule_id: m.rule_id, platform_fee_bps: 3000 });
+    // A superseding rule replaces it in the view.
+    const m2 = await a.create(actor("alice"), { scope: { kind: "masque", value: "m-ada" }, author_bps: 6000, platform_fee_bps: 4000, description: "" });
+    await a.emergencyActivate(actor("frank"), m2.rule_id, "again");
+    await a.refreshActive();
+    expect(a.activeFor("m-ada", "ada")).toMatchObject({ rule_id: m2.rule_id, platform_fee_bps: 4000 });
+  });
+});

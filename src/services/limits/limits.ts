@@ -56,6 +56,8 @@ export interface Limits {
   ensureDay(kind: DayKind, wallet_id: bigint, day: bigint): Promise<bigint>;
   /** The agent's caps as the ledger has them now, for UTC day `day`. */
   read(wallet_id: bigint, day: bigint): Promise<AgentLimits>;
+  /** The agent's per-session cap as the ledger has it now (one account read: Don's hot path). */
+  sessionCap(wallet_id: bigint): Promise<bigint>;
   /** The platform's peer limits and what `wallet_id` sent on `day`. */
   readPeer(wallet_id: bigint, day: bigint): Promise<{ max: LimitState; daily: LimitState }>;
 }
@@ -137,6 +139,10 @@ export function createLimits(ledger: Client, config: Pick<Config, "SPEND_DAILY_C
         daily: { limit_micro: daily_micro, used_micro: used, remaining_micro: remainingMicro(daily_micro, used), resets_at_ns: dayResetNs(day) },
         session: { limit_micro: session_micro, used_micro: 0n, remaining_micro: session_micro, resets_at_ns: null },
       };
+    },
+    async sessionCap(wallet_id) {
+      const [cap] = await ledger.lookupAccounts([agentCapId("session", wallet_id)]);
+      return cap === undefined ? sessionDefault : capValueMicro(cap);
     },
     async readPeer(wallet_id, day) {
       const ids = [platformCapId("peer_max"), platformCapId("peer_daily"), dayAccountId("peer", wallet_id, day)];

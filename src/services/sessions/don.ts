@@ -9,9 +9,9 @@ import { idToHex } from "../../domain/ids.js";
 import type { BillingMode } from "../../domain/pricing.js";
 import { planDon, reconstructSession, type SessionView } from "../../domain/sessions.js";
 import { accountNotFound, failedPrecondition, idempotencyKeyReused, insufficientFunds, ledgerRejected } from "../errors.js";
-import { ensureDebt, ensureSessionMeters } from "./accounts.js";
+import { ensureDebt } from "./accounts.js";
 import { readSession } from "./reads.js";
-import { pinRule } from "./pins.js";
+import { activePin, pinRule } from "./pins.js";
 import type { SessionState } from "./state.js";
 import { dayOf, refusedBy, spendingLimitExceeded, type ChainCheck } from "../limits/limits.js";
 import { agentCapId, link, planDayCheck, planMaxCheck } from "../../domain/limits.js";
@@ -25,8 +25,9 @@ async function limitedDon(s: SessionState, t: Transfer, sid: bigint): Promise<{ 
   const wallet = t.debit_account_id;
   const day = dayOf(s.clock());
   await s.limits.ensureAgent(wallet);
-  const [dayId, now] = await Promise.all([s.limits.ensureDay("spend", wallet, day), s.limits.read(wallet, day)]);
-  if (t.amount > now.session.limit_micro) t.amount = now.session.limit_micro;
+  // Only the session cap is read here; the refusal path reads the rest for its message.
+  const [dayId, session_cap_micro] = await Promise.all([s.limits.ensureDay("spend", wallet, day), s.limits.sessionCap(wallet)]);
+  if (t.amount > session_cap_micro) t.amount = session_cap_micro;
   const chain = link([
     { ...t },
     ...planMaxCheck(t.id, "spend", agentCapId("session", wallet), t.amount),
@@ -53,9 +54,7 @@ export interface DonCommand {
 export async function executeDon(s: SessionState, d: DonCommand): Promise<{ view: SessionView; created: boolean }> {
   const sid = d.session_id;
   if (d.mode === "soft") await ensureDebt(s, d.agent_id);
-  // Pin the revenue rule before the hold exists (ADR 0100): a session the ledger has always has
-  // its pin; a Don that fails leaves an unused pin behind (its session id is spent anyway).
-  await pinRule(s, sid, d.masque);
+  const pin = await activePin(s, d.masque);
   const t = planDon(s.ids, {
     session_id: sid,
     agent_id: d.agent_id,
@@ -65,13 +64,15 @@ export async function executeDon(s: SessionState, d: DonCommand): Promise<{ view
     hold_micro: d.hold_micro,
     timeout_s: s.config.SESSION_MAX_S,
   });
-  // Spending limits (ADR 0110): the hold is counted on today's day account and checked against
-  // the daily and per-session caps in the hold's own linked chain.
-  const limited = t.amount > 0n ? await limitedDon(s, t, sid) : null;
+  // Pin the revenue rule before the hold exists (ADR 0100, 0124): on the session's usage meters
+  // (ADR 0036), created now, so a session the ledger has always has its pin. A failed Don leaves
+  // three empty meter accounts behind (harmless: its session id is spent anyway); a retried Don
+  // finds them and keeps the first pin. Concurrently, the spending limits (ADR 0110): the hold is
+  // counted on today's day account and checked against the daily and per-session caps in the
+  // hold's own linked chain.
+  const [fee_bps, limited] = await Promise.all([pinRule(s, sid, t.debit_account_id, d.masque, pin), t.amount > 0n ? limitedDon(s, t, sid) : null]);
   const chain = limited?.chain ?? [t];
-  // The session's usage meters (ADR 0036) with the hold, concurrently: a failed Don leaves three
-  // empty meter accounts behind (harmless); a retried Don finds them (`exists`).
-  const [, res] = await Promise.all([ensureSessionMeters(s, sid, t.debit_account_id), s.ledger.createTransfers(chain)]);
+  const res = await s.ledger.createTransfers(chain);
   const r = res[0];
   if (!r || res.length !== chain.length) throw ledgerRejected("don", "result count mismatch");
   if (limited !== null && r.status === CT.linked_event_failed) {
@@ -96,6 +97,7 @@ export async function executeDon(s: SessionState, d: DonCommand): Promise<{ view
       last_beat_written_ns: now,
       meters: 0,
       hold: t,
+      ...(fee_bps === undefined ? {} : { fee_bps }),
     });
     return { view: reconstructSession(sid, [t], now)!, created: true };
   }

@@ -43,6 +43,8 @@ export interface OpenSession {
   hold?: Transfer;
   /** Its usage meters are closed: settlement started and must be finished (ADR 0036). */
   closing?: boolean;
+  /** The platform fee (bps) of its pinned revenue rule, when this daemon knows it (ADR 0124). */
+  fee_bps?: number;
 }
 
 /** Every usage ledger's bit (see OpenSession.meters). */
