@@ -28,6 +28,21 @@ export const LEDGER_LIMIT = 8189;
  * no index (settlement's read after the close).
  */
 export async function sessionTransfers(s: SessionState, sid: bigint, fresh = false): Promise<Transfer[]> {
+  return (await readTransfers(s, sid, fresh, [])).txs;
+}
+
+/**
+ * sessionTransfers, with the transfers of `also` (other ids) looked up in the same ledger request
+ * as the session's money transfers when there is one (settlement reads what the Don counted on
+ * its day with the session: one round trip, not two). `also` keeps its order; missing ids are
+ * absent from it.
+ */
+async function readTransfers(s: SessionState, sid: bigint, fresh: boolean, also: bigint[]): Promise<{ txs: Transfer[]; also: Transfer[] }> {
+  const alsoOf = (found: Transfer[]): Transfer[] => {
+    if (also.length === 0) return [];
+    const by = new Map(found.map((t) => [t.id, t]));
+    return also.flatMap((id) => by.get(id) ?? []);
+  };
   // Single writer (embedded ledger) and a session this daemon indexes as open: its hold is
   // known and it has no post/void (this daemon would have removed it from the index), so only
   // the usage meters it touched are read. A settlement racing this read is caught by the
@@ -36,19 +51,24 @@ export async function sessionTransfers(s: SessionState, sid: bigint, fresh = fal
     const o = s.open.get(sid);
     if (o?.hold) {
       const hold = o.hold;
-      if (o.meters === 0) return [hold]; // no usage recorded: nothing to read
+      const extra = also.length === 0 ? [] : alsoOf(await s.ledger.lookupTransfers(also));
+      if (o.meters === 0) return { txs: [hold], also: extra }; // no usage recorded: nothing to read
       const usage = await Promise.all(
         Object.values(USAGE_LEDGER)
           .filter((l) => (o.meters & (1 << l)) !== 0)
           .map((l) => meterTransfers(s, sessionMeterId(sid, l), sid, hold.timestamp, 0n)),
       );
-      return [hold, ...usage.flat()];
+      return { txs: [hold, ...usage.flat()], also: extra };
     }
   }
   const ids = sessionTransferIds(sid);
-  const money = await s.ledger.lookupTransfers([ids.hold, ids.post, ids.void, ...sessionCloseIds(sid)]);
+  const own = [ids.hold, ids.post, ids.void, ...sessionCloseIds(sid)];
+  const found = await s.ledger.lookupTransfers(also.length === 0 ? own : [...own, ...also.filter((id) => !own.includes(id))]);
+  const extra = alsoOf(found);
+  const ownSet = new Set(own);
+  const money = also.length === 0 ? found : found.filter((t) => ownSet.has(t.id));
   const hold = money.find((t) => t.id === ids.hold);
-  if (!hold) return money;
+  if (!hold) return { txs: money, also: extra };
   if (money.some((t) => t.id === ids.post)) money.push(...(await s.ledger.lookupTransfers([ids.author, ids.platform, ids.debt])));
   let end = 0n;
   for (const t of money) if ((t.id === ids.post || t.id === ids.void) && t.timestamp > end) end = t.timestamp;
@@ -60,7 +80,7 @@ export async function sessionTransfers(s: SessionState, sid: bigint, fresh = fal
       .filter((l) => (meters & (1 << l)) !== 0)
       .map((l) => meterTransfers(s, sessionMeterId(sid, l), sid, hold.timestamp, end)),
   );
-  return [...money, ...usage.flat()];
+  return { txs: [...money, ...usage.flat()], also: extra };
 }
 
 /** Debits of `meter` tagged with `sid`, from_ns..to_ns (0 = unbounded), every page. */
@@ -92,6 +112,16 @@ export async function readSession(s: SessionState, sid: bigint): Promise<Session
 
 /** A session with the transfers it was rebuilt from (settlement reuses them). */
 export type SessionRead = SessionView & { _txs: Transfer[] };
+
+/**
+ * The fresh read settlement makes after closing the meters (every transfer from the ledger, no
+ * index trusted), with the transfers of `also` from the same lookup. Null read: no such session.
+ */
+export async function readForSettlement(s: SessionState, sid: bigint, also: bigint[]): Promise<{ read: SessionRead | null; also: Transfer[] }> {
+  const r = await readTransfers(s, sid, true, also);
+  const v = reconstructSession(sid, r.txs, s.clock());
+  return { read: v ? { ...v, _txs: r.txs } : null, also: r.also };
+}
 
 /** readSession, keeping the transfers (null: no such session). */
 export async function readSessionWithTransfers(s: SessionState, sid: bigint, fresh = false): Promise<SessionRead | null> {
