@@ -32,17 +32,12 @@ export async function sessionTransfers(s: SessionState, sid: bigint, fresh = fal
 }
 
 /**
- * sessionTransfers, with the transfers of `also` (other ids) looked up in the same ledger request
- * as the session's money transfers when there is one (settlement reads what the Don counted on
- * its day with the session: one round trip, not two). `also` keeps its order; missing ids are
- * absent from it.
+ * sessionTransfers, with the transfers of `also` (ids that are not the session's own) looked up
+ * in the same ledger request as the session's money transfers when there is one (settlement
+ * reads what the Don counted on its day with the session: one round trip, not two). Missing ids
+ * are absent from the returned `also`.
  */
-async function readTransfers(s: SessionState, sid: bigint, fresh: boolean, also: bigint[]): Promise<{ txs: Transfer[]; also: Transfer[] }> {
-  const alsoOf = (found: Transfer[]): Transfer[] => {
-    if (also.length === 0) return [];
-    const by = new Map(found.map((t) => [t.id, t]));
-    return also.flatMap((id) => by.get(id) ?? []);
-  };
+async function readTransfers(s: SessionState, sid: bigint, fresh: boolean, also: readonly bigint[]): Promise<{ txs: Transfer[]; also: Transfer[] }> {
   // Single writer (embedded ledger) and a session this daemon indexes as open: its hold is
   // known and it has no post/void (this daemon would have removed it from the index), so only
   // the usage meters it touched are read. A settlement racing this read is caught by the
@@ -51,7 +46,7 @@ async function readTransfers(s: SessionState, sid: bigint, fresh: boolean, also:
     const o = s.open.get(sid);
     if (o?.hold) {
       const hold = o.hold;
-      const extra = also.length === 0 ? [] : alsoOf(await s.ledger.lookupTransfers(also));
+      const extra = also.length === 0 ? [] : await s.ledger.lookupTransfers([...also]);
       if (o.meters === 0) return { txs: [hold], also: extra }; // no usage recorded: nothing to read
       const usage = await Promise.all(
         Object.values(USAGE_LEDGER)
@@ -63,10 +58,15 @@ async function readTransfers(s: SessionState, sid: bigint, fresh: boolean, also:
   }
   const ids = sessionTransferIds(sid);
   const own = [ids.hold, ids.post, ids.void, ...sessionCloseIds(sid)];
-  const found = await s.ledger.lookupTransfers(also.length === 0 ? own : [...own, ...also.filter((id) => !own.includes(id))]);
-  const extra = alsoOf(found);
-  const ownSet = new Set(own);
-  const money = also.length === 0 ? found : found.filter((t) => ownSet.has(t.id));
+  let money: Transfer[];
+  const extra: Transfer[] = [];
+  if (also.length === 0) {
+    money = await s.ledger.lookupTransfers(own);
+  } else {
+    for (const id of also) if (own.includes(id)) throw new Error(`readTransfers: ${idToHex(id)} is one of the session's own ids`);
+    money = [];
+    for (const t of await s.ledger.lookupTransfers([...own, ...also])) (also.includes(t.id) ? extra : money).push(t);
+  }
   const hold = money.find((t) => t.id === ids.hold);
   if (!hold) return { txs: money, also: extra };
   if (money.some((t) => t.id === ids.post)) money.push(...(await s.ledger.lookupTransfers([ids.author, ids.platform, ids.debt])));
