@@ -123,6 +123,22 @@ export async function readForSettlement(s: SessionState, sid: bigint, also: bigi
   return { read: v ? { ...v, _txs: r.txs } : null, also: r.also };
 }
 
+/**
+ * The session a Doff or Cancel acts on (null: no such session): readSessionWithTransfers, except
+ * that the usage of a session this single-writer daemon indexes as open is not read. Those calls
+ * only need its owner and status before they close its meters, and settlement then reads the
+ * final usage fresh (readForSettlement), so reading it here too was a wasted read per meter.
+ * The view's usage is therefore partial for an open session: price and reply come from the
+ * settlement's read, never from this one.
+ */
+export async function readSessionForAction(s: SessionState, sid: bigint): Promise<SessionRead | null> {
+  const hold = s.singleWriter ? s.open.get(sid)?.hold : undefined;
+  if (hold === undefined) return readSessionWithTransfers(s, sid);
+  const txs = [hold];
+  const v = reconstructSession(sid, txs, s.clock());
+  return v ? { ...v, _txs: txs } : null;
+}
+
 /** readSession, keeping the transfers (null: no such session). */
 export async function readSessionWithTransfers(s: SessionState, sid: bigint, fresh = false): Promise<SessionRead | null> {
   const txs = await sessionTransfers(s, sid, fresh);
