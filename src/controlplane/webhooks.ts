@@ -89,6 +89,11 @@ export interface WebhookStore {
    * of the endpoints' routes says nobody can receive the event. Returns the deliveries created.
    */
   enqueue(event: WebhookEvent, now_ns: bigint): Promise<number>;
+  /**
+   * Whether some enabled endpoint may receive events of `type` about `author_id` (the routes copy
+   * `enqueue` asks, same freshness): lets a producer skip building an event nobody receives.
+   */
+  mayReceive(type: WebhookEvent["type"], author_id: string | null): Promise<boolean>;
   /** Leases up to `max` due pending deliveries until `lease_until_ns`. */
   claim(now_ns: bigint, lease_until_ns: bigint, max: number): Promise<ClaimedDelivery[]>;
   /**
@@ -222,9 +227,9 @@ export function createWebhookStore(db: Kysely<Database>): WebhookStore {
     })().finally(() => {
       loading = null;
     }));
-  const mayReceive = async (event: WebhookEvent): Promise<boolean> => {
+  const mayReceive = async (type: WebhookEvent["type"], author_id: string | null): Promise<boolean> => {
     const r = routes !== null && Date.now() - routes.loaded_ms < WEBHOOK_ROUTES_TTL_MS ? routes : await loadRoutes();
-    return routeMatches(r.admin, event.type) || (event.author_id !== null && routeMatches(r.authors.get(event.author_id), event.type));
+    return routeMatches(r.admin, type) || (author_id !== null && routeMatches(r.authors.get(author_id), type));
   };
   const invalidate = () => {
     routes = null;
@@ -264,7 +269,8 @@ export function createWebhookStore(db: Kysely<Database>): WebhookStore {
         return toEndpoint(r);
       }).finally(invalidate);
     },
-    enqueue: async (event, now_ns) => ((await mayReceive(event)) ? enqueueWebhookEvent(db, event, now_ns) : 0),
+    enqueue: async (event, now_ns) => ((await mayReceive(event.type, event.author_id)) ? enqueueWebhookEvent(db, event, now_ns) : 0),
+    mayReceive,
     async claim(now_ns, lease_until_ns, max) {
       if (!(Number.isInteger(max) && max >= 1 && max <= WEBHOOK_CLAIM_MAX)) throw new Error(`claim max ${max} must be 1..${WEBHOOK_CLAIM_MAX}`);
       const r = await sql<Record<string, unknown>>`with c as (

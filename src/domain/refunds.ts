@@ -25,9 +25,19 @@ import { deterministicId, idToHex } from "./ids.js";
 import { limitOperatorId } from "./limits.js";
 import { newAccount, newTransfer } from "./records.js";
 
-/** The debt account of an author, keyed by their earnings account id (user_data_128). */
+/** Most author debt ids remembered (every Doff chain names one; each costs a SHA-256). */
+const AUTHOR_DEBT_MEMO_MAX = 10_000;
+const authorDebtMemo = new Map<bigint, bigint>();
+
+/** The debt account of an author, keyed by their earnings account id (user_data_128). Memoized. */
 export function authorDebtId(earnings_id: bigint): bigint {
-  return deterministicId("account", "author_debt", idToHex(earnings_id));
+  let id = authorDebtMemo.get(earnings_id);
+  if (id === undefined) {
+    id = deterministicId("account", "author_debt", idToHex(earnings_id));
+    if (authorDebtMemo.size >= AUTHOR_DEBT_MEMO_MAX) authorDebtMemo.clear();
+    authorDebtMemo.set(earnings_id, id);
+  }
+  return id;
 }
 export function authorDebtAccount(earnings_id: bigint): Account {
   return newAccount({ id: authorDebtId(earnings_id), ledger: Ledger.usd_micro, code: AccountCode.author_debt, flags: AccountFlags.history, user_data_128: earnings_id });

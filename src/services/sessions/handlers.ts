@@ -35,7 +35,7 @@ import { decodePageToken, timestampFromNs } from "../views.js";
 import { executeDon } from "./don.js";
 import { executeList } from "./list.js";
 import { masqueToProto, MODE_FROM_API, sessionToProto } from "./proto.js";
-import { priceBookEntry, readSessionWithTransfers, sessionNotFound, type SessionRead } from "./reads.js";
+import { priceBookEntry, readSessionForAction, readSessionWithTransfers, sessionNotFound, type SessionRead } from "./reads.js";
 import { executeCancel, executeDoff } from "./settle.js";
 import type { SessionState } from "./state.js";
 import { executeHeartbeat, executeUsage, lookupSessions, MAX_USAGE_EVENTS, type UsageReport } from "./usage.js";
@@ -79,7 +79,7 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
   /** Read a session a Doff / Cancel acts on (NOT_FOUND before authorization, as before). */
   async function readForAction(sid: bigint): Promise<SessionRead> {
     await ready;
-    const r = await readSessionWithTransfers(s, sid);
+    const r = await readSessionForAction(s, sid);
     if (!r) throw sessionNotFound(sid);
     return r;
   }

@@ -19,10 +19,20 @@ export interface Counted {
   amount_micro: bigint;
 }
 
+/** The id of the transfer by which the session's Don counted its hold on its day (derived). */
+export function countedTransferId(session_id: bigint): bigint {
+  return limitTransferId(sessionTransferIds(session_id).hold, "spend", "day_spend");
+}
+
+/** What that transfer (undefined: not in the ledger) says the Don counted. */
+export function countedOf(t: Transfer | undefined): Counted | null {
+  return t === undefined ? null : { day_account_id: t.debit_account_id, amount_micro: t.amount };
+}
+
 /** Read what the session's Don counted (one lookup of a derived id). */
 export async function countedAtDon(s: SessionState, session_id: bigint): Promise<Counted | null> {
-  const [t] = await s.ledger.lookupTransfers([limitTransferId(sessionTransferIds(session_id).hold, "spend", "day_spend")]);
-  return t === undefined ? null : { day_account_id: t.debit_account_id, amount_micro: t.amount };
+  const [t] = await s.ledger.lookupTransfers([countedTransferId(session_id)]);
+  return countedOf(t);
 }
 
 /**

@@ -28,6 +28,16 @@ export const LEDGER_LIMIT = 8189;
  * no index (settlement's read after the close).
  */
 export async function sessionTransfers(s: SessionState, sid: bigint, fresh = false): Promise<Transfer[]> {
+  return (await readTransfers(s, sid, fresh, [])).txs;
+}
+
+/**
+ * sessionTransfers, with the transfers of `also` (ids that are not the session's own) looked up
+ * in the same ledger request as the session's money transfers when there is one (settlement
+ * reads what the Don counted on its day with the session: one round trip, not two). Missing ids
+ * are absent from the returned `also`.
+ */
+async function readTransfers(s: SessionState, sid: bigint, fresh: boolean, also: readonly bigint[]): Promise<{ txs: Transfer[]; also: Transfer[] }> {
   // Single writer (embedded ledger) and a session this daemon indexes as open: its hold is
   // known and it has no post/void (this daemon would have removed it from the index), so only
   // the usage meters it touched are read. A settlement racing this read is caught by the
@@ -36,19 +46,29 @@ export async function sessionTransfers(s: SessionState, sid: bigint, fresh = fal
     const o = s.open.get(sid);
     if (o?.hold) {
       const hold = o.hold;
-      if (o.meters === 0) return [hold]; // no usage recorded: nothing to read
+      const extra = also.length === 0 ? [] : await s.ledger.lookupTransfers([...also]);
+      if (o.meters === 0) return { txs: [hold], also: extra }; // no usage recorded: nothing to read
       const usage = await Promise.all(
         Object.values(USAGE_LEDGER)
           .filter((l) => (o.meters & (1 << l)) !== 0)
           .map((l) => meterTransfers(s, sessionMeterId(sid, l), sid, hold.timestamp, 0n)),
       );
-      return [hold, ...usage.flat()];
+      return { txs: [hold, ...usage.flat()], also: extra };
     }
   }
   const ids = sessionTransferIds(sid);
-  const money = await s.ledger.lookupTransfers([ids.hold, ids.post, ids.void, ...sessionCloseIds(sid)]);
+  const own = [ids.hold, ids.post, ids.void, ...sessionCloseIds(sid)];
+  let money: Transfer[];
+  const extra: Transfer[] = [];
+  if (also.length === 0) {
+    money = await s.ledger.lookupTransfers(own);
+  } else {
+    for (const id of also) if (own.includes(id)) throw new Error(`readTransfers: ${idToHex(id)} is one of the session's own ids`);
+    money = [];
+    for (const t of await s.ledger.lookupTransfers([...own, ...also])) (also.includes(t.id) ? extra : money).push(t);
+  }
   const hold = money.find((t) => t.id === ids.hold);
-  if (!hold) return money;
+  if (!hold) return { txs: money, also: extra };
   if (money.some((t) => t.id === ids.post)) money.push(...(await s.ledger.lookupTransfers([ids.author, ids.platform, ids.debt])));
   let end = 0n;
   for (const t of money) if ((t.id === ids.post || t.id === ids.void) && t.timestamp > end) end = t.timestamp;
@@ -60,7 +80,7 @@ export async function sessionTransfers(s: SessionState, sid: bigint, fresh = fal
       .filter((l) => (meters & (1 << l)) !== 0)
       .map((l) => meterTransfers(s, sessionMeterId(sid, l), sid, hold.timestamp, end)),
   );
-  return [...money, ...usage.flat()];
+  return { txs: [...money, ...usage.flat()], also: extra };
 }
 
 /** Debits of `meter` tagged with `sid`, from_ns..to_ns (0 = unbounded), every page. */
@@ -92,6 +112,32 @@ export async function readSession(s: SessionState, sid: bigint): Promise<Session
 
 /** A session with the transfers it was rebuilt from (settlement reuses them). */
 export type SessionRead = SessionView & { _txs: Transfer[] };
+
+/**
+ * The fresh read settlement makes after closing the meters (every transfer from the ledger, no
+ * index trusted), with the transfers of `also` from the same lookup. Null read: no such session.
+ */
+export async function readForSettlement(s: SessionState, sid: bigint, also: bigint[]): Promise<{ read: SessionRead | null; also: Transfer[] }> {
+  const r = await readTransfers(s, sid, true, also);
+  const v = reconstructSession(sid, r.txs, s.clock());
+  return { read: v ? { ...v, _txs: r.txs } : null, also: r.also };
+}
+
+/**
+ * The session a Doff or Cancel acts on (null: no such session): readSessionWithTransfers, except
+ * that the usage of a session this single-writer daemon indexes as open is not read. Those calls
+ * only need its owner and status before they close its meters, and settlement then reads the
+ * final usage fresh (readForSettlement), so reading it here too was a wasted read per meter.
+ * The view's usage is therefore partial for an open session: price and reply come from the
+ * settlement's read, never from this one.
+ */
+export async function readSessionForAction(s: SessionState, sid: bigint): Promise<SessionRead | null> {
+  const hold = s.singleWriter ? s.open.get(sid)?.hold : undefined;
+  if (hold === undefined) return readSessionWithTransfers(s, sid);
+  const txs = [hold];
+  const v = reconstructSession(sid, txs, s.clock());
+  return v ? { ...v, _txs: txs } : null;
+}
 
 /** readSession, keeping the transfers (null: no such session). */
 export async function readSessionWithTransfers(s: SessionState, sid: bigint, fresh = false): Promise<SessionRead | null> {

@@ -29,7 +29,7 @@ import {
 } from "../../domain/sessions.js";
 import { failedPrecondition, ledgerRejected } from "../errors.js";
 import { debtAccountOf, ensureAuthors, ensureDebt, ensureSessionMeters } from "./accounts.js";
-import { priceBookOf, readSession, readSessionWithTransfers, sessionTransfers, type SessionRead } from "./reads.js";
+import { priceBookOf, readForSettlement, readSession, sessionTransfers, type SessionRead } from "./reads.js";
 import { pinnedFeeBps } from "./pins.js";
 import type { SessionState } from "./state.js";
 import { sessionSettledEvent } from "../../webhooks/events.js";
@@ -44,13 +44,15 @@ import type { PriceBookEntry } from "../../domain/catalog.js";
 export async function notifySettled(s: SessionState, v: SessionView, e: Pick<PriceBookEntry, "masque_name" | "author">): Promise<void> {
   if (v.status !== "doffed" && v.status !== "reaped") return;
   try {
+    // The event (a hash for its id, timestamps as text) is built only if an endpoint may receive it.
+    if (!(await s.webhooks.mayReceive("session.settled", e.author))) return;
     await s.webhooks.enqueue(sessionSettledEvent(v, e.masque_name, e.author), s.clock());
   } catch (err) {
     s.log.error({ err, session_id: idToHex(v.session_id) }, "session.settled webhook not enqueued");
   }
 }
 import { planDebtRepayment } from "../../domain/refunds.js";
-import { appendTail, capDebtAtLimits, countedAtDon, limitTail } from "./limits.js";
+import { appendTail, capDebtAtLimits, countedAtDon, countedOf, countedTransferId, limitTail, type Counted } from "./limits.js";
 import { refusedBy, type ChainCheck } from "../limits/limits.js";
 
 /**
@@ -84,19 +86,23 @@ export async function closeMeters(s: SessionState, v: SessionView, terms: CloseT
  */
 export async function finishSession(s: SessionState, v: SessionView, terms: CloseTerms, agent_id: string | null): Promise<SessionView> {
   const binding = await closeMeters(s, v, terms);
-  const final = await readSessionWithTransfers(s, v.session_id, true);
+  // The final usage, and what the Don counted (ADR 0110), in one read.
+  const counted_id = countedTransferId(v.session_id);
+  const { read: final, also } = await readForSettlement(s, v.session_id, [counted_id]);
   if (final === null || final.status !== "open") {
     s.open.delete(v.session_id);
     return final ?? v;
   }
-  if (binding.reason === "cancel") return voidHold(s, final);
-  return settle(s, final, binding.reason, binding.end_ns, agent_id);
+  const counted = final.hold_micro > 0n ? countedOf(also.find((t) => t.id === counted_id)) : null;
+  if (binding.reason === "cancel") return voidHold(s, final, counted);
+  return settle(s, final, binding.reason, binding.end_ns, agent_id, counted);
 }
 
 /**
  * Step 3 of a settlement: price the session (final usage) with its pinned price book and submit the Doff chain.
  * `end_ns` is the end of billed time (now for a Doff; the last activity for an idle reap);
- * `agent_id` the session's agent when known (null: the reaper). Returns the settled view (the
+ * `agent_id` the session's agent when known (null: the reaper); `counted_read` what the Don counted
+ * when the caller read it with the session (undefined: read it here). Returns the settled view (the
  * recorded one if someone settled it first).
  */
 export async function settle(
@@ -105,6 +111,7 @@ export async function settle(
   reason: CloseReason,
   end_ns: bigint,
   agent_id: string | null,
+  counted_read?: Counted | null,
 ): Promise<SessionView> {
   const e = await priceBookOf(s, v);
   const fee_bps = await pinnedFeeBps(s, v.session_id);
@@ -127,7 +134,7 @@ export async function settle(
     }
   }
   // Spending limits (ADR 0110): what the Don counted on its day; a debt is cut to the caps.
-  const counted = v.hold_micro > 0n ? await countedAtDon(s, v.session_id) : null;
+  const counted = v.hold_micro === 0n ? null : counted_read !== undefined ? counted_read : await countedAtDon(s, v.session_id);
   if (counted !== null && settlement.debt_micro > 0n) settlement = await capDebtAtLimits(s, v, counted, settlement, fee_bps);
   const plan = (st: typeof settlement): { chain: Transfer[]; checks: ChainCheck[] } => {
     const doff = planDoff(ids, { session_id: v.session_id, agent_id: agent_id ?? "", author_id: e.author, masque_index: v.masque_index, settlement: st, billed_duration_ms: billed, fee_bps, reason });
@@ -140,7 +147,9 @@ export async function settle(
   let planned = plan(settlement);
   let chain = planned.chain;
   let res = await s.ledger.createTransfers(chain);
-  const limitAt = chain.findIndex((t) => t.id === issuanceLimitTransferId(sessionTransferIds(v.session_id).debt));
+  // The issuance-limit event is in the chain only with a debt (its id costs a hash: not on every Doff).
+  const limitId = settlement.debt_micro > 0n ? issuanceLimitTransferId(sessionTransferIds(v.session_id).debt) : null;
+  const limitAt = limitId === null ? -1 : chain.findIndex((t) => t.id === limitId);
   const limitStatus = limitAt >= 0 ? res[limitAt]?.status : undefined;
   if (limitStatus === CT.exceeds_credits || limitStatus === CT.id_already_failed || refusedBy(res, planned.checks) !== null) {
     // A concurrent issuance took the headroom read above (it never grows back), or a concurrent
@@ -224,11 +233,11 @@ export async function executeCancel(s: SessionState, r: SessionRead): Promise<Se
 }
 
 /** Step 3 of a cancel: void the hold of an open session whose meters are closed. */
-async function voidHold(s: SessionState, r: SessionRead): Promise<SessionView> {
+async function voidHold(s: SessionState, r: SessionRead, counted: Counted | null): Promise<SessionView> {
   const sid = r.session_id;
   const t = planCancel(sid);
   // The whole counted hold goes back to the Don day's account, in the void's chain (ADR 0110).
-  const counted = r.hold_micro > 0n ? await countedAtDon(s, sid) : null;
+  // `counted`: read with the session after the close (null: nothing counted, or no hold).
   const chain = counted === null ? [t] : appendTail([t], limitTail(r, counted, 0n, 0n, 1).tail);
   const [res] = await s.ledger.createTransfers(chain);
   s.open.delete(sid);
