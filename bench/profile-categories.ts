@@ -47,6 +47,7 @@ export const CATEGORIES = [
   "ledger",
   "control_plane",
   "telemetry",
+  "analytics",
   "gc",
   "native",
   "other",
@@ -62,6 +63,7 @@ export const CATEGORY_DOC: Record<Category, string> = {
   ledger: "src/ledger (coalescer, embedded engine, durability log and its node:fs calls), tigerbeetle-node",
   control_plane: "PGlite (JS and wasm), kysely, pg, src/controlplane",
   telemetry: "per-call metrics and logs: @opentelemetry, pino, src/telemetry, src/log.ts",
+  analytics: "the CDC streamer to ClickHouse (src/streamer, chdb, @clickhouse/client); off in `npm run bench` unless --with-streamer",
   gc: "V8 garbage collector pauses on the main thread",
   native: "V8 \"(program)\": native work with no JS on the stack (event loop, socket I/O, nghttp2 framing)",
   other: "frames of none of the above (timers, microtask queue bookkeeping, module loading); the top ones are listed",
@@ -88,6 +90,7 @@ export function frameCategory(f: CallFrame): Category | null {
     if (lib.startsWith("@electric-sql/pglite") || lib === "kysely" || lib === "pg" || lib.startsWith("pg-")) return "control_plane";
     if (lib === "tigerbeetle-node") return "ledger";
     if (lib.startsWith("@opentelemetry/") || lib.startsWith("pino")) return "telemetry";
+    if (lib === "chdb" || lib.startsWith("@chdb/") || lib.startsWith("@clickhouse/")) return "analytics";
     if (lib.startsWith("@grpc/") || lib.startsWith("@connectrpc/") || lib.startsWith("@bufbuild/")) return "transport";
     return null;
   }
@@ -97,6 +100,7 @@ export function frameCategory(f: CallFrame): Category | null {
   if (u.includes("/src/ledger/")) return "ledger";
   if (u.includes("/src/services/") || u.includes("/src/domain/") || u.includes("/src/webhooks/") || u.includes("/clients/sdk/")) return "service";
   if (u.includes("/src/telemetry/") || u.endsWith("/src/log.ts")) return "telemetry";
+  if (u.includes("/src/streamer/")) return "analytics";
   if (u.includes("/src/server/") || u.includes("/clients/gen/")) return "transport";
   return null;
 }

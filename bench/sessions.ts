@@ -594,6 +594,7 @@ const COLUMN_LABEL: Record<SplitColumn, string> = {
   ledger: "ledger",
   control_plane: "ctl plane",
   telemetry: "telemetry",
+  analytics: "analytics",
   gc: "gc",
   native: "native",
   other: "other",

@@ -64,14 +64,17 @@ describe("splitProfile", () => {
     expect(split.samples.other).toBe(0);
   });
 
-  test("PGlite's asynchronous wasm work is the control plane without its caller; library paths never count as project code", () => {
+  test("PGlite's asynchronous wasm work is the control plane without its caller; the streamer is analytics; library paths never count as project code", () => {
     const split = splitProfile(
       profileOf([
         [[["processTicksAndRejections", "node:internal/process/task_queues"], ["execProtocol", lib("@electric-sql/pglite/dist/index.js")], ["wasm-function[3552]", "wasm://wasm/025aee86"]], 12],
         // a dependency's own src/services folder is not ours: the caller (src/server) decides
         [[["handle", src("server/grpc.ts")], ["x", lib("some-lib/src/services/thing.js")]], 4],
+        // the streamer's ClickHouse inserts (only with --with-streamer) are analytics, not other
+        [[["flush", src("streamer/streamer.ts")], ["insert", lib("chdb/index.js")]], 2],
       ]),
     );
+    expect(split.samples.analytics).toBe(2);
     expect(split.samples.control_plane).toBe(12);
     expect(split.samples.transport).toBe(4);
     expect(split.samples.service).toBe(0);
