@@ -12,6 +12,7 @@
  * --in-process (instead: drive the SessionService engine directly on an embedded ledger, no
  * transport and no auth, to show what the service + ledger themselves cost per operation),
  * --usage-events N (default 200000), --usage-batch B (events per RecordUsage, default 500),
+ * --session-usage-events K (events in each full session's one RecordUsage batch, default 10),
  * --split-n N (requests per phase of the profiled re-run, default min(n, 5000); usage events:
  * 10x that, at most --usage-events), --no-split (skip the profiled re-run),
  * --keep-profiles DIR (keep the per-phase .cpuprofile files there; default: deleted with the
@@ -19,7 +20,7 @@
  * MASQUES_CPU_PROFILE_DIR, to split its CPU too; never signal a daemon started without it).
  *
  * Phases: grpc.health.v1 Check (the transport's ceiling on this machine), Don, Doff (of those
- * sessions), full sessions (Don then Doff, C at a time), usage events through batched
+ * sessions), full sessions (Don, one RecordUsage batch, Doff; 2C at a time), usage events through batched
  * RecordUsage. Each prints rate and p50/p99 latency. Don and Doff are the same RPC stack as Check
  * plus the service's work, so their ratio to Check is the figure that matters here.
  *
@@ -72,6 +73,8 @@ interface WorkerConfig {
   concurrency: number;
   usageEvents: number;
   usageBatch: number;
+  /** Usage events in the one RecordUsage batch of each full session. */
+  sessionUsageEvents: number;
   masque: string;
   /** The daemon's MASQUES_CPU_PROFILE_DIR, when the profiled re-run is on (needs daemonPid). */
   profileDir: string | null;
@@ -239,10 +242,16 @@ async function worker(cfg: WorkerConfig): Promise<WorkerResult> {
     const doffRes = await around("doff", () => phase(n, cfg.concurrency, (i) => doff(ids[i]!, i).then(() => undefined)));
     // Each session has ONE call in flight at a time (Don, then Doff), so twice the sessions keep
     // the same number of calls in flight as the Don and Doff phases.
+    // A full session as issue 20 defines it: Don, one RecordUsage batch of its own events, Doff.
     const sessionsRes = await around("sessions", () =>
       phase(n / 2, cfg.concurrency * 2, async (i) => {
         const s = sid();
         await don(s, i);
+        const events = Array.from({ length: cfg.sessionUsageEvents }, (_, e) => ({
+          sessionId: s, seq: BigInt(e + 1), inputTokens: 100n, outputTokens: 50n, toolCalls: e % 5 === 0 ? 1n : 0n,
+        }));
+        const r = await unary("/masques.ledger.v1.SessionService/RecordUsage", RecordUsageRequestSchema, RecordUsageResponseSchema, { events }, metas[i % A]!);
+        if (r.applied !== events.length) throw new Error(`session usage: ${r.applied}/${events.length} applied`);
         await doff(s, i);
       }),
     );
@@ -583,7 +592,7 @@ const PHASE_LABEL: Record<PhaseName, string> = {
   check: "grpc.health.v1 Check",
   don: "Don",
   doff: "Doff",
-  sessions: "full session (Don+Doff)",
+  sessions: "full session (Don+usage+Doff)",
   usage_events: "usage event",
 };
 const COLUMN_LABEL: Record<SplitColumn, string> = {
@@ -606,7 +615,7 @@ function printTables(res: WorkerResult, concurrency: number, usageBatch: number,
     ["grpc.health.v1 Check", res.check],
     ["Don", res.don],
     ["Doff", res.doff],
-    [`full session (Don+Doff, ${concurrency * 2} open)`, res.sessions],
+    [`full session (Don+usage+Doff, ${concurrency * 2} open)`, res.sessions],
     [`usage events (RecordUsage x${usageBatch})`, res.usage_events],
   ];
   console.log(`\nSessionService bench — ${concurrency} in flight, load generator in a separate process`);
@@ -663,6 +672,7 @@ async function main(): Promise<void> {
   const concurrency = Number(arg("concurrency") ?? 256);
   const usageEvents = Number(arg("usage-events") ?? 200_000);
   const usageBatch = Number(arg("usage-batch") ?? 500);
+  const sessionUsageEvents = Number(arg("session-usage-events") ?? 10);
   const say = (...a: unknown[]) => {
     if (!json) console.error(...a);
   };
@@ -727,7 +737,7 @@ async function main(): Promise<void> {
       await createClient(AccountService, at).openAgentWallet({ mode: WalletMode.PREPAID });
       await admin.deposit({ account: { ref: { case: "agentWallet", value: a } }, amountMicro: 1_000_000_000_000n, idempotencyKey: `bench-${a}` });
     }
-    const cfg: WorkerConfig = { grpcAddr, daemonPid, agentTokens, n, concurrency, usageEvents, usageBatch, masque: "researcher", profileDir, splitN, splitUsageEvents };
+    const cfg: WorkerConfig = { grpcAddr, daemonPid, agentTokens, n, concurrency, usageEvents, usageBatch, sessionUsageEvents, masque: "researcher", profileDir, splitN, splitUsageEvents };
     say(
       `load generator (separate process): ${n} requests per phase, ${concurrency} in flight` +
         (profileDir ? `; then each phase again with the daemon's CPU profiler on (${splitN} requests, ${splitUsageEvents} usage events)...` : "..."),
@@ -749,6 +759,7 @@ async function main(): Promise<void> {
       concurrency,
       n,
       usage_batch: usageBatch,
+      session_usage_events: sessionUsageEvents,
       ...measured,
       targets: TARGETS,
       ...(cpuSplit ? { cpu_split: cpuSplit } : {}),
