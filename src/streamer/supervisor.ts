@@ -84,7 +84,7 @@ export function superviseStreamer(o: SupervisorOptions): StreamerSupervisor {
       const retry_in_ms = retryDelayMs(failures, o.retry_min_ms, o.retry_max_ms, o.random);
       o.log?.error(
         { err, start_failures: failures, retry_in_ms },
-        failures === 1 ? "streamer failed to start; serving without analytics and retrying" : "streamer still cannot start; retrying",
+        failures === 1 ? "streamer failed to start; serving without analytics" : "streamer still cannot start; retrying",
       );
       timer = setTimeout(() => {
         timer = undefined;
