@@ -22,7 +22,7 @@ import { startStreamer, type RunningStreamer } from "./streamer/index.js";
 import { otlpStore } from "./controlplane/otlp.js";
 import { sessionInstanceOf } from "./services/sessions/service.js";
 import { telemetryRoutes } from "./telemetry/http.js";
-import { groupedInserter } from "./telemetry/ingest.js";
+import { groupedStore } from "./telemetry/ingest.js";
 import { createDaemonMetrics } from "./telemetry/metrics.js";
 import { ANALYTICS_HEALTH_SERVICE, createReadiness } from "./telemetry/readiness.js";
 
@@ -170,7 +170,7 @@ export async function runDaemon(
       routes: ((telemetry, dashboard) => (req: Parameters<typeof telemetry>[0], res: Parameters<typeof telemetry>[1]) => telemetry(req, res) || (dashboard?.(req, res) ?? false))(
         telemetryRoutes({
           verifier,
-          ingest: { otlp: otlpStore(controlplane.db), sessions, sink: sinkOf, insert: groupedInserter(sinkOf), clock, analyticsEnabled: config.STREAMER_ENABLED },
+          ingest: { otlp: otlpStore(controlplane.db), sessions, sink: sinkOf, store: groupedStore(sinkOf), clock, analyticsEnabled: config.STREAMER_ENABLED },
           metrics,
           readiness,
           log: log.child({ component: "otlp" }),
