@@ -112,7 +112,14 @@ export function groupedStore(sink: () => Sink | undefined): (rows: ApiRow[]) => 
         if (!s) throw new Error("analytics store is not running");
         const lane = s.unordered();
         const seen = await storedRequestIds(lane, s.database, take.flatMap((q) => q.rows));
-        const fresh = take.map((q) => q.rows.filter((r) => !seen.has(r[1] as string) && seen.add(r[1] as string) !== undefined));
+        const fresh = take.map((q) =>
+          q.rows.filter((r) => {
+            const id = r[1] as string;
+            if (seen.has(id)) return false;
+            seen.add(id);
+            return true;
+          }),
+        );
         const all = fresh.flat();
         if (all.length > 0) await lane.insert("api_requests", API_REQUEST_COLUMNS, all);
         take.forEach((q, i) => q.resolve(fresh[i]!.length));
