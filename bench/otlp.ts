@@ -8,7 +8,15 @@
  * Options: --events N (OTLP events per phase, default 40000), --batch B (records per export and
  * events per RecordUsage, default 500), --concurrency C (exports / calls in flight, default 4),
  * --sessions S (OTLP-metered sessions, default 32), --don-doff K (Don+Doff pairs timed during
- * ingest, default 200).
+ * ingest, default 200), --otlp-only (warm-up and phase 1 only: for a CPU profile of ingest).
+ *
+ * Fairness: a warm-up (a few exports and RecordUsage calls) runs first, and every phase starts
+ * with the streamer caught up (ClickHouse holds every ledger event so far), so the OTLP and the
+ * RecordUsage phases run under the same conditions (streamer on in both). Besides events/s (which
+ * swing 2x with the load of this shared machine), each phase reports the daemon's CPU per event
+ * (user + system of the whole process, chDB's threads included, from the phase's start until the
+ * streamer caught up after it): steadier under load, and it counts the streamer's share of both.
+ * BENCH_DAEMON_CPU_PROF=<dir>: write a V8 CPU profile of the daemon there (on graceful stop).
  *
  * Phases:
  *  1. OTLP alone: Claude-Code-shaped `claude_code.api_request` records (protobuf, as Claude Code
@@ -20,7 +28,7 @@
  */
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import net from "node:net";
 import path from "node:path";
@@ -90,6 +98,31 @@ function exportBody(claude: string, seq0: number, n: number): Uint8Array {
   return ExportLogs.encode(ExportLogs.fromObject({ resourceLogs: [{ resource: { attributes: [kv("service.name", "claude-code")] }, scopeLogs: [{ logRecords }] }] })).finish();
 }
 
+/** utime + stime of a process (`thread`: its main thread only) in µs, from /proc (0 if unavailable). */
+function processCpuUs(pid: number | undefined, thread = false): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = readFileSync(thread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1_000_000) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return 0;
+  }
+}
+
+/** Wait until the daemon's streamer holds every ledger event (Prometheus gauges at 0, 3 polls in a row; at most 300 s). */
+async function streamerCaughtUp(httpAddr: string): Promise<void> {
+  let quiet = 0;
+  let text = "";
+  for (let i = 0; i < 3000 && quiet < 3; i++) {
+    text = await (await fetch(`http://${httpAddr}/metrics`)).text();
+    const v = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, "m").exec(text)?.[1] ?? "NaN");
+    quiet = v("masques_streamer_events_behind") === 0 && v("masques_streamer_lag") === 0 ? quiet + 1 : 0;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  if (quiet < 3) throw new Error(`the streamer did not catch up within 300 s: ${text.split("\n").filter((l) => l.startsWith("masques_streamer")).join("; ")}`);
+}
+
 async function pool(n: number, concurrency: number, job: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(
@@ -114,7 +147,8 @@ async function main(): Promise<void> {
   const httpAddr = `127.0.0.1:${await freePort()}`;
   const root = path.resolve(HERE, "..");
   say("starting daemon (embedded ledger + embedded chDB, MASQUES_LOG_LEVEL=warn)...");
-  const child = spawn(process.execPath, [path.join(root, "bin/masques-ledger.js"), "serve"], {
+  const prof = process.env.BENCH_DAEMON_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_DAEMON_CPU_PROF}`] : [];
+  const child = spawn(process.execPath, [...prof, path.join(root, "bin/masques-ledger.js"), "serve"], {
     cwd: root,
     env: {
       ...process.env,
@@ -163,7 +197,8 @@ async function main(): Promise<void> {
     const exportsN = Math.ceil(events / batch);
     const headers = { authorization: `Bearer ${agentToken}`, "content-type": "application/x-protobuf" };
     let seqBase = 1;
-    const otlpPhase = async (): Promise<number> => {
+    const otlpPhase = async (events: number): Promise<number> => {
+      const exportsN = Math.ceil(events / batch);
       const bodies = Array.from({ length: exportsN }, (_, i) => exportBody(claudes[i % claudes.length]!, seqBase + Math.floor(i / claudes.length) * batch, batch));
       seqBase += Math.ceil(exportsN / claudes.length) * batch;
       const t0 = performance.now();
@@ -175,7 +210,7 @@ async function main(): Promise<void> {
       return (exportsN * batch) / ((performance.now() - t0) / 1000);
     };
     let usageSeq = 1n;
-    const usagePhase = async (): Promise<number> => {
+    const usagePhase = async (events: number): Promise<number> => {
       const calls = Math.ceil(events / batch);
       const reqs = Array.from({ length: calls }, (_, i) => {
         const sid = plain[i % plain.length]!;
@@ -188,17 +223,36 @@ async function main(): Promise<void> {
       });
       return (calls * batch) / ((performance.now() - t0) / 1000);
     };
+    /** Run `phase`; its rate, and the daemon's CPU per event until the streamer caught up after it. */
+    const measured = async (phase: () => Promise<number>, n: number): Promise<{ rate: number; cpu_us: number; main_cpu_us: number }> => {
+      await streamerCaughtUp(httpAddr);
+      const cpu0 = processCpuUs(child.pid);
+      const main0 = processCpuUs(child.pid, true);
+      const rate = await phase();
+      await streamerCaughtUp(httpAddr);
+      return { rate, cpu_us: (processCpuUs(child.pid) - cpu0) / n, main_cpu_us: (processCpuUs(child.pid, true) - main0) / n };
+    };
+    say("warm-up...");
+    await otlpPhase(Math.min(events, 8 * batch));
+    await usagePhase(Math.min(events, 8 * batch));
     say(`phase 1: ${exportsN * batch} OTLP events (${batch}/export, ${concurrency} in flight)...`);
-    const otlpAlone = await otlpPhase();
+    const otlpAlone = await measured(() => otlpPhase(events), exportsN * batch);
+    if (process.argv.includes("--otlp-only")) {
+      // For a CPU profile of the ingest path alone (BENCH_DAEMON_CPU_PROF).
+      const o = { otlp_events_per_s_alone: Math.round(otlpAlone.rate), otlp_daemon_cpu_us_per_event: Math.round(otlpAlone.cpu_us), otlp_main_thread_cpu_us_per_event: Math.round(otlpAlone.main_cpu_us) };
+      console.log(JSON.stringify(o));
+      return;
+    }
     say(`phase 2: ${exportsN * batch} RecordUsage events (${batch}/call, ${concurrency} in flight)...`);
-    const usageAlone = await usagePhase();
+    const usageAlone = await measured(() => usagePhase(events), exportsN * batch);
+    await streamerCaughtUp(httpAddr);
     say(`phase 3: OTLP ingest + RecordUsage + ${donDoff} Don/Doff pairs at once...`);
     const donMs: number[] = [];
     const doffMs: number[] = [];
     let ingestDone = false;
     const [otlpTogether, usageTogether] = await Promise.all([
-      otlpPhase().finally(() => (ingestDone = true)),
-      usagePhase(),
+      otlpPhase(events).finally(() => (ingestDone = true)),
+      usagePhase(events),
       (async () => {
         for (let i = 0; i < donDoff && !ingestDone; i++) {
           const sid = randomBytes(16).toString("hex");
@@ -212,9 +266,14 @@ async function main(): Promise<void> {
       })(),
     ]);
     const out = {
-      otlp_events_per_s_alone: Math.round(otlpAlone),
-      record_usage_events_per_s_alone: Math.round(usageAlone),
-      otlp_over_record_usage: Math.round((otlpAlone / usageAlone) * 100) / 100,
+      otlp_events_per_s_alone: Math.round(otlpAlone.rate),
+      record_usage_events_per_s_alone: Math.round(usageAlone.rate),
+      otlp_over_record_usage: Math.round((otlpAlone.rate / usageAlone.rate) * 100) / 100,
+      otlp_daemon_cpu_us_per_event: Math.round(otlpAlone.cpu_us),
+      record_usage_daemon_cpu_us_per_event: Math.round(usageAlone.cpu_us),
+      otlp_main_thread_cpu_us_per_event: Math.round(otlpAlone.main_cpu_us),
+      record_usage_main_thread_cpu_us_per_event: Math.round(usageAlone.main_cpu_us),
+      otlp_over_record_usage_by_cpu: Math.round((usageAlone.cpu_us / Math.max(otlpAlone.cpu_us, 1e-9)) * 100) / 100,
       otlp_events_per_s_with_load: Math.round(otlpTogether),
       record_usage_events_per_s_with_ingest: Math.round(usageTogether),
       don_doff_pairs_timed: donMs.length,

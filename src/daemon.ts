@@ -23,7 +23,7 @@ import { superviseStreamer, type StreamerSupervisor } from "./streamer/superviso
 import { otlpStore } from "./controlplane/otlp.js";
 import { sessionInstanceOf } from "./services/sessions/service.js";
 import { telemetryRoutes } from "./telemetry/http.js";
-import { groupedInserter } from "./telemetry/ingest.js";
+import { groupedStore } from "./telemetry/ingest.js";
 import { createDaemonMetrics } from "./telemetry/metrics.js";
 import { startCpuProfiler } from "./telemetry/profiler.js";
 import { ANALYTICS_HEALTH_SERVICE, createReadiness } from "./telemetry/readiness.js";
@@ -203,7 +203,7 @@ export async function runDaemon(
       routes: ((telemetry, dashboard) => (req: Parameters<typeof telemetry>[0], res: Parameters<typeof telemetry>[1]) => telemetry(req, res) || (dashboard?.(req, res) ?? false))(
         telemetryRoutes({
           verifier,
-          ingest: { otlp: otlpStore(controlplane.db), sessions, sink: sinkOf, insert: groupedInserter(sinkOf), clock, analyticsEnabled: config.STREAMER_ENABLED },
+          ingest: { otlp: otlpStore(controlplane.db), sessions, sink: sinkOf, store: groupedStore(sinkOf), clock, analyticsEnabled: config.STREAMER_ENABLED },
           metrics,
           readiness,
           log: log.child({ component: "otlp" }),

@@ -1,6 +1,7 @@
 /**
  * The OTLP part of the control plane (issue 18, ADR 0115): which Claude Code session each masque
- * session runs in, and which OTLP events are already stored in ClickHouse.
+ * session runs in. (Which OTLP events are stored is asked of ClickHouse itself since ADR 0118;
+ * the `otlp_event` table of migration 0011 is no longer written.)
  *
  * A binding is written BEFORE the Don's hold reaches the ledger and is never changed afterwards
  * (only its Doff time is stamped), so once a session exists on the ledger whether it has a
@@ -41,10 +42,6 @@ export interface OtlpStore {
   markUnbound(session_id: string): void;
   /** Stamp the Doff request time once (the first stamp wins). */
   markDoff(session_id: string, doff_time_ns: bigint): Promise<void>;
-  /** Of `event_ids`, those already stored. */
-  storedEvents(event_ids: readonly string[]): Promise<Set<string>>;
-  /** Record events as stored (duplicates ignored). */
-  recordEvents(rows: readonly { event_id: string; event_name: string; claude_session_id: string }[], time_ns: bigint): Promise<void>;
 }
 
 const CACHE_MAX = 100_000;
@@ -130,17 +127,6 @@ function createOtlpStore(db: Kysely<Database>): OtlpStore {
     async markDoff(sid, t) {
       await sql`update otlp_session_binding set doff_time_ns = ${t.toString()}::bigint where session_id = ${sid} and doff_time_ns is null`.execute(db);
       cache.delete(sid);
-    },
-    async storedEvents(ids) {
-      if (ids.length === 0) return new Set();
-      const r = await sql<{ event_id: string }>`select event_id from otlp_event where event_id in (${sql.join([...ids])})`.execute(db);
-      return new Set(r.rows.map((x) => x.event_id));
-    },
-    async recordEvents(rows, t) {
-      if (rows.length === 0) return;
-      const values = rows.map((r) => sql`(${r.event_id}, ${r.event_name}, ${r.claude_session_id}, ${t.toString()}::bigint)`);
-      await sql`insert into otlp_event (event_id, event_name, claude_session_id, store_time_ns) values ${sql.join(values)}
-        on conflict (event_id) do nothing`.execute(db);
     },
   };
 }

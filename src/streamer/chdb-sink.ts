@@ -13,7 +13,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import type { Session } from "chdb";
-import { encodeTsv, quoteIdent, SinkError, type ResultRow, type Row, type Sink } from "./sink.js";
+import { encodeTsv, quoteIdent, SinkError, type ResultRow, type Row, type Sink, type SinkLane } from "./sink.js";
 
 /**
  * chDB is loaded on first use, never at import: an image built for a ClickHouse server
@@ -35,6 +35,9 @@ async function loadChdb(): Promise<typeof import("chdb")> {
 
 let current: { path: string; session: Session; refs: number } | null = null;
 
+/** chDB's connection arguments (every connection this process opens). */
+const CONNECTION_ARGS = ["--output_format_json_quote_64bit_integers=1"];
+
 function parseJsonEachRow(text: string): ResultRow[] {
   const rows: ResultRow[] = [];
   for (const line of text.split("\n")) {
@@ -48,11 +51,14 @@ export class ChdbSink implements Sink {
   private closed = false;
   /** The tail of this sink's call queue. */
   private tail: Promise<unknown> = Promise.resolve();
+  /** The unordered lane (see `unordered`), opened on first use. */
+  private lane: ChdbSink | null = null;
 
   private constructor(
     private readonly session: Session,
     readonly database: string,
     readonly path: string,
+    private readonly openConnection: (() => Session) | null,
   ) {}
 
   /**
@@ -74,14 +80,14 @@ export class ChdbSink implements Sink {
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         current = {
           path: dir,
-          session: new Session(dir, { connectionArgs: ["--output_format_json_quote_64bit_integers=1"] }),
+          session: new Session(dir, { connectionArgs: CONNECTION_ARGS }),
           refs: 1,
         };
       } catch (err) {
         throw new SinkError(`chDB at ${dir} failed to open: ${(err as Error).message}`);
       }
     }
-    return new ChdbSink(current.session, opts.database, dir);
+    return new ChdbSink(current.session, opts.database, dir, () => new Session(dir, { connectionArgs: CONNECTION_ARGS }));
   }
 
   /** Run `fn` after every earlier call of this sink settled. */
@@ -113,9 +119,35 @@ export class ChdbSink implements Sink {
     });
   }
 
+  /**
+   * The unordered lane: a second chDB connection on the same directory with its own call queue.
+   * chDB runs connections to one directory in parallel over the same data, so a lane call never
+   * waits behind this sink's queue (the streamer's inserts and recomputes, which can hold it for
+   * seconds).
+   */
+  unordered(): SinkLane {
+    if (this.closed) throw new SinkError("chDB sink is closed");
+    if (!this.openConnection) return this;
+    if (!this.lane) {
+      try {
+        this.lane = new ChdbSink(this.openConnection(), this.database, this.path, null);
+      } catch (err) {
+        throw new SinkError(`chDB lane connection failed to open: ${(err as Error).message}`);
+      }
+    }
+    return this.lane;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     await this.tail;
+    if (this.lane) {
+      const lane = this.lane;
+      this.lane = null;
+      lane.closed = true; // no new calls; the queued ones drain first
+      await lane.tail;
+      lane.session.close();
+    }
     this.closed = true;
     if (current && current.path === this.path && --current.refs === 0) {
       current.session.close();

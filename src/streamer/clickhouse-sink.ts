@@ -8,7 +8,7 @@ import { createClient, type ClickHouseClient } from "@clickhouse/client";
 
 /** @clickhouse/client's pluggable connection (its type is not re-exported by name). */
 export type ClickHouseConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>["connection"]>;
-import { encodeTsv, quoteIdent, SinkError, type ResultRow, type Row, type Sink } from "./sink.js";
+import { encodeTsv, quoteIdent, SinkError, type ResultRow, type Row, type Sink, type SinkLane } from "./sink.js";
 
 export interface ClickHouseSinkOptions {
   url: string;
@@ -76,6 +76,11 @@ export class ClickHouseSink implements Sink {
     } catch (err) {
       throw new SinkError(`ClickHouse insert into ${table}: ${(err as Error).message}`);
     }
+  }
+
+  /** Server calls are independent HTTP requests already: the sink itself. */
+  unordered(): SinkLane {
+    return this;
   }
 
   async close(): Promise<void> {

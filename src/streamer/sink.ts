@@ -24,8 +24,17 @@ export interface Sink {
   query(sql: string): Promise<ResultRow[]>;
   /** Insert rows positionally into `table` (unqualified: the sink's database is used). */
   insert(table: string, columns: readonly string[], rows: readonly Row[]): Promise<void>;
+  /**
+   * A lane of this sink whose calls are not ordered after its other calls, so they never wait
+   * behind the streamer's queued work (OTLP's api_requests). Lane calls run one at a time among
+   * themselves, in call order. Closed with the sink.
+   */
+  unordered(): SinkLane;
   close(): Promise<void>;
 }
+
+/** See `Sink.unordered`. */
+export type SinkLane = Pick<Sink, "query" | "insert">;
 
 export class SinkError extends Error {
   constructor(

@@ -2,13 +2,13 @@
  * OTLP logs in: Claude Code's events -> billing on the masque session they ran under (through
  * the same ledger plan as RecordUsage) and one api_requests row each in ClickHouse. ADR 0115.
  *
- * Exactly once (every step idempotent, so an exporter's retry is harmless; 1 runs beside 2-3):
+ * Exactly once (both steps idempotent, so an exporter's retry is harmless; 1 runs beside 2):
  *  1. bill: usage events with seq derived from the event identity (claude-events.ts); the
  *     ledger answers `exists` (DUPLICATE) for a retried event, so nothing is billed twice;
- *  2. store: events whose id the control plane does not hold yet are inserted into api_requests
- *     (ReplacingMergeTree keyed by (day, request_id): a crash between the insert and step 3
- *     leaves a duplicate row that merges away, never a second request);
- *  3. record the ids in the control plane.
+ *  2. store: events whose id (request_id) api_requests does not hold yet are inserted, checked
+ *     and inserted by one group at a time in ClickHouse itself (groupedStore, ADR 0118): no
+ *     control-plane round trip; an insert is all or nothing, so a crash leaves each row stored
+ *     or not, and the retry stores what is missing.
  * Analytics down: billing still happens (ADR 0040) and the export is answered 503 so the
  * exporter retries the storage.
  *
@@ -24,7 +24,7 @@ import type { Principal } from "../server/principal.js";
 import { usageAgentFor } from "../services/authz.js";
 import type { SessionServiceInstance } from "../services/sessions/service.js";
 import { executeUsage, MAX_USAGE_EVENTS } from "../services/sessions/usage.js";
-import type { Sink } from "../streamer/sink.js";
+import { quoteIdent, type Sink, type SinkLane } from "../streamer/sink.js";
 import { claudeEvents, type ClaudeEvent } from "./claude-events.js";
 import { OtlpError, type ExportLogsServiceRequest, type PartialSuccess } from "./otlp.js";
 
@@ -41,8 +41,8 @@ export interface IngestDeps {
   sessions: SessionServiceInstance | undefined;
   /** The ClickHouse sink (undefined: analytics is off or did not start). */
   sink: () => Sink | undefined;
-  /** Inserts api_requests rows (groupedInserter over `sink`). */
-  insert: (rows: ApiRow[]) => Promise<void>;
+  /** Stores api_requests rows exactly once, returns how many were new (groupedStore over `sink`). */
+  store: (rows: ApiRow[]) => Promise<number>;
   /** STREAMER_ENABLED: analytics is configured (a missing sink is then an outage: 503). */
   analyticsEnabled: boolean;
   clock: () => bigint;
@@ -58,16 +58,44 @@ export interface IngestReport extends PartialSuccess {
 
 type ApiRow = (string | number | bigint)[];
 
-/** Most rows one grouped ClickHouse insert carries (bounded; more wait for the next one). */
-const GROUP_MAX_ROWS = 50_000;
+/** Most rows one grouped ClickHouse check-and-insert carries (bounded; more wait for the next one). */
+const GROUP_MAX_ROWS = 10_000;
+const EVENT_ID_RE = /^[0-9a-f]{32}$/;
 
 /**
- * Group commit for api_requests: rows of concurrent exports are inserted together, one insert in
- * flight at a time (chDB and ClickHouse pay per insert, not per row). Each caller's promise
- * settles with the insert that carried its rows; a failed insert fails every caller in it.
+ * Of `rows` (api_requests rows: timestamp text first, request_id second), the request ids already
+ * in api_requests. Reads the parts as they are (no FINAL: any copy means stored) and prunes by the
+ * table's key (day, request_id).
  */
-export function groupedInserter(sink: () => Sink | undefined): (rows: ApiRow[]) => Promise<void> {
-  let queue: { rows: ApiRow[]; resolve: () => void; reject: (e: unknown) => void }[] = [];
+async function storedRequestIds(lane: SinkLane, database: string, rows: readonly ApiRow[]): Promise<Set<string>> {
+  const days = new Set<string>();
+  const ids: string[] = [];
+  for (const r of rows) {
+    const id = r[1] as string;
+    if (!EVENT_ID_RE.test(id)) throw new Error(`request_id ${JSON.stringify(id)} is not 32 hex digits`);
+    days.add((r[0] as string).slice(0, 10));
+    ids.push(`'${id}'`);
+  }
+  const dayList = [...days].map((d) => `toDate('${d}')`).join(",");
+  const found = await lane.query(
+    `SELECT request_id FROM ${quoteIdent(database)}.api_requests WHERE toDate(timestamp) IN (${dayList}) AND request_id IN (${ids.join(",")})`,
+  );
+  return new Set(found.map((x) => String(x.request_id)));
+}
+
+/**
+ * Store api_requests rows exactly once, with group commit: the rows of concurrent exports are
+ * checked against api_requests and the new ones inserted together, one group at a time, on the
+ * sink's unordered lane (never queued behind the streamer). Because groups run one at a time, a
+ * row is never inserted twice by this process (a retry that races its first attempt finds it, or
+ * is dropped within the group); several daemons racing on one event can each insert it once, and
+ * ReplacingMergeTree folds the copies (read with FINAL). Each caller's promise settles with the
+ * group that carried its rows: how many of its rows were new; a failed group fails every caller
+ * in it (nothing of the group is half-acknowledged: the exporter retries, the check finds what
+ * landed).
+ */
+export function groupedStore(sink: () => Sink | undefined): (rows: ApiRow[]) => Promise<number> {
+  let queue: { rows: ApiRow[]; resolve: (stored: number) => void; reject: (e: unknown) => void }[] = [];
   let running = false;
   const pump = async (): Promise<void> => {
     running = true;
@@ -82,8 +110,19 @@ export function groupedInserter(sink: () => Sink | undefined): (rows: ApiRow[]) 
       try {
         const s = sink();
         if (!s) throw new Error("analytics store is not running");
-        await s.insert("api_requests", API_REQUEST_COLUMNS, take.flatMap((q) => q.rows));
-        for (const q of take) q.resolve();
+        const lane = s.unordered();
+        const seen = await storedRequestIds(lane, s.database, take.flatMap((q) => q.rows));
+        const fresh = take.map((q) =>
+          q.rows.filter((r) => {
+            const id = r[1] as string;
+            if (seen.has(id)) return false;
+            seen.add(id);
+            return true;
+          }),
+        );
+        const all = fresh.flat();
+        if (all.length > 0) await lane.insert("api_requests", API_REQUEST_COLUMNS, all);
+        take.forEach((q, i) => q.resolve(fresh[i]!.length));
       } catch (err) {
         for (const q of take) q.reject(err);
       }
@@ -91,7 +130,7 @@ export function groupedInserter(sink: () => Sink | undefined): (rows: ApiRow[]) 
     running = false;
   };
   return (rows) =>
-    new Promise<void>((resolve, reject) => {
+    new Promise<number>((resolve, reject) => {
       queue.push({ rows, resolve, reject });
       if (!running) void pump();
     });
@@ -198,7 +237,7 @@ async function billEvents(
   return { billed, duplicates };
 }
 
-/** 2. + 3. store once: new ids into api_requests, then recorded in the control plane. */
+/** 2. store once: rows whose request_id api_requests does not hold yet (groupedStore). */
 async function storeEvents(
   d: IngestDeps,
   p: Principal,
@@ -214,25 +253,17 @@ async function storeEvents(
     } else if (!sink) {
       warnings.push("analytics (ClickHouse) is off (STREAMER_ENABLED=false): events billed, not stored");
     } else {
-      const known = await d.otlp.storedEvents(events.map((e) => e.event_id));
       const seen = new Set<string>();
-      const fresh = events.filter((e) => !known.has(e.event_id) && !seen.has(e.event_id) && seen.add(e.event_id));
-      if (fresh.length > 0) {
-        try {
-          await d.insert(
-            fresh.map((e) => {
-              const b = sessionOf.get(e.event_id);
-              return row(e, b ? BigInt(`0x${b.session_id}`) : 0n, b?.agent_id ?? (p.kind === "agent" ? p.id : ""));
-            }),
-          );
-        } catch (err) {
-          throw new OtlpError(503, `analytics store unavailable, retry later (billing is unaffected): ${(err as Error).message.slice(0, 200)}`);
-        }
-        await d.otlp.recordEvents(
-          fresh.map((e) => ({ event_id: e.event_id, event_name: e.name, claude_session_id: e.claude_session_id })),
-          d.clock(),
+      const once = events.filter((e) => !seen.has(e.event_id) && seen.add(e.event_id));
+      try {
+        stored = await d.store(
+          once.map((e) => {
+            const b = sessionOf.get(e.event_id);
+            return row(e, b ? BigInt(`0x${b.session_id}`) : 0n, b?.agent_id ?? (p.kind === "agent" ? p.id : ""));
+          }),
         );
-        stored = fresh.length;
+      } catch (err) {
+        throw new OtlpError(503, `analytics store unavailable, retry later (billing is unaffected): ${(err as Error).message.slice(0, 200)}`);
       }
     }
   }
