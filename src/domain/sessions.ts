@@ -135,7 +135,6 @@ export function sessionTransferIds(session_id: bigint): SessionTransferIds {
 
 export type UsageKind = "input_tokens" | "output_tokens" | "tool_calls";
 export const USAGE_KINDS: readonly UsageKind[] = ["input_tokens", "output_tokens", "tool_calls"];
-const TOKEN_KINDS: readonly UsageKind[] = ["input_tokens", "output_tokens"];
 export const USAGE_LEDGER: Record<UsageKind, number> = {
   input_tokens: Ledger.usage_input_tokens,
   output_tokens: Ledger.usage_output_tokens,
@@ -453,25 +452,33 @@ export function usageFingerprint(e: Pick<UsageEventInput, "input_tokens" | "outp
  * (issue 11: a reused key never applies a different request).
  */
 export function planUsage(ids: SessionAccountIds, e: UsageEventInput): Transfer[] {
-  const used: UsageKind[] = ["tool_calls", ...TOKEN_KINDS.filter((k) => e[k] > 0n)];
   const fp = usageFingerprint(e);
   const hold = lazyIds(e.session_id).hold;
-  const chain = used.map(
-    (k): Transfer =>
-      newTransfer({
-        id: tagged(hold, KIND_TAG[k], e.seq, k),
-        debit_account_id: sessionMeterId(e.session_id, USAGE_LEDGER[k]),
-        credit_account_id: ids.usageSink(USAGE_LEDGER[k]),
-        amount: e[k],
-        user_data_128: e.session_id,
-        user_data_64: e.seq,
-        user_data_32: fp,
-        ledger: USAGE_LEDGER[k],
-        code: USAGE_CODE[k],
-      }),
-  );
+  const chain: Transfer[] = [usageTransfer(ids, e, hold, fp, "tool_calls")];
+  if (e.input_tokens > 0n) chain.push(usageTransfer(ids, e, hold, fp, "input_tokens"));
+  if (e.output_tokens > 0n) chain.push(usageTransfer(ids, e, hold, fp, "output_tokens"));
   for (let i = 0; i < chain.length - 1; i++) chain[i]!.flags |= TransferFlags.linked;
   return chain;
+}
+
+/** One transfer of planUsage's chain (every field written once, in the Transfer's field order). */
+function usageTransfer(ids: SessionAccountIds, e: UsageEventInput, hold: bigint, fp: number, k: UsageKind): Transfer {
+  const ledger = USAGE_LEDGER[k];
+  return {
+    id: tagged(hold, KIND_TAG[k], e.seq, k),
+    debit_account_id: sessionMeterId(e.session_id, ledger),
+    credit_account_id: ids.usageSink(ledger),
+    amount: e[k],
+    pending_id: 0n,
+    user_data_128: e.session_id,
+    user_data_64: e.seq,
+    user_data_32: fp,
+    timeout: 0,
+    ledger,
+    code: USAGE_CODE[k],
+    flags: 0,
+    timestamp: 0n,
+  };
 }
 
 /**
