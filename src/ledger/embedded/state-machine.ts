@@ -387,6 +387,23 @@ class Core implements StateMachine {
     if (n === 0) return [];
     const IN = this.ensureInput(n);
     for (let i = 0; i < n; i++) this.decodeTransfer(events[i]!, IN, i * I_STRIDE, i);
+    return this.applyTransfers(IN, n, now_ns);
+  }
+
+  createTransfersWire(body: Uint8Array, count: number, now_ns: bigint): CreateTransferResult[] {
+    if (count === 0) return [];
+    if (body.length < count * I_STRIDE * 4) throw new RangeError(`create_transfers body holds ${body.length} bytes, not ${count} events`);
+    let IN: Uint32Array;
+    if ((body.byteOffset & 3) === 0) IN = new Uint32Array(body.buffer, body.byteOffset, count * I_STRIDE);
+    else {
+      IN = this.ensureInput(count);
+      new Uint8Array(IN.buffer, 0, count * I_STRIDE * 4).set(body.subarray(0, count * I_STRIDE * 4));
+    }
+    return this.applyTransfers(IN, count, now_ns);
+  }
+
+  /** Apply `n` decoded transfers (IN[i * I_STRIDE ..], the wire layout as words; never written). */
+  private applyTransfers(IN: Uint32Array, n: number, now_ns: bigint): CreateTransferResult[] {
     const base = this.reserveTimestamps(now_ns, n);
     const baseHi = tsHiOf(base);
     const baseLo = tsLoOf(base);
