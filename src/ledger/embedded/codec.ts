@@ -302,10 +302,10 @@ export function encodeTransfers(events: readonly Transfer[], out: Uint8Array, at
  */
 export function checkAndEncodeTransfers(batch: readonly unknown[]): Uint8Array {
   const n = batch.length;
-  const out = new Uint8Array(n * EVENT_SIZE);
-  if (n === 0) return out;
-  const u64 = new BigUint64Array(out.buffer, 0, n * 16);
-  const u32 = new Uint32Array(out.buffer, 0, n * 32);
+  if (n === 0) return new Uint8Array(0);
+  // Encode into reused scratch views, then copy out once: one allocation per request.
+  if (scratch.u8.length < n * EVENT_SIZE) scratch = scratchOf(n);
+  const { u64, u32 } = scratch;
   for (let i = 0; i < n; i++) {
     const v = batch[i];
     // (the message is built only for a refusal)
@@ -338,8 +338,19 @@ export function checkAndEncodeTransfers(batch: readonly unknown[]): Uint8Array {
     u32[w + 29] = (code | (flags << 16)) >>> 0;
     u64[q + 15] = timestamp;
   }
-  return out;
+  return scratch.u8.slice(0, n * EVENT_SIZE);
 }
+
+interface Scratch {
+  u8: Uint8Array;
+  u64: BigUint64Array;
+  u32: Uint32Array;
+}
+function scratchOf(events: number): Scratch {
+  const buf = new ArrayBuffer(Math.max(64, events) * EVENT_SIZE);
+  return { u8: new Uint8Array(buf), u64: new BigUint64Array(buf), u32: new Uint32Array(buf) };
+}
+let scratch = scratchOf(64);
 
 export function decodeTransfers(body: Uint8Array, count: number): Transfer[] {
   const { u64, u32, u16 } = views(body, 0, count);

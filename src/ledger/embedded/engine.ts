@@ -513,7 +513,7 @@ class Engine {
           const n = w.count;
           // The log record's body is the request's encoded bytes, applied as they are.
           buf.set(w.body, bodyAt);
-          results[i] = this.core.createTransfersWire(buf.subarray(bodyAt, bodyAt + n * EVENT_SIZE), n, now_ns);
+          results[i] = this.core.createTransfersWire(w.body, n, now_ns);
           used = sealRecord(buf, used, { seq: ++this.seq, kind: KIND_CREATE_TRANSFERS, now_ns, count: n }, n * EVENT_SIZE);
         }
       }
