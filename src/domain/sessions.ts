@@ -65,7 +65,7 @@ class LazySessionIds implements SessionTransferIds {
   private _author: bigint | undefined;
   private _platform: bigint | undefined;
   private _debt: bigint | undefined;
-  constructor(session_id: bigint) {
+  constructor(readonly session_id: bigint) {
     this.hex = idToHex(session_id);
     this.hold = holdIdOfHex(this.hex);
   }
@@ -85,6 +85,17 @@ class LazySessionIds implements SessionTransferIds {
   get debt(): bigint {
     return (this._debt ??= derived(this.hold, SESSION_ID_TAG.debt, "doff_debt"));
   }
+  private _usage: UsageIds | undefined;
+  /** planUsage's per-session ids, computed once per session (ADR 0104). */
+  get usage(): UsageIds {
+    return (this._usage ??= usageIdsOf(this.session_id, this.hold));
+  }
+}
+
+/** Per usage kind: the session's meter (debit account) and hold ^ kind tag (the id base, XOR seq). */
+interface UsageIds {
+  meter: Record<UsageKind, bigint>;
+  base: Record<UsageKind, bigint>;
 }
 
 /**
@@ -135,7 +146,6 @@ export function sessionTransferIds(session_id: bigint): SessionTransferIds {
 
 export type UsageKind = "input_tokens" | "output_tokens" | "tool_calls";
 export const USAGE_KINDS: readonly UsageKind[] = ["input_tokens", "output_tokens", "tool_calls"];
-const TOKEN_KINDS: readonly UsageKind[] = ["input_tokens", "output_tokens"];
 export const USAGE_LEDGER: Record<UsageKind, number> = {
   input_tokens: Ledger.usage_input_tokens,
   output_tokens: Ledger.usage_output_tokens,
@@ -453,25 +463,50 @@ export function usageFingerprint(e: Pick<UsageEventInput, "input_tokens" | "outp
  * (issue 11: a reused key never applies a different request).
  */
 export function planUsage(ids: SessionAccountIds, e: UsageEventInput): Transfer[] {
-  const used: UsageKind[] = ["tool_calls", ...TOKEN_KINDS.filter((k) => e[k] > 0n)];
   const fp = usageFingerprint(e);
-  const hold = lazyIds(e.session_id).hold;
-  const chain = used.map(
-    (k): Transfer =>
-      newTransfer({
-        id: tagged(hold, KIND_TAG[k], e.seq, k),
-        debit_account_id: sessionMeterId(e.session_id, USAGE_LEDGER[k]),
-        credit_account_id: ids.usageSink(USAGE_LEDGER[k]),
-        amount: e[k],
-        user_data_128: e.session_id,
-        user_data_64: e.seq,
-        user_data_32: fp,
-        ledger: USAGE_LEDGER[k],
-        code: USAGE_CODE[k],
-      }),
-  );
+  const u = lazyIds(e.session_id);
+  const chain: Transfer[] = [usageTransfer(ids, e, u, fp, "tool_calls")];
+  if (e.input_tokens > 0n) chain.push(usageTransfer(ids, e, u, fp, "input_tokens"));
+  if (e.output_tokens > 0n) chain.push(usageTransfer(ids, e, u, fp, "output_tokens"));
   for (let i = 0; i < chain.length - 1; i++) chain[i]!.flags |= TransferFlags.linked;
   return chain;
+}
+
+function usageIdsOf(session_id: bigint, hold: bigint): UsageIds {
+  const meter = {} as Record<UsageKind, bigint>;
+  const base = {} as Record<UsageKind, bigint>;
+  for (const k of USAGE_KINDS) {
+    meter[k] = sessionMeterId(session_id, USAGE_LEDGER[k]);
+    base[k] = hold ^ KIND_TAG[k];
+  }
+  return { meter, base };
+}
+
+/** usageTransferId from the session's cached id base: the same id, one XOR. */
+function usageId(u: LazySessionIds, seq: bigint, k: UsageKind): bigint {
+  const id = u.usage.base[k] ^ (seq <= U64_MASK ? seq : seq & U64_MASK);
+  return id === 0n || id === U128_MAX ? tagged(u.hold, KIND_TAG[k], seq, k) : id;
+}
+const U128_MAX = (1n << 128n) - 1n;
+
+/** One transfer of planUsage's chain (every field written once, in the Transfer's field order). */
+function usageTransfer(ids: SessionAccountIds, e: UsageEventInput, u: LazySessionIds, fp: number, k: UsageKind): Transfer {
+  const ledger = USAGE_LEDGER[k];
+  return {
+    id: usageId(u, e.seq, k),
+    debit_account_id: u.usage.meter[k],
+    credit_account_id: ids.usageSink(ledger),
+    amount: e[k],
+    pending_id: 0n,
+    user_data_128: e.session_id,
+    user_data_64: e.seq,
+    user_data_32: fp,
+    timeout: 0,
+    ledger,
+    code: USAGE_CODE[k],
+    flags: 0,
+    timestamp: 0n,
+  };
 }
 
 /**

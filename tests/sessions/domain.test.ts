@@ -20,6 +20,7 @@ import {
   planUsage,
   priceSession,
   reconstructSession,
+  sessionMeterId,
   sessionTransferIds,
   usageTransferId,
   type SessionAccountIds,
@@ -203,5 +204,11 @@ describe("usage ids", () => {
     }
     expect(seen.size).toBe(2 * (6 + 600));
     expect(usageTransferId(a, 7n, "tool_calls")).toBe(usageTransferId(a, 7n, "tool_calls"));
+    // planUsage's transfers carry exactly these ids and the session's meters (they are in the ledger: never changing)
+    for (const seq of [1n, 2n, (1n << 64n) - 1n]) {
+      const chain = planUsage(ids, { session_id: b, agent_id: "ag", seq, input_tokens: 3n, output_tokens: 4n, tool_calls: 5n });
+      expect(chain.map((t) => t.id)).toEqual((["tool_calls", "input_tokens", "output_tokens"] as const).map((k) => usageTransferId(b, seq, k)));
+      expect(chain.map((t) => t.debit_account_id)).toEqual([Ledger.usage_tool_calls, Ledger.usage_input_tokens, Ledger.usage_output_tokens].map((l) => sessionMeterId(b, l)));
+    }
   });
 });

@@ -43,4 +43,25 @@ describe("usage totals stay inside the API's range", () => {
     const d = await S.handlers.doff(p, sid);
     expect(d).toMatchObject({ status: SessionStatus.DOFFED, usage: { inputTokens: MAX, outputTokens: 5n }, priceMicro: 1_000_000n });
   });
+
+  it("a call where only the sum of its own events leaves the range names exactly the crossing events, across interleaved sessions", async () => {
+    const p = await env.fundedAgent("range-sum");
+    const a = newSessionId();
+    const b = newSessionId();
+    await S.handlers.don(p, donReq(a));
+    await S.handlers.don(p, donReq(b));
+    expect((await S.handlers.recordUsage(p, [ev(a, 1n, MAX - 10n)])).results[0]!.outcome).toBe(UsageOutcome.APPLIED);
+    // a: MAX-10 in the ledger, +4 fits, +7 would cross, +6 then fits again (the refused +7 is not counted)
+    await expectInvalid(
+      S.handlers.recordUsage(p, [ev(b, 1n, 1_000n), ev(a, 2n, 4n), ev(b, 2n, 2_000n), ev(a, 3n, 7n), ev(a, 4n, 6n), ev(a, 5n, 0n, 3n), ev(a, 6n, 1n)]),
+      ["events[3].input_tokens", "events[6].input_tokens"],
+    );
+    expect((await S.handlers.get(p, a)).usage).toMatchObject({ inputTokens: MAX - 10n, outputTokens: 0n });
+    expect((await S.handlers.get(p, b)).usage).toMatchObject({ inputTokens: 0n });
+    // the same call without the crossing events is applied whole, up to exactly 2^63-1
+    const ok = await S.handlers.recordUsage(p, [ev(b, 1n, 1_000n), ev(a, 2n, 4n), ev(b, 2n, 2_000n), ev(a, 4n, 6n), ev(a, 5n, 0n, 3n)]);
+    expect(ok.applied).toBe(5);
+    expect((await S.handlers.get(p, a)).usage).toMatchObject({ inputTokens: MAX, outputTokens: 3n });
+    expect((await S.handlers.get(p, b)).usage).toMatchObject({ inputTokens: 3_000n });
+  });
 });

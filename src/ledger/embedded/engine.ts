@@ -38,11 +38,9 @@ import {
   checkAccountFilter,
   checkId,
   checkQueryFilter,
-  checkTransfer,
+  checkAndEncodeTransfers,
   decodeAccounts,
-  decodeTransfers,
   encodeAccounts,
-  encodeTransfers,
 } from "./codec.js";
 import { LEDGER_DIR_MODE, LEDGER_FILE_MODE, LedgerCorruptionError, fsyncDirSync, listDataDir, segmentName, type DataLoss } from "./files.js";
 import { lockDataDir, type DirLock } from "./lock.js";
@@ -155,7 +153,7 @@ type Settle<T> = { resolve: (v: T) => void; reject: (e: unknown) => void };
 
 type WriteReq =
   | ({ kind: "create_accounts"; events: Account[]; ticket: number } & Settle<CreateAccountResult[]>)
-  | ({ kind: "create_transfers"; events: Transfer[]; ticket: number } & Settle<CreateTransferResult[]>)
+  | ({ kind: "create_transfers"; body: Uint8Array; count: number; ticket: number } & Settle<CreateTransferResult[]>)
   | { kind: "pulse"; ticket: number };
 
 interface ReadReq {
@@ -176,7 +174,7 @@ function commitOf(rec: LogRecord, file: string): Commit {
     case KIND_CREATE_ACCOUNTS:
       return { kind: "create_accounts", now_ns, events: decodeAccounts(body, count) };
     case KIND_CREATE_TRANSFERS:
-      return { kind: "create_transfers", now_ns, events: decodeTransfers(body, count) };
+      return { kind: "create_transfers_wire", now_ns, body, count };
     case KIND_PULSE:
       return { kind: "pulse", now_ns };
     default:
@@ -191,6 +189,9 @@ export function applyCommit(core: StateMachine, c: Commit): void {
       return;
     case "create_transfers":
       core.createTransfers(c.events, c.now_ns);
+      return;
+    case "create_transfers_wire":
+      core.createTransfersWire(c.body, c.count, c.now_ns);
       return;
     case "pulse":
       core.pulse(c.now_ns);
@@ -416,10 +417,19 @@ class Engine {
     if (this.closing) throw new RequestError(ErrorCodes.ERR_CLIENT_CLOSED);
   }
 
-  submitWrite<T>(kind: "create_accounts" | "create_transfers", events: Account[] | Transfer[]): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
+  submitAccounts(events: Account[]): Promise<CreateAccountResult[]> {
+    return new Promise<CreateAccountResult[]>((resolve, reject) => {
       this.guard();
-      this.writes.push({ kind, events, ticket: ++this.writeTicket, resolve, reject } as WriteReq);
+      this.writes.push({ kind: "create_accounts", events, ticket: ++this.writeTicket, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** `body`: `count` transfers, validated and encoded (checkAndEncodeTransfers); owned by the engine. */
+  submitTransfers(body: Uint8Array, count: number): Promise<CreateTransferResult[]> {
+    return new Promise<CreateTransferResult[]>((resolve, reject) => {
+      this.guard();
+      this.writes.push({ kind: "create_transfers", body, count, ticket: ++this.writeTicket, resolve, reject });
       this.schedule();
     });
   }
@@ -461,7 +471,7 @@ class Engine {
     let bytes = 0;
     while (end < this.writes.length) {
       const w = this.writes[end]!;
-      const size = 2 * RECORD_HEADER_SIZE + (w.kind === "pulse" ? 0 : w.events.length * EVENT_SIZE);
+      const size = 2 * RECORD_HEADER_SIZE + (w.kind === "pulse" ? 0 : (w.kind === "create_accounts" ? w.events.length : w.count) * EVENT_SIZE);
       if (end > start && bytes + size > this.flushMaxBytes) break;
       bytes += size;
       end++;
@@ -493,15 +503,17 @@ class Engine {
           this.pulseQueued = false;
           continue;
         }
-        const n = w.events.length;
         const bodyAt = used + RECORD_HEADER_SIZE;
         if (w.kind === "create_accounts") {
+          const n = w.events.length;
           encodeAccounts(w.events, buf, bodyAt);
           results[i] = this.core.createAccounts(w.events, now_ns);
           used = sealRecord(buf, used, { seq: ++this.seq, kind: KIND_CREATE_ACCOUNTS, now_ns, count: n }, n * EVENT_SIZE);
         } else {
-          encodeTransfers(w.events, buf, bodyAt);
-          results[i] = this.core.createTransfers(w.events, now_ns);
+          const n = w.count;
+          // The log record's body is the request's encoded bytes, applied as they are.
+          buf.set(w.body, bodyAt);
+          results[i] = this.core.createTransfersWire(w.body, n, now_ns);
           used = sealRecord(buf, used, { seq: ++this.seq, kind: KIND_CREATE_TRANSFERS, now_ns, count: n }, n * EVENT_SIZE);
         }
       }
@@ -814,13 +826,14 @@ export function openEmbeddedClient(options: EmbeddedClientOptions, factory: Stat
       attempt(() => {
         engine.guard();
         const events = checkBatch(batch, checkAccount);
-        return engine.submitWrite<CreateAccountResult[]>("create_accounts", events);
+        return engine.submitAccounts(events);
       }),
     createTransfers: (batch: Transfer[]) =>
       attempt(() => {
         engine.guard();
-        const events = checkBatch(batch, checkTransfer);
-        return engine.submitWrite<CreateTransferResult[]>("create_transfers", events);
+        if (!Array.isArray(batch)) throw new TypeError("Batch must be an Array.");
+        tooMuch(batch.length);
+        return engine.submitTransfers(checkAndEncodeTransfers(batch), batch.length);
       }),
     lookupAccounts: (batch: bigint[]) =>
       attempt(() => {

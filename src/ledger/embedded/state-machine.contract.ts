@@ -21,6 +21,8 @@ import type {
 export type Commit =
   | { kind: "create_accounts"; now_ns: bigint; events: Account[] }
   | { kind: "create_transfers"; now_ns: bigint; events: Transfer[] }
+  /** A create_transfers record's body as logged (TigerBeetle's 128-byte layout, `count` events). */
+  | { kind: "create_transfers_wire"; now_ns: bigint; body: Uint8Array; count: number }
   /** Expire every open pending transfer whose deadline (timestamp + timeout) is <= now_ns. */
   | { kind: "pulse"; now_ns: bigint };
 
@@ -34,6 +36,12 @@ export interface StateMachine {
    */
   createAccounts(events: readonly Account[], now_ns: bigint): CreateAccountResult[];
   createTransfers(events: readonly Transfer[], now_ns: bigint): CreateTransferResult[];
+  /**
+   * The same batch already encoded in TigerBeetle's 128-byte wire layout (`count` events, as a
+   * log record body holds them; the engine's codec validated them): the same results and state
+   * as createTransfers(decodeTransfers(body, count), now_ns). `body` is only read.
+   */
+  createTransfersWire(body: Uint8Array, count: number, now_ns: bigint): CreateTransferResult[];
   /** Expire due pending transfers at now_ns (releases their pending amounts). Returns how many. */
   pulse(now_ns: bigint): number;
   /** Earliest deadline (ns) among open pending transfers with a timeout, or null if none. */

@@ -167,6 +167,8 @@ function transferStatusTransient(s: CreateTransferStatus): boolean {
 // Undo-log operation kinds (linked chains only).
 const U_ACCOUNT_APPEND = 1;
 const U_ACCOUNT_SAVE = 2;
+/** Words saveAccount keeps per account: 16 balance words and code/flags. */
+const UNDO_ACCOUNT_WORDS = 17;
 const U_TRANSFER_APPEND = 3;
 const U_PENDING_STATUS = 4;
 const U_HISTORY_DIRTY = 5;
@@ -385,6 +387,23 @@ class Core implements StateMachine {
     if (n === 0) return [];
     const IN = this.ensureInput(n);
     for (let i = 0; i < n; i++) this.decodeTransfer(events[i]!, IN, i * I_STRIDE, i);
+    return this.applyTransfers(IN, n, now_ns);
+  }
+
+  createTransfersWire(body: Uint8Array, count: number, now_ns: bigint): CreateTransferResult[] {
+    if (count === 0) return [];
+    if (body.length < count * I_STRIDE * 4) throw new RangeError(`create_transfers body holds ${body.length} bytes, not ${count} events`);
+    let IN: Uint32Array;
+    if ((body.byteOffset & 3) === 0) IN = new Uint32Array(body.buffer, body.byteOffset, count * I_STRIDE);
+    else {
+      IN = this.ensureInput(count);
+      new Uint8Array(IN.buffer, 0, count * I_STRIDE * 4).set(body.subarray(0, count * I_STRIDE * 4));
+    }
+    return this.applyTransfers(IN, count, now_ns);
+  }
+
+  /** Apply `n` decoded transfers (IN[i * I_STRIDE ..], the wire layout as words; never written). */
+  private applyTransfers(IN: Uint32Array, n: number, now_ns: bigint): CreateTransferResult[] {
     const base = this.reserveTimestamps(now_ns, n);
     const baseHi = tsHiOf(base);
     const baseLo = tsLoOf(base);
@@ -948,11 +967,21 @@ class Core implements StateMachine {
     this.undoWords.length = 0;
   }
 
+  /**
+   * Record account `a`'s mutable words before a chain changes them: the four balances
+   * (A_DEBITS_PENDING..A_CREDITS_POSTED, 16 words) and code/flags (the closed flag). Nothing else
+   * in an account record changes after it is created.
+   */
   private saveAccount(a: number): void {
     const w = this.accounts.chunk(a);
     const o = this.accounts.offset(a);
-    const pos = this.undoWords.length;
-    for (let k = 0; k < A_STRIDE; k++) this.undoWords.push(w[o + k]!);
+    const u = this.undoWords;
+    const pos = u.length;
+    u.reserve(pos + UNDO_ACCOUNT_WORDS);
+    const d = u.data;
+    for (let k = 0; k < 16; k++) d[pos + k] = w[o + A_DEBITS_PENDING + k]!;
+    d[pos + 16] = w[o + A_CODE_FLAGS]!;
+    u.length = pos + UNDO_ACCOUNT_WORDS;
     this.undoOps.push(U_ACCOUNT_SAVE, a, pos);
   }
 
@@ -967,7 +996,8 @@ class Core implements StateMachine {
         const w = this.accounts.chunk(a);
         const o = this.accounts.offset(a);
         const src = this.undoWords.data;
-        for (let k = 0; k < A_STRIDE; k++) w[o + k] = src[b + k]!;
+        for (let k = 0; k < 16; k++) w[o + A_DEBITS_PENDING + k] = src[b + k]!;
+        w[o + A_CODE_FLAGS] = src[b + 16]!;
       } else if (kind === U_PENDING_STATUS) {
         this.transfers.chunk(a)[this.transfers.offset(a) + T_STATUS] = b;
       } else if (kind === U_HISTORY_DIRTY) {

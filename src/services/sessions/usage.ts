@@ -41,38 +41,74 @@ const DUPLICATE_RESULT = create(UsageResultSchema, { outcome: UsageOutcome.DUPLI
 const TOTAL_MAX = AMOUNT_MAX_MICRO;
 const FIELD: Record<UsageKind, string> = { input_tokens: "input_tokens", output_tokens: "output_tokens", tool_calls: "tool_calls" };
 
+/** One event's planned chain: event index, session id, and where its transfers sit in the call's flat list. */
+interface PlannedChain {
+  i: number;
+  sid: bigint;
+  /** Index of the chain's first transfer in the flat transfer list. */
+  at: number;
+  /** Transfers in the chain (1..3). */
+  len: number;
+}
+
 /**
  * Issue 11, values past the API's range: refuse the whole call (INVALID_ARGUMENT naming each
  * event field, nothing applied) when an event would push its session's usage total of a kind, or
  * its price at the maximum session length, past 2^63-1. Totals are the ledger's (the session
  * meters' debits_posted) plus the earlier events of this call. A concurrent call may pass the same
  * check; the two can then reach at most 2^64-2, which the API's uint64 still carries.
+ *
+ * Fast path (ADR 0104): event values are >= 0 and `accrue` is monotone in every input
+ * (src/domain/pricing.ts), so when each session's totals after ALL of this call's events, and
+ * their price, are in range, no earlier prefix can be out of range and no event is refused: one
+ * accrue per session instead of one per event. Otherwise the exact per-event walk names the fields.
  */
 async function refuseTotalsPastRange(
   s: SessionState,
   events: readonly UsageEvent[],
-  chains: readonly { i: number; chain: Transfer[] }[],
+  chains: readonly PlannedChain[],
   sessions: Map<bigint, OpenSession | SessionView | null>,
 ): Promise<void> {
   if (chains.length === 0) return;
-  const sids = [...new Set(chains.map((c) => c.chain[0]!.user_data_128))];
-  const meters = await s.ledger.lookupAccounts(sids.flatMap((sid) => Object.values(USAGE_LEDGER).map((l) => sessionMeterId(sid, l))));
+  const sids = [...new Set(chains.map((c) => c.sid))];
+  const meterIds: bigint[] = [];
+  for (const sid of sids) for (const k of USAGE_KINDS) meterIds.push(sessionMeterId(sid, USAGE_LEDGER[k]));
+  const [meters, books] = await Promise.all([
+    s.ledger.lookupAccounts(meterIds),
+    Promise.all(sids.map((sid) => priceBookOfSession(s, sessions.get(sid) ?? null))),
+  ]);
   const balance = new Map(meters.map((a) => [a.id, a.debits_posted]));
-  const totals = new Map<bigint, UsageTotals>(
-    sids.map((sid) => [
-      sid,
-      {
-        input_tokens: balance.get(sessionMeterId(sid, USAGE_LEDGER.input_tokens)) ?? 0n,
-        output_tokens: balance.get(sessionMeterId(sid, USAGE_LEDGER.output_tokens)) ?? 0n,
-        tool_calls: balance.get(sessionMeterId(sid, USAGE_LEDGER.tool_calls)) ?? 0n,
-      },
-    ]),
-  );
+  const ledgerTotals = (sid: bigint): UsageTotals => ({
+    input_tokens: balance.get(sessionMeterId(sid, USAGE_LEDGER.input_tokens)) ?? 0n,
+    output_tokens: balance.get(sessionMeterId(sid, USAGE_LEDGER.output_tokens)) ?? 0n,
+    tool_calls: balance.get(sessionMeterId(sid, USAGE_LEDGER.tool_calls)) ?? 0n,
+  });
+  const priceBook = new Map(sids.map((sid, k) => [sid, books[k] ?? null]));
+  const worstMs = BigInt(s.config.SESSION_MAX_S) * 1000n;
+  // Fast path: the totals after every event of the call.
+  const finals = new Map<bigint, UsageTotals>(sids.map((sid) => [sid, ledgerTotals(sid)]));
+  for (const c of chains) {
+    const e = events[c.i]!;
+    const t = finals.get(c.sid)!;
+    t.input_tokens += e.inputTokens;
+    t.output_tokens += e.outputTokens;
+    t.tool_calls += e.toolCalls;
+  }
+  let inRange = true;
+  for (const [sid, t] of finals) {
+    const pb = priceBook.get(sid) ?? null;
+    if (t.input_tokens > TOTAL_MAX || t.output_tokens > TOTAL_MAX || t.tool_calls > TOTAL_MAX || (pb !== null && accrue(pb, t, worstMs).price_micro > TOTAL_MAX)) {
+      inRange = false;
+      break;
+    }
+  }
+  if (inRange) return;
+  // Exact walk: event by event, an event past the range is named and not counted.
+  const totals = new Map<bigint, UsageTotals>(sids.map((sid) => [sid, ledgerTotals(sid)]));
   const v: Violation[] = [];
   for (const c of chains) {
     const e = events[c.i]!;
-    const sid = c.chain[0]!.user_data_128;
-    const t = totals.get(sid)!;
+    const t = totals.get(c.sid)!;
     const next: UsageTotals = {
       input_tokens: t.input_tokens + e.inputTokens,
       output_tokens: t.output_tokens + e.outputTokens,
@@ -85,15 +121,15 @@ async function refuseTotalsPastRange(
         bad = true;
       }
     }
-    const pb = await priceBookOfSession(s, sessions.get(sid) ?? null);
+    const pb = priceBook.get(c.sid) ?? null;
     if (!bad && pb !== null) {
-      const worst = accrue(pb, next, BigInt(s.config.SESSION_MAX_S) * 1000n).price_micro;
+      const worst = accrue(pb, next, worstMs).price_micro;
       if (worst > TOTAL_MAX) {
         v.push({ field: `events[${c.i}]`, description: `the session's price would reach ${worst} micro-USD, past 2^63-1 (the API's range)` });
         bad = true;
       }
     }
-    if (!bad) totals.set(sid, next);
+    if (!bad) totals.set(c.sid, next);
   }
   if (v.length > 0) throw invalidArgument(v);
 }
@@ -137,9 +173,19 @@ export async function executeUsage(
   agentFor: (session_wallet_id: bigint) => string | null,
   refuse?: (session_id: bigint) => string | null,
 ): Promise<UsageReport> {
-  const results: { outcome: UsageOutcome; reason: string }[] = events.map(() => ({ outcome: UsageOutcome.UNSPECIFIED, reason: "" }));
+  const n = events.length;
+  // Every slot is set below: APPLIED / DUPLICATE share one message, a refusal gets its own.
+  const results = new Array<UsageResult>(n);
+  let rejected = 0;
+  const reject = (i: number, reason: string): void => {
+    results[i] = create(UsageResultSchema, { outcome: UsageOutcome.REJECTED, reason });
+    rejected++;
+  };
   const sidCache = new Map<string, bigint | null>();
-  const parsed: (bigint | null)[] = events.map((e, i) => {
+  const parsed = new Array<bigint | null>(n);
+  const known = new Set<bigint>();
+  for (let i = 0; i < n; i++) {
+    const e = events[i]!;
     let sid = sidCache.get(e.sessionId);
     if (sid === undefined) {
       try {
@@ -150,95 +196,103 @@ export async function executeUsage(
       sidCache.set(e.sessionId, sid);
     }
     if (sid === null || e.seq < 1n || e.inputTokens > AMOUNT_MAX_MICRO || e.outputTokens > AMOUNT_MAX_MICRO || e.toolCalls > AMOUNT_MAX_MICRO) {
-      results[i] = { outcome: UsageOutcome.REJECTED, reason: "INVALID_ARGUMENT" };
-      return null;
+      reject(i, "INVALID_ARGUMENT");
+      parsed[i] = null;
+      continue;
     }
-    return sid;
-  });
-  const sessions = await lookupSessions(s, [...new Set(parsed.filter((x): x is bigint => x !== null))]);
+    parsed[i] = sid;
+    known.add(sid);
+  }
+  const sessions = await lookupSessions(s, [...known]);
   const now = s.clock();
-  const chains: { i: number; chain: Transfer[] }[] = [];
+  // Per session, once: the wallet, and why its events are refused ("" = they are not).
+  const verdicts = new Map<bigint, { wallet: bigint; agent_id: string; refusal: string }>();
+  const verdictOf = (sid: bigint): { wallet: bigint; agent_id: string; refusal: string } => {
+    let d = verdicts.get(sid);
+    if (d !== undefined) return d;
+    const v = sessions.get(sid) ?? null;
+    if (v === null) d = { wallet: 0n, agent_id: "", refusal: "SESSION_NOT_FOUND" };
+    else {
+      const wallet = "wallet_id" in v ? v.wallet_id : v.agent_wallet_id;
+      const agent_id = agentFor(wallet);
+      const refusal = agent_id === null ? "PERMISSION_DENIED" : (refuse?.(sid) ?? null);
+      const open = "wallet_id" in v ? v.deadline_ns > now : v.status === "open";
+      d = { wallet, agent_id: agent_id ?? "", refusal: refusal ?? (open ? "" : "SESSION_NOT_OPEN") };
+    }
+    verdicts.set(sid, d);
+    return d;
+  };
+  const chains: PlannedChain[] = [];
+  const flat: Transfer[] = [];
   const wallets = new Map<bigint, bigint>();
-  for (const [i, e] of events.entries()) {
+  for (let i = 0; i < n; i++) {
     const sid = parsed[i];
     if (sid === null || sid === undefined) continue;
-    const v = sessions.get(sid) ?? null;
-    if (v === null) {
-      results[i] = { outcome: UsageOutcome.REJECTED, reason: "SESSION_NOT_FOUND" };
+    const d = verdictOf(sid);
+    if (d.refusal !== "") {
+      reject(i, d.refusal);
       continue;
     }
-    const wallet = "wallet_id" in v ? v.wallet_id : v.agent_wallet_id;
-    const agent_id = agentFor(wallet);
-    if (agent_id === null) {
-      results[i] = { outcome: UsageOutcome.REJECTED, reason: "PERMISSION_DENIED" };
-      continue;
-    }
-    const refusal = refuse?.(sid) ?? null;
-    if (refusal !== null) {
-      results[i] = { outcome: UsageOutcome.REJECTED, reason: refusal };
-      continue;
-    }
-    const open = "wallet_id" in v ? v.deadline_ns > now : v.status === "open";
-    if (!open) {
-      results[i] = { outcome: UsageOutcome.REJECTED, reason: "SESSION_NOT_OPEN" };
-      continue;
-    }
-    wallets.set(sid, wallet);
-    chains.push({
-      i,
-      chain: planUsage(s.ids, {
-        session_id: sid,
-        agent_id,
-        seq: e.seq,
-        input_tokens: e.inputTokens,
-        output_tokens: e.outputTokens,
-        tool_calls: e.toolCalls,
-      }),
+    const e = events[i]!;
+    wallets.set(sid, d.wallet);
+    const chain = planUsage(s.ids, {
+      session_id: sid,
+      agent_id: d.agent_id,
+      seq: e.seq,
+      input_tokens: e.inputTokens,
+      output_tokens: e.outputTokens,
+      tool_calls: e.toolCalls,
     });
+    chains.push({ i, sid, at: flat.length, len: chain.length });
+    for (const t of chain) flat.push(t);
   }
   await Promise.all([...wallets].map(([sid, wallet]) => ensureSessionMeters(s, sid, wallet)));
   await refuseTotalsPastRange(s, events, chains, sessions);
+  let applied = 0;
+  let duplicates = 0;
   if (chains.length > 0) {
-    const flat = chains.flatMap((c) => c.chain);
-    const res: { timestamp: bigint; status: CT }[] = [];
-    for (let k = 0; k < flat.length; k += LEDGER_LIMIT) {
-      // chains are at most 3 long and never straddle a request (MAX_USAGE_EVENTS * 3 < 8189)
-      res.push(...(await s.ledger.createTransfers(flat.slice(k, k + LEDGER_LIMIT))));
+    let res: { timestamp: bigint; status: CT }[];
+    if (flat.length <= LEDGER_LIMIT) res = await s.ledger.createTransfers(flat);
+    else {
+      res = [];
+      for (let k = 0; k < flat.length; k += LEDGER_LIMIT) {
+        // chains are at most 3 long and never straddle a request (MAX_USAGE_EVENTS * 3 < 8189)
+        for (const r of await s.ledger.createTransfers(flat.slice(k, k + LEDGER_LIMIT))) res.push(r);
+      }
     }
-    let o = 0;
     for (const c of chains) {
-      const rs = res.slice(o, o + c.chain.length);
-      o += c.chain.length;
-      const first = rs.find((r) => r.status !== CT.linked_event_failed);
-      if (!first || first.status === CT.created) {
-        results[c.i] = { outcome: UsageOutcome.APPLIED, reason: "" };
-        const open = s.open.get(c.chain[0]!.user_data_128);
-        const ts = rs[rs.length - 1]?.timestamp ?? now;
-        if (open) {
-          if (ts > open.last_activity_ns) open.last_activity_ns = ts;
-          for (const t of c.chain) open.meters |= 1 << t.ledger;
+      // The chain's outcome is its first result that is not linked_event_failed (all created: created).
+      let first: CT = CT.created;
+      for (let k = c.at; k < c.at + c.len; k++) {
+        const st = res[k]!.status;
+        if (st !== CT.linked_event_failed) {
+          first = st;
+          break;
         }
-      } else if (first.status === CT.exists) {
-        results[c.i] = { outcome: UsageOutcome.DUPLICATE, reason: "" };
-      } else if ((CT[first.status] ?? "").startsWith("exists_with_different")) {
-        results[c.i] = { outcome: UsageOutcome.REJECTED, reason: "SEQ_REUSED" };
-      } else if (first.status === CT.debit_account_already_closed) {
+      }
+      if (first === CT.created) {
+        results[c.i] = APPLIED_RESULT;
+        applied++;
+        const open = s.open.get(c.sid);
+        if (open) {
+          const ts = res[c.at + c.len - 1]?.timestamp ?? now;
+          if (ts > open.last_activity_ns) open.last_activity_ns = ts;
+          for (let k = c.at; k < c.at + c.len; k++) open.meters |= 1 << flat[k]!.ledger;
+        }
+      } else if (first === CT.exists) {
+        results[c.i] = DUPLICATE_RESULT;
+        duplicates++;
+      } else if ((CT[first] ?? "").startsWith("exists_with_different")) {
+        reject(c.i, "SEQ_REUSED");
+      } else if (first === CT.debit_account_already_closed) {
         // Settlement closed the session's meters first (ADR 0036): this event is not in its price.
-        results[c.i] = { outcome: UsageOutcome.REJECTED, reason: "SESSION_NOT_OPEN" };
+        reject(c.i, "SESSION_NOT_OPEN");
       } else {
-        results[c.i] = { outcome: UsageOutcome.REJECTED, reason: `LEDGER_REJECTED:${CT[first.status] ?? first.status}` };
+        reject(c.i, `LEDGER_REJECTED:${CT[first] ?? first}`);
       }
     }
   }
-  const count = (o: UsageOutcome) => results.filter((r) => r.outcome === o).length;
-  return {
-    results: results.map((r) =>
-      r.outcome === UsageOutcome.APPLIED ? APPLIED_RESULT : r.outcome === UsageOutcome.DUPLICATE ? DUPLICATE_RESULT : create(UsageResultSchema, r),
-    ),
-    applied: count(UsageOutcome.APPLIED),
-    duplicates: count(UsageOutcome.DUPLICATE),
-    rejected: count(UsageOutcome.REJECTED),
-  };
+  return { results, applied, duplicates, rejected };
 }
 
 /**

@@ -144,6 +144,8 @@ describe("restart", () => {
     const c = createEmbeddedClient({ dataDir: dir, clock, snapshotMinLogBytes: 4096, snapshotCopyMaxBytes });
     await workload(c);
     const before = await observe(c, [1n, 2n, 3n]);
+    // A copied snapshot is written while writes continue: wait for it rather than race it.
+    await c.drain();
     expect(c.stats().snapshot_seq).toBeGreaterThan(0n);
     await c.close();
     const r = open();

@@ -228,11 +228,14 @@ export class U32List {
     this.data = new Uint32Array(capacity);
   }
   push(v: number): void {
-    if (this.length === this.data.length) {
-      const next = new Uint32Array(Math.max(8, Math.ceil(this.data.length * 1.5)));
-      next.set(this.data);
-      this.data = next;
-    }
+    if (this.length === this.data.length) this.reserve(this.length + 1);
     this.data[this.length++] = v;
+  }
+  /** Make room for at least `capacity` words (`data` may be replaced; `length` is unchanged). */
+  reserve(capacity: number): void {
+    if (capacity <= this.data.length) return;
+    const next = new Uint32Array(Math.max(8, capacity, Math.ceil(this.data.length * 1.5)));
+    next.set(this.data);
+    this.data = next;
   }
 }

@@ -50,7 +50,8 @@ export const PS_EXPIRED = 4;
 
 /** Decoded input event (account or transfer): 32 words. */
 export const I_STRIDE = 32;
-// Transfer input words
+// Transfer input words: exactly TigerBeetle's 128-byte little-endian wire layout read as 32-bit
+// words, so an encoded batch (a log record body) is the state machine's input as it is (ADR 0104).
 export const IT_ID = 0;
 export const IT_DR = 4;
 export const IT_CR = 8;
@@ -58,11 +59,11 @@ export const IT_AMOUNT = 12;
 export const IT_PENDING = 16;
 export const IT_UD128 = 20;
 export const IT_UD64 = 24;
-export const IT_TS = 26;
-export const IT_UD32 = 28;
-export const IT_TIMEOUT = 29;
-export const IT_LEDGER = 30;
-export const IT_CODE_FLAGS = 31;
+export const IT_UD32 = 26;
+export const IT_TIMEOUT = 27;
+export const IT_LEDGER = 28;
+export const IT_CODE_FLAGS = 29; // code low 16 bits, flags high 16 bits (wire: u16 code, u16 flags)
+export const IT_TS = 30;
 // Account input words use the account record layout (A_*).
 
 /** Failed (orphaned) transfer id: 4 words. */
