@@ -19,7 +19,6 @@ import { ReflectionService } from "@grpc/reflection";
 import * as protoLoader from "@grpc/proto-loader";
 import { HealthImplementation } from "grpc-health-check";
 import {
-  create,
   fromBinary,
   toBinary,
   type DescFile,
@@ -41,6 +40,7 @@ import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Logger } from "pino";
 import { DEFAULT_LIMITS, listenFront, type Front, type TransportLimits } from "./limits.js";
 import { finalError, transportError } from "./transport-errors.js";
+import { messageEncoder } from "./binary-encoder.js";
 
 type Msg = MessageShape<DescMessage>;
 
@@ -49,6 +49,15 @@ function serializer(desc: DescMessage): (m: Msg) => Buffer {
     const bytes = toBinary(desc, m);
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
+}
+
+/**
+ * Replies are encoded in one pass into a pre-sized Buffer (src/server/binary-encoder.ts: the
+ * bytes protobuf-es's toBinary writes), straight from what the handler returned: a message or an
+ * init shape, without create() filling every default first (ADR 0128).
+ */
+function replySerializer(desc: DescMessage): (m: Msg) => Buffer {
+  return messageEncoder(desc);
 }
 
 /**
@@ -256,19 +265,26 @@ function unaryHandler(spec: ServiceImplSpec, m: Extract<MethodImplSpec, { kind: 
     } catch (err) {
       out = Promise.reject(err);
     }
-    Promise.resolve(out)
-      .then(
-        (init) => {
-          const res = create(m.method.output, init);
+    // The reply (a message or an init shape) goes to grpc-js as it is: replySerializer encodes
+    // either. One promise layer: the context is released in both branches.
+    Promise.resolve(out).then(
+      (init) => {
+        try {
           call.sendMetadata(ctx.headerMetadata());
-          callback(null, res, ctx.trailerMetadata());
-        },
-        (err: unknown) => {
+          callback(null, init as Msg, ctx.trailerMetadata());
+        } finally {
+          ctx.done();
+        }
+      },
+      (err: unknown) => {
+        try {
           call.sendMetadata(ctx.headerMetadata());
           callback(toGrpcError(asConnectError(err, log), maxEcho));
-        },
-      )
-      .finally(() => ctx.done());
+        } finally {
+          ctx.done();
+        }
+      },
+    );
   };
 }
 
@@ -287,7 +303,7 @@ function serverStreamHandler(spec: ServiceImplSpec, m: Extract<MethodImplSpec, {
     (async () => {
       for await (const out of m.impl(call.request, ctx)) {
         sendHeaders();
-        if (!call.write(create(m.method.output, out))) {
+        if (!call.write(out as Msg)) {
           await new Promise((r) => call.once("drain", r));
         }
       }
@@ -314,7 +330,7 @@ export function toGrpcService(spec: ServiceImplSpec, log: Logger, maxEcho = DEFA
       originalName: method.localName,
       requestSerialize: serializer(method.input),
       requestDeserialize: deserializer(method.input),
-      responseSerialize: serializer(method.output),
+      responseSerialize: replySerializer(method.output),
       responseDeserialize: deserializer(method.output),
     };
     switch (m.kind) {
