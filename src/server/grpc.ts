@@ -207,8 +207,9 @@ class GrpcHandlerContext implements HandlerContext {
   get responseTrailer(): Headers {
     return (this.resTrailer ??= new Headers());
   }
-  readonly timeoutMs = (): number | undefined =>
-    this.deadline === undefined ? undefined : this.deadline - Date.now();
+  timeoutMs(): number | undefined {
+    return this.deadline === undefined ? undefined : this.deadline - Date.now();
+  }
 
   get signal(): AbortSignal {
     if (!this.controller) {
@@ -452,30 +453,40 @@ export function headerBlockBytes(headers: Record<string, string | string[] | und
   return total;
 }
 
+type H2Stream = import("node:http2").ServerHttp2Stream;
+const REQUEST_TIMER = Symbol("request deadline timer");
+type TimedStream = H2Stream & { [REQUEST_TIMER]?: NodeJS.Timeout };
+
+function cutStream(stream: H2Stream): void {
+  // The request arrived in full (the handler may still be working): nothing to cut.
+  if (!stream.destroyed && !stream.readableEnded) stream.close(http2Constants.NGHTTP2_CANCEL);
+}
+function clearRequestTimer(this: TimedStream): void {
+  clearTimeout(this[REQUEST_TIMER]);
+}
+
 /**
  * A call whose request has not fully arrived (client half-close) `timeoutMs` after its headers is
  * cancelled (RST_STREAM CANCEL): grpc-js has no such deadline, and unfinished streams would
  * otherwise hold their memory until the connection ends. One timer per call, cleared when the
- * request ends (O(1)).
+ * stream closes (O(1)); when it fires after the request ended it does nothing. Shared functions,
+ * the stream as the timer's argument: no closure per call.
  */
-function cutIfIncomplete(stream: import("node:http2").ServerHttp2Stream, timeoutMs: number): void {
-  const timer = setTimeout(() => {
-    if (!stream.destroyed) stream.close(http2Constants.NGHTTP2_CANCEL);
-  }, timeoutMs);
-  const clear = () => clearTimeout(timer);
-  stream.once("end", clear);
-  stream.once("close", clear);
+function cutIfIncomplete(stream: H2Stream, timeoutMs: number): void {
+  (stream as TimedStream)[REQUEST_TIMER] = setTimeout(cutStream, timeoutMs, stream);
+  stream.on("close", clearRequestTimer);
 }
 
 /**
  * Statuses grpc-js raises itself before a handler runs (message over the size limit, a bad
  * compression, ...) are sent as a trailers-only response without details. Those get the
  * ErrorInfo every error carries (src/server/transport-errors.ts); responses that already have
- * details (everything from our handlers) pass untouched. One closure per call.
+ * details (everything from our handlers) pass untouched. One function per server, set on each
+ * stream (no closure per call).
  */
-function completeTrailersOnlyErrors(stream: import("node:http2").ServerHttp2Stream, maxEcho: number): void {
-  const respond = stream.respond;
-  stream.respond = function (this: typeof stream, headers, options) {
+function trailersOnlyErrorCompleter(maxEcho: number): (stream: H2Stream) => void {
+  let respond: H2Stream["respond"] | undefined;
+  const completing: H2Stream["respond"] = function (this: H2Stream, headers, options) {
     const status = headers?.["grpc-status"];
     if (options?.endStream && headers && status !== undefined && String(status) !== "0" && headers["grpc-status-details-bin"] === undefined) {
       const message = decodeURIComponent(String(headers["grpc-message"] ?? ""));
@@ -484,7 +495,11 @@ function completeTrailersOnlyErrors(stream: import("node:http2").ServerHttp2Stre
       headers = { ...headers, "grpc-message": encodeURIComponent(err.details ?? "") };
       if (bin) headers["grpc-status-details-bin"] = Buffer.from(bin).toString("base64");
     }
-    respond.call(this, headers, options);
+    respond!.call(this, headers, options);
+  };
+  return (stream) => {
+    respond ??= stream.respond; // node:http2's own (ServerHttp2Stream.prototype.respond)
+    stream.respond = completing;
   };
 }
 
@@ -509,6 +524,7 @@ function limitRequests(server: grpc.Server, maxBytes: number, requestTimeoutMs: 
   if (internals.commonServerOptions) {
     internals.commonServerOptions.settings = { ...internals.commonServerOptions.settings, maxHeaderListSize: maxBytes };
   }
+  const completeTrailersOnlyErrors = trailersOnlyErrorCompleter(maxEcho);
   for (const key of ["_streamHandler", "_channelzHandler"] as const) {
     const original = internals[key];
     if (typeof original !== "function") continue;
@@ -516,7 +532,7 @@ function limitRequests(server: grpc.Server, maxBytes: number, requestTimeoutMs: 
       const size = headerBlockBytes(headers);
       if (size <= maxBytes) {
         cutIfIncomplete(stream, requestTimeoutMs);
-        completeTrailersOnlyErrors(stream, maxEcho);
+        completeTrailersOnlyErrors(stream);
         original.call(this, extra, stream, headers);
         return;
       }
