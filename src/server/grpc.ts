@@ -19,7 +19,6 @@ import { ReflectionService } from "@grpc/reflection";
 import * as protoLoader from "@grpc/proto-loader";
 import { HealthImplementation } from "grpc-health-check";
 import {
-  create,
   fromBinary,
   toBinary,
   type DescFile,
@@ -41,6 +40,7 @@ import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { Logger } from "pino";
 import { DEFAULT_LIMITS, listenFront, type Front, type TransportLimits } from "./limits.js";
 import { finalError, transportError } from "./transport-errors.js";
+import { messageEncoder } from "./binary-encoder.js";
 
 type Msg = MessageShape<DescMessage>;
 
@@ -49,6 +49,15 @@ function serializer(desc: DescMessage): (m: Msg) => Buffer {
     const bytes = toBinary(desc, m);
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   };
+}
+
+/**
+ * Replies are encoded in one pass into a pre-sized Buffer (src/server/binary-encoder.ts: the
+ * bytes protobuf-es's toBinary writes), straight from what the handler returned: a message or an
+ * init shape, without create() filling every default first (ADR 0128).
+ */
+function replySerializer(desc: DescMessage): (m: Msg) => Buffer {
+  return messageEncoder(desc);
 }
 
 /**
@@ -198,8 +207,9 @@ class GrpcHandlerContext implements HandlerContext {
   get responseTrailer(): Headers {
     return (this.resTrailer ??= new Headers());
   }
-  readonly timeoutMs = (): number | undefined =>
-    this.deadline === undefined ? undefined : this.deadline - Date.now();
+  timeoutMs(): number | undefined {
+    return this.deadline === undefined ? undefined : this.deadline - Date.now();
+  }
 
   get signal(): AbortSignal {
     if (!this.controller) {
@@ -256,19 +266,26 @@ function unaryHandler(spec: ServiceImplSpec, m: Extract<MethodImplSpec, { kind: 
     } catch (err) {
       out = Promise.reject(err);
     }
-    Promise.resolve(out)
-      .then(
-        (init) => {
-          const res = create(m.method.output, init);
+    // The reply (a message or an init shape) goes to grpc-js as it is: replySerializer encodes
+    // either. One promise layer: the context is released in both branches.
+    Promise.resolve(out).then(
+      (init) => {
+        try {
           call.sendMetadata(ctx.headerMetadata());
-          callback(null, res, ctx.trailerMetadata());
-        },
-        (err: unknown) => {
+          callback(null, init as Msg, ctx.trailerMetadata());
+        } finally {
+          ctx.done();
+        }
+      },
+      (err: unknown) => {
+        try {
           call.sendMetadata(ctx.headerMetadata());
           callback(toGrpcError(asConnectError(err, log), maxEcho));
-        },
-      )
-      .finally(() => ctx.done());
+        } finally {
+          ctx.done();
+        }
+      },
+    );
   };
 }
 
@@ -287,7 +304,7 @@ function serverStreamHandler(spec: ServiceImplSpec, m: Extract<MethodImplSpec, {
     (async () => {
       for await (const out of m.impl(call.request, ctx)) {
         sendHeaders();
-        if (!call.write(create(m.method.output, out))) {
+        if (!call.write(out as Msg)) {
           await new Promise((r) => call.once("drain", r));
         }
       }
@@ -314,7 +331,7 @@ export function toGrpcService(spec: ServiceImplSpec, log: Logger, maxEcho = DEFA
       originalName: method.localName,
       requestSerialize: serializer(method.input),
       requestDeserialize: deserializer(method.input),
-      responseSerialize: serializer(method.output),
+      responseSerialize: replySerializer(method.output),
       responseDeserialize: deserializer(method.output),
     };
     switch (m.kind) {
@@ -436,30 +453,40 @@ export function headerBlockBytes(headers: Record<string, string | string[] | und
   return total;
 }
 
+type H2Stream = import("node:http2").ServerHttp2Stream;
+const REQUEST_TIMER = Symbol("request deadline timer");
+type TimedStream = H2Stream & { [REQUEST_TIMER]?: NodeJS.Timeout };
+
+function cutStream(stream: H2Stream): void {
+  // The request arrived in full (the handler may still be working): nothing to cut.
+  if (!stream.destroyed && !stream.readableEnded) stream.close(http2Constants.NGHTTP2_CANCEL);
+}
+function clearRequestTimer(this: TimedStream): void {
+  clearTimeout(this[REQUEST_TIMER]);
+}
+
 /**
  * A call whose request has not fully arrived (client half-close) `timeoutMs` after its headers is
  * cancelled (RST_STREAM CANCEL): grpc-js has no such deadline, and unfinished streams would
  * otherwise hold their memory until the connection ends. One timer per call, cleared when the
- * request ends (O(1)).
+ * stream closes (O(1)); when it fires after the request ended it does nothing. Shared functions,
+ * the stream as the timer's argument: no closure per call.
  */
-function cutIfIncomplete(stream: import("node:http2").ServerHttp2Stream, timeoutMs: number): void {
-  const timer = setTimeout(() => {
-    if (!stream.destroyed) stream.close(http2Constants.NGHTTP2_CANCEL);
-  }, timeoutMs);
-  const clear = () => clearTimeout(timer);
-  stream.once("end", clear);
-  stream.once("close", clear);
+function cutIfIncomplete(stream: H2Stream, timeoutMs: number): void {
+  (stream as TimedStream)[REQUEST_TIMER] = setTimeout(cutStream, timeoutMs, stream);
+  stream.on("close", clearRequestTimer);
 }
 
 /**
  * Statuses grpc-js raises itself before a handler runs (message over the size limit, a bad
  * compression, ...) are sent as a trailers-only response without details. Those get the
  * ErrorInfo every error carries (src/server/transport-errors.ts); responses that already have
- * details (everything from our handlers) pass untouched. One closure per call.
+ * details (everything from our handlers) pass untouched. One function per server, set on each
+ * stream (no closure per call).
  */
-function completeTrailersOnlyErrors(stream: import("node:http2").ServerHttp2Stream, maxEcho: number): void {
-  const respond = stream.respond;
-  stream.respond = function (this: typeof stream, headers, options) {
+function trailersOnlyErrorCompleter(maxEcho: number): (stream: H2Stream) => void {
+  let respond: H2Stream["respond"] | undefined;
+  const completing: H2Stream["respond"] = function (this: H2Stream, headers, options) {
     const status = headers?.["grpc-status"];
     if (options?.endStream && headers && status !== undefined && String(status) !== "0" && headers["grpc-status-details-bin"] === undefined) {
       const message = decodeURIComponent(String(headers["grpc-message"] ?? ""));
@@ -468,7 +495,11 @@ function completeTrailersOnlyErrors(stream: import("node:http2").ServerHttp2Stre
       headers = { ...headers, "grpc-message": encodeURIComponent(err.details ?? "") };
       if (bin) headers["grpc-status-details-bin"] = Buffer.from(bin).toString("base64");
     }
-    respond.call(this, headers, options);
+    respond!.call(this, headers, options);
+  };
+  return (stream) => {
+    respond ??= stream.respond; // node:http2's own (ServerHttp2Stream.prototype.respond)
+    stream.respond = completing;
   };
 }
 
@@ -493,6 +524,7 @@ function limitRequests(server: grpc.Server, maxBytes: number, requestTimeoutMs: 
   if (internals.commonServerOptions) {
     internals.commonServerOptions.settings = { ...internals.commonServerOptions.settings, maxHeaderListSize: maxBytes };
   }
+  const completeTrailersOnlyErrors = trailersOnlyErrorCompleter(maxEcho);
   for (const key of ["_streamHandler", "_channelzHandler"] as const) {
     const original = internals[key];
     if (typeof original !== "function") continue;
@@ -500,7 +532,7 @@ function limitRequests(server: grpc.Server, maxBytes: number, requestTimeoutMs: 
       const size = headerBlockBytes(headers);
       if (size <= maxBytes) {
         cutIfIncomplete(stream, requestTimeoutMs);
-        completeTrailersOnlyErrors(stream, maxEcho);
+        completeTrailersOnlyErrors(stream);
         original.call(this, extra, stream, headers);
         return;
       }

@@ -64,7 +64,8 @@ function hasDirectHeaders(ctx: HandlerContext): ctx is HandlerContext & DirectHe
   return typeof (ctx as Partial<DirectHeaders>).requestHeaderValue === "function";
 }
 
-async function begin(ctx: HandlerContext, deps: PipelineDeps, cls: MethodClass): Promise<{ log: RequestLog; t0: number }> {
+/** `rpc`: "pkg.Service/Method", built once per method (wrapMethod), not per call. */
+async function begin(ctx: HandlerContext, deps: PipelineDeps, cls: MethodClass, rpc: string): Promise<{ log: RequestLog; t0: number }> {
   const t0 = performance.now();
   const direct = hasDirectHeaders(ctx) ? ctx : null;
   const header = (name: string) => (direct ? direct.requestHeaderValue(name) : ctx.requestHeader.get(name));
@@ -75,7 +76,7 @@ async function begin(ctx: HandlerContext, deps: PipelineDeps, cls: MethodClass):
   else ctx.responseHeader.set("x-request-id", requestId);
   const log = new RequestLog(deps.log, {
     request_id: requestId,
-    rpc: `${ctx.service.typeName}/${ctx.method.name}`,
+    rpc,
     protocol: ctx.protocolName,
   });
   ctx.values.set(requestLogKey, log);
@@ -116,18 +117,18 @@ function finishError(err: unknown, log: RequestLog, t0: number, maxEchoChars: nu
 
 function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
   const cls = methodClass(spec.method.parent.typeName, spec.method.name);
+  const rpc = `${spec.method.parent.typeName}/${spec.method.name}`;
   switch (spec.kind) {
     case "unary": {
       const impl = spec.impl;
       const onRpc = deps.onRpc;
       if (onRpc) {
-        const rpc = `${spec.method.parent.typeName}/${spec.method.name}`;
         return createMethodImplSpec(spec.method, async (req: MessageShape<DescMessage>, ctx: HandlerContext) => {
           const t = performance.now();
           let log: RequestLog;
           let t0: number;
           try {
-            ({ log, t0 } = await begin(ctx, deps, cls));
+            ({ log, t0 } = await begin(ctx, deps, cls, rpc));
           } catch (err) {
             onRpc(rpc, Code[(err as ConnectError).code] ?? "Unknown", performance.now() - t);
             throw err;
@@ -145,7 +146,7 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
         });
       }
       return createMethodImplSpec(spec.method, async (req: MessageShape<DescMessage>, ctx: HandlerContext) => {
-        const { log, t0 } = await begin(ctx, deps, cls);
+        const { log, t0 } = await begin(ctx, deps, cls, rpc);
         try {
           const res = await impl(req, ctx);
           finishOk(log, t0);
@@ -158,7 +159,7 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
     case "server_streaming": {
       const impl = spec.impl;
       return createMethodImplSpec(spec.method, async function* (req: MessageShape<DescMessage>, ctx: HandlerContext) {
-        const { log, t0 } = await begin(ctx, deps, cls);
+        const { log, t0 } = await begin(ctx, deps, cls, rpc);
         try {
           yield* impl(req, ctx);
           finishOk(log, t0);
@@ -170,7 +171,7 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
     case "client_streaming": {
       const impl = spec.impl;
       return createMethodImplSpec(spec.method, async (reqs: AsyncIterable<MessageShape<DescMessage>>, ctx: HandlerContext) => {
-        const { log, t0 } = await begin(ctx, deps, cls);
+        const { log, t0 } = await begin(ctx, deps, cls, rpc);
         try {
           const res = await impl(reqs, ctx);
           finishOk(log, t0);
@@ -183,7 +184,7 @@ function wrapMethod(spec: MethodImplSpec, deps: PipelineDeps): MethodImplSpec {
     case "bidi_streaming": {
       const impl = spec.impl;
       return createMethodImplSpec(spec.method, async function* (reqs: AsyncIterable<MessageShape<DescMessage>>, ctx: HandlerContext) {
-        const { log, t0 } = await begin(ctx, deps, cls);
+        const { log, t0 } = await begin(ctx, deps, cls, rpc);
         try {
           yield* impl(reqs, ctx);
           finishOk(log, t0);

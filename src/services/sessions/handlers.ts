@@ -13,6 +13,7 @@ import {
   type ListSessionsRequest,
   type Masque,
   type Session,
+  type SessionView,
   type UsageEvent,
 } from "../../../clients/gen/masques/ledger/v1/session_service_pb.js";
 import { AMOUNT_MAX_MICRO, OWNER_ID_RE, OWNER_ID_RULE } from "../../domain/accounts.js";
@@ -64,11 +65,12 @@ function parseSid(text: string, field: string, v: Violation[]): bigint {
 type Fields<T> = Omit<T, "$typeName" | "$unknown">;
 
 export interface SessionHandlers {
-  don(p: Principal, req: Omit<Fields<DonRequest>, "claudeSessionId"> & { claudeSessionId?: string }): Promise<{ session: Session; created: boolean }>;
+  /** `view` (default FULL): how much of the session the reply carries (proto.ts, ADR 0128). */
+  don(p: Principal, req: Omit<Fields<DonRequest>, "claudeSessionId" | "view"> & { claudeSessionId?: string; view?: SessionView }): Promise<{ session: Session; created: boolean }>;
   recordUsage(p: Principal, events: readonly UsageEvent[]): Promise<UsageReport>;
   heartbeat(p: Principal, session_id: string): Promise<{ status: ApiSessionStatus; idleDeadlineTime: ReturnType<typeof timestampFromNs> | undefined }>;
-  doff(p: Principal, session_id: string): Promise<Session>;
-  cancel(p: Principal, session_id: string): Promise<Session>;
+  doff(p: Principal, session_id: string, view?: SessionView): Promise<Session>;
+  cancel(p: Principal, session_id: string, view?: SessionView): Promise<Session>;
   get(p: Principal, session_id: string): Promise<Session>;
   list(p: Principal, req: Pick<ListSessionsRequest, "owner" | "statuses" | "pageSize" | "pageToken">): Promise<{ sessions: Session[]; nextPageToken: string }>;
   listMasques(p: Principal, pageSize: number, pageToken: string): { masques: Masque[]; nextPageToken: string };
@@ -119,7 +121,7 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
       }
       const r = await executeDon(s, { session_id: sid, agent_id, masque, mode, hold_micro });
       if (claude === "" && r.created) s.otlp.markUnbound(idToHex(sid));
-      return { session: await sessionToProto(s, r.view), created: r.created };
+      return { session: await sessionToProto(s, r.view, req.view), created: r.created };
     },
 
     async recordUsage(p, events) {
@@ -154,7 +156,7 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
       return { status: r.status, idleDeadlineTime: r.idle_deadline_ns === null ? undefined : timestampFromNs(r.idle_deadline_ns) };
     },
 
-    async doff(p, session_id) {
+    async doff(p, session_id, view) {
       const v: Violation[] = [];
       const sid = parseSid(session_id, "session_id", v);
       throwIfInvalid(v);
@@ -172,16 +174,16 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
           r = await readForAction(sid);
         }
       }
-      return await sessionToProto(s, await executeDoff(s, r, p.kind === "agent" ? p.id : null, end_ns));
+      return await sessionToProto(s, await executeDoff(s, r, p.kind === "agent" ? p.id : null, end_ns), view);
     },
 
-    async cancel(p, session_id) {
+    async cancel(p, session_id, view) {
       const v: Violation[] = [];
       const sid = parseSid(session_id, "session_id", v);
       throwIfInvalid(v);
       const r = await readForAction(sid);
       authorizeActOnSession(p, r.agent_wallet_id, sid, "cancel");
-      return await sessionToProto(s, await executeCancel(s, r));
+      return await sessionToProto(s, await executeCancel(s, r), view);
     },
 
     async get(p, session_id) {

@@ -10,13 +10,14 @@ import {
   MasqueSchema,
   PricingSchema,
   SessionStatus as ApiSessionStatus,
+  SessionView,
   type Masque as ApiMasque,
   type Session,
 } from "../../../clients/gen/masques/ledger/v1/session_service_pb.js";
 import type { Masque } from "../../domain/catalog.js";
 import { idToHex } from "../../domain/ids.js";
 import { accrue, formatPicoAsUsd, type BillingMode } from "../../domain/pricing.js";
-import { billedDurationMs, type CloseReason, type SessionStatus, type SessionView } from "../../domain/sessions.js";
+import { billedDurationMs, type CloseReason, type SessionStatus, type SessionView as DomainSessionView } from "../../domain/sessions.js";
 import { priceBookEntry } from "./reads.js";
 import type { SessionState } from "./state.js";
 
@@ -50,9 +51,11 @@ function ts(ns: bigint): Timestamp {
 
 /**
  * API view: amounts from the ledger, the price recomputed with the pinned price book (from the
- * cache, or the control-plane database for a version another daemon registered).
+ * cache, or the control-plane database for a version another daemon registered). `view` BASIC
+ * (a caller's opt-in, ADR 0128) sets only the id, the state and the amounts: the rest keep their
+ * zero values, which protobuf leaves off the wire; the amounts are the full view's, to the micro.
  */
-export async function sessionToProto(s: SessionState, v: SessionView): Promise<Session> {
+export async function sessionToProto(s: SessionState, v: DomainSessionView, view: SessionView = SessionView.FULL): Promise<Session> {
   const e = await priceBookEntry(s, v.price_version);
   const max_s = s.config.SESSION_MAX_S;
   const billed = v.status === "open" ? billedDurationMs(v.don_ns, s.clock(), max_s) : v.billed_duration_ms;
@@ -60,6 +63,39 @@ export async function sessionToProto(s: SessionState, v: SessionView): Promise<S
   if (e && v.status !== "cancelled") price = accrue(e.pricing, v.usage, billed).price_micro;
   const charged = v.posted_micro + v.debt_micro;
   const settled = v.status === "doffed" || v.status === "reaped";
+  const refund = settled || v.status === "cancelled" || v.status === "expired" ? v.hold_micro - v.posted_micro : 0n;
+  const unbilled = settled || v.status === "expired" ? (price > charged ? price - charged : 0n) : 0n;
+  if (view === SessionView.BASIC) {
+    return {
+      $typeName: "masques.ledger.v1.Session",
+      sessionId: idToHex(v.session_id),
+      agentWalletId: "",
+      masqueName: "",
+      masqueIndex: 0n,
+      author: "",
+      priceVersion: 0,
+      billingMode: MODE_TO_API[v.mode],
+      status: STATUS_TO_API[v.status],
+      closeReason: v.close_reason ? REASON_TO_API[v.close_reason] : ApiCloseReason.UNSPECIFIED,
+      holdMicro: v.hold_micro,
+      donTime: undefined,
+      deadlineTime: undefined,
+      endTime: undefined,
+      lastActivityTime: undefined,
+      usage: undefined,
+      usageEvents: 0n,
+      billedDurationMs: 0n,
+      priceMicro: price,
+      chargedMicro: charged,
+      postedMicro: v.posted_micro,
+      debtMicro: v.debt_micro,
+      refundMicro: refund,
+      unbilledMicro: unbilled,
+      authorShareMicro: v.author_micro,
+      platformFeeMicro: v.platform_micro,
+      platformFeeBps: v.fee_bps,
+    };
+  }
   // A literal message (protobuf-es v2 messages are plain objects): create() fills defaults by
   // reflection, which was a visible share of Don's CPU; every field is set here.
   return {
@@ -90,8 +126,8 @@ export async function sessionToProto(s: SessionState, v: SessionView): Promise<S
     chargedMicro: charged,
     postedMicro: v.posted_micro,
     debtMicro: v.debt_micro,
-    refundMicro: settled || v.status === "cancelled" || v.status === "expired" ? v.hold_micro - v.posted_micro : 0n,
-    unbilledMicro: settled || v.status === "expired" ? (price > charged ? price - charged : 0n) : 0n,
+    refundMicro: refund,
+    unbilledMicro: unbilled,
     authorShareMicro: v.author_micro,
     platformFeeMicro: v.platform_micro,
     platformFeeBps: v.fee_bps,

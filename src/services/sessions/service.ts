@@ -71,10 +71,10 @@ export function sessionServiceImpl(inst: SessionServiceInstance): ServiceImpl<ty
       return h.heartbeat(P(c), req.sessionId);
     },
     async doff(req, c) {
-      return { session: await h.doff(P(c), req.sessionId) };
+      return { session: await h.doff(P(c), req.sessionId, req.view) };
     },
     async cancel(req, c) {
-      return { session: await h.cancel(P(c), req.sessionId) };
+      return { session: await h.cancel(P(c), req.sessionId, req.view) };
     },
     async getSession(req, c) {
       return { session: await h.get(P(c), req.sessionId) };
