@@ -13,6 +13,7 @@
  * transport and no auth, to show what the service + ledger themselves cost per operation),
  * --usage-events N (default 200000), --usage-batch B (events per RecordUsage, default 500),
  * --session-usage-events K (events in each full session's one RecordUsage batch, default 10),
+ * --view basic|full (the Don/Doff reply asked for; default basic: the slim reply, ADR 0128),
  * --split-n N (requests per phase of the profiled re-run, default min(n, 5000); usage events:
  * 10x that, at most --usage-events), --no-split (skip the profiled re-run),
  * --keep-profiles DIR (keep the per-phase .cpuprofile files there; default: deleted with the
@@ -48,6 +49,7 @@ import {
   DonResponseSchema,
   RecordUsageRequestSchema,
   RecordUsageResponseSchema,
+  SessionView,
 } from "../clients/gen/masques/ledger/v1/session_service_pb.js";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -73,6 +75,8 @@ interface WorkerConfig {
   concurrency: number;
   usageEvents: number;
   usageBatch: number;
+  /** The Don/Doff reply view the load generator asks for ("basic": slim, ADR 0128; "full"). */
+  view: "basic" | "full";
   /** Usage events in the one RecordUsage batch of each full session. */
   sessionUsageEvents: number;
   masque: string;
@@ -220,10 +224,13 @@ async function worker(cfg: WorkerConfig): Promise<WorkerResult> {
       c.makeUnaryRequest(method, (b: Buffer) => b, (b: Buffer) => b, bytes, meta, (err) => (err ? reject(err) : resolve()));
     });
   }
+  // The load generator reads only the status of Don and Doff, so it asks for the slim reply
+  // (SESSION_VIEW_BASIC, ADR 0128) unless --view full.
+  const view = cfg.view === "full" ? SessionView.FULL : SessionView.BASIC;
   const don = (s: string, i: number) =>
-    raw("/masques.ledger.v1.SessionService/Don", DonRequestSchema, { sessionId: s, masque: cfg.masque }, metas[i % A]!);
+    raw("/masques.ledger.v1.SessionService/Don", DonRequestSchema, { sessionId: s, masque: cfg.masque, view }, metas[i % A]!);
   const doff = (s: string, i: number) =>
-    raw("/masques.ledger.v1.SessionService/Doff", DoffRequestSchema, { sessionId: s }, metas[i % A]!);
+    raw("/masques.ledger.v1.SessionService/Doff", DoffRequestSchema, { sessionId: s, view }, metas[i % A]!);
 
   // warm-up: connections, caches (meters of every agent) and the JIT. V8 compiles hot JS and
   // PGlite's wasm on background threads; with a short warm-up that compilation landed in the
@@ -673,6 +680,7 @@ async function main(): Promise<void> {
   const usageEvents = Number(arg("usage-events") ?? 200_000);
   const usageBatch = Number(arg("usage-batch") ?? 500);
   const sessionUsageEvents = Number(arg("session-usage-events") ?? 10);
+  const view = arg("view") === "full" ? "full" : "basic";
   const say = (...a: unknown[]) => {
     if (!json) console.error(...a);
   };
@@ -737,7 +745,7 @@ async function main(): Promise<void> {
       await createClient(AccountService, at).openAgentWallet({ mode: WalletMode.PREPAID });
       await admin.deposit({ account: { ref: { case: "agentWallet", value: a } }, amountMicro: 1_000_000_000_000n, idempotencyKey: `bench-${a}` });
     }
-    const cfg: WorkerConfig = { grpcAddr, daemonPid, agentTokens, n, concurrency, usageEvents, usageBatch, sessionUsageEvents, masque: "researcher", profileDir, splitN, splitUsageEvents };
+    const cfg: WorkerConfig = { grpcAddr, daemonPid, agentTokens, n, concurrency, usageEvents, usageBatch, sessionUsageEvents, view, masque: "researcher", profileDir, splitN, splitUsageEvents };
     say(
       `load generator (separate process): ${n} requests per phase, ${concurrency} in flight` +
         (profileDir ? `; then each phase again with the daemon's CPU profiler on (${splitN} requests, ${splitUsageEvents} usage events)...` : "..."),
@@ -760,6 +768,7 @@ async function main(): Promise<void> {
       n,
       usage_batch: usageBatch,
       session_usage_events: sessionUsageEvents,
+      view,
       ...measured,
       targets: TARGETS,
       ...(cpuSplit ? { cpu_split: cpuSplit } : {}),
