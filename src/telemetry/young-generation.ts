@@ -9,7 +9,7 @@
 import v8 from "node:v8";
 
 /** The semi-space size the project's launch paths give V8, MiB (V8 11's default on 64-bit is 16). */
-export const DEFAULT_MAX_SEMI_SPACE_MB = 32;
+export const DEFAULT_MAX_SEMI_SPACE_MB = 64;
 
 /** What V8 was told and what its heap reports, for the start-up log line. */
 export interface YoungGenerationInfo {

@@ -1,5 +1,5 @@
 /**
- * ADR 0129: the daemon started the normal way (`npm start`) runs with a 32 MiB V8 semi-space, the
+ * ADR 0129: the daemon started the normal way (`npm start`) runs with a 64 MiB V8 semi-space, the
  * operator's NODE_OPTIONS wins over it, and the flag really reaches V8 (its heap limit moves by
  * 3 × the semi-space change), as the daemon's start-up log line reports.
  */
