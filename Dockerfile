@@ -8,8 +8,11 @@
 # this file's structure instead (stages, the chDB removal, the user, the entrypoint).
 FROM node:20.18.1-bookworm-slim AS base
 WORKDIR /app
+# NODE_OPTIONS: a 64 MiB V8 semi-space (ADR 0129: fewer scavenges per call); `docker run -e
+# NODE_OPTIONS=...` replaces it.
 ENV NODE_ENV=production \
-    MASQUES_DATA_DIR=/data
+    MASQUES_DATA_DIR=/data \
+    NODE_OPTIONS=--max-semi-space-size=64
 
 # Dependencies exactly as locked. Native packages (tigerbeetle-node, chdb) ship prebuilt glibc
 # binaries, hence a Debian (glibc) base image rather than Alpine. clients/ is an npm workspace (the

@@ -762,6 +762,8 @@ async function main(): Promise<void> {
     const res = JSON.parse(out.trim().split("\n").pop()!) as WorkerResult;
     const { profiles, ...measured } = res;
     const cpuSplit = splitOf(measured, profiles);
+    // The daemon's peak resident set (ADR 0129: what a larger young generation costs in memory).
+    const hwm = daemonPid === null ? null : /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${daemonPid}/status`, "utf8"))?.[1];
     const result = {
       machine: { cpus: (await import("node:os")).cpus().length, node: process.version },
       concurrency,
@@ -770,6 +772,7 @@ async function main(): Promise<void> {
       session_usage_events: sessionUsageEvents,
       view,
       ...measured,
+      ...(hwm ? { daemon_vm_hwm_kb: Number(hwm) } : {}),
       targets: TARGETS,
       ...(cpuSplit ? { cpu_split: cpuSplit } : {}),
     };

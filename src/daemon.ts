@@ -26,6 +26,7 @@ import { telemetryRoutes } from "./telemetry/http.js";
 import { groupedStore } from "./telemetry/ingest.js";
 import { createDaemonMetrics } from "./telemetry/metrics.js";
 import { startCpuProfiler } from "./telemetry/profiler.js";
+import { youngGenerationInfo } from "./telemetry/young-generation.js";
 import { ANALYTICS_HEALTH_SERVICE, createReadiness } from "./telemetry/readiness.js";
 
 export interface RunningDaemon {
@@ -96,6 +97,7 @@ export async function runDaemon(
   opts: { services?: ServicesModule; clock?: () => bigint } = {},
 ): Promise<RunningDaemon> {
   const services: ServicesModule = opts.services ?? servicesModule;
+  log.info({ v8: youngGenerationInfo() }, "v8 young generation (ADR 0129)");
   // Owner-only: balances, keys and analytics live below (umask 022 would make it world-readable).
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const { verifier, devLogin } = await makeVerifier(config, log);
