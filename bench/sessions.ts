@@ -397,7 +397,9 @@ async function startBenchDaemon(
   // The per-phase split: the daemon profiles on SIGUSR2 into this directory (src/telemetry/profiler.ts).
   const cpuProfileDir = profileDir(dataDir);
   // BENCH_DAEMON_NODE_ARGS="--single-threaded-gc ...": extra node/V8 flags for the daemon only (experiments).
-  const nodeArgs = (process.env.BENCH_DAEMON_NODE_ARGS ?? "").split(/\s+/).filter(Boolean);
+  // Unset: the young-generation size `npm start` ships with (ADR 0129), so the figures describe
+  // the daemon as the quick start runs it.
+  const nodeArgs = (process.env.BENCH_DAEMON_NODE_ARGS ?? "--max-semi-space-size=64").split(/\s+/).filter(Boolean);
   const child = spawn(process.execPath, [...prof, ...nodeArgs, path.join(root, "bin/masques-ledger.js"), "serve"], {
     cwd: root,
     env: {
