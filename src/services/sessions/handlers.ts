@@ -131,8 +131,12 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
         throw invalidArgument([{ field: "events", description: `must hold 1 to ${MAX_USAGE_EVENTS} events` }]);
       }
       // Sessions donned with a Claude session id are metered from OTLP only (never both paths).
+      // Parsed once per distinct session id of the call (a batch names few sessions many times).
+      const seen = new Set<string>();
       const sids = new Set<string>();
       for (const e of events) {
+        if (seen.has(e.sessionId)) continue;
+        seen.add(e.sessionId);
         try {
           sids.add(idToHex(parseSessionId(e.sessionId)));
         } catch {
