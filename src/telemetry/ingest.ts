@@ -44,7 +44,7 @@ export interface IngestDeps {
   sessions: SessionServiceInstance | undefined;
   /** The ClickHouse sink (undefined: analytics is off or did not start). */
   sink: () => Sink | undefined;
-  /** Stores api_requests rows exactly once (groupedStore over `sink`). */
+  /** Stores api_requests rows exactly once (groupedStore over `sink`): claim, store, release. */
   store: ApiRequestStore;
   /** STREAMER_ENABLED: analytics is configured (a missing sink is then an outage: 503). */
   analyticsEnabled: boolean;
@@ -87,19 +87,31 @@ async function storedRequestIds(lane: SinkLane, database: string, rows: readonly
 }
 
 /**
- * api_requests rows stored exactly once by this daemon (groupedStore).
- *  - `claim(ids)`: the export is about to bill and store these event ids. Returns the ids it owns
- *    (no other export of this daemon holds them), a promise that settles when every other
- *    export holding the rest has finished storing, and `release` (call once, when the export's
- *    store has settled, success or not).
- *  - `store(rows, unchecked)`: inserts the rows api_requests does not hold yet; rows whose
- *    request_id is in `unchecked` are inserted without the check (their billing was APPLIED by
- *    this export, which owns them). Resolves with how many rows were new.
+ * api_requests rows stored exactly once by this daemon (groupedStore). An export calls
+ * `claim(ids)` before billing (ids: its event ids), then `store` once, then `release` once when
+ * its store has settled (success or not).
  */
 export interface ApiRequestStore {
-  claim(ids: readonly string[]): { owned: Set<string>; others: Promise<void>; release: () => void };
-  store(rows: ApiRow[], unchecked: ReadonlySet<string>): Promise<number>;
+  claim(ids: readonly string[]): ApiRequestClaim;
 }
+
+/** One export's hold on its event ids (see ApiRequestStore). */
+export interface ApiRequestClaim {
+  /** The ids this export owns (no other export of this daemon holds them). */
+  owned: Set<string>;
+  /** Settles when every other export holding the rest of the ids has finished storing. */
+  others: Promise<void>;
+  /**
+   * Insert the rows api_requests does not hold yet; rows whose request_id is in `unchecked`
+   * are inserted without the check (their billing was APPLIED by this export, which owns
+   * them). Resolves with how many rows were new.
+   */
+  store(rows: ApiRow[], unchecked: ReadonlySet<string>): Promise<number>;
+  release(): void;
+}
+
+/** Longest a group waits for exports still billing to join it (ms); see groupedStore. */
+const GROUP_LINGER_MS = 20;
 
 /**
  * Store api_requests rows exactly once, with group commit: the rows of concurrent exports are
@@ -108,19 +120,41 @@ export interface ApiRequestStore {
  * row is never inserted twice by this process (a retry that races its first attempt finds it, or
  * is dropped within the group); several daemons racing on one event can each insert it once, and
  * ReplacingMergeTree folds the copies (read with FINAL). Rows marked unchecked (just billed
- * APPLIED by their owner, see ApiRequestStore) skip the check. Each caller's promise settles with
+ * APPLIED by their owner, see ApiRequestClaim) skip the check. Each caller's promise settles with
  * the group that carried its rows: how many of its rows were new; a failed group fails every
  * caller in it (nothing of the group is half-acknowledged: the exporter retries, the check finds
  * what landed).
+ *
+ * A chDB insert costs about 8 ms of CPU however small (500 rows: ~30 µs per row, 2,000: ~21;
+ * ADR 0118), so a group waits up to GROUP_LINGER_MS for exports that have claimed but not yet
+ * queued their rows (they are billing), then goes with what it has.
  */
 export function groupedStore(sink: () => Sink | undefined): ApiRequestStore {
-  let queue: { rows: ApiRow[]; unchecked: ReadonlySet<string>; resolve: (stored: number) => void; reject: (e: unknown) => void }[] = [];
+  const queue: { rows: ApiRow[]; unchecked: ReadonlySet<string>; resolve: (stored: number) => void; reject: (e: unknown) => void }[] = [];
+  let queuedRows = 0;
   let running = false;
+  /** Exports that claimed and have not queued their rows (nor released) yet. */
+  let arriving = 0;
+  let wake: (() => void) | null = null;
+  const arrived = (): void => {
+    arriving--;
+    if (wake && (arriving === 0 || queuedRows >= GROUP_MAX_ROWS)) wake();
+  };
   /** event id -> settles when the export that claimed it has finished storing. */
   const inFlight = new Map<string, Promise<void>>();
   const pump = async (): Promise<void> => {
     running = true;
     while (queue.length > 0) {
+      if (arriving > 0 && queuedRows < GROUP_MAX_ROWS) {
+        await new Promise<void>((res) => {
+          const t = setTimeout(() => (wake = null, res()), GROUP_LINGER_MS);
+          wake = () => {
+            wake = null;
+            clearTimeout(t);
+            res();
+          };
+        });
+      }
       const take: typeof queue = [];
       let n = 0;
       while (queue.length > 0 && (take.length === 0 || n + queue[0]!.rows.length <= GROUP_MAX_ROWS)) {
@@ -128,6 +162,7 @@ export function groupedStore(sink: () => Sink | undefined): ApiRequestStore {
         n += q.rows.length;
         take.push(q);
       }
+      queuedRows -= n;
       try {
         const s = sink();
         if (!s) throw new Error("analytics store is not running");
@@ -166,23 +201,33 @@ export function groupedStore(sink: () => Sink | undefined): ApiRequestStore {
           inFlight.set(id, mine);
         }
       }
+      arriving++;
+      let queued = false;
       let released = false;
       return {
         owned,
         others: waits.size === 0 ? Promise.resolve() : Promise.all(waits).then(() => undefined),
+        store: (rows, unchecked) =>
+          new Promise<number>((resolve, reject) => {
+            if (queued) throw new Error("ApiRequestClaim.store called twice");
+            queued = true;
+            queue.push({ rows, unchecked, resolve, reject });
+            queuedRows += rows.length;
+            arrived();
+            if (!running) void pump();
+          }),
         release: () => {
           if (released) return;
           released = true;
+          if (!queued) {
+            queued = true;
+            arrived();
+          }
           for (const id of owned) inFlight.delete(id);
           done();
         },
       };
     },
-    store: (rows, unchecked) =>
-      new Promise<number>((resolve, reject) => {
-        queue.push({ rows, unchecked, resolve, reject });
-        if (!running) void pump();
-      }),
   };
 }
 
@@ -244,7 +289,7 @@ export async function ingestLogs(d: IngestDeps, p: Principal, req: ExportLogsSer
     // then checked (not in `unchecked`), so its insert is found.
     await claim.others;
     for (const id of applied) if (!claim.owned.has(id)) applied.delete(id);
-    [storeR] = await Promise.allSettled([storeEvents(d, p, events, sessionOf, warnings, applied)]);
+    [storeR] = await Promise.allSettled([storeEvents(claim, d, p, events, sessionOf, warnings, applied)]);
   } finally {
     claim.release();
   }
@@ -309,6 +354,7 @@ async function billEvents(
 
 /** 2. store once: rows whose request_id api_requests does not hold yet (groupedStore); `unchecked`: ids billed APPLIED by this export. */
 async function storeEvents(
+  claim: ApiRequestClaim,
   d: IngestDeps,
   p: Principal,
   events: readonly ClaudeEvent[],
@@ -327,7 +373,7 @@ async function storeEvents(
       const seen = new Set<string>();
       const once = events.filter((e) => !seen.has(e.event_id) && seen.add(e.event_id));
       try {
-        stored = await d.store.store(
+        stored = await claim.store(
           once.map((e) => {
             const b = sessionOf.get(e.event_id);
             return row(e, b ? BigInt(`0x${b.session_id}`) : 0n, b?.agent_id ?? (p.kind === "agent" ? p.id : ""));
