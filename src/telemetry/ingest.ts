@@ -2,13 +2,16 @@
  * OTLP logs in: Claude Code's events -> billing on the masque session they ran under (through
  * the same ledger plan as RecordUsage) and one api_requests row each in ClickHouse. ADR 0115.
  *
- * Exactly once (both steps idempotent, so an exporter's retry is harmless; 1 runs beside 2):
+ * Exactly once (both steps idempotent, so an exporter's retry is harmless; 1 runs before 2):
  *  1. bill: usage events with seq derived from the event identity (claude-events.ts); the
  *     ledger answers `exists` (DUPLICATE) for a retried event, so nothing is billed twice;
  *  2. store: events whose id (request_id) api_requests does not hold yet are inserted, checked
  *     and inserted by one group at a time in ClickHouse itself (groupedStore, ADR 0118): no
  *     control-plane round trip; an insert is all or nothing, so a crash leaves each row stored
- *     or not, and the retry stores what is missing.
+ *     or not, and the retry stores what is missing. An event this export's billing just
+ *     APPLIED skips the check (ADR 0118 "Bill first"): an earlier attempt that stored it billed
+ *     it first, so the ledger would have answered DUPLICATE. A retry racing its first attempt in
+ *     this daemon waits for that attempt's store (claims), then checks.
  * Analytics down: billing still happens (ADR 0040) and the export is answered 503 so the
  * exporter retries the storage.
  *
@@ -41,8 +44,8 @@ export interface IngestDeps {
   sessions: SessionServiceInstance | undefined;
   /** The ClickHouse sink (undefined: analytics is off or did not start). */
   sink: () => Sink | undefined;
-  /** Stores api_requests rows exactly once, returns how many were new (groupedStore over `sink`). */
-  store: (rows: ApiRow[]) => Promise<number>;
+  /** Stores api_requests rows exactly once (groupedStore over `sink`): claim, store, release. */
+  store: ApiRequestStore;
   /** STREAMER_ENABLED: analytics is configured (a missing sink is then an outage: 503). */
   analyticsEnabled: boolean;
   clock: () => bigint;
@@ -84,22 +87,74 @@ async function storedRequestIds(lane: SinkLane, database: string, rows: readonly
 }
 
 /**
+ * api_requests rows stored exactly once by this daemon (groupedStore). An export calls
+ * `claim(ids)` before billing (ids: its event ids), then `store` once, then `release` once when
+ * its store has settled (success or not).
+ */
+export interface ApiRequestStore {
+  claim(ids: readonly string[]): ApiRequestClaim;
+}
+
+/** One export's hold on its event ids (see ApiRequestStore). */
+export interface ApiRequestClaim {
+  /** The ids this export owns (no other export of this daemon holds them). */
+  owned: Set<string>;
+  /** Settles when every other export holding the rest of the ids has finished storing. */
+  others: Promise<void>;
+  /**
+   * Insert the rows api_requests does not hold yet; rows whose request_id is in `unchecked`
+   * are inserted without the check (their billing was APPLIED by this export, which owns
+   * them). Resolves with how many rows were new.
+   */
+  store(rows: ApiRow[], unchecked: ReadonlySet<string>): Promise<number>;
+  release(): void;
+}
+
+/** Longest a group waits for exports still billing to join it (ms); see groupedStore. */
+const GROUP_LINGER_MS = 20;
+
+/**
  * Store api_requests rows exactly once, with group commit: the rows of concurrent exports are
  * checked against api_requests and the new ones inserted together, one group at a time, on the
  * sink's unordered lane (never queued behind the streamer). Because groups run one at a time, a
  * row is never inserted twice by this process (a retry that races its first attempt finds it, or
  * is dropped within the group); several daemons racing on one event can each insert it once, and
- * ReplacingMergeTree folds the copies (read with FINAL). Each caller's promise settles with the
- * group that carried its rows: how many of its rows were new; a failed group fails every caller
- * in it (nothing of the group is half-acknowledged: the exporter retries, the check finds what
- * landed).
+ * ReplacingMergeTree folds the copies (read with FINAL). Rows marked unchecked (just billed
+ * APPLIED by their owner, see ApiRequestClaim) skip the check. Each caller's promise settles with
+ * the group that carried its rows: how many of its rows were new; a failed group fails every
+ * caller in it (nothing of the group is half-acknowledged: the exporter retries, the check finds
+ * what landed).
+ *
+ * A chDB insert costs about 8 ms of CPU however small (500 rows: ~30 µs per row, 2,000: ~21;
+ * ADR 0118), so a group waits up to GROUP_LINGER_MS for exports that have claimed but not yet
+ * queued their rows (they are billing), then goes with what it has.
  */
-export function groupedStore(sink: () => Sink | undefined): (rows: ApiRow[]) => Promise<number> {
-  let queue: { rows: ApiRow[]; resolve: (stored: number) => void; reject: (e: unknown) => void }[] = [];
+export function groupedStore(sink: () => Sink | undefined): ApiRequestStore {
+  const queue: { rows: ApiRow[]; unchecked: ReadonlySet<string>; resolve: (stored: number) => void; reject: (e: unknown) => void }[] = [];
+  let queuedRows = 0;
   let running = false;
+  /** Exports that claimed and have not queued their rows (nor released) yet. */
+  let arriving = 0;
+  let wake: (() => void) | null = null;
+  const arrived = (): void => {
+    arriving--;
+    if (wake && (arriving === 0 || queuedRows >= GROUP_MAX_ROWS)) wake();
+  };
+  /** event id -> settles when the export that claimed it has finished storing. */
+  const inFlight = new Map<string, Promise<void>>();
   const pump = async (): Promise<void> => {
     running = true;
     while (queue.length > 0) {
+      if (arriving > 0 && queuedRows < GROUP_MAX_ROWS) {
+        await new Promise<void>((res) => {
+          const t = setTimeout(() => (wake = null, res()), GROUP_LINGER_MS);
+          wake = () => {
+            wake = null;
+            clearTimeout(t);
+            res();
+          };
+        });
+      }
       const take: typeof queue = [];
       let n = 0;
       while (queue.length > 0 && (take.length === 0 || n + queue[0]!.rows.length <= GROUP_MAX_ROWS)) {
@@ -107,11 +162,14 @@ export function groupedStore(sink: () => Sink | undefined): (rows: ApiRow[]) => 
         n += q.rows.length;
         take.push(q);
       }
+      queuedRows -= n;
       try {
         const s = sink();
         if (!s) throw new Error("analytics store is not running");
         const lane = s.unordered();
-        const seen = await storedRequestIds(lane, s.database, take.flatMap((q) => q.rows));
+        const toCheck: ApiRow[] = [];
+        for (const q of take) for (const r of q.rows) if (!q.unchecked.has(r[1] as string)) toCheck.push(r);
+        const seen = toCheck.length > 0 ? await storedRequestIds(lane, s.database, toCheck) : new Set<string>();
         const fresh = take.map((q) =>
           q.rows.filter((r) => {
             const id = r[1] as string;
@@ -129,11 +187,48 @@ export function groupedStore(sink: () => Sink | undefined): (rows: ApiRow[]) => 
     }
     running = false;
   };
-  return (rows) =>
-    new Promise<number>((resolve, reject) => {
-      queue.push({ rows, resolve, reject });
-      if (!running) void pump();
-    });
+  return {
+    claim(ids) {
+      const owned = new Set<string>();
+      const waits = new Set<Promise<void>>();
+      let done!: () => void;
+      const mine = new Promise<void>((res) => (done = res));
+      for (const id of ids) {
+        const other = inFlight.get(id);
+        if (other) waits.add(other);
+        else if (!owned.has(id)) {
+          owned.add(id);
+          inFlight.set(id, mine);
+        }
+      }
+      arriving++;
+      let queued = false;
+      let released = false;
+      return {
+        owned,
+        others: waits.size === 0 ? Promise.resolve() : Promise.all(waits).then(() => undefined),
+        store: (rows, unchecked) =>
+          new Promise<number>((resolve, reject) => {
+            if (queued) throw new Error("ApiRequestClaim.store called twice");
+            queued = true;
+            queue.push({ rows, unchecked, resolve, reject });
+            queuedRows += rows.length;
+            arrived();
+            if (!running) void pump();
+          }),
+        release: () => {
+          if (released) return;
+          released = true;
+          if (!queued) {
+            queued = true;
+            arrived();
+          }
+          for (const id of owned) inFlight.delete(id);
+          done();
+        },
+      };
+    },
+  };
 }
 
 /** ns since the epoch -> ClickHouse DateTime64(9) text, UTC. */
@@ -181,9 +276,23 @@ export async function ingestLogs(d: IngestDeps, p: Principal, req: ExportLogsSer
     if (b) sessionOf.set(e.event_id, b);
   }
 
-  // Billing and storage are independent and each idempotent: they run side by side.
-  // Both settle before the answer, so a 503 for storage is only sent once billing is done.
-  const [billR, storeR] = await Promise.allSettled([billEvents(d, p, events, sessionOf, warnings), storeEvents(d, p, events, sessionOf, warnings)]);
+  // Bill first, then store (ADR 0118 "Bill first"): events this export's billing APPLIED skip
+  // the stored-ids check. Storage runs even when billing failed (its events are then checked),
+  // and a 503 for storage is only sent once billing is done.
+  const claim = d.store.claim(events.map((e) => e.event_id));
+  const applied = new Set<string>();
+  let billR: PromiseSettledResult<{ billed: number; duplicates: number }>;
+  let storeR: PromiseSettledResult<number>;
+  try {
+    [billR] = await Promise.allSettled([billEvents(d, p, events, sessionOf, warnings, applied)]);
+    // A racing attempt of this daemon holding some of these events stores them first; ours are
+    // then checked (not in `unchecked`), so its insert is found.
+    await claim.others;
+    for (const id of applied) if (!claim.owned.has(id)) applied.delete(id);
+    [storeR] = await Promise.allSettled([storeEvents(claim, d, p, events, sessionOf, warnings, applied)]);
+  } finally {
+    claim.release();
+  }
   if (billR.status === "rejected") throw billR.reason;
   if (storeR.status === "rejected") throw storeR.reason;
   const bill = billR.value;
@@ -191,19 +300,21 @@ export async function ingestLogs(d: IngestDeps, p: Principal, req: ExportLogsSer
   return { events: events.length, billed: bill.billed, duplicates: bill.duplicates, stored, rejected: refused.length, errorMessage: warnings.join("; ") };
 }
 
-/** 1. bill (agents only, own sessions only). */
+/** 1. bill (agents only, own sessions only); adds the event ids the ledger APPLIED to `applied`. */
 async function billEvents(
   d: IngestDeps,
   p: Principal,
   events: readonly ClaudeEvent[],
   sessionOf: Map<string, SessionBinding>,
   warnings: string[],
+  applied: Set<string>,
 ): Promise<{ billed: number; duplicates: number }> {
   let billed = 0;
   let duplicates = 0;
   const billable = p.kind === "agent" && p.scopes.includes("ledger:write") && d.sessions !== undefined;
   if (billable) {
     const usage: UsageEvent[] = [];
+    const usageIds: string[] = [];
     let foreign = 0;
     for (const e of events) {
       const b = sessionOf.get(e.event_id);
@@ -221,6 +332,7 @@ async function billEvents(
           toolCalls: e.name === "claude_code.tool_result" ? 1n : 0n,
         }),
       );
+      usageIds.push(e.event_id);
     }
     if (foreign > 0) warnings.push(`${foreign} event(s) name a masque session of another agent: stored, not billed`);
     const inst = d.sessions!;
@@ -229,6 +341,9 @@ async function billEvents(
       const r = await executeUsage(inst.state, usage.slice(k, k + MAX_USAGE_EVENTS), (wallet) => usageAgentFor(p, wallet));
       billed += r.applied;
       duplicates += r.duplicates;
+      r.results.forEach((x, i) => {
+        if (x.outcome === UsageOutcome.APPLIED) applied.add(usageIds[k + i]!);
+      });
       const notOpen = r.results.filter((x) => x.outcome === UsageOutcome.REJECTED).length;
       if (notOpen > 0) warnings.push(`${notOpen} event(s) not billed: ${[...new Set(r.results.filter((x) => x.outcome === UsageOutcome.REJECTED).map((x) => x.reason))].join(", ")}`);
     }
@@ -237,13 +352,15 @@ async function billEvents(
   return { billed, duplicates };
 }
 
-/** 2. store once: rows whose request_id api_requests does not hold yet (groupedStore). */
+/** 2. store once: rows whose request_id api_requests does not hold yet (groupedStore); `unchecked`: ids billed APPLIED by this export. */
 async function storeEvents(
+  claim: ApiRequestClaim,
   d: IngestDeps,
   p: Principal,
   events: readonly ClaudeEvent[],
   sessionOf: Map<string, SessionBinding>,
   warnings: string[],
+  unchecked: ReadonlySet<string>,
 ): Promise<number> {
   let stored = 0;
   if (events.length > 0) {
@@ -256,11 +373,12 @@ async function storeEvents(
       const seen = new Set<string>();
       const once = events.filter((e) => !seen.has(e.event_id) && seen.add(e.event_id));
       try {
-        stored = await d.store(
+        stored = await claim.store(
           once.map((e) => {
             const b = sessionOf.get(e.event_id);
             return row(e, b ? BigInt(`0x${b.session_id}`) : 0n, b?.agent_id ?? (p.kind === "agent" ? p.id : ""));
           }),
+          unchecked,
         );
       } catch (err) {
         throw new OtlpError(503, `analytics store unavailable, retry later (billing is unaffected): ${(err as Error).message.slice(0, 200)}`);

@@ -5,9 +5,13 @@
  *  - the same export sent several times at once (an exporter's retry racing its first attempt)
  *    leaves one row per event, not one per attempt;
  *  - after a SIGKILL, a retried export (and one that overlaps it) stores only what is missing;
- *  - billing stays exactly once throughout (the ledger's deterministic transfer ids).
+ *  - billing stays exactly once throughout (the ledger's deterministic transfer ids);
+ *  - an export billed but not stored (the crash window of "bill first, then store": billing is
+ *    APPLIED, the insert never happens) is stored by its retry, whose billing is DUPLICATE and
+ *    whose events are therefore checked and inserted.
  * Rows are counted physically (no FINAL): folding by ReplacingMergeTree is not relied on.
  */
+import { rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { createClient, type Interceptor } from "@connectrpc/connect";
@@ -30,6 +34,7 @@ let agentToken: string;
 const CLAUDE = "claude-once-1";
 /** Events are stamped after the Don (a binding bills events from its Don on). */
 let t0_ns = 0n;
+let sessionId = "";
 
 beforeAll(async () => {
   d = await startDaemon({ env: { OTLP_DOFF_GRACE_MS: "0" } });
@@ -81,7 +86,7 @@ async function exportUntilOk(body: string): Promise<void> {
 
 test("concurrent copies of one export, then a retry after SIGKILL and an overlapping export: every event is one api_requests row and billed once", async () => {
   const sessions = () => createClient(SessionService, createGrpcTransport({ baseUrl: `http://${d.grpcAddr}`, interceptors: [bearer(agentToken)] }));
-  const sessionId = newSessionId();
+  sessionId = newSessionId();
   await sessions().don({ sessionId, masque: "researcher", maxSpendMicro: 50_000_000n, claudeSessionId: CLAUDE });
   t0_ns = BigInt(Date.now()) * 1_000_000n + 1_000_000_000n;
 
@@ -104,6 +109,40 @@ test("concurrent copies of one export, then a retry after SIGKILL and an overlap
       `SELECT attributes['event.sequence'] AS seq, count() AS n FROM masques.api_requests WHERE attributes['session.id'] = '${CLAUDE}' GROUP BY seq ORDER BY seq`,
     );
     expect(rows).toEqual(["1", "2", "3", "4", "5"].map((seq) => ({ seq, n: "1" })));
+  } finally {
+    await sink.close();
+  }
+  await d.start();
+}, 240_000);
+
+test("billed, then the daemon stops before the insert (analytics cannot open): the retry is DUPLICATE for billing and stores each event once", async () => {
+  const sessions = () => createClient(SessionService, createGrpcTransport({ baseUrl: `http://${d.grpcAddr}`, interceptors: [bearer(agentToken)] }));
+  const chdb = path.join(d.dataDir, "chdb");
+  await d.shutdown();
+  await rename(chdb, `${chdb}.away`);
+  await writeFile(chdb, "not a directory: chDB cannot open this data path\n");
+  await d.start();
+  const body = exportBody([6, 7]);
+  const r = await fetch(`http://${d.httpAddr}/v1/logs`, { method: "POST", headers: { authorization: `Bearer ${agentToken}`, "content-type": "application/json" }, body });
+  await r.text();
+  expect(r.status).toBe(503);
+  expect((await sessions().getSession({ sessionId })).session!.usage).toMatchObject({ inputTokens: 7_000n, outputTokens: 70n });
+
+  // Gone before storing; back with analytics; the exporter retries.
+  await d.shutdown();
+  await rm(chdb);
+  await rename(`${chdb}.away`, chdb);
+  await d.start();
+  await exportUntilOk(body);
+  expect((await sessions().getSession({ sessionId })).session!.usage).toMatchObject({ inputTokens: 7_000n, outputTokens: 70n });
+
+  await d.shutdown();
+  const sink = await ChdbSink.open({ path: chdb, database: "masques" });
+  try {
+    const rows = await sink.query(
+      `SELECT attributes['event.sequence'] AS seq, count() AS n FROM masques.api_requests WHERE attributes['session.id'] = '${CLAUDE}' GROUP BY seq ORDER BY seq`,
+    );
+    expect(rows).toEqual(["1", "2", "3", "4", "5", "6", "7"].map((seq) => ({ seq, n: "1" })));
   } finally {
     await sink.close();
   }
