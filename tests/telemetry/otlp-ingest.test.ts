@@ -309,21 +309,21 @@ describe("telemetry out", () => {
     const sink = await ChdbSink.open({ path: path.join(h.daemon.dataDir, "chdb"), database: "masques" });
     try {
       const rows = await sink.query(
-        "SELECT operation, count() AS n, sum(input_tokens) AS input FROM masques.api_requests FINAL WHERE attributes['session.id'] = 'claude-1' GROUP BY operation ORDER BY operation",
+        "SELECT operation, count() AS n, sum(input_tokens) AS input FROM masques.api_requests FINAL WHERE JSONExtractString(attributes_json, 'session.id') = 'claude-1' GROUP BY operation ORDER BY operation",
       );
       expect(rows).toEqual([
         { operation: "api_request", n: "2", input: "3000" },
         { operation: "tool_result", n: "1", input: "0" },
       ]);
-      const raw = await sink.query("SELECT count() AS n FROM masques.api_requests WHERE attributes['session.id'] = 'claude-1'");
+      const raw = await sink.query("SELECT count() AS n FROM masques.api_requests WHERE JSONExtractString(attributes_json, 'session.id') = 'claude-1'");
       expect(raw[0]!.n).toBe("3"); // no physical duplicate either: the retry was recognised
-      const others = await sink.query("SELECT attributes['session.id'] AS claude, count() AS n, max(session_id) != 0 AS bound FROM masques.api_requests FINAL WHERE claude IN ('claude-3', 'claude-unknown') GROUP BY claude ORDER BY claude");
+      const others = await sink.query("SELECT JSONExtractString(attributes_json, 'session.id') AS claude, count() AS n, max(session_id) != 0 AS bound FROM masques.api_requests FINAL WHERE claude IN ('claude-3', 'claude-unknown') GROUP BY claude ORDER BY claude");
       expect(others).toEqual([
         // seq 10 (sent by two principals: one event identity, one row) and seq 11.
         { claude: "claude-3", n: "2", bound: 1 },
         { claude: "claude-unknown", n: "1", bound: 0 },
       ]);
-      const mixed = await sink.query("SELECT count() AS n FROM masques.api_requests WHERE attributes['session.id'] = 'claude-mixed'");
+      const mixed = await sink.query("SELECT count() AS n FROM masques.api_requests WHERE JSONExtractString(attributes_json, 'session.id') = 'claude-mixed'");
       expect(mixed[0]!.n).toBe("1");
     } finally {
       await sink.close();
