@@ -71,6 +71,9 @@ interface ApiRequest {
 }
 
 /** Claude Code's log records, captured from a real LoggerProvider (as Claude Code builds them). */
+/** A tool name with the characters a ClickHouse literal escapes (quote, backslash) and a tab. */
+const QUOTED_TOOL = "Bash 'it\\'s' C:\\tmp\t\"x\"";
+
 function claudeRecords(events: ApiRequest[], tools: { session: string; seq: number; name: string }[] = []): ReadableLogRecord[] {
   const memory = new InMemoryLogRecordExporter();
   const provider = new LoggerProvider({
@@ -195,6 +198,8 @@ describe("OTLP logs in: billing from Claude Code's events", () => {
     // Unknown Claude session: stored, not billed.
     const ex = exporter("proto", carol);
     expect((await send(ex, claudeRecords([{ session: "claude-unknown", seq: 1, input: 5, output: 5 }]))).code).toBe(ExportResultCode.SUCCESS);
+    // An attribute value with a quote and a backslash is stored as sent (it used to break the group's insert: 503).
+    expect((await send(ex, claudeRecords([], [{ session: "claude-quote", seq: 1, name: QUOTED_TOOL }]))).code).toBe(ExportResultCode.SUCCESS);
     expect((await c.sessions.getSession({ sessionId })).session!.usage).toMatchObject({ inputTokens: 0n, outputTokens: 0n });
     await c.sessions.doff({ sessionId });
     // After the Doff: late events (stamped after it) are stored, the settled session is untouched.
@@ -325,6 +330,8 @@ describe("telemetry out", () => {
       ]);
       const mixed = await sink.query("SELECT count() AS n FROM masques.api_requests WHERE JSONExtractString(attributes_json, 'session.id') = 'claude-mixed'");
       expect(mixed[0]!.n).toBe("1");
+      const quoted = await sink.query("SELECT JSONExtractString(attributes_json, 'tool_name') AS tool FROM masques.api_requests FINAL WHERE JSONExtractString(attributes_json, 'session.id') = 'claude-quote'");
+      expect(quoted).toEqual([{ tool: QUOTED_TOOL }]);
     } finally {
       await sink.close();
     }
