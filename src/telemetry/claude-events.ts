@@ -44,7 +44,7 @@ export interface ClaudeEvent {
   service_name: string;
   trace_id: string;
   span_id: string;
-  /** Every attribute as text (stored in api_requests.attributes). */
+  /** Every attribute as text (stored in api_requests.attributes_json, a JSON object). */
   attributes: Map<string, string>;
 }
 

@@ -19,7 +19,7 @@ describe("ClickHouse migrations (sql/)", () => {
 
   it("applies every numbered migration once, then nothing on every later run", async () => {
     const files = loadMigrations();
-    expect(files.map((m) => m.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    expect(files.map((m) => m.version)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     const first = await migrate(sink);
     expect(first.applied).toEqual(files.map((m) => m.name));
     const tables = await sink.query("SELECT name, create_table_query FROM system.tables WHERE database = 'masques' ORDER BY name");
@@ -29,7 +29,7 @@ describe("ClickHouse migrations (sql/)", () => {
       expect(again.already).toEqual(files.map((m) => m.name));
     }
     expect(await sink.query("SELECT name, create_table_query FROM system.tables WHERE database = 'masques' ORDER BY name")).toEqual(tables);
-    expect(await scalar(sink, "SELECT count() FROM {{db}}.schema_migrations FINAL")).toBe("11");
+    expect(await scalar(sink, "SELECT count() FROM {{db}}.schema_migrations FINAL")).toBe("12");
     const names = tables.map((t) => String(t.name));
     for (const t of ["identities", "accounts", "account_balances", "transfers", "sessions", "usage", "settlements", "api_requests", "reputation_masques", "reputation_authors", "stream_cursor", "audit_log"]) {
       expect(names).toContain(t);
@@ -42,6 +42,26 @@ describe("ClickHouse migrations (sql/)", () => {
     await sink.insert("transfers", ["id", "amount", "timestamp", "kind", "phase"], [[max, max, 1n, "deposit", "single"]]);
     const rows = await sink.query("SELECT id, amount FROM masques.transfers FINAL WHERE timestamp = 1");
     expect(rows).toEqual([{ id: max.toString(), amount: max.toString() }]);
+  });
+
+  it("012 copies the attributes of api_requests rows stored before it into attributes_json", async () => {
+    const dir = path.join(tmp.dir, "sql-before-012");
+    cpSync(SQL_DIR, dir, { recursive: true, filter: (src) => !/012_[a-z0-9_]+\.sql$/.test(src) });
+    const other = await ChdbSink.open({ path: path.join(tmp.dir, "chdb"), database: "masques_012" });
+    try {
+      await migrate(other, dir);
+      await other.insert("api_requests", ["timestamp", "request_id", "attributes"], [
+        ["2026-11-30 08:00:00.000000001", "0123456789abcdef0123456789abcdef", "{'session.id':'claude-old','q':'say \"hi\"'}"],
+      ]);
+      const report = await migrate(other);
+      expect(report.applied).toEqual(["012_api_requests_attributes_json"]);
+      const rows = await other.query(
+        "SELECT JSONExtractString(attributes_json, 'session.id') AS claude, JSONExtractString(attributes_json, 'q') AS q FROM masques_012.api_requests",
+      );
+      expect(rows).toEqual([{ claude: "claude-old", q: 'say "hi"' }]);
+    } finally {
+      await other.close();
+    }
   });
 
   it("refuses to run when an applied migration's file has changed", async () => {

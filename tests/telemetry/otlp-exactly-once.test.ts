@@ -106,7 +106,7 @@ test("concurrent copies of one export, then a retry after SIGKILL and an overlap
   const sink = await ChdbSink.open({ path: path.join(d.dataDir, "chdb"), database: "masques" });
   try {
     const rows = await sink.query(
-      `SELECT attributes['event.sequence'] AS seq, count() AS n FROM masques.api_requests WHERE attributes['session.id'] = '${CLAUDE}' GROUP BY seq ORDER BY seq`,
+      `SELECT JSONExtractString(attributes_json, 'event.sequence') AS seq, count() AS n FROM masques.api_requests WHERE JSONExtractString(attributes_json, 'session.id') = '${CLAUDE}' GROUP BY seq ORDER BY seq`,
     );
     expect(rows).toEqual(["1", "2", "3", "4", "5"].map((seq) => ({ seq, n: "1" })));
   } finally {
@@ -140,7 +140,7 @@ test("billed, then the daemon stops before the insert (analytics cannot open): t
   const sink = await ChdbSink.open({ path: chdb, database: "masques" });
   try {
     const rows = await sink.query(
-      `SELECT attributes['event.sequence'] AS seq, count() AS n FROM masques.api_requests WHERE attributes['session.id'] = '${CLAUDE}' GROUP BY seq ORDER BY seq`,
+      `SELECT JSONExtractString(attributes_json, 'event.sequence') AS seq, count() AS n FROM masques.api_requests WHERE JSONExtractString(attributes_json, 'session.id') = '${CLAUDE}' GROUP BY seq ORDER BY seq`,
     );
     expect(rows).toEqual(["1", "2", "3", "4", "5", "6", "7"].map((seq) => ({ seq, n: "1" })));
   } finally {

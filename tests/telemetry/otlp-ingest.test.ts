@@ -71,6 +71,9 @@ interface ApiRequest {
 }
 
 /** Claude Code's log records, captured from a real LoggerProvider (as Claude Code builds them). */
+/** A tool name with the characters a ClickHouse literal escapes (quote, backslash) and a tab. */
+const QUOTED_TOOL = "Bash 'it\\'s' C:\\tmp\t\"x\"";
+
 function claudeRecords(events: ApiRequest[], tools: { session: string; seq: number; name: string }[] = []): ReadableLogRecord[] {
   const memory = new InMemoryLogRecordExporter();
   const provider = new LoggerProvider({
@@ -195,6 +198,8 @@ describe("OTLP logs in: billing from Claude Code's events", () => {
     // Unknown Claude session: stored, not billed.
     const ex = exporter("proto", carol);
     expect((await send(ex, claudeRecords([{ session: "claude-unknown", seq: 1, input: 5, output: 5 }]))).code).toBe(ExportResultCode.SUCCESS);
+    // An attribute value with a quote and a backslash is stored as sent (it used to break the group's insert: 503).
+    expect((await send(ex, claudeRecords([], [{ session: "claude-quote", seq: 1, name: QUOTED_TOOL }]))).code).toBe(ExportResultCode.SUCCESS);
     expect((await c.sessions.getSession({ sessionId })).session!.usage).toMatchObject({ inputTokens: 0n, outputTokens: 0n });
     await c.sessions.doff({ sessionId });
     // After the Doff: late events (stamped after it) are stored, the settled session is untouched.
@@ -309,22 +314,24 @@ describe("telemetry out", () => {
     const sink = await ChdbSink.open({ path: path.join(h.daemon.dataDir, "chdb"), database: "masques" });
     try {
       const rows = await sink.query(
-        "SELECT operation, count() AS n, sum(input_tokens) AS input FROM masques.api_requests FINAL WHERE attributes['session.id'] = 'claude-1' GROUP BY operation ORDER BY operation",
+        "SELECT operation, count() AS n, sum(input_tokens) AS input FROM masques.api_requests FINAL WHERE JSONExtractString(attributes_json, 'session.id') = 'claude-1' GROUP BY operation ORDER BY operation",
       );
       expect(rows).toEqual([
         { operation: "api_request", n: "2", input: "3000" },
         { operation: "tool_result", n: "1", input: "0" },
       ]);
-      const raw = await sink.query("SELECT count() AS n FROM masques.api_requests WHERE attributes['session.id'] = 'claude-1'");
+      const raw = await sink.query("SELECT count() AS n FROM masques.api_requests WHERE JSONExtractString(attributes_json, 'session.id') = 'claude-1'");
       expect(raw[0]!.n).toBe("3"); // no physical duplicate either: the retry was recognised
-      const others = await sink.query("SELECT attributes['session.id'] AS claude, count() AS n, max(session_id) != 0 AS bound FROM masques.api_requests FINAL WHERE claude IN ('claude-3', 'claude-unknown') GROUP BY claude ORDER BY claude");
+      const others = await sink.query("SELECT JSONExtractString(attributes_json, 'session.id') AS claude, count() AS n, max(session_id) != 0 AS bound FROM masques.api_requests FINAL WHERE claude IN ('claude-3', 'claude-unknown') GROUP BY claude ORDER BY claude");
       expect(others).toEqual([
         // seq 10 (sent by two principals: one event identity, one row) and seq 11.
         { claude: "claude-3", n: "2", bound: 1 },
         { claude: "claude-unknown", n: "1", bound: 0 },
       ]);
-      const mixed = await sink.query("SELECT count() AS n FROM masques.api_requests WHERE attributes['session.id'] = 'claude-mixed'");
+      const mixed = await sink.query("SELECT count() AS n FROM masques.api_requests WHERE JSONExtractString(attributes_json, 'session.id') = 'claude-mixed'");
       expect(mixed[0]!.n).toBe("1");
+      const quoted = await sink.query("SELECT JSONExtractString(attributes_json, 'tool_name') AS tool FROM masques.api_requests FINAL WHERE JSONExtractString(attributes_json, 'session.id') = 'claude-quote'");
+      expect(quoted).toEqual([{ tool: QUOTED_TOOL }]);
     } finally {
       await sink.close();
     }
