@@ -37,6 +37,7 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
@@ -542,6 +543,39 @@ async function inProcess(n: number, concurrency: number, usageEvents: number, us
 /** Issue 20's targets (same run, ratios first). */
 const TARGETS = { don_vs_check_min: 0.9, doff_vs_check_min: 0.9, sessions_per_s_min: 5_000, usage_events_per_s_min: 100_000 };
 
+/**
+ * What the run's own figures say the targets need (ADR 0132). When the load generator and the daemon
+ * share the machine's `cores` and every phase keeps them busy (256 in flight), a phase's rate is
+ * cores × 10^6 / (daemon + client CPU µs per call). So, with h + c the CPU a Check costs both sides:
+ *  - Don at >= r × the Check rate needs (Don's daemon + client µs) <= (h + c) / r, i.e. Don may cost
+ *    the daemon at most `don_daemon_us_max` at this run's client cost;
+ *  - S sessions/s needs (daemon + client) per session <= cores × 10^6 / S (`session_cpu_us_budget`);
+ *    three calls that each cost at least a Check cap sessions at cores × 10^6 / (3 (h + c))
+ *    (`sessions_per_s_if_each_call_cost_a_check`);
+ *  - both together, whatever the load generator costs: Don's and Doff's daemon CPU beyond a Check's
+ *    (L) must satisfy L <= (1/r − 1)(h + c) and 3 (h + c) + L_don + L_doff <= budget, hence
+ *    L <= budget / (3 / (1/r − 1) + 1) (`extra_daemon_us_per_call_max_for_both`; 14.3 µs on 2 cores).
+ */
+function boundsOf(m: Record<PhaseName, PhaseResult>, cores: number): Record<string, number> {
+  const r = TARGETS.don_vs_check_min;
+  const check = m.check.daemon_cpu_us_per_op + m.check.client_cpu_us_per_op;
+  const budget = (cores * 1e6) / TARGETS.sessions_per_s_min;
+  const k = 1 / r - 1;
+  const r1 = (x: number): number => Math.round(x * 10) / 10;
+  return {
+    cores,
+    check_cpu_us_per_call_both_sides: r1(check),
+    don_daemon_us_max_for_ratio: r1(check / r - m.don.client_cpu_us_per_op),
+    doff_daemon_us_max_for_ratio: r1(check / r - m.doff.client_cpu_us_per_op),
+    session_cpu_us_budget: r1(budget),
+    session_cpu_us_measured: r1(m.sessions.daemon_cpu_us_per_op + m.sessions.client_cpu_us_per_op),
+    sessions_per_s_if_each_call_cost_a_check: Math.round((cores * 1e6) / (3 * check)),
+    extra_daemon_us_per_call_max_for_both: r1(budget / (3 / k + 1)),
+    don_extra_daemon_us_measured: r1(m.don.daemon_cpu_us_per_op - m.check.daemon_cpu_us_per_op),
+    doff_extra_daemon_us_measured: r1(m.doff.daemon_cpu_us_per_op - m.check.daemon_cpu_us_per_op),
+  };
+}
+
 /** Off the main thread (measured in ADR 0123: mostly GC in steady state, JIT early on; libuv's pool ~1 %). */
 const OFF_THREAD_DOC = "daemon CPU outside its main thread (/proc): V8's platform threads, i.e. concurrent/parallel GC and JIT compilation; libuv's pool (file I/O) ~1 %";
 
@@ -647,6 +681,15 @@ function printTables(res: WorkerResult, concurrency: number, usageBatch: number,
   console.log(`\nDon / Check = ${res.don_vs_check}   Doff / Check = ${res.doff_vs_check}   (target >= ${TARGETS.don_vs_check_min})`);
   console.log(
     `sessions/s = ${res.sessions.rate} (target >= ${TARGETS.sessions_per_s_min})   usage events/s = ${res.usage_events.rate} (target >= ${TARGETS.usage_events_per_s_min})`,
+  );
+  const b = boundsOf(res, availableParallelism());
+  console.log(
+    `\nwhat the targets need here (ADR 0132; ${b.cores} cores shared with the load generator): ` +
+      `Don <= ${b.don_daemon_us_max_for_ratio} µs and Doff <= ${b.doff_daemon_us_max_for_ratio} µs daemon CPU for ${TARGETS.don_vs_check_min}x Check at this client cost; ` +
+      `a session <= ${b.session_cpu_us_budget} µs both sides for ${TARGETS.sessions_per_s_min}/s (measured ${b.session_cpu_us_measured}; ` +
+      `${b.sessions_per_s_if_each_call_cost_a_check}/s if each of its 3 calls cost only a Check); ` +
+      `both at once: Don and Doff each <= ${b.extra_daemon_us_per_call_max_for_both} µs beyond a Check whatever the client costs ` +
+      `(measured Don +${b.don_extra_daemon_us_measured}, Doff +${b.doff_extra_daemon_us_measured})`,
   );
   if (!cpuSplit) return;
   const cols: SplitColumn[] = [...CATEGORIES.filter((c) => c !== "other"), "off_thread", "other"];
@@ -781,6 +824,7 @@ async function main(): Promise<void> {
       ...measured,
       ...(hwm ? { daemon_vm_hwm_kb: Number(hwm) } : {}),
       targets: TARGETS,
+      bounds: boundsOf(measured, availableParallelism()),
       ...(cpuSplit ? { cpu_split: cpuSplit } : {}),
     };
     if (json) {
