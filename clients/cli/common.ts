@@ -293,5 +293,18 @@ async function runClientCommand(spec: ClientCommandSpec, help: string, argv: str
   }
 }
 
+/** The `--view` flag of don, doff and cancel (ADR 0128): what the daemon's reply carries. */
+export const VIEW_OPTION = { view: { type: "string" } } as const satisfies OptionSpecs;
+
+/**
+ * `--view basic|full` as given, undefined when absent (the command picks its default from what it
+ * prints); a usage error (exit 2) for anything else.
+ */
+export function viewFlag(ctx: ClientContext): "basic" | "full" | undefined {
+  const v = ctx.str("view")?.toLowerCase();
+  if (v === undefined || v === "basic" || v === "full") return v;
+  throw new UsageError(`--view: expected basic or full, got ${JSON.stringify(v)}`);
+}
+
 export { formatUsd };
 

@@ -14,6 +14,7 @@ import {
   SessionStatusSchema,
   type Session,
 } from "../gen/masques/ledger/v1/session_service_pb.js";
+import { isFullSession, type BasicSession } from "../sdk/sessions.js";
 
 export function enumName(desc: DescEnum, v: number): string {
   try {
@@ -70,11 +71,33 @@ export { formatUsd };
 
 // ---- sessions --------------------------------------------------------------------------------
 
-export function sessionStatusName(s: Session): string {
+export function sessionStatusName(s: BasicSession): string {
   return shortEnum(SessionStatusSchema, s.status, "SESSION_STATUS_");
 }
 
-export function sessionJson(s: Session): Record<string, unknown> {
+/**
+ * A session as --json prints it. A basic session (view "basic") prints only what it carries — id,
+ * status, close reason, billing mode, hold and amounts, in the same shapes as the full one — and
+ * no masque, times or usage rather than empty ones.
+ */
+export function sessionJson(s: BasicSession | Session): Record<string, unknown> {
+  if (!isFullSession(s)) {
+    return {
+      session_id: s.sessionId,
+      status: sessionStatusName(s),
+      close_reason: s.closeReason ? shortEnum(CloseReasonSchema, s.closeReason, "CLOSE_REASON_") : null,
+      billing_mode: shortEnum(BillingModeSchema, s.billingMode, "BILLING_MODE_"),
+      hold: money(s.holdMicro),
+      price: money(s.priceMicro),
+      charged: money(s.chargedMicro),
+      refund: money(s.refundMicro),
+      debt: money(s.debtMicro),
+      unbilled: money(s.unbilledMicro),
+      author_share: money(s.authorShareMicro),
+      platform_fee: money(s.platformFeeMicro),
+      platform_fee_bps: s.platformFeeBps,
+    };
+  }
   return {
     session_id: s.sessionId,
     masque: s.masqueName,
@@ -121,21 +144,26 @@ export function formatDuration(ms: bigint): string {
   return h > 0 ? `${h}h${String(m).padStart(2, "0")}m` : m > 0 ? `${m}m${String(sec).padStart(2, "0")}s` : `${sec}s`;
 }
 
-/** The lines `doff`/`cancel`/`sessions <id>` print about a settled session. */
-export function settledLines(s: Session): string[] {
+/**
+ * The lines `doff`/`cancel`/`sessions <id>` print about a settled session. A basic session carries
+ * no masque name and no usage: `name` names the masque (e.g. from the session file; default "the
+ * masque") and the usage line is left out.
+ */
+export function settledLines(s: BasicSession | Session, name?: string | null): string[] {
   const status = sessionStatusName(s);
+  const masque = isFullSession(s) ? s.masqueName : (name ?? "the masque");
   if (s.status === SessionStatus.CANCELLED) {
-    return [`✓ Cancelled ${s.masqueName}: nothing charged, the ${formatUsd(s.holdMicro)} hold is back in your wallet.`, `  session ${s.sessionId}`];
+    return [`✓ Cancelled ${masque}: nothing charged, the ${formatUsd(s.holdMicro)} hold is back in your wallet.`, `  session ${s.sessionId}`];
   }
   if (s.status === SessionStatus.EXPIRED) {
-    return [`! ${s.masqueName}: the hold expired on the ledger (the daemon was down past the session's maximum length); nothing charged.`, `  session ${s.sessionId}`];
+    return [`! ${masque}: the hold expired on the ledger (the daemon was down past the session's maximum length); nothing charged.`, `  session ${s.sessionId}`];
   }
   const lines = [
-    `✓ ${status === "reaped" ? "Session was already finalized by the daemon (idle) for" : "Doffed"} ${s.masqueName}. Charged ${formatUsd(s.chargedMicro)}` +
+    `✓ ${status === "reaped" ? "Session was already finalized by the daemon (idle) for" : "Doffed"} ${masque}. Charged ${formatUsd(s.chargedMicro)}` +
       (s.chargedMicro > 0n ? ` (author ${formatUsd(s.authorShareMicro)}, platform ${formatUsd(s.platformFeeMicro)})` : "") +
       `; ${formatUsd(s.refundMicro)} of the ${formatUsd(s.holdMicro)} hold returned.`,
-    `  usage: ${usageLine(s)}`,
   ];
+  if (isFullSession(s)) lines.push(`  usage: ${usageLine(s)}`);
   if (s.debtMicro > 0n) lines.push(`  ${formatUsd(s.debtMicro)} above the hold was recorded as debt (soft billing).`);
   if (s.unbilledMicro > 0n) lines.push(`  ${formatUsd(s.unbilledMicro)} priced but not charged (${s.billingMode === BillingMode.SHADOW ? "shadow billing" : "capped at the hold"}).`);
   lines.push(`  session ${s.sessionId}`);

@@ -10,5 +10,19 @@ export { newIdempotencyKey } from "./idempotency.js";
 export { formatMicroAsUsd, formatUsd, MICRO_PER_USD, MoneyParseError, parseUsdInput, parseUsdToMicro, toMicro } from "./money.js";
 export { backoffDelay_ms, DEFAULT_RETRY_POLICY, isRetryable, withRetry, type RetryPolicy } from "./retry.js";
 export * from "./session-file.js";
-export { SessionsApi, newSessionId, BillingMode, SessionStatus, type Session, type DonInput, type UsageInput } from "./sessions.js";
+export {
+  SessionsApi,
+  newSessionId,
+  isFullSession,
+  BASIC_SESSION_FIELDS,
+  BillingMode,
+  SessionStatus,
+  type Session,
+  type BasicSession,
+  type SessionOf,
+  type SessionViewName,
+  type EndSessionCallOptions,
+  type DonInput,
+  type UsageInput,
+} from "./sessions.js";
 export { donMasque, reportUsage, flushUsage, heartbeatSession, endSession, type DonOptions, type DonResult, type DoffResult, type UsageReport, type FlushResult } from "./plugin-session.js";

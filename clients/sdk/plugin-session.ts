@@ -18,7 +18,7 @@ import { Code } from "@connectrpc/connect";
 import type { MasquesClient } from "./client.js";
 import { AlreadyDonnedError, MasquesError, NoActiveSessionError } from "./errors.js";
 import { formatUsd } from "./money.js";
-import { newSessionId, SessionStatus, type Session } from "./sessions.js";
+import { isFullSession, newSessionId, SessionStatus, type BasicSession, type Session, type SessionOf, type SessionViewName } from "./sessions.js";
 import { UsageOutcome } from "../gen/masques/ledger/v1/session_service_pb.js";
 import { withSessionFile, type LedgerOutcome, type LedgerSessionState, type UnsentUsage } from "./session-file.js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
@@ -33,15 +33,29 @@ export interface DonOptions {
   source?: string;
   /** The Claude Code session id: the daemon bills the session from its OTLP events (issue 18). */
   claude_session_id?: string;
+  /**
+   * How much of the session the Don's reply carries (see SessionViewName; default "full"). With
+   * "basic" the file's `active.name` is the masque asked for and `active.donned_at` this machine's
+   * clock when the daemon answered (the full view gives the ledger's don time).
+   */
+  view?: SessionViewName;
 }
 
-export type DonResult =
-  | { kind: "donned"; session: Session; resumed: boolean }
-  | { kind: "already_donned"; session: Session };
+/**
+ * `already_donned` reads the session with GetSession, so it is a full `Session` whatever the view
+ * (assignable to `SessionOf<V>`).
+ */
+export type DonResult<V extends SessionViewName = "full"> =
+  | { kind: "donned"; session: SessionOf<V>; resumed: boolean }
+  | { kind: "already_donned"; session: SessionOf<V> };
 
-export type DoffResult =
-  /** `pending_dropped`: the active Don had never finished; it was cancelled instead (nothing charged). */
-  | { kind: "settled"; session: Session; pending_dropped?: boolean }
+export type DoffResult<V extends SessionViewName = "full"> =
+  /**
+   * `pending_dropped`: the active Don had never finished; it was cancelled instead (nothing
+   * charged). `masque`: the masque's name as the session file recorded it (null when the caller
+   * named the session explicitly): what to call a basic session, which carries no name.
+   */
+  | { kind: "settled"; session: SessionOf<V>; masque: string | null; pending_dropped?: boolean }
   | { kind: "already_settled"; outcome: LedgerOutcome; name: string | null }
   | { kind: "unpaid"; name: string | null }
   | { kind: "never_held"; masque: string; reason: MasquesError };
@@ -62,9 +76,13 @@ export interface FlushResult {
 }
 
 const now = () => new Date().toISOString();
-const iso = (s: Session, f: "donTime" | "endTime") => (s[f] ? timestampDate(s[f]!).toISOString() : now());
+/** The ledger's time `f` of a full session; this machine's clock for a basic one (it carries no times). */
+const iso = (s: BasicSession | Session, f: "donTime" | "endTime") => {
+  const t = isFullSession(s) ? s[f] : undefined;
+  return t ? timestampDate(t).toISOString() : now();
+};
 
-function outcomeOf(s: Session): LedgerOutcome {
+function outcomeOf(s: BasicSession): LedgerOutcome {
   const status: LedgerOutcome["status"] =
     s.status === SessionStatus.CANCELLED ? "cancelled" : s.status === SessionStatus.REAPED ? "reaped" : s.status === SessionStatus.EXPIRED ? "expired" : "doffed";
   return { session_id: s.sessionId, status, charged_micro: s.chargedMicro, refunded_micro: s.refundMicro };
@@ -79,7 +97,7 @@ function noActive(message: string, hint = "Use `masques-ledger-client don <masqu
  * active returns it; an unfinished Don of the same masque (outage) is finished with its original
  * session id.
  */
-export async function donMasque(client: MasquesClient, path: string, o: DonOptions): Promise<DonResult> {
+export async function donMasque<V extends SessionViewName = "full">(client: MasquesClient, path: string, o: DonOptions & { view?: V }): Promise<DonResult<V>> {
   const plan = await withSessionFile(path, async (f) => {
     const v = f.view();
     const l = v.active.ledger;
@@ -118,21 +136,22 @@ export async function donMasque(client: MasquesClient, path: string, o: DonOptio
 
   if (plan.mode === "existing") {
     const session = await client.sessions.get(plan.ledger.session_id);
-    if (session.status === SessionStatus.OPEN) return { kind: "already_donned", session };
+    if (session.status === SessionStatus.OPEN) return { kind: "already_donned", session: session as SessionOf<V> };
     // The ledger already settled it (reaped while idle, expired): record that, start a new one.
     await recordEnd(path, session);
     return donMasque(client, path, o);
   }
   const { ledger, resumed } = plan;
-  let session: Session;
+  let session: SessionOf<V>;
   try {
-    ({ session } = await client.sessions.don({
+    ({ session } = await client.sessions.don<V>({
       masque: o.masque,
       session_id: ledger.session_id,
       ...(o.agent_id ? { agent_id: o.agent_id } : {}),
       ...(ledger.max_spend_micro !== undefined ? { max_spend_micro: ledger.max_spend_micro } : {}),
       ...(o.billing_mode ? { billing_mode: o.billing_mode } : {}),
       ...(o.claude_session_id ? { claude_session_id: o.claude_session_id } : {}),
+      ...(o.view ? { view: o.view } : {}),
     }));
   } catch (e) {
     if (e instanceof MasquesError && e.kind === "user") {
@@ -161,7 +180,7 @@ export async function donMasque(client: MasquesClient, path: string, o: DonOptio
     const cur = f.view().active.ledger;
     const base = cur?.session_id === ledger.session_id ? cur : ledger;
     f.setActive({
-      name: session.masqueName || o.masque,
+      name: (isFullSession(session) && session.masqueName) || o.masque,
       source: o.source ?? null,
       donned_at: iso(session, "donTime"),
       ledger: { ...base, status: "active", reserved_micro: session.holdMicro },
@@ -224,7 +243,13 @@ export async function reportUsage(client: MasquesClient, path: string, u: UsageR
  */
 async function settlePending(client: MasquesClient, path: string, l: LedgerSessionState): Promise<MasquesError | undefined> {
   try {
-    await donMasque(client, path, { masque: l.masque, ...(l.intent ? { intent: l.intent } : {}), ...(l.max_spend_micro !== undefined ? { max_spend_micro: l.max_spend_micro } : {}) });
+    // Only pinned to be cancelled at once: the basic view carries all that is used of the reply.
+    await donMasque(client, path, {
+      masque: l.masque,
+      view: "basic",
+      ...(l.intent ? { intent: l.intent } : {}),
+      ...(l.max_spend_micro !== undefined ? { max_spend_micro: l.max_spend_micro } : {}),
+    });
     return undefined;
   } catch (e) {
     if (e instanceof MasquesError && e.kind === "user") return e;
@@ -260,7 +285,7 @@ export async function heartbeatSession(
   return { kind: "alive", session_id: l.session_id, idle_deadline: hb.idleDeadlineTime ? timestampDate(hb.idleDeadlineTime).toISOString() : null, flush };
 }
 
-async function recordEnd(path: string, session: Session): Promise<void> {
+async function recordEnd(path: string, session: BasicSession | Session): Promise<void> {
   await withSessionFile(path, async (f) => {
     if (f.view().active.ledger?.session_id !== session.sessionId) return;
     f.moveActiveToPrevious(iso(session, "endTime"), outcomeOf(session));
@@ -273,13 +298,22 @@ async function recordEnd(path: string, session: Session): Promise<void> {
  * `previous` with the outcome. A Don that never finished is dropped, never charged: it is pinned
  * with its own session id (so a late copy of the original request cannot hold afterwards) and
  * cancelled at once — the hold returns whole (`pending_dropped`). Idempotent: after a doff,
- * doffing again returns the recorded outcome.
+ * doffing again returns the recorded outcome. `options.view` (default "full") is the view of the
+ * Doff/Cancel reply (see SessionViewName); with "basic" the file's `previous.doffed_at` is this
+ * machine's clock when the daemon answered.
  */
-export async function endSession(client: MasquesClient, path: string, how: "doff" | "cancel", explicitSessionId?: string): Promise<DoffResult> {
+export async function endSession<V extends SessionViewName = "full">(
+  client: MasquesClient,
+  path: string,
+  how: "doff" | "cancel",
+  explicitSessionId?: string,
+  options: { view?: V } = {},
+): Promise<DoffResult<V>> {
+  const callView = options.view ? { view: options.view } : {};
   if (explicitSessionId) {
-    const session = how === "doff" ? await client.sessions.doff(explicitSessionId) : await client.sessions.cancel(explicitSessionId);
+    const session = how === "doff" ? await client.sessions.doff<V>(explicitSessionId, callView) : await client.sessions.cancel<V>(explicitSessionId, callView);
     await recordEnd(path, session);
-    return { kind: "settled", session };
+    return { kind: "settled", session, masque: null };
   }
   const v = await withSessionFile(path, (f) => f.view());
   let l = v.active.ledger;
@@ -317,9 +351,9 @@ export async function endSession(client: MasquesClient, path: string, how: "doff
       throw withOutageHint(e, "The masque is still donned and its usage is kept. Re-run `masques-ledger-client doff` (or /doff) when the daemon is back; nothing is charged twice.");
     }
   }
-  let session: Session;
+  let session: SessionOf<V>;
   try {
-    session = op === "doff" ? await client.sessions.doff(l.session_id) : await client.sessions.cancel(l.session_id);
+    session = op === "doff" ? await client.sessions.doff<V>(l.session_id, callView) : await client.sessions.cancel<V>(l.session_id, callView);
   } catch (e) {
     if (e instanceof MasquesError && e.kind === "outage") {
       throw withOutageHint(e, `The masque is still donned. Re-run \`masques-ledger-client ${how}\` (or /doff) when the daemon is back; it settles session ${l.session_id} exactly once.`);
@@ -339,7 +373,7 @@ export async function endSession(client: MasquesClient, path: string, how: "doff
     throw e;
   }
   await recordEnd(path, session);
-  return dropPending ? { kind: "settled", session, pending_dropped: true } : { kind: "settled", session };
+  return dropPending ? { kind: "settled", session, masque: l.masque, pending_dropped: true } : { kind: "settled", session, masque: l.masque };
 }
 
 /**

@@ -12,6 +12,7 @@ import {
   BillingMode,
   SessionService,
   SessionStatus,
+  SessionView,
   type HeartbeatResponse,
   type ListMasquesResponse,
   type ListSessionsResponse,
@@ -20,9 +21,101 @@ import {
 } from "../gen/masques/ledger/v1/session_service_pb.js";
 import type { CallContext, CallOptions } from "./call.js";
 import { Code } from "@connectrpc/connect";
-import { MasquesError } from "./errors.js";
+import { InvalidArgumentError, MasquesError } from "./errors.js";
 
 export { BillingMode, SessionStatus, type Session };
+
+/**
+ * How much of the session a Don, Doff or Cancel reply carries (the API's `SessionView`, ADR 0128):
+ * - `"basic"`: the id, the state and the money — `sessionId`, `status`, `closeReason`,
+ *   `billingMode`, `holdMicro` and every amount (`priceMicro`, `chargedMicro`, `postedMicro`,
+ *   `debtMicro`, `refundMicro`, `unbilledMicro`, `authorShareMicro`, `platformFeeMicro`,
+ *   `platformFeeBps`), to the micro-USD exactly as the full view has them. About a third of the
+ *   bytes and less work for the daemon; for callers that only need the outcome.
+ * - `"full"` (the default): all of it — also the masque (`masqueName`, `masqueIndex`, `author`,
+ *   `priceVersion`), `agentWalletId`, the four times, the usage and the billed duration.
+ * The view shapes only the reply, never what the call does: a retry may ask for either view.
+ * `client.sessions.get()` returns the full session at any time.
+ */
+export type SessionViewName = "basic" | "full";
+
+/** The fields a `"basic"` reply carries (see SessionViewName), in the proto's order. */
+export const BASIC_SESSION_FIELDS = [
+  "sessionId",
+  "billingMode",
+  "status",
+  "closeReason",
+  "holdMicro",
+  "priceMicro",
+  "chargedMicro",
+  "postedMicro",
+  "debtMicro",
+  "refundMicro",
+  "unbilledMicro",
+  "authorShareMicro",
+  "platformFeeMicro",
+  "platformFeeBps",
+] as const satisfies readonly (keyof Session)[];
+
+/**
+ * A session as a `"basic"` reply has it: only the fields of BASIC_SESSION_FIELDS, as a plain object
+ * (the SDK copies them out of the reply, so the fields the daemon left unset are absent, not
+ * zero-valued). Amounts are bigint micro-USD. A full `Session` is assignable to it.
+ */
+export type BasicSession = Pick<Session, (typeof BASIC_SESSION_FIELDS)[number]>;
+
+/** The session a call made with view `V` returns: `BasicSession` for "basic", `Session` for "full"; both if `V` is not known statically. */
+export type SessionOf<V extends SessionViewName> = V extends "basic" ? BasicSession : Session;
+
+/** True when `s` is a full session (it carries the masque, times and usage). */
+export function isFullSession(s: BasicSession | Session): s is Session {
+  return "masqueName" in s;
+}
+
+/**
+ * The `view` option as the API's enum (undefined stays unset on the wire, which the daemon reads as
+ * full: the request is byte for byte what it was before views); anything but "basic" / "full" /
+ * undefined is refused before any call.
+ */
+function viewOf(view: unknown): SessionView {
+  if (view === undefined) return SessionView.UNSPECIFIED;
+  if (view === "full") return SessionView.FULL;
+  if (view === "basic") return SessionView.BASIC;
+  throw new InvalidArgumentError({
+    message: `Invalid view: expected "basic" or "full", got ${JSON.stringify(view)}.`,
+    field: "view",
+    rule: `"basic" or "full"`,
+    grpc_code: Code.InvalidArgument,
+  });
+}
+
+/** The session in the view asked for: a basic view keeps only BASIC_SESSION_FIELDS. */
+function inView<V extends SessionViewName>(s: Session, view: SessionView): SessionOf<V> {
+  if (view !== SessionView.BASIC) return s as SessionOf<V>;
+  const b: BasicSession = {
+    sessionId: s.sessionId,
+    billingMode: s.billingMode,
+    status: s.status,
+    closeReason: s.closeReason,
+    holdMicro: s.holdMicro,
+    priceMicro: s.priceMicro,
+    chargedMicro: s.chargedMicro,
+    postedMicro: s.postedMicro,
+    debtMicro: s.debtMicro,
+    refundMicro: s.refundMicro,
+    unbilledMicro: s.unbilledMicro,
+    authorShareMicro: s.authorShareMicro,
+    platformFeeMicro: s.platformFeeMicro,
+    platformFeeBps: s.platformFeeBps,
+  };
+  return b as SessionOf<V>;
+}
+
+/** Options of Doff and Cancel: the call's options plus the reply's view. */
+export interface EndSessionCallOptions<V extends SessionViewName = SessionViewName> extends CallOptions {
+  /** How much of the session the reply carries (see SessionViewName). Default "full". */
+  view?: V;
+}
 
 /** A fresh 128-bit session id as 32 lowercase hex digits. */
 export function newSessionId(): string {
@@ -45,6 +138,8 @@ export interface DonInput {
    * daemon then bills the session from Claude Code's OTLP events (docs/telemetry.md).
    */
   claude_session_id?: string;
+  /** How much of the session the reply carries (see SessionViewName). Default "full". */
+  view?: SessionViewName;
 }
 
 export interface UsageInput {
@@ -72,9 +167,15 @@ export class SessionsApi {
 
   /**
    * Dons a masque: holds the reservation. Retrying with the same session id returns the same
-   * session (`created: false`) and never holds twice.
+   * session (`created: false`) and never holds twice. `input.view: "basic"` returns a
+   * `BasicSession` (id, status, mode, hold and amounts; see SessionViewName).
+   * Throws InvalidArgumentError (field "view") for a view other than "basic" / "full".
    */
-  async don(input: DonInput, opts: CallOptions = {}): Promise<{ session: Session; created: boolean; session_id: string }> {
+  async don<V extends SessionViewName = "full">(
+    input: DonInput & { view?: V },
+    opts: CallOptions = {},
+  ): Promise<{ session: SessionOf<V>; created: boolean; session_id: string }> {
+    const view = viewOf(input.view);
     const session_id = input.session_id ?? newSessionId();
     const billingMode =
       input.billing_mode === "shadow" ? BillingMode.SHADOW : input.billing_mode === "soft" ? BillingMode.SOFT : input.billing_mode === "live" ? BillingMode.LIVE : BillingMode.UNSPECIFIED;
@@ -88,12 +189,13 @@ export class SessionsApi {
             maxSpendMicro: input.max_spend_micro ?? 0n,
             billingMode,
             claudeSessionId: input.claude_session_id ?? "",
+            view,
           },
           o,
         ),
       { ...opts, idempotent: true, account_owner: this.c.ownerOf(input.agent_id ? { agent_id: input.agent_id } : undefined) },
     );
-    return { session: must(res.session, "Don returned no session"), created: res.created, session_id };
+    return { session: inView<V>(must(res.session, "Don returned no session"), view), created: res.created, session_id };
   }
 
   /** Records usage events (1..2000, any of the caller's sessions); each applies once per (session, seq). */
@@ -114,16 +216,27 @@ export class SessionsApi {
     return this.c.invoke((o) => this.svc.heartbeat({ sessionId: session_id }, o), { ...opts, idempotent: true });
   }
 
-  /** Settles the session; a second Doff returns the recorded result. */
-  async doff(session_id: string, opts: CallOptions = {}): Promise<Session> {
-    const res = await this.c.invoke((o) => this.svc.doff({ sessionId: session_id }, o), { ...opts, idempotent: true });
-    return must(res.session, "Doff returned no session");
+  /**
+   * Settles the session; a second Doff returns the recorded result. `opts.view: "basic"` returns a
+   * `BasicSession` (the outcome's amounts without the masque, times and usage; see SessionViewName).
+   * Throws InvalidArgumentError (field "view") for a view other than "basic" / "full".
+   */
+  async doff<V extends SessionViewName = "full">(session_id: string, opts: EndSessionCallOptions<V> = {}): Promise<SessionOf<V>> {
+    const { view: asked, ...call } = opts;
+    const view = viewOf(asked);
+    const res = await this.c.invoke((o) => this.svc.doff({ sessionId: session_id, view }, o), { ...call, idempotent: true });
+    return inView<V>(must(res.session, "Doff returned no session"), view);
   }
 
-  /** Voids the hold: nothing is charged. */
-  async cancel(session_id: string, opts: CallOptions = {}): Promise<Session> {
-    const res = await this.c.invoke((o) => this.svc.cancel({ sessionId: session_id }, o), { ...opts, idempotent: true });
-    return must(res.session, "Cancel returned no session");
+  /**
+   * Voids the hold: nothing is charged. `opts.view: "basic"` returns a `BasicSession` (see
+   * SessionViewName). Throws InvalidArgumentError (field "view") for another view.
+   */
+  async cancel<V extends SessionViewName = "full">(session_id: string, opts: EndSessionCallOptions<V> = {}): Promise<SessionOf<V>> {
+    const { view: asked, ...call } = opts;
+    const view = viewOf(asked);
+    const res = await this.c.invoke((o) => this.svc.cancel({ sessionId: session_id, view }, o), { ...call, idempotent: true });
+    return inView<V>(must(res.session, "Cancel returned no session"), view);
   }
 
   async get(session_id: string, opts: CallOptions = {}): Promise<Session> {

@@ -1,9 +1,10 @@
-import { defineClientCommand, formatUsd, UsageError } from "../common.js";
+import { defineClientCommand, formatUsd, UsageError, VIEW_OPTION, viewFlag } from "../common.js";
 import { sessionJson } from "../render.js";
 import { donMasque } from "../../sdk/plugin-session.js";
 import { MasquesError, NotFoundError } from "../../sdk/errors.js";
 import type { MasquesClient } from "../../sdk/client.js";
 import { BillingMode } from "../../gen/masques/ledger/v1/session_service_pb.js";
+import { isFullSession } from "../../sdk/sessions.js";
 
 const MODES = ["shadow", "soft", "live"] as const;
 
@@ -26,6 +27,7 @@ outage (exit 3) re-running finishes the same Don (same session id) — it never 
     source: { type: "string" },
     "claude-session-id": { type: "string" },
     "no-session-file": { type: "boolean" },
+    ...VIEW_OPTION,
   },
   optionHelp: `  --max-spend USD         your cap for this session; the hold is min(masque reserve, cap)
   --agent ID              don for this agent (admin tokens only)
@@ -33,7 +35,13 @@ outage (exit 3) re-running finishes the same Don (same session id) — it never 
   --source private|shared recorded as active.source, like the plugin does (default shared)
   --claude-session-id ID  the Claude Code session this runs in (default: $MASQUES_CLAUDE_SESSION_ID);
                           the daemon then bills from Claude Code's OpenTelemetry events, no usage hook
-  --no-session-file       do not read or write the session file (scripts); prints the session id`,
+  --no-session-file       do not read or write the session file (scripts); prints the session id
+  --view basic|full       how much of the session the daemon sends back. Default: basic for the
+                          summary above, which needs only the session id, billing mode and hold;
+                          full with --json. basic's JSON carries the session id, status, close
+                          reason, billing mode, hold and amounts only (no masque, times or usage);
+                          full also records the ledger's don time as active.donned_at in the
+                          session file (basic: this machine's clock)`,
   sessionFile: true,
   positionals: { min: 1, max: Number.MAX_SAFE_INTEGER, names: "<masque> [intent...]" },
   examples: ["masques-ledger-client don code-reviewer -- review the parser", "masques-ledger-client don pair-programmer --max-spend 2.50 --json"],
@@ -49,6 +57,9 @@ outage (exit 3) re-running finishes the same Don (same session id) — it never 
     if (source !== undefined && source !== "private" && source !== "shared") throw new UsageError(`--source: expected private or shared, got ${JSON.stringify(source)}`);
     const agent = ctx.str("agent");
     const claude = ctx.str("claude-session-id") ?? process.env.MASQUES_CLAUDE_SESSION_ID;
+    // The human summary prints the masque asked for, the session id, the mode and the hold: all in
+    // the basic reply (ADR 0128). --json prints the whole session, so it asks for the full one.
+    const view = viewFlag(ctx) ?? (ctx.json ? "full" : "basic");
     if (claude !== undefined && (claude.length === 0 || claude.length > 256)) throw new UsageError("--claude-session-id: 1 to 256 characters");
     const client = await ctx.client();
     const input = {
@@ -58,23 +69,27 @@ outage (exit 3) re-running finishes the same Don (same session id) — it never 
       ...(agent ? { agent_id: agent } : {}),
       ...(mode ? { billing_mode: mode as (typeof MODES)[number] } : {}),
       ...(claude ? { claude_session_id: claude } : {}),
+      view,
     };
     try {
       if (ctx.bool("no-session-file")) {
         const r = await client.sessions.don(input);
+        const name = isFullSession(r.session) ? r.session.masqueName : masque;
         return {
-          human: [`✓ Donned ${r.session.masqueName} (session ${r.session.sessionId}); held ${formatUsd(r.session.holdMicro)}.`],
+          human: [`✓ Donned ${name} (session ${r.session.sessionId}); held ${formatUsd(r.session.holdMicro)}.`],
           json: { result: r.created ? "donned" : "already_donned", session: sessionJson(r.session) },
         };
       }
       const path = ctx.sessionFilePath();
       const r = await donMasque(client, path, { ...input, ...(source ? { source } : {}) });
       const s = r.session;
+      // A basic reply carries no name: the session is the one of the masque asked for.
+      const name = isFullSession(s) ? s.masqueName : masque;
       const human =
         r.kind === "already_donned"
-          ? [`✓ ${s.masqueName} is already donned (session ${s.sessionId}); ${formatUsd(s.holdMicro)} held.`]
+          ? [`✓ ${name} is already donned (session ${s.sessionId}); ${formatUsd(s.holdMicro)} held.`]
           : [
-              `✓ Donned ${s.masqueName}${r.resumed ? " (finished the earlier don)" : ""}`,
+              `✓ Donned ${name}${r.resumed ? " (finished the earlier don)" : ""}`,
               s.billingMode === BillingMode.SHADOW
                 ? "  shadow billing: usage is metered and priced, nothing is held or charged"
                 : `  held ${formatUsd(s.holdMicro)} from your wallet; at doff you pay for actual use and the rest comes back`,
