@@ -9,8 +9,7 @@
  * or removed; fix a mistake with a new migration.
  */
 import { createHash } from "node:crypto";
-import { sql, type Kysely } from "kysely";
-import { Migrator, type Migration, type MigrationProvider } from "kysely/migration";
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from "kysely";
 import type { Database } from "./schema.js";
 
 /** What a migration's data step may read (never money; never the network). */
