@@ -189,7 +189,13 @@ const anyValue = (text: fc.Arbitrary<string>) =>
   fc.oneof(
     { weight: 6, arbitrary: text.map((s) => ({ stringValue: s })) },
     { weight: 2, arbitrary: fc.bigInt({ min: -(1n << 63n), max: (1n << 63n) - 1n }).map((n) => ({ intValue: n.toString() })) },
-    { weight: 1, arbitrary: fc.integer({ min: 0, max: 100_000 }).map((n) => ({ intValue: n })) },
+    { weight: 1, arbitrary: fc.integer({ min: -100_000, max: 100_000 }).map((n) => ({ intValue: n })) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .constantFrom(2n ** 53n - 1n, 2n ** 53n, 2n ** 53n + 1n, 2n ** 32n, 2n ** 32n - 1n, -(2n ** 32n), -(2n ** 53n) + 1n, -(2n ** 53n), -(2n ** 53n) - 1n)
+        .map((n) => ({ intValue: n.toString() })),
+    },
     { weight: 1, arbitrary: fc.double({ noNaN: false }).map((d) => ({ doubleValue: d })) },
     { weight: 1, arbitrary: fc.boolean().map((b) => ({ boolValue: b })) },
     { weight: 1, arbitrary: fc.constant({}) },
@@ -208,6 +214,13 @@ const keyValue = fc.oneof(fc.constantFrom(...KEYS), hostileText).chain((key) => 
 const attributes = fc.oneof(
   { weight: 8, arbitrary: fc.array(keyValue, { maxLength: 24 }) },
   { weight: 1, arbitrary: fc.array(keyValue, { minLength: 120, maxLength: 140 }) },
+  // Distinct keys past the 128 kept: the first 128 are read, the rest dropped.
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.integer({ min: 126, max: 134 }), fc.array(keyValue, { maxLength: 12 }))
+      .map(([n, known]) => [...Array.from({ length: n }, (_, i) => ({ key: `k${i}`, value: { stringValue: `v${i}` } })), ...known]),
+  },
 );
 const time = fc.oneof(
   fc.constant(undefined),
@@ -268,7 +281,7 @@ describe("OTLP rows are byte-identical to the reference reading", () => {
     test(`random hostile Claude-shaped exports (${encoding}): same events, refusals and api_requests lines`, () => {
       let metered = 0;
       fc.assert(
-        fc.property(exportRequest, sessionHex, agentId, (body, session, agent) => {
+        fc.property(exportRequest, fc.array(sessionHex, { minLength: 1, maxLength: 3 }), fc.array(agentId, { minLength: 1, maxLength: 3 }), (body, sessions, agents) => {
           const req = decoded(body, encoding);
           const ref = attempt(() => refClaudeEvents(req));
           const got = attempt(() => claudeEvents(req));
@@ -283,6 +296,9 @@ describe("OTLP rows are byte-identical to the reference reading", () => {
           const rows = new ApiRowBuilder();
           ref.ok.events.forEach((r, i) => {
             const g = got.ok.events[i]!;
+            // One builder per export, rows of several sessions and agents (its caches must follow).
+            const session = sessions[i % sessions.length]!;
+            const agent = agents[i % agents.length]!;
             const { attributes, ...rest } = r;
             const { attributes_json, ...gotRest } = g;
             expect(gotRest).toEqual(rest);
