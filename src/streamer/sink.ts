@@ -66,12 +66,16 @@ export class SinkError extends Error {
  * requires (backslash, tab, newline, carriage return); bigints and numbers in decimal; booleans
  * as 1 / 0. A TsvLine is copied as it is.
  *
- * This runs on the daemon's event loop for every row the streamer copies and every OTLP event, so
- * it builds each line by concatenation (no per-row cell array) and reuses the decimal text of
- * 128-bit values, which repeat across rows (account and session ids) and cost ~130 ns each to
- * print (ADR 0118, amendment otlp-rows).
+ * This runs on the daemon's event loop for every row the streamer copies, so it builds each line
+ * by concatenation (no per-row cell array; the caller's Buffer.from flattens the result at once)
+ * and, per column, reuses the decimal text of the last two 128-bit values, which repeat from row
+ * to row (account and session ids) and cost ~130 ns each to print (ADR 0118, amendment
+ * otlp-rows). The reuse compares values, never hashes them: V8 hashes a BigInt map key by its low
+ * 64 bits only, and our ids differ from each other in their top byte (a session's meters and
+ * transfers), so a Map of them would chain.
  */
 export function encodeTsv(rows: readonly InsertRow[]): string {
+  const wide: WideMemo = { values: [], texts: [] };
   let out = "";
   for (let r = 0; r < rows.length; r++) {
     const row = rows[r]!;
@@ -79,35 +83,40 @@ export function encodeTsv(rows: readonly InsertRow[]): string {
       out += row.text + "\n";
       continue;
     }
-    let line = row.length > 0 ? tsvCell(row[0]!) : "";
-    for (let c = 1; c < row.length; c++) line += "\t" + tsvCell(row[c]!);
+    let line = row.length > 0 ? cellText(row[0]!, 0, wide) : "";
+    for (let c = 1; c < row.length; c++) line += "\t" + cellText(row[c]!, c, wide);
     out += line + "\n";
   }
   return out;
 }
 
-/** One cell's TSV text (see encodeTsv). */
-export function tsvCell(v: Cell): string {
-  return typeof v === "bigint" ? bigintText(v) : typeof v === "number" ? "" + v : typeof v === "string" ? escapeTsv(v) : v ? "1" : "0";
+/** The last two wide values of each column and their text: slots 2c and 2c + 1 (newest first). */
+interface WideMemo {
+  values: (bigint | undefined)[];
+  texts: string[];
+}
+
+function cellText(v: Cell, column: number, wide: WideMemo): string {
+  if (typeof v !== "bigint") return typeof v === "number" ? "" + v : typeof v === "string" ? escapeTsv(v) : v ? "1" : "0";
+  if (v < U64_LIMIT) return bigintText(v);
+  const i = 2 * column;
+  const { values, texts } = wide;
+  if (values[i] === v) return texts[i]!;
+  if (values[i + 1] === v) return texts[i + 1]!;
+  const text = v.toString();
+  values[i + 1] = values[i];
+  texts[i + 1] = texts[i]!;
+  values[i] = v;
+  texts[i] = text;
+  return text;
 }
 
 const SAFE_INTEGER = BigInt(Number.MAX_SAFE_INTEGER);
 const U64_LIMIT = 1n << 64n;
-/** Decimal text of bigints of 64 bits and more seen lately (bounded: cleared when full). */
-const wideText = new Map<bigint, string>();
-const WIDE_TEXT_MAX = 4096;
 
-/** A bigint in decimal, as `v.toString()` prints it. */
+/** A bigint in decimal, as `v.toString()` prints it (cheaper through a number below 2^53). */
 export function bigintText(v: bigint): string {
-  if (v >= 0n && v <= SAFE_INTEGER) return "" + Number(v); // exact below 2^53, same digits
-  if (v < U64_LIMIT) return v.toString();
-  let s = wideText.get(v);
-  if (s === undefined) {
-    s = v.toString();
-    if (wideText.size >= WIDE_TEXT_MAX) wideText.clear();
-    wideText.set(v, s);
-  }
-  return s;
+  return v >= 0n && v <= SAFE_INTEGER ? "" + Number(v) : v.toString();
 }
 
 const TSV_SPECIAL = /[\\\t\n\r]/;
