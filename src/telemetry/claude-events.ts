@@ -159,14 +159,20 @@ class AttributeReader {
     }
   }
 
-  /** The attributes as a JSON object of strings (see ClaudeEvent.attributes_json). */
+  /**
+   * The attributes as a JSON object of strings (see ClaudeEvent.attributes_json). Joined, not
+   * concatenated: the text lives until the export is stored, and a concatenated string is a tree
+   * of pieces that the GC would promote and trace piece by piece.
+   */
   json(): string {
     if (this.map) return JSON.stringify(Object.fromEntries(this.map));
     const n = this.keys.length;
     if (n === 0) return "{}";
-    let out = "{" + jsonString(this.keys[0]!) + ":" + jsonString(this.values[0]!);
-    for (let i = 1; i < n; i++) out += "," + jsonString(this.keys[i]!) + ":" + jsonString(this.values[i]!);
-    return out + "}";
+    const members = new Array<string>(n);
+    for (let i = 0; i < n; i++) members[i] = jsonString(this.keys[i]!) + ":" + jsonString(this.values[i]!);
+    members[0] = "{" + members[0]!;
+    members[n - 1] = members[n - 1]! + "}";
+    return members.join(",");
   }
 }
 

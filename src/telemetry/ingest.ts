@@ -253,8 +253,9 @@ const NS_PER_S = 1_000_000_000n;
 const FRACTION_ZEROS = "000000000";
 
 /**
- * Builds api_requests rows (API_REQUEST_COLUMNS order) as TabSeparated lines in one pass, with no
- * cell array: the line is the text encodeTsv gives for the cells
+ * Builds api_requests rows (API_REQUEST_COLUMNS order) as TabSeparated lines in one pass (each
+ * cell's text made directly, no type dispatch per cell): the line is the text encodeTsv gives for
+ * the cells
  *   [dateTime64(time_ns), event_id, session_id (UInt128, 0 when none), agent_id, service_name,
  *    model, operation, status_code, duration_ms, input_tokens, output_tokens, cache_read_tokens,
  *    cache_creation_tokens, cost_micro, trace_id, span_id, attributes_json].
@@ -265,8 +266,9 @@ const FRACTION_ZEROS = "000000000";
 export class ApiRowBuilder {
   private secondStart_ns = -1n;
   private secondEnd_ns = -1n;
-  /** `YYYY-MM-DD hh:mm:ss.` of [secondStart_ns, secondEnd_ns). */
+  /** `YYYY-MM-DD hh:mm:ss.` of [secondStart_ns, secondEnd_ns), and its day. */
   private secondText = "";
+  private dayText = "";
   private readonly sessionText = new Map<string, string>();
   private agent: string | null = null;
   private agentText = "";
@@ -274,16 +276,19 @@ export class ApiRowBuilder {
   /** The row of `e`, billed on session `session_hex` (32 hex digits; null: none) of `agent_id`. */
   row(e: ClaudeEvent, session_hex: string | null, agent_id: string): ApiRow {
     const ts = this.timestamp(e.time_ns);
+    const day = e.time_ns < 0n ? ts.slice(0, 10) : this.dayText;
     // Hex ids need no TSV escaping; JSON text has no raw tab, newline or carriage return
     // (JSON.stringify escapes every control character), so only its backslashes are doubled.
     const json = e.attributes_json.includes("\\") ? e.attributes_json.replace(/\\/g, "\\\\") : e.attributes_json;
-    const text =
-      ts + "\t" + e.event_id + "\t" + this.session(session_hex) + "\t" + this.agentTsv(agent_id) + "\t" +
-      escapeTsv(e.service_name) + "\t" + escapeTsv(e.model) + "\t" +
-      (e.name === "claude_code.api_request" ? "api_request" : "tool_result") + "\t" + (e.success ? "200" : "500") + "\t" + e.duration_ms + "\t" +
-      bigintText(e.input_tokens) + "\t" + bigintText(e.output_tokens) + "\t" + bigintText(e.cache_read_tokens) + "\t" +
-      bigintText(e.cache_creation_tokens) + "\t" + bigintText(e.cost_micro) + "\t" + e.trace_id + "\t" + e.span_id + "\t" + json;
-    return { request_id: e.event_id, day: ts.slice(0, 10), line: new TsvLine(text) };
+    // Joined, not concatenated: the line lives until its group is inserted (tens of ms), and a
+    // concatenated string is a tree of pieces that the GC would promote and trace piece by piece.
+    const text = [
+      ts, e.event_id, this.session(session_hex), this.agentTsv(agent_id), escapeTsv(e.service_name), escapeTsv(e.model),
+      e.name === "claude_code.api_request" ? "api_request" : "tool_result", e.success ? "200" : "500", "" + e.duration_ms,
+      bigintText(e.input_tokens), bigintText(e.output_tokens), bigintText(e.cache_read_tokens), bigintText(e.cache_creation_tokens),
+      bigintText(e.cost_micro), e.trace_id, e.span_id, json,
+    ].join("\t");
+    return { request_id: e.event_id, day, line: new TsvLine(text) };
   }
 
   /** dateTime64(ns), with the text up to the second reused within a second. */
@@ -293,6 +298,7 @@ export class ApiRowBuilder {
       this.secondStart_ns = ns - (ns % NS_PER_S);
       this.secondEnd_ns = this.secondStart_ns + NS_PER_S;
       this.secondText = dateTime64(this.secondStart_ns).slice(0, 20);
+      this.dayText = this.secondText.slice(0, 10);
     }
     const frac = "" + Number(ns - this.secondStart_ns);
     return this.secondText + FRACTION_ZEROS.slice(frac.length) + frac;
