@@ -83,6 +83,8 @@ const KNOWN_KEYS = [
 type KnownKey = (typeof KNOWN_KEYS)[number];
 const SLOT = new Map<string, number>(KNOWN_KEYS.map((k, i) => [k, i]));
 const slotOf = (k: KnownKey): number => SLOT.get(k)!;
+/** `"key":` of each known key (none has a character JSON escapes). */
+const KNOWN_MEMBER = KNOWN_KEYS.map((k) => `${JSON.stringify(k)}:`);
 const S_EVENT_NAME = slotOf("event.name");
 const S_SESSION = slotOf("session.id");
 const S_TIMESTAMP = slotOf("event.timestamp");
@@ -114,9 +116,11 @@ function jsonString(s: string): string {
 class AttributeReader {
   /** Values of KNOWN_KEYS by slot (undefined: absent). */
   readonly known: (string | undefined)[] = new Array<string | undefined>(KNOWN_KEYS.length).fill(undefined);
-  /** The attributes in order (keys distinct, values cut at MAX_TEXT). */
+  /** The attributes in order (keys distinct, values cut at MAX_TEXT), and each key's slot (-1: not known). */
   readonly keys: string[] = [];
   readonly values: string[] = [];
+  private readonly slots: number[] = [];
+  /** Keys read so far that are not KNOWN_KEYS (a known key's repeat shows in `known`). */
   private readonly seen = new Set<string>();
   /** Set when the record went through attrs (the Map reading). */
   private map: Map<string, string> | null = null;
@@ -125,6 +129,7 @@ class AttributeReader {
     this.known.fill(undefined);
     this.keys.length = 0;
     this.values.length = 0;
+    this.slots.length = 0;
     this.seen.clear();
     this.map = null;
     if (!list) return;
@@ -133,14 +138,17 @@ class AttributeReader {
       const kv = list[i]!;
       const key = kv.key;
       if (!key) continue;
-      const c0 = key.charCodeAt(0);
-      if ((c0 >= 48 && c0 <= 57) || this.seen.has(key)) return this.readMap(list);
-      this.seen.add(key);
+      const slot = SLOT.get(key);
+      if (slot === undefined) {
+        const c0 = key.charCodeAt(0);
+        if ((c0 >= 48 && c0 <= 57) || this.seen.has(key)) return this.readMap(list);
+        this.seen.add(key);
+      } else if (this.known[slot] !== undefined) return this.readMap(list);
       const text = anyValueText(kv.value);
       const value = text.length > MAX_TEXT ? text.slice(0, MAX_TEXT) : text;
       this.keys.push(key);
       this.values.push(value);
-      const slot = SLOT.get(key);
+      this.slots.push(slot ?? -1);
       if (slot !== undefined) this.known[slot] = value;
     }
   }
@@ -169,7 +177,10 @@ class AttributeReader {
     const n = this.keys.length;
     if (n === 0) return "{}";
     const members = new Array<string>(n);
-    for (let i = 0; i < n; i++) members[i] = jsonString(this.keys[i]!) + ":" + jsonString(this.values[i]!);
+    for (let i = 0; i < n; i++) {
+      const slot = this.slots[i]!;
+      members[i] = (slot >= 0 ? KNOWN_MEMBER[slot]! : jsonString(this.keys[i]!) + ":") + jsonString(this.values[i]!);
+    }
     members[0] = "{" + members[0]!;
     members[n - 1] = members[n - 1]! + "}";
     return members.join(",");
