@@ -291,6 +291,7 @@ export function claudeEvents(req: ExportLogsServiceRequest): { events: ClaudeEve
           time_ns = Number.isFinite(ts) ? BigInt(ts) * 1_000_000n : nanos(r.observedTimeUnixNano);
         }
         if (time_ns === 0n) reasons.push("no time: set time_unix_nano or the event.timestamp attribute");
+        else if (time_ns < 0n || time_ns > INT64_MAX) reasons.push(`time ${time_ns} ns is outside 1970-01-01 .. 2262-04-11, what api_requests.timestamp (DateTime64(9)) holds`);
         const input_tokens = uint(k[S_INPUT], "input_tokens", reasons);
         const output_tokens = uint(k[S_OUTPUT], "output_tokens", reasons);
         const cache_read_tokens = uint(k[S_CACHE_READ], "cache_read_tokens", reasons);

@@ -6,7 +6,8 @@
  * `__proto__`, more than 128 attributes, ints as Long past 2^53, exponent costs), decoded from
  * protobuf and from OTLP/JSON, the events, refusals and rows equal those of the reading as of
  * 3471590, kept below as the reference (Map of attributes, createHash identity, cell rows through
- * the cell-array TSV encoder).
+ * the cell-array TSV encoder), plus one rule added with it: a time before 1970 or past 2^63 - 1 ns
+ * is refused (otlp-time-range.test.ts).
  */
 import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
@@ -114,6 +115,8 @@ function refClaudeEvents(req: ExportLogsServiceRequest): { events: RefEvent[]; r
           time_ns = Number.isFinite(ts) ? BigInt(ts) * 1_000_000n : refNanos(r.observedTimeUnixNano);
         }
         if (time_ns === 0n) reasons.push("no time: set time_unix_nano or the event.timestamp attribute");
+        // Added with this change (not in 3471590): such a row failed its whole group's insert.
+        else if (time_ns < 0n || time_ns > (1n << 63n) - 1n) reasons.push(`time ${time_ns} ns is outside 1970-01-01 .. 2262-04-11, what api_requests.timestamp (DateTime64(9)) holds`);
         const input_tokens = refUint(a, "input_tokens", reasons);
         const output_tokens = refUint(a, "output_tokens", reasons);
         const cache_read_tokens = refUint(a, "cache_read_tokens", reasons);
