@@ -18,7 +18,7 @@
  * are small counters, so the two ranges never meet in practice; a collision would be answered
  * SEQ_REUSED, never billed twice).
  */
-import { hash } from "node:crypto";
+import crypto from "node:crypto";
 import { anyValueText, nanos, type ExportLogsServiceRequest, type KeyValue, type LogRecord } from "./otlp.js";
 
 export type ClaudeEventName = "claude_code.api_request" | "claude_code.tool_result";
@@ -240,6 +240,13 @@ function nameFromAttribute(n: string | undefined): string {
   return n ? (n.startsWith("claude_code.") ? n : `claude_code.${n}`) : "";
 }
 
+/**
+ * SHA-256 of a string's UTF-8, as hex: Node's one-shot `crypto.hash` (20.12+, about half the cost
+ * of a Hash object for short inputs), else a Hash object (package.json allows any Node 20).
+ */
+const sha256Hex: (text: string) => string =
+  typeof crypto.hash === "function" ? (text) => crypto.hash("sha256", text, "hex") : (text) => crypto.createHash("sha256").update(text).digest("hex");
+
 function identity(claude: string, name: string, a: AttributeReader, time_ns: bigint): { event_id: string; seq: bigint } {
   // One string hashed at once: the same bytes the pieces hashed one by one gave (each boundary
   // has an ASCII character on one side, so no surrogate pair forms across pieces).
@@ -251,7 +258,7 @@ function identity(claude: string, name: string, a: AttributeReader, time_ns: big
     const order = a.keys.map((_, i) => i).sort((x, y) => (a.keys[x]! < a.keys[y]! ? -1 : a.keys[x]! > a.keys[y]! ? 1 : 0));
     for (const i of order) text += "\0" + a.keys[i]! + "=" + a.values[i]!;
   }
-  const digest = hash("sha256", text, "hex");
+  const digest = sha256Hex(text);
   const event_id = digest.slice(0, 32);
   const seq = (1n << 63n) | (BigInt("0x" + digest.slice(0, 16)) >> 1n);
   return { event_id, seq };
