@@ -13,7 +13,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import type { Session } from "chdb";
-import { encodeTsv, quoteIdent, SinkError, type ResultRow, type Row, type Sink, type SinkLane } from "./sink.js";
+import { encodeTsv, quoteIdent, SinkError, type InsertRow, type ResultRow, type Sink, type SinkLane } from "./sink.js";
 
 /**
  * chDB is loaded on first use, never at import: an image built for a ClickHouse server
@@ -110,7 +110,7 @@ export class ChdbSink implements Sink {
     return this.enqueue(async () => parseJsonEachRow((await this.session.queryAsync(sql, { format: "JSONEachRow" })).text()), sql);
   }
 
-  insert(table: string, columns: readonly string[], rows: readonly Row[]): Promise<void> {
+  insert(table: string, columns: readonly string[], rows: readonly InsertRow[]): Promise<void> {
     if (rows.length === 0) return Promise.resolve();
     quoteIdent(table); // validates both names: chDB's insert takes a plain `db.table`
     const values = Buffer.from(encodeTsv(rows));

@@ -8,7 +8,7 @@ import { createClient, type ClickHouseClient } from "@clickhouse/client";
 
 /** @clickhouse/client's pluggable connection (its type is not re-exported by name). */
 export type ClickHouseConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>["connection"]>;
-import { encodeTsv, quoteIdent, SinkError, type ResultRow, type Row, type Sink, type SinkLane } from "./sink.js";
+import { encodeTsv, quoteIdent, SinkError, type InsertRow, type ResultRow, type Sink, type SinkLane } from "./sink.js";
 
 export interface ClickHouseSinkOptions {
   url: string;
@@ -64,7 +64,7 @@ export class ClickHouseSink implements Sink {
     }
   }
 
-  async insert(table: string, columns: readonly string[], rows: readonly Row[]): Promise<void> {
+  async insert(table: string, columns: readonly string[], rows: readonly InsertRow[]): Promise<void> {
     if (rows.length === 0) return;
     const target = `${quoteIdent(this.database)}.${quoteIdent(table)}`;
     const cols = columns.map(quoteIdent).join(", ");

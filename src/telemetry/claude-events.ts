@@ -18,7 +18,7 @@
  * are small counters, so the two ranges never meet in practice; a collision would be answered
  * SEQ_REUSED, never billed twice).
  */
-import { createHash } from "node:crypto";
+import crypto from "node:crypto";
 import { anyValueText, nanos, type ExportLogsServiceRequest, type KeyValue, type LogRecord } from "./otlp.js";
 
 export type ClaudeEventName = "claude_code.api_request" | "claude_code.tool_result";
@@ -44,8 +44,13 @@ export interface ClaudeEvent {
   service_name: string;
   trace_id: string;
   span_id: string;
-  /** Every attribute as text (stored in api_requests.attributes_json, a JSON object). */
-  attributes: Map<string, string>;
+  /**
+   * Every attribute as text, as a JSON object of strings (api_requests.attributes_json): the
+   * text `JSON.stringify(Object.fromEntries(attributes))` gives for the record's attributes read
+   * into a Map (at most MAX_ATTRIBUTES keys, values cut at MAX_TEXT, the last value of a repeated
+   * key kept at its first place).
+   */
+  attributes_json: string;
 }
 
 /** A log record that names a metered event but cannot be read: its index and why. */
@@ -58,7 +63,9 @@ const UINT_RE = /^\d{1,19}$/;
 const DECIMAL_RE = /^\d{1,12}(?:\.\d{1,18})?(?:[eE][-+]?\d{1,3})?$/;
 const MAX_ATTRIBUTES = 128;
 const MAX_TEXT = 1024;
+const INT64_MAX = (1n << 63n) - 1n;
 
+/** Attributes into a Map (the reference reading: resources, and records the fast path leaves). */
 function attrs(list: readonly KeyValue[] | null | undefined): Map<string, string> {
   const m = new Map<string, string>();
   for (const kv of list ?? []) {
@@ -68,21 +75,146 @@ function attrs(list: readonly KeyValue[] | null | undefined): Map<string, string
   return m;
 }
 
-function uint(a: Map<string, string>, key: string, reasons: string[]): bigint {
-  const t = a.get(key);
-  if (t === undefined || t === "") return 0n;
-  if (!UINT_RE.test(t) || BigInt(t) > (1n << 63n) - 1n) {
-    reasons.push(`attribute ${key} must be a non-negative integer below 2^63, got ${JSON.stringify(t.slice(0, 40))}`);
-    return 0n;
+/** The attributes a metering event reads, by slot (AttributeReader.known). */
+const KNOWN_KEYS = [
+  "event.name", "session.id", "event.timestamp", "event.sequence", "model", "input_tokens", "output_tokens",
+  "cache_read_tokens", "cache_creation_tokens", "cost_usd", "duration_ms", "tool_name", "success",
+] as const;
+type KnownKey = (typeof KNOWN_KEYS)[number];
+const SLOT = new Map<string, number>(KNOWN_KEYS.map((k, i) => [k, i]));
+const slotOf = (k: KnownKey): number => SLOT.get(k)!;
+/** `"key":` of each known key (none has a character JSON escapes). */
+const KNOWN_MEMBER = KNOWN_KEYS.map((k) => `${JSON.stringify(k)}:`);
+const S_EVENT_NAME = slotOf("event.name");
+const S_SESSION = slotOf("session.id");
+const S_TIMESTAMP = slotOf("event.timestamp");
+const S_SEQUENCE = slotOf("event.sequence");
+const S_MODEL = slotOf("model");
+const S_INPUT = slotOf("input_tokens");
+const S_OUTPUT = slotOf("output_tokens");
+const S_CACHE_READ = slotOf("cache_read_tokens");
+const S_CACHE_CREATION = slotOf("cache_creation_tokens");
+const S_COST = slotOf("cost_usd");
+const S_DURATION = slotOf("duration_ms");
+const S_TOOL = slotOf("tool_name");
+const S_SUCCESS = slotOf("success");
+
+/** Characters JSON.stringify escapes in a string (quote, backslash, controls, surrogates). */
+const JSON_ESCAPED = /["\\\u0000-\u001f\ud800-\udfff]/;
+/** A string as JSON text, exactly as JSON.stringify writes it. */
+function jsonString(s: string): string {
+  return JSON_ESCAPED.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
+
+/**
+ * Reads one log record's attributes at a time, in one pass and without a Map per record (this runs
+ * for every OTLP event on the daemon's event loop; ADR 0118, amendment otlp-rows). The result is
+ * the Map reading's (attrs): a record with a repeated key, a key starting with a digit (JSON
+ * objects put integer-like keys first) or more than MAX_ATTRIBUTES keys is read through attrs.
+ * One reader per export; its state is the last record read.
+ */
+class AttributeReader {
+  /** Values of KNOWN_KEYS by slot (undefined: absent). */
+  readonly known: (string | undefined)[] = new Array<string | undefined>(KNOWN_KEYS.length).fill(undefined);
+  /** The attributes in order (keys distinct, values cut at MAX_TEXT), and each key's slot (-1: not known). */
+  readonly keys: string[] = [];
+  readonly values: string[] = [];
+  private readonly slots: number[] = [];
+  /** Keys read so far that are not KNOWN_KEYS (a known key's repeat shows in `known`). */
+  private readonly seen = new Set<string>();
+  /** Set when the record went through attrs (the Map reading). */
+  private map: Map<string, string> | null = null;
+
+  read(list: readonly KeyValue[] | null | undefined): void {
+    this.known.fill(undefined);
+    this.keys.length = 0;
+    this.values.length = 0;
+    this.slots.length = 0;
+    this.seen.clear();
+    this.map = null;
+    if (!list) return;
+    if (list.length > MAX_ATTRIBUTES) return this.readMap(list);
+    for (let i = 0; i < list.length; i++) {
+      const kv = list[i]!;
+      const key = kv.key;
+      if (!key) continue;
+      const slot = SLOT.get(key);
+      if (slot === undefined) {
+        const c0 = key.charCodeAt(0);
+        if ((c0 >= 48 && c0 <= 57) || this.seen.has(key)) return this.readMap(list);
+        this.seen.add(key);
+      } else if (this.known[slot] !== undefined) return this.readMap(list);
+      const text = anyValueText(kv.value);
+      const value = text.length > MAX_TEXT ? text.slice(0, MAX_TEXT) : text;
+      this.keys.push(key);
+      this.values.push(value);
+      this.slots.push(slot ?? -1);
+      if (slot !== undefined) this.known[slot] = value;
+    }
   }
-  return BigInt(t);
+
+  private readMap(list: readonly KeyValue[]): void {
+    const m = attrs(list);
+    this.map = m;
+    this.known.fill(undefined);
+    this.keys.length = 0;
+    this.values.length = 0;
+    for (const [k, v] of m) {
+      this.keys.push(k);
+      this.values.push(v);
+      const slot = SLOT.get(k);
+      if (slot !== undefined) this.known[slot] = v;
+    }
+  }
+
+  /**
+   * The attributes as a JSON object of strings (see ClaudeEvent.attributes_json). Joined, not
+   * concatenated: the text lives until the export is stored, and a concatenated string is a tree
+   * of pieces that the GC would promote and trace piece by piece.
+   */
+  json(): string {
+    if (this.map) return JSON.stringify(Object.fromEntries(this.map));
+    const n = this.keys.length;
+    if (n === 0) return "{}";
+    const members = new Array<string>(n);
+    for (let i = 0; i < n; i++) {
+      const slot = this.slots[i]!;
+      members[i] = (slot >= 0 ? KNOWN_MEMBER[slot]! : jsonString(this.keys[i]!) + ":") + jsonString(this.values[i]!);
+    }
+    members[0] = "{" + members[0]!;
+    members[n - 1] = members[n - 1]! + "}";
+    return members.join(",");
+  }
+}
+
+function uint(text: string | undefined, key: KnownKey, reasons: string[]): bigint {
+  if (text === undefined || text === "") return 0n;
+  if (!UINT_RE.test(text)) return badUint(text, key, reasons);
+  // Up to 15 digits are below 2^53: exact as a number, and cheaper than parsing a bigint from text.
+  const v = text.length <= 15 ? BigInt(+text) : BigInt(text);
+  return v > INT64_MAX ? badUint(text, key, reasons) : v;
+}
+
+function badUint(text: string, key: KnownKey, reasons: string[]): bigint {
+  reasons.push(`attribute ${key} must be a non-negative integer below 2^63, got ${JSON.stringify(text.slice(0, 40))}`);
+  return 0n;
 }
 
 /** Decimal dollars -> micro-USD, exact up to 6 places, half up past them; no float arithmetic. */
 export function usdToMicro(text: string): bigint | null {
   if (!DECIMAL_RE.test(text)) return null;
+  const dot = text.indexOf(".");
+  const exponent = text.includes("e") || text.includes("E");
+  if (!exponent && (dot < 0 ? text.length : dot) <= 8) {
+    // Common case: digits only and at most 8 before the point, so whole * 1e7 + the first 7
+    // fraction digits stays below 2^53: the integer arithmetic is exact in doubles (no rounding).
+    const whole = dot < 0 ? text : text.slice(0, dot);
+    const frac = dot < 0 ? "" : text.slice(dot + 1);
+    const padded = frac.length >= 7 ? frac.slice(0, 7) : frac + "0000000".slice(frac.length);
+    return (BigInt(+whole * 10_000_000 + +padded) + 5n) / 10n;
+  }
   let t = text;
-  if (/[eE]/.test(t)) {
+  if (exponent) {
     const n = Number(t);
     if (!Number.isFinite(n) || n < 0) return null;
     t = n.toFixed(12);
@@ -94,28 +226,41 @@ export function usdToMicro(text: string): bigint | null {
 }
 
 function hex(b: Uint8Array | null | undefined): string {
-  return b && b.length > 0 ? Buffer.from(b).toString("hex") : "";
+  return b && b.length > 0 ? Buffer.from(b.buffer, b.byteOffset, b.length).toString("hex") : "";
 }
 
-function nameOf(r: LogRecord, a: Map<string, string>): string {
+function nameOf(r: LogRecord): string {
   const body = anyValueText(r.body);
   if (body.startsWith("claude_code.")) return body;
   if (r.eventName) return r.eventName.startsWith("claude_code.") ? r.eventName : `claude_code.${r.eventName}`;
-  const n = a.get("event.name");
+  return "";
+}
+
+function nameFromAttribute(n: string | undefined): string {
   return n ? (n.startsWith("claude_code.") ? n : `claude_code.${n}`) : "";
 }
 
-function identity(claude: string, name: string, a: Map<string, string>, time_ns: bigint): { event_id: string; seq: bigint } {
-  const h = createHash("sha256").update("claude_code\0").update(claude).update("\0").update(name).update("\0");
-  const sequence = a.get("event.sequence");
-  if (sequence !== undefined && sequence !== "") h.update(`seq=${sequence}`);
+/**
+ * SHA-256 of a string's UTF-8, as hex: Node's one-shot `crypto.hash` (20.12+, about half the cost
+ * of a Hash object for short inputs), else a Hash object (package.json allows any Node 20).
+ */
+const sha256Hex: (text: string) => string =
+  typeof crypto.hash === "function" ? (text) => crypto.hash("sha256", text, "hex") : (text) => crypto.createHash("sha256").update(text).digest("hex");
+
+function identity(claude: string, name: string, a: AttributeReader, time_ns: bigint): { event_id: string; seq: bigint } {
+  // One string hashed at once: the same bytes the pieces hashed one by one gave (each boundary
+  // has an ASCII character on one side, so no surrogate pair forms across pieces).
+  const sequence = a.known[S_SEQUENCE];
+  let text = "claude_code\0" + claude + "\0" + name + "\0";
+  if (sequence !== undefined && sequence !== "") text += "seq=" + sequence;
   else {
-    h.update(`t=${time_ns}`);
-    for (const k of [...a.keys()].sort()) h.update(`\0${k}=${a.get(k)!}`);
+    text += "t=" + time_ns;
+    const order = a.keys.map((_, i) => i).sort((x, y) => (a.keys[x]! < a.keys[y]! ? -1 : a.keys[x]! > a.keys[y]! ? 1 : 0));
+    for (const i of order) text += "\0" + a.keys[i]! + "=" + a.values[i]!;
   }
-  const d = h.digest();
-  const event_id = d.subarray(0, 16).toString("hex");
-  const seq = (1n << 63n) | (d.readBigUInt64BE(0) >> 1n);
+  const digest = sha256Hex(text);
+  const event_id = digest.slice(0, 32);
+  const seq = (1n << 63n) | (BigInt("0x" + digest.slice(0, 16)) >> 1n);
   return { event_id, seq };
 }
 
@@ -127,33 +272,41 @@ function identity(claude: string, name: string, a: Map<string, string>, time_ns:
 export function claudeEvents(req: ExportLogsServiceRequest): { events: ClaudeEvent[]; refused: RefusedRecord[]; records: number } {
   const events: ClaudeEvent[] = [];
   const refused: RefusedRecord[] = [];
+  const a = new AttributeReader();
   let index = 0;
   for (const rl of req.resourceLogs ?? []) {
     const resource = attrs(rl.resource?.attributes);
     const service_name = resource.get("service.name") ?? "";
+    const resourceSession = resource.get("session.id");
     for (const sl of rl.scopeLogs ?? []) {
       for (const r of sl.logRecords ?? []) {
         const i = index++;
-        const a = attrs(r.attributes);
-        const name = nameOf(r, a);
+        // The body or event_name names the event without the attributes; only when both are
+        // silent is the event.name attribute read.
+        let name = nameOf(r);
+        if (name !== "" && !METERED.has(name)) continue;
+        a.read(r.attributes);
+        if (name === "") name = nameFromAttribute(a.known[S_EVENT_NAME]);
         if (!METERED.has(name)) continue;
+        const k = a.known;
         const reasons: string[] = [];
-        const claude = a.get("session.id") ?? resource.get("session.id") ?? "";
+        const claude = k[S_SESSION] ?? resourceSession ?? "";
         if (claude === "") reasons.push("attribute session.id is required");
         let time_ns = nanos(r.timeUnixNano);
         if (time_ns === 0n) {
-          const ts = Date.parse(a.get("event.timestamp") ?? "");
+          const ts = Date.parse(k[S_TIMESTAMP] ?? "");
           time_ns = Number.isFinite(ts) ? BigInt(ts) * 1_000_000n : nanos(r.observedTimeUnixNano);
         }
         if (time_ns === 0n) reasons.push("no time: set time_unix_nano or the event.timestamp attribute");
-        const input_tokens = uint(a, "input_tokens", reasons);
-        const output_tokens = uint(a, "output_tokens", reasons);
-        const cache_read_tokens = uint(a, "cache_read_tokens", reasons);
-        const cache_creation_tokens = uint(a, "cache_creation_tokens", reasons);
-        const costText = a.get("cost_usd") ?? "";
+        else if (time_ns < 0n || time_ns > INT64_MAX) reasons.push(`time ${time_ns} ns is outside 1970-01-01 .. 2262-04-11, what api_requests.timestamp (DateTime64(9)) holds`);
+        const input_tokens = uint(k[S_INPUT], "input_tokens", reasons);
+        const output_tokens = uint(k[S_OUTPUT], "output_tokens", reasons);
+        const cache_read_tokens = uint(k[S_CACHE_READ], "cache_read_tokens", reasons);
+        const cache_creation_tokens = uint(k[S_CACHE_CREATION], "cache_creation_tokens", reasons);
+        const costText = k[S_COST] ?? "";
         const cost_micro = costText === "" ? 0n : usdToMicro(costText);
         if (cost_micro === null) reasons.push(`attribute cost_usd must be a non-negative decimal, got ${JSON.stringify(costText.slice(0, 40))}`);
-        const duration_ms = Number(a.get("duration_ms") ?? "0");
+        const duration_ms = Number(k[S_DURATION] ?? "0");
         if (reasons.length > 0) {
           refused.push({ index: i, reason: `${name} record ${i}: ${reasons.join("; ")}` });
           continue;
@@ -165,19 +318,19 @@ export function claudeEvents(req: ExportLogsServiceRequest): { events: ClaudeEve
           name: name as ClaudeEventName,
           claude_session_id: claude,
           time_ns,
-          model: a.get("model") ?? "",
+          model: k[S_MODEL] ?? "",
           input_tokens,
           output_tokens,
           cache_read_tokens,
           cache_creation_tokens,
           cost_micro: cost_micro ?? 0n,
           duration_ms: Number.isFinite(duration_ms) && duration_ms >= 0 ? duration_ms : 0,
-          tool_name: a.get("tool_name") ?? "",
-          success: (a.get("success") ?? "true") !== "false",
+          tool_name: k[S_TOOL] ?? "",
+          success: (k[S_SUCCESS] ?? "true") !== "false",
           service_name,
           trace_id: hex(r.traceId),
           span_id: hex(r.spanId),
-          attributes: a,
+          attributes_json: a.json(),
         });
       }
     }

@@ -20,14 +20,13 @@
  * Claude session (Don's claude_session_id) that was donned at or before the event's time and whose
  * Doff was not asked for before it.
  */
-import { create } from "@bufbuild/protobuf";
-import { UsageEventSchema, UsageOutcome, type UsageEvent } from "../../clients/gen/masques/ledger/v1/session_service_pb.js";
+import { UsageOutcome, type UsageEvent } from "../../clients/gen/masques/ledger/v1/session_service_pb.js";
 import type { OtlpStore, SessionBinding } from "../controlplane/otlp.js";
 import type { Principal } from "../server/principal.js";
 import { usageAgentFor } from "../services/authz.js";
 import type { SessionServiceInstance } from "../services/sessions/service.js";
 import { executeUsage, MAX_USAGE_EVENTS } from "../services/sessions/usage.js";
-import { quoteIdent, type Sink, type SinkLane } from "../streamer/sink.js";
+import { bigintText, escapeTsv, quoteIdent, TsvLine, type Sink, type SinkLane } from "../streamer/sink.js";
 import { claudeEvents, type ClaudeEvent } from "./claude-events.js";
 import { OtlpError, type ExportLogsServiceRequest, type PartialSuccess } from "./otlp.js";
 
@@ -59,7 +58,16 @@ export interface IngestReport extends PartialSuccess {
   stored: number;
 }
 
-type ApiRow = (string | number | bigint)[];
+/**
+ * One api_requests row ready to insert: its request_id and day (what the stored-ids check reads)
+ * and the row itself as a TabSeparated line (ApiRowBuilder).
+ */
+export interface ApiRow {
+  request_id: string;
+  /** The row's timestamp day, `YYYY-MM-DD` (UTC). */
+  day: string;
+  line: TsvLine;
+}
 
 /** Most rows one grouped ClickHouse check-and-insert carries (bounded; more wait for the next one). */
 const GROUP_MAX_ROWS = 10_000;
@@ -74,9 +82,9 @@ async function storedRequestIds(lane: SinkLane, database: string, rows: readonly
   const days = new Set<string>();
   const ids: string[] = [];
   for (const r of rows) {
-    const id = r[1] as string;
+    const id = r.request_id;
     if (!EVENT_ID_RE.test(id)) throw new Error(`request_id ${JSON.stringify(id)} is not 32 hex digits`);
-    days.add((r[0] as string).slice(0, 10));
+    days.add(r.day);
     ids.push(`'${id}'`);
   }
   const dayList = [...days].map((d) => `toDate('${d}')`).join(",");
@@ -168,19 +176,21 @@ export function groupedStore(sink: () => Sink | undefined): ApiRequestStore {
         if (!s) throw new Error("analytics store is not running");
         const lane = s.unordered();
         const toCheck: ApiRow[] = [];
-        for (const q of take) for (const r of q.rows) if (!q.unchecked.has(r[1] as string)) toCheck.push(r);
+        for (const q of take) for (const r of q.rows) if (!q.unchecked.has(r.request_id)) toCheck.push(r);
         const seen = toCheck.length > 0 ? await storedRequestIds(lane, s.database, toCheck) : new Set<string>();
-        const fresh = take.map((q) =>
-          q.rows.filter((r) => {
-            const id = r[1] as string;
-            if (seen.has(id)) return false;
-            seen.add(id);
-            return true;
-          }),
-        );
-        const all = fresh.flat();
-        if (all.length > 0) await lane.insert("api_requests", API_REQUEST_COLUMNS, all);
-        take.forEach((q, i) => q.resolve(fresh[i]!.length));
+        const lines: TsvLine[] = [];
+        const fresh = take.map((q) => {
+          let n = 0;
+          for (const r of q.rows) {
+            if (seen.has(r.request_id)) continue;
+            seen.add(r.request_id);
+            lines.push(r.line);
+            n++;
+          }
+          return n;
+        });
+        if (lines.length > 0) await lane.insert("api_requests", API_REQUEST_COLUMNS, lines);
+        take.forEach((q, i) => q.resolve(fresh[i]!));
       } catch (err) {
         for (const q of take) q.reject(err);
       }
@@ -239,21 +249,78 @@ export function dateTime64(ns: bigint): string {
   return `${iso.slice(0, 10)} ${iso.slice(11, 19)}.${frac}`;
 }
 
-/**
- * The event's attributes as a JSON object of strings (api_requests.attributes_json, migration 012):
- * a String column costs chDB about half what the Map column of 005 did per inserted row.
- */
-function attributesJson(m: Map<string, string>): string {
-  return JSON.stringify(Object.fromEntries(m));
-}
+const NS_PER_S = 1_000_000_000n;
+const FRACTION_ZEROS = "000000000";
 
-function row(e: ClaudeEvent, session_id: bigint, agent_id: string): ApiRow {
-  return [
-    dateTime64(e.time_ns), e.event_id, session_id, agent_id, e.service_name, e.model,
-    e.name === "claude_code.api_request" ? "api_request" : "tool_result", e.success ? 200 : 500, e.duration_ms,
-    e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_creation_tokens, e.cost_micro, e.trace_id, e.span_id,
-    attributesJson(e.attributes),
-  ];
+/**
+ * Builds api_requests rows (API_REQUEST_COLUMNS order) as TabSeparated lines in one pass (each
+ * cell's text made directly, no type dispatch per cell): the line is the text encodeTsv gives for
+ * the cells
+ *   [dateTime64(time_ns), event_id, session_id (UInt128, 0 when none), agent_id, service_name,
+ *    model, operation, status_code, duration_ms, input_tokens, output_tokens, cache_read_tokens,
+ *    cache_creation_tokens, cost_micro, trace_id, span_id, attributes_json].
+ * Keeps the timestamp text of the last second seen and the decimal text of each session id, so
+ * use one builder per export (its caches are as small as the export). ADR 0118, amendment
+ * otlp-rows.
+ */
+export class ApiRowBuilder {
+  private secondStart_ns = -1n;
+  private secondEnd_ns = -1n;
+  /** `YYYY-MM-DD hh:mm:ss.` of [secondStart_ns, secondEnd_ns), and its day. */
+  private secondText = "";
+  private dayText = "";
+  private readonly sessionText = new Map<string, string>();
+  private agent: string | null = null;
+  private agentText = "";
+
+  /** The row of `e`, billed on session `session_hex` (32 hex digits; null: none) of `agent_id`. */
+  row(e: ClaudeEvent, session_hex: string | null, agent_id: string): ApiRow {
+    const ts = this.timestamp(e.time_ns);
+    const day = e.time_ns < 0n ? ts.slice(0, 10) : this.dayText;
+    // Hex ids need no TSV escaping; JSON text has no raw tab, newline or carriage return
+    // (JSON.stringify escapes every control character), so only its backslashes are doubled.
+    const json = e.attributes_json.includes("\\") ? e.attributes_json.replace(/\\/g, "\\\\") : e.attributes_json;
+    // Joined, not concatenated: the line lives until its group is inserted (tens of ms), and a
+    // concatenated string is a tree of pieces that the GC would promote and trace piece by piece.
+    const text = [
+      ts, e.event_id, this.session(session_hex), this.agentTsv(agent_id), escapeTsv(e.service_name), escapeTsv(e.model),
+      e.name === "claude_code.api_request" ? "api_request" : "tool_result", e.success ? "200" : "500", "" + e.duration_ms,
+      bigintText(e.input_tokens), bigintText(e.output_tokens), bigintText(e.cache_read_tokens), bigintText(e.cache_creation_tokens),
+      bigintText(e.cost_micro), e.trace_id, e.span_id, json,
+    ].join("\t");
+    return { request_id: e.event_id, day, line: new TsvLine(text) };
+  }
+
+  /** dateTime64(ns), with the text up to the second reused within a second. */
+  private timestamp(ns: bigint): string {
+    if (ns < 0n) return dateTime64(ns);
+    if (ns < this.secondStart_ns || ns >= this.secondEnd_ns) {
+      this.secondStart_ns = ns - (ns % NS_PER_S);
+      this.secondEnd_ns = this.secondStart_ns + NS_PER_S;
+      this.secondText = dateTime64(this.secondStart_ns).slice(0, 20);
+      this.dayText = this.secondText.slice(0, 10);
+    }
+    const frac = "" + Number(ns - this.secondStart_ns);
+    return this.secondText + FRACTION_ZEROS.slice(frac.length) + frac;
+  }
+
+  private session(hex: string | null): string {
+    if (hex === null) return "0";
+    let text = this.sessionText.get(hex);
+    if (text === undefined) {
+      text = BigInt(`0x${hex}`).toString();
+      this.sessionText.set(hex, text);
+    }
+    return text;
+  }
+
+  private agentTsv(agent_id: string): string {
+    if (agent_id !== this.agent) {
+      this.agent = agent_id;
+      this.agentText = escapeTsv(agent_id);
+    }
+    return this.agentText;
+  }
 }
 
 /** The binding an event falls in (see the file comment), or null. */
@@ -325,15 +392,16 @@ async function billEvents(
         foreign++;
         continue;
       }
-      usage.push(
-        create(UsageEventSchema, {
-          sessionId: b.session_id,
-          seq: e.seq,
-          inputTokens: e.name === "claude_code.api_request" ? e.input_tokens : 0n,
-          outputTokens: e.name === "claude_code.api_request" ? e.output_tokens : 0n,
-          toolCalls: e.name === "claude_code.tool_result" ? 1n : 0n,
-        }),
-      );
+      // The message as a plain object (protobuf-es v2 messages are plain objects; every field set,
+      // as create() would): no per-event walk over the schema's fields.
+      usage.push({
+        $typeName: "masques.ledger.v1.UsageEvent",
+        sessionId: b.session_id,
+        seq: e.seq,
+        inputTokens: e.name === "claude_code.api_request" ? e.input_tokens : 0n,
+        outputTokens: e.name === "claude_code.api_request" ? e.output_tokens : 0n,
+        toolCalls: e.name === "claude_code.tool_result" ? 1n : 0n,
+      });
       usageIds.push(e.event_id);
     }
     if (foreign > 0) warnings.push(`${foreign} event(s) name a masque session of another agent: stored, not billed`);
@@ -375,10 +443,11 @@ async function storeEvents(
       const seen = new Set<string>();
       const once = events.filter((e) => !seen.has(e.event_id) && seen.add(e.event_id));
       try {
+        const rows = new ApiRowBuilder();
         stored = await claim.store(
           once.map((e) => {
             const b = sessionOf.get(e.event_id);
-            return row(e, b ? BigInt(`0x${b.session_id}`) : 0n, b?.agent_id ?? (p.kind === "agent" ? p.id : ""));
+            return rows.row(e, b ? b.session_id : null, b?.agent_id ?? (p.kind === "agent" ? p.id : ""));
           }),
           unchecked,
         );

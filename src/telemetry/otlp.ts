@@ -188,19 +188,48 @@ export function encodeStatus(encoding: OtlpEncoding | null, code: number, messag
   return Buffer.from(StatusType.encode(StatusType.fromObject({ code, message })).finish());
 }
 
+/** The Long protobufjs decodes 64-bit integers into (the `long` package): two 32-bit halves. */
+interface LongBits {
+  low: number;
+  high: number;
+  unsigned: boolean;
+}
+function isLong(v: unknown): v is LongBits {
+  return typeof v === "object" && v !== null && typeof (v as LongBits).low === "number" && typeof (v as LongBits).high === "number";
+}
+const TWO_POW_32 = 4294967296;
+
+/** An integer as `toString()` prints it; a Long within 2^53 without Long's own (slow) division loop. */
+function integerText(v: number | { toString(): string }): string {
+  if (isLong(v)) {
+    // high * 2^32 is exact in a double; the sum is exact while |value| < 2^53, and a sum that
+    // rounded is at least 2^53, which isSafeInteger refuses.
+    const n = (v.unsigned ? v.high >>> 0 : v.high | 0) * TWO_POW_32 + (v.low >>> 0);
+    if (Number.isSafeInteger(n)) return "" + n;
+  }
+  return v.toString();
+}
+
 /** An AnyValue as a string (ints exactly, doubles as JS prints them); "" when absent. */
 export function anyValueText(v: AnyValue | null | undefined): string {
   if (!v) return "";
   if (v.stringValue !== undefined && v.stringValue !== null && v.stringValue !== "") return v.stringValue;
-  if (v.intValue !== undefined && v.intValue !== null) return v.intValue.toString();
+  if (v.intValue !== undefined && v.intValue !== null) return integerText(v.intValue);
   if (v.doubleValue !== undefined && v.doubleValue !== null) return String(v.doubleValue);
   if (v.boolValue !== undefined && v.boolValue !== null) return v.boolValue ? "true" : "false";
   return v.stringValue ?? "";
 }
 
-/** A fixed64 / uint64 nano time as bigint (protobufjs gives numbers or Long). */
+/**
+ * A fixed64 / uint64 nano time as bigint (protobufjs gives numbers or Long); 0n when it is not
+ * an integer. A Long is read from its halves (the value `BigInt(long.toString())` gives).
+ */
 export function nanos(v: number | { toString(): string } | null | undefined): bigint {
   if (v === undefined || v === null) return 0n;
+  if (isLong(v)) {
+    const bits = (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0);
+    return v.unsigned ? bits : BigInt.asIntN(64, bits);
+  }
   try {
     return BigInt(v.toString());
   } catch {

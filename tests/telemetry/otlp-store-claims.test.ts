@@ -8,7 +8,8 @@
 import path from "node:path";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { ChdbSink, migrate } from "../../src/streamer/index.js";
-import { groupedStore } from "../../src/telemetry/ingest.js";
+import { encodeTsv, TsvLine } from "../../src/streamer/sink.js";
+import { groupedStore, type ApiRow } from "../../src/telemetry/ingest.js";
 import { tempDir } from "../streamer/support.js";
 
 const tmp = tempDir("otlp-claims");
@@ -25,10 +26,13 @@ afterAll(async () => {
 
 const eventId = (n: number) => n.toString(16).padStart(32, "0");
 /** An api_requests row (API_REQUEST_COLUMNS order) for event `id`. */
-const row = (id: string) => [
-  "2026-11-30 08:00:00.000000001", id, 7n, "agent-a", "claude-code", "claude-sonnet-4", "api_request", 200, 500,
-  1000n, 10n, 0n, 0n, 10_000n, "", "", "{}",
-];
+const row = (id: string): ApiRow => {
+  const cells = [
+    "2026-11-30 08:00:00.000000001", id, 7n, "agent-a", "claude-code", "claude-sonnet-4", "api_request", 200, 500,
+    1000n, 10n, 0n, 0n, 10_000n, "", "", "{}",
+  ];
+  return { request_id: id, day: "2026-11-30", line: new TsvLine(encodeTsv([cells]).slice(0, -1)) };
+};
 
 async function physicalRows(ids: readonly string[]): Promise<Record<string, string>> {
   const found = await sink.query(
