@@ -18,7 +18,7 @@ import {
   decodeHoldTag,
   parseSessionId,
   planHeartbeat,
-  planUsage,
+  planUsageInto,
   sessionMeterId,
   USAGE_KINDS,
   USAGE_LEDGER,
@@ -235,16 +235,13 @@ export async function executeUsage(
     }
     const e = events[i]!;
     wallets.set(sid, d.wallet);
-    const chain = planUsage(s.ids, {
-      session_id: sid,
-      agent_id: d.agent_id,
-      seq: e.seq,
-      input_tokens: e.inputTokens,
-      output_tokens: e.outputTokens,
-      tool_calls: e.toolCalls,
-    });
-    chains.push({ i, sid, at: flat.length, len: chain.length });
-    for (const t of chain) flat.push(t);
+    const at = flat.length;
+    const len = planUsageInto(
+      s.ids,
+      { session_id: sid, agent_id: d.agent_id, seq: e.seq, input_tokens: e.inputTokens, output_tokens: e.outputTokens, tool_calls: e.toolCalls },
+      flat,
+    );
+    chains.push({ i, sid, at, len });
   }
   await Promise.all([...wallets].map(([sid, wallet]) => ensureSessionMeters(s, sid, wallet)));
   await refuseTotalsPastRange(s, events, chains, sessions);
