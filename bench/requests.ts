@@ -3,7 +3,7 @@
  * (process.cpuUsage, so other load on the machine inflates the figures less than wall time):
  *
  *   npm run bench:requests            # defaults: 20,000 requests per case, 5 rounds
- *   npm run bench:requests -- 5000 3  # requests per case, rounds
+ *   npm run bench:requests -- 5000 3  # requests per case, rounds (--json: one JSON line)
  *
  * Cases, each decoding the bytes a client sends into the message the handler receives:
  *   usage 500, protobuf-es    fromBinary(RecordUsageRequest) of 500 events (the bench's events)
@@ -15,8 +15,9 @@ import { create, fromBinary, toBinary, type DescMessage } from "@bufbuild/protob
 import { BillingMode, DoffRequestSchema, DonRequestSchema, RecordUsageRequestSchema, SessionView } from "../clients/gen/masques/ledger/v1/session_service_pb.js";
 import { decodeMessage } from "../src/server/binary-decoder.js";
 
-const N = Number(process.argv[2] ?? 20_000);
-const ROUNDS = Number(process.argv[3] ?? 5);
+const positional = process.argv.slice(2).filter((a) => !a.startsWith("--"));
+const N = Number(positional[0] ?? 20_000);
+const ROUNDS = Number(positional[1] ?? 5);
 const json = process.argv.includes("--json");
 
 const sid = (i: number) => (0x0123456789abcdefn * 1000003n + BigInt(i)).toString(16).padStart(32, "0");
