@@ -463,13 +463,30 @@ export function usageFingerprint(e: Pick<UsageEventInput, "input_tokens" | "outp
  * (issue 11: a reused key never applies a different request).
  */
 export function planUsage(ids: SessionAccountIds, e: UsageEventInput): Transfer[] {
+  const chain: Transfer[] = [];
+  planUsageInto(ids, e, chain);
+  return chain;
+}
+
+/**
+ * planUsage appending the chain to `out` (a call's flat transfer list: no array per event, ADR
+ * 0131). Returns the chain's length (1..3); the chain is out[out.length - length ..].
+ */
+export function planUsageInto(ids: SessionAccountIds, e: UsageEventInput, out: Transfer[]): number {
   const fp = usageFingerprint(e);
   const u = lazyIds(e.session_id);
-  const chain: Transfer[] = [usageTransfer(ids, e, u, fp, "tool_calls")];
-  if (e.input_tokens > 0n) chain.push(usageTransfer(ids, e, u, fp, "input_tokens"));
-  if (e.output_tokens > 0n) chain.push(usageTransfer(ids, e, u, fp, "output_tokens"));
-  for (let i = 0; i < chain.length - 1; i++) chain[i]!.flags |= TransferFlags.linked;
-  return chain;
+  const first = out.length;
+  let last = usageTransfer(ids, e, u, fp, "tool_calls");
+  out.push(last);
+  if (e.input_tokens > 0n) {
+    last.flags |= TransferFlags.linked;
+    out.push((last = usageTransfer(ids, e, u, fp, "input_tokens")));
+  }
+  if (e.output_tokens > 0n) {
+    last.flags |= TransferFlags.linked;
+    out.push(usageTransfer(ids, e, u, fp, "output_tokens"));
+  }
+  return out.length - first;
 }
 
 function usageIdsOf(session_id: bigint, hold: bigint): UsageIds {

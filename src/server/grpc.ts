@@ -3,7 +3,8 @@
  * serves) on a @grpc/grpc-js server, plus grpc.health.v1 and server reflection v1 + v1alpha.
  *
  * Hand-written adapter (no library maps protobuf-es v2 descriptors + Connect handlers onto
- * grpc-js): messages are (de)serialised with toBinary/fromBinary from the generated descriptors;
+ * grpc-js): messages are (de)serialised by code generated from the protobuf-es descriptors
+ * (binary-encoder.ts, binary-decoder.ts: protobuf-es's own bytes and messages);
  * the grpc-js call becomes a Connect HandlerContext (metadata -> request headers, deadline ->
  * timeoutMs, cancellation -> abort signal); a thrown ConnectError becomes a gRPC status whose
  * trailers carry its metadata and `grpc-status-details-bin` (google.rpc.Status with the error
@@ -41,6 +42,7 @@ import type { Logger } from "pino";
 import { DEFAULT_LIMITS, listenFront, type Front, type TransportLimits } from "./limits.js";
 import { finalError, transportError } from "./transport-errors.js";
 import { messageEncoder } from "./binary-encoder.js";
+import { messageDecoder } from "./binary-decoder.js";
 
 type Msg = MessageShape<DescMessage>;
 
@@ -73,6 +75,22 @@ function deserializer(desc: DescMessage): (b: Buffer) => Msg {
   return (b) => {
     try {
       return fromBinary(desc, b);
+    } catch (err) {
+      return new Malformed(err instanceof Error ? err.message : String(err)) as unknown as Msg;
+    }
+  };
+}
+
+/**
+ * Requests are decoded by code generated per message type (src/server/binary-decoder.ts: the
+ * message protobuf-es's fromBinary gives, or its error, ADR 0131); a request protobuf-es refuses
+ * becomes Malformed as above.
+ */
+function requestDeserializer(desc: DescMessage): (b: Buffer) => Msg {
+  const decode = messageDecoder(desc);
+  return (b) => {
+    try {
+      return decode(b);
     } catch (err) {
       return new Malformed(err instanceof Error ? err.message : String(err)) as unknown as Msg;
     }
@@ -330,7 +348,7 @@ export function toGrpcService(spec: ServiceImplSpec, log: Logger, maxEcho = DEFA
       path: `/${spec.service.typeName}/${method.name}`,
       originalName: method.localName,
       requestSerialize: serializer(method.input),
-      requestDeserialize: deserializer(method.input),
+      requestDeserialize: requestDeserializer(method.input),
       responseSerialize: replySerializer(method.output),
       responseDeserialize: deserializer(method.output),
     };

@@ -18,7 +18,7 @@ import {
   decodeHoldTag,
   parseSessionId,
   planHeartbeat,
-  planUsage,
+  planUsageInto,
   sessionMeterId,
   USAGE_KINDS,
   USAGE_LEDGER,
@@ -41,10 +41,26 @@ const DUPLICATE_RESULT = create(UsageResultSchema, { outcome: UsageOutcome.DUPLI
 const TOTAL_MAX = AMOUNT_MAX_MICRO;
 const FIELD: Record<UsageKind, string> = { input_tokens: "input_tokens", output_tokens: "output_tokens", tool_calls: "tool_calls" };
 
-/** One event's planned chain: event index, session id, and where its transfers sit in the call's flat list. */
+/**
+ * One session named by a call, resolved once per call (ADR 0131): its events carry a reference to
+ * it, so per-event work reads properties instead of looking the 128-bit id up in Maps again.
+ */
+interface CallSession {
+  readonly sid: bigint;
+  /** Whether at least one of the call's events for it passed the field checks (it is looked up). */
+  named: boolean;
+  /** Its wallet, agent and why its events are refused ("" = they are not); set on first use. */
+  verdict: { wallet: bigint; agent_id: string; refusal: string } | undefined;
+  /** Its totals after the call's events (refuseTotalsPastRange's fast path). */
+  totals: UsageTotals | undefined;
+  /** Its entry in the open index (null: not open here), read once in the result loop. */
+  open: OpenSession | null | undefined;
+}
+
+/** One event's planned chain: event index, session, and where its transfers sit in the call's flat list. */
 interface PlannedChain {
   i: number;
-  sid: bigint;
+  session: CallSession;
   /** Index of the chain's first transfer in the flat transfer list. */
   at: number;
   /** Transfers in the chain (1..3). */
@@ -70,7 +86,8 @@ async function refuseTotalsPastRange(
   sessions: Map<bigint, OpenSession | SessionView | null>,
 ): Promise<void> {
   if (chains.length === 0) return;
-  const sids = [...new Set(chains.map((c) => c.sid))];
+  const called = [...new Set(chains.map((c) => c.session))];
+  const sids = called.map((c) => c.sid);
   const meterIds: bigint[] = [];
   for (const sid of sids) for (const k of USAGE_KINDS) meterIds.push(sessionMeterId(sid, USAGE_LEDGER[k]));
   const [meters, books] = await Promise.all([
@@ -86,18 +103,18 @@ async function refuseTotalsPastRange(
   const priceBook = new Map(sids.map((sid, k) => [sid, books[k] ?? null]));
   const worstMs = BigInt(s.config.SESSION_MAX_S) * 1000n;
   // Fast path: the totals after every event of the call.
-  const finals = new Map<bigint, UsageTotals>(sids.map((sid) => [sid, ledgerTotals(sid)]));
+  for (const c of called) c.totals = ledgerTotals(c.sid);
   for (const c of chains) {
     const e = events[c.i]!;
-    const t = finals.get(c.sid)!;
+    const t = c.session.totals!;
     t.input_tokens += e.inputTokens;
     t.output_tokens += e.outputTokens;
     t.tool_calls += e.toolCalls;
   }
   let inRange = true;
-  for (const [sid, t] of finals) {
+  for (const { sid, totals: t } of called) {
     const pb = priceBook.get(sid) ?? null;
-    if (t.input_tokens > TOTAL_MAX || t.output_tokens > TOTAL_MAX || t.tool_calls > TOTAL_MAX || (pb !== null && accrue(pb, t, worstMs).price_micro > TOTAL_MAX)) {
+    if (t!.input_tokens > TOTAL_MAX || t!.output_tokens > TOTAL_MAX || t!.tool_calls > TOTAL_MAX || (pb !== null && accrue(pb, t!, worstMs).price_micro > TOTAL_MAX)) {
       inRange = false;
       break;
     }
@@ -108,7 +125,8 @@ async function refuseTotalsPastRange(
   const v: Violation[] = [];
   for (const c of chains) {
     const e = events[c.i]!;
-    const t = totals.get(c.sid)!;
+    const sid = c.session.sid;
+    const t = totals.get(sid)!;
     const next: UsageTotals = {
       input_tokens: t.input_tokens + e.inputTokens,
       output_tokens: t.output_tokens + e.outputTokens,
@@ -121,7 +139,7 @@ async function refuseTotalsPastRange(
         bad = true;
       }
     }
-    const pb = priceBook.get(c.sid) ?? null;
+    const pb = priceBook.get(sid) ?? null;
     if (!bad && pb !== null) {
       const worst = accrue(pb, next, worstMs).price_micro;
       if (worst > TOTAL_MAX) {
@@ -129,7 +147,7 @@ async function refuseTotalsPastRange(
         bad = true;
       }
     }
-    if (!bad) totals.set(c.sid, next);
+    if (!bad) totals.set(sid, next);
   }
   if (v.length > 0) throw invalidArgument(v);
 }
@@ -181,70 +199,78 @@ export async function executeUsage(
     results[i] = create(UsageResultSchema, { outcome: UsageOutcome.REJECTED, reason });
     rejected++;
   };
-  const sidCache = new Map<string, bigint | null>();
-  const parsed = new Array<bigint | null>(n);
-  const known = new Set<bigint>();
+  // Per distinct session id string: its session (null: not a valid id); per event: that session.
+  const byString = new Map<string, CallSession | null>();
+  const bySid = new Map<bigint, CallSession>();
+  const parsed = new Array<CallSession | null>(n);
+  const known: bigint[] = [];
   for (let i = 0; i < n; i++) {
     const e = events[i]!;
-    let sid = sidCache.get(e.sessionId);
-    if (sid === undefined) {
+    let cs = byString.get(e.sessionId);
+    if (cs === undefined) {
+      let sid: bigint | null;
       try {
         sid = parseSessionId(e.sessionId);
       } catch {
         sid = null;
       }
-      sidCache.set(e.sessionId, sid);
+      cs = null;
+      if (sid !== null) {
+        cs = bySid.get(sid) ?? { sid, named: false, verdict: undefined, totals: undefined, open: undefined };
+        bySid.set(sid, cs);
+      }
+      byString.set(e.sessionId, cs);
     }
-    if (sid === null || e.seq < 1n || e.inputTokens > AMOUNT_MAX_MICRO || e.outputTokens > AMOUNT_MAX_MICRO || e.toolCalls > AMOUNT_MAX_MICRO) {
+    if (cs === null || e.seq < 1n || e.inputTokens > AMOUNT_MAX_MICRO || e.outputTokens > AMOUNT_MAX_MICRO || e.toolCalls > AMOUNT_MAX_MICRO) {
       reject(i, "INVALID_ARGUMENT");
       parsed[i] = null;
       continue;
     }
-    parsed[i] = sid;
-    known.add(sid);
+    parsed[i] = cs;
+    if (!cs.named) {
+      cs.named = true;
+      known.push(cs.sid);
+    }
   }
-  const sessions = await lookupSessions(s, [...known]);
+  const sessions = await lookupSessions(s, known);
   const now = s.clock();
+  /** Sessions with events to apply: their wallets (their meters are ensured before the write). */
+  const wallets = new Map<bigint, bigint>();
   // Per session, once: the wallet, and why its events are refused ("" = they are not).
-  const verdicts = new Map<bigint, { wallet: bigint; agent_id: string; refusal: string }>();
-  const verdictOf = (sid: bigint): { wallet: bigint; agent_id: string; refusal: string } => {
-    let d = verdicts.get(sid);
+  const verdictOf = (cs: CallSession): { wallet: bigint; agent_id: string; refusal: string } => {
+    let d = cs.verdict;
     if (d !== undefined) return d;
-    const v = sessions.get(sid) ?? null;
+    const v = sessions.get(cs.sid) ?? null;
     if (v === null) d = { wallet: 0n, agent_id: "", refusal: "SESSION_NOT_FOUND" };
     else {
       const wallet = "wallet_id" in v ? v.wallet_id : v.agent_wallet_id;
       const agent_id = agentFor(wallet);
-      const refusal = agent_id === null ? "PERMISSION_DENIED" : (refuse?.(sid) ?? null);
+      const refusal = agent_id === null ? "PERMISSION_DENIED" : (refuse?.(cs.sid) ?? null);
       const open = "wallet_id" in v ? v.deadline_ns > now : v.status === "open";
       d = { wallet, agent_id: agent_id ?? "", refusal: refusal ?? (open ? "" : "SESSION_NOT_OPEN") };
+      if (d.refusal === "") wallets.set(cs.sid, wallet);
     }
-    verdicts.set(sid, d);
+    cs.verdict = d;
     return d;
   };
   const chains: PlannedChain[] = [];
   const flat: Transfer[] = [];
-  const wallets = new Map<bigint, bigint>();
   for (let i = 0; i < n; i++) {
-    const sid = parsed[i];
-    if (sid === null || sid === undefined) continue;
-    const d = verdictOf(sid);
+    const cs = parsed[i];
+    if (cs === null || cs === undefined) continue;
+    const d = verdictOf(cs);
     if (d.refusal !== "") {
       reject(i, d.refusal);
       continue;
     }
     const e = events[i]!;
-    wallets.set(sid, d.wallet);
-    const chain = planUsage(s.ids, {
-      session_id: sid,
-      agent_id: d.agent_id,
-      seq: e.seq,
-      input_tokens: e.inputTokens,
-      output_tokens: e.outputTokens,
-      tool_calls: e.toolCalls,
-    });
-    chains.push({ i, sid, at: flat.length, len: chain.length });
-    for (const t of chain) flat.push(t);
+    const at = flat.length;
+    const len = planUsageInto(
+      s.ids,
+      { session_id: cs.sid, agent_id: d.agent_id, seq: e.seq, input_tokens: e.inputTokens, output_tokens: e.outputTokens, tool_calls: e.toolCalls },
+      flat,
+    );
+    chains.push({ i, session: cs, at, len });
   }
   await Promise.all([...wallets].map(([sid, wallet]) => ensureSessionMeters(s, sid, wallet)));
   await refuseTotalsPastRange(s, events, chains, sessions);
@@ -273,7 +299,9 @@ export async function executeUsage(
       if (first === CT.created) {
         results[c.i] = APPLIED_RESULT;
         applied++;
-        const open = s.open.get(c.sid);
+        const cs = c.session;
+        if (cs.open === undefined) cs.open = s.open.get(cs.sid) ?? null;
+        const open = cs.open;
         if (open) {
           const ts = res[c.at + c.len - 1]?.timestamp ?? now;
           if (ts > open.last_activity_ns) open.last_activity_ns = ts;
