@@ -85,6 +85,11 @@ class LazySessionIds implements SessionTransferIds {
   get debt(): bigint {
     return (this._debt ??= derived(this.hold, SESSION_ID_TAG.debt, "doff_debt"));
   }
+  private _close: readonly bigint[] | undefined;
+  /** The ids of the transfers closing the session's meters (sessionCloseIds), derived once. */
+  get close(): readonly bigint[] {
+    return (this._close ??= USAGE_LEDGERS_ORDER.map((l) => derived(this.hold, CLOSE_TAG[l]!, `close_meter_${l}`)));
+  }
   private _usage: UsageIds | undefined;
   /** planUsage's per-session ids, computed once per session (ADR 0104). */
   get usage(): UsageIds {
@@ -130,13 +135,18 @@ export function holdIdOfHex(hex: string): bigint {
 const idMemo = new Map<bigint, LazySessionIds>();
 const ID_MEMO_MAX = 100_000;
 
+/** The last session's ids: one Doff or Don asks for the same session's ids many times in a row. */
+let lastIds: LazySessionIds | undefined;
+
 function lazyIds(session_id: bigint): LazySessionIds {
+  if (lastIds !== undefined && lastIds.session_id === session_id) return lastIds;
   let ids = idMemo.get(session_id);
   if (ids === undefined) {
     ids = new LazySessionIds(session_id);
     if (idMemo.size >= ID_MEMO_MAX) idMemo.clear();
     idMemo.set(session_id, ids);
   }
+  lastIds = ids;
   return ids;
 }
 
@@ -213,10 +223,12 @@ export function sessionMeterId(session_id: bigint, ledger: number): bigint {
   return id === 0n || id === (1n << 128n) - 1n ? deterministicId("account", "session_meter", idToHex(session_id), ledger) : id;
 }
 
-/** Ids of the transfers closing the session's meters, in usage-ledger order (input, output, tool calls). */
-export function sessionCloseIds(session_id: bigint): bigint[] {
-  const hold = lazyIds(session_id).hold;
-  return USAGE_LEDGERS_ORDER.map((l) => derived(hold, CLOSE_TAG[l]!, `close_meter_${l}`));
+/**
+ * Ids of the transfers closing the session's meters, in usage-ledger order (input, output, tool
+ * calls). Memoized with the session's other ids: the array is shared, never modify it.
+ */
+export function sessionCloseIds(session_id: bigint): readonly bigint[] {
+  return lazyIds(session_id).close;
 }
 
 /**
