@@ -16,7 +16,7 @@ import {
   type SessionView,
 } from "../../domain/sessions.js";
 import { statusError } from "../errors.js";
-import { ALL_METERS, type SessionState } from "./state.js";
+import { ALL_METERS, type OpenSession, type SessionState } from "./state.js";
 
 /** Most events one ledger request carries (TigerBeetle's batch limit). */
 export const LEDGER_LIMIT = 8189;
@@ -121,6 +121,45 @@ export async function readForSettlement(s: SessionState, sid: bigint, also: bigi
   const r = await readTransfers(s, sid, true, also);
   const v = reconstructSession(sid, r.txs, s.clock());
   return { read: v ? { ...v, _txs: r.txs } : null, also: r.also };
+}
+
+/**
+ * Settlement's read after a close THIS call created (`closes`: those transfers as the ledger
+ * stamped them), without the lookups the fresh read makes, when the shortcut is exact: a
+ * single-writer ledger (this daemon makes every write) and a session it indexes as open with its
+ * hold. Then no post or void can exist (every settlement closes the meters first, and the close
+ * was still free), the closes are `closes`, what the Don counted is the index's when this
+ * daemon's Don made it (immutable), and the usage is on the meters read here:
+ * - the tool-call meter, always: every usage chain starts with a tool-call transfer (planUsage,
+ *   ADR 0038), so a session without one there has no token usage either;
+ * - the token meters the index saw usage on, in the same round;
+ * - the other token meters too, in a second round, when the tool-call meter shows a usage event
+ *   (seq > 0: an event whose reply this daemon had not seen yet, or a Don's racing usage).
+ * Returns null when the shortcut does not apply (make the fresh read, readForSettlement);
+ * `counted` undefined: the Don's count is not known here (read it).
+ */
+export async function readAfterOwnClose(
+  s: SessionState,
+  sid: bigint,
+  closes: readonly Transfer[],
+): Promise<{ read: SessionRead | null; counted: OpenSession["counted"] } | null> {
+  if (!s.singleWriter) return null;
+  const o = s.open.get(sid);
+  const hold = o?.hold;
+  if (o === undefined || hold === undefined) return null;
+  const tools = USAGE_LEDGER.tool_calls;
+  const tokens = [USAGE_LEDGER.input_tokens, USAGE_LEDGER.output_tokens];
+  const first = tokens.filter((l) => (o.meters & (1 << l)) !== 0);
+  const read = (l: number) => meterTransfers(s, sessionMeterId(sid, l), sid, hold.timestamp, 0n);
+  const [toolTxs, ...tokenTxs] = await Promise.all([read(tools), ...first.map(read)]);
+  const txs: Transfer[] = [hold, ...closes, ...toolTxs!];
+  for (const page of tokenTxs) for (const t of page) txs.push(t);
+  if (toolTxs!.some((t) => t.user_data_64 !== 0n)) {
+    const rest = tokens.filter((l) => !first.includes(l));
+    for (const page of await Promise.all(rest.map(read))) for (const t of page) txs.push(t);
+  }
+  const v = reconstructSession(sid, txs, s.clock());
+  return { read: v ? { ...v, _txs: txs } : null, counted: o.counted };
 }
 
 /**

@@ -29,7 +29,7 @@ import {
 } from "../../domain/sessions.js";
 import { failedPrecondition, ledgerRejected } from "../errors.js";
 import { debtAccountOf, ensureAuthors, ensureDebt, ensureSessionMeters } from "./accounts.js";
-import { priceBookOf, readForSettlement, readSession, sessionTransfers, type SessionRead } from "./reads.js";
+import { priceBookOf, readAfterOwnClose, readForSettlement, readSession, sessionTransfers, type SessionRead } from "./reads.js";
 import { pinnedFeeBps } from "./pins.js";
 import type { SessionState } from "./state.js";
 import { sessionSettledEvent } from "../../webhooks/events.js";
@@ -60,13 +60,24 @@ import { refusedBy, type ChainCheck } from "../limits/limits.js";
  * that bind (the first closer's).
  */
 export async function closeMeters(s: SessionState, v: SessionView, terms: CloseTerms): Promise<CloseTerms> {
+  return (await closeMetersOwn(s, v, terms)).terms;
+}
+
+/**
+ * closeMeters, also returning the closing transfers as the ledger stamped them when THIS call
+ * created them (null: they existed already, closed by another settler or an earlier attempt).
+ */
+async function closeMetersOwn(s: SessionState, v: SessionView, terms: CloseTerms): Promise<{ terms: CloseTerms; own: Transfer[] | null }> {
   await ensureSessionMeters(s, v.session_id, v.agent_wallet_id);
-  const res = await s.ledger.createTransfers(planCloseMeters(v.session_id, terms));
+  const chain = planCloseMeters(v.session_id, terms);
+  const res = await s.ledger.createTransfers(chain);
   const first = res.find((r) => r.status !== CT.linked_event_failed && r.status !== CT.created);
   const o = s.open.get(v.session_id);
   if (first === undefined || first.status === CT.exists) {
     if (o) o.closing = true;
-    return terms;
+    const created = first === undefined && res.length === chain.length;
+    if (created) for (let i = 0; i < chain.length; i++) chain[i]!.timestamp = res[i]!.timestamp;
+    return { terms, own: created ? chain : null };
   }
   if ((CT[first.status] ?? "").startsWith("exists_with_different")) {
     // Closed earlier by another settler (or before a crash) with other terms: those bind.
@@ -74,7 +85,7 @@ export async function closeMeters(s: SessionState, v: SessionView, terms: CloseT
     const recorded = t ? closeTermsOf(t) : null;
     if (recorded === null) throw ledgerRejected("close session meters", "closing transfer unreadable");
     if (o) o.closing = true;
-    return recorded;
+    return { terms: recorded, own: null };
   }
   throw ledgerRejected("close session meters", CT[first.status] ?? String(first.status));
 }
@@ -85,15 +96,27 @@ export async function closeMeters(s: SessionState, v: SessionView, terms: CloseT
  * the ledger then has it (settled, cancelled, or whatever a racing call made of it).
  */
 export async function finishSession(s: SessionState, v: SessionView, terms: CloseTerms, agent_id: string | null): Promise<SessionView> {
-  const binding = await closeMeters(s, v, terms);
-  // The final usage, and what the Don counted (ADR 0110), in one read.
-  const counted_id = countedTransferId(v.session_id);
-  const { read: final, also } = await readForSettlement(s, v.session_id, [counted_id]);
+  const { terms: binding, own } = await closeMetersOwn(s, v, terms);
+  // The final usage, and what the Don counted (ADR 0110): without lookups after a close this
+  // call made on a single-writer ledger (readAfterOwnClose), else in one fresh read.
+  const quick = own === null ? null : await readAfterOwnClose(s, v.session_id, own);
+  let final: SessionRead | null;
+  let counted: Counted | null | undefined;
+  if (quick !== null) {
+    final = quick.read;
+    counted = quick.counted;
+  } else {
+    const counted_id = countedTransferId(v.session_id);
+    const fresh = await readForSettlement(s, v.session_id, [counted_id]);
+    final = fresh.read;
+    counted = countedOf(fresh.also.find((t) => t.id === counted_id));
+  }
   if (final === null || final.status !== "open") {
     s.open.delete(v.session_id);
     return final ?? v;
   }
-  const counted = final.hold_micro > 0n ? countedOf(also.find((t) => t.id === counted_id)) : null;
+  if (final.hold_micro === 0n) counted = null;
+  else if (counted === undefined) counted = await countedAtDon(s, v.session_id);
   if (binding.reason === "cancel") return voidHold(s, final, counted);
   return settle(s, final, binding.reason, binding.end_ns, agent_id, counted);
 }
