@@ -158,8 +158,7 @@ export async function readAfterOwnClose(
     const rest = tokens.filter((l) => !first.includes(l));
     for (const page of await Promise.all(rest.map(read))) for (const t of page) txs.push(t);
   }
-  const v = reconstructSession(sid, txs, s.clock());
-  return { read: v ? { ...v, _txs: txs } : null, counted: o.counted };
+  return { read: withTxs(reconstructSession(sid, txs, s.clock()), txs), counted: o.counted };
 }
 
 /**
@@ -174,8 +173,15 @@ export async function readSessionForAction(s: SessionState, sid: bigint): Promis
   const hold = s.singleWriter ? s.open.get(sid)?.hold : undefined;
   if (hold === undefined) return readSessionWithTransfers(s, sid);
   const txs = [hold];
-  const v = reconstructSession(sid, txs, s.clock());
-  return v ? { ...v, _txs: txs } : null;
+  return withTxs(reconstructSession(sid, txs, s.clock()), txs);
+}
+
+/** `v` (a view this module just built, so no one else holds it) with the transfers it was built from. */
+function withTxs(v: SessionView | null, txs: Transfer[]): SessionRead | null {
+  if (v === null) return null;
+  const r = v as SessionRead;
+  r._txs = txs;
+  return r;
 }
 
 /** readSession, keeping the transfers (null: no such session). */

@@ -68,7 +68,7 @@ export async function closeMeters(s: SessionState, v: SessionView, terms: CloseT
  * created them (null: they existed already, closed by another settler or an earlier attempt).
  */
 async function closeMetersOwn(s: SessionState, v: SessionView, terms: CloseTerms): Promise<{ terms: CloseTerms; own: Transfer[] | null }> {
-  await ensureSessionMeters(s, v.session_id, v.agent_wallet_id);
+  if (!s.metered.has(v.session_id)) await ensureSessionMeters(s, v.session_id, v.agent_wallet_id);
   const chain = planCloseMeters(v.session_id, terms);
   const res = await s.ledger.createTransfers(chain);
   const first = res.find((r) => r.status !== CT.linked_event_failed && r.status !== CT.created);
@@ -136,8 +136,9 @@ export async function settle(
   agent_id: string | null,
   counted_read?: Counted | null,
 ): Promise<SessionView> {
-  const e = await priceBookOf(s, v);
-  const fee_bps = await pinnedFeeBps(s, v.session_id);
+  // Known price books and pins cost no await (a Doff of a session donned here: both in memory).
+  const e = s.registry.peek(v.price_version) ?? (await priceBookOf(s, v));
+  const fee_bps = s.open.get(v.session_id)?.fee_bps ?? (await pinnedFeeBps(s, v.session_id));
   const billed = billedDurationMs(v.don_ns, end_ns, s.config.SESSION_MAX_S);
   let settlement = priceSession(e.pricing, v.mode, v.hold_micro, v.usage, billed, fee_bps);
   if (settlement.debt_micro > 0n) {
@@ -146,14 +147,14 @@ export async function settle(
     settlement = capDebtAtIssuanceHeadroom(settlement, control === undefined ? 0n : issuanceHeadroomMicro(control), fee_bps);
   }
   if (!s.authorsReady.has(e.author)) await ensureAuthors(s, [e.author]);
-  const ids: SessionAccountIds = { ...s.ids };
+  let ids: SessionAccountIds = s.ids;
   if (settlement.debt_micro > 0n) {
     if (agent_id !== null) {
       await ensureDebt(s, agent_id);
     } else {
       const debt = await debtAccountOf(s, v.agent_wallet_id);
       if (debt === null) throw ledgerRejected("doff", "agent debt account missing for a soft-mode session");
-      ids.agentDebt = () => debt;
+      ids = { ...s.ids, agentDebt: () => debt };
     }
   }
   // Spending limits (ADR 0110): what the Don counted on its day; a debt is cut to the caps.
@@ -186,9 +187,10 @@ export async function settle(
   }
   s.open.delete(v.session_id);
   if (res.length === chain.length && res.every((r) => r.status === CT.created)) {
-    const stamped = chain.map((t, i) => ({ ...t, timestamp: res[i]!.timestamp }));
+    // The chain is this call's own (plan built it): stamp it as the ledger stored it.
+    for (let i = 0; i < chain.length; i++) chain[i]!.timestamp = res[i]!.timestamp;
     const now = res[res.length - 1]!.timestamp;
-    const txs = [...(v._txs ?? (await sessionTransfers(s, v.session_id))), ...stamped];
+    const txs = (v._txs ?? (await sessionTransfers(s, v.session_id))).concat(chain);
     const settled = reconstructSession(v.session_id, txs, now)!;
     await notifySettled(s, settled, e);
     return settled;
