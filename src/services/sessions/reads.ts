@@ -123,6 +123,9 @@ export async function readForSettlement(s: SessionState, sid: bigint, also: bigi
   return { read: v ? { ...v, _txs: r.txs } : null, also: r.also };
 }
 
+const TOOLS = USAGE_LEDGER.tool_calls;
+const TOKEN_LEDGERS = [USAGE_LEDGER.input_tokens, USAGE_LEDGER.output_tokens] as const;
+
 /**
  * Settlement's read after a close THIS call created (`closes`: those transfers as the ledger
  * stamped them), without the lookups the fresh read makes, when the shortcut is exact: a
@@ -147,16 +150,23 @@ export async function readAfterOwnClose(
   const o = s.open.get(sid);
   const hold = o?.hold;
   if (o === undefined || hold === undefined) return null;
-  const tools = USAGE_LEDGER.tool_calls;
-  const tokens = [USAGE_LEDGER.input_tokens, USAGE_LEDGER.output_tokens];
-  const first = tokens.filter((l) => (o.meters & (1 << l)) !== 0);
-  const read = (l: number) => meterTransfers(s, sessionMeterId(sid, l), sid, hold.timestamp, 0n);
-  const [toolTxs, ...tokenTxs] = await Promise.all([read(tools), ...first.map(read)]);
-  const txs: Transfer[] = [hold, ...closes, ...toolTxs!];
-  for (const page of tokenTxs) for (const t of page) txs.push(t);
-  if (toolTxs!.some((t) => t.user_data_64 !== 0n)) {
-    const rest = tokens.filter((l) => !first.includes(l));
-    for (const page of await Promise.all(rest.map(read))) for (const t of page) txs.push(t);
+  // Plain loops, no per-call closures (tsx names every closure it creates: a defineProperty each).
+  const reads: Promise<Transfer[]>[] = [meterTransfers(s, sessionMeterId(sid, TOOLS), sid, hold.timestamp, 0n)];
+  let unread = 0;
+  for (const l of TOKEN_LEDGERS) {
+    if ((o.meters & (1 << l)) !== 0) reads.push(meterTransfers(s, sessionMeterId(sid, l), sid, hold.timestamp, 0n));
+    else unread |= 1 << l;
+  }
+  const pages = await Promise.all(reads);
+  const txs: Transfer[] = [hold];
+  for (const t of closes) txs.push(t);
+  let events = false;
+  for (const page of pages) for (const t of page) txs.push(t);
+  for (const t of pages[0]!) if (t.user_data_64 !== 0n) events = true;
+  if (events && unread !== 0) {
+    const rest: Promise<Transfer[]>[] = [];
+    for (const l of TOKEN_LEDGERS) if ((unread & (1 << l)) !== 0) rest.push(meterTransfers(s, sessionMeterId(sid, l), sid, hold.timestamp, 0n));
+    for (const page of await Promise.all(rest)) for (const t of page) txs.push(t);
   }
   return { read: withTxs(reconstructSession(sid, txs, s.clock()), txs), counted: o.counted };
 }

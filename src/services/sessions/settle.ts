@@ -24,6 +24,7 @@ import {
   sessionTransferIds,
   type CloseReason,
   type CloseTerms,
+  type DoffInput,
   type SessionAccountIds,
   type SessionView,
 } from "../../domain/sessions.js";
@@ -71,7 +72,13 @@ async function closeMetersOwn(s: SessionState, v: SessionView, terms: CloseTerms
   if (!s.metered.has(v.session_id)) await ensureSessionMeters(s, v.session_id, v.agent_wallet_id);
   const chain = planCloseMeters(v.session_id, terms);
   const res = await s.ledger.createTransfers(chain);
-  const first = res.find((r) => r.status !== CT.linked_event_failed && r.status !== CT.created);
+  let first: (typeof res)[number] | undefined;
+  for (const r of res) {
+    if (r.status !== CT.linked_event_failed && r.status !== CT.created) {
+      first = r;
+      break;
+    }
+  }
   const o = s.open.get(v.session_id);
   if (first === undefined || first.status === CT.exists) {
     if (o) o.closing = true;
@@ -160,15 +167,8 @@ export async function settle(
   // Spending limits (ADR 0110): what the Don counted on its day; a debt is cut to the caps.
   const counted = v.hold_micro === 0n ? null : counted_read !== undefined ? counted_read : await countedAtDon(s, v.session_id);
   if (counted !== null && settlement.debt_micro > 0n) settlement = await capDebtAtLimits(s, v, counted, settlement, fee_bps);
-  const plan = (st: typeof settlement): { chain: Transfer[]; checks: ChainCheck[] } => {
-    const doff = planDoff(ids, { session_id: v.session_id, agent_id: agent_id ?? "", author_id: e.author, masque_index: v.masque_index, settlement: st, billed_duration_ms: billed, fee_bps, reason });
-    // Author debt from refunds (ADR 0112) is repaid first from what this Doff credits.
-    const withRepay = appendTail(doff, [planDebtRepayment(sessionTransferIds(v.session_id).hold, ids.authorEarnings(e.author), v.session_id)]);
-    if (counted === null) return { chain: withRepay, checks: [] };
-    const { tail, checks } = limitTail(v, counted, st.posted_micro, st.debt_micro, withRepay.length);
-    return { chain: appendTail(withRepay, tail), checks };
-  };
-  let planned = plan(settlement);
+  const input: DoffInput = { session_id: v.session_id, agent_id: agent_id ?? "", author_id: e.author, masque_index: v.masque_index, settlement, billed_duration_ms: billed, fee_bps, reason };
+  let planned = planSettlement(ids, v, input, counted);
   let chain = planned.chain;
   let res = await s.ledger.createTransfers(chain);
   // The issuance-limit event is in the chain only with a debt (its id costs a hash: not on every Doff).
@@ -181,12 +181,14 @@ export async function settle(
     // Doff. Only the failing check's id failed for good; the chain's other ids were rolled back
     // and stay usable, and the retried chain has no debt events.
     settlement = capDebtAtIssuanceHeadroom(settlement, 0n, fee_bps);
-    planned = plan(settlement);
+    planned = planSettlement(ids, v, { ...input, settlement }, counted);
     chain = planned.chain;
     res = await s.ledger.createTransfers(chain);
   }
   s.open.delete(v.session_id);
-  if (res.length === chain.length && res.every((r) => r.status === CT.created)) {
+  let all_created = res.length === chain.length;
+  for (let i = 0; all_created && i < res.length; i++) all_created = res[i]!.status === CT.created;
+  if (all_created) {
     // The chain is this call's own (plan built it): stamp it as the ledger stored it.
     for (let i = 0; i < chain.length; i++) chain[i]!.timestamp = res[i]!.timestamp;
     const now = res[res.length - 1]!.timestamp;
@@ -212,6 +214,18 @@ export async function settle(
     }
   }
   throw ledgerRejected("doff", CT[status] ?? String(status));
+}
+
+/**
+ * The Doff chain of `d` (planDoff), then the author-debt repayment (ADR 0112: repaid first from
+ * what this Doff credits), then the spending-limit tail when the Don counted the hold (ADR 0110),
+ * as one linked chain, with the limit checks' indexes in it.
+ */
+function planSettlement(ids: SessionAccountIds, v: SessionView, d: DoffInput, counted: Counted | null): { chain: Transfer[]; checks: ChainCheck[] } {
+  const chain = appendTail(planDoff(ids, d), [planDebtRepayment(sessionTransferIds(v.session_id).hold, ids.authorEarnings(d.author_id), v.session_id)]);
+  if (counted === null) return { chain, checks: [] };
+  const { tail, checks } = limitTail(v, counted, d.settlement.posted_micro, d.settlement.debt_micro, chain.length);
+  return { chain: appendTail(chain, tail), checks };
 }
 
 /** FAILED_PRECONDITION for a session `action` cannot apply to (cancelled, expired, settled). */
