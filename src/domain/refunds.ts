@@ -21,7 +21,7 @@
 import { AccountFlags, TransferFlags, type Account, type Transfer } from "tigerbeetle-node";
 import { AMOUNT_MAX_MICRO } from "./accounts.js";
 import { AccountCode, Ledger, TransferCode } from "./codes.js";
-import { deterministicId, idToHex } from "./ids.js";
+import { deterministicId, hexIdDeriver, idToHex } from "./ids.js";
 import { limitOperatorId } from "./limits.js";
 import { newAccount, newTransfer } from "./records.js";
 
@@ -74,10 +74,18 @@ export function refundId(session_id: bigint, idempotency_key: string): bigint {
   return deterministicId("transfer", "refund", idToHex(session_id), idempotency_key);
 }
 
+/** deterministicId("transfer", "author_debt_repayment", hex) in one SHA-256 call (every Doff derives one). */
+const repaymentIdOfHex = hexIdDeriver("transfer", "author_debt_repayment");
+
+/** The id of the repayment event of the chain whose base id is `base_id` (ADR 0112). */
+export function debtRepaymentId(base_id: bigint): bigint {
+  return repaymentIdOfHex(idToHex(base_id));
+}
+
 /** The repayment event that ends every chain crediting `earnings_id` (id derived from the chain's `base_id`). */
 export function planDebtRepayment(base_id: bigint, earnings_id: bigint, user_data_128: bigint): Transfer {
   return newTransfer({
-    id: deterministicId("transfer", "author_debt_repayment", idToHex(base_id)),
+    id: debtRepaymentId(base_id),
     debit_account_id: earnings_id,
     credit_account_id: authorDebtId(earnings_id),
     amount: AMOUNT_MAX_MICRO,
@@ -118,7 +126,7 @@ export interface RefundInput {
 /** Transfer ids of a refund's chain, derived from its id. */
 export function refundTransferIds(id: bigint) {
   const d = (name: string) => deterministicId("transfer", "refund", name, idToHex(id));
-  return { counted: id, debt: d("author_debt"), author: d("author"), platform: d("platform"), repayment: deterministicId("transfer", "author_debt_repayment", idToHex(id)) };
+  return { counted: id, debt: d("author_debt"), author: d("author"), platform: d("platform"), repayment: debtRepaymentId(id) };
 }
 
 /** The refund chain (see the file comment); index 0 is the refundable check. */

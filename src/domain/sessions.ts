@@ -85,6 +85,11 @@ class LazySessionIds implements SessionTransferIds {
   get debt(): bigint {
     return (this._debt ??= derived(this.hold, SESSION_ID_TAG.debt, "doff_debt"));
   }
+  private _close: readonly bigint[] | undefined;
+  /** The ids of the transfers closing the session's meters (sessionCloseIds), derived once. */
+  get close(): readonly bigint[] {
+    return (this._close ??= USAGE_LEDGERS_ORDER.map((l) => derived(this.hold, CLOSE_TAG[l]!, `close_meter_${l}`)));
+  }
   private _usage: UsageIds | undefined;
   /** planUsage's per-session ids, computed once per session (ADR 0104). */
   get usage(): UsageIds {
@@ -130,13 +135,18 @@ export function holdIdOfHex(hex: string): bigint {
 const idMemo = new Map<bigint, LazySessionIds>();
 const ID_MEMO_MAX = 100_000;
 
+/** The last session's ids: one Doff or Don asks for the same session's ids many times in a row. */
+let lastIds: LazySessionIds | undefined;
+
 function lazyIds(session_id: bigint): LazySessionIds {
+  if (lastIds !== undefined && lastIds.session_id === session_id) return lastIds;
   let ids = idMemo.get(session_id);
   if (ids === undefined) {
     ids = new LazySessionIds(session_id);
     if (idMemo.size >= ID_MEMO_MAX) idMemo.clear();
     idMemo.set(session_id, ids);
   }
+  lastIds = ids;
   return ids;
 }
 
@@ -213,10 +223,12 @@ export function sessionMeterId(session_id: bigint, ledger: number): bigint {
   return id === 0n || id === (1n << 128n) - 1n ? deterministicId("account", "session_meter", idToHex(session_id), ledger) : id;
 }
 
-/** Ids of the transfers closing the session's meters, in usage-ledger order (input, output, tool calls). */
-export function sessionCloseIds(session_id: bigint): bigint[] {
-  const hold = lazyIds(session_id).hold;
-  return USAGE_LEDGERS_ORDER.map((l) => derived(hold, CLOSE_TAG[l]!, `close_meter_${l}`));
+/**
+ * Ids of the transfers closing the session's meters, in usage-ledger order (input, output, tool
+ * calls). Memoized with the session's other ids: the array is shared, never modify it.
+ */
+export function sessionCloseIds(session_id: bigint): readonly bigint[] {
+  return lazyIds(session_id).close;
 }
 
 /**
@@ -363,61 +375,57 @@ export interface DoffInput {
 export function planDoff(ids: SessionAccountIds, d: DoffInput): Transfer[] {
   const t = sessionTransferIds(d.session_id);
   const s = d.settlement;
-  const chain: Transfer[] = [
-    {
-      ...blank(),
-      id: t.post,
-      pending_id: t.hold,
-      amount: s.posted_micro,
-      flags: TransferFlags.post_pending_transfer,
-      // user_data_* zero: inherited from the hold (session id, masque index, version|mode).
-    },
-  ];
+  const reason = REASON_CODE[d.reason];
+  const masque_index = BigInt(d.masque_index);
+  // Post: ledger, accounts and user_data_* zero are inherited from the hold.
+  const post = usdTransfer(t.post, 0n, 0n, s.posted_micro, t.hold, 0n, 0n, 0, 0, TransferFlags.post_pending_transfer);
+  post.ledger = 0;
+  const chain: Transfer[] = [post];
   if (s.debt_micro > 0n) {
-    const debt: Transfer = {
-      ...blank(),
-      id: t.debt,
-      debit_account_id: ids.agentDebt(d.agent_id),
-      credit_account_id: ids.escrow,
-      amount: s.debt_micro,
-      user_data_128: d.session_id,
-      user_data_64: BigInt(d.masque_index),
-      user_data_32: REASON_CODE[d.reason],
-      ledger: Ledger.usd_micro,
-      code: TransferCode.session_overrun_debt,
-    };
+    const debt = usdTransfer(t.debt, ids.agentDebt(d.agent_id), ids.escrow, s.debt_micro, 0n, d.session_id, masque_index, reason, TransferCode.session_overrun_debt, 0);
     // The debt brings money into ledger 1: it counts against the issuance limit (ADR 0055), in
     // the same chain, so the ledger refuses the chain rather than pass 2^63-1.
     chain.push(debt, issuanceLimitTransfer(debt, { linked: true }));
   }
   chain.push(
-    {
-      ...blank(),
-      id: t.author,
-      debit_account_id: ids.escrow,
-      credit_account_id: ids.authorEarnings(d.author_id),
-      amount: s.author_micro,
-      user_data_128: d.session_id,
-      user_data_64: d.billed_duration_ms,
-      user_data_32: REASON_CODE[d.reason],
-      ledger: Ledger.usd_micro,
-      code: TransferCode.session_author_share,
-    },
-    {
-      ...blank(),
-      id: t.platform,
-      debit_account_id: ids.escrow,
-      credit_account_id: ids.platformRevenue,
-      amount: s.platform_micro,
-      user_data_128: d.session_id,
-      user_data_64: BigInt(d.masque_index),
-      user_data_32: d.fee_bps,
-      ledger: Ledger.usd_micro,
-      code: TransferCode.session_platform_fee,
-    },
+    usdTransfer(t.author, ids.escrow, ids.authorEarnings(d.author_id), s.author_micro, 0n, d.session_id, d.billed_duration_ms, reason, TransferCode.session_author_share, 0),
+    usdTransfer(t.platform, ids.escrow, ids.platformRevenue, s.platform_micro, 0n, d.session_id, masque_index, d.fee_bps, TransferCode.session_platform_fee, 0),
   );
   for (let i = 0; i < chain.length - 1; i++) chain[i]!.flags |= TransferFlags.linked;
   return chain;
+}
+
+/**
+ * One ledger-1 (USD) transfer of the Doff chain, every field written once in the Transfer's field
+ * order (one object, no defaults spread over it: a Doff builds four of these).
+ */
+function usdTransfer(
+  id: bigint,
+  debit_account_id: bigint,
+  credit_account_id: bigint,
+  amount: bigint,
+  pending_id: bigint,
+  user_data_128: bigint,
+  user_data_64: bigint,
+  user_data_32: number,
+  code: number,
+  flags: number,
+): Transfer {
+  return {
+    id,
+    debit_account_id,
+    credit_account_id,
+    amount,
+    pending_id,
+    user_data_128,
+    user_data_64,
+    user_data_32,
+    timeout: 0,
+    ledger: Ledger.usd_micro,
+    code,
+    flags,
+    timestamp: 0n,
+  };
 }
 
 /** Cancel = void the hold (the whole reservation returns to the agent; nothing is charged). */

@@ -1,14 +1,15 @@
 /**
  * Issue 20 (ADR 0114): a Doff reaches the ledger in as few requests as its design allows, and
  * the work it skips changes nothing it does. Counted on the real embedded ledger behind the
- * coalescer (every call passes through to it): close the meters (one create), read the session
- * back with what the Don counted (one lookup + one read per usage meter), submit the Doff chain
- * (one create). session.settled still reaches an endpoint registered for it.
+ * coalescer (every call passes through to it): close the meters (one create), read the final
+ * usage (one read per usage meter that can hold any: the tool-call meter always; no lookup when
+ * this daemon's Don counted the hold), submit the Doff chain (one create). session.settled still
+ * reaches an endpoint registered for it.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SessionStatus, type UsageEvent } from "../../clients/gen/masques/ledger/v1/session_service_pb.js";
 import { dayUsedMicro } from "../../src/domain/limits.js";
-import { parseSessionId } from "../../src/domain/sessions.js";
+import { parseSessionId, planUsage } from "../../src/domain/sessions.js";
 import { countedTransferId } from "../../src/services/sessions/limits.js";
 import type { SessionServiceInstance } from "../../src/services/sessions/service.js";
 import { newSessionId } from "./harness.js";
@@ -57,7 +58,7 @@ async function counted<T>(f: () => Promise<T>): Promise<{ result: T; requests: P
 }
 
 describe("Doff's ledger requests", () => {
-  it("a Doff of an open session with usage: two creates (close, chain), one lookup, one read per usage meter; the unused hold goes back to the day", async () => {
+  it("a Doff of an open session with usage: two creates (close, chain), one read per usage meter, no lookup; the unused hold goes back to the day", async () => {
     const p = await env.fundedAgent("rt-doff");
     const sid = newSessionId();
     const don = await S.handlers.don(p, donReq(sid));
@@ -68,22 +69,62 @@ describe("Doff's ledger requests", () => {
     expect(dayUsedMicro(await dayOf(sid))).toBe(hold);
     const { result: s, requests } = await counted(() => S.handlers.doff(p, sid));
     expect(s.status).toBe(SessionStatus.DOFFED);
-    // Before ADR 0114 what the Don counted was a second lookup of its own.
-    expect(requests).toEqual({ createTransfers: 2, lookupTransfers: 1, getAccountTransfers: 3 });
+    // Before ADR 0114 what the Don counted was a second lookup of its own; since its second
+    // amendment the Don's count is remembered and the hold, closes and post/void are not looked up.
+    expect(requests).toEqual({ createTransfers: 2, getAccountTransfers: 3 });
     // The release of the unused hold rests on that merged read: the day keeps only the charge.
     expect(s.postedMicro).toBeGreaterThan(0n);
     expect(s.postedMicro).toBeLessThan(hold);
     expect(dayUsedMicro(await dayOf(sid))).toBe(s.postedMicro + s.debtMicro);
   });
 
-  it("a Cancel reads what the Don counted with the session too, and gives the whole hold back to the day", async () => {
+  it("a Cancel of a session without usage reads only its tool-call meter, and gives the whole hold back to the day", async () => {
     const p = await env.fundedAgent("rt-cancel");
     const sid = newSessionId();
     await S.handlers.don(p, donReq(sid));
     const { result: s, requests } = await counted(() => S.handlers.cancel(p, sid));
     expect(s.status).toBe(SessionStatus.CANCELLED);
-    expect(requests).toEqual({ createTransfers: 2, lookupTransfers: 1, getAccountTransfers: 3 });
+    expect(requests).toEqual({ createTransfers: 2, getAccountTransfers: 1 });
     expect(dayUsedMicro(await dayOf(sid))).toBe(0n);
+  });
+
+  it("usage the daemon has not seen answered (applied just before the close) is billed: the tool-call meter shows it and the token meters are read", async () => {
+    const p = await env.fundedAgent("rt-unseen");
+    const usage = { seq: 1n, input_tokens: 40_000n, output_tokens: 20_000n, tool_calls: 0n };
+    // Reference: the same usage through RecordUsage, whose reply the daemon saw.
+    const seen = newSessionId();
+    await S.handlers.don(p, donReq(seen));
+    const ev = { sessionId: seen, seq: 1n, inputTokens: usage.input_tokens, outputTokens: usage.output_tokens, toolCalls: 0n } as UsageEvent;
+    expect((await S.handlers.recordUsage(p, [ev])).applied).toBe(1);
+    const reference = await S.handlers.doff(p, seen);
+    expect(reference.chargedMicro).toBeGreaterThan(0n);
+    // The race: the usage chain is in the ledger, but the daemon's index never saw its reply.
+    const sid = newSessionId();
+    await S.handlers.don(p, donReq(sid));
+    const chain = planUsage(S.state.ids, { session_id: parseSessionId(sid), agent_id: p.id, ...usage });
+    expect((await env.ctx.ledger.createTransfers(chain)).map((r) => r.timestamp > 0n)).toEqual(chain.map(() => true));
+    const { result: s, requests } = await counted(() => S.handlers.doff(p, sid));
+    expect(s.status).toBe(SessionStatus.DOFFED);
+    expect(s.usage).toMatchObject({ inputTokens: usage.input_tokens, outputTokens: usage.output_tokens });
+    expect([s.priceMicro, s.chargedMicro, s.authorShareMicro, s.platformFeeMicro]).toEqual([reference.priceMicro, reference.chargedMicro, reference.authorShareMicro, reference.platformFeeMicro]);
+    // The tool-call meter first, then both token meters the index knew nothing about.
+    expect(requests).toEqual({ createTransfers: 2, getAccountTransfers: 3 });
+  });
+
+  it("after a restart (index rebuilt from the ledger) a Doff reads what the Don counted, and the unused hold still goes back to the day", async () => {
+    const p = await env.fundedAgent("rt-restart");
+    const sid = newSessionId();
+    const don = await S.handlers.don(p, donReq(sid));
+    const after = await env.instance(); // rebuilds its open index from the ledger
+    const { result: s, requests } = await counted(() => after.handlers.doff(p, sid));
+    expect(s.status).toBe(SessionStatus.DOFFED);
+    // A new instance also makes sure of the meters (createAccounts) and reads the pin (lookupAccounts).
+    expect(requests).toMatchObject({ createTransfers: 2, lookupTransfers: 1, getAccountTransfers: 1 });
+    expect(s.chargedMicro).toBeLessThan(don.session.holdMicro);
+    expect(dayUsedMicro(await dayOf(sid))).toBe(s.chargedMicro);
+    // The first instance's index still says open: its Doff is answered from the ledger's record.
+    const again = await S.handlers.doff(p, sid);
+    expect([again.status, again.chargedMicro, again.authorShareMicro]).toEqual([s.status, s.chargedMicro, s.authorShareMicro]);
   });
 });
 

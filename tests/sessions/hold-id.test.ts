@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { deterministicId, idToHex } from "../../src/domain/ids.js";
-import { holdIdOfHex, sessionTransferIds } from "../../src/domain/sessions.js";
+import { deterministicId, hexIdDeriver, idToHex } from "../../src/domain/ids.js";
+import { debtRepaymentId, planDebtRepayment } from "../../src/domain/refunds.js";
+import { holdIdOfHex, sessionCloseIds, sessionTransferIds } from "../../src/domain/sessions.js";
 
 describe("session hold id (fast path)", () => {
   it("is the same id deterministicId('transfer', 'don', hex) names, so existing ledgers stay readable", () => {
@@ -41,6 +42,42 @@ describe("session hold id (fast path)", () => {
     for (let i = 1n; i <= 100_001n; i++) sessionTransferIds(0x10_0000n + i);
     const rebuilt = sessionTransferIds(0x1234n);
     expect(pick(rebuilt)).toEqual(first);
+  });
+});
+
+describe("Doff's other derived ids (ADR 0114: one SHA-256 call, memoized close ids)", () => {
+  it("the author-debt repayment id is the one deterministicId names (a Doff retried across versions finds its event)", () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 1n, max: (1n << 128n) - 2n }), (base) => {
+        const generic = deterministicId("transfer", "author_debt_repayment", idToHex(base));
+        expect(debtRepaymentId(base)).toBe(generic);
+        expect(planDebtRepayment(base, 7n, 9n).id).toBe(generic);
+      }),
+      { numRuns: 500 },
+    );
+    // Worked independently (Python hashlib) from the hold id of session 0x1234 above.
+    expect(debtRepaymentId(0x9d2796956b86b50a8cd2330fb987e38bn)).toBe(0x32d70da6bb30bf5c954881ed790aa2c6n);
+  });
+
+  it("hexIdDeriver falls back to deterministicId for anything but 32 lowercase hex digits", () => {
+    const f = hexIdDeriver("transfer", "x");
+    for (const text of ["abc", "ABCDEF0123456789ABCDEF0123456789", "é".repeat(32), "0".repeat(33)]) {
+      expect(f(text)).toBe(deterministicId("transfer", "x", text));
+    }
+  });
+
+  it("close ids are hold XOR the per-ledger tags (0x92, 0x93, 0x94), whichever sessions were asked for in between", () => {
+    expect(sessionCloseIds(0x1234n)).toEqual([0x0f2796956b86b50a8cd2330fb987e38bn, 0x0e2796956b86b50a8cd2330fb987e38bn, 0x092796956b86b50a8cd2330fb987e38bn]);
+    fc.assert(
+      fc.property(fc.array(fc.bigInt({ min: 1n, max: (1n << 128n) - 2n }), { minLength: 1, maxLength: 8 }), (sids) => {
+        for (const sid of [...sids, ...sids.reverse()]) {
+          const hold = deterministicId("transfer", "don", idToHex(sid));
+          expect(sessionTransferIds(sid).hold).toBe(hold);
+          expect(sessionCloseIds(sid)).toEqual([0x92n, 0x93n, 0x94n].map((t) => hold ^ (t << 120n)));
+        }
+      }),
+      { numRuns: 100 },
+    );
   });
 });
 

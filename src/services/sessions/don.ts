@@ -21,7 +21,7 @@ import { agentCapId, link, planDayCheck, planMaxCheck } from "../../domain/limit
  * check (4)]. The hold is first, so a retried Don is answered by the hold itself (`exists`).
  * The hold is shrunk to the per-session cap as read now (the probe re-checks it in the chain).
  */
-async function limitedDon(s: SessionState, t: Transfer, sid: bigint): Promise<{ chain: Transfer[]; checks: ChainCheck[]; day: bigint }> {
+async function limitedDon(s: SessionState, t: Transfer, sid: bigint): Promise<{ chain: Transfer[]; checks: ChainCheck[]; day: bigint; dayId: bigint }> {
   const wallet = t.debit_account_id;
   const day = dayOf(s.clock());
   await s.limits.ensureAgent(wallet);
@@ -34,7 +34,7 @@ async function limitedDon(s: SessionState, t: Transfer, sid: bigint): Promise<{ 
     ...planDayCheck({ base_id: t.id, family: "spend", day_account_id: dayId, cap_account_id: agentCapId("daily", wallet), amount_micro: t.amount, user_data_128: sid }),
   ]);
   chain[chain.length - 1]!.flags &= ~TransferFlags.linked;
-  return { chain, checks: [{ index: 1, limit: "session_cap" }, { index: 3 + 2, limit: "daily_cap" }], day };
+  return { chain, checks: [{ index: 1, limit: "session_cap" }, { index: 3 + 2, limit: "daily_cap" }], day, dayId };
 }
 
 export interface DonCommand {
@@ -98,6 +98,8 @@ export async function executeDon(s: SessionState, d: DonCommand): Promise<{ view
       meters: 0,
       hold: t,
       ...(fee_bps === undefined ? {} : { fee_bps }),
+      // The chain's day debit (planDayCheck's first event) counted the hold as shrunk to the cap.
+      counted: limited === null ? null : { day_account_id: limited.dayId, amount_micro: t.amount },
     });
     return { view: reconstructSession(sid, [t], now)!, created: true };
   }

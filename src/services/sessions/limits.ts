@@ -59,7 +59,11 @@ export function limitTail(v: SessionView, c: Counted, charged_micro: bigint, deb
   const hold = sessionTransferIds(v.session_id).hold;
   const tail: Transfer[] = [];
   const release = c.amount_micro > charged_micro ? c.amount_micro - charged_micro : 0n;
-  if (release > 0n) tail.push({ ...planRelease(hold, c.day_account_id, release, v.session_id), flags: TransferFlags.linked });
+  if (release > 0n) {
+    const r = planRelease(hold, c.day_account_id, release, v.session_id); // a new object: ours to flag
+    r.flags = TransferFlags.linked;
+    tail.push(r);
+  }
   const checks: ChainCheck[] = [];
   if (debt_micro > 0n) {
     const at = offset + tail.length;
@@ -73,9 +77,13 @@ export function limitTail(v: SessionView, c: Counted, charged_micro: bigint, deb
   return { tail, checks };
 }
 
-/** `chain` (complete, last event unlinked) followed by `tail` as one linked chain. */
+/**
+ * `chain` (complete, last event unlinked) followed by `tail` as one linked chain. Appends to
+ * `chain` itself (the caller's freshly planned array) and returns it.
+ */
 export function appendTail(chain: Transfer[], tail: Transfer[]): Transfer[] {
   if (tail.length === 0) return chain;
   chain[chain.length - 1]!.flags |= TransferFlags.linked;
-  return [...chain, ...tail];
+  for (const t of tail) chain.push(t);
+  return chain;
 }

@@ -16,7 +16,7 @@ import {
   type SessionView,
 } from "../../domain/sessions.js";
 import { statusError } from "../errors.js";
-import { ALL_METERS, type SessionState } from "./state.js";
+import { ALL_METERS, type OpenSession, type SessionState } from "./state.js";
 
 /** Most events one ledger request carries (TigerBeetle's batch limit). */
 export const LEDGER_LIMIT = 8189;
@@ -123,6 +123,54 @@ export async function readForSettlement(s: SessionState, sid: bigint, also: bigi
   return { read: v ? { ...v, _txs: r.txs } : null, also: r.also };
 }
 
+const TOOLS = USAGE_LEDGER.tool_calls;
+const TOKEN_LEDGERS = [USAGE_LEDGER.input_tokens, USAGE_LEDGER.output_tokens] as const;
+
+/**
+ * Settlement's read after a close THIS call created (`closes`: those transfers as the ledger
+ * stamped them), without the lookups the fresh read makes, when the shortcut is exact: a
+ * single-writer ledger (this daemon makes every write) and a session it indexes as open with its
+ * hold. Then no post or void can exist (every settlement closes the meters first, and the close
+ * was still free), the closes are `closes`, what the Don counted is the index's when this
+ * daemon's Don made it (immutable), and the usage is on the meters read here:
+ * - the tool-call meter, always: every usage chain starts with a tool-call transfer (planUsage,
+ *   ADR 0038), so a session without one there has no token usage either;
+ * - the token meters the index saw usage on, in the same round;
+ * - the other token meters too, in a second round, when the tool-call meter shows a usage event
+ *   (seq > 0: an event whose reply this daemon had not seen yet, or a Don's racing usage).
+ * Returns null when the shortcut does not apply (make the fresh read, readForSettlement);
+ * `counted` undefined: the Don's count is not known here (read it).
+ */
+export async function readAfterOwnClose(
+  s: SessionState,
+  sid: bigint,
+  closes: readonly Transfer[],
+): Promise<{ read: SessionRead | null; counted: OpenSession["counted"] } | null> {
+  if (!s.singleWriter) return null;
+  const o = s.open.get(sid);
+  const hold = o?.hold;
+  if (o === undefined || hold === undefined) return null;
+  // Plain loops, no per-call closures (tsx names every closure it creates: a defineProperty each).
+  const reads: Promise<Transfer[]>[] = [meterTransfers(s, sessionMeterId(sid, TOOLS), sid, hold.timestamp, 0n)];
+  let unread = 0;
+  for (const l of TOKEN_LEDGERS) {
+    if ((o.meters & (1 << l)) !== 0) reads.push(meterTransfers(s, sessionMeterId(sid, l), sid, hold.timestamp, 0n));
+    else unread |= 1 << l;
+  }
+  const pages = await Promise.all(reads);
+  const txs: Transfer[] = [hold];
+  for (const t of closes) txs.push(t);
+  let events = false;
+  for (const page of pages) for (const t of page) txs.push(t);
+  for (const t of pages[0]!) if (t.user_data_64 !== 0n) events = true;
+  if (events && unread !== 0) {
+    const rest: Promise<Transfer[]>[] = [];
+    for (const l of TOKEN_LEDGERS) if ((unread & (1 << l)) !== 0) rest.push(meterTransfers(s, sessionMeterId(sid, l), sid, hold.timestamp, 0n));
+    for (const page of await Promise.all(rest)) for (const t of page) txs.push(t);
+  }
+  return { read: withTxs(reconstructSession(sid, txs, s.clock()), txs), counted: o.counted };
+}
+
 /**
  * The session a Doff or Cancel acts on (null: no such session): readSessionWithTransfers, except
  * that the usage of a session this single-writer daemon indexes as open is not read. Those calls
@@ -135,8 +183,15 @@ export async function readSessionForAction(s: SessionState, sid: bigint): Promis
   const hold = s.singleWriter ? s.open.get(sid)?.hold : undefined;
   if (hold === undefined) return readSessionWithTransfers(s, sid);
   const txs = [hold];
-  const v = reconstructSession(sid, txs, s.clock());
-  return v ? { ...v, _txs: txs } : null;
+  return withTxs(reconstructSession(sid, txs, s.clock()), txs);
+}
+
+/** `v` (a view this module just built, so no one else holds it) with the transfers it was built from. */
+function withTxs(v: SessionView | null, txs: Transfer[]): SessionRead | null {
+  if (v === null) return null;
+  const r = v as SessionRead;
+  r._txs = txs;
+  return r;
 }
 
 /** readSession, keeping the transfers (null: no such session). */

@@ -24,12 +24,13 @@ import {
   sessionTransferIds,
   type CloseReason,
   type CloseTerms,
+  type DoffInput,
   type SessionAccountIds,
   type SessionView,
 } from "../../domain/sessions.js";
 import { failedPrecondition, ledgerRejected } from "../errors.js";
 import { debtAccountOf, ensureAuthors, ensureDebt, ensureSessionMeters } from "./accounts.js";
-import { priceBookOf, readForSettlement, readSession, sessionTransfers, type SessionRead } from "./reads.js";
+import { priceBookOf, readAfterOwnClose, readForSettlement, readSession, sessionTransfers, type SessionRead } from "./reads.js";
 import { pinnedFeeBps } from "./pins.js";
 import type { SessionState } from "./state.js";
 import { sessionSettledEvent } from "../../webhooks/events.js";
@@ -60,13 +61,30 @@ import { refusedBy, type ChainCheck } from "../limits/limits.js";
  * that bind (the first closer's).
  */
 export async function closeMeters(s: SessionState, v: SessionView, terms: CloseTerms): Promise<CloseTerms> {
-  await ensureSessionMeters(s, v.session_id, v.agent_wallet_id);
-  const res = await s.ledger.createTransfers(planCloseMeters(v.session_id, terms));
-  const first = res.find((r) => r.status !== CT.linked_event_failed && r.status !== CT.created);
+  return (await closeMetersOwn(s, v, terms)).terms;
+}
+
+/**
+ * closeMeters, also returning the closing transfers as the ledger stamped them when THIS call
+ * created them (null: they existed already, closed by another settler or an earlier attempt).
+ */
+async function closeMetersOwn(s: SessionState, v: SessionView, terms: CloseTerms): Promise<{ terms: CloseTerms; own: Transfer[] | null }> {
+  if (!s.metered.has(v.session_id)) await ensureSessionMeters(s, v.session_id, v.agent_wallet_id);
+  const chain = planCloseMeters(v.session_id, terms);
+  const res = await s.ledger.createTransfers(chain);
+  let first: (typeof res)[number] | undefined;
+  for (const r of res) {
+    if (r.status !== CT.linked_event_failed && r.status !== CT.created) {
+      first = r;
+      break;
+    }
+  }
   const o = s.open.get(v.session_id);
   if (first === undefined || first.status === CT.exists) {
     if (o) o.closing = true;
-    return terms;
+    const created = first === undefined && res.length === chain.length;
+    if (created) for (let i = 0; i < chain.length; i++) chain[i]!.timestamp = res[i]!.timestamp;
+    return { terms, own: created ? chain : null };
   }
   if ((CT[first.status] ?? "").startsWith("exists_with_different")) {
     // Closed earlier by another settler (or before a crash) with other terms: those bind.
@@ -74,7 +92,7 @@ export async function closeMeters(s: SessionState, v: SessionView, terms: CloseT
     const recorded = t ? closeTermsOf(t) : null;
     if (recorded === null) throw ledgerRejected("close session meters", "closing transfer unreadable");
     if (o) o.closing = true;
-    return recorded;
+    return { terms: recorded, own: null };
   }
   throw ledgerRejected("close session meters", CT[first.status] ?? String(first.status));
 }
@@ -85,15 +103,27 @@ export async function closeMeters(s: SessionState, v: SessionView, terms: CloseT
  * the ledger then has it (settled, cancelled, or whatever a racing call made of it).
  */
 export async function finishSession(s: SessionState, v: SessionView, terms: CloseTerms, agent_id: string | null): Promise<SessionView> {
-  const binding = await closeMeters(s, v, terms);
-  // The final usage, and what the Don counted (ADR 0110), in one read.
-  const counted_id = countedTransferId(v.session_id);
-  const { read: final, also } = await readForSettlement(s, v.session_id, [counted_id]);
+  const { terms: binding, own } = await closeMetersOwn(s, v, terms);
+  // The final usage, and what the Don counted (ADR 0110): without lookups after a close this
+  // call made on a single-writer ledger (readAfterOwnClose), else in one fresh read.
+  const quick = own === null ? null : await readAfterOwnClose(s, v.session_id, own);
+  let final: SessionRead | null;
+  let counted: Counted | null | undefined;
+  if (quick !== null) {
+    final = quick.read;
+    counted = quick.counted;
+  } else {
+    const counted_id = countedTransferId(v.session_id);
+    const fresh = await readForSettlement(s, v.session_id, [counted_id]);
+    final = fresh.read;
+    counted = countedOf(fresh.also.find((t) => t.id === counted_id));
+  }
   if (final === null || final.status !== "open") {
     s.open.delete(v.session_id);
     return final ?? v;
   }
-  const counted = final.hold_micro > 0n ? countedOf(also.find((t) => t.id === counted_id)) : null;
+  if (final.hold_micro === 0n) counted = null;
+  else if (counted === undefined) counted = await countedAtDon(s, v.session_id);
   if (binding.reason === "cancel") return voidHold(s, final, counted);
   return settle(s, final, binding.reason, binding.end_ns, agent_id, counted);
 }
@@ -113,8 +143,9 @@ export async function settle(
   agent_id: string | null,
   counted_read?: Counted | null,
 ): Promise<SessionView> {
-  const e = await priceBookOf(s, v);
-  const fee_bps = await pinnedFeeBps(s, v.session_id);
+  // Known price books and pins cost no await (a Doff of a session donned here: both in memory).
+  const e = s.registry.peek(v.price_version) ?? (await priceBookOf(s, v));
+  const fee_bps = s.open.get(v.session_id)?.fee_bps ?? (await pinnedFeeBps(s, v.session_id));
   const billed = billedDurationMs(v.don_ns, end_ns, s.config.SESSION_MAX_S);
   let settlement = priceSession(e.pricing, v.mode, v.hold_micro, v.usage, billed, fee_bps);
   if (settlement.debt_micro > 0n) {
@@ -123,28 +154,21 @@ export async function settle(
     settlement = capDebtAtIssuanceHeadroom(settlement, control === undefined ? 0n : issuanceHeadroomMicro(control), fee_bps);
   }
   if (!s.authorsReady.has(e.author)) await ensureAuthors(s, [e.author]);
-  const ids: SessionAccountIds = { ...s.ids };
+  let ids: SessionAccountIds = s.ids;
   if (settlement.debt_micro > 0n) {
     if (agent_id !== null) {
       await ensureDebt(s, agent_id);
     } else {
       const debt = await debtAccountOf(s, v.agent_wallet_id);
       if (debt === null) throw ledgerRejected("doff", "agent debt account missing for a soft-mode session");
-      ids.agentDebt = () => debt;
+      ids = { ...s.ids, agentDebt: () => debt };
     }
   }
   // Spending limits (ADR 0110): what the Don counted on its day; a debt is cut to the caps.
   const counted = v.hold_micro === 0n ? null : counted_read !== undefined ? counted_read : await countedAtDon(s, v.session_id);
   if (counted !== null && settlement.debt_micro > 0n) settlement = await capDebtAtLimits(s, v, counted, settlement, fee_bps);
-  const plan = (st: typeof settlement): { chain: Transfer[]; checks: ChainCheck[] } => {
-    const doff = planDoff(ids, { session_id: v.session_id, agent_id: agent_id ?? "", author_id: e.author, masque_index: v.masque_index, settlement: st, billed_duration_ms: billed, fee_bps, reason });
-    // Author debt from refunds (ADR 0112) is repaid first from what this Doff credits.
-    const withRepay = appendTail(doff, [planDebtRepayment(sessionTransferIds(v.session_id).hold, ids.authorEarnings(e.author), v.session_id)]);
-    if (counted === null) return { chain: withRepay, checks: [] };
-    const { tail, checks } = limitTail(v, counted, st.posted_micro, st.debt_micro, withRepay.length);
-    return { chain: appendTail(withRepay, tail), checks };
-  };
-  let planned = plan(settlement);
+  const input: DoffInput = { session_id: v.session_id, agent_id: agent_id ?? "", author_id: e.author, masque_index: v.masque_index, settlement, billed_duration_ms: billed, fee_bps, reason };
+  let planned = planSettlement(ids, v, input, counted);
   let chain = planned.chain;
   let res = await s.ledger.createTransfers(chain);
   // The issuance-limit event is in the chain only with a debt (its id costs a hash: not on every Doff).
@@ -157,15 +181,18 @@ export async function settle(
     // Doff. Only the failing check's id failed for good; the chain's other ids were rolled back
     // and stay usable, and the retried chain has no debt events.
     settlement = capDebtAtIssuanceHeadroom(settlement, 0n, fee_bps);
-    planned = plan(settlement);
+    planned = planSettlement(ids, v, { ...input, settlement }, counted);
     chain = planned.chain;
     res = await s.ledger.createTransfers(chain);
   }
   s.open.delete(v.session_id);
-  if (res.length === chain.length && res.every((r) => r.status === CT.created)) {
-    const stamped = chain.map((t, i) => ({ ...t, timestamp: res[i]!.timestamp }));
+  let all_created = res.length === chain.length;
+  for (let i = 0; all_created && i < res.length; i++) all_created = res[i]!.status === CT.created;
+  if (all_created) {
+    // The chain is this call's own (plan built it): stamp it as the ledger stored it.
+    for (let i = 0; i < chain.length; i++) chain[i]!.timestamp = res[i]!.timestamp;
     const now = res[res.length - 1]!.timestamp;
-    const txs = [...(v._txs ?? (await sessionTransfers(s, v.session_id))), ...stamped];
+    const txs = (v._txs ?? (await sessionTransfers(s, v.session_id))).concat(chain);
     const settled = reconstructSession(v.session_id, txs, now)!;
     await notifySettled(s, settled, e);
     return settled;
@@ -187,6 +214,18 @@ export async function settle(
     }
   }
   throw ledgerRejected("doff", CT[status] ?? String(status));
+}
+
+/**
+ * The Doff chain of `d` (planDoff), then the author-debt repayment (ADR 0112: repaid first from
+ * what this Doff credits), then the spending-limit tail when the Don counted the hold (ADR 0110),
+ * as one linked chain, with the limit checks' indexes in it.
+ */
+function planSettlement(ids: SessionAccountIds, v: SessionView, d: DoffInput, counted: Counted | null): { chain: Transfer[]; checks: ChainCheck[] } {
+  const chain = appendTail(planDoff(ids, d), [planDebtRepayment(sessionTransferIds(v.session_id).hold, ids.authorEarnings(d.author_id), v.session_id)]);
+  if (counted === null) return { chain, checks: [] };
+  const { tail, checks } = limitTail(v, counted, d.settlement.posted_micro, d.settlement.debt_micro, chain.length);
+  return { chain: appendTail(chain, tail), checks };
 }
 
 /** FAILED_PRECONDITION for a session `action` cannot apply to (cancelled, expired, settled). */

@@ -45,6 +45,12 @@ export interface OpenSession {
   closing?: boolean;
   /** The platform fee (bps) of its pinned revenue rule, when this daemon knows it (ADR 0124). */
   fee_bps?: number;
+  /**
+   * What its Don counted on the day account (ADR 0110), when this daemon's Don created it: the
+   * day account and amount, or null (nothing counted: no hold). Undefined: unknown, read it.
+   * Immutable once in the ledger, so settlement need not read it back (ADR 0114).
+   */
+  counted?: { day_account_id: bigint; amount_micro: bigint } | null;
 }
 
 /** Every usage ledger's bit (see OpenSession.meters). */
