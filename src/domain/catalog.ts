@@ -20,13 +20,19 @@ import { parseUsdToMicro } from "./money.js";
 export const QUOTED_PRICE_RULE = 'write decimal prices as quoted strings, e.g. "0.01" (a YAML number is not exact)';
 const priceString = () =>
   z.string({ error: (iss) => (typeof iss.input === "number" ? QUOTED_PRICE_RULE : undefined) });
-const usd = priceString()
-  .regex(/^\d{1,18}(\.\d{1,6})?$/, "expected a decimal USD amount with at most 6 fractional digits, e.g. \"0.25\"");
+const USD_RE = /^\d{1,18}(\.\d{1,6})?$/;
+const usd = priceString().regex(USD_RE, "expected a decimal USD amount with at most 6 fractional digits, e.g. \"0.25\"");
 const rate = priceString()
   .regex(/^\d{1,18}(\.\d{1,12})?$/, "expected a decimal USD rate with at most 12 fractional digits, e.g. \"0.0015\"");
 /** YAML may give numbers; prices must stay exact, so only strings and integers are accepted. */
 const decimal = <T extends z.ZodString>(s: T) =>
   z.preprocess((v) => (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? String(v) : v), s);
+/**
+ * A USD amount that passed its field's rule, in micro-USD; null when it did not (zod still runs
+ * the object's refinement after a field's regex issue, and that field is already reported).
+ */
+const validMicro = (text: string | undefined): bigint | null =>
+  text !== undefined && USD_RE.test(text) ? parseUsdToMicro(text) : null;
 
 export const pricingSchema = z
   .object({
@@ -40,11 +46,14 @@ export const pricingSchema = z
   })
   .strict()
   .superRefine((p, ctx) => {
-    const reserve = parseUsdToMicro(p.reserve);
-    if (p.flat_per_session !== undefined && parseUsdToMicro(p.flat_per_session) > reserve) {
+    const reserve = validMicro(p.reserve);
+    if (reserve === null) return;
+    const flat = validMicro(p.flat_per_session);
+    if (flat !== null && flat > reserve) {
       ctx.addIssue({ code: "custom", path: ["reserve"], message: "reserve must cover flat_per_session" });
     }
-    if (p.cap_per_session !== undefined && parseUsdToMicro(p.cap_per_session) < reserve) {
+    const cap = validMicro(p.cap_per_session);
+    if (cap !== null && cap < reserve) {
       ctx.addIssue({ code: "custom", path: ["reserve"], message: "reserve must not exceed cap_per_session" });
     }
   });

@@ -38,7 +38,7 @@ import { codeToHttpStatus, errorFromJsonBytes, errorToJsonBytes } from "@connect
 import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { JsonValue } from "@bufbuild/protobuf";
 import type { Logger } from "pino";
-import { nonCanonicalInt64 } from "./json-int64.js";
+import { jsonFieldViolations } from "./json-int64.js";
 import type { TransportLimits } from "./limits.js";
 import { finalError, transportError } from "./transport-errors.js";
 
@@ -267,7 +267,7 @@ export function createConnectHandler(
       } catch {
         throw transportError(Code.InvalidArgument, "request body is not valid JSON", [], "MALFORMED_REQUEST");
       }
-      const violations = nonCanonicalInt64(h.method.input, json);
+      const violations = jsonFieldViolations(h.method.input, json);
       if (violations.length > 0) {
         const message = violations.map((v) => `${v.field}: ${v.description}`).join("; ");
         throw transportError(Code.InvalidArgument, message, violations, "INVALID_ARGUMENT");

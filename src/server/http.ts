@@ -9,7 +9,9 @@
  */
 import http from "node:http";
 import http2 from "node:http2";
-import { Code, cors as connectCors, type ServiceImplSpec } from "@connectrpc/connect";
+import type { Duplex } from "node:stream";
+import { Code, cors as connectCors, type ConnectError, type ServiceImplSpec } from "@connectrpc/connect";
+import { errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
 import { createConnectHandler, unimplementedRoute, writeConnectError, type NodeHandler } from "./connect-adapter.js";
 import { DEFAULT_LIMITS, boundEcho, listenFront, type TransportLimits } from "./limits.js";
@@ -140,9 +142,9 @@ export async function startHttpServer(
     s.once("close", () => sessions.delete(s));
   });
   h2.on("sessionError", (err) => log.debug({ err }, "http2 session error"));
-  h1.on("clientError", (err, socket) => {
-    log.debug({ err: err.message }, "http/1.1 client error");
-    socket.destroy();
+  h1.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+    log.debug({ err: err.message, code: err.code }, "http/1.1 client error");
+    answerClientError(err, socket, limits);
   });
 
   const front = await listenFront({
@@ -190,6 +192,43 @@ export async function startHttpServer(
       h1.close(() => {});
     },
   };
+}
+
+/**
+ * Answer a request node:http refused before any handler ran, then close the connection: a header
+ * block over MASQUES_MAX_METADATA_BYTES gets 431 RESOURCE_EXHAUSTED (as on HTTP/2, see
+ * withHeaderLimit), a request it cannot parse 400 INVALID_ARGUMENT, each a Connect error body
+ * with ErrorInfo. A connection already reset or mid-response is only destroyed (node:http's own
+ * rule for its default answer). The request and header timeouts keep node:http's 408.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex, limits: TransportLimits): void {
+  const midResponse = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+  if (err.code === "ECONNRESET" || !socket.writable || midResponse) {
+    socket.destroy();
+    return;
+  }
+  let status: number;
+  let error: ConnectError;
+  if (err.code === "HPE_HEADER_OVERFLOW") {
+    status = 431;
+    error = transportError(
+      Code.ResourceExhausted,
+      `request headers are over ${limits.maxMetadataBytes} bytes (MASQUES_MAX_METADATA_BYTES)`,
+      [],
+      "METADATA_TOO_LARGE",
+    );
+  } else if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") {
+    status = 408;
+    error = transportError(Code.DeadlineExceeded, "request did not arrive in time (MASQUES_HEADER_TIMEOUT_S)");
+  } else {
+    status = 400;
+    error = transportError(Code.InvalidArgument, "malformed HTTP/1.1 request", [], "MALFORMED_REQUEST");
+  }
+  const body = Buffer.from(errorToJsonBytes(error, undefined));
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${body.byteLength}\r\nconnection: close\r\n\r\n${body.toString("utf8")}`,
+  );
 }
 
 /**

@@ -130,6 +130,14 @@ export function createRefundHandler(deps: RefundDeps) {
       const name = CT[st] ?? String(st);
       if (name.startsWith("exists_with_different")) throw idempotencyKeyReused(req.idempotencyKey, idToHex(id), "refund");
       if (st === CT.exceeds_credits) throw refundExceeds(sid, charge, charge - (await remaining(sid)), amount);
+      // A refusal for the amount burns the chain's ids: a retry of that key can never succeed.
+      if (res.some((r) => r.status === CT.id_already_failed)) {
+        throw failedPrecondition(
+          "IDEMPOTENCY_KEY_FAILED",
+          `a refund with idempotency key ${JSON.stringify(req.idempotencyKey)} of session ${idToHex(sid)} was refused earlier (e.g. past what was left to refund); the ledger never reuses a refused id: use a new key`,
+          { idempotency_key: req.idempotencyKey, session_id: idToHex(sid), refundable_micro: String(await remaining(sid)) },
+        );
+      }
       const bad = res.find((r) => r.status !== CT.linked_event_failed);
       throw ledgerRejected("refund", bad ? (CT[bad.status] ?? String(bad.status)) : name);
     }
