@@ -13,7 +13,7 @@ import {
   type ListSessionsRequest,
   type Masque,
   type Session,
-  type SessionView,
+  SessionView,
   type UsageEvent,
 } from "../../../clients/gen/masques/ledger/v1/session_service_pb.js";
 import { AMOUNT_MAX_MICRO, OWNER_ID_RE, OWNER_ID_RULE } from "../../domain/accounts.js";
@@ -61,6 +61,21 @@ function parseSid(text: string, field: string, v: Violation[]): bigint {
   }
 }
 
+/**
+ * Check one value of a protobuf enum field. Proto3 enums are open: the wire carries any int32
+ * (binary, or a number in JSON), and protobuf-es hands it over as is; a value the enum does not
+ * name is refused here, naming `field` and every allowed value (the proto names, `prefix` + the
+ * generated member name), instead of falling back to a default or matching nothing.
+ */
+function checkEnum(value: number, members: Record<string, string | number>, prefix: string, field: string, v: Violation[]): void {
+  if (typeof members[value] === "string") return;
+  const allowed = Object.entries(members)
+    .filter((e): e is [string, number] => typeof e[1] === "number")
+    .map(([name, n]) => `${prefix}${name} (${n})`)
+    .join(", ");
+  v.push({ field, description: `${value} is not a value of the enum: must be one of ${allowed}` });
+}
+
 /** Request fields the handlers read (the generated messages, without protobuf-es metadata). */
 type Fields<T> = Omit<T, "$typeName" | "$unknown">;
 
@@ -94,6 +109,8 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
       if (agent_id && !OWNER_ID_RE.test(agent_id)) v.push({ field: "agent_id", description: OWNER_ID_RULE });
       const sid = req.sessionId === "" ? BigInt(`0x${randomBytes(16).toString("hex")}`) | 1n : parseSid(req.sessionId, "session_id", v);
       if (req.maxSpendMicro > AMOUNT_MAX_MICRO) v.push({ field: "max_spend_micro", description: "must be <= 2^63-1" });
+      checkEnum(req.billingMode, ApiBillingMode, "BILLING_MODE_", "billing_mode", v);
+      checkEnum(req.view ?? SessionView.UNSPECIFIED, SessionView, "SESSION_VIEW_", "view", v);
       if (!req.masque) v.push({ field: "masque", description: "required: the masque's name" });
       const claude = req.claudeSessionId ?? "";
       if (claude.length > CLAUDE_SESSION_ID_MAX || /[\u0000-\u001f]/.test(claude)) {
@@ -107,6 +124,17 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
           masque: req.masque,
         });
       }
+      const flat_micro = masque.pricing.flat_per_session_micro;
+      if (req.maxSpendMicro > 0n && req.maxSpendMicro < flat_micro) {
+        // A hold below the flat fee could never pay the session's own minimum price (ADR 0034).
+        throw invalidArgument([
+          {
+            field: "max_spend_micro",
+            description: `must be 0 (no cap) or >= the flat_per_session price of masque ${JSON.stringify(masque.name)} (${flat_micro} micro-USD)`,
+          },
+        ]);
+      }
+      // billing_mode is checked above: UNSPECIFIED (0) is the only value without a mode here.
       const mode: BillingMode = MODE_FROM_API[req.billingMode] ?? s.config.BILLING_MODE;
       const hold_micro = mode === "shadow" ? 0n : reservationMicro(masque.pricing, req.maxSpendMicro);
       await ready;
@@ -163,6 +191,7 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
     async doff(p, session_id, view) {
       const v: Violation[] = [];
       const sid = parseSid(session_id, "session_id", v);
+      checkEnum(view ?? SessionView.UNSPECIFIED, SessionView, "SESSION_VIEW_", "view", v);
       throwIfInvalid(v);
       let r = await readForAction(sid);
       authorizeActOnSession(p, r.agent_wallet_id, sid, "doff");
@@ -184,6 +213,7 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
     async cancel(p, session_id, view) {
       const v: Violation[] = [];
       const sid = parseSid(session_id, "session_id", v);
+      checkEnum(view ?? SessionView.UNSPECIFIED, SessionView, "SESSION_VIEW_", "view", v);
       throwIfInvalid(v);
       const r = await readForAction(sid);
       authorizeActOnSession(p, r.agent_wallet_id, sid, "cancel");
@@ -221,6 +251,8 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
         req.owner.case === undefined ? { case: undefined, value: "" } : { case: req.owner.case, value: req.owner.value },
         (name) => s.catalog.byName.get(name)?.author ?? storedMasque?.author,
       );
+      req.statuses.forEach((x, i) => checkEnum(x, ApiSessionStatus, "SESSION_STATUS_", `statuses[${i}]`, v));
+      throwIfInvalid(v);
       const statuses = new Set(req.statuses.filter((x) => x !== ApiSessionStatus.UNSPECIFIED));
       const token_query = ["sessions", owner.case ?? "all", owner.value, [...statuses].sort()];
       const before_ns = decodePageToken(req.pageToken, token_query, v);

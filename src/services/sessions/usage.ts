@@ -173,6 +173,26 @@ export async function lookupSessions(s: SessionState, sids: bigint[]): Promise<M
   return out;
 }
 
+/**
+ * The REJECTED reason of an event that fails the per-event checks: every bad field of event `i`,
+ * named and with its rule, as the whole-request path names them ("events[1].seq: must be >= 1";
+ * several joined by "; "). The outcome stays REJECTED (clients read it); only this text names why.
+ */
+export function invalidEventReason(e: UsageEvent, i: number): string {
+  const out: string[] = [];
+  try {
+    parseSessionId(e.sessionId);
+  } catch (err) {
+    out.push(`events[${i}].session_id: ${(err as Error).message.replace(/^session_id /, "")}`);
+  }
+  if (e.seq < 1n) out.push(`events[${i}].seq: must be >= 1`);
+  for (const [field, n] of [["input_tokens", e.inputTokens], ["output_tokens", e.outputTokens], ["tool_calls", e.toolCalls]] as const) {
+    if (n > AMOUNT_MAX_MICRO) out.push(`events[${i}].${field}: must be <= 2^63-1`);
+  }
+  if (out.length === 0) throw new Error("invariant: invalidEventReason called for a valid event");
+  return out.join("; ");
+}
+
 export interface UsageReport {
   results: UsageResult[];
   applied: number;
@@ -222,7 +242,7 @@ export async function executeUsage(
       byString.set(e.sessionId, cs);
     }
     if (cs === null || e.seq < 1n || e.inputTokens > AMOUNT_MAX_MICRO || e.outputTokens > AMOUNT_MAX_MICRO || e.toolCalls > AMOUNT_MAX_MICRO) {
-      reject(i, "INVALID_ARGUMENT");
+      reject(i, invalidEventReason(e, i));
       parsed[i] = null;
       continue;
     }
