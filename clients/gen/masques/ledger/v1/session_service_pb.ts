@@ -425,14 +425,17 @@ export type DonRequest = Message<"masques.ledger.v1.DonRequest"> & {
 
   /**
    * The agent's own spending limit for this session (micro-USD); 0 = the masque's reserve.
-   * The hold is min(masque reserve, max_spend_micro).
+   * The hold is min(masque reserve, max_spend_micro). When set it must be at least the masque's
+   * flat_per_session price (a smaller hold could never pay the session's own minimum price):
+   * below it the Don is INVALID_ARGUMENT naming max_spend_micro and that price, nothing held.
    *
    * @generated from field: uint64 max_spend_micro = 4;
    */
   maxSpendMicro: bigint;
 
   /**
-   * Billing mode override (admins only); unset = the daemon's BILLING_MODE.
+   * Billing mode override (admins only); unset = the daemon's BILLING_MODE. A value the enum
+   * does not name is INVALID_ARGUMENT (never read as unset).
    *
    * @generated from field: masques.ledger.v1.BillingMode billing_mode = 5;
    */
@@ -450,7 +453,8 @@ export type DonRequest = Message<"masques.ledger.v1.DonRequest"> & {
   claudeSessionId: string;
 
   /**
-   * How much of the session the reply carries (default: all of it).
+   * How much of the session the reply carries (default: all of it). A value the enum does not
+   * name is INVALID_ARGUMENT.
    *
    * @generated from field: masques.ledger.v1.SessionView view = 7;
    */
@@ -576,8 +580,9 @@ export type UsageResult = Message<"masques.ledger.v1.UsageResult"> & {
   outcome: UsageOutcome;
 
   /**
-   * For rejected events: INVALID_ARGUMENT, SESSION_NOT_FOUND, PERMISSION_DENIED,
-   * SESSION_NOT_OPEN or SEQ_REUSED (the seq was used for different numbers).
+   * For rejected events: SESSION_NOT_FOUND, PERMISSION_DENIED, SESSION_NOT_OPEN, SEQ_REUSED
+   * (the seq was used for different numbers), or for a malformed event each bad field and its
+   * rule, joined by "; " (e.g. "events[1].seq: must be >= 1").
    *
    * @generated from field: string reason = 2;
    */
@@ -696,7 +701,8 @@ export type DoffRequest = Message<"masques.ledger.v1.DoffRequest"> & {
   sessionId: string;
 
   /**
-   * How much of the session the reply carries (default: all of it).
+   * How much of the session the reply carries (default: all of it). A value the enum does not
+   * name is INVALID_ARGUMENT.
    *
    * @generated from field: masques.ledger.v1.SessionView view = 2;
    */
@@ -745,7 +751,8 @@ export type CancelRequest = Message<"masques.ledger.v1.CancelRequest"> & {
   sessionId: string;
 
   /**
-   * How much of the session the reply carries (default: all of it).
+   * How much of the session the reply carries (default: all of it). A value the enum does not
+   * name is INVALID_ARGUMENT.
    *
    * @generated from field: masques.ledger.v1.SessionView view = 2;
    */
@@ -861,7 +868,8 @@ export type ListSessionsRequest = Message<"masques.ledger.v1.ListSessionsRequest
   } | { case: undefined; value?: undefined };
 
   /**
-   * Only these statuses (empty: all).
+   * Only these statuses (empty: all). A value the enum does not name is INVALID_ARGUMENT
+   * naming its element (statuses[i]).
    *
    * @generated from field: repeated masques.ledger.v1.SessionStatus statuses = 4;
    */
