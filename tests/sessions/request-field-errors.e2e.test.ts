@@ -101,6 +101,12 @@ describe("an enum value the proto does not name is INVALID_ARGUMENT naming the f
     expect(
       await refusal(c.sessions.listSessions({ owner: { case: "agentId", value: agent }, statuses: [SessionStatus.OPEN, 99 as SessionStatus] })),
     ).toEqual({ code: Code.InvalidArgument, violations: [["statuses[1]", rule]] });
+    // Only the first is named, however many follow (the reply stays small).
+    const many = Array.from({ length: 10_000 }, () => 99 as SessionStatus);
+    expect(await refusal(c.sessions.listSessions({ owner: { case: "agentId", value: agent }, statuses: [SessionStatus.OPEN, ...many] }))).toEqual({
+      code: Code.InvalidArgument,
+      violations: [["statuses[1]", rule]],
+    });
     // The named values still filter as before.
     const open = await c.sessions.listSessions({ owner: { case: "agentId", value: agent }, statuses: [SessionStatus.OPEN] });
     expect(open.sessions.length).toBe(1);

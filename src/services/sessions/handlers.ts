@@ -251,7 +251,9 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
         req.owner.case === undefined ? { case: undefined, value: "" } : { case: req.owner.case, value: req.owner.value },
         (name) => s.catalog.byName.get(name)?.author ?? storedMasque?.author,
       );
-      req.statuses.forEach((x, i) => checkEnum(x, ApiSessionStatus, "SESSION_STATUS_", `statuses[${i}]`, v));
+      // The first unnamed element only: the list is as long as the message allows (bounded reply).
+      const bad_at = req.statuses.findIndex((x) => typeof ApiSessionStatus[x] !== "string");
+      if (bad_at >= 0) checkEnum(req.statuses[bad_at]!, ApiSessionStatus, "SESSION_STATUS_", `statuses[${bad_at}]`, v);
       throwIfInvalid(v);
       const statuses = new Set(req.statuses.filter((x) => x !== ApiSessionStatus.UNSPECIFIED));
       const token_query = ["sessions", owner.case ?? "all", owner.value, [...statuses].sort()];
