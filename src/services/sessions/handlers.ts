@@ -125,8 +125,9 @@ export function sessionHandlers(s: SessionState, ready: Promise<void>): SessionH
         });
       }
       const flat_micro = masque.pricing.flat_per_session_micro;
-      if (req.maxSpendMicro > 0n && req.maxSpendMicro < flat_micro) {
-        // A hold below the flat fee could never pay the session's own minimum price (ADR 0034).
+      // A hold below the flat fee could never pay the session's own minimum price (ADR 0034). A
+      // retry of a session that already exists (donned before this rule) still gets its session.
+      if (req.maxSpendMicro > 0n && req.maxSpendMicro < flat_micro && !(await readSessionForAction(s, sid))) {
         throw invalidArgument([
           {
             field: "max_spend_micro",
