@@ -62,6 +62,8 @@ export interface RefusedRecord {
 const UINT_RE = /^\d{1,19}$/;
 /** A non-negative decimal, optionally with an exponent (ints and doubles as text included). */
 const DECIMAL_RE = /^(\d+)(?:\.(\d+))?(?:[eE]([-+]?\d+))?$/;
+/** The common cost: at most 8 digits before the point, no exponent (usdToMicro's fast path). */
+const SHORT_DECIMAL_RE = /^\d{1,8}(?:\.\d+)?$/;
 const MAX_ATTRIBUTES = 128;
 const MAX_TEXT = 1024;
 const INT64_MAX = (1n << 63n) - 1n;
@@ -217,16 +219,19 @@ function badUint(text: string, key: KnownKey, reasons: string[]): bigint {
  * micro-USD or more is answered 2^200 (still too large) without computing a huge power.
  */
 export function usdToMicro(text: string): bigint | null {
+  if (SHORT_DECIMAL_RE.test(text)) {
+    // Common case: no exponent and at most 8 digits before the point, so whole * 1e7 + the first 7
+    // fraction digits stays below 2^53: the integer arithmetic is exact in doubles (no rounding).
+    const dot = text.indexOf(".");
+    const whole = dot < 0 ? text : text.slice(0, dot);
+    const frac = dot < 0 ? "" : text.slice(dot + 1);
+    const padded = frac.length >= 7 ? frac.slice(0, 7) : frac + "0000000".slice(frac.length);
+    return (BigInt(+whole * 10_000_000 + +padded) + 5n) / 10n;
+  }
   const m = DECIMAL_RE.exec(text);
   if (m === null) return null;
   const whole = m[1]!;
   const frac = m[2] ?? "";
-  if (m[3] === undefined && whole.length <= 8) {
-    // Common case: no exponent and at most 8 digits before the point, so whole * 1e7 + the first 7
-    // fraction digits stays below 2^53: the integer arithmetic is exact in doubles (no rounding).
-    const padded = frac.length >= 7 ? frac.slice(0, 7) : frac + "0000000".slice(frac.length);
-    return (BigInt(+whole * 10_000_000 + +padded) + 5n) / 10n;
-  }
   // value = digits * 10^-scale; micro7 = floor(value * 10^7).
   const digits = (whole + frac).replace(/^0+/, "");
   if (digits === "") return 0n;
