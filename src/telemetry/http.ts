@@ -5,7 +5,9 @@
  *
  * Bodies are read with a hard cap (OTLP_MAX_BODY_BYTES, as sent and after gzip), so a refused
  * request never allocates more. Errors follow OTLP/HTTP: 4xx with a google.rpc.Status body in
- * the request's encoding, 503 when the export should be retried.
+ * the request's encoding, 503 when the export should be retried. Like an RPC (src/server/pipeline.ts),
+ * every export answers with an `x-request-id` and writes one access line (ADR 0118, amendment
+ * otlp-edges).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";

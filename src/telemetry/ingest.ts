@@ -18,7 +18,8 @@
  * Who is billed: only an agent token bills, and only its own sessions; a collector (or admin)
  * token's events are stored, never billed. An event is billed on the masque session bound to its
  * Claude session (Don's claude_session_id) that was donned at or before the event's time and whose
- * Doff was not asked for before it.
+ * Doff was not asked for before it. An agent's events whose Claude session no masque session was
+ * donned with are stored and answered with a warning naming the id (partial success, 0 rejected).
  */
 import { UsageOutcome, type UsageEvent } from "../../clients/gen/masques/ledger/v1/session_service_pb.js";
 import type { OtlpStore, SessionBinding } from "../controlplane/otlp.js";
