@@ -22,7 +22,7 @@ import type { ServiceRegistration } from "./registry.js";
 import { finalError } from "./transport-errors.js";
 import { methodClass, rateLimitedError, type MethodClass, type RateLimiter } from "./rate-limit.js";
 
-const REQUEST_ID_RE = /^[A-Za-z0-9._:\-]{1,128}$/;
+export const REQUEST_ID_RE = /^[A-Za-z0-9._:\-]{1,128}$/;
 
 export interface PipelineDeps {
   verifier: Verifier;

@@ -60,10 +60,22 @@ export interface RefusedRecord {
 }
 
 const UINT_RE = /^\d{1,19}$/;
-const DECIMAL_RE = /^\d{1,12}(?:\.\d{1,18})?(?:[eE][-+]?\d{1,3})?$/;
+/** A non-negative decimal, optionally with an exponent (ints and doubles as text included). */
+const DECIMAL_RE = /^(\d+)(?:\.(\d+))?(?:[eE]([-+]?\d+))?$/;
+/** The common cost: at most 8 digits before the point, no exponent (usdToMicro's fast path). */
+const SHORT_DECIMAL_RE = /^\d{1,8}(?:\.\d+)?$/;
 const MAX_ATTRIBUTES = 128;
 const MAX_TEXT = 1024;
 const INT64_MAX = (1n << 63n) - 1n;
+/**
+ * The largest cost an event may report, micro-USD: 2^63 - 1, the ledger's AMOUNT_MAX_MICRO (its
+ * public amounts are int64) and within api_requests.cost_micro (UInt64). A larger cost used to be
+ * stored wrapped modulo 2^64, or (an exponent past 1e21) to fail the whole export.
+ */
+export const COST_MAX_MICRO = INT64_MAX;
+const COST_MAX_TEXT = "9223372036854.775807";
+/** duration_ms: a non-negative decimal (api_requests.duration_ms is Float64; finite checked apart). */
+const DURATION_RE = /^\d+(?:\.\d+)?(?:[eE][-+]?\d+)?$/;
 
 /** Attributes into a Map (the reference reading: resources, and records the fast path leaves). */
 function attrs(list: readonly KeyValue[] | null | undefined): Map<string, string> {
@@ -200,28 +212,36 @@ function badUint(text: string, key: KnownKey, reasons: string[]): bigint {
   return 0n;
 }
 
-/** Decimal dollars -> micro-USD, exact up to 6 places, half up past them; no float arithmetic. */
+/**
+ * Decimal dollars -> micro-USD, exact up to 6 places, half up past them (the 7th decimal decides);
+ * no float arithmetic. Any length and exponent is read exactly, so the caller can tell a value too
+ * large (compare with COST_MAX_MICRO) from text that is not a decimal (null); a value of 10^33
+ * micro-USD or more is answered 2^200 (still too large) without computing a huge power.
+ */
 export function usdToMicro(text: string): bigint | null {
-  if (!DECIMAL_RE.test(text)) return null;
-  const dot = text.indexOf(".");
-  const exponent = text.includes("e") || text.includes("E");
-  if (!exponent && (dot < 0 ? text.length : dot) <= 8) {
-    // Common case: digits only and at most 8 before the point, so whole * 1e7 + the first 7
+  if (SHORT_DECIMAL_RE.test(text)) {
+    // Common case: no exponent and at most 8 digits before the point, so whole * 1e7 + the first 7
     // fraction digits stays below 2^53: the integer arithmetic is exact in doubles (no rounding).
+    const dot = text.indexOf(".");
     const whole = dot < 0 ? text : text.slice(0, dot);
     const frac = dot < 0 ? "" : text.slice(dot + 1);
     const padded = frac.length >= 7 ? frac.slice(0, 7) : frac + "0000000".slice(frac.length);
     return (BigInt(+whole * 10_000_000 + +padded) + 5n) / 10n;
   }
-  let t = text;
-  if (exponent) {
-    const n = Number(t);
-    if (!Number.isFinite(n) || n < 0) return null;
-    t = n.toFixed(12);
-  }
-  const [whole, frac = ""] = t.split(".");
-  const padded = (frac + "0000000").slice(0, 7);
-  const micro7 = BigInt(whole!) * 10_000_000n + BigInt(padded);
+  const m = DECIMAL_RE.exec(text);
+  if (m === null) return null;
+  const whole = m[1]!;
+  const frac = m[2] ?? "";
+  // value = digits * 10^-scale; micro7 = floor(value * 10^7).
+  const digits = (whole + frac).replace(/^0+/, "");
+  if (digits === "") return 0n;
+  const exponent = m[3] === undefined ? 0 : Number(m[3]);
+  const shift = 7 - frac.length + exponent; // micro7 = digits * 10^shift
+  // Past these bounds the answer is known without a huge power: at least 10^40 micro7 (far above
+  // COST_MAX_MICRO), or below one micro7 (rounds to 0).
+  if (shift > 40) return 1n << 200n;
+  if (shift < -(digits.length + 1)) return 0n;
+  const micro7 = shift >= 0 ? BigInt(digits) * 10n ** BigInt(shift) : BigInt(digits) / 10n ** BigInt(-shift);
   return (micro7 + 5n) / 10n;
 }
 
@@ -306,7 +326,16 @@ export function claudeEvents(req: ExportLogsServiceRequest): { events: ClaudeEve
         const costText = k[S_COST] ?? "";
         const cost_micro = costText === "" ? 0n : usdToMicro(costText);
         if (cost_micro === null) reasons.push(`attribute cost_usd must be a non-negative decimal, got ${JSON.stringify(costText.slice(0, 40))}`);
-        const duration_ms = Number(k[S_DURATION] ?? "0");
+        else if (cost_micro > COST_MAX_MICRO) {
+          reasons.push(`attribute cost_usd must be at most ${COST_MAX_TEXT} USD (2^63 - 1 micro-USD, what the ledger and api_requests.cost_micro hold), got ${JSON.stringify(costText.slice(0, 40))}`);
+        }
+        const durationText = k[S_DURATION] ?? "";
+        const duration_ms = durationText === "" ? 0 : Number(durationText);
+        if (durationText !== "" && (!DURATION_RE.test(durationText) || !Number.isFinite(duration_ms))) {
+          reasons.push(`attribute duration_ms must be a non-negative finite number of milliseconds, got ${JSON.stringify(durationText.slice(0, 40))}`);
+        }
+        // event.sequence names the event (its identity): Claude Code's counter, an OTLP int64.
+        uint(k[S_SEQUENCE], "event.sequence", reasons);
         if (reasons.length > 0) {
           refused.push({ index: i, reason: `${name} record ${i}: ${reasons.join("; ")}` });
           continue;
@@ -324,7 +353,7 @@ export function claudeEvents(req: ExportLogsServiceRequest): { events: ClaudeEve
           cache_read_tokens,
           cache_creation_tokens,
           cost_micro: cost_micro ?? 0n,
-          duration_ms: Number.isFinite(duration_ms) && duration_ms >= 0 ? duration_ms : 0,
+          duration_ms,
           tool_name: k[S_TOOL] ?? "",
           success: (k[S_SUCCESS] ?? "true") !== "false",
           service_name,

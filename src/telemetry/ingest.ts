@@ -18,7 +18,8 @@
  * Who is billed: only an agent token bills, and only its own sessions; a collector (or admin)
  * token's events are stored, never billed. An event is billed on the masque session bound to its
  * Claude session (Don's claude_session_id) that was donned at or before the event's time and whose
- * Doff was not asked for before it.
+ * Doff was not asked for before it. An agent's events whose Claude session no masque session was
+ * donned with are stored and answered with a warning naming the id (partial success, 0 rejected).
  */
 import { UsageOutcome, type UsageEvent } from "../../clients/gen/masques/ledger/v1/session_service_pb.js";
 import type { OtlpStore, SessionBinding } from "../controlplane/otlp.js";
@@ -344,6 +345,7 @@ export async function ingestLogs(d: IngestDeps, p: Principal, req: ExportLogsSer
     const b = bindingFor(e, bindings.get(e.claude_session_id) ?? []);
     if (b) sessionOf.set(e.event_id, b);
   }
+  const undonned = new Set(claudes.filter((c) => (bindings.get(c) ?? []).length === 0));
 
   // Bill first, then store (ADR 0118 "Bill first"): events this export's billing APPLIED skip
   // the stored-ids check. Storage runs even when billing failed (its events are then checked),
@@ -353,7 +355,7 @@ export async function ingestLogs(d: IngestDeps, p: Principal, req: ExportLogsSer
   let billR: PromiseSettledResult<{ billed: number; duplicates: number }>;
   let storeR: PromiseSettledResult<number>;
   try {
-    [billR] = await Promise.allSettled([billEvents(d, p, events, sessionOf, warnings, applied)]);
+    [billR] = await Promise.allSettled([billEvents(d, p, events, sessionOf, undonned, warnings, applied)]);
     // A racing attempt of this daemon holding some of these events stores them first; ours are
     // then checked (not in `unchecked`), so its insert is found.
     await claim.others;
@@ -369,12 +371,35 @@ export async function ingestLogs(d: IngestDeps, p: Principal, req: ExportLogsSer
   return { events: events.length, billed: bill.billed, duplicates: bill.duplicates, stored, rejected: refused.length, errorMessage: warnings.join("; ") };
 }
 
-/** 1. bill (agents only, own sessions only); adds the event ids the ledger APPLIED to `applied`. */
+/** Most Claude session ids one "no masque session was donned" warning names (the rest are counted). */
+const UNDONNED_NAMED = 3;
+
+/**
+ * The warning for an agent's events whose Claude session id no masque session was donned with
+ * (`undonned`: event count per Claude session id, in export order): stored, not billed, and the
+ * user learns their --claude-session-id did not match (OTLP partial success with 0 rejected: a
+ * warning, ADR 0118 "bad input"). "" when there are none.
+ */
+export function undonnedWarning(undonned: ReadonlyMap<string, number>): string {
+  if (undonned.size === 0) return "";
+  const entries = [...undonned];
+  const n = entries.reduce((a, [, k]) => a + k, 0);
+  const named = entries.slice(0, UNDONNED_NAMED).map(([c]) => JSON.stringify(c.slice(0, 128)));
+  const more = entries.length > UNDONNED_NAMED ? ` and ${entries.length - UNDONNED_NAMED} more` : "";
+  const ids = named.length === 1 && more === "" ? `Claude session id ${named[0]}` : `Claude session ids ${named.join(", ")}${more}`;
+  return `${n} event(s) stored, not billed: no masque session was donned with ${ids} (Don with that --claude-session-id to bill them)`;
+}
+
+/**
+ * 1. bill (agents only, own sessions only); adds the event ids the ledger APPLIED to `applied`.
+ * `undonned`: the Claude session ids of the export no masque session was donned with (warned about).
+ */
 async function billEvents(
   d: IngestDeps,
   p: Principal,
   events: readonly ClaudeEvent[],
   sessionOf: Map<string, SessionBinding>,
+  undonned: ReadonlySet<string>,
   warnings: string[],
   applied: Set<string>,
 ): Promise<{ billed: number; duplicates: number }> {
@@ -385,9 +410,14 @@ async function billEvents(
     const usage: UsageEvent[] = [];
     const usageIds: string[] = [];
     let foreign = 0;
+    const unbilled = new Map<string, number>();
     for (const e of events) {
       const b = sessionOf.get(e.event_id);
-      if (!b) continue;
+      if (!b) {
+        const c = e.claude_session_id;
+        if (undonned.has(c)) unbilled.set(c, (unbilled.get(c) ?? 0) + 1);
+        continue;
+      }
       if (b.agent_id !== p.id) {
         foreign++;
         continue;
@@ -405,6 +435,8 @@ async function billEvents(
       usageIds.push(e.event_id);
     }
     if (foreign > 0) warnings.push(`${foreign} event(s) name a masque session of another agent: stored, not billed`);
+    const undonnedText = undonnedWarning(unbilled);
+    if (undonnedText !== "") warnings.push(undonnedText);
     const inst = d.sessions!;
     await inst.ready;
     for (let k = 0; k < usage.length; k += MAX_USAGE_EVENTS) {

@@ -11,7 +11,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { exportSPKI, generateKeyPair } from "jose";
 import { startDaemon, type Daemon } from "../support/daemon.js";
-import { loadOrCreateDevKeys, mintToken } from "../../src/server/auth.js";
+import { DEFAULT_SCOPES, PRINCIPAL_KINDS, loadOrCreateDevKeys, mintToken } from "../../src/server/auth.js";
 import { runInProcess } from "./helpers.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -44,6 +44,18 @@ afterAll(async () => {
 });
 
 describe("masques-ledger token", () => {
+  it("--help lists the default scopes of every principal kind, the collector's included (issue 18)", async () => {
+    const r = await token(["--help"], {}, elsewhere);
+    expect(r.code).toBe(0);
+    for (const kind of PRINCIPAL_KINDS) {
+      const scopes = DEFAULT_SCOPES[kind];
+      const line = r.stdout.split("\n").find((l) => l.trim().startsWith(`${kind} `));
+      expect(line, `a default-scopes line for ${kind}`).toBeDefined();
+      expect(line!.trim().slice(kind.length).trim()).toMatch(scopes.length > 0 ? new RegExp(`^${scopes.join(",")}$`) : /^\(none/);
+    }
+    expect(r.stdout).toMatch(/collector\s+\(none: exports OTLP .*never billed\)/);
+  });
+
   it("run in another directory, refuses instead of creating a key pair the daemon does not use", async () => {
     const r = await token(["--kind", "agent", "--id", "alice"], {}, elsewhere);
     expect(r.code).toBe(1);

@@ -6,8 +6,10 @@
  * `__proto__`, more than 128 attributes, ints as Long past 2^53, exponent costs), decoded from
  * protobuf and from OTLP/JSON, the events, refusals and rows equal those of the reading as of
  * 3471590, kept below as the reference (Map of attributes, createHash identity, cell rows through
- * the cell-array TSV encoder), plus one rule added with it: a time before 1970 or past 2^63 - 1 ns
- * is refused (otlp-time-range.test.ts).
+ * the cell-array TSV encoder), plus the rules added since: a time before 1970 or past 2^63 - 1 ns
+ * is refused (otlp-time-range.test.ts); so are a cost past 2^63 - 1 micro-USD, a duration_ms that
+ * is not a finite non-negative number and an event.sequence that is not an int64 >= 0
+ * (otlp-bad-input.test.ts).
  */
 import { createHash } from "node:crypto";
 import { createRequire } from "node:module";
@@ -59,17 +61,22 @@ function refUint(a: Map<string, string>, key: string, reasons: string[]): bigint
   }
   return BigInt(t);
 }
-function refUsdToMicro(text: string): bigint | null {
-  if (!REF_DECIMAL_RE.test(text)) return null;
-  let t = text;
-  if (/[eE]/.test(t)) {
-    const n = Number(t);
-    if (!Number.isFinite(n) || n < 0) return null;
-    t = n.toFixed(12);
-  }
-  const [whole, frac = ""] = t.split(".");
-  const padded = (frac + "0000000").slice(0, 7);
-  const micro7 = BigInt(whole!) * 10_000_000n + BigInt(padded);
+/**
+ * Decimal dollars -> micro-USD by moving the decimal point in the text (added with ADR 0118 "bad
+ * input": any length and exponent read exactly; 3471590 read at most 12 digits before the point
+ * and sent exponents through a double, which threw past 1e21). "too large": past 10^100.
+ */
+function refUsdToMicro(text: string): bigint | "too large" | null {
+  const m = /^(\d+)(?:\.(\d+))?(?:[eE]([-+]?\d+))?$/.exec(text);
+  if (!m) return null;
+  const digits = m[1]! + (m[2] ?? "");
+  const point = m[1]!.length + Number(m[3] ?? "0"); // the point sits before digits[point]
+  if (/^0*$/.test(digits)) return 0n;
+  if (point - digits.length > 100) return "too large";
+  if (point < -100) return 0n;
+  const shifted = point >= digits.length ? digits + "0".repeat(point - digits.length) + "." : point <= 0 ? "0." + "0".repeat(-point) + digits : digits.slice(0, point) + "." + digits.slice(point);
+  const [whole, frac] = shifted.split(".");
+  const micro7 = BigInt(whole!) * 10_000_000n + BigInt((frac! + "0000000").slice(0, 7));
   return (micro7 + 5n) / 10n;
 }
 function refHex(b: Uint8Array | null | undefined): string {
@@ -124,7 +131,18 @@ function refClaudeEvents(req: ExportLogsServiceRequest): { events: RefEvent[]; r
         const costText = a.get("cost_usd") ?? "";
         const cost_micro = costText === "" ? 0n : refUsdToMicro(costText);
         if (cost_micro === null) reasons.push(`attribute cost_usd must be a non-negative decimal, got ${JSON.stringify(costText.slice(0, 40))}`);
-        const duration_ms = Number(a.get("duration_ms") ?? "0");
+        // Added with ADR 0118 "bad input" (not in 3471590): a cost past 2^63 - 1 micro-USD (stored
+        // wrapped before), a duration that is not a finite non-negative number (stored as 0
+        // before), an event.sequence that is not an int64 >= 0 (hashed as sent before).
+        else if (cost_micro === "too large" || cost_micro > (1n << 63n) - 1n) {
+          reasons.push(`attribute cost_usd must be at most 9223372036854.775807 USD (2^63 - 1 micro-USD, what the ledger and api_requests.cost_micro hold), got ${JSON.stringify(costText.slice(0, 40))}`);
+        }
+        const durationText = a.get("duration_ms") ?? "";
+        const duration_ms = durationText === "" ? 0 : Number(durationText);
+        if (durationText !== "" && !(/^\d+(\.\d+)?([eE][-+]?\d+)?$/.test(durationText) && Number.isFinite(duration_ms))) {
+          reasons.push(`attribute duration_ms must be a non-negative finite number of milliseconds, got ${JSON.stringify(durationText.slice(0, 40))}`);
+        }
+        refUint(a, "event.sequence", reasons);
         if (reasons.length > 0) {
           refused.push({ index: i, reason: `${name} record ${i}: ${reasons.join("; ")}` });
           continue;
@@ -132,8 +150,8 @@ function refClaudeEvents(req: ExportLogsServiceRequest): { events: RefEvent[]; r
         const { event_id, seq } = refIdentity(claude, name, a, time_ns);
         events.push({
           event_id, seq, name: name as RefEvent["name"], claude_session_id: claude, time_ns, model: a.get("model") ?? "",
-          input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, cost_micro: cost_micro ?? 0n,
-          duration_ms: Number.isFinite(duration_ms) && duration_ms >= 0 ? duration_ms : 0,
+          input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, cost_micro: typeof cost_micro === "bigint" ? cost_micro : 0n,
+          duration_ms,
           tool_name: a.get("tool_name") ?? "", success: (a.get("success") ?? "true") !== "false", service_name,
           trace_id: refHex(r.traceId), span_id: refHex(r.spanId), attributes: a,
         });
@@ -181,6 +199,9 @@ const numericText = fc.oneof(
 const costText = fc.oneof(
   fc.constantFrom("", "0", "0.0081", "0.00000049", "0.0000005", "12.3456785", "99999999.9999999", "123456789.5", "999999999999.999999999999999999", "1e-7", "5e-7", "1.5E2", "1e25", "1e999", "-1", ".5", "abc"),
   fc.tuple(fc.nat({ max: 999_999_999 }), fc.nat({ max: 99_999_999 })).map(([w, f]) => `${w}.${f}`),
+  // Around the largest cost (2^63 - 1 micro-USD) and past it, with and without exponents.
+  fc.constantFrom("9e13", "90000000000000", "9223372036854.775807", "9223372036854.7758074", "9223372036854.7758075", "0.5e-3", "00012.5e2", "1e-999", "1234567890123456789012345", "1e21", "9.2e12"),
+  fc.tuple(fc.bigInt({ min: 0n, max: 1n << 70n }), fc.integer({ min: -12, max: 12 })).map(([d, e]) => `${d}e${e}`),
 );
 const KEYS = [
   "event.name", "session.id", "event.timestamp", "event.sequence", "prompt.id", "model", "input_tokens", "output_tokens",
@@ -207,9 +228,11 @@ const valueFor = (key: string) =>
   key === "event.name"
     ? fc.oneof(fc.constantFrom("api_request", "tool_result", "claude_code.api_request", "user_prompt", ""), hostileText).map((s) => ({ stringValue: s }))
     : key === "cost_usd"
-      ? costText.map((s) => ({ stringValue: s }))
+      ? fc.oneof({ weight: 4, arbitrary: costText.map((s) => ({ stringValue: s })) }, { weight: 1, arbitrary: fc.double({ noNaN: false }).map((d) => ({ doubleValue: d })) })
       : key.endsWith("_tokens") || key === "duration_ms" || key === "event.sequence"
-        ? fc.oneof(numericText.map((s) => ({ stringValue: s })), anyValue(hostileText))
+        ? // Mostly numbers: a hostile value refuses the record (duration_ms and event.sequence too,
+          // ADR 0118 "bad input"), and the metered path must still be reached often.
+          fc.oneof({ weight: 3, arbitrary: numericText.map((s) => ({ stringValue: s })) }, { weight: 1, arbitrary: anyValue(hostileText) })
         : key === "event.timestamp"
           ? fc.constantFrom("2026-11-30T08:00:00.123Z", "1969-12-31T23:59:59.500Z", "not a date", "").map((s) => ({ stringValue: s }))
           : anyValue(fc.oneof(hostileText, fc.string({ minLength: 1020, maxLength: 1100 })));
@@ -318,7 +341,7 @@ describe("OTLP rows are byte-identical to the reference reading", () => {
             metered++;
           });
         }),
-        { numRuns: 400 },
+        { numRuns: 600 },
       );
       // The generator must reach the metered path (else the comparison proves little).
       expect(metered).toBeGreaterThan(100);

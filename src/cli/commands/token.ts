@@ -16,6 +16,20 @@ import { createVerifier, DEFAULT_SCOPES, PRINCIPAL_KINDS, SCOPES, mintToken, par
 import { RAIL_NAMES } from "../../domain/codes.js";
 import type { PrincipalKind, Scope } from "../../server/principal.js";
 
+/**
+ * One help line per principal kind with the scopes `token` gives it without --scopes, built from
+ * DEFAULT_SCOPES so the help cannot drift from what is minted (issue 18: the collector kind was
+ * missing). A kind with no default scope says what it may still do.
+ */
+function defaultScopesHelp(): string {
+  const width = Math.max(...PRINCIPAL_KINDS.map((k) => k.length));
+  return PRINCIPAL_KINDS.map((kind) => {
+    const scopes = DEFAULT_SCOPES[kind];
+    const text = scopes.length > 0 ? scopes.join(",") : kind === "collector" ? "(none: exports OTLP to /v1/logs and /v1/metrics, stored, never billed)" : "(none)";
+    return `                ${kind.padEnd(width)}  ${text}`;
+  }).join("\n");
+}
+
 const help = `Usage: masques-ledger token --kind <agent|author|rail|admin|collector> --id <id> [--scopes a,b] [--ttl-s N] [--data-dir DIR]
 
 Mints a bearer JWT signed with the daemon's dev key pair and prints it. The key pair is the one a
@@ -28,8 +42,8 @@ MASQUES_JWT_PUBLIC_KEYS_FILE) would not accept the token.
   --kind      principal kind: agent, author, rail, admin or collector (OTLP forwarder: stores, never bills)
   --id        principal id (agent / author / admin id; for rail: ${RAIL_NAMES.join(", ")})
   --scopes    comma-separated, from: ${SCOPES.join(", ")}
-              (default: agent/author ledger:read,ledger:write; rail ledger:read,rail:settle;
-               admin ledger:read,ledger:write,admin)
+              default scopes by kind (when --scopes is not given):
+${defaultScopesHelp()}
   --ttl-s     lifetime in seconds (default 3600)
   --data-dir  the daemon's data directory (default: $MASQUES_DATA_DIR, else ./data)
 
