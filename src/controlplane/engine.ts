@@ -86,13 +86,24 @@ async function openPostgres(url: string, poolMax: number): Promise<OpenedDatabas
   };
 }
 
+/**
+ * PostgreSQL's shared buffer pool inside PGlite's WebAssembly memory. PGlite's default (128MB,
+ * PostgreSQL's stock value) touches up to 128 MB of the WASM heap that is never given back; the
+ * control plane's working set (price books, rules, leases, OTLP ids) is a few MB, and every
+ * commit is written through to disk, so 16MB (PostgreSQL's old default) costs no durability and
+ * saves ~130 MB RSS (ADR 0133).
+ */
+export const PGLITE_SHARED_BUFFERS = "16MB";
+
 async function openPglite(dir: string): Promise<OpenedDatabase> {
   fs.mkdirSync(dir, { recursive: true });
   const lock = lockDataDir(dir);
   const dataDir = path.join(dir, "pgdata");
   let db: Kysely<Database>;
   try {
-    const pglite = new PGlite(dataDir);
+    const pglite = new PGlite(dataDir, {
+      startParams: [...PGlite.defaultStartParams, "-c", `shared_buffers=${PGLITE_SHARED_BUFFERS}`],
+    });
     await pglite.waitReady;
     db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
     await sql`select 1`.execute(db);
